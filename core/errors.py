@@ -1,0 +1,42 @@
+"""Typed errors for user-facing problems.
+
+Every error a user can cause (bad file, bad option) is an :class:`UnmixError`; the CLI prints it as one line and exits
+non-zero, the GUI shows it in a dialog. Programming errors stay ordinary exceptions with tracebacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UnmixError(Exception):
+    """Base class for errors caused by input or configuration, reported without a traceback."""
+
+    def __init__(self, problem: str, path: str | Path | None = None) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+class InputFileError(UnmixError):
+    """A file cannot be read: missing, empty, unknown format, corrupt."""
+
+
+class DataError(UnmixError):
+    """Data were read but cannot be used as asked: NaN, too short, mixed rates, mixed stations, gaps."""
+
+
+class ResponseError(UnmixError):
+    """Instrument response or orientation metadata is missing or does not cover the data."""
+
+
+class OutputExistsError(UnmixError):
+    """An output would overwrite an existing result and overwriting was not allowed."""
+
+
+class ConfigError(UnmixError):
+    """An option or configuration value is invalid or inconsistent."""
