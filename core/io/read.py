@@ -1,0 +1,143 @@
+"""Read waveform files (every format ObsPy reads) from files, directories and globs, with clear errors."""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from obspy import Stream, read
+from obspy.core.util.base import ENTRY_POINTS
+
+from core.errors import DataError, InputFileError
+from core.jobs import CancelToken, Progress, iterate
+
+_NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
+_GLOB_CHARS = set("*?[")
+
+
+def expand_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Resolve files, directories (recursively, hidden entries skipped) and glob patterns to a sorted file list.
+
+    A name that matches nothing raises :class:`InputFileError`; files are deduplicated and kept in input order.
+    """
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    out: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if any(c in text for c in _GLOB_CHARS) and not Path(text).exists():
+            matches = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+            if not matches:
+                raise InputFileError("no file matches this pattern", text)
+            out.extend(Path(m) for m in matches if Path(m).is_file())
+            continue
+        path = Path(os.path.expanduser(text))
+        if not path.exists():
+            raise InputFileError("no such file or directory", text)
+        if path.is_dir():
+            found = [
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and p.suffix.lower() not in _NOT_WAVEFORMS
+            ]
+            if not found:
+                raise InputFileError("directory contains no waveform files", text)
+            out.extend(found)
+        else:
+            out.append(path)
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def read_file(path: str | Path, format: str | None = None) -> Stream:
+    """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError("no such file", path)
+    if not path.is_file():
+        raise InputFileError("not a regular file", path)
+    if path.stat().st_size == 0:
+        raise InputFileError("file is empty (0 bytes)", path)
+    if format is not None and format.upper() not in ENTRY_POINTS["waveform"]:
+        raise InputFileError(f"unknown waveform format {format!r}", path)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream = read(str(path), format=format)
+    except TypeError as exc:
+        if "Unknown format" in str(exc):
+            raise InputFileError("unknown or unsupported waveform format (ObsPy cannot read it)", path) from None
+        raise InputFileError(f"cannot be read: {exc}", path) from None
+    except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
+        detail = " ".join(str(exc).split())
+        raise InputFileError(f"corrupt or truncated waveform data ({type(exc).__name__}: {detail})", path) from None
+    for w in caught:
+        text = str(w.message)
+        if "not enough to constitute a full SEED record" in text or "Last record only has" in text:
+            raise InputFileError("truncated miniSEED: the last record is incomplete", path)
+    if len(stream) == 0:
+        raise InputFileError("contains no waveform traces", path)
+    for tr in stream:
+        tr.stats.unmix_source = str(path)
+    check_samples(stream, path)
+    return stream
+
+
+def check_samples(stream: Stream, path: str | Path | None = None) -> None:
+    """Reject traces that no analysis can use: non-numeric, fewer than 2 samples, NaN or infinite samples."""
+    for tr in stream:
+        if not np.issubdtype(tr.data.dtype, np.number):
+            raise DataError(f"trace {tr.id} has non-numeric samples ({tr.data.dtype})", path)
+        if tr.stats.npts < 2:
+            raise DataError(f"trace {tr.id} has only {tr.stats.npts} sample(s); at least 2 are needed", path)
+        if not np.isfinite(tr.stats.sampling_rate) or tr.stats.sampling_rate <= 0:
+            raise DataError(f"trace {tr.id} has an invalid sampling rate {tr.stats.sampling_rate}", path)
+        if np.issubdtype(tr.data.dtype, np.floating):
+            bad = ~np.isfinite(np.ma.getdata(tr.data))
+            if bad.any():
+                first = tr.stats.starttime + int(np.argmax(bad)) / tr.stats.sampling_rate
+                raise DataError(
+                    f"trace {tr.id} has {int(bad.sum())} NaN/infinite sample(s), first at {first}", path
+                )
+
+
+def read_stream(
+    inputs: str | Path | Iterable[str | Path],
+    format: str | None = None,
+    progress: Progress | None = None,
+    token: CancelToken | None = None,
+) -> Stream:
+    """Read every file named by ``inputs`` into one Stream (inputs on disk are never modified).
+
+    Files found by walking a directory that are not waveforms are skipped; a file named explicitly must be readable.
+    """
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    inputs = list(inputs)
+    explicit = {Path(os.path.expanduser(str(i))).resolve() for i in inputs if Path(os.path.expanduser(str(i))).is_file()}
+    files = expand_inputs(inputs)
+    stream = Stream()
+    skipped: list[Path] = []
+    for path in iterate(files, len(files), progress, token, "reading"):
+        try:
+            stream += read_file(path, format=format)
+        except InputFileError as exc:
+            if path.resolve() in explicit or "unknown or unsupported" not in exc.problem:
+                raise
+            skipped.append(path)
+    if len(stream) == 0:
+        where = ", ".join(str(i) for i in inputs)
+        raise InputFileError(f"no readable waveform data ({len(skipped)} file(s) skipped as unknown formats)", where)
+    return stream
