@@ -124,7 +124,7 @@ def _check_rates(stream: Stream, key: str, resample_to: float | None) -> tuple[S
     out = stream.copy()
     for tr in out:
         if not np.isclose(tr.stats.sampling_rate, resample_to):
-            tr.resample(resample_to, window="hann", no_filter=False)
+            tr.resample(resample_to, window="hann", no_filter=resample_to > tr.stats.sampling_rate)
     return out, [f"resampled to {resample_to:g} Hz (FFT, anti-aliased)"]
 
 
