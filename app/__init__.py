@@ -1,0 +1,1 @@
+"""Unmix desktop front end (PySide6 + pyqtgraph); adapts ``core`` and computes nothing itself."""

@@ -1,0 +1,169 @@
+"""The ``unmix`` command line: thin commands over ``core``; user errors print one line, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from core import __version__
+from core.errors import UnmixError
+from core.jobs import CancelToken, Cancelled
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+class CliProgress:
+    """Maps the job protocol's ``progress(fraction, message)`` onto a tqdm bar on stderr."""
+
+    def __init__(self, desc: str, enabled: bool = True) -> None:
+        self.bar = tqdm(total=1000, desc=desc, unit="‰", leave=False, disable=not enabled,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        self._last = 0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+        if n > self._last:
+            self.bar.update(n - self._last)
+            self._last = n
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def job(desc: str, quiet: bool = False) -> Iterator[tuple[CliProgress, CancelToken]]:
+    """Progress bar + a cancel token set by the first Ctrl-C (a second Ctrl-C aborts at once)."""
+    token = CancelToken()
+    progress = CliProgress(desc, enabled=not quiet and sys.stderr.isatty())
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        click.echo("\ncancelling… (Ctrl-C again to abort at once)", err=True)
+
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        yield progress, token
+    finally:
+        progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class UnmixGroup(click.Group):
+    """Click group that turns user errors and cancellation into one-line messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UnmixError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except (Cancelled, KeyboardInterrupt):
+            click.echo("cancelled", err=True)
+            ctx.exit(EXIT_CANCELLED)
+
+
+@click.group(cls=UnmixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="unmix")
+def main() -> None:
+    """Unmix: multi-scale clustering and source separation of InSight seismic records."""
+
+
+gap_options = [
+    click.option("--gap-policy", type=click.Choice(["split", "fill", "error"]), default="split", show_default=True,
+                 help="split into gap-free segments, fill short gaps, or refuse gapped data"),
+    click.option("--max-fill", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="with --gap-policy fill: longest gap (samples) filled by linear interpolation"),
+    click.option("--resample", "resample_to", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="resample every channel to this rate (Hz) instead of refusing mixed rates"),
+]
+
+
+def with_options(options):
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@with_options(gap_options)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.option("-v", "--verbose", is_flag=True, help="list every gap, overlap and full file paths")
+def info(inputs, gap_policy, max_fill, resample_to, as_json, verbose):
+    """Describe waveform files: ids, rates, UTC and LMST spans, gaps and overlaps.
+
+    INPUTS are files, directories (read recursively) or glob patterns, in any format ObsPy reads.
+    """
+    from core.io.summary import format_summary, summarize
+
+    with job("reading", quiet=as_json) as (progress, token):
+        summary = summarize(inputs, gap_policy, max_fill, resample_to, progress=progress, token=token)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary, verbose))
+
+
+@main.command()
+@click.option("--sols", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="length in sols (fractions allowed)")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="length in Earth hours (overrides --sols)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="output directory")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--start-sol", type=click.IntRange(min=0), default=None, help="start at LMST midnight of this sol")
+@click.option("--sampling-rate", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True)
+@click.option("--gaps", type=click.IntRange(min=0), default=0, show_default=True, help="number of data gaps to cut")
+@click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
+              show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace existing files in --out")
+def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, overwrite):
+    """Generate a synthetic InSight-like record with ground truth (mixture, each source, glitch list)."""
+    from core.workflows import run_synth
+
+    with job("synthesising") as (progress, token):
+        written = run_synth(sols=sols, hours=hours, out_dir=out_dir, seed=seed, start_sol=start_sol,
+                            sampling_rate=sampling_rate, gaps=gaps, fmt=fmt.upper(), overwrite=overwrite,
+                            progress=progress, token=token)
+    for p in written:
+        click.echo(str(p))
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("unmix-demo"),
+              show_default=True, help="where the demo writes its files")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sols", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+def demo(out_dir, seed, sols):
+    """Run the pipeline on the embedded synthetic default and write an overview figure."""
+    from core.workflows import run_demo
+
+    with job("demo") as (progress, token):
+        report = run_demo(out_dir, seed=seed, sols=sols, progress=progress, token=token, echo=click.echo)
+    click.echo(report)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print measured figures (recorded in docs/performance.md)."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from obspy import read
+
+from core.cli import main
+
+S0235B = "raw/XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.mark.realdata
+def test_info_on_every_real_file(insight):
+    for f in sorted(insight.glob("*/*.mseed")):
+        r = run("info", f)
+        assert r.exit_code == 0, r.output
+        assert "XB.ELYSE." in r.output and "LMST" in r.output and "UTC" in r.output
+
+
+@pytest.mark.realdata
+def test_info_s0235b_content(insight):
+    r = run("info", insight / S0235B)
+    assert r.exit_code == 0
+    out = r.output
+    assert "XB.ELYSE.02.BH{UVW}  20 sps  142840 samples" in out
+    assert "2019-07-26T11:49:06.411000Z" in out
+    assert "S0235 " in out
+    r = run("info", "--json", insight / S0235B)
+    data = json.loads(r.output)
+    assert data["records"][0]["npts"] == 142840 and len(data["traces"]) == 3
+
+
+@pytest.mark.realdata
+def test_info_reports_overlaps(insight):
+    r = run("info", insight / "background/XB.ELYSE.02.BH_S0105a_deglitched_MPS_v1.mseed")
+    assert r.exit_code == 0
+    assert "overlaps: 3" in r.output and "overlap 2019-03-14T21:28:36" in r.output
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"", "empty"),
+    (b"garbage that is not a seismogram" * 10, "unknown or unsupported"),
+])
+def test_bad_input_one_line_no_traceback(tmp_path, content, expect):
+    p = tmp_path / "bad.mseed"
+    p.write_bytes(content)
+    r = CliRunner().invoke(main, ["info", str(p)])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(p) in lines[0] and expect in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_missing_input(tmp_path):
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "nothing.mseed")])
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_synth_writes_and_refuses_overwrite(tmp_path):
+    out = tmp_path / "syn"
+    r = run("synth", "--hours", 2, "--out", out, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    st = read(str(out / "mixture.mseed"))
+    assert [tr.stats.channel for tr in st] == ["BHU", "BHV", "BHW"]
+    assert abs(st[0].stats.npts - 2 * 3600 * 20) <= 1
+    assert (out / "truth.json").exists()
+    r = CliRunner().invoke(main, ["synth", "--hours", "2", "--out", str(out)])
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    r = run("synth", "--hours", 2, "--out", out, "--overwrite", "--seed", 4)
+    assert r.exit_code == 0
+
+
+def test_demo_writes_overview(tmp_path):
+    r = run("demo", "--out", tmp_path / "demo", "--sols", 0.25)
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "demo" / "overview.png"
+    assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "LMST" in r.output
