@@ -235,15 +235,22 @@ class SyntheticRecord:
         directory.mkdir(parents=True, exist_ok=True)
         ext = {"MSEED": "mseed", "SAC": "sac", "PICKLE": "pickle"}.get(format.upper(), format.lower())
         written: dict[str, Path] = {}
+        single_trace = format.upper() in ("SAC", "SH_ASC", "GSE1", "WAV", "Q")
         for name, stream in [("mixture", self.mixture), *self.sources.items()]:
-            path = directory / f"{name}.{ext}"
-            tmp = directory / f".{name}.{os.getpid()}.tmp"
-            try:
-                stream.write(str(tmp), format=format)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            written[name] = path
+            if single_trace:
+                parts = [(f"{name}.{tr.id}" + (f".{i}" if len(stream.select(id=tr.id)) > 1 else ""), Stream([tr]))
+                         for i, tr in enumerate(stream)]
+            else:
+                parts = [(name, stream)]
+            for stem, part in parts:
+                path = directory / f"{stem}.{ext}"
+                tmp = directory / f".{stem}.{os.getpid()}.tmp"
+                try:
+                    part.write(str(tmp), format=format)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                written[stem] = path
         path = directory / "truth.json"
         tmp = directory / f".truth.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(self.truth_dict(), indent=1))

@@ -28,10 +28,8 @@ def run_synth(
 
     progress = progress or no_progress
     out_dir = Path(out_dir)
-    ext = {"MSEED": "mseed", "SAC": "sac"}[fmt]
     if not overwrite and out_dir.is_dir():
-        clash = [p for p in [out_dir / f"mixture.{ext}", out_dir / "truth.json"] if p.exists()]
-        if clash:
+        if (out_dir / "truth.json").exists() or any(out_dir.glob("mixture*")):
             raise OutputExistsError("already contains a synthetic record; pass --overwrite to replace it", out_dir)
     config = SyntheticConfig(sols=sols, hours=hours, seed=seed, start_sol=start_sol, sampling_rate=sampling_rate,
                              gaps=gaps)

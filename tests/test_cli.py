@@ -81,3 +81,13 @@ def test_demo_writes_overview(tmp_path):
     png = tmp_path / "demo" / "overview.png"
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "LMST" in r.output
+
+
+def test_synth_sac_one_file_per_trace(tmp_path):
+    out = tmp_path / "sac"
+    r = run("synth", "--hours", 1, "--out", out, "--format", "SAC")
+    assert r.exit_code == 0, r.output
+    files = sorted(out.glob("mixture.*.sac"))
+    assert [f.name for f in files] == [f"mixture.XB.ELYSE.02.BH{c}.sac" for c in "UVW"]
+    r = run("info", out / "mixture.*.sac")
+    assert r.exit_code == 0 and "XB.ELYSE.02.BH{UVW}" in r.output
