@@ -285,15 +285,20 @@ def sigma2_of(A: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
     return torch.cat([(A.real**2 + A.imag**2).mean(-1), (lp**2).mean(-1)[..., None]], -1)
 
 
-def compute_statistics(x: torch.Tensor, plan: Plan, sigma2: torch.Tensor | None = None) -> torch.Tensor:
+def compute_statistics(
+    x: torch.Tensor, plan: Plan, sigma2: torch.Tensor | None = None, each_ps: bool = False
+) -> torch.Tensor:
     """Statistics of ``x`` ``(B, C, T)`` with ``C = plan.n_channels``: complex ``(B, K, nb)``.
 
-    ``sigma2`` ``(B or 1, C, JQ+1)``: divide ``W_j x`` by ``sqrt(sigma2_j)`` before the modulus (None: none).
+    ``sigma2`` ``(B or 1, C, JQ+1)``: divide ``W_j x`` by ``sqrt(sigma2_j)`` before the modulus (None: none);
+    ``each_ps=True`` uses each window's own power spectrum instead.
     """
     B, C, T = x.shape
     JQ, nb = plan.JQ, plan.nb
     cdt = _complex_of(x.dtype)
     Rx, A, lp = layer1(x, plan)
+    if each_ps:
+        sigma2 = sigma2_of(A, lp)
     U = modulus(A)
     if sigma2 is not None:
         inv = sigma2.rsqrt()
