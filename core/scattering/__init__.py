@@ -113,17 +113,45 @@ class ScatteringCovariance:
         return count_coefficients(self.J, self.Q, self.model, self.n_channels, self.channel_mode)
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("J", "Q", "wavelet", "high_freq", "model", "normalize", "pooling", "channel_mode", "n_channels",
-                "no_mean", "dtype", "device", "memory_budget", "filter_dtype", "decimate")
+        keys = (
+            "J",
+            "Q",
+            "wavelet",
+            "high_freq",
+            "model",
+            "normalize",
+            "pooling",
+            "channel_mode",
+            "n_channels",
+            "no_mean",
+            "dtype",
+            "device",
+            "memory_budget",
+            "filter_dtype",
+            "decimate",
+        )
         return {k: getattr(self, k) for k in keys}
 
     def plan(self, T: int, pooling: int | None = None) -> Plan:
         """The cached :class:`Plan` (filters, grids, indices) for windows of ``T`` samples."""
         p = self._plans.get((T, pooling))
         if p is None:
-            p = Plan(T, self.J, self.Q, self.wavelet, self.high_freq, self.model, self.n_channels,
-                     self.channel_mode, pooling, self.no_mean, self.dtype, self.device, self.decimate,
-                     self.filter_dtype)
+            p = Plan(
+                T,
+                self.J,
+                self.Q,
+                self.wavelet,
+                self.high_freq,
+                self.model,
+                self.n_channels,
+                self.channel_mode,
+                pooling,
+                self.no_mean,
+                self.dtype,
+                self.device,
+                self.decimate,
+                self.filter_dtype,
+            )
             self._plans[(T, pooling)] = p
         return p
 
@@ -209,6 +237,7 @@ class ScatteringCovariance:
         t = self._as_tensor(x)
         block = base_block(t.shape[-1], scales, keep)
         return pyramid(self._transform(t, block), scales, block, keep)
+
 
 __all__ = [
     "BL_XI0",

@@ -74,9 +74,7 @@ def build_description(
         rows += [("ps", nl, nr, j, j, -1, nl == nr or j == JQ, j == JQ) for j in range(JQ + 1)]
     for nl, nr in pairs:
         rows += [
-            ("phaseenv", nl, nr, j2, j1, j2, j2 == JQ, j2 == JQ)
-            for j2 in range(JQ + 1)
-            for j1 in range(n_first(j2, Q))
+            ("phaseenv", nl, nr, j2, j1, j2, j2 == JQ, j2 == JQ) for j2 in range(JQ + 1) for j1 in range(n_first(j2, Q))
         ]
     for nl, nr in pairs:
         for jl1 in range(JQ):

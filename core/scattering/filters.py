@@ -179,4 +179,3 @@ __all__ = [
     "filter_bank_torch",
     "littlewood_paley",
 ]
-

@@ -351,4 +351,3 @@ def estimate_bytes_per_window(plan: Plan, requires_grad: bool = False) -> int:
     rows = plan.JQ + 1 + sum(g.n + 1 for g in plan.groups)
     factor = 10 if requires_grad else 4
     return int(plan.n_channels * rows * plan.T * c_item * factor)
-
