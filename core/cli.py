@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from core import __version__
 from core.errors import UnmixError
-from core.jobs import CancelToken, Cancelled
+from core.jobs import Cancelled, CancelToken
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -158,6 +158,63 @@ def demo(out_dir, seed, sols):
     with job("demo") as (progress, token):
         report = run_demo(out_dir, seed=seed, sols=sols, progress=progress, token=token, echo=click.echo)
     click.echo(report)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="feature store (HDF5); existing stores are extended, never mixed with other settings")
+@click.option("--window", type=click.IntRange(min=1), default=65536, show_default=True, help="window (samples)")
+@click.option("--hop", type=click.IntRange(min=1), default=1024, show_default=True, help="hop between windows")
+@click.option("--scales", default="1024,4096,16384,65536", show_default=True, help="comma-separated scales (samples)")
+@click.option("--J", "J", type=click.IntRange(min=1), default=8, show_default=True, help="octaves")
+@click.option("--Q", "Q", type=click.IntRange(min=1), default=1, show_default=True, help="wavelets per octave")
+@click.option("--wavelet", type=click.Choice(["battle_lemarie", "morlet"]), default="battle_lemarie", show_default=True)
+@click.option("--model", type=click.Choice(["scat+cov", "cov"]), default="scat+cov", show_default=True)
+@click.option("--keep", type=click.Choice(["last", "centre"]), default="last", show_default=True,
+              help="which sub-window of each scale describes a window (published: last)")
+@click.option("--edge", type=click.Choice(["record", "window"]), default="record", show_default=True,
+              help="transform whole records (fast, no mirror artefacts) or every window separately (published)")
+@click.option("--components", default="UVW", show_default=True, help="components to use, in order")
+@click.option("--response", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="StationXML/RESP: remove the instrument response first")
+@click.option("--output", "response_output", type=click.Choice(["VEL", "ACC", "DISP"]), default="VEL",
+              show_default=True)
+@click.option("--rotate", is_flag=True, help="rotate to Z/N/E (needs --response); use --components ZNE")
+@click.option("--sampling-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="resample every input to this rate")
+@with_options(gap_options[:2])
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="run on a local Dask cluster with this many worker processes")
+@click.option("--scheduler", default=None, help="address of an existing dask.distributed scheduler")
+def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge, components, response,
+             response_output, rotate, sampling_rate, gap_policy, max_fill, device, workers, scheduler):
+    """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
+    from core.errors import ConfigError
+    from core.features import FeatureConfig, build_store
+
+    try:
+        scale_list = tuple(int(s) for s in scales.split(","))
+    except ValueError:
+        raise ConfigError(f"--scales must be comma-separated integers, got {scales!r}") from None
+    config = FeatureConfig(window=window, hop=hop, scales=scale_list, J=J, Q=Q, wavelet=wavelet, model=model,
+                           keep=keep, edge=edge, components=components.upper(),
+                           response=str(Path(response).resolve()) if response else None,
+                           response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
+                           gap_policy=gap_policy, max_fill=max_fill)
+    with job("features") as (progress, token):
+        report = build_store(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
+                             progress=progress, token=token, on_error=lambda m: click.echo(f"error: {m}", err=True))
+    for note in report["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{report['store']}: {report['n_windows']} windows from {report['inputs']} input(s) "
+               f"({report['computed']} computed now, {len(report['skipped'])} already done)")
+    if report["failures"]:
+        click.echo(f"{len(report['failures'])} input(s) failed:", err=True)
+        for f in report["failures"]:
+            click.echo(f"  {f}", err=True)
+        raise SystemExit(1)
 
 
 @main.group()

@@ -1,0 +1,41 @@
+"""Feature extraction on Dask: one task per input file, results gathered by the client into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import UnmixError
+from core.jobs import CancelToken, Progress
+
+
+def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, workers: int, scheduler: str | None,
+                accept, failures: list[str], progress: Progress, token: CancelToken | None) -> None:
+    """Submit :func:`features_for_file` for every input; ``accept(result, shard)`` runs here as results arrive."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from core.features.store import features_for_file
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="20s")
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(features_for_file, str(p), config, device, pure=False, key=f"unmix-{shard.stem}"):
+                   (p, shard) for p, shard in todo}
+        for i, fut in enumerate(as_completed(futures)):
+            if token is not None and token.cancelled:
+                client.cancel(list(futures))
+                token.check()
+            p, shard = futures[fut]
+            try:
+                accept(fut.result(), shard)
+            except UnmixError as exc:
+                failures.append(exc.message)
+            progress((i + 1) / len(todo), p.name)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
