@@ -101,7 +101,8 @@ def benchmark_config(cfg: dict[str, Any], device: str = "cpu", repeats: int = 5)
     )
     T, B = int(cfg["T"]), int(cfg["batch"])
     x = torch.randn(B, 1, T, dtype=dtype, generator=torch.Generator().manual_seed(0)).to(dev)
-    _run_once(sc, x, cfg)
+    for _ in range(3):
+        _run_once(sc, x, cfg)
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)

@@ -232,7 +232,7 @@ def half_idft(c: torch.Tensor, plan: Plan) -> torch.Tensor:
     T = c.shape[-1] // 2
     z = torch.view_as_complex(c.reshape(c.shape[:-1] + (T, 2)))
     F = torch.fft.ifft(z * plan.tw_pre)
-    return F * plan.alpha + F.flip(-1).conj() * plan.beta
+    return (F * plan.alpha).add_(torch.conj_physical(F.flip(-1)).mul_(plan.beta))
 
 
 class _Modulus(torch.autograd.Function):
