@@ -1,4 +1,4 @@
-"""Entry point of ``unmix-gui``."""
+"""Entry point of ``unmix-gui [FILES]``: files, folders or a project file to open at start."""
 
 from __future__ import annotations
 
@@ -6,23 +6,38 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start the desktop application (the full browser and pipeline panels arrive with the GUI issue)."""
+    """Start the desktop application; returns the exit status."""
     try:
-        from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+        import pyqtgraph  # noqa: F401
+        from PySide6.QtWidgets import QApplication
     except ImportError:
         print("error: the GUI needs PySide6 and pyqtgraph: pip install 'unmix[gui]'", file=sys.stderr)
         return 2
-    from core import __version__
-
     argv = list(sys.argv if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print("usage: unmix-gui [FILES…]\n\nOpen waveform files, folders or an Unmix project (*.unmix.json).")
+        return 0
     app = QApplication.instance() or QApplication(argv)
-    window = QMainWindow()
-    window.setWindowTitle(f"Unmix {__version__}")
-    files = argv[1:]
-    window.setCentralWidget(QLabel("Files: " + ", ".join(files) if files else "Open InSight records with the CLI for now"))
-    window.resize(900, 600)
+    window = create_window(argv[1:])
     window.show()
     return app.exec()
+
+
+def create_window(paths: list[str] | None = None):
+    """Configure the application (names, pyqtgraph options) and build the main window, opening ``paths``."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QCoreApplication
+
+    from app.main_window import MainWindow
+    from app.settings import APPLICATION, ORGANISATION
+
+    QCoreApplication.setOrganizationName(ORGANISATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    pg.setConfigOptions(antialias=False, foreground="k", background="w")
+    window = MainWindow()
+    if paths:
+        window.open_paths(paths)
+    return window
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,415 @@
+"""Main window: docks, menus and the session state (loaded records, project); views and workers do the rest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+from app.display import Display, build_display, compute_spectrogram
+from app.project import SUFFIX, Project
+from app.settings import Preferences
+from app.tasks import Loaded
+from app.views.dialogs import SettingsDialog, ShortcutsDialog, show_error
+from app.views.forms import load_request, synthetic_request
+from app.views.jobs import JobPanel
+from app.views.records import RecordList
+from app.views.spectrogram import SpectrogramView
+from app.views.waveform import WaveformView
+from app.workers import Worker, cancel_all
+from core import __version__
+from core.errors import UnmixError
+from core.io import Record
+from core.mars_time import format_lmst
+
+PROJECT_FILTER = f"Unmix project (*{SUFFIX} *.json)"
+
+
+class MainWindow(QMainWindow):
+    """Owns the session: what was loaded (records + display data), the project, and the background computations."""
+
+    display_shown = Signal(str)
+    spectrogram_shown = Signal(str)
+    filtered_shown = Signal(object)
+
+    def __init__(self, preferences: Preferences | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.preferences = preferences or Preferences()
+        self.project = Project()
+        self.loaded: list[Loaded] = []
+        self.records: dict[str, list[Record]] = {}
+        self.displays: dict[str, Display] = {}
+        self.filtered: dict[tuple[str, Any], Display] = {}
+        self.spectrograms: dict[tuple[str, str], list] = {}
+        self.current_key: str | None = None
+        self._background: dict[str, Worker] = {}
+        self.setWindowTitle(f"Unmix {__version__}")
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.waveform = WaveformView()
+        self.waveform.set_axis_mode(self.preferences.axis_mode)
+        self.waveform.filter_requested.connect(self._filter_requested)
+        self.waveform.axis_mode_changed.connect(self._axis_mode_changed)
+        self.waveform.range_changed.connect(lambda x0, x1: self.spectrogram.set_x_range(x0, x1))
+        self.setCentralWidget(self.waveform)
+
+        self.record_list = RecordList()
+        self.record_list.selected.connect(self.show_key)
+        self.records_dock = self._dock("Records", self.record_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.record_list.setMinimumWidth(300)
+        self.spectrogram = SpectrogramView()
+        self.spectrogram.component_changed.connect(lambda _c: self._request_spectrogram())
+        self.spectrogram_dock = self._dock("Spectrogram", self.spectrogram, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.jobs = JobPanel(self)
+        self.jobs.job_failed.connect(self._job_failed)
+        self.jobs.job_started.connect(lambda t: self.statusBar().showMessage(f"{t}…"))
+        self.jobs.job_finished.connect(lambda t, _r: self.statusBar().showMessage(f"{t}: done", 5000))
+        self.jobs.job_cancelled.connect(lambda t: self.statusBar().showMessage(f"{t}: cancelled", 5000))
+        self.jobs_dock = self._dock("Pipeline", self.jobs, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.jobs.setMinimumWidth(260)
+        self.resizeDocks([self.records_dock, self.jobs_dock], [380, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.spectrogram_dock], [260], Qt.Orientation.Vertical)
+
+        self.span_label = QLabel("")
+        self.device_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.span_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self._build_menus()
+        self.update_device_label()
+
+    # --- construction ---------------------------------------------------------------------------------------------
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+D")
+        self.recent_menu = file.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        self._action(file, "Open &project…", self.open_project_dialog, "Ctrl+Shift+O")
+        self._action(file, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
+        self._action(file, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        file.addSeparator()
+        self._action(file, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        jobs = bar.addMenu("&Jobs")
+        self._action(jobs, "&Generate synthetic record…", lambda: self._show_job("synthetic"), "Ctrl+G")
+        self._action(jobs, "&Load files…", lambda: self._show_job("load"))
+        self._action(jobs, "&Cancel running job", self.jobs.cancel, "Ctrl+.")
+        view = bar.addMenu("&View")
+        for dock in (self.records_dock, self.spectrogram_dock, self.jobs_dock):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self._action(view, "Cycle time axis (UTC / LMST / relative)", self.waveform.cycle_axis_mode)
+        self._action(view, "Show whole record", self.waveform.reset)
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
+        self._action(help_menu, "&About Unmix", self._about)
+
+    def _show_job(self, key: str) -> None:
+        self.jobs_dock.show()
+        self.jobs_dock.raise_()
+        self.jobs.select(key)
+
+    # --- opening --------------------------------------------------------------------------------------------------
+
+    def ask_files(self) -> list[str]:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open waveform files", self.preferences.last_dir,
+                                                "Waveforms (*.mseed *.miniseed *.sac *.SAC *);;All files (*)")
+        return paths
+
+    def ask_folder(self) -> list[str]:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of waveforms", self.preferences.last_dir)
+        return [path] if path else []
+
+    def open_files_dialog(self) -> None:
+        self.open_paths(self.ask_files())
+
+    def open_folder_dialog(self) -> None:
+        self.open_paths(self.ask_folder())
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Open files or folders in a worker; a project file among them is opened as a project instead."""
+        paths = [str(p) for p in paths if str(p)]
+        projects = [p for p in paths if p.endswith(SUFFIX)]
+        if projects:
+            self.open_project(projects[0])
+            return
+        if not paths:
+            return
+        for p in paths:
+            self.preferences.add_recent(str(Path(p).resolve()))
+        self.preferences.last_dir = str(Path(paths[0]).resolve().parent)
+        self.jobs.start(load_request(paths))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.preferences.recent_files
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_paths([p]))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear list").triggered.connect(self.preferences.clear_recent)
+
+    def generate_synthetic(self, **kwargs: Any) -> Worker | None:
+        """Start the synthetic-record job with ``core.synthetic`` parameters (sols, hours, seed, gaps, start_sol)."""
+        return self.jobs.start(synthetic_request(**kwargs))
+
+    def add_loaded(self, loaded: Loaded) -> None:
+        """Take a job's records into the session and show the first new instrument."""
+        self.loaded.append(loaded)
+        if loaded.inputs:
+            self.project.inputs += [i for i in loaded.inputs if i not in self.project.inputs]
+        if loaded.synthetic is not None and loaded.synthetic not in self.project.synthetic:
+            self.project.synthetic.append(loaded.synthetic)
+        new_keys = []
+        for key, display in loaded.displays.items():
+            if key in self.displays:
+                suffix = 2
+                while f"{key}#{suffix}" in self.displays:
+                    suffix += 1
+                display.key = f"{key}#{suffix}"
+                for rec in loaded.records:
+                    if rec.key == key:
+                        rec.key = display.key
+            self.displays[display.key] = display
+            self.records[display.key] = [r for r in loaded.records if r.key == display.key]
+            new_keys.append(display.key)
+        self.record_list.add_records(loaded.label, loaded.records, {k: self.displays[k].t_ref for k in new_keys})
+        if new_keys:
+            self.record_list.select_key(new_keys[0])
+
+    # --- showing --------------------------------------------------------------------------------------------------
+
+    def show_key(self, key: str, span: tuple[float, float] | None = None) -> None:
+        """Show one instrument in the browser (filtered if the filter is on) and its spectrogram."""
+        if key not in self.displays:
+            return
+        if key != self.current_key:
+            self.current_key = key
+            display = self.displays[key]
+            band = self.waveform.band()
+            self.waveform.set_display(self.filtered.get((key, band), display) if band else display)
+            self.spectrogram.set_reference(display.t_ref, self.waveform.axis_mode)
+            self.spectrogram.set_x_range(*self.waveform.x_range())
+            self.spectrogram.set_components(display.components, self.spectrogram.component() or None)
+            self._update_span_label()
+            if band is not None and (key, band) not in self.filtered:
+                self._filter_requested(band)
+            self._request_spectrogram()
+            self.display_shown.emit(key)
+        if span is not None:
+            self.waveform.set_x_range(*span)
+
+    def _update_span_label(self) -> None:
+        records = self.records.get(self.current_key or "", [])
+        if not records:
+            self.span_label.setText("")
+            return
+        t0, t1 = records[0].starttime, records[-1].endtime
+        self.span_label.setText(
+            f"UTC {t0.strftime('%Y-%m-%d %H:%M:%S')} – {t1.strftime('%Y-%m-%d %H:%M:%S')}   "
+            f"LMST {format_lmst(t0)} – {format_lmst(t1)}"
+        )
+
+    def update_device_label(self) -> None:
+        choice = self.preferences.device
+        self.device_label.setText(f"Device: {self.preferences.effective_device()}"
+                                  + (" (auto)" if choice == "auto" else ""))
+
+    def _run_background(self, kind: str, fn, on_result, **kwargs: Any) -> Worker:
+        """Run a view computation (filter, spectrogram); a newer request of the same kind supersedes the older."""
+        old = self._background.get(kind)
+        if old is not None:
+            old.cancel()
+        worker = Worker(fn, title=kind, **kwargs)
+        self._background[kind] = worker
+
+        def finished(result: object) -> None:
+            if self._background.get(kind) is worker:
+                on_result(result)
+
+        def done() -> None:
+            if self._background.get(kind) is worker:
+                del self._background[kind]
+
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(lambda m, d: self._job_failed(kind, m, d))
+        worker.signals.done.connect(done)
+        return worker.start()
+
+    def _filter_requested(self, band: tuple[float | None, float | None] | None) -> None:
+        key = self.current_key
+        if key is None:
+            return
+        if band is None:
+            self.waveform.set_display(self.displays[key], keep_range=True)
+            self.filtered_shown.emit(None)
+            return
+        if (key, band) in self.filtered:
+            self.waveform.set_display(self.filtered[(key, band)], keep_range=True)
+            self.filtered_shown.emit(band)
+            return
+        self.statusBar().showMessage("Filtering…")
+
+        def apply(display: Display) -> None:
+            self.filtered[(key, band)] = display
+            if self.current_key == key and self.waveform.band() == band:
+                self.waveform.set_display(display, keep_range=True)
+                self.statusBar().clearMessage()
+                self.filtered_shown.emit(band)
+
+        self._run_background("filter", build_display, apply, records=self.records[key],
+                             t_ref=self.displays[key].t_ref, band=band)
+
+    def _request_spectrogram(self) -> None:
+        key, comp = self.current_key, self.spectrogram.component()
+        if key is None or not comp:
+            return
+        if (key, comp) in self.spectrograms:
+            self.spectrogram.set_tiles(self.spectrograms[(key, comp)], f"{key}{comp}")
+            self.spectrogram_shown.emit(comp)
+            return
+        self.spectrogram.clear("computing…")
+
+        def apply(tiles: list) -> None:
+            self.spectrograms[(key, comp)] = tiles
+            if self.current_key == key and self.spectrogram.component() == comp:
+                self.spectrogram.set_tiles(tiles, f"{key}{comp}")
+                self.spectrogram_shown.emit(comp)
+
+        self._run_background("spectrogram", compute_spectrogram, apply, records=self.records[key], component=comp,
+                             t_ref=self.displays[key].t_ref)
+
+    def _axis_mode_changed(self, mode: str) -> None:
+        self.preferences.axis_mode = mode
+        self.spectrogram.set_axis_mode(mode)
+
+    # --- project --------------------------------------------------------------------------------------------------
+
+    def current_project(self) -> Project:
+        """The project as it stands: inputs, synthetic records and view parameters."""
+        project = self.project
+        project.parameters.update({
+            "axis_mode": self.waveform.axis_mode,
+            "filter": self.waveform.filter_preset(),
+            "selected": self.current_key,
+        })
+        return project
+
+    def save_project(self) -> Path | None:
+        if self.project.path is None:
+            return self.save_project_as()
+        return self._write_project(self.project.path)
+
+    def save_project_as(self) -> Path | None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", self.preferences.last_dir, PROJECT_FILTER)
+        if not path:
+            return None
+        if not path.endswith(SUFFIX):
+            path = str(Path(path).with_suffix("")) + SUFFIX
+        return self._write_project(Path(path))
+
+    def _write_project(self, path: Path) -> Path | None:
+        try:
+            written = self.current_project().save(path)
+        except (UnmixError, OSError) as exc:
+            show_error(self, "Cannot save the project", getattr(exc, "message", str(exc)))
+            return None
+        self.preferences.add_recent(str(written.resolve()))
+        self.statusBar().showMessage(f"Project saved to {written}", 5000)
+        self.setWindowTitle(f"Unmix {__version__} — {written.name}")
+        return written
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self.preferences.last_dir, PROJECT_FILTER)
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str | os.PathLike) -> Project | None:
+        """Replace the session with a project's: its inputs and synthetic records are (re)loaded by jobs."""
+        try:
+            project = Project.load(path)
+        except UnmixError as exc:
+            show_error(self, "Cannot open the project", exc.message)
+            return None
+        self.clear_session()
+        self.project = project
+        params = project.parameters
+        if params.get("axis_mode"):
+            self.waveform.set_axis_mode(str(params["axis_mode"]))
+        self.waveform.set_filter(params.get("filter"))
+        if project.inputs:
+            self.jobs.start(load_request(project.inputs))
+        for synth in project.synthetic:
+            self.jobs.start(synthetic_request(**synth))
+        self.preferences.add_recent(str(Path(path).resolve()))
+        self.setWindowTitle(f"Unmix {__version__} — {Path(path).name}")
+        return project
+
+    def clear_session(self) -> None:
+        self.loaded.clear()
+        self.records.clear()
+        self.displays.clear()
+        self.filtered.clear()
+        self.spectrograms.clear()
+        self.current_key = None
+        self.record_list.clear()
+        self.waveform.set_display(None)
+        self.spectrogram.clear()
+        self.span_label.setText("")
+        self.project = Project()
+
+    # --- misc -----------------------------------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        if SettingsDialog(self.preferences, self).exec():
+            self.update_device_label()
+
+    def _job_failed(self, title: str, message: str, details: str) -> None:
+        show_error(self, f"{title} failed", message, details)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Unmix", f"Unmix {__version__}\nClustering and source separation of InSight "
+                          "SEIS data.")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.jobs.clear_queue()
+        cancel_all(5000)
+        super().closeEvent(event)

@@ -1,0 +1,110 @@
+"""Spectrogram of one component, x-linked to the waveform browser; tiles arrive precomputed from a worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from app.display import SpectrogramTile
+from app.views.time_axis import TimeAxis
+
+
+class LogFrequencyAxis(pg.AxisItem):
+    """Left axis for data plotted in log10(frequency): ticks at 1-2-5 decades, labelled in Hz."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802
+        decades = range(int(np.floor(minVal)) - 1, int(np.ceil(maxVal)) + 1)
+        major = [float(d) for d in decades if minVal <= d <= maxVal]
+        minor = [d + np.log10(m) for d in decades for m in (2, 5) if minVal <= d + np.log10(m) <= maxVal]
+        return [(1.0, major), (0.5, minor)]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [f"{10 ** v:.3g}" for v in values]
+
+
+class SpectrogramView(QWidget):
+    """Power spectral density (dB) against time and frequency; emits ``component_changed`` for the owner to compute."""
+
+    component_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.component_combo = QComboBox()
+        self.component_combo.currentTextChanged.connect(lambda c: c and self.component_changed.emit(c))
+        self.status = QLabel("")
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 2, 4, 2)
+        top.addWidget(QLabel("Component"))
+        top.addWidget(self.component_combo)
+        top.addWidget(self.status, 1)
+        self.axis = TimeAxis("bottom")
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": LogFrequencyAxis("left")}, background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setLabel("left", "Frequency", units="Hz")
+        self.plot.getAxis("left").setWidth(72)
+        self.plot.getViewBox().setMouseEnabled(x=False, y=False)
+        self.plot.disableAutoRange()
+        self.colormap = pg.colormap.get("viridis")
+        self.colorbar: pg.ColorBarItem | None = None
+        self.images: list[pg.ImageItem] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+
+    def set_components(self, components: list[str], current: str | None = None) -> None:
+        self.component_combo.blockSignals(True)
+        self.component_combo.clear()
+        self.component_combo.addItems(components)
+        if current in components:
+            self.component_combo.setCurrentText(current)
+        self.component_combo.blockSignals(False)
+
+    def component(self) -> str:
+        return self.component_combo.currentText()
+
+    def set_reference(self, t_ref: float, mode: str) -> None:
+        self.axis.set_reference(t_ref)
+        self.axis.set_mode(mode)
+
+    def set_axis_mode(self, mode: str) -> None:
+        self.axis.set_mode(mode)
+
+    def set_x_range(self, x0: float, x1: float) -> None:
+        """Follow the waveform browser's time range (views are aligned by range, not by screen position)."""
+        self.plot.setXRange(x0, x1, padding=0)
+
+    def clear(self, message: str = "") -> None:
+        for image in self.images:
+            self.plot.removeItem(image)
+        self.images = []
+        self.status.setText(message)
+
+    def set_tiles(self, tiles: list[SpectrogramTile], label: str = "") -> None:
+        """Draw precomputed tiles; colour levels from robust percentiles of all of them."""
+        self.clear(label)
+        if not tiles:
+            self.status.setText("no segment long enough for a spectrogram")
+            return
+        values = np.concatenate([t.image[::4, ::2].ravel() for t in tiles])
+        levels = (float(np.percentile(values, 2)), float(np.percentile(values, 99.5)))
+        for tile in tiles:
+            image = pg.ImageItem(tile.image, axisOrder="col-major")
+            image.setColorMap(self.colormap)
+            image.setLevels(levels)
+            lo, hi = np.log10(tile.f_min), np.log10(tile.f_max)
+            image.setRect(QRectF(tile.x0, lo, tile.x1 - tile.x0, hi - lo))
+            self.plot.addItem(image)
+            self.images.append(image)
+        if self.colorbar is None:
+            self.colorbar = pg.ColorBarItem(values=levels, colorMap=self.colormap, label="PSD (dB)", interactive=False,
+                                            width=12)
+            self.colorbar.setImageItem(self.images, insert_in=self.plot.getPlotItem())
+        else:
+            self.colorbar.setLevels(levels)
+            self.colorbar.setImageItem(self.images)
+        self.plot.setYRange(np.log10(min(t.f_min for t in tiles)), np.log10(max(t.f_max for t in tiles)), padding=0)
