@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +20,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     app = QApplication.instance() or QApplication(argv)
     window = create_window(argv[1:])
+    _install_excepthook(window)
     window.show()
     return app.exec()
+
+
+def _install_excepthook(window) -> None:
+    """An exception escaping a slot becomes an error dialog (with the traceback behind "Show Details…")."""
+    from app.views.dialogs import show_error
+    from core.errors import UnmixError
+
+    def hook(exc_type, exc, tb) -> None:
+        sys.__excepthook__(exc_type, exc, tb)
+        message = exc.message if isinstance(exc, UnmixError) else f"{exc_type.__name__}: {exc}"
+        details = "" if isinstance(exc, UnmixError) else "".join(traceback.format_exception(exc_type, exc, tb))
+        show_error(window, "Unexpected error", message, details)
+
+    sys.excepthook = hook
 
 
 def create_window(paths: list[str] | None = None):

@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """Open files or folders in a worker; a project file among them is opened as a project instead."""
-        paths = [str(p) for p in paths if str(p)]
+        paths = [os.path.abspath(os.path.expanduser(str(p))) for p in paths if str(p)]
         projects = [p for p in paths if p.endswith(SUFFIX)]
         if projects:
             self.open_project(projects[0])

@@ -152,7 +152,7 @@ class JobPanel(QWidget):
         title = self.request_.title if self.request_ else ""
         self.current.setText(f"<b>{title}</b>: {message}" if message else f"<b>{title}</b>")
         if message and message != self._last_message:
-            self.append_log(f"{title}: {message}")
+            self.append_log(f"  {message}")
             self._last_message = message
 
     def _on_finished(self, result: object) -> None:

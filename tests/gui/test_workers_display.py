@@ -124,3 +124,9 @@ def test_entry_point_help(capsys):
 
     assert main(["unmix-gui", "--help"]) == 0
     assert "usage: unmix-gui" in capsys.readouterr().out
+
+
+def test_eta_format():
+    from app.views.jobs import format_eta
+
+    assert [format_eta(s) for s in (4.4, 75, 3725)] == ["4 s", "1 min 15 s", "1 h 02 min"]
