@@ -74,8 +74,6 @@ class MainWindow(QMainWindow):
         self.jobs.job_cancelled.connect(lambda t: self.statusBar().showMessage(f"{t}: cancelled", 5000))
         self.jobs_dock = self._dock("Pipeline", self.jobs, Qt.DockWidgetArea.RightDockWidgetArea)
         self.jobs.setMinimumWidth(260)
-        self.resizeDocks([self.records_dock, self.jobs_dock], [380, 340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.spectrogram_dock], [260], Qt.Orientation.Vertical)
 
         self.span_label = QLabel("")
         self.device_label = QLabel("")
@@ -83,6 +81,14 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self._build_menus()
         self.update_device_label()
+        self._docks_sized = False
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            self.resizeDocks([self.records_dock, self.jobs_dock], [340, 340], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.spectrogram_dock], [260], Qt.Orientation.Vertical)
 
     # --- construction ---------------------------------------------------------------------------------------------
 
