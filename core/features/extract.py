@@ -24,20 +24,13 @@ CHUNK_BLOCKS = 128
 MARGIN_BLOCKS = 8
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``'auto'`` → CUDA when PyTorch sees a GPU, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def make_engine(config: FeatureConfig, device: str | torch.device = "auto", memory_budget: int | None = None):
-    from core.scattering import ScatteringCovariance
+    from core.scattering import ScatteringCovariance, resolve_device
 
     kw = {} if memory_budget is None else {"memory_budget": memory_budget}
     return ScatteringCovariance(J=config.J, Q=config.Q, wavelet=config.wavelet, high_freq=config.high_freq,
                                 model=config.model, normalize=None, pooling=config.block, dtype=torch.float32,
-                                device=resolve_device(device) if isinstance(device, str) else device, **kw)
+                                device=resolve_device(device), **kw)
 
 
 @dataclass
