@@ -91,3 +91,15 @@ def test_synth_sac_one_file_per_trace(tmp_path):
     assert [f.name for f in files] == [f"mixture.XB.ELYSE.02.BH{c}.sac" for c in "UVW"]
     r = run("info", out / "mixture.*.sac")
     assert r.exit_code == 0 and "XB.ELYSE.02.BH{UVW}" in r.output
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+
+    from core.atomic import atomic_path
+
+    with atomic_path(tmp_path / "x.txt") as tmp:
+        tmp.write_text("ok")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask
