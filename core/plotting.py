@@ -60,7 +60,8 @@ def plot_overview(stream: Stream, path: str | Path, title: str = "", overlays: d
         return t0_num + (np.asarray(h) / 24.0 - sol0) / sols_per_day
 
     top = axes[0].secondary_xaxis("top", functions=(to_lmst, from_lmst))
-    top.xaxis.set_major_formatter(plt.FuncFormatter(lambda h, _: f"S{int(h // 24)} {int(h % 24):02d}:{int(h * 60 % 60):02d}"))
+    top.xaxis.set_major_formatter(
+        plt.FuncFormatter(lambda h, _: f"S{int(h // 24)} {int(h % 24):02d}:{int(h * 60 % 60):02d}"))
     top.set_xlabel("LMST (sol hh:mm)")
     if title:
         fig.suptitle(title)

@@ -28,9 +28,8 @@ def run_synth(
 
     progress = progress or no_progress
     out_dir = Path(out_dir)
-    if not overwrite and out_dir.is_dir():
-        if (out_dir / "truth.json").exists() or any(out_dir.glob("mixture*")):
-            raise OutputExistsError("already contains a synthetic record; pass --overwrite to replace it", out_dir)
+    if not overwrite and out_dir.is_dir() and ((out_dir / "truth.json").exists() or any(out_dir.glob("mixture*"))):
+        raise OutputExistsError("already contains a synthetic record; pass --overwrite to replace it", out_dir)
     config = SyntheticConfig(sols=sols, hours=hours, seed=seed, start_sol=start_sol, sampling_rate=sampling_rate,
                              gaps=gaps)
     record = generate(config, progress=sub_progress(progress, 0.0, 0.8), token=token)

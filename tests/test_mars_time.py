@@ -17,7 +17,8 @@ def test_known_sols_and_lmst():
 
 
 def test_matches_mps_catalogue_within_two_minutes():
-    # The MPS glitch list prints LMST from a linear sol model (sol 0 = 2018-11-26T05:10:50 UTC); Mars24 agrees to ~1.5 min.
+    # The MPS glitch list prints LMST from a linear sol model (sol 0 = 2018-11-26T05:10:50 UTC);
+    # Mars24 agrees with it to ~1.5 min.
     t = UTCDateTime("2019-05-22T23:31:39")
     assert mt.sol(t) == 173
     mps_hours = 0 + 11 / 60 + 52 / 3600

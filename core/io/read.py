@@ -126,7 +126,8 @@ def read_stream(
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     inputs = list(inputs)
-    explicit = {Path(os.path.expanduser(str(i))).resolve() for i in inputs if Path(os.path.expanduser(str(i))).is_file()}
+    named = [Path(os.path.expanduser(str(i))) for i in inputs]
+    explicit = {p.resolve() for p in named if p.is_file()}
     files = expand_inputs(inputs)
     stream = Stream()
     skipped: list[Path] = []

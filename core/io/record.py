@@ -210,7 +210,8 @@ def _valid_intervals(tr: Trace, min_samples: int) -> list[tuple[UTCDateTime, UTC
     valid = ~mask
     edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
     t0, dt = tr.stats.starttime, tr.stats.delta
-    return [(t0 + a * dt, t0 + (b - 1) * dt) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= min_samples]
+    runs = zip(edges[::2], edges[1::2], strict=True)
+    return [(t0 + a * dt, t0 + (b - 1) * dt) for a, b in runs if b - a >= min_samples]
 
 
 def _component_spans(

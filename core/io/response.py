@@ -77,7 +77,8 @@ def remove_response(
         tr.remove_response(inventory=inv, output=output, pre_filt=pre_filt, water_level=water_level,
                            taper=True, taper_fraction=taper_fraction)
     unit = {"VEL": "m/s", "ACC": "m/s²", "DISP": "m"}[output]
-    out.notes.append(f"instrument response removed to {output} ({unit}), pre_filt={tuple(round(f, 6) for f in pre_filt)}")
+    band = tuple(round(f, 6) for f in pre_filt)
+    out.notes.append(f"instrument response removed to {output} ({unit}), pre_filt={band}")
     return out
 
 
