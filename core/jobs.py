@@ -8,7 +8,7 @@ Nothing here knows about threads or Qt: the GUI sets the token from its Cancel b
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -70,5 +70,3 @@ def iterate(
         yield item
         progress((i + 1) / max(total, 1), message)
 
-
-ProgressCallback = Callable[[float, str], None]

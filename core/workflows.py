@@ -86,4 +86,4 @@ def run_demo(
     ])
 
 
-__all__ = ["OutputExistsError", "run_demo", "run_synth"]
+__all__ = ["run_demo", "run_synth"]

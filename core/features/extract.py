@@ -18,7 +18,6 @@ from core.errors import DataError
 from core.features.config import FeatureConfig
 from core.io.record import Record
 from core.jobs import CancelToken, Progress, no_progress
-from core.mars_time import sol_float
 
 CHUNK_BLOCKS = 128
 MARGIN_BLOCKS = 8
@@ -158,7 +157,3 @@ def record_features(record: Record, config: FeatureConfig, engine=None, device: 
         raise DataError(f"{record.key}: non-finite features (flat or empty data?)", record.sources_label)
     return WindowFeatures(feats, intervals, t0 + starts * b / fs, channels)
 
-
-def lmst_intervals(intervals: np.ndarray) -> np.ndarray:
-    """UTC intervals (POSIX s) → mission-sol floats (integer part sol, fraction LMST/24 h)."""
-    return sol_float(intervals)

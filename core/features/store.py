@@ -22,6 +22,8 @@ from core.atomic import atomic_path
 from core.errors import ConfigError, DataError, InputFileError, UnmixError
 from core.features.config import FEATURE_FORMAT, FeatureConfig
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
+from core.mars_time import sol_float
+from core.scattering import DESCRIPTION_DTYPE, build_description
 
 
 def file_digest(path: str | Path) -> str:
@@ -44,7 +46,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
     engine = make_engine(config, device)
     out = {"path": str(path), "sha256": file_digest(path), "size": os.path.getsize(path), "records": [],
            "notes": [], "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
-           "record_index": [], "description": engine.description}
+           "record_index": []}
     for rec in records:
         if config.response:
             rec = remove_response(rec, config.response, output=config.response_output)
@@ -86,9 +88,9 @@ def _write_shard(result: dict, config: FeatureConfig, path: Path) -> None:
         f.attrs["config_hash"] = config.digest()
         n = sum(len(r) for r in result["record_index"])
         f["record_index"] = np.concatenate(result["record_index"]) if n else np.zeros(0, np.int32)
+        C, K = len(config.components), len(build_description(config.J, config.Q, config.model))
         for s in config.scales:
             feats = result["features"][s]
-            C, K = (len(config.components), len(result["description"]))
             f[f"features/{s}"] = _as_real(np.concatenate(feats)) if n else np.zeros((0, C, K, 2), np.float32)
             f[f"intervals/{s}"] = np.concatenate(result["intervals"][s]) if n else np.zeros((0, 2))
 
@@ -107,7 +109,7 @@ class FeatureStore:
                 self.config = FeatureConfig.from_dict(json.loads(f.attrs["config"]))
                 self.config_hash = str(f.attrs["config_hash"])
                 self.inputs = json.loads(f.attrs["inputs"])
-                self.description = f["description"][()]
+                self.description = f["description"][()].astype(DESCRIPTION_DTYPE)
                 self.n_windows = int(f["windows/input"].shape[0])
         except OSError as exc:
             raise InputFileError(f"unreadable feature store ({exc})", self.path) from None
@@ -147,8 +149,8 @@ def _read_existing(path: Path, config: FeatureConfig) -> FeatureStore | None:
     return store
 
 
-def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None, shards: list[Path],
-                 description: np.ndarray) -> None:
+def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None, shards: list[Path]) -> None:
+    description = build_description(config.J, config.Q, config.model)
     parts = []
     inputs = list(existing.inputs) if existing else []
     if existing is not None:
@@ -193,8 +195,6 @@ def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None
                     g["windows/input"][pos:pos + n] = f["windows/input"][()]
                     g["windows/record"][pos:pos + n] = f["windows/record"][()]
                 else:
-                    from core.mars_time import sol_float
-
                     for s in config.scales:
                         g[f"lmst/{s}"][pos:pos + n] = sol_float(f[f"intervals/{s}"][()]) if n else np.zeros((0, 2))
                     g["windows/input"][pos:pos + n] = len(inputs)
@@ -243,12 +243,9 @@ def build_store(
             todo.append((p, shard))
     failures: list[str] = []
     notes: list[str] = []
-    description = None
     cfg = config.to_dict()
 
     def accept(result: dict, shard: Path) -> None:
-        nonlocal description
-        description = result["description"]
         _write_shard(result, config, shard)
         shards.append(shard)
         notes.extend(f"{Path(result['path']).name}: {n}" for n in result["notes"])
@@ -272,17 +269,10 @@ def build_store(
             step((i + 1) / len(todo), p.name)
     if token is not None:
         token.check()
-    if description is None:
-        from core.features.extract import make_engine
-
-        description = existing.description if existing is not None else make_engine(config, "cpu").description
-        if description.dtype["c_type"].kind == "S":
-            description = description.astype([(n, "U8" if description.dtype[n].kind == "S" else description.dtype[n])
-                                              for n in description.dtype.names])
     new_shards = sorted(set(shards))
     if new_shards or existing is None:
         progress(0.95, "consolidating")
-        _consolidate(out, config, existing, new_shards, description)
+        _consolidate(out, config, existing, new_shards)
     shutil.rmtree(parts_dir, ignore_errors=True)
     store = FeatureStore(out)
     progress(1.0, "done")
