@@ -1,0 +1,1 @@
+"""Classical separation baselines: template-fit deglitching and plain high-pass (issue #5)."""

@@ -1,0 +1,105 @@
+"""The ``unmix`` command line: thin commands over ``core``; user errors print one line, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+
+import click
+from tqdm import tqdm
+
+from core import __version__
+from core.errors import UnmixError
+from core.jobs import Cancelled, CancelToken
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+class CliProgress:
+    """Maps the job protocol's ``progress(fraction, message)`` onto a tqdm bar on stderr."""
+
+    def __init__(self, desc: str, enabled: bool = True) -> None:
+        self.bar = tqdm(total=1000, desc=desc, unit="‰", leave=False, disable=not enabled,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        self._last = 0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+        if n > self._last:
+            self.bar.update(n - self._last)
+            self._last = n
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def job(desc: str, quiet: bool = False) -> Iterator[tuple[CliProgress, CancelToken]]:
+    """Progress bar + a cancel token set by the first Ctrl-C (a second Ctrl-C aborts at once)."""
+    token = CancelToken()
+    progress = CliProgress(desc, enabled=not quiet and sys.stderr.isatty())
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        click.echo("\ncancelling… (Ctrl-C again to abort at once)", err=True)
+
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        yield progress, token
+    finally:
+        progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class UnmixGroup(click.Group):
+    """Click group that turns user errors and cancellation into one-line messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UnmixError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except (Cancelled, KeyboardInterrupt):
+            click.echo("cancelled", err=True)
+            ctx.exit(EXIT_CANCELLED)
+
+
+@click.group(cls=UnmixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="unmix")
+def main() -> None:
+    """Unmix: multi-scale clustering and source separation of InSight seismic records."""
+
+
+gap_options = [
+    click.option("--gap-policy", type=click.Choice(["split", "fill", "error"]), default="split", show_default=True,
+                 help="split into gap-free segments, fill short gaps, or refuse gapped data"),
+    click.option("--max-fill", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="with --gap-policy fill: longest gap (samples) filled by linear interpolation"),
+    click.option("--resample", "resample_to", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="resample every channel to this rate (Hz) instead of refusing mixed rates"),
+]
+
+
+def with_options(options):
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+# Commands live in submodules (one per area) that register themselves on ``main`` when imported.
+from core.cli import bench, data, fetch, model, separate  # noqa: E402, F401

@@ -1,0 +1,3 @@
+"""FDSN download: ``fetch`` (issue #7)."""
+
+from __future__ import annotations

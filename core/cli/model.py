@@ -1,0 +1,3 @@
+"""Model commands: ``train``, ``cluster``, ``report`` (issue #4)."""
+
+from __future__ import annotations

@@ -1,0 +1,136 @@
+"""The cluster table: what the model says about every window at every scale.
+
+It is the hand-over between the model (which writes it), the analysis products, the GUI overlays and the
+separation (which picks prior snippets and targets from it). One row per feature-store window; per scale the UTC
+interval of the window's sub-window at that scale, the cluster, its confidence, the full posterior and the
+deterministic latent mean. Saved as HDF5 (everything) or CSV (times, clusters and confidences, for spreadsheets).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from obspy import UTCDateTime
+
+from core.atomic import atomic_path
+from core.errors import ConfigError, InputFileError
+
+TABLE_FORMAT = "unmix-clusters-1"
+
+
+@dataclass
+class ClusterTable:
+    """Per-window, per-scale clustering of a feature store.
+
+    Arrays are indexed ``[window, scale_index]``; ``scales`` gives the scale (samples) of each column.
+    ``intervals[:, s]`` is the (start, end) UTC of the sub-window at scale ``scales[s]`` in POSIX seconds, and
+    ``lmst[:, s]`` the same interval in fractional sols. ``input_index`` and ``record_index`` point back into
+    ``inputs`` (the feature store's input list: path, sha256, records) so that waveforms can be re-read.
+    """
+
+    scales: tuple[int, ...]
+    intervals: np.ndarray  # (N, S, 2) float64 POSIX seconds
+    lmst: np.ndarray  # (N, S, 2) float64 fractional sols
+    cluster: np.ndarray  # (N, S) int16
+    confidence: np.ndarray  # (N, S) float32
+    probabilities: np.ndarray  # (N, S, K) float32
+    latent: np.ndarray | None = None  # (N, S, Z) float32
+    input_index: np.ndarray | None = None  # (N,) int32
+    record_index: np.ndarray | None = None  # (N,) int32
+    inputs: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # model digest, store path, sampling rate, ...
+
+    def __post_init__(self) -> None:
+        self.scales = tuple(int(s) for s in self.scales)
+        n, s = self.cluster.shape
+        if s != len(self.scales) or self.intervals.shape != (n, s, 2) or self.confidence.shape != (n, s):
+            raise ConfigError(f"inconsistent cluster table shapes: cluster {self.cluster.shape}, intervals "
+                              f"{self.intervals.shape}, confidence {self.confidence.shape}, scales {self.scales}")
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.cluster.shape[0])
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.probabilities.shape[-1])
+
+    def scale_index(self, scale: int) -> int:
+        try:
+            return self.scales.index(int(scale))
+        except ValueError:
+            raise ConfigError(f"scale {scale} not in this table (scales {', '.join(map(str, self.scales))})") from None
+
+    def occupancy(self, scale: int) -> np.ndarray:
+        """Number of windows in each cluster at ``scale``."""
+        return np.bincount(self.cluster[:, self.scale_index(scale)], minlength=self.n_clusters)
+
+    def members(self, clusters: int | list[int], scale: int, min_confidence: float = 0.0) -> np.ndarray:
+        """Window indices in any of ``clusters`` at ``scale``, most confident first."""
+        s = self.scale_index(scale)
+        wanted = np.isin(self.cluster[:, s], np.atleast_1d(clusters))
+        idx = np.flatnonzero(wanted & (self.confidence[:, s] >= min_confidence))
+        return idx[np.argsort(-self.confidence[idx, s], kind="stable")]
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write as HDF5 (``.h5``/``.hdf5``, everything) or CSV (``.csv``: times, clusters, confidences)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".h5", ".hdf5", ".csv"):
+            raise ConfigError(f"cluster table must end in .h5, .hdf5 or .csv, got {path.name!r}")
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            if suffix == ".csv":
+                self._write_csv(tmp)
+            else:
+                self._write_h5(tmp)
+        return path
+
+    def _write_h5(self, tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = TABLE_FORMAT
+            f.attrs["scales"] = np.asarray(self.scales, np.int64)
+            f.attrs["inputs"] = json.dumps(self.inputs)
+            f.attrs["meta"] = json.dumps(self.meta, default=str)
+            for name in ("intervals", "lmst", "cluster", "confidence", "probabilities", "latent", "input_index",
+                         "record_index"):
+                value = getattr(self, name)
+                if value is not None:
+                    f.create_dataset(name, data=value, compression="lzf" if value.ndim > 1 else None)
+
+    def _write_csv(self, tmp: Path) -> None:
+        from core.mars_time import format_lmst
+
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            header = ["window", "input"]
+            for s in self.scales:
+                header += [f"start_{s}", f"end_{s}", f"lmst_start_{s}", f"cluster_{s}", f"confidence_{s}"]
+            w.writerow(header)
+            for i in range(self.n_windows):
+                row = [i, self.input_index[i] if self.input_index is not None else ""]
+                for j in range(len(self.scales)):
+                    t0, t1 = self.intervals[i, j]
+                    row += [str(UTCDateTime(t0)), str(UTCDateTime(t1)), format_lmst(UTCDateTime(t0)),
+                            int(self.cluster[i, j]), f"{self.confidence[i, j]:.4f}"]
+                w.writerow(row)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClusterTable:
+        path = Path(path)
+        if not path.is_file():
+            raise InputFileError("no such cluster table", path)
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != TABLE_FORMAT:
+                    raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
+                arrays = {k: f[k][()] for k in f}
+                return cls(scales=tuple(int(s) for s in f.attrs["scales"]), inputs=json.loads(f.attrs["inputs"]),
+                           meta=json.loads(f.attrs["meta"]), **arrays)
+        except OSError as exc:
+            raise InputFileError(f"unreadable cluster table, expected HDF5 written by 'unmix cluster' ({exc})",
+                                 path) from None

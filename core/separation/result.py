@@ -1,0 +1,57 @@
+"""What every separation method returns, and the registry through which the CLI, GUI and benchmarks find methods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from obspy import Stream
+
+from core.errors import ConfigError
+from core.jobs import CancelToken, Progress
+
+
+@dataclass
+class SeparationResult:
+    """The background and each removed source as Streams with the input's ids, start times and rates.
+
+    ``background + sum(removed.values())`` equals the input sample by sample. ``info`` holds the method, its
+    parameters and timings (written into the provenance JSON by the export).
+    """
+
+    background: Stream
+    removed: dict[str, Stream]
+    info: dict = field(default_factory=dict)
+
+
+class Separator(Protocol):
+    """A configured separation method (configuration in the constructor, scikit-learn style)."""
+
+    name: str
+
+    def separate(self, stream: Stream, progress: Progress | None = None,
+                 token: CancelToken | None = None) -> SeparationResult: ...
+
+
+METHODS: dict[str, Callable[..., Separator]] = {}
+
+
+def register_method(name: str):
+    """Class decorator: make a separator available as ``--method NAME``."""
+
+    def deco(cls):
+        METHODS[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def get_method(name: str, **options) -> Separator:
+    if name not in METHODS:
+        import core.baselines  # noqa: F401  (registers template, highpass)
+        import core.separation  # noqa: F401  (registers scatcov)
+    if name not in METHODS:
+        raise ConfigError(f"unknown separation method {name!r} (known: {', '.join(sorted(METHODS))})")
+    return METHODS[name](**options)
