@@ -1,0 +1,310 @@
+"""The published three-term separation loss in scattering-covariance space, computed fast.
+
+For a mixture ``x``, prior snippets ``n_k`` (``k = 1..R``) and a background estimate ``b`` (``u = x - b`` is the
+removed part)::
+
+    L(b) = mean_{k,i} |Phi_i(b) - Phi_i(n_k)|^2 / s_i^2                       (A: background statistics)
+         + w_x   mean_{k,i} |Phi_i(x) - Phi_i(u + n_k)|^2 / s'_i^2            (B: mixture consistency)
+         + w_ind 1/2 [mean_{k,i} |Psi01_i(u, n_k)|^2 / c01_i^2 + mean |Psi10_i(u, n_k)|^2 / c10_i^2]   (C: independence)
+
+``Phi`` = ``cov`` statistics (one channel), ``Psi`` = cross statistics of the pair ``(u, n_k)`` with the envelope mean
+removed (``no_mean``); the weights are standard deviations over ``k``: ``s = std Phi(n_k)``, ``s' = std Phi(x + n_k)``,
+``c = std Psi(x, n_k)`` (Bessel-corrected, complex: ``sqrt(sum |z - mean|^2 / (R - 1))``).
+
+Speed (all exact, no approximation):
+
+* everything that depends only on the snippets is computed once: ``Phi(n_k)``, their first-layer transforms and the
+  rows ``[W_j2 n_k, W_j2 (|W_j1 n_k| - mean)]`` used by the cross term; ``Phi(x)`` and the weights once per mixture;
+* the first layer is linear, so ``W(u + n_k) = W u + W n_k``: one new first-layer transform per evaluation;
+* the cross statistics of ``(u, n_k)`` for all ``k`` are the cross-Gram matrices ``V_j2(u) V_j2(n_k)^H`` of one
+  transform of ``u`` against the cached snippet rows (one batched matmul per ``j2``), never a 2-channel transform;
+* the ``R`` second-layer transforms of term B are batched and chunked to a memory budget; each chunk is
+  back-propagated at once, so the autograd graph never holds more than one chunk.
+
+Several independent problems (pieces of a record, components) are evaluated as one batch: problem ``p`` uses the
+snippet set ``group[p]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.errors import ConfigError, DataError
+from core.scattering import ScatteringCovariance, resolve_device
+from core.scattering.description import n_first
+from core.scattering.transform import Plan, antisym_full, dct2, dct3, half_idft, layer1, modulus
+
+DEFAULT_CHUNK_BUDGET = 192 << 20
+
+
+def _layer2_rows(R: torch.Tensor, A: torch.Tensor, lp: torch.Tensor, plan: Plan, no_mean: bool
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """From first-layer outputs (``(B, 1, T+1)``, ``(B, 1, JQ, T)``, ``(B, 1, T)``) of one-channel signals.
+
+    Returns the order-1 pieces ``[E U_j, E lp]`` ``(B, JQ+1)`` and, per ``j2`` group of the plan, the rows
+    ``V = [W_j2 x, W_j2 U_j1 ...]`` ``(B, r, M)`` whose (weighted) Gram matrices give every correlation family.
+    """
+    U = modulus(A)
+    first = torch.cat([U.mean(-1), lp.mean(-1, keepdim=True)], -1)[:, 0]
+    U2 = U - U.mean(-1, keepdim=True) if no_mean else U
+    RU = dct2(U2, plan)
+    RU_full = None
+    rows = []
+    for g in plan.groups:
+        if g.lowpass:
+            V = torch.cat([lp[:, :, None], dct3(RU * g.filt, plan)], 2)
+        elif g.M == plan.N:
+            if g.n:
+                if RU_full is None:
+                    RU_full = antisym_full(RU)
+                V = torch.cat([A[:, :, g.j2 : g.j2 + 1], half_idft(RU_full[:, :, : g.n] * g.filt, plan)], 2)
+            else:
+                V = A[:, :, g.j2 : g.j2 + 1]
+        else:
+            spec = torch.cat([R[:, :, None, : g.L], RU[:, :, : g.n, : g.L]], 2) * g.filt
+            V = torch.fft.ifft(spec, n=g.M)
+        rows.append(V[:, 0])
+    return first, rows
+
+
+def _gram(plan: Plan, g, Va: torch.Tensor, Vb: torch.Tensor) -> torch.Tensor:
+    """Time average ``E[Va_a conj(Vb_b)]`` for all row pairs: ``(..., r, M) x (..., r, M) -> (..., r, r)``."""
+    if g.weights is not None:
+        return (Va * g.weights) @ Vb.mH
+    if Va.is_complex():
+        return (Va @ Vb.mH) / plan.T
+    return (Va @ Vb.mT) / plan.T
+
+
+def _cross_index(plan: Plan) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per group, flat indices into the ``r x r`` cross-Gram ``G = E[V(u) V(n)^H]`` of the ``(0,1)`` and ``(1,0)``
+    cross coefficients (ps, phaseenv, envelope with ``jr1 <= jl1``); ``(1,0)`` entries are conjugates of ``G``
+    entries, which changes neither the loss nor the weights."""
+    i01, i10 = [], []
+    for g in plan.groups:
+        r = g.n + 1
+        a01 = [0] + [1 + j1 for j1 in range(g.n)]
+        a10 = [0] + [(1 + j1) * r for j1 in range(g.n)]
+        for jl in range(g.n):
+            for jr in range(jl + 1):
+                a01.append((1 + jl) * r + 1 + jr)
+                a10.append((1 + jr) * r + 1 + jl)
+        i01.append(np.array(a01))
+        i10.append(np.array(a10))
+    return i01, i10
+
+
+def _std(z: torch.Tensor, dim: int) -> torch.Tensor:
+    """Bessel-corrected standard deviation of (complex) values along ``dim``."""
+    d = z - z.mean(dim, keepdim=True)
+    return ((d.real.square() + d.imag.square()).sum(dim) / (z.shape[dim] - 1)).sqrt() if z.is_complex() else \
+        (d.square().sum(dim) / (z.shape[dim] - 1)).sqrt()
+
+
+class SeparationLoss:
+    """The three-term loss for a batch of independent problems, with its gradient.
+
+    ``mixture``: ``(P, T)`` (or ``(T,)``); ``prior``: ``(G, R, T)`` snippet sets (or ``(R, T)``); ``group``: ``(P,)``
+    index of each problem's snippet set (default 0).  ``J``, ``Q``, ``wavelet``, ``high_freq``: the statistics
+    (published: 8, 1, Battle-Lemarie, 0.425); ``filter_dtype='float32'`` reproduces the published numbers to
+    round-off.  ``x_weight``, ``indep_weight``: the published weights (1, 1).  ``chunk_budget``: bytes of autograd
+    working memory per chunk of (problem, snippet) pairs.
+    """
+
+    def __init__(
+        self,
+        mixture,
+        prior,
+        group=None,
+        J: int = 8,
+        Q: int = 1,
+        wavelet: str = "battle_lemarie",
+        high_freq: float = 0.425,
+        x_weight: float = 1.0,
+        indep_weight: float = 1.0,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "auto",
+        filter_dtype: str = "float64",
+        chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+        eps: float = 1e-30,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        x = torch.as_tensor(mixture).to(self.device, dtype)
+        n = torch.as_tensor(prior).to(self.device, dtype)
+        if x.ndim == 1:
+            x = x[None]
+        if n.ndim == 2:
+            n = n[None]
+        if x.ndim != 2 or n.ndim != 3:
+            raise DataError(f"mixture must be (P, T) and prior (G, R, T); got {tuple(x.shape)} and {tuple(n.shape)}")
+        P, T = x.shape
+        G, Rn, Tn = n.shape
+        if Tn != T:
+            raise DataError(f"prior snippets have {Tn} samples, the mixture pieces {T}")
+        if Rn < 2:
+            raise DataError(f"at least 2 prior snippets are needed (got {Rn}): the weights are standard deviations")
+        if not (torch.isfinite(x).all() and torch.isfinite(n).all()):
+            raise DataError("mixture or prior snippets contain NaN or infinite values")
+        g = torch.zeros(P, dtype=torch.long) if group is None else torch.as_tensor(group, dtype=torch.long).cpu()
+        if g.shape != (P,) or (P and (g.min() < 0 or g.max() >= G)):
+            raise ConfigError(f"group must hold one snippet-set index in [0, {G}) per problem")
+        if x_weight < 0 or indep_weight < 0:
+            raise ConfigError("loss weights must be non-negative")
+        self.P, self.T, self.G, self.R = P, T, G, Rn
+        self.group = g
+        self.x_weight, self.indep_weight = float(x_weight), float(indep_weight)
+        self.eps = eps
+        sc = ScatteringCovariance(J=J, Q=Q, wavelet=wavelet, high_freq=high_freq, model="cov", dtype=dtype,
+                                  device=self.device, filter_dtype=filter_dtype)
+        self.plan = sc.plan(T)
+        self.J, self.Q, self.wavelet, self.high_freq, self.filter_dtype = J, Q, wavelet, high_freq, filter_dtype
+        self.index = self.plan.index
+        self.i01, self.i10 = _cross_index(self.plan)
+        self.i01 = [torch.as_tensor(i, device=self.device) for i in self.i01]
+        self.i10 = [torch.as_tensor(i, device=self.device) for i in self.i10]
+        self.K = int(self.index.numel())
+        self.K_cross = int(sum(len(i) for i in self.i01))
+        cplx = torch.complex128 if dtype == torch.float64 else torch.complex64
+        per_pair = sum((gr.n + 1) * gr.M for gr in self.plan.groups) + 3 * (J * Q + 2) * T
+        self.chunk = max(1, int(chunk_budget // (per_pair * torch.empty((), dtype=cplx).element_size() * 6)))
+        self.x = x
+        with torch.no_grad():
+            # snippet-side quantities: statistics, first layer, centred second-layer rows (cross term)
+            nl1 = layer1(n.reshape(G * Rn, 1, T), self.plan)
+            self.prior_l1 = tuple(t.reshape(G, Rn, *t.shape[1:]) for t in nl1)
+            self.phi_prior = self._stats_from_l1(*nl1).reshape(G, Rn, -1)
+            self.s = _std(self.phi_prior, 1)
+            _, rows = _layer2_rows(*nl1, self.plan, no_mean=True)
+            self.prior_rows = [r.reshape(G, Rn, *r.shape[1:]) for r in rows]
+            # mixture-side quantities
+            self.phi_x = self.phi(x)
+            xl1 = layer1(x[:, None], self.plan)
+            phi_xn = torch.stack([self._stats_from_l1(*l1) for l1 in self._pair_l1(xl1, torch.arange(P))])  # (P,R,K)
+            self.s_x = _std(phi_xn, 1)
+            _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
+            c01, c10 = self._cross(xrows, torch.arange(P))
+            self.c01, self.c10 = _std(c01, 1), _std(c10, 1)
+
+    # ------------------------------------------------------------------ statistics
+
+    def _stats_from_l1(self, R: torch.Tensor, A: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
+        """``cov`` statistics ``(B, K)`` (published order) from first-layer outputs."""
+        first, rows = _layer2_rows(R, A, lp, self.plan, no_mean=False)
+        cdt = torch.complex128 if self.dtype == torch.float64 else torch.complex64
+        grams = [_gram(self.plan, g, V, V).reshape(V.shape[0], -1) for g, V in zip(self.plan.groups, rows)]
+        return torch.cat([p.to(cdt) for p in [first] + grams], -1).index_select(-1, self.index)
+
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        """``cov`` statistics of one-channel signals ``(B, T)`` -> ``(B, K)`` complex."""
+        return self._stats_from_l1(*layer1(x[:, None], self.plan))
+
+    def _pair_l1(self, ul1, problems: torch.Tensor):
+        """For each problem, first-layer outputs of ``u_p + n_k`` for all its snippets (linearity)."""
+        for i, p in enumerate(problems.tolist()):
+            gi = int(self.group[p])
+            yield tuple(a[i : i + 1] + b[gi] for a, b in zip(ul1, self.prior_l1))
+
+    def _cross(self, urows: list[torch.Tensor], problems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross coefficients ``(0,1)`` and ``(1,0)`` of ``(u_p, n_k)``: two ``(len(problems), R, K_cross)``."""
+        gsel = self.group[problems].to(self.device)
+        o01, o10 = [], []
+        for g, Vu, Vn, i01, i10 in zip(self.plan.groups, urows, self.prior_rows, self.i01, self.i10):
+            Gm = _gram(self.plan, g, Vu[:, None], Vn[gsel])  # (p, R, r, r)
+            flat = Gm.reshape(*Gm.shape[:2], -1)
+            o01.append(flat.index_select(-1, i01))
+            o10.append(flat.index_select(-1, i10))
+        cdt = torch.complex128 if self.dtype == torch.float64 else torch.complex64
+        return torch.cat([o.to(cdt) for o in o01], -1), torch.cat([o.to(cdt) for o in o10], -1)
+
+    # ------------------------------------------------------------------ loss
+
+    @staticmethod
+    def _wmse(z: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+        """``mean_{k,i} |z|^2 / w^2`` per problem; ``z`` ``(p, R, K)``, ``w`` ``(p, K)``."""
+        return ((z.real.square() + z.imag.square()) / (w.square() + eps)[:, None]).mean((1, 2))
+
+    def terms(self, background: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three terms per problem (differentiable, no chunking: for small problems and tests)."""
+        b = torch.as_tensor(background).to(self.device, self.dtype)
+        b = b[None] if b.ndim == 1 else b
+        u = self.x - b
+        allp = torch.arange(self.P)
+        g = self.group.to(self.device)
+        A = self._wmse(self.phi(b)[:, None] - self.phi_prior[g], self.s[g], self.eps)
+        ul1 = layer1(u[:, None], self.plan)
+        phi_un = torch.stack([self._stats_from_l1(*l1) for l1 in self._pair_l1(ul1, allp)])
+        B = self._wmse(self.phi_x[:, None] - phi_un, self.s_x, self.eps)
+        _, urows = _layer2_rows(*ul1, self.plan, no_mean=True)
+        c01, c10 = self._cross(urows, allp)
+        C = 0.5 * (self._wmse(c01, self.c01, self.eps) + self._wmse(c10, self.c10, self.eps))
+        return {"background": A, "mixture": B, "independence": C,
+                "total": A + self.x_weight * B + self.indep_weight * C}
+
+    def __call__(self, background) -> torch.Tensor:
+        return self.terms(background)["total"]
+
+    def loss_and_grad(self, background: torch.Tensor, problems: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss per problem ``(p,)`` and its gradient ``(p, T)`` with respect to the background estimate.
+
+        ``background`` ``(p, T)`` holds the estimates of ``problems`` (default: all, in order).  Memory is bounded
+        by chunking the (problem, snippet) pairs of the mixture term and back-propagating chunk by chunk.
+        """
+        problems = torch.arange(self.P) if problems is None else torch.as_tensor(problems, dtype=torch.long).cpu()
+        b = background.detach().to(self.device, self.dtype).reshape(len(problems), self.T).requires_grad_(True)
+        g = self.group[problems].to(self.device)
+        pd = problems.to(self.device)
+        with torch.enable_grad():
+            u = self.x[pd] - b
+            A = self._wmse(self.phi(b)[:, None] - self.phi_prior[g], self.s[g], self.eps)
+            _, urows = _layer2_rows(*layer1(u[:, None], self.plan), self.plan, no_mean=True)
+            c01, c10 = self._cross(urows, problems)
+            C = 0.5 * (self._wmse(c01, self.c01[pd], self.eps) + self._wmse(c10, self.c10[pd], self.eps))
+            total = A + self.indep_weight * C
+            total.sum().backward()
+            loss = total.detach().clone()
+            if self.x_weight:
+                loss += self.x_weight * self._mixture_term_backward(b, problems)
+        return loss, b.grad.detach()
+
+    def _mixture_term_backward(self, b: torch.Tensor, problems: torch.Tensor) -> torch.Tensor:
+        """Term B per problem; accumulates ``x_weight * dB/db`` into ``b.grad`` chunk by chunk."""
+        p, R = len(problems), self.R
+        out = torch.zeros(p, dtype=self.dtype, device=self.device)
+        pairs = [(i, k0, min(k0 + self.chunk, R)) for i in range(p) for k0 in range(0, R, self.chunk)]
+        # gather several problems per chunk when R is smaller than the chunk
+        per = max(1, self.chunk // R)
+        i = 0
+        while i < len(pairs):
+            if self.chunk >= R:
+                sel = list(range(pairs[i][0], min(pairs[i][0] + per, p)))
+                ks = [(0, R)] * len(sel)
+                i += len(sel)
+            else:
+                sel, ks = [pairs[i][0]], [pairs[i][1:]]
+                i += 1
+            idx = torch.as_tensor(sel, device=self.device)
+            u = self.x[problems.to(self.device)[idx]] - b[idx]
+            ul1 = layer1(u[:, None], self.plan)
+            parts, owners = [], []
+            for j, (pi, (k0, k1)) in enumerate(zip(sel, ks)):
+                gi = int(self.group[problems[pi]])
+                parts.append(tuple(a[j : j + 1] + c[gi, k0:k1] for a, c in zip(ul1, self.prior_l1)))
+                owners.append((pi, k0, k1))
+            cat = tuple(torch.cat([q[m] for q in parts]) for m in range(3))
+            phi = self._stats_from_l1(*cat)
+            terms = []
+            off = 0
+            for pi, k0, k1 in owners:
+                n_k = k1 - k0
+                pid = int(problems[pi])
+                d = self.phi_x[pid] - phi[off : off + n_k]
+                w = self.s_x[pid].square() + self.eps
+                terms.append(((d.real.square() + d.imag.square()) / w).sum() / (R * self.K))
+                off += n_k
+            t = torch.stack(terms)
+            (self.x_weight * t).sum().backward()
+            out.index_add_(0, torch.as_tensor([o[0] for o in owners], device=self.device), t.detach())
+        return out
