@@ -32,7 +32,6 @@ import torch
 
 from core.errors import ConfigError, DataError
 from core.scattering import ScatteringCovariance, resolve_device
-from core.scattering.description import n_first
 from core.scattering.transform import Plan, antisym_full, dct2, dct3, half_idft, layer1, modulus
 
 DEFAULT_CHUNK_BUDGET = 192 << 20
@@ -193,7 +192,7 @@ class SeparationLoss:
         """``cov`` statistics ``(B, K)`` (published order) from first-layer outputs."""
         first, rows = _layer2_rows(R, A, lp, self.plan, no_mean=False)
         cdt = torch.complex128 if self.dtype == torch.float64 else torch.complex64
-        grams = [_gram(self.plan, g, V, V).reshape(V.shape[0], -1) for g, V in zip(self.plan.groups, rows)]
+        grams = [_gram(self.plan, g, V, V).reshape(V.shape[0], -1) for g, V in zip(self.plan.groups, rows, strict=True)]
         return torch.cat([p.to(cdt) for p in [first] + grams], -1).index_select(-1, self.index)
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,13 +203,13 @@ class SeparationLoss:
         """For each problem, first-layer outputs of ``u_p + n_k`` for all its snippets (linearity)."""
         for i, p in enumerate(problems.tolist()):
             gi = int(self.group[p])
-            yield tuple(a[i : i + 1] + b[gi] for a, b in zip(ul1, self.prior_l1))
+            yield tuple(a[i : i + 1] + b[gi] for a, b in zip(ul1, self.prior_l1, strict=True))
 
     def _cross(self, urows: list[torch.Tensor], problems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross coefficients ``(0,1)`` and ``(1,0)`` of ``(u_p, n_k)``: two ``(len(problems), R, K_cross)``."""
         gsel = self.group[problems].to(self.device)
         o01, o10 = [], []
-        for g, Vu, Vn, i01, i10 in zip(self.plan.groups, urows, self.prior_rows, self.i01, self.i10):
+        for g, Vu, Vn, i01, i10 in zip(self.plan.groups, urows, self.prior_rows, self.i01, self.i10, strict=True):
             Gm = _gram(self.plan, g, Vu[:, None], Vn[gsel])  # (p, R, r, r)
             flat = Gm.reshape(*Gm.shape[:2], -1)
             o01.append(flat.index_select(-1, i01))
@@ -270,41 +269,23 @@ class SeparationLoss:
         return loss, b.grad.detach()
 
     def _mixture_term_backward(self, b: torch.Tensor, problems: torch.Tensor) -> torch.Tensor:
-        """Term B per problem; accumulates ``x_weight * dB/db`` into ``b.grad`` chunk by chunk."""
-        p, R = len(problems), self.R
-        out = torch.zeros(p, dtype=self.dtype, device=self.device)
-        pairs = [(i, k0, min(k0 + self.chunk, R)) for i in range(p) for k0 in range(0, R, self.chunk)]
-        # gather several problems per chunk when R is smaller than the chunk
-        per = max(1, self.chunk // R)
-        i = 0
-        while i < len(pairs):
-            if self.chunk >= R:
-                sel = list(range(pairs[i][0], min(pairs[i][0] + per, p)))
-                ks = [(0, R)] * len(sel)
-                i += len(sel)
-            else:
-                sel, ks = [pairs[i][0]], [pairs[i][1:]]
-                i += 1
-            idx = torch.as_tensor(sel, device=self.device)
-            u = self.x[problems.to(self.device)[idx]] - b[idx]
-            ul1 = layer1(u[:, None], self.plan)
-            parts, owners = [], []
-            for j, (pi, (k0, k1)) in enumerate(zip(sel, ks)):
-                gi = int(self.group[problems[pi]])
-                parts.append(tuple(a[j : j + 1] + c[gi, k0:k1] for a, c in zip(ul1, self.prior_l1)))
-                owners.append((pi, k0, k1))
-            cat = tuple(torch.cat([q[m] for q in parts]) for m in range(3))
-            phi = self._stats_from_l1(*cat)
-            terms = []
-            off = 0
-            for pi, k0, k1 in owners:
-                n_k = k1 - k0
-                pid = int(problems[pi])
-                d = self.phi_x[pid] - phi[off : off + n_k]
-                w = self.s_x[pid].square() + self.eps
-                terms.append(((d.real.square() + d.imag.square()) / w).sum() / (R * self.K))
-                off += n_k
-            t = torch.stack(terms)
+        """Term B per problem; accumulates ``x_weight * dB/db`` into ``b.grad`` chunk by chunk of (problem, snippet)
+        pairs, so that the autograd graph never holds more than one chunk."""
+        p, R, dev = len(problems), self.R, self.device
+        pair_i = torch.arange(p, device=dev).repeat_interleave(R)
+        pair_k = torch.arange(R, device=dev).repeat(p)
+        prob = problems.to(dev)
+        grp = self.group.to(dev)
+        out = torch.zeros(p, dtype=self.dtype, device=dev)
+        for c0 in range(0, p * R, self.chunk):
+            pi, pk = pair_i[c0 : c0 + self.chunk], pair_k[c0 : c0 + self.chunk]
+            uniq, inv = torch.unique(pi, return_inverse=True)
+            ul1 = layer1((self.x[prob[uniq]] - b[uniq])[:, None], self.plan)
+            gi = grp[prob[pi]]
+            phi = self._stats_from_l1(*(a[inv] + c[gi, pk] for a, c in zip(ul1, self.prior_l1, strict=True)))
+            d = self.phi_x[prob[pi]] - phi
+            t = ((d.real.square() + d.imag.square()) / (self.s_x[prob[pi]].square() + self.eps)).sum(-1)
+            t = t / (R * self.K)
             (self.x_weight * t).sum().backward()
-            out.index_add_(0, torch.as_tensor([o[0] for o in owners], device=self.device), t.detach())
+            out.index_add_(0, pi, t.detach())
         return out
