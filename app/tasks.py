@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from obspy import Stream
+
 from app.display import Display, build_display
+from core.clusters import ClusterTable
 from core.io import Record, build_records, read_records
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
+from core.separation.result import SeparationResult
 
 
 @dataclass
@@ -56,3 +63,204 @@ def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int 
     span = f"{hours:g} h" if hours is not None else f"{sols:g} sol"
     params = {"sols": sols, "hours": hours, "seed": seed, "gaps": gaps, "start_sol": start_sol}
     return Loaded(f"synthetic {span}, seed {seed}", records, displays, synthetic=params)
+
+
+# --- pipeline jobs --------------------------------------------------------------------------------------------------
+
+
+def synthetic_input_path(folder: str | Path, params: dict) -> Path:
+    """Where a synthetic record of these parameters is written for the feature store (one file per parameter set)."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(folder) / f"synthetic_seed{params.get('seed', 0)}_{digest}.mseed"
+
+
+def write_synthetic_input(params: dict, folder: str | Path, progress: Progress | None = None,
+                          token: CancelToken | None = None) -> Path:
+    """Generate the synthetic record of ``params`` and write its mixture as miniSEED (skipped when already there)."""
+    from core.atomic import atomic_path
+    from core.synthetic import SyntheticConfig, generate
+
+    path = synthetic_input_path(folder, params)
+    if path.exists():
+        return path
+    config = SyntheticConfig(**{k: params[k] for k in ("sols", "hours", "seed", "gaps", "start_sol") if k in params})
+    synth = generate(config, progress=progress, token=token)
+    with atomic_path(path) as tmp:
+        synth.mixture.write(str(tmp), format="MSEED")
+    return path
+
+
+def compute_features(inputs: list[str], out: str, config: dict, synthetic: list[dict] | None = None,
+                     work_dir: str | None = None, device: str = "auto", progress: Progress | None = None,
+                     token: CancelToken | None = None) -> dict:
+    """Feature store of the inputs (``core.features.build_store``); synthetic records are written to files first.
+
+    Inputs already in the store are skipped, so re-running on an unchanged project recomputes nothing.
+    """
+    from core.errors import ConfigError
+    from core.features import FeatureConfig, build_store
+
+    progress = progress or no_progress
+    paths = [str(p) for p in inputs]
+    synthetic = synthetic or []
+    if synthetic:
+        folder = Path(work_dir) if work_dir else Path(out).parent
+        for i, params in enumerate(synthetic):
+            step = sub_progress(progress, 0.1 * i / len(synthetic), 0.1 * (i + 1) / len(synthetic))
+            paths.append(str(write_synthetic_input(params, folder, step, token)))
+    if not paths:
+        raise ConfigError("nothing to compute features of: open files or generate a synthetic record first")
+    report = build_store(paths, out, FeatureConfig.from_dict(config), device=device,
+                         progress=sub_progress(progress, 0.1 if synthetic else 0.0, 1.0), token=token)
+    if report["failures"]:
+        raise ConfigError("features failed for: " + "; ".join(report["failures"]))
+    return report
+
+
+@dataclass
+class AlignedSet:
+    """Aligned member waveforms of one cluster and their centroid (``times`` in seconds from the alignment)."""
+
+    times: np.ndarray
+    waveforms: np.ndarray | None  # (M, C, T)
+    centroid: np.ndarray | None  # (C, T)
+
+
+@dataclass
+class ClusterProducts:
+    """What the result views show for one scale of a cluster table."""
+
+    scale: int
+    n_windows: int
+    n_clusters: int
+    hist_edges: np.ndarray
+    hist_counts: np.ndarray  # (K, B)
+    embedding: np.ndarray | None = None  # (n, 2)
+    embedding_cluster: np.ndarray | None = None
+    embedding_window: np.ndarray | None = None
+    embedding_method: str = ""
+    aligned: dict[int, AlignedSet] = field(default_factory=dict)
+    components: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, progress: Progress | None = None,
+                     token: CancelToken | None = None) -> ClusterProducts:
+    """Time-of-day histograms, latent embedding and aligned waveforms of ``table`` at ``scale`` (``core.analysis``)."""
+    from core.analysis.embedding import embed_latents
+    from core.analysis.time_of_day import time_of_day
+    from core.errors import UnmixError
+
+    progress = progress or no_progress
+    tod = time_of_day(table, scale, bin_hours=1.0)
+    counts = np.zeros((table.n_clusters, tod.counts.shape[1]))
+    counts[tod.clusters] = tod.counts
+    products = ClusterProducts(int(scale), table.n_windows, table.n_clusters, tod.edges, counts)
+    progress(0.2, "time of day")
+    if token is not None:
+        token.check()
+    if table.latent is not None and table.n_windows >= 2:
+        emb = embed_latents(table, scale, method="auto")
+        s = table.scale_index(scale)
+        products.embedding = emb.coords
+        products.embedding_window = emb.indices
+        products.embedding_cluster = table.cluster[emb.indices, s]
+        products.embedding_method = emb.method.upper()
+    else:
+        products.notes.append("the cluster table has no latent means: no embedding")
+    progress(0.5, "latent embedding")
+    if aligned:
+        try:
+            products.aligned, products.components = _aligned(table, scale, sub_progress(progress, 0.5, 1.0), token)
+        except UnmixError as exc:
+            products.notes.append(f"aligned waveforms: {exc.message}")
+    progress(1.0, "done")
+    return products
+
+
+def _aligned(table: ClusterTable, scale: int, progress: Progress, token: CancelToken | None,
+             n: int = 20) -> tuple[dict[int, AlignedSet], list[str]]:
+    from core.analysis.waveforms import cluster_waveforms
+
+    config = table.meta.get("feature_config") or {}
+    components = str(config.get("components", "UVW")) if isinstance(config, dict) else "UVW"
+    found = cluster_waveforms(table, scale, n=n, components=components, progress=progress, token=token)
+    out = {}
+    for k, cw in found.items():
+        times = np.arange(cw.aligned.shape[-1]) / cw.sampling_rate
+        out[k] = AlignedSet(times, cw.aligned, cw.centroid)
+    return out, list(components)
+
+
+@dataclass
+class Separated:
+    """A separation shown in the GUI: the separated part of the record, the result, and what the target was."""
+
+    key: str
+    original: Stream
+    result: SeparationResult
+    target: str
+    method: str
+    options: dict = field(default_factory=dict)
+
+
+def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Union of (start, end) intervals, sorted."""
+    out: list[list[float]] = []
+    for a, b in sorted((float(a), float(b)) for a, b in spans if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def cluster_spans(table: ClusterTable, clusters: list[int], scale: int, key: str | None = None
+                  ) -> list[tuple[float, float]]:
+    """Merged UTC spans (POSIX seconds) of every window of ``clusters`` at ``scale`` (of record ``key`` if given)."""
+    from core.errors import ConfigError
+
+    s = table.scale_index(scale)
+    members = table.members(list(clusters), scale)
+    if key is not None and table.input_index is not None and table.record_index is not None and table.inputs:
+        keys = np.array([(table.inputs[int(i)].get("records") or [{}] * (int(j) + 1))[int(j)].get("key", "")
+                         for i, j in zip(table.input_index[members], table.record_index[members], strict=True)])
+        if np.any(keys == key):
+            members = members[keys == key]
+    if members.size == 0:
+        raise ConfigError(f"no window of cluster(s) {', '.join(map(str, clusters))} at scale {scale}")
+    return merge_spans([tuple(iv) for iv in table.intervals[members, s]])
+
+
+def separate_record(stream: Stream, method: str, options: dict | None = None,
+                    spans: list[tuple[float, float]] | None = None, key: str = "", target: str = "record",
+                    progress: Progress | None = None, token: CancelToken | None = None) -> Separated:
+    """Separate ``stream`` (or each of ``spans``, POSIX seconds) with a registered method (``core.separation``)."""
+    from obspy import UTCDateTime
+
+    from core.errors import DataError
+    from core.separation import SeparationResult, get_method
+
+    progress = progress or no_progress
+    options = dict(options or {})
+    separator = get_method(method, **options)
+    pieces = [stream] if not spans else [stream.slice(UTCDateTime(a), UTCDateTime(b)) for a, b in spans]
+    pieces = [p for p in pieces if len(p) and any(tr.stats.npts > 1 for tr in p)]
+    if not pieces:
+        raise DataError(f"nothing to separate in {key or 'the record'}: the target holds no samples")
+    original, background, removed, infos = Stream(), Stream(), {}, []
+    for i, piece in enumerate(pieces):
+        if token is not None:
+            token.check()
+        step = sub_progress(progress, i / len(pieces), (i + 1) / len(pieces))
+        result = separator.separate(piece, progress=step, token=token)
+        original += piece
+        background += result.background
+        for name, part in result.removed.items():
+            removed.setdefault(name, Stream())
+            removed[name] += part
+        infos.append(result.info)
+    info = dict(infos[0]) if len(infos) == 1 else {"method": method, "pieces": infos}
+    info.setdefault("method", method)
+    progress(1.0, "separated")
+    return Separated(key, original, SeparationResult(background, removed, info), target, method, options)

@@ -1,0 +1,395 @@
+"""Result views: LMST time-of-day histograms, latent-space scatter, aligned waveforms per cluster, separation.
+
+They draw data computed elsewhere (``app.tasks.ClusterProducts``, ``core.separation.SeparationResult``) and
+compute nothing but what drawing needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.views.occupancy import CLUSTER_COLOURS, cluster_colour
+from app.views.time_axis import TimeAxis
+
+MAX_DRAWN_MEMBERS = 40
+
+
+def _colour(k: int) -> str:
+    return CLUSTER_COLOURS[int(k) % len(CLUSTER_COLOURS)]
+
+
+def _grid(n: int) -> int:
+    """Columns of a small-multiples grid of ``n`` panels."""
+    return max(1, min(n, math.ceil(math.sqrt(n * 1.6))))
+
+
+class _Header(QWidget):
+    def __init__(self, *widgets: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 4, 2)
+        for w in widgets:
+            row.addWidget(w)
+        row.addStretch(1)
+
+
+class HistogramView(QWidget):
+    """One small bar chart per cluster: share of its windows in each LMST hour of the sol."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("No clusters yet: run Cluster (or open a project with a cluster table)")
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.plots: list[pg.PlotItem] = []
+        self.bars: list[pg.BarGraphItem] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(_Header(self.status))
+        layout.addWidget(self.graphics, 1)
+
+    def set_data(self, edges: np.ndarray | None, counts: np.ndarray | None, scale_text: str = "") -> None:
+        """``edges`` (B+1,) in LMST hours, ``counts`` (K, B) windows per cluster and bin; None clears."""
+        self.graphics.clear()
+        self.plots, self.bars = [], []
+        if edges is None or counts is None:
+            self.status.setText("No clusters yet")
+            return
+        counts = np.asarray(counts, dtype=float)
+        edges = np.asarray(edges, dtype=float)
+        centres, widths = (edges[1:] + edges[:-1]) / 2, np.diff(edges)
+        cols = _grid(counts.shape[0])
+        top = 0.0
+        for k, row in enumerate(counts):
+            total = row.sum()
+            share = 100.0 * row / total if total else row
+            top = max(top, float(share.max()) if share.size else 0.0)
+            plot = self.graphics.addPlot(row=k // cols, col=k % cols)
+            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({int(total)} windows)", size="9pt")
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.setMouseEnabled(x=False, y=False)
+            bars = pg.BarGraphItem(x=centres, height=share, width=widths * 0.9, brush=cluster_colour(k, 200),
+                                   pen=pg.mkPen(None))
+            plot.addItem(bars)
+            plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
+            plot.getAxis("bottom").setTicks([[(h, f"{h:02d}") for h in range(0, 25, 6)]])
+            if k // cols == (counts.shape[0] - 1) // cols:
+                plot.setLabel("bottom", "LMST (h)")
+            if k % cols == 0:
+                plot.setLabel("left", "% of windows")
+            self.plots.append(plot)
+            self.bars.append(bars)
+        for plot in self.plots:
+            plot.setYRange(0, max(top, 1e-9) * 1.05, padding=0)
+        self.status.setText(f"Time of day (LMST) of each cluster's windows{scale_text}")
+
+
+class LatentView(QWidget):
+    """2-D embedding of the latent means, coloured by cluster; clicking a point emits ``window_clicked(index)``."""
+
+    window_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("No latent space yet")
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setAspectLocked(False)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.scatters: list[pg.ScatterPlotItem] = []
+        self.marker = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=2), brush=pg.mkBrush(None), symbol="o")
+        self.marker.setZValue(10)
+        self.plot.addItem(self.marker)
+        self.selected: int | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(_Header(self.status))
+        layout.addWidget(self.plot, 1)
+
+    def set_data(self, xy: np.ndarray | None, clusters: np.ndarray | None = None, windows: np.ndarray | None = None,
+                 method: str = "", scale_text: str = "") -> None:
+        """Points ``xy`` (N, 2) of windows ``windows`` (table row numbers) in clusters ``clusters``."""
+        for s in self.scatters:
+            self.plot.removeItem(s)
+        self.scatters = []
+        self.legend.clear()
+        self.marker.clear()
+        self.selected = None
+        if xy is None or len(xy) == 0:
+            self.status.setText("No latent space yet")
+            return
+        xy = np.asarray(xy, dtype=float)
+        clusters = np.asarray(clusters).astype(int)
+        windows = np.arange(len(xy)) if windows is None else np.asarray(windows).astype(int)
+        for k in np.unique(clusters):
+            sel = clusters == k
+            scatter = pg.ScatterPlotItem(x=xy[sel, 0], y=xy[sel, 1], data=windows[sel], size=7,
+                                         pen=pg.mkPen(None), brush=cluster_colour(int(k), 190), hoverable=True,
+                                         tip=lambda x, y, data: f"window {data}")
+            scatter.sigClicked.connect(self._clicked)
+            self.plot.addItem(scatter)
+            self.legend.addItem(scatter, f"cluster {k} ({int(sel.sum())})")
+            self.scatters.append(scatter)
+        self.plot.setLabel("bottom", f"{method} 1" if method else "dimension 1")
+        self.plot.setLabel("left", f"{method} 2" if method else "dimension 2")
+        self.plot.autoRange()
+        self.status.setText(f"Latent means{scale_text}, {method or '2-D'} embedding: click a point to show its window")
+
+    def point_of(self, window: int) -> tuple[float, float] | None:
+        for scatter in self.scatters:
+            data = scatter.data["data"]
+            hit = np.flatnonzero(data == window)
+            if hit.size:
+                return float(scatter.data["x"][hit[0]]), float(scatter.data["y"][hit[0]])
+        return None
+
+    def select(self, window: int) -> None:
+        """Mark ``window`` and emit ``window_clicked`` (what a click does)."""
+        self.selected = int(window)
+        point = self.point_of(window)
+        self.marker.setData([point[0]], [point[1]]) if point else self.marker.clear()
+        self.window_clicked.emit(int(window))
+
+    def _clicked(self, _item, points, _event=None) -> None:
+        if len(points):
+            self.select(int(points[0].data()))
+
+
+class AlignedView(QWidget):
+    """Per cluster: its most confident windows aligned by cross-correlation (thin) and their centroid (thick)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("No aligned waveforms yet")
+        self.component_combo = QComboBox()
+        self.component_combo.currentIndexChanged.connect(lambda _i: self._draw())
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.plots: list[pg.PlotItem] = []
+        self.aligned: dict = {}
+        self.components: list[str] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(_Header(QLabel("Component"), self.component_combo, self.status))
+        layout.addWidget(self.graphics, 1)
+
+    def set_data(self, aligned: dict | None, components: list[str] | None = None, scale_text: str = "") -> None:
+        """``aligned``: cluster → object with ``times`` (T,), ``waveforms`` (M, C, T), ``centroid`` (C, T)."""
+        self.aligned = aligned or {}
+        self.components = list(components or [])
+        self.component_combo.blockSignals(True)
+        current = self.component_combo.currentText()
+        self.component_combo.clear()
+        self.component_combo.addItems(self.components)
+        if current in self.components:
+            self.component_combo.setCurrentText(current)
+        self.component_combo.blockSignals(False)
+        self._scale_text = scale_text
+        self._draw()
+
+    def _draw(self) -> None:
+        self.graphics.clear()
+        self.plots = []
+        if not self.aligned:
+            self.status.setText("No aligned waveforms yet")
+            return
+        c = max(self.component_combo.currentIndex(), 0)
+        keys = sorted(self.aligned)
+        cols = _grid(len(keys))
+        for i, k in enumerate(keys):
+            a = self.aligned[k]
+            plot = self.graphics.addPlot(row=i // cols, col=i % cols)
+            n = 0 if a.waveforms is None else len(a.waveforms)
+            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({n} aligned)", size="9pt")
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            if n:
+                for w in a.waveforms[:MAX_DRAWN_MEMBERS]:
+                    plot.plot(a.times, w[c], pen=pg.mkPen((120, 120, 120, 70), width=1))
+            if a.centroid is not None:
+                plot.plot(a.times, a.centroid[c], pen=pg.mkPen(_colour(k), width=2.5))
+            if i // cols == (len(keys) - 1) // cols:
+                plot.setLabel("bottom", "time from alignment (s)")
+            self.plots.append(plot)
+        comp = self.components[c] if c < len(self.components) else ""
+        self.status.setText(f"  aligned waveforms (grey) and centroid (colour), component {comp}{self._scale_text}")
+
+
+class SeparationView(QWidget):
+    """Original, background and removed parts of each component on linked time axes, each with a toggle."""
+
+    export_requested = Signal()
+
+    LAYERS = (("original", "Original", (140, 140, 140)), ("background", "Background", "#1f4e99"),
+              ("removed", "Removed", "#c0392b"))
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("No separation yet: run Separate")
+        self.toggles: dict[str, QCheckBox] = {}
+        widgets: list[QWidget] = []
+        for key, text, colour in self.LAYERS:
+            box = QCheckBox(text)
+            box.setChecked(True)
+            box.setStyleSheet(f"QCheckBox {{ color: {pg.mkColor(colour).name()}; font-weight: bold; }}")
+            box.toggled.connect(self._visibility)
+            self.toggles[key] = box
+            widgets.append(box)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.export_requested)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.plots: list[pg.PlotItem] = []
+        self.curves: dict[str, list[pg.PlotDataItem]] = {}
+        self.result = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(_Header(*widgets, self.export_button, self.status))
+        layout.addWidget(self.graphics, 1)
+
+    def set_result(self, original, result, axis_mode: str = "utc") -> None:
+        """Draw ``original`` (Stream) with ``result.background`` and the sum of ``result.removed`` (None clears)."""
+        self.graphics.clear()
+        self.plots, self.curves = [], {key: [] for key, _t, _c in self.LAYERS}
+        self.result = result
+        self.export_button.setEnabled(result is not None)
+        if result is None:
+            self.status.setText("No separation yet")
+            return
+        background = result.background
+        t_ref = min(tr.stats.starttime.timestamp for tr in background)
+        first = None
+        ids = [tr.id for tr in background]
+        for row, trace_id in enumerate(ids):
+            axis = TimeAxis("bottom")
+            axis.set_reference(t_ref)
+            axis.set_mode(axis_mode)
+            plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
+            plot.setLabel("left", trace_id.split(".")[-1])
+            plot.getAxis("left").setWidth(64)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.getViewBox().setMouseEnabled(x=True, y=False)
+            layers = {"original": _select(original, trace_id), "background": _select(background, trace_id),
+                      "removed": _sum_removed(result.removed, trace_id)}
+            for key, _text, colour in self.LAYERS:
+                for tr in layers[key]:
+                    x = tr.stats.starttime.timestamp - t_ref + np.arange(tr.stats.npts) * tr.stats.delta
+                    curve = plot.plot(x, np.asarray(tr.data, dtype=np.float64), pen=pg.mkPen(colour, width=1))
+                    curve.setDownsampling(auto=True, method="peak")
+                    curve.setClipToView(True)
+                    curve.setVisible(self.toggles[key].isChecked())
+                    self.curves[key].append(curve)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            self.plots.append(plot)
+        names = ", ".join(result.removed) or "nothing"
+        method = result.info.get("method", "") if isinstance(result.info, dict) else ""
+        self.status.setText(f"  {method}: removed {names}" if method else f"  removed {names}")
+
+    def set_x_range(self, x0: float, x1: float) -> None:
+        if self.plots:
+            self.plots[0].setXRange(x0, x1, padding=0)
+
+    def _visibility(self, *_args) -> None:
+        for key, curves in self.curves.items():
+            for curve in curves:
+                curve.setVisible(self.toggles[key].isChecked())
+
+
+def _select(stream, trace_id: str) -> list:
+    if stream is None:
+        return []
+    net, sta, loc, cha = trace_id.split(".")
+    return list(stream.select(network=net, station=sta, location=loc, channel=cha))
+
+
+def _sum_removed(removed: dict, trace_id: str) -> list:
+    """One trace per segment: the sum of every removed source (they share the background's sampling)."""
+    parts = [_select(stream, trace_id) for stream in removed.values()]
+    parts = [p for p in parts if p]
+    if not parts:
+        return []
+    total = [tr.copy() for tr in parts[0]]
+    for other in parts[1:]:
+        for tr, extra in zip(total, other, strict=False):
+            n = min(tr.stats.npts, extra.stats.npts)
+            tr.data = np.asarray(tr.data[:n], dtype=np.float64) + np.asarray(extra.data[:n], dtype=np.float64)
+    return total
+
+
+class ResultsPanel(QWidget):
+    """The result views as tabs, with the scale they show."""
+
+    scale_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from PySide6.QtWidgets import QTabWidget
+
+        self.scale_combo = QComboBox()
+        self.scale_combo.setToolTip("Scale of the clustering shown in these views")
+        self.scale_combo.currentIndexChanged.connect(self._scale_changed)
+        self.summary = QLabel("")
+        self.tabs = QTabWidget()
+        self.histograms = HistogramView()
+        self.latent = LatentView()
+        self.aligned = AlignedView()
+        self.separation = SeparationView()
+        self.tabs.addTab(self.histograms, "Time of day")
+        self.tabs.addTab(self.latent, "Latent space")
+        self.tabs.addTab(self.aligned, "Aligned waveforms")
+        self.tabs.addTab(self.separation, "Separation")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.summary))
+        layout.addWidget(self.tabs, 1)
+        self.scale_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+    def set_scales(self, scales: tuple[int, ...], rate: float | None, current: int | None = None) -> None:
+        self.scale_combo.blockSignals(True)
+        self.scale_combo.clear()
+        for s in scales:
+            self.scale_combo.addItem(f"{s}" + (f" ({s / rate:.0f} s)" if rate else ""), int(s))
+        index = self.scale_combo.findData(int(current)) if current is not None else 0
+        self.scale_combo.setCurrentIndex(max(index, 0))
+        self.scale_combo.blockSignals(False)
+
+    def scale(self) -> int | None:
+        data = self.scale_combo.currentData()
+        return None if data is None else int(data)
+
+    def set_scale(self, scale: int) -> None:
+        index = self.scale_combo.findData(int(scale))
+        if index >= 0 and index != self.scale_combo.currentIndex():
+            self.scale_combo.setCurrentIndex(index)
+
+    def _scale_changed(self, _index: int) -> None:
+        scale = self.scale()
+        if scale is not None:
+            self.scale_changed.emit(scale)
+
+    def set_products(self, products) -> None:
+        """Fill the cluster views from an ``app.tasks.ClusterProducts`` (None clears them)."""
+        if products is None:
+            self.histograms.set_data(None, None)
+            self.latent.set_data(None)
+            self.aligned.set_data(None)
+            self.summary.setText("")
+            return
+        text = f" at scale {products.scale}"
+        self.histograms.set_data(products.hist_edges, products.hist_counts, text)
+        self.latent.set_data(products.embedding, products.embedding_cluster, products.embedding_window,
+                             products.embedding_method, text)
+        self.aligned.set_data(products.aligned, products.components, text)
+        self.summary.setText(f"  {products.n_windows} windows, {products.n_clusters} clusters")
