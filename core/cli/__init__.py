@@ -77,10 +77,22 @@ class UnmixGroup(click.Group):
             ctx.exit(EXIT_CANCELLED)
 
 
-@click.group(cls=UnmixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=UnmixGroup, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             no_args_is_help=True)
 @click.version_option(__version__, prog_name="unmix")
-def main() -> None:
+@click.option("--self-test", "self_test", is_flag=True,
+              help="check this installation (miniSEED/SAC, features, training, separation, GUI) and exit")
+@click.option("--self-test-out", type=click.Path(file_okay=False), default=None,
+              help="empty or new folder for the self-test's files and screenshot (default: a new temporary folder)")
+@click.pass_context
+def main(ctx: click.Context, self_test: bool, self_test_out: str | None) -> None:
     """Unmix: multi-scale clustering and source separation of InSight seismic records."""
+    if self_test:
+        from core.selftest import run
+
+        ctx.exit(run(self_test_out))
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 gap_options = [

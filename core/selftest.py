@@ -1,0 +1,324 @@
+"""Self-test of an installation (``unmix --self-test``), above all of the packaged bundle on a machine without Python.
+
+On a tiny synthetic record it exercises every layer that packaging can break: miniSEED and SAC round trips through
+ObsPy's plug-ins and C libraries, scattering-covariance features into an HDF5 store (PyTorch, h5py), two training
+steps of the clustering model, one separation step, and the main window rendered offscreen (Qt platform plugins,
+pyqtgraph) to a screenshot. Each check prints one line; a check whose component is missing is a failure, never a
+pass. When frozen it also verifies that every loaded Python module comes from inside the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core import __version__
+from core.errors import OutputExistsError
+
+FEATURE_SETTINGS = {"window": 8192, "hop": 2048, "scales": (1024, 2048, 4096, 8192), "J": 8}
+"""Small windows so that a one-hour 20-sps record gives a few dozen windows in seconds on one core."""
+
+
+class CheckFailed(Exception):
+    """A check ran but its result is wrong (the message says what)."""
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass
+class _Context:
+    out: Path
+    device: str
+    state: dict = field(default_factory=dict)
+
+
+def _frozen_root() -> Path | None:
+    root = getattr(sys, "_MEIPASS", None)
+    return Path(root).resolve() if getattr(sys, "frozen", False) and root else None
+
+
+def check_environment(ctx: _Context) -> str:
+    """Which interpreter runs; in a bundle, that no module or libpython comes from outside it."""
+    import torch
+
+    root = _frozen_root()
+    base = f"python {platform.python_version()}, torch {torch.__version__}, {platform.system()} {platform.machine()}"
+    if root is None:
+        return f"{base}, not frozen ({sys.executable})"
+    outside = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and not Path(path).resolve().is_relative_to(root):
+            outside.append(f"{name} ({path})")
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        libs = {line.split()[-1] for line in maps.read_text().splitlines() if "libpython" in line}
+        outside += [lib for lib in libs if lib.startswith("/") and not Path(lib).resolve().is_relative_to(root)]
+    if outside:
+        raise CheckFailed(f"{len(outside)} modules/libraries loaded from outside the bundle, e.g. {outside[0]}")
+    return f"{base}, frozen bundle {root}"
+
+
+def check_synthetic(ctx: _Context) -> str:
+    """A one-hour synthetic record with glitches (the data every later check uses)."""
+    from core.synthetic import SyntheticConfig, generate
+
+    rec = generate(SyntheticConfig(hours=1.0, sampling_rate=20.0, seed=7, glitch_rate_per_sol=600.0,
+                                   start="2019-05-22T06:00:00"))
+    ctx.state["synthetic"] = rec
+    return f"{len(rec.mixture)} traces × {rec.mixture[0].stats.npts} samples, {len(rec.glitches)} glitches/spikes"
+
+
+def _compare(read, written, what: str, rtol: float) -> None:
+    if sorted(tr.id for tr in read.stream) != sorted(tr.id for tr in written):
+        raise CheckFailed(f"{what}: ids {[tr.id for tr in read.stream]} != {[tr.id for tr in written]}")
+    for tr in written:
+        got = read.stream.select(id=tr.id)[0]
+        if abs(got.stats.starttime - tr.stats.starttime) > 1e-6 or got.stats.npts != tr.stats.npts:
+            raise CheckFailed(f"{what}: {tr.id} read back with a different start or length")
+        scale = float(np.max(np.abs(tr.data))) or 1.0
+        err = float(np.max(np.abs(got.data.astype(np.float64) - tr.data))) / scale
+        if err > rtol:
+            raise CheckFailed(f"{what}: {tr.id} differs after the round trip (max relative error {err:.2e})")
+
+
+def check_mseed(ctx: _Context) -> str:
+    """Write the mixture as miniSEED (ObsPy, libmseed) and read it back as a record."""
+    from core.io import read_record
+
+    rec = ctx.state["synthetic"]
+    folder = ctx.out / "data-mseed"
+    paths = rec.write(folder, format="MSEED")
+    record = read_record(paths["mixture"])
+    _compare(record, rec.mixture, "miniSEED", 1e-12)
+    ctx.state["mseed"] = paths["mixture"]
+    ctx.state["record"] = record
+    return f"{paths['mixture'].name}: {record.components} at {record.sampling_rate:g} Hz, identical samples"
+
+
+def check_sac(ctx: _Context) -> str:
+    """Write the mixture as SAC (one file per trace) and read the three files back as one record."""
+    from core.io import read_record
+
+    rec = ctx.state["synthetic"]
+    folder = ctx.out / "data-sac"
+    paths = rec.write(folder, format="SAC")
+    files = [p for stem, p in paths.items() if stem.startswith("mixture.")]
+    record = read_record(files)
+    _compare(record, rec.mixture, "SAC", 1e-6)  # SAC stores float32
+    return f"{len(files)} SAC files read back as {record.key} (float32 precision)"
+
+
+def check_features(ctx: _Context) -> str:
+    """Scattering-covariance features of the miniSEED file into an HDF5 feature store."""
+    from core.features import FeatureConfig, FeatureStore, build_store
+
+    config = FeatureConfig(**FEATURE_SETTINGS)
+    path = ctx.out / "features.h5"
+    report = build_store([ctx.state["mseed"]], path, config, device=ctx.device)
+    if report["failures"]:
+        raise CheckFailed("; ".join(report["failures"]))
+    store = FeatureStore(path)
+    expected = (ctx.state["record"].npts // config.block - config.window // config.block) // (
+        config.hop // config.block) + 1
+    if store.n_windows != expected:
+        raise CheckFailed(f"{store.n_windows} windows in the store, expected {expected}")
+    shapes = []
+    for s in config.scales:
+        f = store.features(s)
+        if not np.all(np.isfinite(f)):
+            raise CheckFailed(f"non-finite features at scale {s}")
+        shapes.append(f.shape)
+    ctx.state["store"] = path
+    return f"{store.n_windows} windows, scales {config.scales}, features {shapes[0]} per scale"
+
+
+def check_training(ctx: _Context) -> str:
+    """Two optimisation steps of the factorial GMVAE on the feature store; the loss must be finite."""
+    try:
+        from core.model import train_steps
+    except ImportError as exc:
+        raise CheckFailed(f"not available: the model's training API is missing ({exc})") from None
+    losses = train_steps(ctx.state["store"], steps=2, device=ctx.device)
+    if len(losses) != 2 or not np.all(np.isfinite(losses)):
+        raise CheckFailed(f"training steps gave losses {losses}")
+    return f"losses {losses[0]:.4g} → {losses[1]:.4g}"
+
+
+def check_separation(ctx: _Context) -> str:
+    """One separation step (scattering-covariance method) on the synthetic record."""
+    try:
+        from core.separation import separation_step
+    except ImportError as exc:
+        raise CheckFailed(f"not available: the separation API is missing ({exc})") from None
+    result = separation_step(ctx.state["record"].stream, device=ctx.device)
+    return str(result)
+
+
+def check_gui(ctx: _Context) -> str:
+    """The main window rendered offscreen with the miniSEED record loaded; saves a screenshot."""
+    if os.environ.get("QT_QPA_PLATFORM") is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    try:
+        from PySide6.QtCore import QEventLoop, QSettings, QTimer
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:
+        raise CheckFailed(f"not available: PySide6 is missing ({exc})") from None
+    import pyqtgraph as pg
+
+    from app.main_window import MainWindow
+    from app.settings import Preferences
+    from app.workers import cancel_all
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "unmix"])
+    platform_name = app.platformName()
+    pg.setConfigOptions(antialias=False, foreground="k", background="w")
+    prefs = Preferences(QSettings(str(ctx.out / "gui-settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(prefs)
+    failures: list[str] = []
+    window.jobs.job_failed.connect(lambda title, message, _details: failures.append(f"{title}: {message}"))
+    try:
+        window.resize(1400, 900)
+        window.show()
+        seen: set[str] = set()
+        loop = QEventLoop()
+
+        def mark(name: str) -> None:
+            seen.add(name)
+            if {"loaded", "spectrogram"} <= seen:
+                loop.quit()
+
+        def close_dialogs() -> None:  # an error dialog would wait for a click that never comes
+            box = QApplication.activeModalWidget()
+            if box is not None:
+                text = box.text() if hasattr(box, "text") else ""
+                failures.append(f"dialog {box.windowTitle()!r}: {text}")
+                box.close()
+                loop.quit()
+
+        guard = QTimer(window)
+        guard.timeout.connect(close_dialogs)
+        guard.start(250)
+        window.jobs.job_finished.connect(lambda *_: mark("loaded"))
+        window.spectrogram_shown.connect(lambda *_: mark("spectrogram"))
+        window.jobs.job_failed.connect(lambda *_: loop.quit())
+        QTimer.singleShot(60000, loop.quit)
+        window.open_paths([str(ctx.state["mseed"])])
+        loop.exec()
+        if failures:
+            raise CheckFailed(f"loading failed in the GUI: {failures[0]}")
+        if {"loaded", "spectrogram"} - seen:
+            raise CheckFailed(f"the GUI did not finish loading within 60 s (seen: {sorted(seen) or 'nothing'})")
+        wait = QEventLoop()
+        QTimer.singleShot(200, wait.quit)
+        wait.exec()
+        image = window.grab().toImage()
+        path = ctx.out / "main-window.png"
+        if not image.save(str(path)):
+            raise CheckFailed(f"could not save the screenshot {path}")
+        small = image.scaled(140, 90)
+        grey = np.array([[small.pixelColor(x, y).value() for x in range(small.width())]
+                         for y in range(small.height())], float)
+        if grey.std() < 5:
+            raise CheckFailed(f"the screenshot is blank (pixel std {grey.std():.1f})")
+        if not window.displays:
+            raise CheckFailed("the window shows no record after loading")
+        return (f"platform {platform_name}, {len(window.displays)} record shown, "
+                f"{image.width()}×{image.height()} → {path.name}")
+    finally:
+        cancel_all(10000)
+        window.close()
+        window.deleteLater()
+
+
+CHECKS: list[tuple[str, Callable[[_Context], str], tuple[str, ...]]] = [
+    ("environment", check_environment, ()),
+    ("synthetic record", check_synthetic, ()),
+    ("miniSEED read/write", check_mseed, ("synthetic record",)),
+    ("SAC read/write", check_sac, ("synthetic record",)),
+    ("features (HDF5 store)", check_features, ("miniSEED read/write",)),
+    ("training (2 steps)", check_training, ("features (HDF5 store)",)),
+    ("separation (1 step)", check_separation, ("miniSEED read/write",)),
+    ("GUI offscreen screenshot", check_gui, ("miniSEED read/write",)),
+]
+"""(name, function, names of checks whose results it needs)."""
+
+
+def run(out: str | Path | None = None, device: str = "cpu", echo: Callable[[str], None] = print,
+        only: list[str] | None = None) -> int:
+    """Run the checks, print one line each, write ``report.json`` in ``out``; 0 when all passed, else 1.
+
+    ``out`` must be missing or empty (default: a new temporary folder, kept for the screenshot). ``only``
+    restricts to the named checks (their prerequisites run too).
+    """
+    import tempfile
+
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="unmix-selftest-"))
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputExistsError("self-test output folder exists and is not empty", out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = _Context(out=out, device=device)
+    wanted = _with_prerequisites(only) if only else [name for name, _, _ in CHECKS]
+    echo(f"unmix {__version__} self-test → {out}")
+    results: list[CheckResult] = []
+    passed: set[str] = set()
+    for name, fn, needs in CHECKS:
+        if name not in wanted:
+            continue
+        t0 = time.perf_counter()
+        missing = [n for n in needs if n not in passed]
+        if missing:
+            result = CheckResult(name, False, f"skipped: needs {', '.join(missing)}", 0.0)
+        else:
+            try:
+                result = CheckResult(name, True, fn(ctx), time.perf_counter() - t0)
+            except CheckFailed as exc:
+                result = CheckResult(name, False, str(exc), time.perf_counter() - t0)
+            except Exception as exc:  # any crash is a failed check, with where it happened
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                result = CheckResult(name, False, f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:"
+                                                  f"{where.lineno})", time.perf_counter() - t0)
+        if result.ok:
+            passed.add(name)
+        echo(f"{'ok  ' if result.ok else 'FAIL'}  {name:<26} {result.detail}  [{result.seconds:.1f} s]")
+        results.append(result)
+    failed = [r.name for r in results if not r.ok]
+    report = {"version": __version__, "frozen": _frozen_root() is not None, "python": platform.python_version(),
+              "passed": not failed, "checks": [r.__dict__ for r in results]}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    echo(f"self-test {'passed' if not failed else 'FAILED'}: {len(results) - len(failed)}/{len(results)} checks"
+         + (f" (failed: {', '.join(failed)})" if failed else ""))
+    return 0 if not failed else 1
+
+
+def _with_prerequisites(names: list[str]) -> list[str]:
+    known = {name: needs for name, _, needs in CHECKS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"unknown self-test check(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    todo, stack = set(), list(names)
+    while stack:
+        n = stack.pop()
+        if n not in todo:
+            todo.add(n)
+            stack.extend(known[n])
+    return [name for name, _, _ in CHECKS if name in todo]

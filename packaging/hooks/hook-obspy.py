@@ -1,0 +1,26 @@
+"""PyInstaller hook for ObsPy (none ships with PyInstaller or its contrib hooks).
+
+ObsPy finds every waveform/inventory/event reader and writer, and the ``Trace.filter``/``detrend``/``taper``/...
+functions, through entry points in its package metadata, and loads its C libraries (libmseed, signal) with ctypes
+from ``obspy/lib``. So the bundle needs obspy's dist-info, the ``obspy.io`` plug-in modules that the entry points
+name (static analysis cannot see them) and the shared libraries at their original place.
+"""
+
+from PyInstaller.utils.hooks import collect_data_files, collect_dynamic_libs, collect_submodules, copy_metadata
+
+
+def _wanted(name: str) -> bool:
+    return ".tests" not in name and not name.endswith(".tests")
+
+
+datas = copy_metadata("obspy")
+# Data ObsPy reads at run time (e.g. the SEED/StationXML schemas, the FDSN service list); never its test data.
+datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/*.pyx", "**/*.c", "**/*.h"])
+binaries = collect_dynamic_libs("obspy")
+hiddenimports = (
+    collect_submodules("obspy.io", filter=_wanted)
+    + collect_submodules("obspy.signal", filter=_wanted)
+    + collect_submodules("obspy.core", filter=_wanted)
+)
+# Parts of ObsPy that Unmix never touches and that only add size or pull in GUI toolkits.
+excludedimports = ["obspy.imaging.scripts", "obspy.scripts", "obspy.taup.tests"]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run a built bundle's self-test as an analyst's machine would: empty environment (env -i), PATH=/usr/bin:/bin,
+# no PYTHONHOME/PYTHONPATH, from an empty directory, with `python`/`python3` on the PATH replaced by traps that
+# record any call. Fails if the self-test fails, if the GUI executable does not start, or if a trap was hit.
+#   usage: packaging/selftest_bundle.sh BUNDLE_DIR [REPORT_DIR]
+set -euo pipefail
+BUNDLE=$(cd "${1:?usage: selftest_bundle.sh BUNDLE_DIR [REPORT_DIR]}" && pwd)
+REPORT=${2:-}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/unmix-selftest.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/trap" "$WORK/run" "$WORK/home"
+for name in python python3 python3.11 python3.12 python3.13 python3.14; do
+    printf '#!/bin/sh\necho "$0 $*" >> "%s/python-called"\nexit 97\n' "$WORK" > "$WORK/trap/$name"
+    chmod +x "$WORK/trap/$name"
+done
+run() {
+    (cd "$WORK/run" && env -i PATH="$WORK/trap:/usr/bin:/bin" HOME="$WORK/home" LANG=C.UTF-8 \
+        QT_QPA_PLATFORM=offscreen "$@")
+}
+status=0
+run "$BUNDLE/unmix" --version || status=1
+run "$BUNDLE/unmix-gui" --help >/dev/null || { echo "[selftest] unmix-gui does not start" >&2; status=1; }
+run "$BUNDLE/unmix" --self-test --self-test-out "$WORK/run/selftest" || status=1
+if [ -e "$WORK/python-called" ]; then
+    echo "[selftest] the bundle called a Python from the PATH:" >&2
+    cat "$WORK/python-called" >&2
+    status=1
+fi
+if [ -n "$REPORT" ]; then
+    rm -rf "$REPORT" && mkdir -p "$REPORT"
+    cp -r "$WORK/run/selftest/." "$REPORT/" 2>/dev/null || true
+fi
+[ "$status" = 0 ] && echo "[selftest] bundle self-test passed" || echo "[selftest] bundle self-test FAILED" >&2
+exit "$status"
