@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +135,14 @@ def read_catalog(path: str | Path) -> Catalog:
     if head.startswith(b"<"):
         return read_quakeml(path)
     return read_mps_glitches(path)
+
+
+def read_catalogs(paths: Iterable[str | Path]) -> Catalog:
+    """Several glitch lists and QuakeML catalogues (each recognised by content) merged into one time-sorted table."""
+    merged = Catalog([], "")
+    for path in paths:
+        merged = merged + read_catalog(path)
+    return merged
 
 
 def _check_file(path: Path) -> None:

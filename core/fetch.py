@@ -261,8 +261,8 @@ def _server_says(exc: Exception) -> str:
     text = str(exc)
     if "Detailed response of server:" in text:
         lines = [s.strip() for s in text.split("Detailed response of server:", 1)[1].splitlines() if s.strip()]
-        if lines:
-            return f" (server says: {lines[0][:160]})"
+        if lines:  # urllib puts the reason phrase first, then the body (FDSN: "Error 500: ...")
+            return f" (server says: {(lines[1] if len(lines) > 1 else lines[0])[:160]})"
     return ""
 
 
@@ -298,6 +298,21 @@ def _classify(exc: Exception, timeout: float) -> tuple[str, str]:
     raise exc
 
 
+def _connect_problem(url: str, timeout: float) -> str:
+    """Why a TCP connection to the URL's host fails ('' when it connects)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=min(timeout, 10.0)):
+            return ""
+    except socket.gaierror:
+        return f"host name {parts.hostname!r} not resolved"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def _make_client(base: str, timeout: float):
     from obspy.clients.fdsn import Client
     from obspy.clients.fdsn.header import FDSNException
@@ -309,7 +324,11 @@ def _make_client(base: str, timeout: float):
         raise ConfigError(f"provider {base!r}: {exc}") from None
     except FDSNException as exc:
         text = str(exc).splitlines()[0]
-        if "No FDSN services" in text:
+        if "No FDSN services" in text:  # ObsPy says so for an unreachable host as well: tell the two apart
+            problem = _connect_problem(url, timeout)
+            if problem:
+                raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): "
+                                 f"{problem}") from None
             raise FetchError(f"{url}: no FDSN web service answers there (check the URL)") from None
         raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): {text}") from None
     except OSError as exc:
@@ -391,7 +410,6 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("output is not a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.part"):  # temporary files of a run that was killed
         stale.unlink(missing_ok=True)
 
@@ -448,9 +466,13 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
         else:
             asked_data = True
             status = _fetch_day(client, manifest, report, out, item, sid, codes, url, timeout)
-        if status == "unreachable":
-            stopped = "the data centre stopped answering"
         manifest.save()
+        if status == "unreachable":
+            if report.requests == 1 and not report.downloaded:  # the very first request: nothing to keep
+                reason = report.failures.pop().split("]: ", 1)[-1]
+                raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): "
+                                 f"{reason}")
+            stopped = "the data centre stopped answering"
         progress((i + 1) / n_steps, f"{item.name}: done")
 
     if days and not report.waveform_files() and not report.failures:

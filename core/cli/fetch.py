@@ -15,7 +15,7 @@ from core.cli import job, main
 @click.option("--location", "-L", default="02", show_default=True, help="location code ('--' or '' for none)")
 @click.option("--channel", "-C", default="BH?", show_default=True, help="channel code; ? and * wildcards allowed")
 @click.option("--start", required=True, help="UTC start, e.g. 2019-07-26 or 2019-07-26T11:00:00")
-@click.option("--end", required=True, help="UTC end (exclusive)")
+@click.option("--end", required=True, help="UTC end")
 @click.option("--provider", default="IRIS", show_default=True,
               help="data centre: IRIS (EarthScope), IPGP, or the http(s):// base URL of an FDSN web service")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -1,0 +1,275 @@
+"""FDSN download with a local cache, against a local FDSN stand-in serving the real InSight files (no internet)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fdsn_standin import FdsnStandIn
+from obspy import UTCDateTime, read, read_inventory
+from obspy.core.event import Catalog as ObsCatalog
+from obspy.core.event import Event, Origin, Pick, WaveformStreamID
+
+from core.catalogs import read_catalogs
+from core.cli import main
+from core.errors import ConfigError, InputFileError, OutputExistsError
+from core.fetch import (
+    MANIFEST,
+    FetchError,
+    _missing,
+    day_file_name,
+    day_spans,
+    fetch,
+    resolve_provider,
+    station_file_name,
+)
+from core.jobs import Cancelled, CancelToken
+
+pytestmark = pytest.mark.realdata
+
+RAW03 = "raw/XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed"
+DAY1, DAY2 = "XB.ELYSE.03.BH_.2019-05-22.mseed", "XB.ELYSE.03.BH_.2019-05-23.mseed"
+XML = "XB.ELYSE.03.BH_.xml"
+SPAN = ("2019-05-22T23:00:00", "2019-05-23T03:00:00")
+
+
+@pytest.fixture
+def standin(insight):
+    with FdsnStandIn(insight) as server:
+        yield server
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def fetch_args(standin, out, start=SPAN[0], end=SPAN[1], *extra):
+    return ["fetch", "--network", "XB", "--station", "ELYSE", "--location", "03", "--channel", "BH?",
+            "--start", start, "--end", end, "--provider", standin.url, "--out", out, *extra]
+
+
+def _merged(paths) -> dict[str, np.ndarray]:
+    st = read(str(paths[0]))
+    for p in paths[1:]:
+        st += read(str(p))
+    st.merge(method=1)
+    return {tr.id: tr.data for tr in st}
+
+
+def _records(path: Path, reclen: int = 512) -> list[bytes]:
+    blob = path.read_bytes()
+    return [blob[i:i + reclen] for i in range(0, len(blob), reclen)]
+
+
+def test_fetch_writes_day_files_and_stationxml_and_a_second_run_downloads_nothing(standin, insight, tmp_path):
+    out = tmp_path / "cache"
+    r = cli(*fetch_args(standin, out))
+    assert r.exit_code == 0, r.output + r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([DAY1, DAY2, XML, MANIFEST])
+    assert "3 file(s) written" in r.stdout and f"{out / DAY1}  (downloaded)" in r.stdout
+    # each day file holds the data centre's records of that UTC day; together they are exactly the source record
+    d1, d2 = read(str(out / DAY1)), read(str(out / DAY2))
+    assert all(tr.stats.starttime < UTCDateTime("2019-05-23") for tr in d1)
+    assert all(tr.stats.endtime >= UTCDateTime("2019-05-23") for tr in d2)
+    source = _merged([insight / RAW03])
+    fetched = _merged([out / DAY1, out / DAY2])
+    assert fetched.keys() == source.keys()
+    for key in source:
+        np.testing.assert_array_equal(fetched[key], source[key])
+    inv = read_inventory(str(out / XML))
+    assert inv.select(location="03", channel="BHU")[0][0][0].response is not None
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["files"][DAY2]["covered"] == [["2019-05-23T00:00:00.000000Z", "2019-05-23T03:00:00.000000Z"]]
+    queries = standin.queries()
+    assert [q["starttime"][:19] for q in standin.queries("dataselect")] == ["2019-05-22T23:00:00",
+                                                                            "2019-05-23T00:00:00"]
+    assert len(standin.queries("station")) == 1 and standin.queries("station")[0]["level"] == "response"
+
+    n_log = len(standin.log)
+    again = cli(*fetch_args(standin, out))
+    assert again.exit_code == 0, again.output
+    assert "nothing to download, all present, 3 already present" in again.stdout
+    assert len(standin.log) == n_log  # not even the service discovery: no request at all
+    assert len(standin.queries()) == len(queries)
+
+
+def test_a_longer_span_downloads_only_what_is_missing(standin, insight, tmp_path):
+    first = fetch("XB", "ELYSE", "03", "BH?", SPAN[0], "2019-05-23T00:30:00", tmp_path, provider=standin.url)
+    assert [p.name for p in first.waveform_files()] == [DAY1, DAY2]
+    before = len(standin.queries("dataselect"))
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    asked = standin.queries("dataselect")[before:]
+    assert [(q["starttime"][:19], q["endtime"][:19]) for q in asked] == [("2019-05-23T00:30:00", "2019-05-23T03:00:00")]
+    assert [p.name for p in report.cached] == [DAY1] and {p.name for p in report.downloaded} == {DAY2, XML}
+    records = _records(tmp_path / DAY2)
+    assert len(records) == len(set(records))  # records at the edge of both requests are kept once
+    fetched, source = _merged([tmp_path / DAY1, tmp_path / DAY2]), _merged([insight / RAW03])
+    for key in source:
+        np.testing.assert_array_equal(fetched[key], source[key])
+    entry = json.loads((tmp_path / MANIFEST).read_text())["files"][DAY2]
+    assert entry["covered"] == [["2019-05-23T00:00:00.000000Z", "2019-05-23T03:00:00.000000Z"]]
+
+
+@pytest.mark.parametrize("code", [204, 404])
+def test_no_data_is_one_clear_line(standin, tmp_path, code):
+    standin.add_fault("dataselect", code)
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        f"error: {standin.url}: no data for XB.ELYSE.03.BH? between 2019-05-22T23:00:00.000000Z and "
+        "2019-05-23T03:00:00.000000Z"]
+    assert not list(tmp_path.glob("*.mseed"))
+    n = len(standin.queries("dataselect"))
+    again = cli(*fetch_args(standin, tmp_path))  # known empty: not asked again unless --recheck-empty
+    assert again.exit_code == 2 and "known from an earlier request" in again.stderr
+    assert len(standin.queries("dataselect")) == n
+    standin.clear_faults()
+    recheck = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--recheck-empty"))
+    assert recheck.exit_code == 0, recheck.stderr
+    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists()
+
+
+def test_a_span_without_data_at_the_real_service(standin, tmp_path):
+    with pytest.raises(FetchError, match="no data for XB.ELYSE.03.BH. between 2020-01-01"):
+        fetch("XB", "ELYSE", "03", "BH?", "2020-01-01", "2020-01-02", tmp_path, provider=standin.url, response=False)
+
+
+def test_http_error_on_one_day_keeps_the_rest_and_a_rerun_fetches_only_that_day(standin, tmp_path):
+    standin.add_fault("dataselect", 500, day="2019-05-23")
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 1
+    assert (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("1 request(s) failed")
+    assert lines[1] == (f"  {DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: HTTP 500: Internal server error "
+                        "(server says: Error 500: injected by the stand-in)")
+    assert "1 failed" in r.stdout
+    standin.clear_faults()
+    n = len(standin.queries())
+    again = cli(*fetch_args(standin, tmp_path))
+    assert again.exit_code == 0, again.stderr
+    assert [q["starttime"][:10] for q in standin.queries()[n:]] == ["2019-05-23"]
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    ("cut", r"connection cut mid-download \(\d+ of \d+ bytes received, nothing kept\)"),
+    ("truncate", r"partial response, nothing kept: incomplete miniSEED"),
+])
+def test_connection_cut_mid_download_leaves_no_partial_file(standin, tmp_path, action, message):
+    standin.add_fault("dataselect", action, day="2019-05-23", times=1)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert not report.ok and len(report.failures) == 1
+    assert report.failures[0].startswith(f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: ")
+    assert __import__("re").search(message, report.failures[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DAY1, XML, MANIFEST])  # nothing half-written
+    assert DAY2 not in json.loads((tmp_path / MANIFEST).read_text())["files"]
+    resumed = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert resumed.ok and [p.name for p in resumed.downloaded] == [DAY2]
+    assert {p.name for p in resumed.cached} == {DAY1, XML}
+
+
+def test_cut_stationxml_is_listed_and_the_data_are_kept(standin, tmp_path):
+    standin.add_fault("station", "cut", times=1)
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 1
+    assert f"{XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: StationXML: connection cut" in r.stderr
+    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists() and not (tmp_path / XML).exists()
+
+
+def test_no_network_is_one_clear_line(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = cli("fetch", "--location", "03", "--start", SPAN[0], "--end", SPAN[1], "--provider",
+            f"http://127.0.0.1:{port}", "--out", tmp_path, "--timeout", "5")
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: http://127.0.0.1:{port}: cannot reach the data centre")
+
+
+def test_a_service_that_stops_answering_ends_the_run_with_the_rest_listed(standin, tmp_path):
+    standin.add_fault("dataselect", "delay", day="2019-05-22", seconds=2.0)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, timeout=0.5)
+    assert report.failures == [f"{DAY1} [2019-05-22T23:00:00–2019-05-23T00:00:00]: no answer within 0.5 s",
+                               f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: not attempted (the data centre "
+                               "stopped answering)"]
+    assert [p.name for p in report.files] == [XML]
+
+
+def test_cancel_between_days_keeps_what_was_completed(standin, tmp_path):
+    token = CancelToken()
+    seen = []
+
+    def progress(fraction, message=""):
+        seen.append((fraction, message))
+        if message == f"{DAY1}: done":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, progress=progress, token=token)
+    assert (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == pytest.approx(2 / 3)
+    n = len(standin.queries())
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert [p.name for p in report.downloaded] == [DAY2] and len(standin.queries()) == n + 1
+
+
+def test_files_not_from_this_cache_are_not_overwritten(standin, tmp_path):
+    (tmp_path / DAY1).write_bytes(b"my own notes")
+    with pytest.raises(OutputExistsError, match=f"{DAY1}: exists but does not match this folder's fetch manifest"):
+        fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert (tmp_path / DAY1).read_bytes() == b"my own notes" and not standin.queries()
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, overwrite=True)
+    assert report.ok and len(read(str(tmp_path / DAY1))) == 3
+    (tmp_path / MANIFEST).write_text("{not json")
+    with pytest.raises(InputFileError, match=f"{MANIFEST}: unreadable fetch manifest"):
+        fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"end": "2019-05-22T22:00:00"}, "end 2019-05-22T22:00:00.000000Z is not after start"),
+    ({"start": "yesterday"}, "start 'yesterday' is not a date/time"),
+    ({"provider": "NOWHERE"}, "unknown provider 'NOWHERE'"),
+    ({"channel": "B H"}, "channel 'B H' is not a valid FDSN code"),
+])
+def test_bad_options(tmp_path, kwargs, message):
+    args = {"network": "XB", "station": "ELYSE", "location": "03", "channel": "BH?", "start": SPAN[0],
+            "end": SPAN[1], "out_dir": tmp_path} | kwargs
+    with pytest.raises(ConfigError, match=message):
+        fetch(**args)
+
+
+def test_names_spans_and_providers():
+    assert day_file_name("XB", "ELYSE", "02", "BH?", "2019-07-26") == "XB.ELYSE.02.BH_.2019-07-26.mseed"
+    assert day_file_name("XB", "ELYSE", "", "BH*,LH?", "2019-07-26") == "XB.ELYSE..BH~+LH_.2019-07-26.mseed"
+    assert station_file_name("XB", "ELYSE", "02", "BHU") == "XB.ELYSE.02.BHU.xml"
+    days = list(day_spans(UTCDateTime("2019-07-26T11:49"), UTCDateTime("2019-07-28T00:00")))
+    assert [d for d, _ in days] == ["2019-07-26", "2019-07-27"]
+    assert days[0][1] == (UTCDateTime("2019-07-26T11:49").timestamp, UTCDateTime("2019-07-27").timestamp)
+    assert _missing((0.0, 10.0), [(2.0, 3.0), (2.5, 4.0), (8.0, 12.0)]) == [(0.0, 2.0), (4.0, 8.0)]
+    assert _missing((0.0, 10.0), [(-1.0, 11.0)]) == []
+    assert resolve_provider("iris") == "EARTHSCOPE" and resolve_provider("IPGP") == "IPGP"
+    assert resolve_provider("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+
+
+def test_glitch_lists_and_quakeml_in_one_table(insight, tmp_path):
+    ev = Event(event_type="earthquake")
+    t = UTCDateTime("2019-05-23T01:00:00")
+    ev.origins.append(Origin(time=t))
+    wid = WaveformStreamID(network_code="XB", station_code="ELYSE")
+    ev.picks += [Pick(time=t - 30, phase_hint="start", waveform_id=wid),
+                 Pick(time=t + 600, phase_hint="end", waveform_id=wid)]
+    quakes = tmp_path / "mqs.xml"
+    ObsCatalog([ev]).write(str(quakes), format="QUAKEML")
+    table = read_catalogs([insight / "catalogs/glitches_MPS_XB.ELYSE.03.BH_2019-05-22T2318_2019-05-23T2359.txt",
+                           quakes])
+    assert len(table) == 154 and len(table.of_kind("quake")) == 1 and len(table.of_kind("glitch")) == 153
+    onsets = table.onsets()
+    assert np.all(np.diff(onsets) >= 0)  # one time-sorted table
+    assert "mqs.xml" in table.source and "glitches_MPS" in table.source
+    window = table.between(t, t + 60)
+    assert "quake" in {e.kind for e in window}
