@@ -21,6 +21,8 @@ hiddenimports = (
     collect_submodules("obspy.io", filter=_wanted)
     + collect_submodules("obspy.signal", filter=_wanted)
     + collect_submodules("obspy.core", filter=_wanted)
+    # detrend/taper entry points name SciPy functions directly
+    + ["scipy.signal", "scipy.signal.windows"]
 )
 # Parts of ObsPy that Unmix never touches and that only add size or pull in GUI toolkits.
 excludedimports = ["obspy.imaging.scripts", "obspy.scripts", "obspy.taup.tests"]
