@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from app.display import Display, build_display, compute_spectrogram
+from app.panels.results import PIPELINE_KEYS, ResultsController
 from app.project import SUFFIX, Project
 from app.settings import Preferences
 from app.tasks import Loaded
@@ -74,6 +75,10 @@ class MainWindow(QMainWindow):
         self.jobs.job_cancelled.connect(lambda t: self.statusBar().showMessage(f"{t}: cancelled", 5000))
         self.jobs_dock = self._dock("Pipeline", self.jobs, Qt.DockWidgetArea.RightDockWidgetArea)
         self.jobs.setMinimumWidth(260)
+        self.results = ResultsController(self)
+        self.results_dock = self._dock("Results", self.results.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.spectrogram_dock, self.results_dock)
+        self.spectrogram_dock.raise_()
 
         self.span_label = QLabel("")
         self.device_label = QLabel("")
@@ -88,7 +93,7 @@ class MainWindow(QMainWindow):
         if not self._docks_sized:
             self._docks_sized = True
             self.resizeDocks([self.records_dock, self.jobs_dock], [340, 340], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.spectrogram_dock], [260], Qt.Orientation.Vertical)
+            self.resizeDocks([self.spectrogram_dock], [320], Qt.Orientation.Vertical)
 
     # --- construction ---------------------------------------------------------------------------------------------
 
@@ -125,9 +130,14 @@ class MainWindow(QMainWindow):
         jobs = bar.addMenu("&Jobs")
         self._action(jobs, "&Generate synthetic record…", lambda: self._show_job("synthetic"), "Ctrl+G")
         self._action(jobs, "&Load files…", lambda: self._show_job("load"))
+        jobs.addSeparator()
+        for n, key in enumerate(PIPELINE_KEYS, start=1):
+            self._action(jobs, f"{key.capitalize()}…", lambda _c=False, k=key: self._show_job(k), f"Ctrl+{n}")
+        self._action(jobs, "E&xport separated sources…", self.results.open_export_dialog, "Ctrl+E")
+        jobs.addSeparator()
         self._action(jobs, "&Cancel running job", self.jobs.cancel, "Ctrl+.")
         view = bar.addMenu("&View")
-        for dock in (self.records_dock, self.spectrogram_dock, self.jobs_dock):
+        for dock in (self.records_dock, self.spectrogram_dock, self.jobs_dock, self.results_dock):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
         self._action(view, "Cycle time axis (UTC / LMST / relative)", self.waveform.cycle_axis_mode)
@@ -326,6 +336,7 @@ class MainWindow(QMainWindow):
             "axis_mode": self.waveform.axis_mode,
             "filter": self.waveform.filter_preset(),
             "selected": self.current_key,
+            "pipeline": self.results.form_values(),
         })
         return project
 
@@ -375,6 +386,7 @@ class MainWindow(QMainWindow):
             self.jobs.start(load_request(project.inputs))
         for synth in project.synthetic:
             self.jobs.start(synthetic_request(**synth))
+        self.results.restore(project)
         self.preferences.add_recent(str(Path(path).resolve()))
         self.setWindowTitle(f"Unmix {__version__} — {Path(path).name}")
         return project
@@ -390,6 +402,7 @@ class MainWindow(QMainWindow):
         self.waveform.set_display(None)
         self.spectrogram.clear()
         self.span_label.setText("")
+        self.results.clear()
         self.project = Project()
 
     # --- misc -----------------------------------------------------------------------------------------------------

@@ -107,3 +107,5 @@ def synthetic_request(**kwargs: Any) -> JobRequest:
 
 LOAD = register_job(JobSpec("load", "Load files", LoadForm, order=10))
 SYNTHETIC = register_job(JobSpec("synthetic", "Generate synthetic record", SyntheticForm, order=20))
+
+from app.panels import pipeline  # noqa: E402, F401  (registers Features, Train, Cluster, Separate, Export)

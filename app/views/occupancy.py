@@ -195,7 +195,8 @@ class OccupancyOverlay:
         self.table = None
         self.visible = True
         self.scale: int | None = None
-        self.items: list[SpanItem] = []
+        self.items: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
+        self.marked: tuple[float, float] | None = None
         bar.changed.connect(self._changed)
 
     def set_table(self, table) -> None:
@@ -217,10 +218,9 @@ class OccupancyOverlay:
         self.redraw()
 
     def clear(self) -> None:
-        for item in self.items:
-            scene = item.scene()
-            if scene is not None:
-                scene.removeItem(item)
+        for plot, item in self.items:
+            if plot in self.waveform.plots:
+                plot.removeItem(item)
         self.items = []
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,7 +228,7 @@ class OccupancyOverlay:
         display, table = self.waveform.display, self.table
         s = table.scale_index(self.scale)
         wanted = np.ones(table.n_windows, dtype=bool)
-        keys = _window_keys(table)
+        keys = window_keys(table)
         if keys is not None and display is not None:
             base = display.key.split("#")[0]
             if np.any(keys == base):
@@ -237,9 +237,22 @@ class OccupancyOverlay:
         t_ref = display.t_ref if display is not None else 0.0
         return starts - t_ref, ends - t_ref, k
 
+    def mark(self, span: tuple[float, float] | None) -> None:
+        """Outline one window (POSIX seconds) on every row, e.g. the one picked in the latent space."""
+        self.marked = span
+        self.redraw()
+
     def redraw(self) -> None:
         self.clear()
         table = self.table
+        if self.marked is not None and self.waveform.display is not None:
+            t_ref = self.waveform.display.t_ref
+            for plot in self.waveform.plots:
+                item = pg.LinearRegionItem((self.marked[0] - t_ref, self.marked[1] - t_ref), movable=False,
+                                           brush=(0, 0, 0, 25), pen=pg.mkPen("k", width=2))
+                item.setZValue(-10)
+                plot.addItem(item, ignoreBounds=True)
+                self.items.append((plot, item))
         if table is None or self.scale is None:
             return
         self.bar.legend.set_counts(table.occupancy(self.scale))
@@ -249,10 +262,10 @@ class OccupancyOverlay:
         for plot in self.waveform.plots:
             item = SpanItem(starts, ends, k)
             plot.addItem(item, ignoreBounds=True)
-            self.items.append(item)
+            self.items.append((plot, item))
 
 
-def _window_keys(table) -> np.ndarray | None:
+def window_keys(table) -> np.ndarray | None:
     """Record key of every window, from the table's inputs (None when the table does not say)."""
     if table.input_index is None or table.record_index is None or not table.inputs:
         return None

