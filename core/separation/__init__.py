@@ -1,5 +1,26 @@
-"""Source separation in scattering-covariance space (issue #5)."""
+"""Source separation in scattering-covariance space (issue #5).
 
+* :class:`SeparationLoss`: the published three-term loss and its gradient for a batch of problems;
+* :func:`separate_array` / :func:`separate_signals`: pieces, standardisation, one batched L-BFGS solve, stitching;
+* :class:`ScatCovSeparator` (``--method scatcov``): the same on ObsPy Streams, prior from snippets or clusters.
+"""
+
+from core.separation.loss import SeparationLoss
 from core.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
+from core.separation.scatcov import ScatCovSeparator
+from core.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, taper_weights
 
-__all__ = ["METHODS", "SeparationResult", "Separator", "get_method", "register_method"]
+__all__ = [
+    "METHODS",
+    "ScatCovSeparator",
+    "SeparationLoss",
+    "SeparationResult",
+    "Separator",
+    "SolveReport",
+    "get_method",
+    "piece_starts",
+    "register_method",
+    "separate_array",
+    "separate_signals",
+    "taper_weights",
+]
