@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+D")
+        self._action(file, "&Fetch data (FDSN)…", self.open_fetch_dialog, "Ctrl+Shift+F")
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file.addSeparator()
@@ -167,6 +168,12 @@ class MainWindow(QMainWindow):
 
     def open_folder_dialog(self) -> None:
         self.open_paths(self.ask_folder())
+
+    def open_fetch_dialog(self) -> QWidget:
+        """The "Fetch data" dialog (FDSN download run as a job; the fetched files open in the browser)."""
+        from app.dialogs.fetch import FetchDialog
+
+        return FetchDialog.open_for(self)
 
     def open_paths(self, paths: list[str]) -> None:
         """Open files or folders in a worker; a project file among them is opened as a project instead."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_connection_cut_mid_download_leaves_no_partial_file(standin, tmp_path, a
     report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
     assert not report.ok and len(report.failures) == 1
     assert report.failures[0].startswith(f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: ")
-    assert __import__("re").search(message, report.failures[0])
+    assert re.search(message, report.failures[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DAY1, XML, MANIFEST])  # nothing half-written
     assert DAY2 not in json.loads((tmp_path / MANIFEST).read_text())["files"]
     resumed = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)

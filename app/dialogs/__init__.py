@@ -1,0 +1,1 @@
+"""Dialogs that run a job of their own (fetching data, …)."""
