@@ -18,12 +18,16 @@ collected in the report while the other days go on; an unreachable service stops
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import http.client
 import io
 import json
 import math
 import re
 import socket
+import struct
+import time
 import urllib.error
 import warnings
 from collections.abc import Iterator
@@ -195,42 +199,52 @@ def _code(value: str, name: str, required: bool = True) -> str:
 
 
 class Manifest:
-    """The cache index of one output folder: per file, the spans received (``covered``) or known empty."""
+    """The cache index of one output folder: per file, the spans received (``covered``) or known empty.
+
+    Saving re-reads the file and replaces only the entries this run changed, so two runs writing to one folder
+    (GUI and command line) do not lose each other's entries.
+    """
 
     def __init__(self, out_dir: Path, fresh_if_unreadable: bool = False) -> None:
         self.path = out_dir / MANIFEST
-        self.data: dict[str, Any] = {"version": 1, "files": {}}
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
-                    raise ValueError("no 'files' table")
-            except (ValueError, UnicodeDecodeError) as exc:
-                if fresh_if_unreadable:
-                    return
-                raise InputFileError(f"unreadable fetch manifest ({exc}); pass --overwrite to start afresh",
-                                     self.path) from None
-            self.data = data
+        self.touched: set[str] = set()
+        try:
+            self.data = self._read()
+        except InputFileError:
+            if not fresh_if_unreadable:
+                raise
+            self.data = {"version": 1, "files": {}}
 
-    def entry(self, name: str) -> dict[str, Any] | None:
-        return self.data["files"].get(name)
+    def _read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"version": 1, "files": {}}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+                raise ValueError("no 'files' table")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"unreadable fetch manifest ({exc}); pass --overwrite to start afresh",
+                                 self.path) from None
+        return data
+
+    def entry(self, name: str) -> dict[str, Any]:
+        e = self.data["files"].get(name)
+        return e if isinstance(e, dict) else {}
 
     def covered(self, name: str, out_dir: Path) -> list[Span]:
         """Spans of ``name`` received earlier, if the file is still on disk with the size recorded."""
         e = self.entry(name)
-        if not e or not e.get("covered"):
-            return []
         path = out_dir / name
-        if not path.is_file() or path.stat().st_size != e.get("size"):
+        if not e.get("covered") or not path.is_file() or path.stat().st_size != e.get("size"):
             return []
-        return [(UTCDateTime(a).timestamp, UTCDateTime(b).timestamp) for a, b in e["covered"]]
+        return _spans(e["covered"])
 
     def empty(self, name: str) -> list[Span]:
-        e = self.entry(name)
-        return [(UTCDateTime(a).timestamp, UTCDateTime(b).timestamp) for a, b in (e or {}).get("empty", [])]
+        return _spans(self.entry(name).get("empty", []))
 
     def record(self, name: str, stream: str, covered: list[Span], empty: list[Span], size: int | None,
                source: str) -> None:
+        self.touched.add(name)
         self.data["files"][name] = {
             "id": stream, "covered": [[_iso(a), _iso(b)] for a, b in _union(covered)],
             "empty": [[_iso(a), _iso(b)] for a, b in _union(empty)], "size": size, "source": source,
@@ -238,8 +252,22 @@ class Manifest:
         }
 
     def save(self) -> None:
+        try:
+            current = self._read()
+        except InputFileError:
+            current = {"version": 1, "files": {}}
+        current["files"].update({name: self.data["files"][name] for name in self.touched})
+        self.data = current
         with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.write_text(json.dumps(current, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def _spans(value: Any) -> list[Span]:
+    """Spans from the manifest's ``[[iso, iso], …]``; a malformed list counts as nothing known."""
+    try:
+        return [(UTCDateTime(a).timestamp, UTCDateTime(b).timestamp) for a, b in value]
+    except Exception:  # noqa: BLE001
+        return []
 
 
 # --- errors -----------------------------------------------------------------------------------------------------------
@@ -341,19 +369,54 @@ def _make_client(base: str, timeout: float):
 # --- downloads --------------------------------------------------------------------------------------------------------
 
 
+def _record_lengths(data: bytes) -> list[int] | None:
+    """Lengths of the miniSEED 2 records in ``data`` (from blockette 1000); None when they cannot be told.
+
+    Raises ``ValueError`` when the bytes end inside a record: ObsPy's reader skips such a last record silently.
+    """
+    lengths, offset = [], 0
+    while offset < len(data):
+        head = data[offset:offset + 48]
+        if len(head) < 48 or head[6:7] not in (b"D", b"R", b"Q", b"M"):
+            if offset == 0:
+                return None
+            raise ValueError(f"incomplete miniSEED: {len(data) - offset} byte(s) after the last whole record")
+        order = ">" if 1900 <= struct.unpack(">H", head[20:22])[0] <= 2100 else "<"
+        n_blockettes = head[39]
+        position = struct.unpack(order + "H", head[46:48])[0]
+        length = None
+        for _ in range(n_blockettes):
+            if position < 48 or position + 7 > len(data) - offset:
+                break
+            kind, following = struct.unpack(order + "HH", data[offset + position:offset + position + 4])
+            if kind == 1000:
+                length = 1 << data[offset + position + 6]
+                break
+            position = following
+        if length is None or length < 128:
+            return None
+        if offset + length > len(data):
+            raise ValueError(f"incomplete miniSEED: the last record has {len(data) - offset} of {length} bytes")
+        lengths.append(length)
+        offset += length
+    return lengths
+
+
 def _check_mseed(data: bytes) -> None:
-    """Parse what was received; a truncated or corrupt miniSEED raises ``ValueError``."""
+    """Check what was received record by record and parse it; truncated or unreadable data raise ``ValueError``."""
     from obspy import read
 
     if not data:
         raise ValueError("empty response")
+    _record_lengths(data)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         try:
             st = read(io.BytesIO(data), format="MSEED", headonly=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise ValueError(f"not readable miniSEED ({type(exc).__name__})") from None
-    bad = [str(w.message) for w in seen if "mseed" in str(w.message).lower() or "end of file" in str(w.message)]
+    words = ("end of file", "truncat", "not enough", "corrupt")
+    bad = [str(w.message) for w in seen if any(k in str(w.message).lower() for k in words)]
     if bad:
         raise ValueError(f"incomplete miniSEED: {bad[0][:160]}")
     if len(st) == 0:
@@ -361,19 +424,16 @@ def _check_mseed(data: bytes) -> None:
 
 
 def _dedupe_records(data: bytes) -> bytes:
-    """Drop byte-identical repeated records (edges of adjacent requests) when the record length is uniform."""
-    from obspy.io.mseed.util import get_record_information
-
-    try:
-        reclen = get_record_information(io.BytesIO(data))["record_length"]
-    except Exception:
-        return data
-    if not reclen or len(data) % reclen:
+    """Drop byte-identical repeated records (the edges of adjacent requests)."""
+    lengths = _record_lengths(data)
+    if not lengths:
         return data
     seen: set[bytes] = set()
     out = bytearray()
-    for i in range(0, len(data), reclen):
-        rec = data[i:i + reclen]
+    offset = 0
+    for n in lengths:
+        rec = data[offset:offset + n]
+        offset += n
         if rec not in seen:
             seen.add(rec)
             out += rec
@@ -410,8 +470,6 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("output is not a folder", out)
-    for stale in out.glob(".*.part"):  # temporary files of a run that was killed
-        stale.unlink(missing_ok=True)
 
     manifest = Manifest(out, fresh_if_unreadable=overwrite)
     report = FetchReport(out)
@@ -438,6 +496,7 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
         empty = [] if overwrite else manifest.empty(name)
         plan.append(_Planned("day", name, span, have, empty, _missing(span, have + ([] if recheck_empty else empty))))
 
+    _remove_stale_parts(out, [item.name for item in plan] + [MANIFEST])
     client = None
     codes = (network, station, location or "--", channel)
     n_steps = max(len(plan), 1)
@@ -480,6 +539,16 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
         raise FetchError(f"{url}: no data for {sid} between {t_start} and {t_end}{again}")
     progress(1.0, report.summary())
     return report
+
+
+def _remove_stale_parts(out: Path, names: list[str], age: float = 3600.0) -> None:
+    """Temporary files of these outputs left by a killed run (older than ``age`` s, so a concurrent run's stay)."""
+    now = time.time()
+    for name in names:
+        for part in out.glob(f".{glob.escape(name)}.*.part"):
+            with contextlib.suppress(OSError):
+                if now - part.stat().st_mtime > age:
+                    part.unlink()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -21,6 +22,8 @@ from core.errors import ConfigError, InputFileError, OutputExistsError
 from core.fetch import (
     MANIFEST,
     FetchError,
+    Manifest,
+    _check_mseed,
     _missing,
     day_file_name,
     day_spans,
@@ -231,6 +234,22 @@ def test_files_not_from_this_cache_are_not_overwritten(standin, tmp_path):
         fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
 
 
+def test_two_runs_sharing_a_folder_keep_each_others_entries_and_stale_parts_go(standin, tmp_path):
+    a, b = Manifest(tmp_path), Manifest(tmp_path)  # e.g. the GUI and the command line, loaded at the same time
+    a.record("one.mseed", "XB.ELYSE.02.BHU", [(0.0, 10.0)], [], 1, "x")
+    a.save()
+    b.record("two.mseed", "XB.ELYSE.02.BHV", [], [(0.0, 10.0)], None, "x")
+    b.save()
+    assert set(json.loads((tmp_path / MANIFEST).read_text())["files"]) == {"one.mseed", "two.mseed"}
+    stale, fresh, other = (tmp_path / f".{DAY1}.k1ll3d.part", tmp_path / f".{DAY2}.running.part",
+                           tmp_path / ".someone-else.part")
+    for path in (stale, fresh, other):
+        path.write_bytes(b"half")
+    os.utime(stale, (0, 0))
+    fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert not stale.exists() and fresh.exists() and other.exists()
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"end": "2019-05-22T22:00:00"}, "end 2019-05-22T22:00:00.000000Z is not after start"),
     ({"start": "yesterday"}, "start 'yesterday' is not a date/time"),
@@ -242,6 +261,18 @@ def test_bad_options(tmp_path, kwargs, message):
             "end": SPAN[1], "out_dir": tmp_path} | kwargs
     with pytest.raises(ConfigError, match=message):
         fetch(**args)
+
+
+@pytest.mark.parametrize(("cut", "message"), [
+    (1, "the last record has 511 of 512 bytes"), (300, "the last record has 212 of 512 bytes"),
+    (511, r"1 byte\(s\) after the last whole record"),
+])
+def test_a_truncated_last_record_is_detected(insight, cut, message):
+    # ObsPy's reader skips an incomplete last record without a word for some cuts; the record walk does not
+    data = (insight / RAW03).read_bytes()
+    _check_mseed(data)
+    with pytest.raises(ValueError, match=f"incomplete miniSEED: {message}"):
+        _check_mseed(data[:-cut])
 
 
 def test_names_spans_and_providers():
