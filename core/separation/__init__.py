@@ -8,7 +8,7 @@
 from core.separation.loss import SeparationLoss
 from core.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
 from core.separation.scatcov import ScatCovSeparator
-from core.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, taper_weights
+from core.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, stitch, taper_weights
 
 __all__ = [
     "METHODS",
@@ -22,5 +22,6 @@ __all__ = [
     "register_method",
     "separate_array",
     "separate_signals",
+    "stitch",
     "taper_weights",
 ]

@@ -77,6 +77,15 @@ def taper_weights(n: int, piece: int, starts: list[int]) -> np.ndarray:
     return w
 
 
+def stitch(estimates: np.ndarray, starts: list[int], n: int) -> np.ndarray:
+    """Overlap-add of piece estimates ``(len(starts), piece)`` into ``n`` samples with :func:`taper_weights`."""
+    piece = estimates.shape[-1]
+    out = np.zeros(n)
+    for a, e, w in zip(starts, estimates, taper_weights(n, piece, starts), strict=True):
+        out[a : a + piece] += w * e
+    return out
+
+
 def _snippets_of_length(prior: np.ndarray, piece: int) -> np.ndarray:
     """Cut ``(R, C, Tp)`` snippets into non-overlapping sub-snippets of ``piece`` samples ``(R * (Tp // piece), C,
     piece)``."""
@@ -181,15 +190,10 @@ def separate_signals(
     b = _lbfgs(loss, np.stack(pieces), max_iter, tol, report, sub_progress(progress, 0.02, 1.0), token)
     report.solve_s = time.perf_counter() - t0 - report.setup_s
     # stitch
-    for i in report.starts:
-        idx = [j for j, o in enumerate(owner) if o == i]
-        st = report.starts[i]
-        w = taper_weights(len(signals[i]), L, st)
-        out = np.zeros(len(signals[i]))
+    owner_arr = np.asarray(owner)
+    for i, st in report.starts.items():
         g = groups[i]
-        for j, a, wj in zip(idx, st, w, strict=True):
-            out[a : a + L] += wj * (b[j] * sd[g] + mu[g])
-        outputs[i] = out
+        outputs[i] = stitch(b[owner_arr == i] * sd[g] + mu[g], st, len(signals[i]))
     progress(1.0, f"separated in {report.n_iter} iterations")
     return outputs, report
 
