@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from obspy import UTCDateTime
 
@@ -61,7 +62,10 @@ def _decimate(t: np.ndarray, y: np.ndarray, bins: int = 1500) -> tuple[np.ndarra
         return t, y
     n = len(y) // bins * bins
     yy, tt = y[:n].reshape(bins, -1), t[:n].reshape(bins, -1)[:, 0]
-    return np.repeat(tt, 2), np.column_stack([np.nanmin(yy, 1), np.nanmax(yy, 1)]).ravel()
+    filled = np.isfinite(yy).any(axis=1)  # NaN padding from alignment stays NaN (a gap in the line)
+    lo = np.where(filled, np.min(np.where(np.isfinite(yy), yy, np.inf), axis=1), np.nan)
+    hi = np.where(filled, np.max(np.where(np.isfinite(yy), yy, -np.inf), axis=1), np.nan)
+    return np.repeat(tt, 2), np.column_stack([lo, hi]).ravel()
 
 
 def _hour_axis(ax) -> None:
@@ -139,7 +143,7 @@ def plot_spectra(waves: dict[int, ClusterWaveforms], label: str, colors: list) -
             ax.loglog(f, a, color=colors[k], lw=1.2, label=f"cluster {k}")
         ax.set_title(comps[c], fontsize=10)
         ax.set_xlabel("frequency (Hz)")
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     axes[0].set_ylabel("centroid amplitude (std units / √Hz)")
     if ks:
         axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -219,16 +223,19 @@ def plot_catalog_scores(scores: CatalogScores, label: str, colors: list, what: s
     ax = fig.subplots()
     ks = np.flatnonzero(scores.n_windows > 0)
     x = np.arange(len(ks))
-    ax.bar(x - 0.2, np.nan_to_num(scores.precision[ks]), 0.4, color=[colors[k] for k in ks], label="precision")
-    ax.bar(x + 0.2, np.nan_to_num(scores.recall[ks]), 0.4, color=[colors[k] for k in ks], alpha=0.45, hatch="//",
-           label="recall")
-    ax.axhline(scores.base_rate, color="k", lw=0.8, ls="--", label=f"share of all windows ({scores.base_rate:.2f})")
+    ax.bar(x - 0.2, np.nan_to_num(scores.precision[ks]), 0.4, color=[colors[k] for k in ks])
+    ax.bar(x + 0.2, np.nan_to_num(scores.recall[ks]), 0.4, color=[colors[k] for k in ks], alpha=0.45, hatch="//")
+    base = ax.axhline(scores.base_rate, color="k", lw=0.8, ls="--",
+                      label=f"share of all windows ({scores.base_rate:.2f})")
+    handles = [Patch(color="0.45", label="precision (flagged share of the cluster)"),
+               Patch(facecolor="0.45", alpha=0.45, hatch="//", label="recall (share of flagged windows)"),
+               base]
     ax.set_xticks(x, [f"{k}\n(n={scores.n_windows[k]})" for k in ks], fontsize=8)
     ax.set_xlabel("cluster")
     ax.set_ylim(0, 1)
     ax.set_ylabel("window-level score")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    ax.legend(handles=handles, fontsize=8)
     fig.suptitle(f"Clusters against {what} ({scores.total_flagged} windows with an event), scale {label}")
     return fig
 
