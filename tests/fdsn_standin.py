@@ -3,13 +3,15 @@
 It serves ``/fdsnws/{dataselect,station}/1/{query,application.wadl,version}`` on 127.0.0.1 (event: 404, as at a
 data centre without an event service). Dataselect answers with the miniSEED *records* of ``raw/*.mseed`` that overlap
 the requested window (byte for byte, as a data centre does); station answers with the StationXML of ``response/``
-for the requested location. Faults (HTTP codes, a connection cut mid-body, a close-delimited truncated body, a
-delay) can be injected per service and UTC day; every request is logged so tests can count them.
+for the requested location (gzip-compressed when the client accepts it). Faults (HTTP codes, a connection cut
+mid-body, a close-delimited truncated body, a delay) can be injected per service and UTC day; every request is
+logged so tests can count them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import io
 import threading
 import time
@@ -96,6 +98,17 @@ def _match(value: str, patterns: str) -> bool:
     return any(fnmatch.fnmatchcase(value, "" if p == "--" else p) for p in options)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (timeout tests) is not an error of the stand-in."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class FdsnStandIn:
     """Threaded HTTP server; use as a context manager. ``url`` is its base URL; ``log`` lists (service, params)."""
 
@@ -107,8 +120,7 @@ class FdsnStandIn:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 
@@ -170,9 +182,11 @@ class FdsnStandIn:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            def _send(self, code: int, body: bytes, ctype: str = "text/plain", encoding: str = "") -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -209,9 +223,14 @@ class FdsnStandIn:
                     self._send(204, b"")
                     return
                 ctype = "application/vnd.fdsn.mseed" if service == "dataselect" else "application/xml"
+                zipped = service == "station" and "gzip" in self.headers.get("Accept-Encoding", "")
+                if zipped:  # as data centres do for StationXML when the client accepts it (ObsPy does)
+                    body = gzip.compress(body)
                 if fault is not None and fault.action == "cut":
                     self.send_response(200)
                     self.send_header("Content-Type", ctype)
+                    if zipped:
+                        self.send_header("Content-Encoding", "gzip")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body[: len(body) // 2])
@@ -225,6 +244,6 @@ class FdsnStandIn:
                     self.wfile.write(body[: len(body) // 2 + 100])
                     self.close_connection = True
                     return
-                self._send(200, body, ctype)
+                self._send(200, body, ctype, "gzip" if zipped else "")
 
         return Handler
