@@ -11,9 +11,10 @@ request (network, station, location, channel, time span) and writes, under the o
 
 A later request downloads only the spans the manifest does not cover and whose files are still on disk with the
 recorded size, so a second identical run makes no request at all and an interrupted run resumes where it stopped.
-Every file is written atomically (temporary name, then rename) after its content was parsed back, so a cut
-connection never leaves a half-written day file. Failures of single requests (HTTP errors, cut connections) are
-collected in the report while the other days go on; an unreachable service stops the run.
+What a request returns is checked (miniSEED record by record, StationXML parsed) before it is written, and every
+file is written atomically (temporary name, then rename), so a cut connection never leaves a half-written day file.
+Failures of single requests (HTTP errors, cut connections) are collected in the report while the other days go on;
+an unreachable service stops the run.
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ class Manifest:
         }
 
     def save(self) -> None:
+        if not self.touched:
+            return
         try:
             current = self._read()
         except InputFileError:

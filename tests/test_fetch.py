@@ -193,6 +193,7 @@ def test_no_network_is_one_clear_line(tmp_path):
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: http://127.0.0.1:{port}: cannot reach the data centre")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written
 
 
 def test_a_service_that_stops_answering_ends_the_run_with_the_rest_listed(standin, tmp_path):
