@@ -50,6 +50,16 @@ def hour_distance(a, b) -> np.ndarray:
     return np.minimum(d, 24.0 - d)
 
 
+def lmst_distance(hours, near) -> np.ndarray:
+    """Hours from each time of day to ``near``: one LMST hour, or a (start, end) span (may wrap past midnight)."""
+    hours = np.asarray(hours, dtype=float)
+    if np.ndim(near) == 0:
+        return hour_distance(hours, float(near) % 24.0)
+    h0, h1 = (float(h) % 24.0 for h in near)
+    inside = np.mod(hours - h0, 24.0) <= np.mod(h1 - h0, 24.0)
+    return np.where(inside, 0.0, np.minimum(hour_distance(hours, h0), hour_distance(hours, h1)))
+
+
 def _merge(intervals: Iterable[tuple]) -> list[tuple[float, float]]:
     ivs = sorted((_posix(a), _posix(b)) for a, b in intervals)
     merged: list[list[float]] = []
@@ -86,15 +96,16 @@ def select_windows(
     scale: int,
     n: int,
     exclude: Iterable[tuple] = (),
-    near_lmst: float | None = None,
+    near_lmst: float | tuple[float, float] | None = None,
     lmst_tolerance_hours: float = 2.0,
     min_confidence: float = 0.0,
 ) -> np.ndarray:
     """Up to ``n`` window indices in any of ``clusters`` at ``scale``, most confident first.
 
     Their sub-windows at ``scale`` overlap neither each other nor any ``exclude`` (t0, t1) interval (POSIX seconds or
-    UTCDateTime, e.g. the separation target). With ``near_lmst`` (hours) only windows whose sub-window midpoint is
-    within ``lmst_tolerance_hours`` of that LMST time of day are kept (any sol; wrap-around at 24 h).
+    UTCDateTime, e.g. the separation target). With ``near_lmst`` (hours, or an (h0, h1) span such as the target's) only
+    windows whose sub-window midpoint is within ``lmst_tolerance_hours`` of that LMST time of day are kept (any sol;
+    wrap-around at 24 h).
     """
     if n <= 0:
         raise ConfigError(f"the number of windows to select must be > 0, got {n}")
@@ -106,7 +117,7 @@ def select_windows(
     keep = np.all(np.isfinite(iv), axis=1)
     if near_lmst is not None:
         hours = window_lmst_hours(table, scale)[candidates]
-        keep &= hour_distance(hours, float(near_lmst) % 24.0) <= lmst_tolerance_hours
+        keep &= lmst_distance(hours, near_lmst) <= lmst_tolerance_hours
     occupied = _Occupied(_merge(exclude))
     chosen: list[int] = []
     for i, (a, b), ok in zip(candidates, iv, keep, strict=True):
@@ -243,4 +254,5 @@ def _cut(records: list, key: str | None, t0: float, npts: int, components: str, 
                     "data or another gap policy?", path)
 
 
-__all__ = ["Snippets", "hour_distance", "midpoints", "read_snippets", "select_windows", "window_lmst_hours"]
+__all__ = ["Snippets", "hour_distance", "lmst_distance", "midpoints", "read_snippets", "select_windows",
+           "window_lmst_hours"]

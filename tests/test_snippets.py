@@ -10,7 +10,7 @@ from core.features import FeatureConfig, FeatureStore, build_store
 from core.features.store import file_digest
 from core.jobs import Cancelled, CancelToken
 from core.mars_time import lmst_hours, lmst_to_utc, sol_float
-from core.snippets import hour_distance, read_snippets, select_windows, window_lmst_hours
+from core.snippets import hour_distance, lmst_distance, read_snippets, select_windows, window_lmst_hours
 from core.synthetic import SyntheticConfig, generate
 
 SMALL = FeatureConfig(window=16384, hop=1024, scales=(1024, 4096, 16384))
@@ -93,6 +93,10 @@ def test_lmst_filter_wraps_around_midnight():
     assert np.allclose(hour_distance([23.5, 0.5, 12.0], [0.5, 23.5, 0.0]), [1.0, 1.0, 12.0])
     noon = select_windows(t, 0, 1024, 1000, near_lmst=36.0, lmst_tolerance_hours=0.3)  # 36 h = noon
     assert set(np.round(hours[noon], 2)) == {11.75, 12.0, 12.25}
+    # a target span across midnight (23:10–00:40) widened by 27 min: 22:43 … 01:07
+    span = select_windows(t, 0, 1024, 1000, near_lmst=(23.1667, 0.6667), lmst_tolerance_hours=0.45)
+    assert set(np.round(hours[span], 2)) == {22.75, 23.0, 23.25, 23.5, 23.75, 0.0, 0.25, 0.5, 0.75, 1.0}
+    np.testing.assert_allclose(lmst_distance([12.0, 23.5, 2.0], (23.0, 1.0)), [11.0, 0.0, 1.0])
 
 
 @pytest.fixture(scope="module")
