@@ -166,9 +166,12 @@ def station_file_name(network: str, station: str, location: str, channel: str) -
 
 def resolve_provider(provider: str) -> str:
     """ObsPy base URL or short name for ``IRIS``/``EARTHSCOPE``/``IPGP`` or an ``http(s)://`` URL."""
+    from obspy.clients.fdsn.header import URL_MAPPINGS
+
     p = provider.strip()
     if p.upper() in PROVIDERS:
-        return PROVIDERS[p.upper()]
+        short = PROVIDERS[p.upper()]
+        return short if short in URL_MAPPINGS else "IRIS"  # ObsPy before 1.4.1 knows EarthScope as IRIS only
     if re.match(r"^https?://", p, re.IGNORECASE):
         return p.rstrip("/")
     raise ConfigError(f"unknown provider {provider!r}: use IRIS, IPGP or an http(s):// URL of an FDSN web service")
