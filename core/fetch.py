@@ -171,7 +171,9 @@ def resolve_provider(provider: str) -> str:
     p = provider.strip()
     if p.upper() in PROVIDERS:
         short = PROVIDERS[p.upper()]
-        return short if short in URL_MAPPINGS else "IRIS"  # ObsPy before 1.4.1 knows EarthScope as IRIS only
+        if short == "EARTHSCOPE" and short not in URL_MAPPINGS:  # older ObsPy knows EarthScope as IRIS only
+            return "IRIS"
+        return short
     if re.match(r"^https?://", p, re.IGNORECASE):
         return p.rstrip("/")
     raise ConfigError(f"unknown provider {provider!r}: use IRIS, IPGP or an http(s):// URL of an FDSN web service")
