@@ -149,15 +149,38 @@ def check_features(ctx: _Context) -> str:
 
 
 def check_training(ctx: _Context) -> str:
-    """Two optimisation steps of the factorial GMVAE on the feature store; the loss must be finite."""
+    """Two optimisation steps of the factorial GMVAE on the store, a checkpoint reloaded, every window clustered."""
     try:
-        from core.model import train_steps
+        from core.model import Training, load_model, predict, preset
     except ImportError as exc:
         raise CheckFailed(f"not available: the model's training API is missing ({exc})") from None
-    losses = train_steps(ctx.state["store"], steps=2, device=ctx.device)
-    if len(losses) != 2 or not np.all(np.isfinite(losses)):
-        raise CheckFailed(f"training steps gave losses {losses}")
-    return f"losses {losses[0]:.4g} → {losses[1]:.4g}"
+    from core.features import FeatureStore
+
+    store = FeatureStore(ctx.state["store"])
+    config = preset("small", epochs=1, val_fraction=0.0, clusters=3, hidden=32, latent=4, checkpoint_every=1)
+    n_train = store.n_windows
+    config = config.replace(batch_size=n_train // 2)  # one epoch = two optimisation steps
+    steps: list[str] = []
+
+    def progress(fraction: float, message: str = "") -> None:
+        if "step" in message:
+            steps.append(message)
+
+    path = ctx.out / "model.pt"
+    training = Training(store, path, config, device=ctx.device, progress=progress)
+    logs = list(training)
+    if len(steps) != 2:
+        raise CheckFailed(f"expected 2 optimisation steps, the loop reported {len(steps)}: {steps}")
+    loss = logs[-1]["loss"]
+    if not np.isfinite(loss):
+        raise CheckFailed(f"the training loss is not finite ({loss})")
+    model = load_model(path, "cpu")
+    table = predict(store, model, device=ctx.device)
+    if table.n_windows != store.n_windows or not np.all(np.isfinite(table.probabilities)):
+        raise CheckFailed(f"clustering gave {table.n_windows} windows for {store.n_windows} in the store")
+    ctx.state["model"], ctx.state["clusters"] = path, table
+    return (f"2 steps, loss {loss:.4g}, checkpoint {path.name} reloaded, {table.n_windows} windows × "
+            f"{len(table.scales)} scales clustered")
 
 
 def check_separation(ctx: _Context) -> str:
