@@ -34,9 +34,9 @@ class ScatCovSeparator:
     of day when ``near_lmst``) are read with :func:`core.snippets.read_snippets`.
 
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
-    overlap-add over ``overlap`` samples), at most ``max_iter`` L-BFGS iterations, early stop at
-    ``sqrt(loss) <= tol`` (published: 0.1), ``standardize`` ``'time'`` (published) / ``'global'`` / None.
-    ``removed_name`` names the removed part in the result.
+    overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` L-BFGS
+    iterations, early stop at ``sqrt(loss) <= tol`` (published: 0.1), ``standardize`` ``'time'`` (published) /
+    ``'global'`` / None.  ``removed_name`` names the removed part in the result.
     """
 
     name = "scatcov"
@@ -52,7 +52,7 @@ class ScatCovSeparator:
         lmst_tolerance: float = 2.0,
         components: str | None = None,
         piece: int = 1024,
-        overlap: int = 256,
+        overlap: int | None = None,
         max_iter: int = 100,
         tol: float = 0.1,
         standardize: str | None = "time",
@@ -81,8 +81,9 @@ class ScatCovSeparator:
                 raise ConfigError(f"prior must be an array (R >= 2, C, T), got shape {prior.shape}")
         if n_prior < 2:
             raise ConfigError(f"n_prior must be >= 2, got {n_prior}")
-        if piece < 64 or overlap < 0 or overlap > piece // 2:
-            raise ConfigError(f"need piece >= 64 and 0 <= overlap <= piece/2, got piece={piece}, overlap={overlap}")
+        overlap = piece // 4 if overlap is None else overlap
+        if piece < 64 or overlap < 0 or overlap >= piece:
+            raise ConfigError(f"need piece >= 64 and 0 <= overlap < piece, got piece={piece}, overlap={overlap}")
         if max_iter < 0 or tol < 0:
             raise ConfigError("max_iter and tol must be non-negative")
         if standardize not in STANDARDIZE:
