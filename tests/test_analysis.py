@@ -268,6 +268,17 @@ def test_cluster_waveforms_centroid_is_the_glitch_shape(synth):
     assert g.weights.mean() > waves[0].weights.mean()  # glitches align far better than background noise
 
 
+def test_figure_decimation_keeps_peaks_and_the_whole_span():
+    from core.analysis.report import _decimate
+
+    t = np.arange(4096.0)
+    y = np.zeros(4096)
+    y[3286], y[4095], y[:10] = 9.0, -3.0, np.nan
+    tt, yy = _decimate(t, y)
+    assert len(yy) < 4096 and tt.max() > 4090 and np.nanmax(yy) == 9.0 and np.nanmin(yy) == -3.0
+    assert np.isnan(yy[:2]).all()
+
+
 @pytest.mark.slow
 def test_make_report_writes_figures_and_summary(synth, tmp_path):
     _, store, table, catalog = synth

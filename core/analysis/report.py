@@ -57,14 +57,17 @@ def _save(fig: Figure, path: Path, overwrite: bool) -> Path:
 
 
 def _decimate(t: np.ndarray, y: np.ndarray, bins: int = 1500) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max decimation of long traces (keeps peaks, draws fast)."""
+    """Min/max decimation of long traces (keeps peaks and the whole span, draws fast); NaN runs stay gaps."""
     if len(y) <= 2 * bins:
         return t, y
-    n = len(y) // bins * bins
-    yy, tt = y[:n].reshape(bins, -1), t[:n].reshape(bins, -1)[:, 0]
-    filled = np.isfinite(yy).any(axis=1)  # NaN padding from alignment stays NaN (a gap in the line)
-    lo = np.where(filled, np.min(np.where(np.isfinite(yy), yy, np.inf), axis=1), np.nan)
-    hi = np.where(filled, np.max(np.where(np.isfinite(yy), yy, -np.inf), axis=1), np.nan)
+    step = int(np.ceil(len(y) / bins))
+    pad = (-len(y)) % step
+    yy = np.concatenate([y, np.full(pad, np.nan)]).reshape(-1, step)
+    tt = t[::step]
+    finite = np.isfinite(yy)
+    filled = finite.any(axis=1)
+    lo = np.where(filled, np.min(np.where(finite, yy, np.inf), axis=1), np.nan)
+    hi = np.where(filled, np.max(np.where(finite, yy, -np.inf), axis=1), np.nan)
     return np.repeat(tt, 2), np.column_stack([lo, hi]).ravel()
 
 
@@ -109,12 +112,14 @@ def plot_waveforms(waves: dict[int, ClusterWaveforms], label: str, colors: list,
         w = waves[k]
         t = np.arange(w.aligned.shape[-1]) / w.sampling_rate
         best = w.best_correlated(n_traces)
+        peak = max(float(np.nanmax(np.abs(w.centroid))) * 1.1, float(np.nanpercentile(np.abs(w.aligned[best]), 99.8)))
+        lim = max(3.0, min(peak, 30.0))
         for c in range(C):
             ax = axes[r, c]
             for i in best[::-1]:
                 ax.plot(*_decimate(t, w.aligned[i, c]), color="0.6", lw=0.5, alpha=0.5)
             ax.plot(*_decimate(t, w.centroid[c]), color=colors[k], lw=1.1)
-            ax.set_ylim(-5, 5)
+            ax.set_ylim(-lim, lim)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
             if r == 0:
