@@ -264,3 +264,60 @@ def separate_record(stream: Stream, method: str, options: dict | None = None,
     info.setdefault("method", method)
     progress(1.0, "separated")
     return Separated(key, original, SeparationResult(background, removed, info), target, method, options)
+
+
+def train_model(store: str, out: str, preset: str = "small", epochs: int | None = None, clusters: int | None = None,
+                seed: int | None = None, device: str = "auto", overwrite: bool = False,
+                progress: Progress | None = None, token: CancelToken | None = None) -> dict:
+    """Train the model (``core.model.train``), or reuse/resume the checkpoint already at ``out``.
+
+    A finished checkpoint of the same settings and store is reused as it is; an unfinished one (a cancelled run)
+    is resumed; one of other settings is refused unless ``overwrite``.
+    """
+    from core.errors import ConfigError
+    from core.features import FeatureStore
+    from core.model import load_model, train
+    from core.model import preset as model_preset
+
+    progress = progress or no_progress
+    config = model_preset(preset, epochs=epochs, clusters=clusters, seed=seed)
+    feature_store = FeatureStore(store)
+    path = Path(out)
+    resume = False
+    if path.exists() and not overwrite:
+        old = load_model(path)
+        if old.config.replace(epochs=config.epochs) != config or old.feature_digest != feature_store.config_hash:
+            raise ConfigError("holds a model of other settings or features; tick 'retrain' or choose another path",
+                              path)
+        if old.finished and old.epoch >= config.epochs:
+            progress(1.0, f"reusing the trained model ({old.epoch} epochs)")
+            return {"model": str(path), "reused": True, "epochs": old.epoch, "log": old.logs[-1] if old.logs else {}}
+        resume = True
+    model = train(feature_store, path, config, device=device, resume=resume, overwrite=overwrite and not resume,
+                  progress=progress, token=token)
+    return {"model": str(path), "reused": False, "resumed": resume, "epochs": model.epoch,
+            "log": model.logs[-1] if model.logs else {}}
+
+
+def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,
+                    progress: Progress | None = None, token: CancelToken | None = None) -> ClusterTable:
+    """Cluster every window (``core.model.predict``) and save the table; an up-to-date table on disk is reused."""
+    from core.errors import ConfigError
+    from core.model import load_model, predict
+
+    progress = progress or no_progress
+    path = Path(out)
+    trained = load_model(model)
+    if path.exists() and not overwrite:
+        table = ClusterTable.load(path)
+        if table.meta.get("model_digest") != trained.digest():
+            raise ConfigError("holds clusters of another model; tick 'recompute' or choose another path", path)
+        progress(1.0, "reusing the cluster table on disk")
+    else:
+        table = predict(store, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token)
+        if token is not None:
+            token.check()
+        table.save(path, overwrite=True)
+        progress(1.0, "saved")
+    table.meta["table_path"] = str(path)
+    return table

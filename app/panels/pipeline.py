@@ -181,7 +181,7 @@ class FeaturesForm(PipelineForm):
                              components=self.components.text().strip().upper()).to_dict()
 
     def request(self) -> JobRequest:
-        results = _results(self.window)
+        _results(self.window)
         self.refresh()
         project = self.window.project
         out = self.store.value()
@@ -189,7 +189,7 @@ class FeaturesForm(PipelineForm):
             raise ConfigError("choose where to write the feature store")
         return JobRequest("Features", compute_features,
                           {"inputs": list(project.inputs), "synthetic": [dict(s) for s in project.synthetic],
-                           "out": out, "config": self.config(), "work_dir": str(results.folder() / "inputs"),
+                           "out": out, "config": self.config(), "work_dir": str(Path(out).parent / "inputs"),
                            "device": _device(self.window)},
                           lambda window, report: window.results.features_done(report))
 

@@ -102,7 +102,10 @@ class LatentView(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setAspectLocked(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 210),
+                                          pen=pg.mkPen((180, 180, 180)))
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.scatters: list[pg.ScatterPlotItem] = []
         self.marker = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=2), brush=pg.mkBrush(None), symbol="o")
         self.marker.setZValue(10)
@@ -227,7 +230,7 @@ class SeparationView(QWidget):
 
     export_requested = Signal()
 
-    LAYERS = (("original", "Original", (140, 140, 140)), ("background", "Background", "#1f4e99"),
+    LAYERS = (("original", "Original", "#8c8c8c"), ("background", "Background", "#1f4e99"),
               ("removed", "Removed", "#c0392b"))
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -238,7 +241,8 @@ class SeparationView(QWidget):
         for key, text, colour in self.LAYERS:
             box = QCheckBox(text)
             box.setChecked(True)
-            box.setStyleSheet(f"QCheckBox {{ color: {pg.mkColor(colour).name()}; font-weight: bold; }}")
+            shown = "#5a5a5a" if key == "original" else colour
+            box.setStyleSheet(f"QCheckBox {{ color: {shown}; font-weight: bold; }}")
             box.toggled.connect(self._visibility)
             self.toggles[key] = box
             widgets.append(box)
@@ -292,6 +296,8 @@ class SeparationView(QWidget):
                 first = plot
             else:
                 plot.setXLink(first)
+            if row < len(ids) - 1:
+                plot.getAxis("bottom").setStyle(showValues=False)
             self.plots.append(plot)
         names = ", ".join(result.removed) or "nothing"
         method = result.info.get("method", "") if isinstance(result.info, dict) else ""
@@ -338,6 +344,7 @@ class ResultsPanel(QWidget):
         from PySide6.QtWidgets import QTabWidget
 
         self.scale_combo = QComboBox()
+        self.scale_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.scale_combo.setToolTip("Scale of the clustering shown in these views")
         self.scale_combo.currentIndexChanged.connect(self._scale_changed)
         self.summary = QLabel("")

@@ -1,0 +1,135 @@
+"""The whole pipeline through the GUI on a short synthetic record: features → train (cancelled, then resumed) →
+cluster → separate → export, the views filling, and a project that reopens without recomputing anything."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("torch")
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+TINY_FEATURES = {"window": 4096, "hop": 1024, "scales": "1024,4096", "J": 6, "Q": 1}
+
+
+def _run(qtbot, win, key: str, timeout: int = 120000, **values):
+    """Fill a pipeline form, press Run, wait until the job is over; returns its result (a failure fails the test)."""
+    jobs = win.jobs
+    jobs.select(key)
+    jobs.form(key).set_values(**values)
+    finished: list = []
+    failed: list = []
+    on_finished = lambda title, result: finished.append((title, result))  # noqa: E731
+    on_failed = lambda title, message, details: failed.append((title, message))  # noqa: E731
+    jobs.job_finished.connect(on_finished)
+    jobs.job_failed.connect(on_failed)
+    qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
+    try:
+        qtbot.waitUntil(lambda: bool(finished or failed), timeout=timeout)
+    finally:
+        jobs.job_finished.disconnect(on_finished)
+        jobs.job_failed.disconnect(on_failed)
+    assert not failed, failed[0]
+    title = jobs.specs[[s.key for s in jobs.specs].index(key)].title
+    assert finished[0][0] == title
+    return finished[0][1]
+
+
+def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, prefs):
+    from app.main_window import MainWindow
+
+    prefs.device = "cpu"
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=30000):
+        window.generate_synthetic(hours=1.5, seed=11, start_sol=240)
+    key = window.current_key
+    results = window.results
+
+    report = _run(qtbot, window, "features", store=str(tmp_path / "features.h5"), **TINY_FEATURES)
+    assert report["n_windows"] > 50 and report["computed"] == 1
+    assert window.project.results["store"] == str(tmp_path / "features.h5")
+    assert list((tmp_path / "inputs").glob("synthetic_seed11_*.mseed"))  # the record went to a file once
+
+    # training: cancel a long run, the window recovers, the same settings resume the cancelled checkpoint
+    jobs = window.jobs
+    jobs.select("train")
+    jobs.form("train").set_values(model=str(tmp_path / "model.pt"), preset="small", epochs=400, clusters=4, seed=3)
+    qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "epoch 1/400" in jobs.current.text(), timeout=30000)
+    screenshot(jobs, "pipeline_train_running")
+    with qtbot.waitSignal(jobs.job_cancelled, timeout=30000):
+        qtbot.mouseClick(jobs.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10000)
+    assert jobs.run_button.isEnabled() and not errors
+    assert (tmp_path / "model.pt").exists()  # the partial checkpoint left by the cancel
+    trained = _run(qtbot, window, "train", epochs=2)
+    assert trained["resumed"] and trained["epochs"] == 2
+    assert window.project.results["model"] == str(tmp_path / "model.pt")
+
+    with qtbot.waitSignal(results.products_shown, timeout=60000):
+        _run(qtbot, window, "cluster", table=str(tmp_path / "clusters.h5"))
+    table = results.table
+    assert window.project.results["table"] == str(tmp_path / "clusters.h5")
+    assert table.n_clusters == 4 and table.scales == (1024, 4096)
+    assert len(results.overlay.items) == 3
+    panel = results.panel
+    assert len(panel.histograms.plots) == 4
+    assert sum(len(s.data) for s in panel.latent.scatters) == table.n_windows
+    assert panel.aligned.aligned  # read back from the synthetic input file
+    assert sum(len(a.waveforms) for a in panel.aligned.aligned.values()) >= 10
+    results.show_dock()
+    screenshot(window, "pipeline_clusters_on_browser")
+    panel.tabs.setCurrentWidget(panel.histograms)
+    screenshot(panel, "pipeline_time_of_day")
+    panel.tabs.setCurrentWidget(panel.aligned)
+    screenshot(panel, "pipeline_aligned_waveforms")
+
+    # a click in the latent space moves the browser to that window
+    panel.tabs.setCurrentWidget(panel.latent)
+    with qtbot.waitSignal(results.window_jumped, timeout=5000):
+        panel.latent.select(int(table.n_windows // 2))
+    a, b = table.intervals[table.n_windows // 2, 0] - window.displays[key].t_ref
+    x0, x1 = window.waveform.x_range()
+    assert x0 < a < b < x1
+
+    # separate every window of the largest cluster at the finest scale (high-pass: fast and deterministic)
+    biggest = int(np.argmax(table.occupancy(1024)))
+    separated = _run(qtbot, window, "separate", method="highpass", freq=0.1, target="cluster",
+                     target_clusters=str(biggest), scale=1024)
+    assert separated.target.endswith(f"cluster(s) {biggest} at scale 1024")
+    total = sum(tr.stats.npts for tr in separated.original)
+    assert total >= table.occupancy(1024)[biggest] * 1024 * 3 * 0.99
+    assert panel.tabs.currentWidget() is panel.separation
+    screenshot(panel, "pipeline_separation")
+
+    path = window._write_project(tmp_path / "analysis.unmix.json")
+    data = json.loads(path.read_text())
+    assert data["results"] == {"store": str(tmp_path / "features.h5"), "model": str(tmp_path / "model.pt"),
+                               "table": str(tmp_path / "clusters.h5")}
+    assert data["parameters"]["pipeline"]["train"]["epochs"] == 2
+
+    other = MainWindow(prefs)
+    qtbot.addWidget(other)
+    other.show()
+    with qtbot.waitSignal(other.results.products_shown, timeout=60000):
+        other.open_paths([str(path)])
+    log = other.jobs.log.toPlainText()
+    assert "Open cluster table" in log and "Cluster:" not in log and "Train:" not in log
+    assert other.results.table.n_windows == table.n_windows
+    assert np.array_equal(other.results.table.cluster, table.cluster)
+    assert other.jobs.form("train").epochs.value() == 2
+    assert other.jobs.form("features").window_size.value() == 4096
+    qtbot.waitUntil(lambda: other.current_key is not None, timeout=30000)
+    # nothing is recomputed that is on disk: the store, the model and the table are reused as they are
+    again = _run(qtbot, other, "features")
+    assert again["computed"] == 0 and again["n_windows"] == report["n_windows"]
+    assert _run(qtbot, other, "train")["reused"]
+    mtime = (tmp_path / "clusters.h5").stat().st_mtime_ns
+    _run(qtbot, other, "cluster")
+    assert (tmp_path / "clusters.h5").stat().st_mtime_ns == mtime
