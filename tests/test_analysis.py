@@ -316,6 +316,9 @@ def test_make_report_writes_figures_and_summary(synth, tmp_path):
     assert not any(p.name.startswith(("embedding", "waveforms")) for p in few)
     with pytest.raises(ConfigError, match="do not belong together"):
         make_report(store, _table(table.intervals[:5], table.cluster[:5]), tmp_path / "mismatch")
+    other = _table(table.intervals, table.cluster, meta={"store_config_hash": "0123456789abcdef"})
+    with pytest.raises(ConfigError, match="do not belong together"):
+        make_report(store, other, tmp_path / "mismatch")
 
 
 @pytest.mark.realdata

@@ -291,6 +291,10 @@ def make_report(
         if store.n_windows != table.n_windows:
             raise ConfigError(f"the cluster table has {table.n_windows} windows but the feature store "
                               f"{store.n_windows}; they do not belong together", store.path)
+        made_from = table.meta.get("store_config_hash")
+        if made_from and made_from != store.config_hash:
+            raise ConfigError(f"the cluster table was made from features with configuration {made_from}, this store "
+                              f"has {store.config_hash}; they do not belong together", store.path)
         feature_config = store.config
     scales = list(table.scales if scales is None else scales)
     for s in scales:
