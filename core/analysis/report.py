@@ -36,8 +36,11 @@ def cluster_colors(k: int) -> list:
     """One distinct colour per cluster, the same in every figure."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if k <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(k)]
+    if k <= 9:  # tab10 without its grey, which would vanish among the grey member traces
+        palette = [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)]
+    else:
+        palette = [colormaps["tab20"](i) for i in range(20) if i not in (14, 15)]
+    return [palette[i % len(palette)] for i in range(k)]
 
 
 def scale_label(table: ClusterTable, scale: int) -> str:
