@@ -51,9 +51,11 @@ def bench_scattering(device, repeats, json_out):
 @click.option("-J", "J", type=click.IntRange(min=1), default=8, show_default=True, help="octaves J")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's choice; 1 is faster when other jobs share the cores)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
-def bench_separation_speed(device, R, T, J, dtype, repeats, json_out):
+def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
     """Time and peak memory of one loss-and-gradient evaluation of the scattering-covariance separation, with the
     speed-up over the published code (16-24 s, 7.2 GB peak for R=100, T=2048, J=8, float64, 2 CPU cores)."""
     import platform
@@ -66,6 +68,8 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, json_out):
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but PyTorch sees no GPU")
+    if threads:
+        torch.set_num_threads(threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "all" else [device]
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
