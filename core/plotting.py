@@ -20,10 +20,10 @@ def _minmax(t: np.ndarray, y: np.ndarray, bins: int = 4000) -> tuple[np.ndarray,
     """Min/max decimation so that millions of samples draw fast and keep their peaks."""
     if len(y) <= 2 * bins:
         return t, y
-    n = len(y) // bins * bins
-    yy = y[:n].reshape(bins, -1)
-    tt = t[:n].reshape(bins, -1)[:, 0]
-    return np.repeat(tt, 2), np.column_stack([yy.min(1), yy.max(1)]).ravel()
+    edges = np.linspace(0, len(y), bins + 1).astype(int)
+    lo, hi = np.minimum.reduceat(y, edges[:-1]), np.maximum.reduceat(y, edges[:-1])
+    tt = t[edges[:-1]]
+    return np.repeat(tt, 2), np.column_stack([lo, hi]).ravel()
 
 
 def plot_overview(stream: Stream, path: str | Path, title: str = "", overlays: dict[str, list] | None = None) -> Path:
