@@ -177,14 +177,18 @@ class SeparationLoss:
             self.s = _std(self.phi_prior, 1)
             _, rows = _layer2_rows(*nl1, self.plan, no_mean=True)
             self.prior_rows = [r.reshape(G, Rn, *r.shape[1:]) for r in rows]
-            # mixture-side quantities
-            self.phi_x = self.phi(x)
-            xl1 = layer1(x[:, None], self.plan)
-            phi_xn = torch.stack([self._stats_from_l1(*l1) for l1 in self._pair_l1(xl1, torch.arange(P))])  # (P,R,K)
-            self.s_x = _std(phi_xn, 1)
-            _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
-            c01, c10 = self._cross(xrows, torch.arange(P))
-            self.c01, self.c10 = _std(c01, 1), _std(c10, 1)
+            # mixture-side quantities, problem by problem chunk
+            phi_x, s_x, c01, c10 = [], [], [], []
+            for sel in self._problem_chunks(torch.arange(P)):
+                phi_x.append(self.phi(x[sel]))
+                xl1 = layer1(x[sel][:, None], self.plan)
+                s_x.append(torch.stack([_std(self._stats_from_l1(*l1), 0) for l1 in self._pair_l1(xl1, sel)]))
+                _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
+                a, b = self._cross(xrows, sel)
+                c01.append(_std(a, 1))
+                c10.append(_std(b, 1))
+            self.phi_x, self.s_x = torch.cat(phi_x), torch.cat(s_x)
+            self.c01, self.c10 = torch.cat(c01), torch.cat(c10)
 
     # ------------------------------------------------------------------ statistics
 
@@ -199,6 +203,11 @@ class SeparationLoss:
         """``cov`` statistics of one-channel signals ``(B, T)`` -> ``(B, K)`` complex."""
         return self._stats_from_l1(*layer1(x[:, None], self.plan))
 
+    def _problem_chunks(self, problems: torch.Tensor) -> list[torch.Tensor]:
+        """Problems in chunks of about ``chunk / 2`` (two transforms with gradient per problem for terms A, C)."""
+        n = max(1, self.chunk // 2)
+        return [problems[i : i + n] for i in range(0, len(problems), n)]
+
     def _pair_l1(self, ul1, problems: torch.Tensor):
         """For each problem, first-layer outputs of ``u_p + n_k`` for all its snippets (linearity)."""
         for i, p in enumerate(problems.tolist()):
@@ -206,16 +215,30 @@ class SeparationLoss:
             yield tuple(a[i : i + 1] + b[gi] for a, b in zip(ul1, self.prior_l1, strict=True))
 
     def _cross(self, urows: list[torch.Tensor], problems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross coefficients ``(0,1)`` and ``(1,0)`` of ``(u_p, n_k)``: two ``(len(problems), R, K_cross)``."""
-        gsel = self.group[problems].to(self.device)
-        o01, o10 = [], []
-        for g, Vu, Vn, i01, i10 in zip(self.plan.groups, urows, self.prior_rows, self.i01, self.i10, strict=True):
-            Gm = _gram(self.plan, g, Vu[:, None], Vn[gsel])  # (p, R, r, r)
-            flat = Gm.reshape(*Gm.shape[:2], -1)
-            o01.append(flat.index_select(-1, i01))
-            o10.append(flat.index_select(-1, i10))
+        """Cross coefficients ``(0,1)`` and ``(1,0)`` of ``(u_p, n_k)``: two ``(len(problems), R, K_cross)``.
+
+        One matrix product per ``j2`` group and snippet set, ``(p r, M) x (M, R r)``: nothing broadcast or gathered."""
         cdt = torch.complex128 if self.dtype == torch.float64 else torch.complex64
-        return torch.cat([o.to(cdt) for o in o01], -1), torch.cat([o.to(cdt) for o in o10], -1)
+        gsel = self.group[problems]
+        sets = torch.unique(gsel).tolist()
+        out01 = out10 = None
+        for gi in sets:
+            mask = (gsel == gi).nonzero()[:, 0].to(self.device)
+            p01, p10 = [], []
+            for g, Vu, Vn, i01, i10 in zip(self.plan.groups, urows, self.prior_rows, self.i01, self.i10, strict=True):
+                Va = Vu[mask] * g.weights if g.weights is not None else Vu[mask] / self.plan.T
+                Gm = torch.einsum("prm,kqm->pkrq", Va, Vn[gi].conj() if Vn.is_complex() else Vn[gi])
+                flat = Gm.reshape(*Gm.shape[:2], -1)
+                p01.append(flat.index_select(-1, i01).to(cdt))
+                p10.append(flat.index_select(-1, i10).to(cdt))
+            a, b = torch.cat(p01, -1), torch.cat(p10, -1)
+            if len(sets) == 1:
+                return a, b
+            if out01 is None:
+                out01 = a.new_empty(len(problems), *a.shape[1:])
+                out10 = torch.empty_like(out01)
+            out01[mask], out10[mask] = a, b
+        return out01, out10
 
     # ------------------------------------------------------------------ loss
 
@@ -253,17 +276,19 @@ class SeparationLoss:
         """
         problems = torch.arange(self.P) if problems is None else torch.as_tensor(problems, dtype=torch.long).cpu()
         b = background.detach().to(self.device, self.dtype).reshape(len(problems), self.T).requires_grad_(True)
-        g = self.group[problems].to(self.device)
-        pd = problems.to(self.device)
+        loss = torch.zeros(len(problems), dtype=self.dtype, device=self.device)
         with torch.enable_grad():
-            u = self.x[pd] - b
-            A = self._wmse(self.phi(b)[:, None] - self.phi_prior[g], self.s[g], self.eps)
-            _, urows = _layer2_rows(*layer1(u[:, None], self.plan), self.plan, no_mean=True)
-            c01, c10 = self._cross(urows, problems)
-            C = 0.5 * (self._wmse(c01, self.c01[pd], self.eps) + self._wmse(c10, self.c10[pd], self.eps))
-            total = A + self.indep_weight * C
-            total.sum().backward()
-            loss = total.detach().clone()
+            for sel in self._problem_chunks(torch.arange(len(problems))):
+                ps = problems[sel]
+                bs = b[sel.to(self.device)]
+                pd, g = ps.to(self.device), self.group[ps].to(self.device)
+                A = self._wmse(self.phi(bs)[:, None] - self.phi_prior[g], self.s[g], self.eps)
+                _, urows = _layer2_rows(*layer1((self.x[pd] - bs)[:, None], self.plan), self.plan, no_mean=True)
+                c01, c10 = self._cross(urows, ps)
+                C = 0.5 * (self._wmse(c01, self.c01[pd], self.eps) + self._wmse(c10, self.c10[pd], self.eps))
+                total = A + self.indep_weight * C
+                total.sum().backward()
+                loss[sel.to(self.device)] = total.detach()
             if self.x_weight:
                 loss += self.x_weight * self._mixture_term_backward(b, problems)
         return loss, b.grad.detach()
