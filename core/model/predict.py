@@ -1,0 +1,71 @@
+"""Inference: every window and scale of a feature store → a :class:`core.clusters.ClusterTable`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.clusters import ClusterTable
+from core.features import FeatureStore
+from core.jobs import CancelToken, Progress, no_progress
+from core.model.train import TrainedModel, load_model, resolve_device
+
+PREDICT_BATCH = 4096
+
+
+def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, device: str = "auto",
+            batch_size: int = PREDICT_BATCH, progress: Progress | None = None,
+            token: CancelToken | None = None) -> ClusterTable:
+    """Cluster, confidence, posterior probabilities and deterministic latent mean of every window at every scale.
+
+    The network runs in evaluation mode (BatchNorm running statistics); the latent is the mean of q(z|x, y) with y
+    the posterior probabilities, not a random Gumbel draw, so the same model and store always give the same table.
+    """
+    progress = progress or no_progress
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    dev = resolve_device(device)
+    model = model if isinstance(model, TrainedModel) else load_model(model, dev)
+    model.check_store(store)
+    net = model.network.to(dev).eval()
+    x = model.inputs({s: store.features(s) for s in model.scales})
+    n, S, K, Z = store.n_windows, len(model.scales), model.config.clusters, model.config.latent
+    prob = np.zeros((n, S, K), np.float32)
+    latent = np.zeros((n, S, Z), np.float32)
+    starts = range(0, n, batch_size)
+    for i, a in enumerate(starts):
+        if token is not None:
+            token.check()
+        out = net.infer({s: v[a:a + batch_size].to(dev) for s, v in x.items()})
+        for j, s in enumerate(model.scales):
+            prob[a:a + batch_size, j] = out[s]["prob"].cpu().numpy()
+            latent[a:a + batch_size, j] = out[s]["latent"].cpu().numpy()
+        progress((i + 1) / max(len(starts), 1), "clustering")
+    windows = store.windows()
+    table = ClusterTable(
+        scales=model.scales,
+        intervals=np.stack([store.intervals(s) for s in model.scales], axis=1),
+        lmst=np.stack([store.lmst(s) for s in model.scales], axis=1),
+        cluster=prob.argmax(-1).astype(np.int16),
+        confidence=prob.max(-1).astype(np.float32),
+        probabilities=prob,
+        latent=latent,
+        input_index=windows["input"].astype(np.int32),
+        record_index=windows["record"].astype(np.int32),
+        inputs=list(store.inputs),
+        meta={"model_digest": model.digest(), "model": str(model.path) if model.path else "",
+              "store": str(store.path.resolve()), "store_config_hash": store.config_hash,
+              "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
+              "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
+              "sampling_rate": _sampling_rate(store)},
+    )
+    progress(1.0, "done")
+    return table
+
+
+def _sampling_rate(store: FeatureStore) -> float | None:
+    for inp in store.inputs:
+        for rec in inp.get("records", []):
+            if rec.get("sampling_rate"):
+                return float(rec["sampling_rate"])
+    return None

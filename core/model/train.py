@@ -1,0 +1,320 @@
+"""Training loop (an epoch iterator usable from CLI and GUI), checkpoints and resuming.
+
+A checkpoint is one ``torch.save`` file written atomically (temporary name, then rename). It holds everything needed
+to use or continue the model: network and optimiser state, completed epochs, RNG states, logs, the model
+configuration, the feature configuration and its digest, the coefficient description, the scales, the train/validation
+split and the standardisation statistics. It is written every ``checkpoint_every`` epochs, at the end, and when the
+run is cancelled (then with the weights reached so far; resuming repeats the interrupted epoch from them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.atomic import atomic_path
+from core.errors import ConfigError, InputFileError, OutputExistsError
+from core.features import FeatureStore
+from core.jobs import Cancelled, CancelToken, Progress, no_progress
+from core.model.config import ModelConfig
+from core.model.data import ScalePrep, fit_scale, split_indices
+from core.model.network import FactorialVAE, build_network
+
+CHECKPOINT_FORMAT = "unmix-fgmvae/1"
+OCCUPANCY_WINDOWS = 4096
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but PyTorch sees no GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+@dataclass
+class TrainedModel:
+    """A trained (or partly trained) model with everything needed to apply it to a feature store."""
+
+    config: ModelConfig
+    network: FactorialVAE
+    preps: dict[int, ScalePrep]
+    feature_config: dict
+    feature_digest: str
+    description: dict
+    epoch: int = 0
+    logs: list[dict] = field(default_factory=list)
+    finished: bool = False
+    path: Path | None = None
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return self.network.scales
+
+    @property
+    def components(self) -> str:
+        return str(self.feature_config.get("components", ""))
+
+    def digest(self) -> str:
+        """Hash of what determines the outputs: configuration, preprocessing and weights."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        h.update(self.feature_digest.encode())
+        for s in self.scales:
+            p = self.preps[s]
+            for a in (p.columns, p.log, p.mean, p.std):
+                h.update(np.ascontiguousarray(a).tobytes())
+        for k, v in sorted(self.network.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
+        """Store arrays (N, C, K, 2) per scale → standardised network inputs (N, C, F) per scale (CPU float32)."""
+        return {s: torch.from_numpy(self.preps[s].apply(arrays[s])) for s in self.scales}
+
+    def check_store(self, store: FeatureStore) -> None:
+        """Refuse a store whose features were made differently from the training features."""
+        if store.config_hash != self.feature_digest:
+            raise ConfigError(f"features were made with another configuration (hash {store.config_hash}) than the "
+                              f"model's training features ({self.feature_digest}); rebuild them with the model's "
+                              "feature settings", store.path)
+
+
+def _description_dict(description: np.ndarray) -> dict:
+    return {name: [x.item() if hasattr(x, "item") else x for x in description[name]]
+            for name in description.dtype.names}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a checkpoint written by :func:`train` (weights only; no code is unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError("no such model checkpoint", path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputFileError(f"not a readable model checkpoint ({type(exc).__name__})", path) from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", path)
+    return _model_from_checkpoint(ck, path, device)
+
+
+def _model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.device) -> TrainedModel:
+    config = ModelConfig.from_dict(ck["model_config"])
+    preps = {int(s): ScalePrep.from_state(d) for s, d in ck["preps"].items()}
+    net = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+    net.load_state_dict(ck["model"])
+    net.to(resolve_device(device)).eval()
+    return TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
+                        int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path)
+
+
+class Training:
+    """One training run over a feature store; iterate it to run epochs (each yields that epoch's log).
+
+    ``progress``/``token`` follow the job protocol: the token is checked between optimisation steps, progress is
+    reported after each step. Use :meth:`run` to go to the end and get the :class:`TrainedModel`.
+    """
+
+    def __init__(self, store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
+                 device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
+                 progress: Progress | None = None, token: CancelToken | None = None) -> None:
+        self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+        self.out = Path(out)
+        self.device = resolve_device(device)
+        self.progress = progress or no_progress
+        self.token = token
+        if self.out.exists() and not resume and not overwrite:
+            raise OutputExistsError("already exists; pass --overwrite to replace it or --resume to continue", self.out)
+        if resume and not self.out.is_file():
+            raise InputFileError("nothing to resume: no checkpoint at this path", self.out)
+        ck = None
+        if resume:
+            ck = torch.load(self.out, map_location="cpu", weights_only=True)
+            if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+                raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", self.out)
+            saved = ModelConfig.from_dict(ck["model_config"])
+            config = saved if config is None else saved.replace(epochs=config.epochs)
+        self.config = config or ModelConfig()
+        arrays = {s: self.store.features(s) for s in self.store.scales}
+        n = self.store.n_windows
+        if n < 4:
+            raise ConfigError(f"only {n} windows in the store; training needs at least 4", self.store.path)
+        if ck is not None:
+            if ck["feature_digest"] != self.store.config_hash or int(ck["n_windows"]) != n:
+                raise ConfigError("the checkpoint was trained on other features (different configuration or number "
+                                  "of windows); start a new model instead of --resume", self.out)
+            self.train_idx, self.val_idx = ck["train_idx"].numpy(), ck["val_idx"].numpy()
+            model = _model_from_checkpoint(ck, self.out, self.device)
+            model.config = self.config
+            model.network.config = self.config
+        else:
+            self.train_idx, self.val_idx = split_indices(n, self.config.val_fraction, self.config.seed)
+            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, self.config.preprocessing)
+                     for s in self.store.scales}
+            torch.manual_seed(self.config.seed)
+            C = arrays[self.store.scales[0]].shape[1]
+            net = build_network(self.config, {s: p.n_features for s, p in preps.items()}, C).to(self.device)
+            model = TrainedModel(self.config, net, preps, self.store.config.to_dict(), self.store.config_hash,
+                                 _description_dict(self.store.description))
+        self.model = model
+        self.x = model.inputs(arrays)
+        self.optimizer = torch.optim.Adam(model.network.parameters(), lr=self.config.lr)
+        if ck is not None:
+            self.optimizer.load_state_dict(ck["optimizer"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        self.n_train = len(self.train_idx)
+        self.batch = max(2, min(self.config.batch_size, self.n_train))
+        self.steps_per_epoch = max(1, self.n_train // self.batch)
+        self._times: list[float] = []
+
+    # -- checkpoints ------------------------------------------------------------------------------------------------
+    def checkpoint(self, partial: bool = False) -> Path:
+        m = self.model
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        state = {
+            "format": CHECKPOINT_FORMAT, "model_config": self.config.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in m.network.state_dict().items()},
+            "optimizer": _to_cpu(self.optimizer.state_dict()), "epoch": m.epoch, "partial": partial,
+            "finished": m.finished, "rng": rng, "logs": m.logs, "feature_config": m.feature_config,
+            "feature_digest": m.feature_digest, "description": m.description,
+            "scales": list(m.scales), "channels": m.network.channels, "n_windows": self.store.n_windows,
+            "store": str(self.store.path), "train_idx": torch.from_numpy(np.asarray(self.train_idx, np.int64)),
+            "val_idx": torch.from_numpy(np.asarray(self.val_idx, np.int64)),
+            "preps": {str(s): p.to_state() for s, p in m.preps.items()}, "digest": m.digest(),
+            "torch_version": torch.__version__,
+        }
+        with atomic_path(self.out, overwrite=True) as tmp:
+            torch.save(state, tmp)
+        m.path = self.out
+        return self.out
+
+    # -- one epoch --------------------------------------------------------------------------------------------------
+    def _batch(self, idx: torch.Tensor) -> dict[int, torch.Tensor]:
+        return {s: v[idx].to(self.device, non_blocking=True) for s, v in self.x.items()}
+
+    def _epoch(self, epoch: int) -> dict:
+        cfg, net = self.config, self.model.network
+        net.train()
+        tau = cfg.temperature(epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
+        sums = {"loss": 0.0, "rec": 0.0, "gauss": 0.0, "cat": 0.0}
+        total_epochs = max(cfg.epochs, 1)
+        for step in range(self.steps_per_epoch):
+            if self.token is not None:
+                self.token.check()
+            xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
+            terms = net.loss(xb, net(xb, tau))
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            for p in net.parameters():
+                if p.grad is not None:
+                    p.grad.clamp_(-cfg.clip, cfg.clip)
+            self.optimizer.step()
+            for k in sums:
+                sums[k] += float(terms[k].detach())
+            frac = (epoch + (step + 1) / self.steps_per_epoch) / total_epochs
+            self.progress(frac, f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{self.steps_per_epoch}")
+        log = {"epoch": epoch + 1, "temperature": tau, **{k: v / self.steps_per_epoch for k, v in sums.items()}}
+        log.update(self._evaluate(tau))
+        return log
+
+    @torch.no_grad()
+    def _evaluate(self, tau: float) -> dict:
+        net = self.model.network
+        net.eval()
+        idx = self.val_idx if len(self.val_idx) >= 2 else self.train_idx[:OCCUPANCY_WINDOWS]
+        xb = self._batch(torch.from_numpy(np.asarray(idx)))
+        out = {}
+        if len(self.val_idx) >= 2:
+            terms = net.loss(xb, net(xb, tau))
+            out.update({f"val_{k}": float(v) for k, v in terms.items()})
+        inf = net.infer(xb)
+        K = self.config.clusters
+        out["occupancy"] = {str(s): np.bincount(r["prob"].argmax(-1).cpu().numpy(), minlength=K).tolist()
+                            for s, r in inf.items()}
+        net.train()
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict]:
+        cfg, m = self.config, self.model
+        with _determinism(cfg.deterministic):
+            while m.epoch < cfg.epochs:
+                t0 = time.perf_counter()
+                try:
+                    log = self._epoch(m.epoch)
+                except Cancelled:
+                    self.checkpoint(partial=True)
+                    raise
+                self._times.append(time.perf_counter() - t0)
+                m.epoch += 1
+                log["seconds"] = self._times[-1]
+                log["eta_s"] = float(np.mean(self._times[-5:]) * (cfg.epochs - m.epoch))
+                m.logs.append(log)
+                m.finished = m.epoch >= cfg.epochs
+                if m.finished or m.epoch % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+                self.progress(m.epoch / cfg.epochs, format_log(log))
+                yield log
+        m.network.eval()
+
+    def run(self) -> TrainedModel:
+        for _ in self:
+            pass
+        if not self.model.finished or self.model.path is None:
+            self.model.finished = self.model.epoch >= self.config.epochs
+            self.checkpoint()
+        return self.model
+
+
+def train(store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
+          device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
+          progress: Progress | None = None, token: CancelToken | None = None) -> TrainedModel:
+    """Train a factorial GMVAE on ``store``, checkpointing to ``out``; returns the trained model."""
+    return Training(store, out, config, device, resume, overwrite, progress, token).run()
+
+
+def format_log(log: dict) -> str:
+    """One-line summary of an epoch log (loss terms, occupancy of the finest scale, ETA)."""
+    occ = log.get("occupancy", {})
+    first = occ[min(occ, key=int)] if occ else []
+    eta = log.get("eta_s", 0.0)
+    return (f"epoch {log['epoch']} loss {log['loss']:.3g} (rec {log['rec']:.3g}, gauss {log['gauss']:.3g}, "
+            f"cat {log['cat']:.3g}) τ {log['temperature']:.2f} occ {first} ETA {eta:.0f}s")
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool):
+    """Deterministic algorithms during training (restored afterwards)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
