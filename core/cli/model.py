@@ -1,3 +1,184 @@
-"""Model commands: ``train``, ``cluster``, ``report`` (issue #4)."""
+"""Model commands: ``train``, ``cluster``, ``report`` and ``bench clustering`` (issue #4)."""
 
 from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from core.cli import job, main
+from core.cli.bench import bench
+
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+
+
+def _echo_log(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="model checkpoint (written periodically, atomically)")
+@click.option("--preset", "preset_name", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="network size and training settings: CPU-sized, or the published ones (≈196 M parameters, GPU)")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the preset's epochs")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="override the preset's batch size")
+@click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale (preset: 9)")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, help="override the hidden width")
+@click.option("--latent", type=click.IntRange(min=1), default=None, help="override the latent dimension")
+@click.option("--preprocessing", type=click.Choice(["paper", "log"]), default=None,
+              help="z-score only (published), or log of positive columns first")
+@click.option("--seed", type=int, default=None, help="override the preset's seed (29)")
+@DEVICE
+@click.option("--resume", is_flag=True, help="continue training the checkpoint at --out")
+@click.option("--overwrite", is_flag=True, help="replace an existing checkpoint at --out")
+@click.option("-q", "--quiet", is_flag=True, help="no per-epoch log lines")
+def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, seed, device, resume,
+          overwrite, quiet):
+    """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
+    from core.model import Training, format_log, preset
+
+    config = preset(preset_name, epochs=epochs, batch_size=batch_size, clusters=clusters, hidden=hidden,
+                    latent=latent, preprocessing=preprocessing, seed=seed)
+    if resume and not any(v is not None for v in (batch_size, clusters, hidden, latent, preprocessing, seed)):
+        config = None if epochs is None else config
+    elif resume:
+        raise click.UsageError("--resume continues with the checkpoint's settings; only --epochs may change")
+    with job("training") as (progress, token):
+        run = Training(store, out, config, device=device, resume=resume, overwrite=overwrite, progress=progress,
+                       token=token)
+        every = run.config.checkpoint_every
+        for log in run:
+            if not quiet and (log["epoch"] % every == 0 or log["epoch"] == run.config.epochs):
+                _echo_log(format_log(log))
+        model = run.run()
+    last = model.logs[-1] if model.logs else {}
+    click.echo(f"{out}: {model.epoch} epochs, loss {last.get('loss', float('nan')):.4g}, "
+               f"{sum(p.numel() for p in model.network.parameters())} parameters, digest {model.digest()}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="cluster table: .h5 (everything) or .csv (times, clusters, confidences)")
+@DEVICE
+@click.option("--overwrite", is_flag=True, help="replace an existing table")
+def cluster(store, model, out, device, overwrite):
+    """Cluster every window of STORE at every scale with MODEL; write the cluster table."""
+    from core.errors import ConfigError, OutputExistsError
+    from core.model import predict
+
+    if out.suffix.lower() not in (".h5", ".hdf5", ".csv"):
+        raise ConfigError(f"cluster table must end in .h5, .hdf5 or .csv, got {out.name!r}")
+    if out.exists() and not overwrite:
+        raise OutputExistsError("already exists; pass --overwrite to replace it", out)
+    with job("clustering") as (progress, token):
+        table = predict(store, model, device=device, progress=progress, token=token)
+    table.save(out, overwrite=overwrite)
+    click.echo(f"{out}: {table.n_windows} windows × {len(table.scales)} scales")
+    for s in table.scales:
+        click.echo(f"  scale {s}: occupancy {table.occupancy(s).tolist()}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="report directory (PNG figures per product and scale)")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="glitch list (MPS) or QuakeML catalogue to overlay")
+@DEVICE
+@click.option("--overwrite", is_flag=True, help="replace existing report files")
+def report(store, model, out_dir, catalog, device, overwrite):
+    """Cluster STORE with MODEL and write the analysis report (time-of-day, waveforms, embedding, overlays)."""
+    from core.analysis.report import make_report
+    from core.catalogs import read_catalog
+    from core.features import FeatureStore
+    from core.jobs import sub_progress
+    from core.model import predict
+
+    cat = read_catalog(catalog) if catalog is not None else None
+    fs = FeatureStore(store)
+    with job("report") as (progress, token):
+        table = predict(fs, model, device=device, progress=sub_progress(progress, 0.0, 0.2), token=token)
+        written = make_report(fs, table, out_dir, catalog=cat, progress=sub_progress(progress, 0.2, 1.0),
+                              token=token, overwrite=overwrite)
+    click.echo(f"{out_dir}: {len(written)} files")
+
+
+def _default_data() -> Path:
+    shared = os.environ.get("UNMIX_SHARED")
+    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
+    return base / "data" / "insight"
+
+
+@bench.command("clustering")
+@click.option("--sols", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="length of the synthetic record")
+@click.option("--seed", type=int, default=0, show_default=True, help="synthetic record seed")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the small preset's epochs")
+@click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
+@click.option("--preprocessing", type=click.Choice(["paper", "log"]), default=None)
+@click.option("--real/--no-real", default=True, show_default=True,
+              help="also run on the real 10-sps record with its MPS glitch list")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the shared InSight data folder (default: $UNMIX_SHARED/data/insight or ../shared/data/insight)")
+@DEVICE
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the results as JSON")
+def bench_clustering(sols, seed, epochs, clusters, preprocessing, real, data_dir, device, json_out):
+    """Clustering quality: per-scale ARI against known synthetic sources, glitch share, and glitch-cluster
+    precision/recall on a real record with a catalogue (feature settings for short records, see docs)."""
+    import platform
+
+    import torch
+
+    from core.atomic import atomic_path
+    from core.errors import InputFileError
+    from core.model import preset
+    from core.model.benchmark import real_benchmark, synthetic_benchmark
+
+    config = preset("small", epochs=epochs, clusters=clusters, preprocessing=preprocessing)
+    click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
+               f"torch {torch.__version__}")
+    results = []
+    with job("bench clustering") as (progress, token):
+        r = synthetic_benchmark(sols=sols, seed=seed, model=config, device=device, progress=progress, token=token)
+    results.append(r)
+    f = r["features"]
+    click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
+               f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
+               f"{config.epochs} epochs, preprocessing {config.preprocessing}")
+    for s in r["scores"]:
+        click.echo(f"  scale {s.scale}: ARI {s.ari:.3f}, glitch windows in glitch-dominated clusters "
+                   f"{s.glitch_share:.2f} (labels {s.label_counts})")
+    t = r["times"]
+    click.echo(f"  times: features {t['features_s']:.1f} s, training {t['training_s']:.1f} s, "
+               f"predict {t['predict_s']:.1f} s")
+    if real:
+        data = data_dir or _default_data()
+        if not data.is_dir():
+            raise InputFileError("real InSight data folder not found (use --data or --no-real)", data)
+        with job("bench clustering (real)") as (progress, token):
+            rr = real_benchmark(data, model=config, device=device, progress=progress, token=token)
+        results.append(rr)
+        f = rr["features"]
+        click.echo(f"real: {rr['record']}, {rr['windows']} windows, {rr['glitch_windows']} overlap one of "
+                   f"{rr['glitches_in_span']} catalogued glitches; features window {f['window']}, hop {f['hop']}, "
+                   f"scales {f['scales']}, normalize {f['normalize']}")
+        click.echo(f"  scale {rr['scale']}: glitch cluster(s) {rr['glitch_clusters']}"
+                   f"{' (none glitch-dominated; most glitch-rich used)' if rr['fallback'] else ''}: precision "
+                   f"{rr['precision']:.2f}, recall {rr['recall']:.2f}")
+    if json_out:
+        for res in results:
+            if "scores" in res:
+                res["scores"] = [vars(s) for s in res["scores"]]
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(results, indent=1, default=str))

@@ -23,7 +23,7 @@ class ModelConfig:
     that glitches produce.
     """
 
-    hidden: int = 128
+    hidden: int = 64
     layers: int = 2
     latent: int = 16
     clusters: int = 9
@@ -32,14 +32,14 @@ class ModelConfig:
     w_cat: float = 1.0
     lr: float = 1e-3
     batch_size: int = 256
-    epochs: int = 60
+    epochs: int = 30
     clip: float = 20.0
     init_temp: float = 1.0
     min_temp: float = 0.5
     temp_half_life: float = 5.0
     val_fraction: float = 0.1
     seed: int = 29
-    preprocessing: str = "log"
+    preprocessing: str = "paper"
     deterministic: bool = True
     checkpoint_every: int = 5
     negative_slope: float = 0.2

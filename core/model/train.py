@@ -194,7 +194,7 @@ class Training:
             "store": str(self.store.path), "train_idx": torch.from_numpy(np.asarray(self.train_idx, np.int64)),
             "val_idx": torch.from_numpy(np.asarray(self.val_idx, np.int64)),
             "preps": {str(s): p.to_state() for s, p in m.preps.items()}, "digest": m.digest(),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
         with atomic_path(self.out, overwrite=True) as tmp:
             torch.save(state, tmp)

@@ -1,0 +1,214 @@
+"""The factorial GMVAE: network, preprocessing, training loop, checkpoints, inference, CLI and clustering quality."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from core.cli import main
+from core.clusters import ClusterTable
+from core.errors import ConfigError, InputFileError, OutputExistsError
+from core.features import FeatureConfig, FeatureStore, build_store
+from core.jobs import Cancelled, CancelToken
+from core.model import (
+    Training,
+    adjusted_rand_index,
+    build_network,
+    count_parameters,
+    load_model,
+    predict,
+    preset,
+    train,
+)
+from core.model.benchmark import SYNTHETIC_FEATURES, score_scale, synthetic_labels
+from core.model.data import candidate_columns, fit_scale
+from core.synthetic import SyntheticConfig, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(window=4096, hop=1024, scales=(1024, 4096), normalize=None)
+TINY = preset("small", hidden=16, latent=4, clusters=4, epochs=4, batch_size=64, checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("model")
+    generate(SyntheticConfig(hours=3.0, seed=3)).write(d / "synth")
+    build_store([d / "synth" / "mixture.mseed"], d / "features.h5", FeatureConfig(**SMALL), device="cpu")
+    return d / "features.h5"
+
+
+def test_paper_preset_has_the_published_size():
+    net = build_network(preset("paper"), {s: 420 for s in (1024, 4096, 16384, 65536)}, 3, device="meta")
+    assert abs(count_parameters(net) - 195.7e6) < 0.2e6  # 195.7 M from the published layer sizes
+
+
+def test_adjusted_rand_index():
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 1]) == pytest.approx(1.0)
+    assert adjusted_rand_index([0, 0, 1, 1], [5, 5, 2, 2]) == pytest.approx(1.0)
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 2]) == pytest.approx(4 / 7)  # hand-computed
+    assert adjusted_rand_index([0, 0, 0, 0], [0, 1, 0, 1]) == pytest.approx(0.0)
+    rng = np.random.default_rng(0)
+    assert abs(adjusted_rand_index(rng.integers(0, 4, 5000), rng.integers(0, 4, 5000))) < 0.01
+
+
+def test_preprocessing_drops_zero_and_constant_columns(store_path):
+    store = FeatureStore(store_path)
+    a = store.features(1024)
+    cols = candidate_columns(store.description, a.shape[2])
+    n_real = int(store.description["real"].sum())
+    assert len(cols) == a.shape[2] + (a.shape[2] - n_real)
+    a = a.copy()
+    a[:, :, 5, 0] = 7.0  # a constant column must go
+    prep = fit_scale(a[:100], store.description, "paper")
+    assert not any((c == [5, 0]).all() for c in prep.columns)
+    assert not any(store.description["real"][k] and part == 1 for k, part in prep.columns)
+    x = prep.apply(a[:100])
+    assert np.allclose(x.mean(0), 0, atol=1e-4) and np.allclose(x.std(0)[prep.std > 0], 1, atol=1e-3)
+    assert not np.allclose(prep.apply(a[100:]).mean(0), 0, atol=1e-3)  # statistics come from the given split only
+    logp = fit_scale(a[:100], store.description, "log")
+    assert logp.log.any() and not logp.log.all()
+
+
+def test_train_predict_fills_the_cluster_table(store_path, tmp_path):
+    progress = []
+    model = train(store_path, tmp_path / "m.pt", TINY, device="cpu", progress=lambda f, m="": progress.append(f))
+    assert model.finished and model.epoch == 4 and len(model.logs) == 4
+    assert {"loss", "rec", "gauss", "cat", "temperature", "occupancy", "eta_s"} <= set(model.logs[-1])
+    assert progress[-1] == pytest.approx(1.0) and np.all(np.diff(progress) >= -1e-12)
+    store = FeatureStore(store_path)
+    table = predict(store, tmp_path / "m.pt", device="cpu")
+    n, S = store.n_windows, len(store.scales)
+    assert table.cluster.shape == (n, S) and table.probabilities.shape == (n, S, 4) and table.latent.shape == (n, S, 4)
+    assert np.allclose(table.probabilities.sum(-1), 1, atol=1e-5)
+    assert np.array_equal(table.cluster, table.probabilities.argmax(-1))
+    assert np.allclose(table.confidence, table.probabilities.max(-1))
+    assert np.array_equal(table.intervals[:, 1], store.intervals(4096))
+    assert np.array_equal(table.lmst[:, 0], store.lmst(1024))
+    assert np.array_equal(table.input_index, store.windows()["input"]) and table.inputs == store.inputs
+    assert table.meta["model_digest"] == load_model(tmp_path / "m.pt").digest()
+    again = predict(store, model, device="cpu")  # deterministic latents: no Gumbel draw at inference
+    assert np.array_equal(again.latent, table.latent) and np.array_equal(again.probabilities, table.probabilities)
+    table.save(tmp_path / "t.h5")
+    assert np.array_equal(ClusterTable.load(tmp_path / "t.h5").cluster, table.cluster)
+
+
+def test_checkpoint_holds_standardisation_and_configuration(store_path, tmp_path):
+    train(store_path, tmp_path / "m.pt", TINY, device="cpu")
+    ck = torch.load(tmp_path / "m.pt", weights_only=True)
+    store = FeatureStore(store_path)
+    assert ck["feature_digest"] == store.config_hash and ck["feature_config"] == store.config.to_dict()
+    assert set(ck["preps"]) == {"1024", "4096"} and ck["preps"]["1024"]["mean"].dtype == torch.float64
+    assert ck["model_config"] == TINY.to_dict() and "optimizer" in ck and "rng" in ck and len(ck["logs"]) == 4
+    train_idx = ck["train_idx"].numpy()
+    x = store.features(1024)[train_idx]
+    p = ck["preps"]["1024"]
+    cols = p["columns"].numpy()
+    v = x[:, :, cols[:, 0], cols[:, 1]].astype(np.float64)
+    assert np.allclose(p["mean"].numpy(), v.mean(0))
+
+
+def test_resume_continues_exactly(store_path, tmp_path):
+    full = train(store_path, tmp_path / "full.pt", TINY, device="cpu")
+    train(store_path, tmp_path / "part.pt", TINY.replace(epochs=2), device="cpu")
+    resumed = train(store_path, tmp_path / "part.pt", TINY, device="cpu", resume=True)
+    assert resumed.epoch == 4 and len(resumed.logs) == 4
+    assert resumed.digest() == full.digest()
+
+
+def test_cancel_mid_epoch_leaves_a_usable_checkpoint(store_path, tmp_path):
+    token = CancelToken()
+    calls = []
+
+    def progress(fraction, message=""):
+        calls.append(message)
+        if len(calls) == 4:  # after the first step of the second epoch (2 steps + 1 epoch message per epoch)
+            token.cancel()
+
+    cfg = TINY.replace(epochs=50, checkpoint_every=100)
+    with pytest.raises(Cancelled):
+        train(store_path, tmp_path / "m.pt", cfg, device="cpu", progress=progress, token=token)
+    ck = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert ck["partial"] and ck["epoch"] == 1 and not ck["finished"]
+    assert calls[-1].startswith("epoch 2/50 step 1/2")
+    table = predict(store_path, tmp_path / "m.pt", device="cpu")
+    assert table.n_windows == FeatureStore(store_path).n_windows
+    model = train(store_path, tmp_path / "m.pt", cfg.replace(epochs=3), device="cpu", resume=True)
+    assert model.finished and model.epoch == 3
+
+
+def test_reloaded_checkpoint_gives_identical_clusters_in_a_fresh_process(store_path, tmp_path):
+    train(store_path, tmp_path / "m.pt", TINY, device="cpu")
+    here = predict(store_path, tmp_path / "m.pt", device="cpu")
+    code = ("import sys; from core.model import predict; "
+            "predict(sys.argv[1], sys.argv[2], device='cpu').save(sys.argv[3])")
+    subprocess.run([sys.executable, "-c", code, str(store_path), str(tmp_path / "m.pt"), str(tmp_path / "t.h5")],
+                   check=True, cwd=ROOT, timeout=120)
+    there = ClusterTable.load(tmp_path / "t.h5")
+    assert np.array_equal(there.cluster, here.cluster)
+    assert np.allclose(there.probabilities, here.probabilities, atol=1e-6)
+    assert np.allclose(there.latent, here.latent, atol=1e-5)
+    assert there.meta["model_digest"] == here.meta["model_digest"]
+
+
+def test_user_errors(store_path, tmp_path):
+    train(store_path, tmp_path / "m.pt", TINY.replace(epochs=1), device="cpu")
+    with pytest.raises(OutputExistsError):
+        Training(store_path, tmp_path / "m.pt", TINY, device="cpu")
+    with pytest.raises(InputFileError, match="nothing to resume"):
+        Training(store_path, tmp_path / "none.pt", TINY, device="cpu", resume=True)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputFileError, match="checkpoint"):
+        load_model(tmp_path / "junk.pt")
+    other = tmp_path / "other.h5"
+    build_store([store_path.parent / "synth" / "mixture.mseed"], other,
+                FeatureConfig(**{**SMALL, "scales": (1024, 2048, 4096)}), device="cpu")
+    with pytest.raises(ConfigError, match="another configuration"):
+        predict(other, tmp_path / "m.pt", device="cpu")
+    with pytest.raises(ConfigError):
+        preset("huge")
+    with pytest.raises(ConfigError):
+        preset("small", clusters=1)
+
+
+def test_cli_train_cluster_and_errors(store_path, tmp_path):
+    runner = CliRunner()
+    model = tmp_path / "m.pt"
+    args = ["train", str(store_path), "--out", str(model), "--epochs", "2", "--clusters", "3", "--hidden", "16",
+            "--latent", "4", "--device", "cpu"]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "2 epochs" in r.output
+    r = runner.invoke(main, args)
+    assert r.exit_code == 2 and "already exists" in r.output and "Traceback" not in r.output
+    r = runner.invoke(main, ["train", str(store_path), "--out", str(model), "--resume", "--epochs", "3"])
+    assert r.exit_code == 0, r.output
+    assert load_model(model).epoch == 3
+    for name in ("t.csv", "t.h5"):
+        r = runner.invoke(main, ["cluster", str(store_path), str(model), "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    assert "occupancy" in r.output and ClusterTable.load(tmp_path / "t.h5").n_clusters == 3
+    header = (tmp_path / "t.csv").read_text().splitlines()[0]
+    assert "cluster_1024" in header and "confidence_4096" in header
+    r = runner.invoke(main, ["cluster", str(store_path), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.h5")])
+    assert r.exit_code == 2 and "no such model checkpoint" in r.output
+
+
+@pytest.mark.slow
+def test_clustering_quality_on_synthetic_sources(tmp_path):
+    """Floors on a small synthetic case (12 h from LMST midnight: quiet night, glitchy dawn, windy morning)."""
+    rec = generate(SyntheticConfig(sols=0.5, seed=1))
+    rec.write(tmp_path / "synth")
+    build_store([tmp_path / "synth" / "mixture.mseed"], tmp_path / "f.h5", SYNTHETIC_FEATURES, device="cpu")
+    model = train(tmp_path / "f.h5", tmp_path / "m.pt", preset("small"), device="cpu")
+    table = predict(tmp_path / "f.h5", model, device="cpu")
+    scores = {s: score_scale(table, synthetic_labels(rec, table, s), s) for s in table.scales}
+    print(json.dumps({s: [v.ari, v.glitch_share] for s, v in scores.items()}))
+    assert scores[1024].ari >= 0.6
+    assert min(v.ari for v in scores.values()) >= 0.5
