@@ -97,8 +97,8 @@ def _cross_index(plan: Plan) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def _std(z: torch.Tensor, dim: int) -> torch.Tensor:
     """Bessel-corrected standard deviation of (complex) values along ``dim``."""
     d = z - z.mean(dim, keepdim=True)
-    return ((d.real.square() + d.imag.square()).sum(dim) / (z.shape[dim] - 1)).sqrt() if z.is_complex() else \
-        (d.square().sum(dim) / (z.shape[dim] - 1)).sqrt()
+    sq = d.real.square() + d.imag.square() if d.is_complex() else d.square()
+    return (sq.sum(dim) / (z.shape[dim] - 1)).sqrt()
 
 
 class SeparationLoss:
@@ -173,10 +173,15 @@ class SeparationLoss:
             # snippet-side quantities: statistics, first layer, centred second-layer rows (cross term)
             nl1 = layer1(n.reshape(G * Rn, 1, T), self.plan)
             self.prior_l1 = tuple(t.reshape(G, Rn, *t.shape[1:]) for t in nl1)
-            self.phi_prior = self._stats_from_l1(*nl1).reshape(G, Rn, -1)
+            phi, rows = [], []
+            step = 2 * self.chunk  # no graph: about half the memory per transform
+            for i in range(0, G * Rn, step):
+                part = tuple(t[i : i + step] for t in nl1)
+                phi.append(self._stats_from_l1(*part))
+                rows.append(_layer2_rows(*part, self.plan, no_mean=True)[1])
+            self.phi_prior = torch.cat(phi).reshape(G, Rn, -1)
             self.s = _std(self.phi_prior, 1)
-            _, rows = _layer2_rows(*nl1, self.plan, no_mean=True)
-            self.prior_rows = [r.reshape(G, Rn, *r.shape[1:]) for r in rows]
+            self.prior_rows = [torch.cat(r).reshape(G, Rn, *r[0].shape[1:]) for r in zip(*rows, strict=True)]
             # mixture-side quantities, problem by problem chunk
             phi_x, s_x, c01, c10 = [], [], [], []
             for sel in self._problem_chunks(torch.arange(P)):

@@ -14,7 +14,7 @@ from core.jobs import CancelToken, Progress, no_progress, sub_progress
 from core.scattering import resolve_device
 from core.separation.loss import DEFAULT_CHUNK_BUDGET
 from core.separation.result import SeparationResult, register_method
-from core.separation.solver import STANDARDIZE, separate_signals
+from core.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -36,7 +36,8 @@ class ScatCovSeparator:
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
     overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` L-BFGS
     iterations, early stop at ``sqrt(loss) <= tol`` (published: 0.1), ``standardize`` ``'time'`` (published) /
-    ``'global'`` / None.  ``removed_name`` names the removed part in the result.
+    ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component, evaluated together) or
+    ``'scipy'`` (L-BFGS-B on the summed loss).  ``removed_name`` names the removed part in the result.
     """
 
     name = "scatcov"
@@ -64,6 +65,7 @@ class ScatCovSeparator:
         device: str = "auto",
         removed_name: str = "removed",
         chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+        optimizer: str = "batched",
         feature_config: Any = None,
     ) -> None:
         if prior is None and table is None:
@@ -94,6 +96,8 @@ class ScatCovSeparator:
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' was asked for but PyTorch sees no GPU")
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if not removed_name:
             raise ConfigError("removed_name must not be empty")
         self.prior, self.table, self.clusters, self.scale = prior, table, clusters, scale
@@ -103,13 +107,13 @@ class ScatCovSeparator:
         self.standardize, self.J, self.Q = standardize, int(J), int(Q)
         self.x_weight, self.indep_weight = float(x_weight), float(indep_weight)
         self.dtype, self.device, self.removed_name = dtype, device, removed_name
-        self.chunk_budget, self.feature_config = int(chunk_budget), feature_config
+        self.chunk_budget, self.optimizer, self.feature_config = int(chunk_budget), optimizer, feature_config
 
     def get_params(self) -> dict:
         """The configuration (without the prior array or table), for provenance."""
         keys = ("clusters", "scale", "n_prior", "near_lmst", "lmst_tolerance", "components", "piece", "overlap",
                 "max_iter", "tol", "standardize", "J", "Q", "x_weight", "indep_weight", "dtype", "device",
-                "removed_name")
+                "removed_name", "optimizer")
         return {k: getattr(self, k) for k in keys}
 
     # ------------------------------------------------------------------ prior
@@ -173,7 +177,8 @@ class ScatCovSeparator:
             signals, groups, prior, piece=self.piece, overlap=self.overlap, max_iter=self.max_iter, tol=self.tol,
             standardize=self.standardize, J=self.J, Q=self.Q, x_weight=self.x_weight,
             indep_weight=self.indep_weight, dtype=_DTYPES[self.dtype], device=device,
-            chunk_budget=self.chunk_budget, progress=sub_progress(progress, 0.05, 1.0), token=token)
+            chunk_budget=self.chunk_budget, optimizer=self.optimizer, progress=sub_progress(progress, 0.05, 1.0),
+            token=token)
         note = (f"unmix scatcov: scattering-covariance separation (J={self.J}, Q={self.Q}, R={report.n_prior}, "
                 f"piece={report.piece}, {report.n_iter} L-BFGS iterations, prior {prior_info['source']})")
         background, removed = Stream(), Stream()

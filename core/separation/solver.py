@@ -23,6 +23,7 @@ from core.jobs import CancelToken, Progress, no_progress, sub_progress
 from core.separation.loss import DEFAULT_CHUNK_BUDGET, SeparationLoss
 
 STANDARDIZE = ("time", "global", None)
+OPTIMIZERS = ("batched", "scipy")
 
 
 @dataclass
@@ -124,17 +125,22 @@ def separate_signals(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "auto",
     chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+    optimizer: str = "batched",
     progress: Progress | None = None,
     token: CancelToken | None = None,
 ) -> tuple[list[np.ndarray], SolveReport]:
     """Background estimates of 1-D ``signals`` (each with the prior component ``groups[i]`` of ``prior`` ``(R, C,
     Tp)``), solved as one batch.  Signals shorter than the piece are returned unchanged (listed in
-    ``report.unseparated``).  Cancellable between L-BFGS iterations (``token``), reports progress."""
+    ``report.unseparated``).  ``optimizer``: ``'batched'`` (an independent L-BFGS per problem, all evaluated together)
+    or ``'scipy'`` (SciPy L-BFGS-B on the sum of the losses, as the published code on one problem).  Cancellable
+    between L-BFGS iterations (``token``), reports progress."""
     progress = progress or no_progress
     if standardize not in STANDARDIZE:
         raise ConfigError(f"standardize must be 'time', 'global' or None, got {standardize!r}")
     if max_iter < 0 or tol < 0:
         raise ConfigError("max_iter and tol must be non-negative")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     prior = np.asarray(prior, dtype=np.float64)
     if prior.ndim == 2:
         prior = prior[:, None]
@@ -187,7 +193,8 @@ def separate_signals(
                           device=device, chunk_budget=chunk_budget)
     report.setup_s = time.perf_counter() - t0
     report.n_problems = loss.P
-    b = _lbfgs(loss, np.stack(pieces), max_iter, tol, report, sub_progress(progress, 0.02, 1.0), token)
+    solve = _batched_lbfgs if optimizer == "batched" else _lbfgs
+    b = solve(loss, np.stack(pieces), max_iter, tol, report, sub_progress(progress, 0.02, 1.0), token)
     report.solve_s = time.perf_counter() - t0 - report.setup_s
     # stitch
     owner_arr = np.asarray(owner)
@@ -200,6 +207,109 @@ def separate_signals(
 
 class _Stop(Exception):
     pass
+
+
+def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, report: SolveReport,
+                   progress: Progress, token: CancelToken | None, memory: int = 10, max_ls: int = 20
+                   ) -> np.ndarray:
+    """L-BFGS run independently for every problem, evaluated as one batch.
+
+    Each problem has its own history (``memory`` pairs), search direction and backtracking Armijo line search (with
+    quadratic interpolation); every trial evaluates only the problems still searching, and a problem stops when
+    ``sqrt(loss) <= tol`` (the published criterion) or when its line search fails twice in a row.  An iteration is
+    one accepted step of every active problem.
+    """
+    dev, dt = loss.device, loss.dtype
+    x = torch.as_tensor(x0, device=dev, dtype=dt).clone()
+    P, T = x.shape
+    f, g = loss.loss_and_grad(x)
+    report.n_eval += 1
+    report.history.append(float(f.mean()))
+    S = torch.zeros(memory, P, T, dtype=dt, device=dev)
+    Y = torch.zeros_like(S)
+    rho = torch.zeros(memory, P, dtype=dt, device=dev)
+    gamma = torch.ones(P, dtype=dt, device=dev)
+    has_history = torch.zeros(P, dtype=torch.bool, device=dev)
+    failures = torch.zeros(P, dtype=torch.long, device=dev)
+    active = f.sqrt() > tol
+    c1 = 1e-4
+    if not bool(active.any()):
+        report.stopped = "tolerance reached"
+    for it in range(max_iter):
+        if not bool(active.any()):
+            break
+        if token is not None:
+            token.check()
+        idx = active.nonzero()[:, 0]
+        slots = [(it - 1 - j) % memory for j in range(min(it, memory))]  # newest first
+        q = g[idx].clone()
+        alphas = []
+        for j in slots:
+            a = rho[j, idx] * (S[j, idx] * q).sum(-1)
+            q -= a[:, None] * Y[j, idx]
+            alphas.append(a)
+        r = gamma[idx, None] * q
+        for j, a in zip(reversed(slots), reversed(alphas), strict=True):
+            r += S[j, idx] * (a - rho[j, idx] * (Y[j, idx] * r).sum(-1))[:, None]
+        d = -r
+        gd = (g[idx] * d).sum(-1)
+        bad = ~(gd < 0) | ~has_history[idx]
+        if bool(bad.any()):  # no history or not a descent direction: scaled steepest descent
+            gb = g[idx[bad]]
+            d[bad] = -gb / gb.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+            gd[bad] = (gb * d[bad]).sum(-1)
+        step = torch.ones(len(idx), dtype=dt, device=dev)
+        new_x, new_f, new_g = x[idx].clone(), f[idx].clone(), g[idx].clone()
+        accepted = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+        pending = torch.arange(len(idx), device=dev)
+        for _ in range(max_ls):
+            xt = x[idx[pending]] + step[pending, None] * d[pending]
+            ft, gt = loss.loss_and_grad(xt, problems=idx[pending].cpu())
+            report.n_eval += 1
+            f0 = f[idx[pending]]
+            ok = torch.isfinite(ft) & (ft <= f0 + c1 * step[pending] * gd[pending])
+            done = pending[ok]
+            new_x[done], new_f[done], new_g[done] = xt[ok], ft[ok], gt[ok]
+            accepted[done] = True
+            pending = pending[~ok]
+            if len(pending) == 0:
+                break
+            st, ftp, gdp = step[pending], ft[~ok], gd[pending]
+            quad = -gdp * st**2 / (2 * (ftp - f[idx[pending]] - gdp * st))
+            quad = torch.where(torch.isfinite(quad), quad, 0.5 * st)
+            step[pending] = torch.minimum(torch.maximum(quad, 0.1 * st), 0.5 * st)
+        # history update of the problems that moved
+        slot = it % memory
+        s_ = new_x - x[idx]
+        y_ = new_g - g[idx]
+        sy = (s_ * y_).sum(-1)
+        good = accepted & (sy > 1e-12 * s_.norm(dim=-1) * y_.norm(dim=-1))
+        S[slot, idx] = torch.where(good[:, None], s_, torch.zeros_like(s_))
+        Y[slot, idx] = torch.where(good[:, None], y_, torch.zeros_like(y_))
+        rho[slot, idx] = torch.where(good, 1.0 / torch.where(good, sy, torch.ones_like(sy)), torch.zeros_like(sy))
+        gamma[idx] = torch.where(good, sy / (y_ * y_).sum(-1).clamp_min(1e-300), gamma[idx])
+        has_history[idx] |= good
+        x[idx], f[idx], g[idx] = new_x, new_f, new_g
+        # a failed line search forgets the history once; a second failure in a row ends that problem
+        failed = idx[~accepted]
+        failures[idx[accepted]] = 0
+        failures[failed] += 1
+        rho[:, failed] = 0.0
+        has_history[failed] = False
+        active &= (f.sqrt() > tol) & (failures < 2)
+        report.n_iter += 1
+        mean = float(f.mean())
+        report.history.append(mean)
+        progress(report.n_iter / max(max_iter, 1),
+                 f"iteration {report.n_iter}, loss {mean:.4g}, {int(active.sum())}/{P} active")
+    if not report.stopped:
+        conv = int((f.sqrt() <= tol).sum())
+        stalled = int((failures >= 2).sum())
+        report.stopped = (f"{conv}/{P} reached the tolerance, {stalled} stopped by line-search failures, "
+                          f"{P - conv - stalled} at max_iter")
+    if token is not None:
+        token.check()
+    return x.cpu().double().numpy()
 
 
 def _lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, report: SolveReport,
