@@ -63,7 +63,7 @@ def check_environment(ctx: _Context) -> str:
     outside = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path and not Path(path).resolve().is_relative_to(root):
+        if path and not (root / path).resolve().is_relative_to(root):  # relative: inside base_library.zip
             outside.append(f"{name} ({path})")
     maps = Path("/proc/self/maps")
     if maps.exists():

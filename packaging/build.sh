@@ -5,7 +5,7 @@
 #   PYTHON=python3                 interpreter the clean build environment is made from (≥ 3.11, shared libpython)
 #   UNMIX_TORCH="torch==2.13.0"    PyTorch requirement installed first; must be a CPU build (checked)
 #   UNMIX_PYINSTALLER="pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9"
-#   UNMIX_BUNDLE_BUDGET_MB=1400    size budget of the unpacked bundle (MiB); the build fails above it
+#   UNMIX_BUNDLE_BUDGET_MB=1100    size budget of the unpacked bundle (MiB); the build fails above it (README)
 #   UNMIX_REUSE_VENV=1             keep an existing build/pkg-venv (only the project is reinstalled): for iterating
 #                                  on the spec; releases are built from a fresh environment (the default)
 #   UNMIX_SKIP_SELFTEST=1          build and measure only
@@ -16,7 +16,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 TORCH=${UNMIX_TORCH:-torch==2.13.0}
 PYINSTALLER=${UNMIX_PYINSTALLER:-pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9}
-BUDGET_MB=${UNMIX_BUNDLE_BUDGET_MB:-1400}
+BUDGET_MB=${UNMIX_BUNDLE_BUDGET_MB:-1100}
 VENV=$ROOT/build/pkg-venv
 DIST=$ROOT/dist
 BUNDLE=$DIST/unmix

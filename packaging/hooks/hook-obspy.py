@@ -24,5 +24,3 @@ hiddenimports = (
     # detrend/taper entry points name SciPy functions directly
     + ["scipy.signal", "scipy.signal.windows"]
 )
-# Parts of ObsPy that Unmix never touches and that only add size or pull in GUI toolkits.
-excludedimports = ["obspy.imaging.scripts", "obspy.scripts", "obspy.taup.tests"]
