@@ -1,3 +1,212 @@
-"""Separation and batch export: ``separate`` (issue #5)."""
+"""Separation and batch export: ``separate`` and ``bench separation`` (issue #5)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from core.cli import gap_options, job, main, with_options
+from core.cli.bench import bench
+from core.errors import ConfigError, OutputExistsError
+
+
+def _parse_options(pairs: tuple[str, ...], what: str) -> dict:
+    """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, true/false, lists), else strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def _csv(text: str, cast=str) -> list:
+    try:
+        return [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot read the comma-separated list {text!r}") from None
+
+
+method_option_flags = [
+    click.option("--template-opt", multiple=True, metavar="KEY=VALUE",
+                 help="option of the template deglitcher, e.g. min_variance_reduction=0.7 (repeatable)"),
+    click.option("--highpass-opt", multiple=True, metavar="KEY=VALUE", help="option of the high-pass baseline"),
+    click.option("--scatcov-opt", multiple=True, metavar="KEY=VALUE",
+                 help="option of the scattering-covariance separation, e.g. max_iter=50 (repeatable)"),
+]
+
+
+def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, device=None) -> dict:
+    options = {"template": _parse_options(template_opt, "--template-opt"),
+               "highpass": _parse_options(highpass_opt, "--highpass-opt"),
+               "scatcov": _parse_options(scatcov_opt, "--scatcov-opt")}
+    if inventory is not None:
+        options["template"].setdefault("inventory", str(inventory))
+    if device is not None:
+        options["scatcov"].setdefault("device", device)
+    return options
+
+
+@bench.command("separation")
+@click.option("--real", is_flag=True, help="compare with the UCLA deglitching of the raw S0235b record instead")
+@click.option("--background", "backgrounds", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="glitch-free background file(s) (default: shared background/*UCLA*)")
+@click.option("--case", "cases", type=click.Choice(["glitches", "bursts", "both"]), default="both", show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="comma-separated seeds")
+@click.option("--count", type=click.IntRange(min=0), default=4, show_default=True, help="glitches per target")
+@click.option("--span", type=click.IntRange(min=64), default=8192, show_default=True,
+              help="glitch target length (samples)")
+@click.option("--amplitude", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="median glitch peak (background σ)")
+@click.option("--burst-count", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--burst-span", type=click.IntRange(min=64), default=36000, show_default=True,
+              help="burst target length (samples)")
+@click.option("--burst-amplitude", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True,
+              help="median burst amplitude (background σ)")
+@click.option("--prior-count", type=click.IntRange(min=2), default=20, show_default=True,
+              help="scatcov prior snippets per target")
+@click.option("--prior-length", type=click.IntRange(min=64), default=2048, show_default=True)
+@click.option("--methods", default="template,highpass,scatcov", show_default=True)
+@click.option("--raw", type=click.Path(dir_okay=False, path_type=Path), default=None, help="--real: raw record")
+@click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="--real: deglitched reference")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="StationXML for the template method (--real default: the shared 02.BH response)")
+@click.option("--prior-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="--real: deglitched record of another event for scatcov's prior (default: S0185a UCLA)")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@with_options(method_option_flags)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
+def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
+                     burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file, device,
+                     template_opt, highpass_opt, scatcov_opt, json_out, md_out, overwrite):
+    """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
+    bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
+    from core.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
+    from core.evaluation.benchmark import write_results as write
+
+    for path in (json_out, md_out):
+        if path is not None and path.exists() and not overwrite:
+            raise OutputExistsError("already exists; pass --overwrite to replace it", path)
+    data = insight_dir()
+    names = _csv(methods)
+    if real:
+        raw = raw or data / "raw" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
+        reference = reference or data / "reference" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_deglitched_UCLA_v4.mseed"
+        default_inv = data / "response" / "XB.ELYSE.02.BH.xml"
+        inventory = inventory or (default_inv if default_inv.exists() else None)
+        prior_file = prior_file or data / "background" / "XB.ELYSE.02.BH_S0185a_deglitched_UCLA_v4.mseed"
+        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)
+        with job("separation benchmark (real)") as (progress, token):
+            results = run_real_benchmark(raw, reference, names, options, prior_file, prior_count, prior_length,
+                                         progress=progress, token=token)
+    else:
+        if not backgrounds:
+            backgrounds = tuple(sorted((data / "background").glob("*UCLA*")))
+            if not backgrounds:
+                raise ConfigError(f"no background/*UCLA* files under {data}; give --background")
+        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)
+        kinds = ("glitches", "bursts") if cases == "both" else (cases,)
+        with job("separation benchmark") as (progress, token):
+            results = run_synthetic_benchmark(
+                backgrounds, kinds, _csv(seeds, int), names, options,
+                glitch_options={"span": span, "count": count, "amplitude": amplitude, "prior_count": prior_count,
+                                "prior_length": prior_length},
+                burst_options={"span": burst_span, "count": burst_count, "amplitude": burst_amplitude,
+                               "prior_count": prior_count, "prior_length": prior_length},
+                progress=progress, token=token)
+    click.echo(markdown_tables(results))
+    for p in write(results, json_out, md_out, overwrite=overwrite):
+        click.echo(f"wrote {p}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="output directory (one file per separated source per input, plus a provenance JSON)")
+@click.option("--method", type=click.Choice(["template", "highpass", "scatcov"]), default=None,
+              help="separation method (default: template; scatcov with --model/--table/--prior)")
+@click.option("--model", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="trained model: scatcov takes its prior from the windows the model puts in --background-cluster")
+@click.option("--store", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="with --model: the feature store the model clusters (made by `unmix features`)")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="instead of --model/--store: a saved cluster table (.h5)")
+@click.option("--background-cluster", default=None, help="cluster(s) whose windows are clean background, e.g. 3 or 3,5")
+@click.option("--scale", type=click.IntRange(min=1), default=None, help="scale (samples) of --background-cluster")
+@click.option("--prior", "prior_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="scatcov without a model: snippets of this clean-background file are the prior")
+@click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="process files in this many worker processes (0/1: in this process)")
+@click.option("--inventory", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="StationXML for the template method's glitch templates (default: InSight VBB poles/zeros)")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace existing outputs in --out (inputs are never replaced)")
+@with_options(gap_options)
+@with_options(method_option_flags)
+def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
+             inventory, device, overwrite, gap_policy, max_fill, resample_to, template_opt, highpass_opt,
+             scatcov_opt):
+    """Separate records into a background and the removed sources, and export them (MSEED or SAC).
+
+    INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run;
+    a bad file is reported and the others go on; the exit status is non-zero if any failed.
+    """
+    from core.export import export_separation, file_sha256
+
+    uses_clusters = model is not None or table is not None
+    if uses_clusters or prior_file is not None:
+        if method not in (None, "scatcov"):
+            raise ConfigError("--model/--table/--prior give scatcov its prior; they do not combine with "
+                              f"--method {method}")
+        method = "scatcov"
+    method = method or "template"
+    options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)[method]
+    model_info = None
+    if method == "scatcov":
+        if uses_clusters:
+            if background_cluster is None or scale is None:
+                raise ConfigError("--model/--table need --background-cluster K and --scale S")
+            clusters = _csv(background_cluster, int)
+            if table is not None:
+                from core.clusters import ClusterTable
+
+                cluster_table = ClusterTable.load(table)
+                model_info = {"table": str(table), "table_sha256": file_sha256(table)}
+            else:
+                if store is None:
+                    raise ConfigError("--model needs --store: the feature store it clusters (see `unmix features`)")
+                from core.model.predict import predict
+
+                with job("clustering") as (progress, token):
+                    cluster_table = predict(store, model, device=device, progress=progress, token=token)
+                model_info = {"path": str(model), "sha256": file_sha256(model), "store": str(store)}
+            options.update(table=cluster_table, clusters=clusters, scale=scale)
+        elif prior_file is not None:
+            from core.evaluation.cases import prior_snippets
+
+            options["prior"] = prior_snippets(prior_file, int(options.pop("n_prior", 20)),
+                                              int(options.get("piece", 1024)))
+            model_info = {"prior_file": str(prior_file), "prior_sha256": file_sha256(prior_file)}
+        else:
+            raise ConfigError("--method scatcov needs a prior: --model/--store or --table with --background-cluster "
+                              "and --scale, or --prior FILE")
+    with job(f"separating ({method})") as (progress, token):
+        report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
+                                   max_fill, resample_to, model_info, progress=progress, token=token)
+    click.echo(report.summary())
+    if report.failed:
+        for path, message in report.failed:
+            click.echo(f"failed: {message}" if path in message else f"failed: {path}: {message}", err=True)
+        raise ConfigError(f"{len(report.failed)} of {len(report.failed) + len(report.done) + len(report.skipped)} "
+                          f"input(s) failed: {', '.join(Path(p).name for p, _ in report.failed)}")

@@ -1,0 +1,413 @@
+"""Template-fit deglitcher: the classical baseline of the InSight team (SEISglitch / "MPS"), with a joint fit.
+
+A glitch is the channel's output for a step in ground acceleration; its waveform (the *template*) comes from the
+channel's poles and zeros (StationXML, or the InSight VBB default), band-limited and shiftable by any fraction of a
+sample (:mod:`core.instrument`). Per component:
+
+1. **detection**: a matched filter (normalised cross-correlation of the band-passed data with the band-passed
+   template, ObsPy ``correlate_template``) and/or a jerk threshold (response removed to acceleration with ObsPy,
+   band-passed 0.001–0.1 Hz, differentiated, triggers above ``jerk_threshold`` robust standard deviations);
+2. **fit**: candidates whose fit windows overlap (up to ``max_group`` at a time; later groups see the data with
+   earlier accepted glitches removed) are fitted jointly by linear least squares on
+   [template(t − τₖ) for each glitch, offset, linear trend]; each onset τₖ is found by a grid search of
+   ``search`` seconds either side at 1/``subsample`` of a sample (coordinate sweeps for groups);
+3. **acceptance**: only if removing the glitches reduces the window's variance by at least ``min_variance_reduction``
+   (80 %, as SEISglitch); candidates that add less than ``min_glitch_gain`` are dropped and the group is refitted;
+4. optional **spike**: the response to a displacement step near each accepted onset, kept if it adds at least
+   ``min_spike_gain`` variance reduction.
+
+Only the template parts (never the offset/trend) are removed, over the whole template length.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from obspy import Inventory, Stream, Trace
+from obspy.signal.cross_correlation import correlate_template
+from scipy.signal import find_peaks
+
+from core import __version__
+from core.errors import ConfigError, DataError
+from core.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
+from core.io.response import read_inventory
+from core.jobs import CancelToken, Progress, no_progress, sub_progress
+from core.separation.result import SeparationResult, register_method
+
+DETECTORS = ("matched", "jerk", "both")
+
+
+@dataclass
+class _Bank:
+    """Templates at ``m`` sub-sample shifts: ``waves[j]`` has its onset ``pre_n + j/m`` samples after its start."""
+
+    waves: np.ndarray  # (m, L)
+    pre_n: int
+
+    @property
+    def m(self) -> int:
+        return self.waves.shape[0]
+
+    def split(self, position: float) -> tuple[int, int]:
+        """Integer sample and sub-sample index of an onset at fractional sample ``position``."""
+        i = int(np.floor(position))
+        j = int(round((position - i) * self.m))
+        if j == self.m:
+            i, j = i + 1, 0
+        return i, j
+
+    def column(self, position: float, w0: int, n: int) -> np.ndarray:
+        """The template with its onset at ``position`` (trace samples) on the window [w0, w0 + n)."""
+        i, j = self.split(position)
+        return _place(self.waves[j], i - self.pre_n - w0, n)
+
+    def columns(self, positions: np.ndarray, w0: int, n: int) -> np.ndarray:
+        """(len(positions), n) columns for many onsets at once (rows of sliding views of zero-padded templates)."""
+        length = self.waves.shape[1]
+        padded = np.zeros((self.m, n + length + n))
+        padded[:, n:n + length] = self.waves
+        views = np.lib.stride_tricks.sliding_window_view(padded, n, axis=1)  # (m, n + length + 1, n)
+        p = np.asarray(positions, dtype=float)
+        i = np.floor(p).astype(int)
+        j = np.rint((p - i) * self.m).astype(int)
+        i, j = np.where(j == self.m, i + 1, i), np.where(j == self.m, 0, j)
+        idx = n - (i - self.pre_n - w0)
+        ok = (idx >= 0) & (idx < views.shape[1])
+        out = np.zeros((p.size, n))
+        out[ok] = views[j[ok], idx[ok]]
+        return out
+
+def _place(wave: np.ndarray, offset: int, n: int) -> np.ndarray:
+    col = np.zeros(n)
+    lo, hi = max(offset, 0), min(offset + wave.size, n)
+    if hi > lo:
+        col[lo:hi] = wave[lo - offset:hi - offset]
+    return col
+
+
+@register_method("template")
+class TemplateDeglitcher:
+    """Classical template-fit deglitcher (see the module docstring); removed parts ``glitches`` and ``spikes``."""
+
+    def __init__(
+        self,
+        inventory: Inventory | str | Path | None = None,
+        paz: Paz = VBB_PAZ,
+        detector: str = "both",
+        cc_threshold: float = 0.8,
+        jerk_threshold: float = 8.0,
+        detect_band: tuple[float, float] = (0.01, 1.0),
+        search: float = 3.0,
+        fit_length: float = 25.0,
+        margin: float = 2.0,
+        subsample: int = 4,
+        template_duration: float = 60.0,
+        min_separation: float = 5.0,
+        min_variance_reduction: float = 0.8,
+        min_glitch_gain: float = 0.02,
+        fit_spikes: bool = True,
+        spike_search: int = 7,
+        min_spike_gain: float = 0.02,
+        sweeps: int = 2,
+        max_group: int = 4,
+    ) -> None:
+        if detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        if not 0 < min_variance_reduction < 1:
+            raise ConfigError("min_variance_reduction must be in (0, 1)")
+        if subsample < 1 or search < 0 or fit_length <= 0 or template_duration <= 0:
+            raise ConfigError("subsample ≥ 1, search ≥ 0, fit_length > 0 and template_duration > 0 are required")
+        if not 0 < cc_threshold <= 1 or jerk_threshold <= 0:
+            raise ConfigError("cc_threshold must be in (0, 1] and jerk_threshold > 0")
+        self.inventory = read_inventory(inventory) if isinstance(inventory, str | Path) else inventory
+        self.inventory_label = str(inventory) if isinstance(inventory, str | Path) else (
+            "inventory" if inventory is not None else "InSight VBB poles/zeros (default)")
+        self.paz = paz
+        self.detector = detector
+        self.cc_threshold = cc_threshold
+        self.jerk_threshold = jerk_threshold
+        self.detect_band = tuple(detect_band)
+        self.search = search
+        self.fit_length = fit_length
+        self.margin = margin
+        self.subsample = subsample
+        self.template_duration = template_duration
+        self.min_separation = min_separation
+        self.min_variance_reduction = min_variance_reduction
+        self.min_glitch_gain = min_glitch_gain
+        self.fit_spikes = fit_spikes
+        self.spike_search = spike_search
+        self.min_spike_gain = min_spike_gain
+        self.sweeps = sweeps
+        self.max_group = max(1, int(max_group))
+        self.pre = 2.0
+
+    def params(self) -> dict:
+        """The configuration, JSON-ready (for provenance)."""
+        keys = ("detector", "cc_threshold", "jerk_threshold", "detect_band", "search", "fit_length", "margin",
+                "subsample", "template_duration", "min_separation", "min_variance_reduction", "min_glitch_gain",
+                "fit_spikes", "spike_search", "min_spike_gain", "sweeps", "max_group")
+        return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
+
+    # -- public ---------------------------------------------------------------------------------------------------
+
+    def separate(self, stream: Stream, progress: Progress | None = None,
+                 token: CancelToken | None = None) -> SeparationResult:
+        """Split every trace into background, glitches and (if fitted) spikes."""
+        progress = progress or no_progress
+        t_start = time.perf_counter()
+        traces = stream.split() if any(isinstance(tr.data, np.ma.MaskedArray) for tr in stream) else stream
+        if len(traces) == 0:
+            raise DataError("nothing to separate: the stream has no traces")
+        background, glitches, spikes = Stream(), Stream(), Stream()
+        catalogue: list[dict] = []
+        for k, tr in enumerate(traces):
+            sub = sub_progress(progress, k / len(traces), (k + 1) / len(traces))
+            g, s, cat = self.separate_trace(tr, sub, token)
+            for out, data in ((glitches, g), (spikes, s)):
+                t = tr.copy()
+                t.data = data.astype(np.float64)
+                out.append(t)
+            b = tr.copy()
+            b.data = np.asarray(tr.data, dtype=np.float64) - g - s
+            background.append(b)
+            catalogue += cat
+        elapsed = time.perf_counter() - t_start
+        note = (f"unmix {__version__} template deglitcher: {len(catalogue)} glitch(es) removed "
+                f"(VR ≥ {self.min_variance_reduction:.0%}, response: {self.inventory_label})")
+        for st in (background, glitches, spikes):
+            for tr in st:
+                tr.stats.setdefault("processing", []).append(note)
+        removed = {"glitches": glitches}
+        if self.fit_spikes:
+            removed["spikes"] = spikes
+        progress(1.0, "done")
+        return SeparationResult(background, removed, {"method": "template", "params": self.params(),
+                                                      "seconds": elapsed, "catalogue": catalogue})
+
+    def separate_trace(self, tr: Trace, progress: Progress | None = None, token: CancelToken | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Fitted glitch and spike series (same length as ``tr``) and the catalogue of accepted glitches."""
+        progress = progress or no_progress
+        x = np.asarray(tr.data, dtype=np.float64)
+        fs = float(tr.stats.sampling_rate)
+        paz = self._paz(tr)
+        gbank = self._bank("glitch", fs, paz)
+        sbank = self._bank("spike", fs, paz) if self.fit_spikes else None
+        glitches, spikes = np.zeros_like(x), np.zeros_like(x)
+        catalogue: list[dict] = []
+        if x.size < gbank.waves.shape[1] // 2:
+            return glitches, spikes, catalogue
+        candidates = self.detect(tr, paz)
+        progress(0.2, f"{tr.id}: {candidates.size} candidate(s)")
+        groups = self._groups(candidates, fs, x.size)
+        for gi, (w0, w1, members) in enumerate(groups):
+            if token is not None:
+                token.check()
+            # glitches accepted in earlier groups are known: fit what is left of the data
+            work = x[w0:w1] - glitches[w0:w1] - spikes[w0:w1]
+            fit = self._fit_group(work, members, w0, gbank, fs)
+            if fit is not None:
+                positions, amps, vr = fit
+                d = work
+                parts = np.zeros(w1 - w0)
+                for p, a in zip(positions, amps, strict=True):
+                    i, j = gbank.split(p)
+                    _add(glitches, a * gbank.waves[j], i - gbank.pre_n)
+                    parts += a * gbank.column(p, w0, w1 - w0)
+                spike_info = self._fit_spikes(d - parts, d, positions, w0, sbank) if sbank is not None else []
+                for p, a, sp in zip(positions, amps, spike_info or [None] * len(positions), strict=True):
+                    entry = {"channel": tr.id, "onset": str(tr.stats.starttime + p / fs), "amplitude": float(a),
+                             "variance_reduction": float(vr), "spike_amplitude": None}
+                    if sp is not None:
+                        sp_pos, sp_amp = sp
+                        i, j = sbank.split(sp_pos)
+                        _add(spikes, sp_amp * sbank.waves[j], i - sbank.pre_n)
+                        entry["spike_amplitude"] = float(sp_amp)
+                    catalogue.append(entry)
+            progress(0.2 + 0.8 * (gi + 1) / len(groups), f"{tr.id}: fitting")
+        return glitches, spikes, catalogue
+
+    # -- detection ------------------------------------------------------------------------------------------------
+
+    def detect(self, tr: Trace, paz: Paz | None = None) -> np.ndarray:
+        """Candidate onsets (fractional samples from the trace start), at least ``min_separation`` apart."""
+        paz = paz or self._paz(tr)
+        fs = float(tr.stats.sampling_rate)
+        found: list[np.ndarray] = []
+        if self.detector in ("matched", "both"):
+            found.append(self._matched(tr, paz))
+        if self.detector in ("jerk", "both"):
+            found.append(self._jerk(tr, paz))
+        onsets = np.sort(np.concatenate(found)) if found else np.zeros(0)
+        merged: list[float] = []
+        for o in onsets:
+            if not merged or o - merged[-1] > self.min_separation * fs:
+                merged.append(float(o))
+        return np.asarray(merged)
+
+    def _filtered(self, data: np.ndarray, fs: float) -> np.ndarray:
+        t = Trace(np.asarray(data, dtype=np.float64).copy())
+        t.stats.sampling_rate = fs
+        t.detrend("linear")
+        lo, hi = self.detect_band
+        hi = min(hi, 0.45 * fs)
+        t.filter("bandpass", freqmin=lo, freqmax=hi, corners=3, zerophase=True)
+        return t.data
+
+    def _matched(self, tr: Trace, paz: Paz) -> np.ndarray:
+        fs = float(tr.stats.sampling_rate)
+        length = self.pre + self.fit_length
+        raw = glitch_template(fs, length + 120.0, 0.0, paz, self.pre + 120.0)
+        # band-pass the template exactly like the data (with room for the filter's transients), then cut it
+        tpl = self._filtered(raw, fs)[int(round(120.0 * fs)):int(round((120.0 + length) * fs))]
+        data = self._filtered(tr.data, fs)
+        if data.size <= tpl.size:
+            return np.zeros(0)
+        cc = correlate_template(data, tpl, mode="valid", normalize="full", method="auto")
+        peaks, _ = find_peaks(np.abs(cc), height=self.cc_threshold, distance=max(1, int(self.min_separation * fs)))
+        return peaks + self.pre * fs
+
+    def _jerk(self, tr: Trace, paz: Paz) -> np.ndarray:
+        fs = float(tr.stats.sampling_rate)
+        t = tr.copy()
+        t.data = np.asarray(t.data, dtype=np.float64)
+        t.detrend("linear")
+        t.taper(0.05)
+        if self.inventory is not None:
+            t.remove_response(inventory=self.inventory, output="ACC", water_level=60)
+        else:
+            t.simulate(paz_remove=paz.as_obspy_dict(), water_level=60)
+            t.differentiate()
+        t.filter("bandpass", freqmin=0.001, freqmax=min(0.1, 0.45 * fs), corners=3, zerophase=True)
+        jerk = np.gradient(t.data) * fs
+        edge = int(0.05 * jerk.size)
+        core_part = jerk[edge:jerk.size - edge] if jerk.size > 2 * edge + 10 else jerk
+        sigma = 1.4826 * np.median(np.abs(core_part - np.median(core_part)))
+        if not np.isfinite(sigma) or sigma <= 0:
+            return np.zeros(0)
+        mag = np.abs(jerk)
+        mag[:edge] = 0.0
+        mag[jerk.size - edge:] = 0.0
+        peaks, _ = find_peaks(mag, height=self.jerk_threshold * sigma,
+                              distance=max(1, int(self.min_separation * fs)))
+        return peaks.astype(float)
+
+    # -- fitting --------------------------------------------------------------------------------------------------
+
+    def _groups(self, candidates: np.ndarray, fs: float, npts: int) -> list[tuple[int, int, list[float]]]:
+        """Candidates whose fit windows overlap, with the joint window [w0, w1)."""
+        before = int(np.ceil((self.pre + self.search + self.margin) * fs))
+        after = int(np.ceil((self.fit_length + self.search + self.margin) * fs))
+        groups: list[tuple[int, int, list[float]]] = []
+        for c in candidates:
+            lo, hi = max(int(c) - before, 0), min(int(c) + after, npts)
+            if groups and lo < groups[-1][1] and len(groups[-1][2]) < self.max_group:
+                w0, _, members = groups[-1]
+                groups[-1] = (w0, hi, [*members, float(c)])
+            else:
+                groups.append((lo, hi, [float(c)]))
+        return [g for g in groups if g[1] - g[0] > 8]
+
+    def _fit_group(self, d: np.ndarray, members: list[float], w0: int, bank: _Bank, fs: float
+                   ) -> tuple[list[float], np.ndarray, float] | None:
+        """Jointly fitted onsets, amplitudes and variance reduction of an accepted group on the window ``d`` (which
+        starts at trace sample ``w0``), or None."""
+        n = d.size
+        base = np.stack([np.ones(n), np.linspace(-1.0, 1.0, n)], axis=1)
+        var_d = float(np.var(d))
+        if var_d <= 0:
+            return None
+        positions = list(members)
+        half = self.search * fs
+        for sweep in range(max(1, self.sweeps if len(positions) > 1 else 1)):
+            for i in range(len(positions)):
+                others = [bank.column(p, w0, n) for k, p in enumerate(positions) if k != i]
+                B = np.column_stack([*others, base]) if others else base
+                width = half if sweep == 0 else min(half, 1.0)
+                positions[i] = self._grid_search(d, B, positions[i], width, bank, w0)
+        while positions:
+            cols = np.column_stack([bank.column(p, w0, n) for p in positions])
+            coef, *_ = np.linalg.lstsq(np.column_stack([cols, base]), d, rcond=None)
+            amps = coef[:len(positions)]
+            parts = cols * amps
+            total = parts.sum(axis=1)
+            vr = 1.0 - np.var(d - total) / var_d
+            gains = np.array([vr - (1.0 - np.var(d - total + parts[:, k]) / var_d) for k in range(len(positions))])
+            weakest = int(np.argmin(gains))
+            if gains[weakest] < self.min_glitch_gain or (vr < self.min_variance_reduction and len(positions) > 1):
+                positions.pop(weakest)
+                continue
+            if vr < self.min_variance_reduction:
+                return None
+            return positions, amps, float(vr)
+        return None
+
+    def _grid_search(self, d: np.ndarray, B: np.ndarray, centre: float, half: float, bank: _Bank, w0: int) -> float:
+        """Onset (fractional trace samples) within ±half samples of ``centre`` minimising the least-squares residual
+        of ``d`` on [B, template]: whole samples first, then sub-samples around the best. The model is linear once
+        the onset is fixed, so each trial is a projection."""
+        Q, _ = np.linalg.qr(B)
+        d_perp = d - Q @ (Q.T @ d)
+
+        def best(trials: np.ndarray) -> float:
+            cols = bank.columns(trials, w0, d.size)
+            c_perp = cols - (cols @ Q) @ Q.T
+            norm = np.einsum("ij,ij->i", c_perp, c_perp)
+            ok = norm > 1e-12 * max(float(norm.max()), 1e-300)
+            gain = np.where(ok, (c_perp @ d_perp) ** 2 / np.maximum(norm, 1e-300), 0.0)
+            return float(trials[int(np.argmax(gain))])
+
+        coarse = best(np.arange(np.floor(centre - half), np.ceil(centre + half) + 1))
+        if bank.m == 1:
+            return coarse
+        return best(coarse + np.arange(-bank.m + 1, bank.m) / bank.m)
+
+    def _fit_spikes(self, r: np.ndarray, d: np.ndarray, positions: list[float], w0: int, bank: _Bank
+                    ) -> list[tuple[float, float] | None]:
+        """Per glitch, a spike near its onset if it reduces the variance of ``d`` by ≥ ``min_spike_gain``."""
+        n = r.size
+        base = np.stack([np.ones(n), np.linspace(-1.0, 1.0, n)], axis=1)
+        Q, _ = np.linalg.qr(base)
+        var_d = float(np.var(d))
+        out: list[tuple[float, float] | None] = []
+        for p in positions:
+            trials = p + np.arange(-self.spike_search * bank.m, self.spike_search * bank.m + 1) / bank.m
+            cols = bank.columns(trials, w0, n)
+            r_perp = r - Q @ (Q.T @ r)
+            c_perp = cols - (cols @ Q) @ Q.T
+            norm = np.maximum(np.einsum("ij,ij->i", c_perp, c_perp), 1e-300)
+            k = int(np.argmax((c_perp @ r_perp) ** 2 / norm))
+            amp = float(c_perp[k] @ r_perp / norm[k])
+            gain = (np.var(r) - np.var(r - amp * cols[k])) / var_d
+            if gain >= self.min_spike_gain:
+                r = r - amp * cols[k]
+                out.append((float(trials[k]), amp))
+            else:
+                out.append(None)
+        return out
+
+    # -- templates ------------------------------------------------------------------------------------------------
+
+    def _paz(self, tr: Trace) -> Paz:
+        if self.inventory is None:
+            return self.paz
+        return paz_from_inventory(self.inventory, tr.id, tr.stats.starttime)
+
+    def _bank(self, kind: str, fs: float, paz: Paz) -> _Bank:
+        shifts = np.arange(self.subsample) / self.subsample / fs
+        if kind == "glitch":
+            waves = glitch_template(fs, self.template_duration, shifts, paz, self.pre)
+        else:
+            waves = spike_template(fs, min(self.template_duration, 20.0), shifts, paz, self.pre)
+        return _Bank(np.atleast_2d(waves), int(round(self.pre * fs)))
+
+
+def _add(out: np.ndarray, wave: np.ndarray, start: int) -> None:
+    lo, hi = max(start, 0), min(start + wave.size, out.size)
+    if hi > lo:
+        out[lo:hi] += wave[lo - start:hi - start]
+

@@ -1,0 +1,28 @@
+"""Separation quality: benchmark cases with known truth, metrics, and the ``unmix bench separation`` runner."""
+
+from core.evaluation.benchmark import (
+    DEFAULT_METHODS,
+    markdown_tables,
+    run_real_benchmark,
+    run_synthetic_benchmark,
+    write_results,
+)
+from core.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
+from core.evaluation.metrics import correlation, reference_metrics, separation_metrics, snr_db
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "BenchCase",
+    "burst_case",
+    "correlation",
+    "glitch_case",
+    "load_background",
+    "markdown_tables",
+    "prior_snippets",
+    "reference_metrics",
+    "run_real_benchmark",
+    "run_synthetic_benchmark",
+    "separation_metrics",
+    "snr_db",
+    "write_results",
+]

@@ -1,0 +1,293 @@
+"""``unmix bench separation``: every separation method on cases with known truth, and on real data against an
+expert reference; results as JSON and markdown tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from obspy import Stream
+
+from core import __version__
+from core.atomic import atomic_path
+from core.errors import ConfigError
+from core.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
+from core.evaluation.metrics import reference_metrics, separation_metrics
+from core.io import read_record, read_records
+from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+
+DEFAULT_METHODS = ("template", "highpass", "scatcov")
+CASE_KINDS = ("glitches", "bursts")
+
+
+def insight_dir() -> Path:
+    """The shared real-data folder: ``$UNMIX_SHARED/data/insight`` or ``../shared/data/insight`` beside the repo."""
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("UNMIX_SHARED", root.parent / "shared")) / "data" / "insight"
+
+
+def machine() -> dict:
+    import torch
+
+    return {"node": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def _by_id(stream: Stream) -> dict[str, np.ndarray]:
+    return {tr.id: np.asarray(tr.data, dtype=np.float64) for tr in stream}
+
+
+def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken | None
+                ) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
+    """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails."""
+    from core.separation import get_method
+
+    try:
+        separator = get_method(name, **options)
+    except Exception as exc:  # a method under development must not stop the benchmark
+        return None, 0.0, f"unavailable: {type(exc).__name__}: {exc}"
+    t0 = time.perf_counter()
+    try:
+        result = separator.separate(stream.copy(), progress, token)
+    except Cancelled:
+        raise
+    except Exception as exc:
+        return None, time.perf_counter() - t0, f"failed: {type(exc).__name__}: {exc}"
+    return _by_id(result.background), time.perf_counter() - t0, None
+
+
+def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -> dict:
+    opts = dict((method_options or {}).get(name, {}))
+    if name == "scatcov" and prior is not None and "table" not in opts:
+        opts.setdefault("prior", prior)
+    return opts
+
+
+def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_options: dict | None = None,
+             progress: Progress | None = None, token: CancelToken | None = None) -> dict:
+    """Every method on one case: per component SNR in/out, gain and correlation of the removed part."""
+    progress = progress or no_progress
+    ids = [tr.id for tr in case.mixture]
+    mixture = np.stack([np.asarray(tr.data, dtype=np.float64) for tr in case.mixture])
+    out: dict = {"case": case.name, "info": case.info, "methods": {}}
+    for k, name in enumerate(methods):
+        if token is not None:
+            token.check()
+        sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
+        background, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
+                                                   sub, token)
+        if background is None:
+            out["methods"][name] = {"skipped": problem, "seconds": seconds}
+            continue
+        comps = {}
+        for c, tid in enumerate(ids):
+            est = background[tid][:mixture.shape[1]]
+            comps[tid[-1]] = separation_metrics(mixture[c], case.truth_background[c], est)
+        out["methods"][name] = {"seconds": seconds, "components": comps}
+    return out
+
+
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def summarise(cases: list[dict]) -> dict:
+    """Mean over cases per kind, method and component (and over components: ``all``)."""
+    summary: dict = {}
+    for case in cases:
+        kind = case["info"]["kind"]
+        for name, res in case["methods"].items():
+            slot = summary.setdefault(kind, {}).setdefault(name, {"_rows": {}, "_seconds": [], "skipped": None})
+            if "skipped" in res:
+                slot["skipped"] = res["skipped"]
+                continue
+            slot["_seconds"].append(res["seconds"])
+            for comp, m in res["components"].items():
+                for key in (comp, "all"):
+                    rows = slot["_rows"].setdefault(key, {})
+                    for metric, v in m.items():
+                        rows.setdefault(metric, []).append(v)
+    for kind in summary.values():
+        for slot in kind.values():
+            rows = slot.pop("_rows")
+            seconds = slot.pop("_seconds")
+            slot["cases"] = len(seconds)
+            slot["seconds_mean"] = _mean(seconds)
+            order = sorted(rows, key=lambda c: (c == "all", c))
+            slot["components"] = {comp: {metric: _mean(v) for metric, v in rows[comp].items()} for comp in order}
+            if slot["skipped"] is None:
+                del slot["skipped"]
+    return summary
+
+
+def run_synthetic_benchmark(
+    backgrounds: Sequence[str | Path],
+    kinds: Sequence[str] = CASE_KINDS,
+    seeds: Sequence[int] = (0,),
+    methods: Sequence[str] = DEFAULT_METHODS,
+    method_options: dict | None = None,
+    glitch_options: dict | None = None,
+    burst_options: dict | None = None,
+    progress: Progress | None = None,
+    token: CancelToken | None = None,
+) -> dict:
+    """Cases 1 (glitches) and/or 2 (atmospheric bursts) on each background file and seed, every method."""
+    progress = progress or no_progress
+    unknown = set(kinds) - set(CASE_KINDS)
+    if unknown:
+        raise ConfigError(f"unknown case kind(s) {sorted(unknown)}; choose from {', '.join(CASE_KINDS)}")
+    if not backgrounds:
+        raise ConfigError("no background file given")
+    jobs = [(kind, bg, seed) for kind in kinds for bg in backgrounds for seed in seeds]
+    loaded: dict[str, object] = {}
+    cases = []
+    for k, (kind, path, seed) in enumerate(jobs):
+        if token is not None:
+            token.check()
+        bg = loaded.get(str(path)) or load_background(path)
+        loaded[str(path)] = bg
+        if kind == "glitches":
+            case = glitch_case(bg, seed=seed, **(glitch_options or {}))
+        else:
+            case = burst_case(bg, seed=seed, **(burst_options or {}))
+        case.name = f"{kind}, {Path(path).name}, seed {seed}"
+        cases.append(run_case(case, methods, method_options, sub_progress(progress, k / len(jobs),
+                                                                          (k + 1) / len(jobs)), token))
+    return {"mode": "synthetic", "date": datetime.now(UTC).isoformat(timespec="seconds"), "version": __version__,
+            "machine": machine(), "methods": list(methods), "cases": cases, "summary": summarise(cases)}
+
+
+def run_real_benchmark(
+    raw: str | Path,
+    reference: str | Path,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    method_options: dict | None = None,
+    prior_file: str | Path | None = None,
+    prior_count: int = 20,
+    prior_length: int = 2048,
+    progress: Progress | None = None,
+    token: CancelToken | None = None,
+) -> dict:
+    """Every method on a raw record, compared with what an expert reference removed (see
+    :func:`core.evaluation.metrics.reference_metrics`). scatcov's prior snippets come from ``prior_file``
+    (a deglitched record of another event, in counts)."""
+    progress = progress or no_progress
+    record = read_record(raw)
+    ref = max(read_records(reference), key=lambda r: r.npts)
+    ref_by_id = {tr.id: tr for tr in ref.stream}
+    prior = prior_snippets(prior_file, prior_count, prior_length) if prior_file and "scatcov" in methods else None
+    results: dict = {}
+    for k, name in enumerate(methods):
+        if token is not None:
+            token.check()
+        sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
+        background, seconds, problem = _run_method(name, _options(name, method_options, prior), record.stream,
+                                                   sub, token)
+        if background is None:
+            results[name] = {"skipped": problem, "seconds": seconds}
+            continue
+        comps = {}
+        for tr in record.stream:
+            rtr = ref_by_id.get(tr.id)
+            if rtr is None:
+                continue
+            fs = tr.stats.sampling_rate
+            shift = int(round((rtr.stats.starttime - tr.stats.starttime) * fs))
+            a0, b0 = max(shift, 0), max(-shift, 0)
+            n = min(tr.stats.npts - a0, rtr.stats.npts - b0)
+            if n <= 0:
+                continue
+            raw_x = np.asarray(tr.data, dtype=np.float64)[a0:a0 + n]
+            comps[tr.stats.channel[-1]] = {
+                **reference_metrics(raw_x, np.asarray(rtr.data, dtype=np.float64)[b0:b0 + n],
+                                    background[tr.id][a0:a0 + n]),
+                "samples": int(n)}
+        results[name] = {"seconds": seconds, "components": comps}
+    return {"mode": "real", "date": datetime.now(UTC).isoformat(timespec="seconds"), "version": __version__,
+            "machine": machine(), "raw": str(raw), "reference": str(reference),
+            "prior_file": None if prior_file is None else str(prior_file), "methods": list(methods),
+            "results": results}
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and not np.isfinite(v):
+        return "inf" if v > 0 else "–"
+    return f"{v:.{digits}f}"
+
+
+def markdown_tables(results: dict) -> str:
+    """Markdown tables of a synthetic or real benchmark result."""
+    lines: list[str] = []
+    if results["mode"] == "synthetic":
+        for kind, methods in results["summary"].items():
+            lines += [f"**Case: {kind}** (mean over {max(m.get('cases', 0) for m in methods.values())} case(s))", "",
+                      "| method | component | input SNR (dB) | output SNR (dB) | gain (dB) | corr. removed "
+                      "| time (s) |",
+                      "|---|---|---|---|---|---|---|"]
+            for name, slot in methods.items():
+                if "skipped" in slot and not slot["components"]:
+                    lines.append(f"| {name} | – | – | – | – | – | {slot['skipped']} |")
+                    continue
+                for comp, m in slot["components"].items():
+                    lines.append(f"| {name} | {comp} | {_fmt(m['snr_in_db'])} | {_fmt(m['snr_out_db'])} | "
+                                 f"{_fmt(m['gain_db'])} | {_fmt(m['corr_removed'], 3)} | "
+                                 f"{_fmt(slot['seconds_mean'], 1)} |")
+            lines.append("")
+    else:
+        lines += [f"**Real record** `{Path(results['raw']).name}` vs `{Path(results['reference']).name}`", "",
+                  "| method | component | corr. inside | corr. all | rel. RMS diff. inside | rel. RMS diff. outside | "
+                  "time (s) |", "|---|---|---|---|---|---|---|"]
+        for name, res in results["results"].items():
+            if "skipped" in res:
+                lines.append(f"| {name} | – | – | – | – | – | {res['skipped']} |")
+                continue
+            for comp, m in res["components"].items():
+                lines.append(f"| {name} | {comp} | {_fmt(m['corr_inside'], 3)} | {_fmt(m['corr_all'], 3)} | "
+                             f"{_fmt(m['rel_rms_inside'], 3)} | {_fmt(m['rel_rms_outside'], 3)} | "
+                             f"{_fmt(res['seconds'], 1)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(results: dict, json_path: str | Path | None = None, markdown_path: str | Path | None = None,
+                  overwrite: bool = False) -> list[Path]:
+    """Write the JSON and/or the markdown tables atomically."""
+    written = []
+    if json_path is not None:
+        with atomic_path(json_path, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(_clean(results), indent=1, default=_jsonable))
+        written.append(Path(json_path))
+    if markdown_path is not None:
+        with atomic_path(markdown_path, overwrite=overwrite) as tmp:
+            tmp.write_text(markdown_tables(results) + "\n")
+        written.append(Path(markdown_path))
+    return written
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _clean(v):
+    """Non-finite floats become null (JSON has no NaN/inf)."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, float | np.floating) and not np.isfinite(v):
+        return None
+    return v
