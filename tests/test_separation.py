@@ -377,3 +377,23 @@ def test_batched_lbfgs_solves_each_problem_as_if_alone():
     assert rep_s.history[-1] < rep_s.history[0]
     with pytest.raises(ConfigError, match="optimizer"):
         separate_signals(sigs, [0, 1], prior, optimizer="adam", **kw)
+
+
+def test_each_problem_stops_at_the_published_tolerance():
+    from core.separation import separate_signals
+
+    rng = np.random.default_rng(13)
+    prior = rng.standard_normal((5, 1, 256))
+    quiet = rng.standard_normal(256)
+    loud = rng.standard_normal(256) + np.r_[np.zeros(128), 8 * np.ones(128)]
+    kw = {"piece": 256, "max_iter": 4, "J": 5, "device": "cpu", "standardize": None}
+    start = SeparationLoss(np.stack([quiet, loud]), prior[:, 0], J=5, device="cpu")(
+        torch.as_tensor(np.stack([quiet, loud]))).numpy()
+    assert start[0] < start[1]
+    outs, rep = separate_signals([quiet, loud], [0, 0], prior, tol=1.01 * float(np.sqrt(start[0])), **kw)
+    np.testing.assert_array_equal(outs[0], quiet)  # below the tolerance from the start: left alone
+    assert np.abs(outs[1] - loud).max() > 0 and rep.n_iter >= 1
+    assert "reached the tolerance" in rep.stopped
+    outs, rep = separate_signals([quiet, loud], [0, 0], prior, tol=1e6, **kw)
+    assert rep.n_iter == 0 and rep.stopped == "tolerance reached"
+    np.testing.assert_array_equal(outs[1], loud)
