@@ -123,6 +123,8 @@ def _default_data() -> Path:
 @click.option("--sols", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
               help="length of the synthetic record")
 @click.option("--seed", type=int, default=0, show_default=True, help="synthetic record seed")
+@click.option("--train-seeds", default="29,30,31", show_default=True,
+              help="comma-separated training seeds (one model each, same features)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the small preset's epochs")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
 @click.option("--preprocessing", type=click.Choice(["paper", "log"]), default=None)
@@ -133,52 +135,66 @@ def _default_data() -> Path:
 @DEVICE
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
-def bench_clustering(sols, seed, epochs, clusters, preprocessing, real, data_dir, device, json_out):
+def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, real, data_dir, device, json_out):
     """Clustering quality: per-scale ARI against known synthetic sources, glitch share, and glitch-cluster
     precision/recall on a real record with a catalogue (feature settings for short records, see docs)."""
     import platform
 
+    import numpy as np
     import torch
 
     from core.atomic import atomic_path
-    from core.errors import InputFileError
+    from core.errors import ConfigError, InputFileError
     from core.model import preset
     from core.model.benchmark import real_benchmark, synthetic_benchmark
 
+    try:
+        seeds = tuple(int(s) for s in train_seeds.split(","))
+    except ValueError:
+        raise ConfigError(f"--train-seeds must be comma-separated integers, got {train_seeds!r}") from None
     config = preset("small", epochs=epochs, clusters=clusters, preprocessing=preprocessing)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
+    data = data_dir or _default_data()
+    if real and not data.is_dir():
+        raise InputFileError("real InSight data folder not found (use --data or --no-real)", data)
     results = []
     with job("bench clustering") as (progress, token):
-        r = synthetic_benchmark(sols=sols, seed=seed, model=config, device=device, progress=progress, token=token)
+        r = synthetic_benchmark(sols=sols, seed=seed, model=config, train_seeds=seeds, device=device,
+                                progress=progress, token=token)
     results.append(r)
     f = r["features"]
     click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
-               f"{config.epochs} epochs, preprocessing {config.preprocessing}")
-    for s in r["scores"]:
-        click.echo(f"  scale {s.scale}: ARI {s.ari:.3f}, glitch windows in glitch-dominated clusters "
-                   f"{s.glitch_share:.2f} (labels {s.label_counts})")
-    t = r["times"]
-    click.echo(f"  times: features {t['features_s']:.1f} s, training {t['training_s']:.1f} s, "
-               f"predict {t['predict_s']:.1f} s")
+               f"{config.epochs} epochs, preprocessing {config.preprocessing}; "
+               f"features {r['times']['features_s']:.1f} s")
+    click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
+    for run in r["runs"]:
+        parts = [f"{s.scale}: ARI {s.ari:.3f}, glitch share {s.glitch_share:.2f}" for s in run["scores"]]
+        click.echo(f"  seed {run['seed']} ({run['training_s']:.0f} s): " + "; ".join(parts))
+    for j, s in enumerate(r["runs"][0]["scores"]):
+        aris = [run["scores"][j].ari for run in r["runs"]]
+        shares = [run["scores"][j].glitch_share for run in r["runs"]]
+        click.echo(f"  scale {s.scale}: ARI mean {np.mean(aris):.3f} (range {min(aris):.3f}–{max(aris):.3f}), glitch "
+                   f"share mean {np.mean(shares):.2f}")
     if real:
-        data = data_dir or _default_data()
-        if not data.is_dir():
-            raise InputFileError("real InSight data folder not found (use --data or --no-real)", data)
         with job("bench clustering (real)") as (progress, token):
-            rr = real_benchmark(data, model=config, device=device, progress=progress, token=token)
+            rr = real_benchmark(data, model=config, train_seeds=seeds, device=device, progress=progress, token=token)
         results.append(rr)
         f = rr["features"]
-        click.echo(f"real: {rr['record']}, {rr['windows']} windows, {rr['glitch_windows']} overlap one of "
-                   f"{rr['glitches_in_span']} catalogued glitches; features window {f['window']}, hop {f['hop']}, "
-                   f"scales {f['scales']}, normalize {f['normalize']}")
-        click.echo(f"  scale {rr['scale']}: glitch cluster(s) {rr['glitch_clusters']}"
-                   f"{' (none glitch-dominated; most glitch-rich used)' if rr['fallback'] else ''}: precision "
-                   f"{rr['precision']:.2f}, recall {rr['recall']:.2f}")
+        click.echo(f"real: {rr['record']}, {rr['windows']} windows, {rr['glitch_windows']} at scale {rr['scale']} "
+                   f"overlap one of {rr['glitches_in_span']} catalogued glitches; features window {f['window']}, hop "
+                   f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}")
+        for run in rr["runs"]:
+            click.echo(f"  seed {run['seed']}: glitch cluster(s) {run['glitch_clusters']}"
+                       f"{' (none glitch-dominated; the most glitch-rich)' if run['fallback'] else ''}: precision "
+                       f"{run['precision']:.2f}, recall {run['recall']:.2f}")
+        click.echo(f"  mean precision {np.mean([x['precision'] for x in rr['runs']]):.2f}, mean recall "
+                   f"{np.mean([x['recall'] for x in rr['runs']]):.2f}")
     if json_out:
         for res in results:
-            if "scores" in res:
-                res["scores"] = [vars(s) for s in res["scores"]]
+            for run in res["runs"]:
+                if "scores" in run:
+                    run["scores"] = [vars(s) for s in run["scores"]]
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(results, indent=1, default=str))

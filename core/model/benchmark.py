@@ -79,36 +79,44 @@ def score_scale(table: ClusterTable, labels: np.ndarray, scale: int) -> ScaleSco
 
 def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = None,
                         features: FeatureConfig = SYNTHETIC_FEATURES, model: ModelConfig | None = None,
-                        synthetic: dict | None = None, device: str = "auto", workdir: str | Path | None = None,
-                        progress: Progress | None = None, token: CancelToken | None = None) -> dict:
-    """Generate → features → train → predict → per-scale ARI and glitch share; returns numbers and timings."""
+                        train_seeds: tuple[int, ...] | None = None, synthetic: dict | None = None,
+                        device: str = "auto", workdir: str | Path | None = None, progress: Progress | None = None,
+                        token: CancelToken | None = None) -> dict:
+    """Generate → features → train (one model per training seed) → predict → per-scale ARI and glitch share."""
     from core.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     model = model or preset("small")
+    seeds = tuple(train_seeds) if train_seeds else (model.seed,)
+    runs = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        times = {}
         t = time.perf_counter()
         rec = generate(SyntheticConfig(sols=sols, hours=hours, seed=seed, **(synthetic or {})), token=token)
         rec.write(tmp / "synth")
-        times["synthesis_s"] = time.perf_counter() - t
+        t_syn = time.perf_counter() - t
         t = time.perf_counter()
         build_store([tmp / "synth" / "mixture.mseed"], tmp / "features.h5", features, device=device,
-                    progress=sub_progress(progress, 0.0, 0.2), token=token)
-        times["features_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        trained = train(tmp / "features.h5", tmp / "model.pt", model, device=device,
-                        progress=sub_progress(progress, 0.2, 0.95), token=token)
-        times["training_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        table = predict(tmp / "features.h5", trained, device=device, token=token)
-        times["predict_s"] = time.perf_counter() - t
-        scores = [score_scale(table, synthetic_labels(rec, table, s), s) for s in table.scales]
+                    progress=sub_progress(progress, 0.0, 0.1), token=token)
+        t_feat = time.perf_counter() - t
+        store = FeatureStore(tmp / "features.h5")
+        labels = None
+        for i, s in enumerate(seeds):
+            step = sub_progress(progress, 0.1 + 0.9 * i / len(seeds), 0.1 + 0.9 * (i + 1) / len(seeds))
+            t = time.perf_counter()
+            trained = train(store, tmp / f"model{s}.pt", model.replace(seed=s), device=device, progress=step,
+                            token=token)
+            t_train = time.perf_counter() - t
+            table = predict(store, trained, device=device, token=token)
+            if labels is None:
+                labels = {sc: synthetic_labels(rec, table, sc) for sc in table.scales}
+            runs.append({"seed": s, "training_s": t_train,
+                         "scores": [score_scale(table, labels[sc], sc) for sc in table.scales],
+                         "occupancy": {sc: table.occupancy(sc).tolist() for sc in table.scales}})
     progress(1.0, "done")
-    return {"kind": "synthetic", "sols": sols, "hours": hours, "seed": seed, "windows": table.n_windows,
-            "features": features.to_dict(), "model": model.to_dict(), "scores": scores, "times": times,
-            "occupancy": {s: table.occupancy(s).tolist() for s in table.scales}}
+    return {"kind": "synthetic", "sols": sols, "hours": hours, "seed": seed, "windows": store.n_windows,
+            "features": features.to_dict(), "model": model.to_dict(), "runs": runs,
+            "times": {"synthesis_s": t_syn, "features_s": t_feat}}
 
 
 def glitch_windows(table: ClusterTable, scale: int, catalog) -> np.ndarray:
@@ -120,48 +128,54 @@ def glitch_windows(table: ClusterTable, scale: int, catalog) -> np.ndarray:
 
 
 def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES, model: ModelConfig | None = None,
-                   device: str = "auto", workdir: str | Path | None = None, progress: Progress | None = None,
+                   train_seeds: tuple[int, ...] | None = None, device: str = "auto",
+                   workdir: str | Path | None = None, progress: Progress | None = None,
                    token: CancelToken | None = None) -> dict:
     """The real 10-sps record with its MPS glitch list: precision/recall of glitch cluster(s) at the finest scale.
 
     Glitch clusters are those in which more than half the windows overlap a catalogued glitch; when none is, the
     cluster with the largest such share is used (and reported as a fallback).
     """
+    from obspy import UTCDateTime
+
     from core.catalogs import read_catalog
 
     progress = progress or no_progress
     data_dir = Path(data_dir)
     model = model or preset("small")
+    seeds = tuple(train_seeds) if train_seeds else (model.seed,)
     catalog = read_catalog(data_dir / REAL_CATALOG)
+    runs = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
         build_store([data_dir / REAL_RECORD], tmp / "features.h5", features, device=device,
-                    progress=sub_progress(progress, 0.0, 0.2), token=token)
+                    progress=sub_progress(progress, 0.0, 0.1), token=token)
         t_feat = time.perf_counter() - t
-        t = time.perf_counter()
-        trained = train(tmp / "features.h5", tmp / "model.pt", model, device=device,
-                        progress=sub_progress(progress, 0.2, 0.95), token=token)
-        t_train = time.perf_counter() - t
-        table = predict(FeatureStore(tmp / "features.h5"), trained, device=device, token=token)
-    scale = min(table.scales)
-    j = table.scale_index(scale)
-    t0, t1 = table.intervals[:, j, 0].min(), table.intervals[:, j, 1].max()
-    from obspy import UTCDateTime
-
-    in_span = catalog.between(UTCDateTime(t0), UTCDateTime(t1))
-    is_glitch = glitch_windows(table, scale, in_span)
-    clusters = table.cluster[:, j]
-    chosen = dominated_clusters(clusters, is_glitch)
-    fallback = len(chosen) == 0
-    if fallback:
-        ids = np.unique(clusters)
-        chosen = ids[[np.argmax([is_glitch[clusters == k].mean() for k in ids])]]
-    precision, recall = precision_recall(clusters, is_glitch, chosen)
+        store = FeatureStore(tmp / "features.h5")
+        for i, s in enumerate(seeds):
+            step = sub_progress(progress, 0.1 + 0.9 * i / len(seeds), 0.1 + 0.9 * (i + 1) / len(seeds))
+            t = time.perf_counter()
+            trained = train(store, tmp / f"model{s}.pt", model.replace(seed=s), device=device, progress=step,
+                            token=token)
+            t_train = time.perf_counter() - t
+            table = predict(store, trained, device=device, token=token)
+            scale = min(table.scales)
+            j = table.scale_index(scale)
+            t0, t1 = table.intervals[:, j, 0].min(), table.intervals[:, j, 1].max()
+            in_span = catalog.between(UTCDateTime(t0), UTCDateTime(t1))
+            is_glitch = glitch_windows(table, scale, in_span)
+            clusters = table.cluster[:, j]
+            chosen = dominated_clusters(clusters, is_glitch)
+            fallback = len(chosen) == 0
+            if fallback:
+                ids = np.unique(clusters)
+                chosen = ids[[np.argmax([is_glitch[clusters == k].mean() for k in ids])]]
+            precision, recall = precision_recall(clusters, is_glitch, chosen)
+            runs.append({"seed": s, "training_s": t_train, "glitch_clusters": [int(c) for c in chosen],
+                         "fallback": fallback, "precision": precision, "recall": recall,
+                         "occupancy": table.occupancy(scale).tolist()})
     progress(1.0, "done")
     return {"kind": "real", "record": REAL_RECORD, "catalog": REAL_CATALOG, "glitches_in_span": len(in_span),
             "windows": table.n_windows, "glitch_windows": int(is_glitch.sum()), "scale": scale,
-            "glitch_clusters": [int(c) for c in chosen], "fallback": fallback, "precision": precision,
-            "recall": recall, "features": features.to_dict(), "model": model.to_dict(),
-            "times": {"features_s": t_feat, "training_s": t_train},
-            "occupancy": {s: table.occupancy(s).tolist() for s in table.scales}}
+            "features": features.to_dict(), "model": model.to_dict(), "runs": runs, "times": {"features_s": t_feat}}
