@@ -83,7 +83,8 @@ def _span_and_prior(bg: Background, span: int, rng: np.random.Generator, prior_c
     if prior_count > 0 and not tiles:
         raise ConfigError(f"no room for prior snippets of {prior_length} samples beside a {span}-sample target "
                           f"in {bg.path}; use a shorter span or snippets")
-    chosen = sorted(rng.choice(tiles, size=min(prior_count, len(tiles)), replace=False).tolist()) if tiles else []
+    picked = rng.choice(tiles, size=min(prior_count, len(tiles)), replace=False) if tiles else []
+    chosen = [int(t) for t in sorted(picked)]
     prior = np.stack([bg.data[:, t:t + prior_length] for t in chosen]) if chosen else np.zeros(
         (0, bg.data.shape[0], prior_length))
     return s0, prior, chosen
@@ -133,7 +134,8 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
         for c in range(len(comps)):
             removed[c, max(a, 0):b] += per[k, c] * wave[max(a, 0) - a:b - a]
     info = {"kind": "glitches", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
-            "span_samples": span, "prior_snippets": int(prior.shape[0]), "prior_length": prior_length,
+            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
+            "prior_length": prior_length, "prior_offsets": tiles,
             "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
                          for o, p in zip(onsets, per, strict=True)]}
     return BenchCase(f"glitches seed {seed}", _stream(bg, s0, truth + removed), truth, removed, prior, info)
@@ -166,8 +168,9 @@ def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0,
     else:
         raise ConfigError(f"could not place {count} burst(s) of {duration} s in {seconds:g} s after {max_tries} tries")
     wind = np.stack([np.asarray(tr.data, dtype=np.float64)[:span] for tr in rec.sources["wind"]])
-    info = {"kind": "bursts", "background": bg.path, "seed": seed, "span_start": str(start), "span_samples": span,
-            "prior_snippets": int(prior.shape[0]), "prior_length": prior_length,
+    info = {"kind": "bursts", "background": bg.path, "seed": seed, "span_start": str(start), "span_offset": s0,
+            "span_samples": span, "prior_snippets": int(prior.shape[0]), "prior_length": prior_length,
+            "prior_offsets": tiles,
             "bursts": [{"start_s": float(e.start - start), "end_s": float(e.end - start), "amplitude": e.amplitude}
                        for e in rec.events]}
     return BenchCase(f"bursts seed {seed}", _stream(bg, s0, truth + wind), truth, wind, prior, info)
