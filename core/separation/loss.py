@@ -63,7 +63,7 @@ def _layer2_rows(R: torch.Tensor, A: torch.Tensor, lp: torch.Tensor, plan: Plan,
         else:
             spec = torch.cat([R[:, :, None, : g.L], RU[:, :, : g.n, : g.L]], 2) * g.filt
             V = torch.fft.ifft(spec, n=g.M)
-        rows.append(V[:, 0])
+        rows.append(V.squeeze(1))  # a view: its backward needs no zero-filled copy
     return first, rows
 
 
@@ -300,22 +300,36 @@ class SeparationLoss:
 
     def _mixture_term_backward(self, b: torch.Tensor, problems: torch.Tensor) -> torch.Tensor:
         """Term B per problem; accumulates ``x_weight * dB/db`` into ``b.grad`` chunk by chunk of (problem, snippet)
-        pairs, so that the autograd graph never holds more than one chunk."""
+        pairs, so that the autograd graph never holds more than one chunk.  A chunk is a list of segments
+        ``(problem, k0, k1)``; the snippets' first layers are sliced, never gathered."""
         p, R, dev = len(problems), self.R, self.device
-        pair_i = torch.arange(p, device=dev).repeat_interleave(R)
-        pair_k = torch.arange(R, device=dev).repeat(p)
-        prob = problems.to(dev)
-        grp = self.group.to(dev)
         out = torch.zeros(p, dtype=self.dtype, device=dev)
-        for c0 in range(0, p * R, self.chunk):
-            pi, pk = pair_i[c0 : c0 + self.chunk], pair_k[c0 : c0 + self.chunk]
-            uniq, inv = torch.unique(pi, return_inverse=True)
-            ul1 = layer1((self.x[prob[uniq]] - b[uniq])[:, None], self.plan)
-            gi = grp[prob[pi]]
-            phi = self._stats_from_l1(*(a[inv] + c[gi, pk] for a, c in zip(ul1, self.prior_l1, strict=True)))
-            d = self.phi_x[prob[pi]] - phi
-            t = ((d.real.square() + d.imag.square()) / (self.s_x[prob[pi]].square() + self.eps)).sum(-1)
-            t = t / (R * self.K)
+        segments = [(i, k0, min(k0 + self.chunk, R)) for i in range(p) for k0 in range(0, R, self.chunk)]
+        chunks: list[list[tuple[int, int, int]]] = [[]]
+        filled = 0
+        for seg in segments:
+            if filled + seg[2] - seg[1] > self.chunk and chunks[-1]:
+                chunks.append([])
+                filled = 0
+            chunks[-1].append(seg)
+            filled += seg[2] - seg[1]
+        norm = 1.0 / (R * self.K)
+        for chunk in chunks:
+            owners = sorted({i for i, _, _ in chunk})
+            pos = {i: j for j, i in enumerate(owners)}
+            sel = torch.as_tensor(owners, device=dev)
+            pids = problems[owners].tolist()
+            ul1 = layer1((self.x[problems[owners].to(dev)] - b[sel])[:, None], self.plan)
+            parts = [[a[pos[i] : pos[i] + 1] + c[int(self.group[pids[pos[i]]]), k0:k1]
+                      for i, k0, k1 in chunk] for a, c in zip(ul1, self.prior_l1, strict=True)]
+            phi = self._stats_from_l1(*(q[0] if len(q) == 1 else torch.cat(q) for q in parts))
+            terms, off = [], 0
+            for i, k0, k1 in chunk:
+                pid = pids[pos[i]]
+                d = self.phi_x[pid] - phi[off : off + k1 - k0]
+                off += k1 - k0
+                terms.append(((d.real.square() + d.imag.square()) / (self.s_x[pid].square() + self.eps)).sum() * norm)
+            t = torch.stack(terms)
             (self.x_weight * t).sum().backward()
-            out.index_add_(0, pi, t.detach())
+            out.index_add_(0, torch.as_tensor([i for i, _, _ in chunk], device=dev), t.detach())
         return out
