@@ -101,15 +101,19 @@ def _jsonable(v):
 
 
 def output_stems(files: list[Path]) -> dict[Path, str]:
-    """Output name stem per input: the file name without extension, made unique with parent folders if needed."""
-    stems: dict[Path, str] = {}
-    for depth in range(0, 8):
-        stems = {}
-        for f in files:
-            parts = [*f.parent.parts[len(f.parent.parts) - depth:], f.stem] if depth else [f.stem]
-            stems[f] = "_".join(p.strip("/") for p in parts if p.strip("/"))
-        if len(set(stems.values())) == len(files):
+    """Output name stem per input: the file name without extension; where names collide, prefixed with as many
+    parent folder names as it takes to tell them apart (a path hash as the last resort)."""
+    stems = {f: f.stem for f in files}
+    for depth in range(1, 8):
+        counts: dict[str, int] = {}
+        for s in stems.values():
+            counts[s] = counts.get(s, 0) + 1
+        clashing = [f for f in files if counts[stems[f]] > 1]
+        if not clashing:
             return stems
+        for f in clashing:
+            parents = [p for p in f.resolve().parent.parts[-depth:] if p.strip("/")]
+            stems[f] = "_".join([*parents, f.stem])
     return {f: f"{f.stem}_{hashlib.sha1(str(f.resolve()).encode()).hexdigest()[:8]}" for f in files}
 
 
