@@ -2,11 +2,12 @@
 
 A record longer than one piece is cut into overlapping pieces of the prior snippets' length; every (piece, trace)
 pair is an independent problem of the published loss (:class:`~core.separation.loss.SeparationLoss`), and all of them
-are solved together as one batch (one loss-and-gradient call per L-BFGS evaluation).  The background estimates are
-then stitched with complementary sine-squared tapers over each overlap (weights normalised to sum to one), so pieces
-blend smoothly instead of meeting at a seam.  Standardisation follows the published code: per component, the mean
-and standard deviation of the prior snippets at each time index (``'time'``) are removed from snippets and pieces and
-restored afterwards; ``'global'`` uses one mean and standard deviation per component.
+are solved together as one batch: each problem has its own L-BFGS (history, direction, line search), but every
+evaluation computes the losses and gradients of all the problems that need one in a single call.  The background
+estimates are then stitched with complementary sine-squared tapers over each overlap (weights normalised to sum to
+one), so pieces blend smoothly instead of meeting at a seam.  Standardisation follows the published code: per
+component, the mean and standard deviation of the prior snippets at each time index (``'time'``) are removed from
+snippets and pieces and restored afterwards; ``'global'`` uses one mean and standard deviation per component.
 """
 
 from __future__ import annotations
