@@ -280,7 +280,8 @@ class SeparationLoss:
         by chunking the (problem, snippet) pairs of the mixture term and back-propagating chunk by chunk.
         """
         problems = torch.arange(self.P) if problems is None else torch.as_tensor(problems, dtype=torch.long).cpu()
-        b = background.detach().to(self.device, self.dtype).reshape(len(problems), self.T).requires_grad_(True)
+        b = torch.as_tensor(background).detach().to(self.device, self.dtype).reshape(len(problems), self.T)
+        b.requires_grad_(True)
         loss = torch.zeros(len(problems), dtype=self.dtype, device=self.device)
         with torch.enable_grad():
             for sel in self._problem_chunks(torch.arange(len(problems))):
