@@ -45,12 +45,16 @@ class ExportPlan:
     max_fill: int = 0
     resample_to: float | None = None
     model: dict | None = None  # {"path": ..., "sha256": ...} when the prior comes from a trained model
+    sources: tuple[str, ...] | None = None  # names of the sources to write (None: all)
 
     def configuration(self) -> dict:
         """JSON-ready configuration; arrays and tables are summarised by shape and digest."""
-        return {"method": self.method, "options": {k: _summary(v) for k, v in sorted(self.options.items())},
-                "format": self.fmt, "gap_policy": self.gap_policy, "max_fill": self.max_fill,
-                "resample_to": self.resample_to, "model": self.model}
+        config = {"method": self.method, "options": {k: _summary(v) for k, v in sorted(self.options.items())},
+                  "format": self.fmt, "gap_policy": self.gap_policy, "max_fill": self.max_fill,
+                  "resample_to": self.resample_to, "model": self.model}
+        if self.sources is not None:
+            config["sources"] = list(self.sources)
+        return config
 
 
 @dataclass
@@ -175,7 +179,8 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
         infos.append({"record": record.key, "start": str(record.starttime), "end": str(record.endtime),
                       "npts": record.npts, "notes": record.notes, "info": _json_safe(result.info)})
     t_sep = time.perf_counter()
-    targets = [t for name, st in sources.items() for t in _stream_files(st, out_dir, stem, name, plan.fmt)]
+    targets = [t for name, st in sources.items() if plan.sources is None or name in plan.sources
+               for t in _stream_files(st, out_dir, stem, name, plan.fmt)]
     for target, _ in targets:
         if str(target.resolve()) in inputs:
             raise OutputExistsError("an output would replace an input file; choose another --out", target)
@@ -216,9 +221,11 @@ def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str]) -> 
 def export_separation(inputs, out_dir: str | Path, method: str = "template", options: dict | None = None,
                       fmt: str = "MSEED", workers: int = 0, overwrite: bool = False, gap_policy: str = "split",
                       max_fill: int = 0, resample_to: float | None = None, model: dict | None = None,
-                      progress: Progress | None = None, token: CancelToken | None = None) -> ExportReport:
-    """Separate every input and export the sources (see the module docstring). ``workers > 1`` runs files in that
-    many processes. Failures of single files are collected in the report, not raised."""
+                      sources: list[str] | None = None, progress: Progress | None = None,
+                      token: CancelToken | None = None) -> ExportReport:
+    """Separate every input and export the sources (see the module docstring); ``sources`` limits the written
+    sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. Failures of single
+    files are collected in the report, not raised."""
     from core.io import expand_inputs
 
     progress = progress or no_progress
@@ -238,7 +245,8 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     if out.exists() and not out.is_dir():
         raise ConfigError("--out must be a directory", out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model)
+    plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model,
+                      tuple(sources) if sources is not None else None)
     from core.separation import get_method
 
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched
