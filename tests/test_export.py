@@ -126,3 +126,21 @@ def test_separate_cli_option_errors(tmp_path):
     res = runner.invoke(main, ["separate", str(good), "--out", str(tmp_path / "o"), "--table", str(table),
                                "--method", "template"])
     assert res.exit_code == 2 and "do not combine" in res.output
+
+
+@pytest.mark.slow
+def test_scatcov_export_with_a_prior_file(tmp_path):
+    """The scatcov path of ``unmix separate --prior``: snippets of a clean file, one L-BFGS iteration."""
+    target = _write(tmp_path, "t.mseed", npts=2048)
+    clean = _write(tmp_path / "clean", "c.mseed", npts=8192, seed=9)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["separate", str(target), "--out", str(out), "--prior", str(clean),
+                                    "--scatcov-opt", "max_iter=1", "--scatcov-opt", "n_prior=3",
+                                    "--scatcov-opt", "piece=1024", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    prov = json.loads((out / "t.provenance.json").read_text())
+    assert prov["method"] == "scatcov" and prov["model"]["prior_sha256"] == file_sha256(clean)
+    bg, rm = read(str(out / "t.background.mseed")), read(str(out / "t.removed.mseed"))
+    src = read(str(target))
+    for tr in src:
+        np.testing.assert_allclose(bg.select(id=tr.id)[0].data + rm.select(id=tr.id)[0].data, tr.data, atol=1e-6)
