@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import obspy
 import pytest
 from click.testing import CliRunner
 
@@ -106,7 +107,11 @@ def test_obspy_hook_covers_every_plugin_entry_point():
     for ep in points:
         assert ep.module.startswith(collected) or ep.module in named_in_hook, \
             f"{ep.group}:{ep.name} → {ep.module} is not collected by packaging/hooks/hook-obspy.py"
-    assert 'copy_metadata("obspy")' in hook and 'collect_dynamic_libs("obspy")' in hook
+    assert 'copy_metadata("obspy")' in hook
+    # ObsPy's ctypes libraries are named like extension modules: the hook's pattern must match every one of them
+    libs = sorted((Path(obspy.__file__).parent / "lib").glob("*.so"))
+    assert libs and all(not lib.name.startswith("lib") for lib in libs)
+    assert 'collect_dynamic_libs("obspy", search_patterns=["*.so"' in hook
 
 
 def test_build_scripts_are_valid_bash_and_the_spec_is_python():

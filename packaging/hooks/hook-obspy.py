@@ -16,7 +16,8 @@ def _wanted(name: str) -> bool:
 datas = copy_metadata("obspy")
 # Data ObsPy reads at run time (e.g. the SEED/StationXML schemas, the FDSN service list); never its test data.
 datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/*.pyx", "**/*.c", "**/*.h"])
-binaries = collect_dynamic_libs("obspy")
+# Named like extension modules (mseed.cpython-311-x86_64-linux-gnu.so), which the default lib*.so pattern misses.
+binaries = collect_dynamic_libs("obspy", search_patterns=["*.so", "*.dylib", "*.dll", "*.pyd"])
 hiddenimports = (
     collect_submodules("obspy.io", filter=_wanted)
     + collect_submodules("obspy.signal", filter=_wanted)
