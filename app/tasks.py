@@ -321,3 +321,22 @@ def cluster_windows(store: str, model: str, out: str, device: str = "auto", over
         progress(1.0, "saved")
     table.meta["table_path"] = str(path)
     return table
+
+
+def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt: str = "MSEED",
+                     sources: list[str] | None = None, overwrite: bool = False, progress: Progress | None = None,
+                     token: CancelToken | None = None) -> dict:
+    """Separate every input file with the settings of ``separated`` and write the chosen sources: the batch export
+    of ``unmix separate`` (``core.export.export_separation``), provenance JSON included."""
+    from core.errors import ConfigError
+    from core.export import export_separation
+
+    if not inputs:
+        raise ConfigError("export works on files: open files, or compute features first so that synthetic records "
+                          "are written to files")
+    if not out_dir:
+        raise ConfigError("choose an export folder")
+    report = export_separation(inputs, out_dir, method=separated.method, options=separated.options, fmt=fmt,
+                               overwrite=overwrite, sources=sources, progress=progress, token=token)
+    return {"folder": str(Path(out_dir).resolve()), "files": list(report.outputs), "summary": report.summary(),
+            "failed": list(report.failed), "skipped": list(report.skipped)}

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -209,7 +210,8 @@ class TrainForm(PipelineForm):
         self.epochs = _spin(1, 100000, 60)
         self.clusters = _spin(2, 64, 9)
         self.seed = _spin(0, 2**31 - 1, 29)
-        self.retrain = QCheckBox("retrain even if the model file exists")
+        self.retrain = QCheckBox("retrain")
+        self.retrain.setToolTip("train anew even if the model file exists (otherwise it is reused or resumed)")
         self.preset.currentIndexChanged.connect(self._preset_changed)
         self.form.addRow("Feature store", self.store)
         self.form.addRow("Model", self.model)
@@ -261,7 +263,8 @@ class ClusterForm(PipelineForm):
         self.store = PathField("open", "Feature store", "HDF5 (*.h5)")
         self.model = PathField("open", "Model checkpoint", "Checkpoint (*.pt)")
         self.table = PathField("save", "Cluster table", "HDF5 (*.h5);;CSV (*.csv)")
-        self.recompute = QCheckBox("recompute even if the table exists")
+        self.recompute = QCheckBox("recompute")
+        self.recompute.setToolTip("cluster again even if the table file exists (otherwise it is reused)")
         self.form.addRow("Feature store", self.store)
         self.form.addRow("Model", self.model)
         self.form.addRow("Table", self.table)
@@ -302,6 +305,10 @@ class SeparateForm(PipelineForm):
         self.background = QLineEdit("0")
         self.background.setToolTip("background cluster(s) whose statistics the background keeps, e.g. 0,3")
         self.scale = QComboBox()
+        self.n_prior = _spin(1, 1000, 20)
+        self.n_prior.setToolTip("prior snippets: the most confident windows of the background cluster(s)")
+        self.max_iter = _spin(1, 10000, 100)
+        self.max_iter.setToolTip("L-BFGS iterations at most (published: until sqrt(loss) ≤ 0.1)")
         self.freq = QDoubleSpinBox()
         self.freq.setRange(0.001, 10.0)
         self.freq.setDecimals(3)
@@ -315,6 +322,8 @@ class SeparateForm(PipelineForm):
         self.form.addRow("Method", self.method)
         self.form.addRow("Background cluster(s)", self.background)
         self.form.addRow("Scale", self.scale)
+        self.form.addRow("Prior snippets", self.n_prior)
+        self.form.addRow("Iterations", self.max_iter)
         self.form.addRow("High-pass corner", self.freq)
         self.form.addRow("Target", self.target)
         self.form.addRow("Target cluster(s)", self.target_clusters)
@@ -324,7 +333,9 @@ class SeparateForm(PipelineForm):
 
     def _enable(self, *_args) -> None:
         method, target = self.method.currentData(), self.target.currentData()
-        for row, on in ((self.background, method == "scatcov"), (self.freq, method == "highpass"),
+        scatcov = method == "scatcov"
+        for row, on in ((self.background, scatcov), (self.n_prior, scatcov), (self.max_iter, scatcov),
+                        (self.freq, method == "highpass"),
                         (self.target_clusters, target == "cluster"),
                         (self.scale, method == "scatcov" or target == "cluster")):
             row.setEnabled(on)
@@ -334,7 +345,8 @@ class SeparateForm(PipelineForm):
 
     def values(self) -> dict:
         return {"method": self.method.currentData(), "background": self.background.text(),
-                "scale": self.scale.currentData(), "freq": self.freq.value(), "target": self.target.currentData(),
+                "scale": self.scale.currentData(), "n_prior": self.n_prior.value(), "max_iter": self.max_iter.value(),
+                "freq": self.freq.value(), "target": self.target.currentData(),
                 "target_clusters": self.target_clusters.text()}
 
     def set_values(self, **values: Any) -> None:
@@ -386,6 +398,7 @@ class SeparateForm(PipelineForm):
                 raise ConfigError("choose a scale")
         if method == "scatcov":
             options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
+            options.update(n_prior=self.n_prior.value(), max_iter=self.max_iter.value())
         stream = _stream(window.records[key])
         spans = None
         text = f"{key}, whole record"
@@ -405,7 +418,8 @@ class SeparateForm(PipelineForm):
 
 
 class ExportForm(PipelineForm):
-    """Format, folder and which sources of the current separation to write (the code of ``unmix separate``)."""
+    """Batch export (the code of ``unmix separate``): every input file is separated with the method and options of
+    the last separation, and the chosen sources are written in the chosen format, with a provenance JSON."""
 
     key = "export"
 
@@ -418,7 +432,12 @@ class ExportForm(PipelineForm):
         self.sources_layout = QHBoxLayout(self.sources_row)
         self.sources_layout.setContentsMargins(0, 0, 0, 0)
         self.source_boxes: dict[str, QCheckBox] = {}
-        self.overwrite = QCheckBox("overwrite existing files")
+        self.overwrite = QCheckBox("overwrite")
+        self.overwrite.setToolTip("replace existing files in the export folder")
+        note = QLabel("Every input file, with the settings of the last separation.")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #555")
+        self.form.addRow(note)
         self.form.addRow("Folder", self.folder)
         self.form.addRow("Format", self.format)
         self.form.addRow("Sources", self.sources_row)

@@ -117,7 +117,18 @@ class ResultsController(QObject):
         self._refresh_forms()
 
     def input_files(self) -> list[str]:
-        return list(self.window.project.inputs)
+        """Files behind the session: opened inputs, and synthetic records written beside the feature store."""
+        from app.tasks import synthetic_input_path
+
+        project = self.window.project
+        files = list(project.inputs)
+        store = self.paths.get("store")
+        if store:
+            for params in project.synthetic:
+                path = synthetic_input_path(Path(store).parent / "inputs", params)
+                if path.is_file():
+                    files.append(str(path))
+        return files
 
     def forms(self) -> dict[str, Any]:
         """The pipeline forms of the job panel, by key."""
@@ -197,12 +208,15 @@ class ResultsController(QObject):
         self._refresh_forms()
         self.separation_shown.emit()
 
-    def export_done(self, written: Any) -> None:
-        folder = written.get("folder") if isinstance(written, dict) else None
-        if folder:
-            self.set_path("export", folder)
-        files = written.get("files", []) if isinstance(written, dict) else []
-        self.window.jobs.append_log(f"  {len(files)} file(s) written to {folder}")
+    def export_done(self, written: dict) -> None:
+        self.set_path("export", written["folder"])
+        self.window.jobs.append_log(f"  {written['summary']} → {written['folder']}")
+        if written["failed"]:
+            from app.views.dialogs import show_error
+
+            lines = [f"{path}: {message}" for path, message in written["failed"]]
+            show_error(self.window, "Export: some inputs failed", f"{len(lines)} input(s) failed; the others were "
+                       "exported.", "\n".join(lines))
         self.exported.emit(written)
 
     # --- interaction ----------------------------------------------------------------------------------------------

@@ -11,12 +11,22 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.views.occupancy import CLUSTER_COLOURS, cluster_colour
 from app.views.time_axis import TimeAxis
 
 MAX_DRAWN_MEMBERS = 40
+ROW_HEIGHT = 170
 
 
 def _colour(k: int) -> str:
@@ -26,6 +36,19 @@ def _colour(k: int) -> str:
 def _grid(n: int) -> int:
     """Columns of a small-multiples grid of ``n`` panels."""
     return max(1, min(n, math.ceil(math.sqrt(n * 1.6))))
+
+
+def _scrolling(graphics: pg.GraphicsLayoutWidget) -> QScrollArea:
+    """Small multiples keep a readable height: the grid scrolls instead of shrinking."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(graphics)
+    return area
+
+
+def _set_rows(graphics: pg.GraphicsLayoutWidget, rows: int) -> None:
+    graphics.setMinimumHeight(max(rows, 1) * ROW_HEIGHT)
 
 
 class _Header(QWidget):
@@ -51,7 +74,7 @@ class HistogramView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_Header(self.status))
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(_scrolling(self.graphics), 1)
 
     def set_data(self, edges: np.ndarray | None, counts: np.ndarray | None, scale_text: str = "") -> None:
         """``edges`` (B+1,) in LMST hours, ``counts`` (K, B) windows per cluster and bin; None clears."""
@@ -63,13 +86,16 @@ class HistogramView(QWidget):
         counts = np.asarray(counts, dtype=float)
         edges = np.asarray(edges, dtype=float)
         centres, widths = (edges[1:] + edges[:-1]) / 2, np.diff(edges)
-        cols = _grid(counts.shape[0])
+        shown = [k for k in range(counts.shape[0]) if counts[k].sum() > 0]
+        empty = [k for k in range(counts.shape[0]) if counts[k].sum() == 0]
+        cols = _grid(len(shown))
+        _set_rows(self.graphics, -(-len(shown) // cols))
         top = 0.0
-        for k, row in enumerate(counts):
-            total = row.sum()
-            share = 100.0 * row / total if total else row
-            top = max(top, float(share.max()) if share.size else 0.0)
-            plot = self.graphics.addPlot(row=k // cols, col=k % cols)
+        for i, k in enumerate(shown):
+            total = counts[k].sum()
+            share = 100.0 * counts[k] / total
+            top = max(top, float(share.max()))
+            plot = self.graphics.addPlot(row=i // cols, col=i % cols)
             plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({int(total)} windows)", size="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
@@ -78,16 +104,15 @@ class HistogramView(QWidget):
                                    pen=pg.mkPen(None))
             plot.addItem(bars)
             plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
-            plot.getAxis("bottom").setTicks([[(h, f"{h:02d}") for h in range(0, 25, 6)]])
-            if k // cols == (counts.shape[0] - 1) // cols:
-                plot.setLabel("bottom", "LMST (h)")
-            if k % cols == 0:
-                plot.setLabel("left", "% of windows")
+            plot.getAxis("bottom").setTicks([[(h, f"{h:02d}") for h in range(0, 25, 3)]])
+            plot.getAxis("left").setWidth(36)
+            plot.showGrid(x=True, y=True, alpha=0.15)
             self.plots.append(plot)
             self.bars.append(bars)
         for plot in self.plots:
             plot.setYRange(0, max(top, 1e-9) * 1.05, padding=0)
-        self.status.setText(f"Time of day (LMST) of each cluster's windows{scale_text}")
+        note = f"; empty: {', '.join(map(str, empty))}" if empty else ""
+        self.status.setText(f"LMST hour of each cluster's windows{scale_text} (% of the cluster){note}")
 
 
 class LatentView(QWidget):
@@ -181,7 +206,7 @@ class AlignedView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_Header(QLabel("Component"), self.component_combo, self.status))
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(_scrolling(self.graphics), 1)
 
     def set_data(self, aligned: dict | None, components: list[str] | None = None, scale_text: str = "") -> None:
         """``aligned``: cluster → object with ``times`` (T,), ``waveforms`` (M, C, T), ``centroid`` (C, T)."""
@@ -206,6 +231,7 @@ class AlignedView(QWidget):
         c = max(self.component_combo.currentIndex(), 0)
         keys = sorted(self.aligned)
         cols = _grid(len(keys))
+        _set_rows(self.graphics, -(-len(keys) // cols))
         for i, k in enumerate(keys):
             a = self.aligned[k]
             plot = self.graphics.addPlot(row=i // cols, col=i % cols)
@@ -218,11 +244,11 @@ class AlignedView(QWidget):
                     plot.plot(a.times, w[c], pen=pg.mkPen((120, 120, 120, 70), width=1))
             if a.centroid is not None:
                 plot.plot(a.times, a.centroid[c], pen=pg.mkPen(_colour(k), width=2.5))
-            if i // cols == (len(keys) - 1) // cols:
-                plot.setLabel("bottom", "time from alignment (s)")
+            plot.getAxis("left").setWidth(36)
             self.plots.append(plot)
         comp = self.components[c] if c < len(self.components) else ""
-        self.status.setText(f"  aligned waveforms (grey) and centroid (colour), component {comp}{self._scale_text}")
+        self.status.setText(f"  standardised, aligned windows (grey) and centroid (colour), component {comp}"
+                            f"{self._scale_text}; time in s")
 
 
 class SeparationView(QWidget):

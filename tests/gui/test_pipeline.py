@@ -22,6 +22,7 @@ TINY_FEATURES = {"window": 4096, "hop": 1024, "scales": "1024,4096", "J": 6, "Q"
 def _run(qtbot, win, key: str, timeout: int = 120000, **values):
     """Fill a pipeline form, press Run, wait until the job is over; returns its result (a failure fails the test)."""
     jobs = win.jobs
+    qtbot.waitUntil(lambda: not jobs.busy and not jobs.queue, timeout=timeout)  # Run is disabled while busy
     jobs.select(key)
     jobs.form(key).set_values(**values)
     finished: list = []
@@ -43,6 +44,8 @@ def _run(qtbot, win, key: str, timeout: int = 120000, **values):
 
 
 def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, prefs):
+    from obspy import read
+
     from app.main_window import MainWindow
 
     prefs.device = "cpu"
@@ -60,6 +63,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     jobs = window.jobs
     jobs.select("train")
     jobs.form("train").set_values(model=str(tmp_path / "model.pt"), preset="small", epochs=400, clusters=4, seed=3)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10000)
     qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "epoch 1/400" in jobs.current.text(), timeout=30000)
     screenshot(jobs, "pipeline_train_running")
@@ -68,8 +72,8 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     qtbot.waitUntil(lambda: not jobs.busy, timeout=10000)
     assert jobs.run_button.isEnabled() and not errors
     assert (tmp_path / "model.pt").exists()  # the partial checkpoint left by the cancel
-    trained = _run(qtbot, window, "train", epochs=2)
-    assert trained["resumed"] and trained["epochs"] == 2
+    trained = _run(qtbot, window, "train", epochs=4)
+    assert trained["resumed"] and trained["epochs"] == 4
     assert window.project.results["model"] == str(tmp_path / "model.pt")
 
     with qtbot.waitSignal(results.products_shown, timeout=60000):
@@ -79,12 +83,14 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     assert table.n_clusters == 4 and table.scales == (1024, 4096)
     assert len(results.overlay.items) == 3
     panel = results.panel
-    assert len(panel.histograms.plots) == 4
+    assert len(panel.histograms.plots) == np.count_nonzero(table.occupancy(1024))
     assert sum(len(s.data) for s in panel.latent.scatters) == table.n_windows
     assert panel.aligned.aligned  # read back from the synthetic input file
     assert sum(len(a.waveforms) for a in panel.aligned.aligned.values()) >= 10
     results.show_dock()
     screenshot(window, "pipeline_clusters_on_browser")
+    window.results_dock.setFloating(True)  # the result views alone, at a readable size
+    window.results_dock.resize(1100, 620)
     panel.tabs.setCurrentWidget(panel.histograms)
     screenshot(panel, "pipeline_time_of_day")
     panel.tabs.setCurrentWidget(panel.aligned)
@@ -108,11 +114,32 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     assert panel.tabs.currentWidget() is panel.separation
     screenshot(panel, "pipeline_separation")
 
+    # export through the dialog: the batch code of `unmix separate`, background only, then a re-run skips the input
+    dialog = results.open_export_dialog()
+    qtbot.addWidget(dialog)
+    assert list(dialog.form.source_boxes) == ["background", "low_frequency"]
+    dialog.form.set_values(folder=str(tmp_path / "export"), format="MSEED")
+    dialog.form.source_boxes["low_frequency"].setChecked(False)
+    screenshot(dialog, "export_dialog")
+    with qtbot.waitSignal(results.exported, timeout=60000) as blocker:
+        dialog.accept()
+    written = blocker.args[0]
+    names = sorted(p.name for p in (tmp_path / "export").iterdir())
+    stem = next(iter((tmp_path / "inputs").glob("*.mseed"))).stem
+    assert names == [f"{stem}.background.mseed", f"{stem}.provenance.json"], names
+    back = read(str(tmp_path / "export" / f"{stem}.background.mseed"))
+    assert sorted(tr.id for tr in back) == sorted(tr.id for tr in window.records[key][0].stream)
+    assert json.loads((tmp_path / "export" / f"{stem}.provenance.json").read_text())["method"] == "highpass"
+    assert written["failed"] == [] and window.project.results["export"] == str(tmp_path / "export")
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=10000)
+    again = _run(qtbot, window, "export")
+    assert again["skipped"] and not again["files"]
+
     path = window._write_project(tmp_path / "analysis.unmix.json")
     data = json.loads(path.read_text())
     assert data["results"] == {"store": str(tmp_path / "features.h5"), "model": str(tmp_path / "model.pt"),
-                               "table": str(tmp_path / "clusters.h5")}
-    assert data["parameters"]["pipeline"]["train"]["epochs"] == 2
+                               "table": str(tmp_path / "clusters.h5"), "export": str(tmp_path / "export")}
+    assert data["parameters"]["pipeline"]["train"]["epochs"] == 4
 
     other = MainWindow(prefs)
     qtbot.addWidget(other)
@@ -123,7 +150,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     assert "Open cluster table" in log and "Cluster:" not in log and "Train:" not in log
     assert other.results.table.n_windows == table.n_windows
     assert np.array_equal(other.results.table.cluster, table.cluster)
-    assert other.jobs.form("train").epochs.value() == 2
+    assert other.jobs.form("train").epochs.value() == 4
     assert other.jobs.form("features").window_size.value() == 4096
     qtbot.waitUntil(lambda: other.current_key is not None, timeout=30000)
     # nothing is recomputed that is on disk: the store, the model and the table are reused as they are

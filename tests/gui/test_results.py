@@ -123,6 +123,8 @@ def test_histograms_latent_aligned_fill(shown, screenshot):
     window.results.show_dock()
     panel.tabs.setCurrentWidget(hist)
     screenshot(window, "results_time_of_day")
+    window.results_dock.setFloating(True)
+    window.results_dock.resize(1000, 560)
     panel.tabs.setCurrentWidget(latent)
     screenshot(panel, "results_latent_space")
 
@@ -191,6 +193,8 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
     assert not any(c.isVisible() for c in view.curves["original"])
     assert all(c.isVisible() for c in view.curves["background"])
     view.toggles["original"].setChecked(True)
+    window.results_dock.setFloating(True)
+    window.results_dock.resize(1100, 560)
     screenshot(window.results.panel, "results_separation")
 
     dialog = window.results.open_export_dialog()
