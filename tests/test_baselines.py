@@ -139,3 +139,29 @@ def test_template_with_stationxml_matches_ucla_on_a_real_glitch(insight):
     ours = st[0].data[:n] - res.background[0].data[:n]
     assert np.corrcoef(ucla_removed, ours)[0, 1] > 0.85
     assert "XB.ELYSE.02.BH.xml" in res.info["params"]["response"]
+
+
+@pytest.mark.realdata
+def test_template_finds_the_mps_catalogued_glitches_at_10_sps(insight):
+    """Recall against the MPS (SEISglitch) list on the 3-h 10-sps 03.BH? record, per component."""
+    from core.catalogs import read_catalog
+    from core.io import read_record
+
+    rec = read_record(insight / "raw" / "XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed")
+    cat = read_catalog(insight / "catalogs" / "glitches_MPS_XB.ELYSE.03.BH_2019-05-22T2318_2019-05-23T2359.txt")
+    deglitcher = TemplateDeglitcher(inventory=insight / "response" / "XB.ELYSE.03.BH_2019-05-18_2019-06-01.xml")
+    res = deglitcher.separate(rec.stream)
+    found: dict[str, list] = {}
+    for c in res.info["catalogue"]:
+        found.setdefault(c["channel"][-1], []).append(UTCDateTime(c["onset"]))
+    listed = hits = big = big_hits = 0
+    for comp in "UVW":
+        for e in cat.entries:
+            if not (rec.starttime + 30 < e.start < rec.endtime - 60 and comp in e.components):
+                continue
+            hit = any(abs(t - e.start) < 5 for t in found.get(comp, []))
+            listed, hits = listed + 1, hits + hit
+            if e.amplitudes[f"{comp}_raw"] > 2000:
+                big, big_hits = big + 1, big_hits + hit
+    assert listed >= 25 and big >= 8
+    assert hits >= 0.8 * listed and big_hits == big
