@@ -469,11 +469,14 @@ class ExportForm(PipelineForm):
                 self.sources_layout.removeWidget(box)
                 box.deleteLater()
             self.source_boxes = {}
+            while self.sources_layout.count():
+                self.sources_layout.takeAt(0)
             for name in names:
                 box = QCheckBox(name)
                 box.setChecked(name in checked or not checked)
                 self.sources_layout.addWidget(box)
                 self.source_boxes[name] = box
+            self.sources_layout.addStretch(1)
 
     def request(self) -> JobRequest:
         from app.tasks import export_separated

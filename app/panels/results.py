@@ -106,7 +106,7 @@ class ResultsController(QObject):
         if project.path is not None:
             name = Path(project.path).name.removesuffix(".unmix.json").removesuffix(".json")
             return Path(project.path).resolve().parent / f"{name}-results"
-        base = self.window.preferences.last_dir or os.getcwd()
+        base = self.window.preferences.last_dir or Path.home()
         return Path(base) / "unmix-results"
 
     def default_path(self, name: str) -> Path:
@@ -202,7 +202,8 @@ class ResultsController(QObject):
 
     def separation_done(self, separated: Separated) -> None:
         self.separated = separated
-        self.panel.separation.set_result(separated.original, separated.result, self.window.waveform.axis_mode)
+        self.panel.separation.set_result(separated.original, separated.result, self.window.waveform.axis_mode,
+                                         separated.target)
         self.panel.tabs.setCurrentWidget(self.panel.separation)
         self.show_dock()
         self._refresh_forms()

@@ -285,7 +285,7 @@ class SeparationView(QWidget):
         layout.addWidget(_Header(*widgets, self.export_button, self.status))
         layout.addWidget(self.graphics, 1)
 
-    def set_result(self, original, result, axis_mode: str = "utc") -> None:
+    def set_result(self, original, result, axis_mode: str = "utc", target: str = "") -> None:
         """Draw ``original`` (Stream) with ``result.background`` and the sum of ``result.removed`` (None clears)."""
         self.graphics.clear()
         self.plots, self.curves = [], {key: [] for key, _t, _c in self.LAYERS}
@@ -327,7 +327,8 @@ class SeparationView(QWidget):
             self.plots.append(plot)
         names = ", ".join(result.removed) or "nothing"
         method = result.info.get("method", "") if isinstance(result.info, dict) else ""
-        self.status.setText(f"  {method}: removed {names}" if method else f"  removed {names}")
+        where = f" from {target}" if target else ""
+        self.status.setText(f"  {method}: removed {names}{where}" if method else f"  removed {names}{where}")
 
     def set_x_range(self, x0: float, x1: float) -> None:
         if self.plots:

@@ -120,7 +120,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     assert list(dialog.form.source_boxes) == ["background", "low_frequency"]
     dialog.form.set_values(folder=str(tmp_path / "export"), format="MSEED")
     dialog.form.source_boxes["low_frequency"].setChecked(False)
-    screenshot(dialog, "export_dialog")
+    screenshot(dialog, "pipeline_export_dialog")
     with qtbot.waitSignal(results.exported, timeout=60000) as blocker:
         dialog.accept()
     written = blocker.args[0]

@@ -206,3 +206,30 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
     assert errors and errors[-1][0] == "Cannot export" and "at least one source" in errors[-1][1]
     screenshot(dialog, "export_dialog")
     dialog.reject()
+
+
+def test_separate_form_targets_and_scatcov_options(shown, qtbot):
+    from app.tasks import cluster_spans
+    from core.errors import ConfigError
+    from core.separation import get_method
+
+    window, table = shown
+    form = window.jobs.form("separate")
+    window.jobs.select("separate")
+    form.set_values(method="scatcov", background="1,2", scale=4096, n_prior=7, max_iter=3, target="span")
+    window.waveform.zoom(0.25)
+    x0, x1 = window.waveform.x_range()
+    request = form.request()
+    t_ref = window.displays[window.current_key].t_ref
+    assert request.kwargs["spans"] == [(pytest.approx(t_ref + x0), pytest.approx(t_ref + x1))]
+    options = request.kwargs["options"]
+    assert options["table"] is table and options["clusters"] == [1, 2] and options["scale"] == 4096
+    assert options["n_prior"] == 7 and options["max_iter"] == 3
+    assert get_method("scatcov", **options).name == "scatcov"  # the core separator accepts what the form gives
+    form.set_values(method="template", target="cluster", target_clusters="0", scale=1024)
+    request = form.request()
+    assert request.kwargs["options"] == {} and request.kwargs["spans"] == cluster_spans(table, [0], 1024)
+    assert not form.background.isEnabled() and form.target_clusters.isEnabled()
+    form.set_values(target_clusters="x")
+    with pytest.raises(ConfigError, match="comma-separated cluster numbers"):
+        form.request()
