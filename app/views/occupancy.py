@@ -58,7 +58,7 @@ class SpanItem(pg.GraphicsObject):
         self.alpha = alpha
         self.setZValue(-20)
         self._picture: QPicture | None = None
-        self._y: tuple[float, float] = (0.0, 1.0)
+        self._y: tuple = ()
 
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802, N803
         if ax == 0 and self.starts.size:
@@ -86,16 +86,23 @@ class SpanItem(pg.GraphicsObject):
         return QRectF(x0, y0, x1 - x0, y1 - y0)
 
     def paint(self, painter: QPainter, *_args) -> None:
+        vb = self.getViewBox()
+        (x0, x1), _ = vb.viewRange() if vb is not None else ((-np.inf, np.inf), None)
         y = self._view_y()
-        if self._picture is None or y != self._y:
-            self._y = y
+        key = (y, x0, x1)
+        if self._picture is None or key != self._y:
+            self._y = key
             self._picture = QPicture()
             p = QPainter(self._picture)
             p.setPen(Qt.PenStyle.NoPen)
-            for k in np.unique(self.clusters):
+            # only the runs in view: long records have tens of thousands of them
+            i0 = int(np.searchsorted(self.ends, x0, side="left"))
+            i1 = int(np.searchsorted(self.starts, x1, side="right"))
+            starts, ends, clusters = self.starts[i0:i1], self.ends[i0:i1], self.clusters[i0:i1]
+            for k in np.unique(clusters):
                 p.setBrush(cluster_colour(int(k), self.alpha))
-                sel = self.clusters == k
-                for a, b in zip(self.starts[sel], self.ends[sel], strict=True):
+                sel = clusters == k
+                for a, b in zip(starts[sel], ends[sel], strict=True):
                     p.drawRect(QRectF(float(a), y[0], float(b - a), y[1] - y[0]))
             p.end()
         self._picture.play(painter)

@@ -289,6 +289,7 @@ class SeparationView(QWidget):
         """Draw ``original`` (Stream) with ``result.background`` and the sum of ``result.removed`` (None clears)."""
         self.graphics.clear()
         self.plots, self.curves = [], {key: [] for key, _t, _c in self.LAYERS}
+        self.offsets: dict[str, float] = {}
         self.result = result
         self.export_button.setEnabled(result is not None)
         if result is None:
@@ -310,10 +311,15 @@ class SeparationView(QWidget):
             plot.getViewBox().setMouseEnabled(x=True, y=False)
             layers = {"original": _select(original, trace_id), "background": _select(background, trace_id),
                       "removed": _sum_removed(result.removed, trace_id)}
+            # the removed part is centred on zero: shift the record by the background's mean so that they overlay
+            level = float(np.mean([np.mean(tr.data) for tr in layers["background"]])) if layers["background"] else 0.0
+            self.offsets[trace_id] = level
             for key, _text, colour in self.LAYERS:
+                shift = 0.0 if key == "removed" else level
                 for tr in layers[key]:
                     x = tr.stats.starttime.timestamp - t_ref + np.arange(tr.stats.npts) * tr.stats.delta
-                    curve = plot.plot(x, np.asarray(tr.data, dtype=np.float64), pen=pg.mkPen(colour, width=1))
+                    y = np.asarray(tr.data, dtype=np.float64) - shift
+                    curve = plot.plot(x, y, pen=pg.mkPen(colour, width=1))
                     curve.setDownsampling(auto=True, method="peak")
                     curve.setClipToView(True)
                     curve.setVisible(self.toggles[key].isChecked())
@@ -328,7 +334,8 @@ class SeparationView(QWidget):
         names = ", ".join(result.removed) or "nothing"
         method = result.info.get("method", "") if isinstance(result.info, dict) else ""
         where = f" from {target}" if target else ""
-        self.status.setText(f"  {method}: removed {names}{where}" if method else f"  removed {names}{where}")
+        self.status.setText(f"  {method + ': ' if method else ''}removed {names}{where}; original and background "
+                            "drawn less the background's mean")
 
     def set_x_range(self, x0: float, x1: float) -> None:
         if self.plots:

@@ -160,3 +160,29 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     mtime = (tmp_path / "clusters.h5").stat().st_mtime_ns
     _run(qtbot, other, "cluster")
     assert (tmp_path / "clusters.h5").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.realdata
+def test_real_record_features_to_deglitching(window, raw_file, load, qtbot, tmp_path, screenshot, prefs):
+    """The S0235b record with the default features: clusters on the browser with the LMST axis, then the template
+    deglitcher on the visible span removes glitches."""
+    prefs.device = "cpu"
+    load(window, [raw_file])
+    window.waveform.set_axis_mode("lmst")
+    report = _run(qtbot, window, "features", store=str(tmp_path / "features.h5"))
+    assert report["n_windows"] >= 60  # (142 840 − 65 536) / 1024 + 1 windows of 55 min
+    _run(qtbot, window, "train", model=str(tmp_path / "model.pt"), epochs=5, clusters=4)
+    with qtbot.waitSignal(window.results.products_shown, timeout=120000):
+        _run(qtbot, window, "cluster", table=str(tmp_path / "clusters.h5"))
+    table = window.results.table
+    assert table.scales == (1024, 4096, 16384, 65536) and len(window.results.overlay.items) == 3
+    screenshot(window, "real_S0235_clusters_lmst")
+    t_ref = window.displays[window.current_key].t_ref
+    start = window.records[window.current_key][0].starttime.timestamp - t_ref
+    window.waveform.set_x_range(start + 600, start + 1500)
+    separated = _run(qtbot, window, "separate", method="template", target="span")
+    removed = separated.result.removed["glitches"]
+    assert max(abs(tr.data).max() for tr in removed) > 100  # counts: glitches were fitted and removed
+    window.results_dock.setFloating(True)
+    window.results_dock.resize(1100, 620)
+    screenshot(window.results.panel, "real_S0235_deglitched_span")

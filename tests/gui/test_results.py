@@ -188,7 +188,9 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
     x, y = view.curves["background"][0].getOriginalDataset()
     _x, r = view.curves["removed"][0].getOriginalDataset()
     _x, o = view.curves["original"][0].getOriginalDataset()
-    assert np.allclose(y + r, o, atol=1e-6 * np.abs(o).max())
+    assert np.allclose(y + r, o, atol=1e-6 * np.abs(o).max())  # both shifted by the same display offset
+    level = view.offsets[stream[0].id]
+    assert np.allclose(y + level, separated.result.background.select(id=stream[0].id)[0].data)
     view.toggles["original"].setChecked(False)
     assert not any(c.isVisible() for c in view.curves["original"])
     assert all(c.isVisible() for c in view.curves["background"])
