@@ -2,15 +2,18 @@
 
 * :class:`SeparationLoss`: the published three-term loss and its gradient for a batch of problems;
 * :func:`separate_array` / :func:`separate_signals`: pieces, standardisation, one batched L-BFGS solve, stitching;
-* :class:`ScatCovSeparator` (``--method scatcov``): the same on ObsPy Streams, prior from snippets or clusters.
+* :class:`ScatCovSeparator` (``--method scatcov``): the same on ObsPy Streams, prior from snippets or clusters;
+* :class:`HybridSeparator` (``--method hybrid``): instrument templates + scattering-covariance residual.
 """
 
+from core.separation.hybrid import HybridSeparator
 from core.separation.loss import SeparationLoss
 from core.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
 from core.separation.scatcov import ScatCovSeparator
 from core.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, stitch, taper_weights
 
 __all__ = [
+    "HybridSeparator",
     "METHODS",
     "ScatCovSeparator",
     "SeparationLoss",
