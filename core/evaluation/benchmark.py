@@ -22,7 +22,7 @@ from core.evaluation.metrics import reference_metrics, separation_metrics
 from core.io import read_record, read_records
 from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
-DEFAULT_METHODS = ("template", "highpass", "scatcov")
+DEFAULT_METHODS = ("template", "highpass", "scatcov", "hybrid")
 CASE_KINDS = ("glitches", "bursts")
 
 
@@ -65,8 +65,12 @@ def _run_method(name: str, options: dict, stream: Stream, progress: Progress, to
 
 def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -> dict:
     opts = dict((method_options or {}).get(name, {}))
-    if name == "scatcov" and prior is not None and "table" not in opts:
+    if name in ("scatcov", "hybrid") and prior is not None and "table" not in opts:
         opts.setdefault("prior", prior)
+    if name == "hybrid":  # same response and device as the template and scatcov runs unless given
+        for key, src in (("inventory", "template"), ("device", "scatcov")):
+            if key in (method_options or {}).get(src, {}):
+                opts.setdefault(key, method_options[src][key])
     return opts
 
 
@@ -183,7 +187,8 @@ def run_real_benchmark(
     record = read_record(raw)
     ref = max(read_records(reference), key=lambda r: r.npts)
     ref_by_id = {tr.id: tr for tr in ref.stream}
-    prior = prior_snippets(prior_file, prior_count, prior_length) if prior_file and "scatcov" in methods else None
+    wants_prior = prior_file and {"scatcov", "hybrid"} & set(methods)
+    prior = prior_snippets(prior_file, prior_count, prior_length) if wants_prior else None
     results: dict = {}
     for k, name in enumerate(methods):
         if token is not None:
