@@ -215,3 +215,14 @@ def test_clustering_quality_on_synthetic_sources(tmp_path):
     assert scores[1024].ari >= 0.6
     assert scores[4096].ari >= 0.5
     assert scores[16384].ari >= 0.3
+
+
+def test_cli_report_runs_predict_then_the_analysis_report(store_path, tmp_path):
+    pytest.importorskip("core.analysis.report")
+    train(store_path, tmp_path / "m.pt", TINY.replace(epochs=1), device="cpu")
+    r = CliRunner().invoke(main, ["report", str(store_path), str(tmp_path / "m.pt"), "--out", str(tmp_path / "rep"),
+                                  "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rep" / "report.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "rep").glob("time_of_day_*.png")) == ["time_of_day_1024.png",
+                                                                                  "time_of_day_4096.png"]
