@@ -121,6 +121,7 @@ class PipelineForm(QWidget):
                 widget.setChecked(bool(value))
             elif isinstance(widget, QLineEdit):
                 widget.setText(str(value))
+                widget.setModified(True)  # a value given (or restored) counts as the user's, not a default
 
     def refresh(self) -> None:
         """Update defaults and choices from the window's current results."""
@@ -368,6 +369,9 @@ class SeparateForm(PipelineForm):
         index = self.scale.findData(wanted) if wanted is not None else -1
         if index >= 0:
             self.scale.setCurrentIndex(index)
+        if table is not None and not self.background.isModified() and self.scale.currentData() is not None:
+            # default prior: the most populated cluster (the usual quiet background) at the chosen scale
+            self.background.setText(str(int(table.occupancy(self.scale.currentData()).argmax())))
 
     def _clusters(self, edit: QLineEdit, what: str) -> list[int]:
         try:

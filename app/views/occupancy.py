@@ -139,7 +139,7 @@ class OccupancyBar(QWidget):
         super().__init__(parent)
         self.toggle = QCheckBox("Clusters")
         self.toggle.setChecked(True)
-        self.toggle.setToolTip("Colour each window by its cluster at the chosen scale (C)")
+        self.toggle.setToolTip("Colour each window by its cluster at the chosen scale")
         self.scale_combo = QComboBox()
         self.scale_combo.setToolTip("Scale of the clustering shown")
         self.legend = Legend()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -52,13 +53,22 @@ def _set_rows(graphics: pg.GraphicsLayoutWidget, rows: int) -> None:
 
 
 class _Header(QWidget):
+    """A row of controls; the last one, when a label (the view's status), takes the rest and wraps."""
+
     def __init__(self, *widgets: QWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 2, 4, 2)
-        for w in widgets:
+        for w in widgets[:-1]:
             row.addWidget(w)
-        row.addStretch(1)
+        last = widgets[-1]
+        if isinstance(last, QLabel):
+            last.setWordWrap(True)
+            last.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            row.addWidget(last, 1)
+        else:
+            row.addWidget(last)
+            row.addStretch(1)
 
 
 class HistogramView(QWidget):

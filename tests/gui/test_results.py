@@ -218,6 +218,8 @@ def test_separate_form_targets_and_scatcov_options(shown, qtbot):
     window, table = shown
     form = window.jobs.form("separate")
     window.jobs.select("separate")
+    assert form.scale.currentData() == 1024  # defaults from the table: its scales, the most populated cluster
+    assert form.background.text() == str(int(table.occupancy(1024).argmax()))
     form.set_values(method="scatcov", background="1,2", scale=4096, n_prior=7, max_iter=3, target="span")
     window.waveform.zoom(0.25)
     x0, x1 = window.waveform.x_range()
