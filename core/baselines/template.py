@@ -90,7 +90,11 @@ def _place(wave: np.ndarray, offset: int, n: int) -> np.ndarray:
 
 @register_method("template")
 class TemplateDeglitcher:
-    """Classical template-fit deglitcher (see the module docstring); removed parts ``glitches`` and ``spikes``."""
+    """Classical template-fit deglitcher (see the module docstring); removed parts ``glitches`` and ``spikes``.
+
+    ``info['catalogue']`` lists the accepted glitches: channel, onset (UTC, sub-sample), ``amplitude`` (signed peak
+    of the fitted glitch in the data's units, e.g. counts), the group's variance reduction and the spike's peak.
+    """
 
     def __init__(
         self,
