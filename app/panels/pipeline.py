@@ -30,6 +30,8 @@ from core.errors import ConfigError
 
 FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,65536", "J": 8, "Q": 1,
                     "model": "scat+cov", "components": "UVW"}
+PRIOR_METHODS = ("scatcov", "hybrid")
+"""Methods whose prior comes from background cluster(s) of the cluster table."""
 TARGETS = {"record": "current record", "span": "visible time span", "cluster": "every window of the clusters"}
 
 
@@ -293,7 +295,8 @@ class ClusterForm(PipelineForm):
 
 
 class SeparateForm(PipelineForm):
-    """Method and its options; for scatcov the background cluster(s) and scale; the target to separate."""
+    """Method and its options; for scatcov and hybrid the background cluster(s) and scale of the prior; the target
+    (current record, visible span, or every window of some clusters)."""
 
     key = "separate"
 
@@ -301,6 +304,7 @@ class SeparateForm(PipelineForm):
         super().__init__(window)
         self.method = QComboBox()
         self.method.addItem("scattering covariances (scatcov)", "scatcov")
+        self.method.addItem("templates + scattering residual (hybrid)", "hybrid")
         self.method.addItem("template fit deglitcher (template)", "template")
         self.method.addItem("high-pass baseline (highpass)", "highpass")
         self.background = QLineEdit("0")
@@ -334,11 +338,11 @@ class SeparateForm(PipelineForm):
 
     def _enable(self, *_args) -> None:
         method, target = self.method.currentData(), self.target.currentData()
-        scatcov = method == "scatcov"
-        for row, on in ((self.background, scatcov), (self.n_prior, scatcov), (self.max_iter, scatcov),
+        prior = method in PRIOR_METHODS
+        for row, on in ((self.background, prior), (self.n_prior, prior), (self.max_iter, prior),
                         (self.freq, method == "highpass"),
                         (self.target_clusters, target == "cluster"),
-                        (self.scale, method == "scatcov" or target == "cluster")):
+                        (self.scale, prior or target == "cluster")):
             row.setEnabled(on)
             label = self.form.labelForField(row)
             if label is not None:
@@ -395,12 +399,12 @@ class SeparateForm(PipelineForm):
         options: dict[str, Any] = {}
         if method == "highpass":
             options["freq"] = self.freq.value()
-        if method == "scatcov" or target == "cluster":
+        if method in PRIOR_METHODS or target == "cluster":
             if table is None:
                 raise ConfigError("this needs a cluster table: run Cluster first (or open a project that has one)")
             if scale is None:
                 raise ConfigError("choose a scale")
-        if method == "scatcov":
+        if method in PRIOR_METHODS:
             options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
             options.update(n_prior=self.n_prior.value(), max_iter=self.max_iter.value())
         stream = _stream(window.records[key])

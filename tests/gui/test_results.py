@@ -230,6 +230,8 @@ def test_separate_form_targets_and_scatcov_options(shown, qtbot):
     assert options["table"] is table and options["clusters"] == [1, 2] and options["scale"] == 4096
     assert options["n_prior"] == 7 and options["max_iter"] == 3
     assert get_method("scatcov", **options).name == "scatcov"  # the core separator accepts what the form gives
+    form.set_values(method="hybrid")
+    assert get_method("hybrid", **form.request().kwargs["options"]).name == "hybrid"
     form.set_values(method="template", target="cluster", target_clusters="0", scale=1024)
     request = form.request()
     assert request.kwargs["options"] == {} and request.kwargs["spans"] == cluster_spans(table, [0], 1024)
