@@ -101,13 +101,13 @@ class ResultsController(QObject):
         return self.window.project.results
 
     def folder(self) -> Path:
-        """Default output folder: beside the project file, else in the last folder used (or the working folder)."""
+        """Default output folder: beside the project file, else ``~/unmix-results`` (never beside the data, which
+        may be a shared, read-only archive)."""
         project = self.window.project
         if project.path is not None:
             name = Path(project.path).name.removesuffix(".unmix.json").removesuffix(".json")
             return Path(project.path).resolve().parent / f"{name}-results"
-        base = self.window.preferences.last_dir or Path.home()
-        return Path(base) / "unmix-results"
+        return Path.home() / "unmix-results"
 
     def default_path(self, name: str) -> Path:
         return self.folder() / name

@@ -239,3 +239,17 @@ def test_separate_form_targets_and_scatcov_options(shown, qtbot):
     form.set_values(target_clusters="x")
     with pytest.raises(ConfigError, match="comma-separated cluster numbers"):
         form.request()
+
+
+def test_default_result_paths_follow_the_project(window, tmp_path):
+    from pathlib import Path
+
+    features = window.jobs.form("features")
+    features.refresh()
+    assert features.store.edit.placeholderText() == str(Path.home() / "unmix-results" / "features.h5")
+    window._write_project(tmp_path / "mars.unmix.json")
+    for form in window.results.forms().values():
+        form.refresh()
+    assert features.store.value() == str(tmp_path / "mars-results" / "features.h5")
+    assert window.jobs.form("cluster").table.value() == str(tmp_path / "mars-results" / "clusters.h5")
+    assert window.jobs.form("export").folder.value() == str(tmp_path / "mars-results" / "export")
