@@ -253,3 +253,18 @@ def test_default_result_paths_follow_the_project(window, tmp_path):
     assert features.store.value() == str(tmp_path / "mars-results" / "features.h5")
     assert window.jobs.form("cluster").table.value() == str(tmp_path / "mars-results" / "clusters.h5")
     assert window.jobs.form("export").folder.value() == str(tmp_path / "mars-results" / "export")
+
+
+def test_pipeline_errors_become_dialogs(window, qtbot, tmp_path, errors):
+    jobs = window.jobs
+    jobs.select("train")
+    jobs.form("train").set_values(store=str(tmp_path / "missing.h5"), model=str(tmp_path / "m.pt"))
+    with qtbot.waitSignal(jobs.job_failed, timeout=20000):
+        qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=5000)
+    title, text, details = errors[-1]
+    assert title == "Train failed" and "missing.h5" in text and "no such feature store" in text and details == ""
+    jobs.select("separate")  # nothing open: refused before any job starts
+    qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
+    assert errors[-1][0] == "Separate failed" and "open or generate a record" in errors[-1][1]
+    assert jobs.run_button.isEnabled() and not jobs.busy
