@@ -373,6 +373,7 @@ class SeparateForm(PipelineForm):
         index = self.scale.findData(wanted) if wanted is not None else -1
         if index >= 0:
             self.scale.setCurrentIndex(index)
+            self._wanted_scale = None  # applied: from now on the combo box holds the choice
         if table is not None and not self.background.isModified() and self.scale.currentData() is not None:
             # default prior: the most populated cluster (the usual quiet background) at the chosen scale
             self.background.setText(str(int(table.occupancy(self.scale.currentData()).argmax())))
