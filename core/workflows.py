@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import OutputExistsError
+import numpy as np
+
+from core.atomic import atomic_path
+from core.errors import DataError, OutputExistsError
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
 
 
@@ -38,52 +42,153 @@ def run_synth(
     return list(written.values())
 
 
+def _snr_db(truth: np.ndarray, estimate: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(truth ** 2) / max(np.sum((estimate - truth) ** 2), 1e-300)))
+
+
+def _busiest_span(table, background: int, scale_index: int, length: float) -> tuple[float, float]:
+    """The span of ``length`` seconds whose finest-scale windows are most often outside the background cluster."""
+    t0 = table.intervals[:, scale_index, 0]
+    outside = table.cluster[:, scale_index] != background
+    order = np.argsort(t0)
+    t0, outside = t0[order], outside[order]
+    best, best_start = -1, float(t0[0])
+    for a in range(len(t0)):
+        b = np.searchsorted(t0, t0[a] + length - 1e-6)
+        count = int(outside[a:b].sum())
+        if count > best and t0[a] + length <= t0[-1] + (table.intervals[0, scale_index, 1]
+                                                         - table.intervals[0, scale_index, 0]):
+            best, best_start = count, float(t0[a])
+    return best_start, best_start + length
+
+
 def run_demo(
     out_dir: str | Path = "unmix-demo",
     seed: int = 0,
     sols: float = 1.0,
+    hours: float | None = None,
+    epochs: int | None = None,
+    target_minutes: float = 10.0,
+    max_iter: int = 60,
+    n_prior: int = 20,
+    device: str = "auto",
+    overwrite: bool = False,
     progress: Progress | None = None,
     token: CancelToken | None = None,
     echo: Callable[[str], None] = print,
 ) -> str:
-    """The main job on the embedded default: a synthetic sol → read back from disk → overview figure.
+    """The whole chain on the embedded synthetic default, with the truth to score it.
 
-    It grows into the full chain (features → model → clusters → separation → export) as those parts land.
+    synthetic record → read back from disk → features → train (CPU-small preset) → cluster → pick the background
+    cluster (the most populated one at the finest scale, as an analyst would start) and the busiest non-background
+    span → separate it (scatcov with the background cluster's snippets as prior; the template fit beside it) →
+    export MSEED with provenance → SNR of the recovered background against the synthetic truth.
     """
+    from obspy import UTCDateTime
+
+    from core.export import export_separation
+    from core.features import build_store
     from core.io import read_record
     from core.mars_time import format_lmst
+    from core.model import predict, preset, train
+    from core.model.benchmark import SYNTHETIC_FEATURES
     from core.plotting import plot_overview
     from core.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputExistsError("already holds a demo run; pass --overwrite to replace it", out_dir)
+    if overwrite and out_dir.exists():
+        for name in ("features.h5", "model.pt", "clusters.h5", "separated", "target.mseed"):
+            p = out_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
     t_start = time.perf_counter()
-    config = SyntheticConfig(sols=sols, seed=seed, start_sol=173)
-    record = generate(config, progress=sub_progress(progress, 0.0, 0.4), token=token)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        echo(line)
+
+    config = SyntheticConfig(sols=sols, hours=hours, seed=seed, start_sol=173)
+    record = generate(config, progress=sub_progress(progress, 0.0, 0.05), token=token)
     data_dir = out_dir / "synthetic"
     record.write(data_dir)
-    progress(0.5, "reading back")
-    if token is not None:
-        token.check()
     rec = read_record(data_dir / "mixture.mseed")
-    progress(0.6, "plotting")
     glitch_onsets = [g.onset for g in record.glitches if g.kind == "glitch"]
-    png = plot_overview(
-        rec.stream, out_dir / "overview.png",
-        title=f"Synthetic InSight record (seed {seed}) with {len(glitch_onsets)} glitches",
-        overlays={"glitch onsets": glitch_onsets},
-    )
+    png = plot_overview(rec.stream, out_dir / "overview.png",
+                        title=f"Synthetic InSight record (seed {seed}) with {len(glitch_onsets)} glitches",
+                        overlays={"glitch onsets": glitch_onsets})
+    say(f"synthetic record: {rec.key} {rec.components} {rec.sampling_rate:g} sps, {rec.npts} samples, "
+        f"LMST {format_lmst(rec.starttime)} – {format_lmst(rec.endtime)}; truth: {len(record.glitches)} "
+        f"glitches/spikes, {len(record.events)} wind bursts and quakes")
+
+    t = time.perf_counter()
+    store_path = out_dir / "features.h5"
+    build_store([data_dir / "mixture.mseed"], store_path, SYNTHETIC_FEATURES, device=device,
+                progress=sub_progress(progress, 0.05, 0.2), token=token)
+    say(f"features: {store_path} ({time.perf_counter() - t:.1f} s)")
+
+    t = time.perf_counter()
+    changes = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
+    model = train(store_path, out_dir / "model.pt", preset("small", **changes), device=device,
+                  progress=sub_progress(progress, 0.2, 0.5), token=token)
+    table = predict(store_path, model, device=device, progress=sub_progress(progress, 0.5, 0.52), token=token)
+    table.save(out_dir / "clusters.h5")
+    scale = min(table.scales)
+    si = table.scale_index(scale)
+    occupancy = table.occupancy(scale)
+    background = int(np.argmax(occupancy))
+    say(f"model: {model.epoch} epochs ({time.perf_counter() - t:.1f} s); clusters at scale {scale}: "
+        + ", ".join(f"{k}:{n}" for k, n in enumerate(occupancy) if n) + f"; background cluster = {background}")
+
+    a, b = _busiest_span(table, background, si, 60.0 * target_minutes)
+    target = rec.stream.slice(UTCDateTime(a), UTCDateTime(b) - 1.0 / rec.sampling_rate)
+    target_path = out_dir / "target.mseed"
+    for tr in target:
+        tr.stats.pop("mseed", None)
+    with atomic_path(target_path, overwrite=True) as tmp:
+        target.write(str(tmp), format="MSEED")
+    say(f"target: {format_lmst(UTCDateTime(a))} – {format_lmst(UTCDateTime(b))} ({target_minutes:g} min, the span "
+        "with most windows outside the background cluster)")
+
+    truth = record.mixture.copy()
+    for name in ("glitches", "spikes"):
+        if name in record.sources:
+            for tr, src in zip(truth, record.sources[name], strict=True):
+                tr.data = tr.data - src.data
+    truth = truth.slice(UTCDateTime(a), UTCDateTime(b) - 1.0 / rec.sampling_rate)
+    results = {}
+    methods = [("scatcov", {"table": table, "clusters": [background], "scale": scale, "n_prior": n_prior,
+                            "max_iter": max_iter, "device": device, "removed_name": "rest"}),
+               ("template", {})]
+    for k, (method, options) in enumerate(methods):
+        t = time.perf_counter()
+        sub = sub_progress(progress, 0.52 + 0.46 * k / len(methods), 0.52 + 0.46 * (k + 1) / len(methods))
+        report = export_separation([target_path], out_dir / "separated" / method, method=method, options=options,
+                                   overwrite=True, progress=sub, token=token)
+        if report.failed:
+            raise DataError(f"{method} separation failed: {report.failed[0][1]}", target_path)
+        background_file = next(p for p in report.outputs if ".background." in p)
+        from obspy import read
+
+        estimate = read(background_file)
+        gains = []
+        for tr_true, tr_mix in zip(truth, target, strict=True):
+            est = estimate.select(id=tr_mix.id)[0].data.astype(float)
+            x, b_true = tr_mix.data.astype(float), tr_true.data.astype(float)
+            n = min(len(x), len(b_true), len(est))
+            gains.append((tr_mix.stats.channel, _snr_db(b_true[:n], x[:n]), _snr_db(b_true[:n], est[:n])))
+        results[method] = gains
+        say(f"{method}: " + "; ".join(f"{c} {i:+.1f} → {o:+.1f} dB (gain {o - i:+.1f})" for c, i, o in gains)
+            + f"  [{time.perf_counter() - t:.1f} s, {out_dir / 'separated' / method}]")
     progress(1.0, "done")
-    elapsed = time.perf_counter() - t_start
-    return "\n".join([
-        f"synthetic record: {rec.key} {rec.components} {rec.sampling_rate:g} sps, {rec.npts} samples",
-        f"  UTC  {rec.starttime} – {rec.endtime}",
-        f"  LMST {format_lmst(rec.starttime)} – {format_lmst(rec.endtime)}",
-        f"  truth: {len(record.glitches)} glitches/spikes, {len(record.events)} wind bursts and quakes",
-        f"data:     {data_dir}",
-        f"overview: {png}",
-        f"done in {elapsed:.1f} s",
-    ])
+    say(f"overview: {png}")
+    say(f"done in {time.perf_counter() - t_start:.1f} s")
+    return "\n".join(lines)
 
 
 __all__ = ["run_demo", "run_synth"]

@@ -75,12 +75,25 @@ def test_synth_writes_and_refuses_overwrite(tmp_path):
     assert r.exit_code == 0
 
 
-def test_demo_writes_overview(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo", "--sols", 0.25)
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain(tmp_path):
+    out = tmp_path / "demo"
+    r = run("demo", "--out", out, "--hours", 3, "--epochs", 3, "--target-minutes", 3, "--max-iter", 5)
     assert r.exit_code == 0, r.output
-    png = tmp_path / "demo" / "overview.png"
+    png = out / "overview.png"
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "LMST" in r.output
+    assert "LMST" in r.output and "background cluster" in r.output
+    for method in ("scatcov", "template"):
+        assert f"{method}: BHU" in r.output and "gain" in r.output
+        files = sorted((out / "separated" / method).glob("target.*.mseed"))
+        assert {f.name.split(".")[1] for f in files} >= {"background"}
+        target, background = read(out / "target.mseed"), read(files[0])
+        assert [tr.id for tr in background] == [tr.id for tr in target]
+        assert all(b.stats.starttime == t.stats.starttime for b, t in zip(background, target, strict=True))
+        assert (out / "separated" / method / "target.provenance.json").exists()
+    assert (out / "clusters.h5").exists() and (out / "model.pt").exists()
+    r = run("demo", "--out", out, "--hours", 3)
+    assert r.exit_code == 2 and "--overwrite" in r.output
 
 
 def test_synth_sac_one_file_per_trace(tmp_path):
