@@ -307,6 +307,9 @@ def cluster_windows(store: str, model: str, out: str, device: str = "auto", over
 
     progress = progress or no_progress
     path = Path(out)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError("the cluster table must be HDF5 (.h5): it keeps the posteriors and latents the views need",
+                          path)
     trained = load_model(model)
     if path.exists() and not overwrite:
         table = ClusterTable.load(path)

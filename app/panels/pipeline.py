@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,7 +33,13 @@ FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,655
                     "model": "scat+cov", "components": "UVW"}
 PRIOR_METHODS = ("scatcov", "hybrid")
 """Methods whose prior comes from background cluster(s) of the cluster table."""
-TARGETS = {"record": "current record", "span": "visible time span", "cluster": "every window of the clusters"}
+TARGETS = {"record": ("whole record", "the record shown in the browser"),
+           "span": ("visible span", "the time span visible in the browser"),
+           "cluster": ("cluster windows", "every window of the target cluster(s) at the scale, merged into spans")}
+METHODS = (("scatcov", "scatcov", "optimisation in scattering-covariance space, prior from background cluster(s)"),
+           ("hybrid", "hybrid", "glitch/spike templates plus a scattering-covariance residual near glitches"),
+           ("template", "template", "classical template-fit deglitcher (the instrument's response to a step)"),
+           ("highpass", "high-pass", "plain high-pass filter baseline"))
 
 
 class PathField(QWidget):
@@ -265,7 +272,7 @@ class ClusterForm(PipelineForm):
         super().__init__(window)
         self.store = PathField("open", "Feature store", "HDF5 (*.h5)")
         self.model = PathField("open", "Model checkpoint", "Checkpoint (*.pt)")
-        self.table = PathField("save", "Cluster table", "HDF5 (*.h5);;CSV (*.csv)")
+        self.table = PathField("save", "Cluster table", "HDF5 (*.h5)")
         self.recompute = QCheckBox("recompute")
         self.recompute.setToolTip("cluster again even if the table file exists (otherwise it is reused)")
         self.form.addRow("Feature store", self.store)
@@ -303,10 +310,9 @@ class SeparateForm(PipelineForm):
     def __init__(self, window: Any = None) -> None:
         super().__init__(window)
         self.method = QComboBox()
-        self.method.addItem("scattering covariances (scatcov)", "scatcov")
-        self.method.addItem("templates + scattering residual (hybrid)", "hybrid")
-        self.method.addItem("template fit deglitcher (template)", "template")
-        self.method.addItem("high-pass baseline (highpass)", "highpass")
+        for key, text, tip in METHODS:
+            self.method.addItem(text, key)
+            self.method.setItemData(self.method.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.background = QLineEdit("0")
         self.background.setToolTip("background cluster(s) whose statistics the background keeps, e.g. 0,3")
         self.scale = QComboBox()
@@ -320,8 +326,9 @@ class SeparateForm(PipelineForm):
         self.freq.setValue(0.1)
         self.freq.setSuffix(" Hz")
         self.target = QComboBox()
-        for key, text in TARGETS.items():
+        for key, (text, tip) in TARGETS.items():
             self.target.addItem(text, key)
+            self.target.setItemData(self.target.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.target_clusters = QLineEdit("1")
         self.target_clusters.setToolTip("for 'every window of the clusters': which clusters, e.g. 2 or 2,5")
         self.form.addRow("Method", self.method)

@@ -106,6 +106,9 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
 
     # separate every window of the largest cluster at the finest scale (high-pass: fast and deterministic)
     biggest = int(np.argmax(table.occupancy(1024)))
+    jobs.select("separate")
+    jobs.form("separate").set_values(method="highpass", target="cluster", target_clusters=str(biggest))
+    screenshot(jobs, "pipeline_separate_form")
     separated = _run(qtbot, window, "separate", method="highpass", freq=0.1, target="cluster",
                      target_clusters=str(biggest), scale=1024)
     assert separated.target.endswith(f"cluster(s) {biggest} at scale 1024")
