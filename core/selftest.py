@@ -54,10 +54,14 @@ def _frozen_root() -> Path | None:
 
 def check_environment(ctx: _Context) -> str:
     """Which interpreter runs; in a bundle, that no module or libpython comes from outside it."""
+    import obspy
     import torch
 
     root = _frozen_root()
-    base = f"python {platform.python_version()}, torch {torch.__version__}, {platform.system()} {platform.machine()}"
+    if not obspy.__version__:
+        raise CheckFailed("ObsPy cannot determine its version (its RELEASE-VERSION file was not found)")
+    base = (f"python {platform.python_version()}, torch {torch.__version__}, obspy {obspy.__version__}, "
+            f"{platform.system()} {platform.machine()}")
     if root is None:
         return f"{base}, not frozen ({sys.executable})"
     outside = []

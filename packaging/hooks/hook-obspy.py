@@ -25,3 +25,6 @@ hiddenimports = (
     # detrend/taper entry points name SciPy functions directly
     + ["scipy.signal", "scipy.signal.windows"]
 )
+# ObsPy finds its RELEASE-VERSION file from the path of obspy/core/util/version.py; frozen into the archive that path
+# is relative and obspy.__version__ would be None (with a warning at every start): ship that module as a source file.
+module_collection_mode = {"obspy.core.util.version": "py"}
