@@ -249,11 +249,15 @@ class AlignedView(QWidget):
             plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({n} aligned)", size="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
+            curves = []
             if n:
                 for w in a.waveforms[:MAX_DRAWN_MEMBERS]:
-                    plot.plot(a.times, w[c], pen=pg.mkPen((120, 120, 120, 70), width=1))
+                    curves.append(plot.plot(a.times, w[c], pen=pg.mkPen((120, 120, 120, 70), width=1)))
             if a.centroid is not None:
-                plot.plot(a.times, a.centroid[c], pen=pg.mkPen(_colour(k), width=2.5))
+                curves.append(plot.plot(a.times, a.centroid[c], pen=pg.mkPen(_colour(k), width=2.5)))
+            for curve in curves:  # coarse scales are 65536 samples long
+                curve.setDownsampling(auto=True, method="peak")
+                curve.setClipToView(True)
             plot.getAxis("left").setWidth(36)
             self.plots.append(plot)
         comp = self.components[c] if c < len(self.components) else ""
