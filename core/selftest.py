@@ -52,18 +52,8 @@ def _frozen_root() -> Path | None:
     return Path(root).resolve() if getattr(sys, "frozen", False) and root else None
 
 
-def check_environment(ctx: _Context) -> str:
-    """Which interpreter runs; in a bundle, that no module or libpython comes from outside it."""
-    import obspy
-    import torch
-
-    root = _frozen_root()
-    if not obspy.__version__:
-        raise CheckFailed("ObsPy cannot determine its version (its RELEASE-VERSION file was not found)")
-    base = (f"python {platform.python_version()}, torch {torch.__version__}, obspy {obspy.__version__}, "
-            f"{platform.system()} {platform.machine()}")
-    if root is None:
-        return f"{base}, not frozen ({sys.executable})"
+def _outside_bundle(root: Path) -> list[str]:
+    """Loaded modules and libpython mappings whose files lie outside the bundle ``root``."""
     outside = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
@@ -73,9 +63,36 @@ def check_environment(ctx: _Context) -> str:
     if maps.exists():
         libs = {line.split()[-1] for line in maps.read_text().splitlines() if "libpython" in line}
         outside += [lib for lib in libs if lib.startswith("/") and not Path(lib).resolve().is_relative_to(root)]
+    return outside
+
+
+def check_environment(ctx: _Context) -> str:
+    """Which interpreter and libraries run; in a bundle, that nothing imported so far comes from outside it."""
+    import obspy
+    import torch
+
+    if not obspy.__version__:
+        raise CheckFailed("ObsPy cannot determine its version (its RELEASE-VERSION file was not found)")
+    base = (f"python {platform.python_version()}, torch {torch.__version__}, obspy {obspy.__version__}, "
+            f"{platform.system()} {platform.machine()}")
+    root = _frozen_root()
+    if root is None:
+        return f"{base}, not frozen ({sys.executable})"
+    outside = _outside_bundle(root)
     if outside:
         raise CheckFailed(f"{len(outside)} modules/libraries loaded from outside the bundle, e.g. {outside[0]}")
     return f"{base}, frozen bundle {root}"
+
+
+def check_isolation(ctx: _Context) -> str:
+    """After every other check: in a bundle, every module loaded (Qt, model, separation...) comes from it."""
+    root = _frozen_root()
+    if root is None:
+        return f"not frozen: {len(sys.modules)} modules from {sys.prefix} (nothing to isolate)"
+    outside = _outside_bundle(root)
+    if outside:
+        raise CheckFailed(f"{len(outside)} modules/libraries loaded from outside the bundle, e.g. {outside[0]}")
+    return f"all {len(sys.modules)} loaded modules and libpython come from the bundle"
 
 
 def check_synthetic(ctx: _Context) -> str:
@@ -320,6 +337,7 @@ CHECKS: list[tuple[str, Callable[[_Context], str], tuple[str, ...]]] = [
     ("training (2 steps)", check_training, ("features (HDF5 store)",)),
     ("separation (1 step)", check_separation, ("miniSEED read/write",)),
     ("GUI offscreen screenshot", check_gui, ("miniSEED read/write",)),
+    ("bundle isolation", check_isolation, ()),
 ]
 """(name, function, names of checks whose results it needs)."""
 

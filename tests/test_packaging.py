@@ -34,7 +34,7 @@ def test_selftest_runs_every_check_in_process(tmp_path):
     failed = {name: c["detail"] for name, c in checks.items() if not c["ok"]}
     assert not failed, failed
     assert status == 0
-    assert lines[-1].startswith("self-test passed: 8/8")
+    assert lines[-1].startswith(f"self-test passed: {len(selftest.CHECKS)}/{len(selftest.CHECKS)}")
     assert (tmp_path / "out" / "main-window.png").stat().st_size > 10_000
     assert "identical samples" in checks["miniSEED read/write"]["detail"]
 
@@ -72,8 +72,11 @@ def test_frozen_environment_check_detects_modules_from_outside_the_bundle(tmp_pa
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     with pytest.raises(selftest.CheckFailed, match="loaded from outside the bundle"):
         selftest.check_environment(ctx)
+    with pytest.raises(selftest.CheckFailed, match="loaded from outside the bundle"):
+        selftest.check_isolation(ctx)
     monkeypatch.setattr(sys, "_MEIPASS", "/", raising=False)
     assert "frozen bundle /" in selftest.check_environment(ctx)
+    assert "come from the bundle" in selftest.check_isolation(ctx)
 
 
 def test_selftest_refuses_a_non_empty_output_folder(tmp_path):
