@@ -93,6 +93,7 @@ class ResultsController(QObject):
         self.bar.changed.connect(lambda _visible, scale: self.panel.set_scale(scale))
         window.display_shown.connect(lambda _key: self.overlay.redraw())
         window.filtered_shown.connect(lambda _band: self.overlay.redraw())
+        window.waveform.axis_mode_changed.connect(self.panel.separation.set_axis_mode)
 
     # --- paths ----------------------------------------------------------------------------------------------------
 

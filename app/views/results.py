@@ -355,6 +355,11 @@ class SeparationView(QWidget):
         if self.plots:
             self.plots[0].setXRange(x0, x1, padding=0)
 
+    def set_axis_mode(self, mode: str) -> None:
+        """UTC, LMST or relative time, as in the browser."""
+        for plot in self.plots:
+            plot.getAxis("bottom").set_mode(mode)
+
     def _visibility(self, *_args) -> None:
         for key, curves in self.curves.items():
             for curve in curves:

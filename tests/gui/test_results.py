@@ -195,6 +195,8 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
     assert not any(c.isVisible() for c in view.curves["original"])
     assert all(c.isVisible() for c in view.curves["background"])
     view.toggles["original"].setChecked(True)
+    window.waveform.set_axis_mode("lmst")  # the separation view follows the browser's time axis
+    assert all(p.getAxis("bottom").mode == "lmst" for p in view.plots)
     window.results_dock.setFloating(True)
     window.results_dock.resize(1100, 560)
     screenshot(window.results.panel, "results_separation")
