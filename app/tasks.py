@@ -124,6 +124,8 @@ class AlignedSet:
     times: np.ndarray
     waveforms: np.ndarray | None  # (M, C, T)
     centroid: np.ndarray | None  # (C, T)
+    freqs: np.ndarray | None = None  # (F,) Hz
+    spectrum: np.ndarray | None = None  # (C, F) amplitude spectrum of the centroid
 
 
 @dataclass
@@ -188,7 +190,7 @@ def _aligned(table: ClusterTable, scale: int, progress: Progress, token: CancelT
     out = {}
     for k, cw in found.items():
         times = np.arange(cw.aligned.shape[-1]) / cw.sampling_rate
-        out[k] = AlignedSet(times, cw.aligned, cw.centroid)
+        out[k] = AlignedSet(times, cw.aligned, cw.centroid, cw.freqs, cw.spectrum)
     return out, list(components)
 
 

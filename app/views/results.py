@@ -208,6 +208,10 @@ class AlignedView(QWidget):
         self.status = QLabel("No aligned waveforms yet")
         self.component_combo = QComboBox()
         self.component_combo.currentIndexChanged.connect(lambda _i: self._draw())
+        self.show_combo = QComboBox()
+        self.show_combo.addItem("waveforms", "waveforms")
+        self.show_combo.addItem("centroid spectrum", "spectrum")
+        self.show_combo.currentIndexChanged.connect(lambda _i: self._draw())
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.plots: list[pg.PlotItem] = []
@@ -215,7 +219,7 @@ class AlignedView(QWidget):
         self.components: list[str] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(_Header(QLabel("Component"), self.component_combo, self.status))
+        layout.addWidget(_Header(QLabel("Component"), self.component_combo, self.show_combo, self.status))
         layout.addWidget(_scrolling(self.graphics), 1)
 
     def set_data(self, aligned: dict | None, components: list[str] | None = None, scale_text: str = "") -> None:
@@ -239,6 +243,9 @@ class AlignedView(QWidget):
             self.status.setText("No aligned waveforms yet")
             return
         c = max(self.component_combo.currentIndex(), 0)
+        if self.show_combo.currentData() == "spectrum":
+            self._draw_spectra(c)
+            return
         keys = sorted(self.aligned)
         cols = _grid(len(keys))
         _set_rows(self.graphics, -(-len(keys) // cols))
@@ -263,6 +270,34 @@ class AlignedView(QWidget):
         comp = self.components[c] if c < len(self.components) else ""
         self.status.setText(f"  standardised, aligned windows (grey) and centroid (colour), component {comp}"
                             f"{self._scale_text}; time in s")
+
+
+    def _draw_spectra(self, c: int) -> None:
+        """One log-log plot: the amplitude spectrum of every cluster's centroid."""
+        _set_rows(self.graphics, 2)
+        plot = self.graphics.addPlot(row=0, col=0)
+        plot.setLogMode(x=True, y=True)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("bottom", "frequency (Hz)")
+        plot.setLabel("left", "amplitude (standardised)")
+
+        legend = plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 210))
+        lo, hi = np.inf, 0.0
+        for k in sorted(self.aligned):
+            a = self.aligned[k]
+            if a.freqs is None or a.spectrum is None:
+                continue
+            ok = (a.freqs > 0) & np.isfinite(a.spectrum[c]) & (a.spectrum[c] > 0)
+            curve = plot.plot(a.freqs[ok], a.spectrum[c][ok], pen=pg.mkPen(_colour(k), width=2))
+            legend.addItem(curve, f"cluster {k}")
+            lo, hi = (min(lo, a.freqs[ok].min()), max(hi, a.freqs[ok].max())) if ok.any() else (lo, hi)
+        if hi > lo > 0:
+            plot.getAxis("bottom").setTicks(_log_ticks(lo, hi))
+        self.plots = [plot]
+        comp = self.components[c] if c < len(self.components) else ""
+        self.status.setText(f"  amplitude spectrum of each cluster's centroid, component {comp}{self._scale_text}")
 
 
 class SeparationView(QWidget):
@@ -364,6 +399,13 @@ class SeparationView(QWidget):
         for key, curves in self.curves.items():
             for curve in curves:
                 curve.setVisible(self.toggles[key].isChecked())
+
+
+def _log_ticks(lo: float, hi: float) -> list:
+    """Ticks at 1, 2, 5 × 10^n between ``lo`` and ``hi`` for an axis in log mode (positions in log10)."""
+    values = [m * 10.0**d for d in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+              for m in (1, 2, 5) if lo <= m * 10.0**d <= hi]
+    return [[(math.log10(v), f"{v:g}") for v in values], []]
 
 
 def _select(stream, trace_id: str) -> list:

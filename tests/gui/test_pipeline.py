@@ -95,6 +95,11 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     screenshot(panel, "pipeline_time_of_day")
     panel.tabs.setCurrentWidget(panel.aligned)
     screenshot(panel, "pipeline_aligned_waveforms")
+    panel.aligned.show_combo.setCurrentIndex(1)
+    curves = panel.aligned.plots[0].listDataItems()
+    assert len(curves) == len(panel.aligned.aligned) and all(c.getOriginalDataset()[0].size > 10 for c in curves)
+    screenshot(panel, "pipeline_centroid_spectra")
+    panel.aligned.show_combo.setCurrentIndex(0)
 
     # a click in the latent space moves the browser to that window
     panel.tabs.setCurrentWidget(panel.latent)
