@@ -65,7 +65,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     jobs.form("train").set_values(model=str(tmp_path / "model.pt"), preset="small", epochs=400, clusters=4, seed=3)
     qtbot.waitUntil(lambda: not jobs.busy, timeout=10000)
     qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "epoch 1/400" in jobs.current.text(), timeout=30000)
+    qtbot.waitUntil(lambda: "epoch 1/400" in jobs.current.text(), timeout=90000)
     screenshot(jobs, "pipeline_train_running")
     with qtbot.waitSignal(jobs.job_cancelled, timeout=30000):
         qtbot.mouseClick(jobs.cancel_button, Qt.MouseButton.LeftButton)
@@ -73,7 +73,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
     assert jobs.run_button.isEnabled() and not errors
     assert (tmp_path / "model.pt").exists()  # the partial checkpoint left by the cancel
     trained = _run(qtbot, window, "train", epochs=4)
-    assert trained["resumed"] and trained["epochs"] == 4
+    assert trained["resumed"] and trained["epochs"] >= 4  # (more if the cancel came after the 4th epoch)
     assert window.project.results["model"] == str(tmp_path / "model.pt")
 
     with qtbot.waitSignal(results.products_shown, timeout=60000):
