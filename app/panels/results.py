@@ -168,6 +168,7 @@ class ResultsController(QObject):
         self.products = {}
         self.overlay.set_table(table)
         if table is None:
+            self.panel.set_scales((), None)
             self.panel.set_products(None)
             return
         rate = table.meta.get("sampling_rate")
