@@ -77,7 +77,7 @@ ARCHIVE_MB=$(du -sm "$ARCHIVE" | cut -f1)
 say "build time $((t1 - t0)) s"
 say "bundle size ${SIZE_MB} MiB (budget ${BUDGET_MB} MiB), archive ${ARCHIVE_MB} MiB"
 say "largest parts:"
-du -sm "$BUNDLE"/_internal/* | sort -rn | head -8 | sed 's/^/[build]   /'
+du -sm "$BUNDLE"/_internal/* | sort -rn | sed -n '1,8s/^/[build]   /p'  # sed reads everything: no SIGPIPE
 [ "$SIZE_MB" -le "$BUDGET_MB" ] || die "bundle is ${SIZE_MB} MiB, over the ${BUDGET_MB} MiB budget"
 
 [ "${UNMIX_SKIP_SELFTEST:-0}" = 1 ] && { say "self-test skipped (UNMIX_SKIP_SELFTEST=1)"; exit 0; }
