@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a built bundle's self-test as an analyst's machine would: empty environment (env -i), PATH=/usr/bin:/bin,
 # no PYTHONHOME/PYTHONPATH, from an empty directory, with `python`/`python3` on the PATH replaced by traps that
-# record any call. Fails if the self-test fails, if the GUI executable does not start, or if a trap was hit.
+# record any call. Fails if the self-test fails, if the GUI executable does not start or dies within 20 s, or if a
+# trap was hit.
 #   usage: packaging/selftest_bundle.sh BUNDLE_DIR [REPORT_DIR]
 set -euo pipefail
 BUNDLE=$(cd "${1:?usage: selftest_bundle.sh BUNDLE_DIR [REPORT_DIR]}" && pwd)
@@ -20,6 +21,16 @@ run() {
 status=0
 run "$BUNDLE/unmix" --version || status=1
 run "$BUNDLE/unmix-gui" --help >/dev/null || { echo "[selftest] unmix-gui does not start" >&2; status=1; }
+# The desktop program itself, offscreen: it must still be running (not crashed) when stopped after 20 s.
+gui_status=0
+run timeout 20 "$BUNDLE/unmix-gui" >"$WORK/gui.log" 2>&1 || gui_status=$?
+if [ "$gui_status" = 124 ]; then
+    echo "[selftest] unmix-gui ran for 20 s without error"
+else
+    echo "[selftest] unmix-gui exited with status $gui_status:" >&2
+    tail -20 "$WORK/gui.log" >&2
+    status=1
+fi
 run "$BUNDLE/unmix" --self-test --self-test-out "$WORK/run/selftest" || status=1
 if [ -e "$WORK/python-called" ]; then
     echo "[selftest] the bundle called a Python from the PATH:" >&2
