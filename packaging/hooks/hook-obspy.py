@@ -15,7 +15,7 @@ def _wanted(name: str) -> bool:
 
 datas = copy_metadata("obspy")
 # Data ObsPy reads at run time (e.g. the SEED/StationXML schemas, the FDSN service list); never its test data.
-datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/*.pyx", "**/*.c", "**/*.h"])
+datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/test/**", "**/*.pyx", "**/*.c", "**/*.h"])
 # Named like extension modules (mseed.cpython-311-x86_64-linux-gnu.so), which the default lib*.so pattern misses.
 binaries = collect_dynamic_libs("obspy", search_patterns=["*.so", "*.dylib", "*.dll", "*.pyd"])
 hiddenimports = (
