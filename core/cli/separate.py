@@ -182,7 +182,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                 from core.clusters import ClusterTable
 
                 cluster_table = ClusterTable.load(table)
-                model_info = {"table": str(table), "table_sha256": file_sha256(table)}
+                model_info = {"table": str(table.resolve()), "table_sha256": file_sha256(table)}
             else:
                 if store is None:
                     raise ConfigError("--model needs --store: the feature store it clusters (see `unmix features`)")
@@ -190,14 +190,14 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
 
                 with job("clustering") as (progress, token):
                     cluster_table = predict(store, model, device=device, progress=progress, token=token)
-                model_info = {"path": str(model), "sha256": file_sha256(model), "store": str(store)}
+                model_info = {"path": str(model.resolve()), "sha256": file_sha256(model), "store": str(store.resolve())}
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
             from core.evaluation.cases import prior_snippets
 
             options["prior"] = prior_snippets(prior_file, int(options.pop("n_prior", 20)),
                                               int(options.get("piece", 1024)))
-            model_info = {"prior_file": str(prior_file), "prior_sha256": file_sha256(prior_file)}
+            model_info = {"prior_file": str(prior_file.resolve()), "prior_sha256": file_sha256(prior_file)}
         else:
             raise ConfigError("--method scatcov needs a prior: --model/--store or --table with --background-cluster "
                               "and --scale, or --prior FILE")
