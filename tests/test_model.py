@@ -76,6 +76,43 @@ def test_preprocessing_drops_zero_and_constant_columns(store_path):
     assert logp.log.any() and not logp.log.all()
 
 
+def test_pca_projection_is_fitted_on_the_training_split_and_saved(store_path, tmp_path):
+    store = FeatureStore(store_path)
+    a = store.features(1024)
+    prep = fit_scale(a[:200], store.description, "log", pca=8)
+    x = prep.apply(a[:200])
+    assert x.shape == (200, 1, 8) and prep.channels == 1 and prep.n_features == 8
+    var = x[:, 0].var(0)
+    assert var.mean() == pytest.approx(1.0, rel=1e-3) and np.all(np.diff(var) <= 1e-4)  # principal order, no whitening
+    assert np.allclose(x[:, 0].mean(0), 0, atol=1e-4)
+    model = train(store_path, tmp_path / "m.pt", TINY.replace(pca=6, epochs=1), device="cpu")
+    assert model.network.channels == 1 and model.preps[4096].projection.shape[1] == 6
+    ck = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert ck["preps"]["4096"]["projection"].shape[1] == 6
+    assert np.array_equal(load_model(tmp_path / "m.pt").preps[1024].projection, model.preps[1024].projection)
+
+
+def test_shape_preprocessing_is_scale_free_but_keeps_the_level(store_path):
+    store = FeatureStore(store_path)
+    a, d = store.features(1024)[:200], store.description
+    prep = fit_scale(a, d, "shape")
+    # Multiplying the record by c multiplies one-sided coefficients by c and two-sided ones (and ps) by c².
+    order = np.where((d["jr1"] >= 0) | (d["c_type"] == "ps"), 2.0, 1.0)
+    b = (a * (3.0 ** order)[None, None, :, None]).astype(a.dtype)
+    xa, xb = prep.apply(a), prep.apply(b)
+    level = np.isin(prep.columns[:, 0], np.flatnonzero(d["c_type"] == "ps"))
+    assert level.any() and np.all(prep.log == level)
+    assert np.allclose(xa[..., ~level], xb[..., ~level], atol=1e-3)
+    assert not np.allclose(xa[..., level], xb[..., level], atol=0.1)
+    spars = np.flatnonzero(d["c_type"] == "spars")
+    k = spars[0]
+    ps_k = np.flatnonzero((d["c_type"] == "ps") & (d["jl1"] == d["jl1"][k]))[0]
+    i = int(np.flatnonzero((prep.columns[:, 0] == k) & (prep.columns[:, 1] == 0))[0])
+    ratio = a[:, :, k, 0] / np.sqrt(a[:, :, ps_k, 0])  # the sparsity E|Wx| / sqrt(E|Wx|²) ≤ 1
+    assert np.all(ratio <= 1 + 1e-5)
+    assert np.allclose(xa[..., i] * prep.std[:, i] + prep.mean[:, i], ratio, rtol=1e-4, atol=1e-6)
+
+
 def test_train_predict_fills_the_cluster_table(store_path, tmp_path):
     progress = []
     model = train(store_path, tmp_path / "m.pt", TINY, device="cpu", progress=lambda f, m="": progress.append(f))
@@ -210,11 +247,14 @@ def test_clustering_quality_on_synthetic_sources(tmp_path):
     table = predict(tmp_path / "f.h5", model, device="cpu")
     scores = {s: score_scale(table, synthetic_labels(rec, table, s), s) for s in table.scales}
     print(json.dumps({s: [v.ari, v.glitch_share] for s, v in scores.items()}))
-    # Measured 2026-11-29 (2 shared cores): ARI 0.84 / 0.74 / 0.44 at 1024 / 4096 / 16384. Floors sit below, to
-    # catch regressions; the coarsest scale (13.7 min, often mixing night and dawn) is the weakest.
-    assert scores[1024].ari >= 0.6
-    assert scores[4096].ari >= 0.5
-    assert scores[16384].ari >= 0.3
+    # Measured 2026-11-29 (2 shared cores) with the small preset (log, 32 principal axes, 16 clusters, 60 epochs): ARI
+    # 0.65 / 0.42 / 0.36 at 1024 / 4096 / 16384 (the z-scored 9-cluster preset before it: 0.84 / 0.74 / 0.44, which
+    # gave glitches no cluster on 2 sols). Floors sit below, to catch regressions. This half sol has only 8 glitch
+    # windows at 1024 and ~850 windows in all (180 optimisation steps), too few for glitch clusters: the glitch
+    # share is measured on 2 sols by `unmix bench clustering` (docs/performance.md), not floored here.
+    assert scores[1024].ari >= 0.55
+    assert scores[4096].ari >= 0.3
+    assert scores[16384].ari >= 0.25
 
 
 def test_cli_report_runs_predict_then_the_analysis_report(store_path, tmp_path):

@@ -29,11 +29,13 @@ def _echo_log(line: str) -> None:
               help="network size and training settings: CPU-sized, or the published ones (≈196 M parameters, GPU)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the preset's epochs")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="override the preset's batch size")
-@click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale (preset: 9)")
+@click.option("--clusters", type=click.IntRange(min=2), default=None,
+              help="clusters per scale (small preset: 16, paper: 9)")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="override the hidden width")
 @click.option("--latent", type=click.IntRange(min=1), default=None, help="override the latent dimension")
-@click.option("--preprocessing", type=click.Choice(["paper", "log"]), default=None,
-              help="z-score only (published), or log of positive columns first")
+@click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None,
+              help="z-score only (published), log of positive columns first (small preset), or each sub-window's "
+                   "own shape plus log level")
 @click.option("--seed", type=int, default=None, help="override the preset's seed (29)")
 @DEVICE
 @click.option("--resume", is_flag=True, help="continue training the checkpoint at --out")
@@ -127,7 +129,7 @@ def _default_data() -> Path:
               help="comma-separated training seeds (one model each, same features)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the small preset's epochs")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
-@click.option("--preprocessing", type=click.Choice(["paper", "log"]), default=None)
+@click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None)
 @click.option("--real/--no-real", default=True, show_default=True,
               help="also run on the real 10-sps record with its MPS glitch list")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

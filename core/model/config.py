@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 
 from core.errors import ConfigError
 
-PREPROCESSING = ("paper", "log")
+PREPROCESSING = ("paper", "log", "shape")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,11 @@ class ModelConfig:
     batch 16384, 1000 epochs, element-wise gradient clamp ±20, Gumbel temperature ``max(exp(-ln2·e/50), 0.5)``,
     seed 29, 90/10 split. ``preprocessing='paper'`` z-scores the features; ``'log'`` first takes the logarithm of
     every feature column that is positive in all training windows (moduli, energies), which tames the heavy tails
-    that glitches produce.
+    that glitches produce; ``'shape'`` divides every coefficient by its own sub-window's first-layer RMS (each_ps per
+    sub-window: scale-free shape such as the sparsity E|Wx|/σ) and keeps the level as the log power spectrum.
+    ``pca > 0`` projects each scale's standardised inputs (all components together) onto that many principal axes.
+    The loss weights apply to sums over input columns, so with fewer columns (``pca``) ``w_rec`` must grow to keep
+    the reconstruction's share of the loss.
     """
 
     hidden: int = 64
@@ -40,6 +44,7 @@ class ModelConfig:
     val_fraction: float = 0.1
     seed: int = 29
     preprocessing: str = "paper"
+    pca: int = 0
     deterministic: bool = True
     checkpoint_every: int = 5
     negative_slope: float = 0.2
@@ -56,6 +61,8 @@ class ModelConfig:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {self.preprocessing!r}")
         if not 0 < self.min_temp <= self.init_temp:
             raise ConfigError("temperatures must satisfy 0 < min_temp ≤ init_temp")
+        if self.pca < 0:
+            raise ConfigError(f"pca must be ≥ 0 (0: no projection), got {self.pca}")
         if self.lr <= 0 or self.clip <= 0 or self.temp_half_life <= 0:
             raise ConfigError("lr, clip and temp_half_life must be > 0")
 
@@ -87,11 +94,14 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # CPU-sized: trains on a few sols of features in minutes on 2 cores.
-    "small": ModelConfig(),
+    # CPU-sized: trains on a few sols of features in minutes on 2 cores. Chosen so that glitches get clusters of their
+    # own (docs/performance.md, Clustering): log features, 32 principal axes per scale, w_rec 4 (≈ 0.15 × the ~880
+    # columns the published weight saw per scale, spread over 32), a weaker pull of q(y|x) to uniform (w_cat 0.2,
+    # else the posteriors stay near 1/K and rare sources never win a cluster), 16 clusters and 60 epochs.
+    "small": ModelConfig(clusters=16, preprocessing="log", pca=32, w_rec=4.0, w_cat=0.2, epochs=60),
     # The published network and training settings (≈196 M parameters with the published 4 × (3, 420) inputs).
-    "paper": ModelConfig(hidden=1024, layers=4, latent=32, clusters=9, batch_size=16384, epochs=1000,
-                         temp_half_life=50.0, preprocessing="paper", checkpoint_every=50),
+    "paper": ModelConfig(hidden=1024, layers=4, latent=32, clusters=9, w_rec=0.15, w_cat=1.0, batch_size=16384,
+                         epochs=1000, temp_half_life=50.0, preprocessing="paper", pca=0, checkpoint_every=50),
 }
 
 

@@ -25,7 +25,7 @@ from core.atomic import atomic_path
 from core.errors import ConfigError, InputFileError, OutputExistsError
 from core.features import FeatureStore
 from core.jobs import Cancelled, CancelToken, Progress, no_progress
-from core.model.config import ModelConfig
+from core.model.config import PRESETS, ModelConfig
 from core.model.data import ScalePrep, fit_scale, split_indices
 from core.model.network import FactorialVAE, build_network
 
@@ -70,7 +70,7 @@ class TrainedModel:
         h.update(self.feature_digest.encode())
         for s in self.scales:
             p = self.preps[s]
-            for a in (p.columns, p.log, p.mean, p.std):
+            for a in (p.columns, p.log, p.mean, p.std) + (() if p.projection is None else (p.projection,)):
                 h.update(np.ascontiguousarray(a).tobytes())
         for k, v in sorted(self.network.state_dict().items()):
             h.update(k.encode())
@@ -144,7 +144,7 @@ class Training:
                 raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", self.out)
             saved = ModelConfig.from_dict(ck["model_config"])
             config = saved if config is None else saved.replace(epochs=config.epochs)
-        self.config = config or ModelConfig()
+        self.config = config or PRESETS["small"]
         arrays = {s: self.store.features(s) for s in self.store.scales}
         n = self.store.n_windows
         if n < 4:
@@ -159,10 +159,10 @@ class Training:
             model.network.config = self.config
         else:
             self.train_idx, self.val_idx = split_indices(n, self.config.val_fraction, self.config.seed)
-            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, self.config.preprocessing)
-                     for s in self.store.scales}
+            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, self.config.preprocessing,
+                                  self.config.pca) for s in self.store.scales}
             torch.manual_seed(self.config.seed)
-            C = arrays[self.store.scales[0]].shape[1]
+            C = preps[self.store.scales[0]].channels
             net = build_network(self.config, {s: p.n_features for s, p in preps.items()}, C).to(self.device)
             model = TrainedModel(self.config, net, preps, self.store.config.to_dict(), self.store.config_hash,
                                  _description_dict(self.store.description))
