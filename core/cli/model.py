@@ -168,7 +168,7 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
     f = r["features"]
     click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
-               f"{config.epochs} epochs, preprocessing {config.preprocessing}; "
+               f"{config.epochs} epochs, preprocessing {config.preprocessing}, pca {config.pca}; "
                f"features {r['times']['features_s']:.1f} s")
     click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
     for run in r["runs"]:
