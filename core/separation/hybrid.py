@@ -67,7 +67,7 @@ class _Templates:
     side hold the whitened template's support.
     """
 
-    def __init__(self, fs: float, paz: Paz, whiten_freqs: np.ndarray, whiten_gain: np.ndarray, duration: float,
+    def __init__(self, fs: float, paz: Paz, whitener: tuple[np.ndarray, np.ndarray], duration: float,
                  spike_duration: float, pre: float, pad: int, antialias: float = 0.8) -> None:
         self.fs, self.pre, self.pad = fs, pre, pad
         self.pre_n = int(round(pre * fs))
@@ -75,7 +75,7 @@ class _Templates:
                        "spike": int(round((pre + spike_duration) * fs)) + 2 * pad}
         self.nfft = _next_pow2(self.length["glitch"] + int(200.0 * fs) + 2 * pad)
         self.freqs = np.fft.rfftfreq(self.nfft, 1.0 / fs)
-        wgain = np.interp(self.freqs, whiten_freqs, whiten_gain)
+        wgain = np.interp(self.freqs, *whitener)
         self.spec: dict[tuple[str, bool], torch.Tensor] = {}
         for kind in ("glitch", "spike"):
             raw = step_response_spectrum(kind, self.freqs, paz) * antialias_window(self.freqs, fs, antialias)
@@ -150,20 +150,25 @@ class HybridSeparator:
         spike_threshold: float = 100.0,
         spike_search: float = 0.5,
         search: float = 2.0,
-        min_separation: float = 5.0,
+        max_group: int = 4,
+        min_separation: float = 1.0,
         template_duration: float = 60.0,
         subsample: int = 8,
         refine_iter: int = 30,
         use_template_detector: bool = True,
         whiten_segment: int = 1024,
+        spectrum: str = "record",
+        max_frequency: float | None = 1.0,
+        min_variance_reduction: float = 0.3,
+        vr_window: float = 30.0,
         noise_block: float = 30.0,
         noise_span: int = 11,
-        residual: bool = True,
+        residual: bool = False,
         residual_weight: float = 1.0,
         residual_margin: float = 20.0,
         fallback: str = "scatcov",
         piece: int = 1024,
-        max_iter: int = 50,
+        max_iter: int = 100,
         tol: float = 0.1,
         J: int = 8,
         dtype: str = "float64",
@@ -179,6 +184,8 @@ class HybridSeparator:
             prior = prior[:, None] if prior.ndim == 2 else prior
             if prior.ndim != 3 or prior.shape[0] < 2:
                 raise ConfigError(f"prior must be an array (R >= 2, C, T), got shape {prior.shape}")
+        if spectrum not in ("record", "prior"):
+            raise ConfigError(f"spectrum must be 'record' or 'prior', got {spectrum!r}")
         if fallback not in FALLBACKS:
             raise ConfigError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
         if min(threshold, component_threshold, spike_threshold, cluster_threshold) <= 0:
@@ -204,11 +211,15 @@ class HybridSeparator:
         self.cluster_threshold = float(cluster_threshold)
         self.fit_spikes, self.spike_threshold, self.spike_search = bool(fit_spikes), float(spike_threshold), float(
             spike_search)
+        self.max_group = max(1, int(max_group))
         self.search, self.min_separation, self.template_duration = float(search), float(min_separation), float(
             template_duration)
         self.subsample, self.refine_iter = int(subsample), int(refine_iter)
         self.use_template_detector, self.whiten_segment = bool(use_template_detector), int(whiten_segment)
         self.noise_block, self.noise_span = float(noise_block), int(noise_span)
+        self.spectrum = spectrum
+        self.max_frequency = None if max_frequency is None else float(max_frequency)
+        self.min_variance_reduction, self.vr_window = float(min_variance_reduction), float(vr_window)
         self.residual, self.residual_weight, self.residual_margin = bool(residual), float(residual_weight), float(
             residual_margin)
         self.fallback, self.piece, self.max_iter, self.tol, self.J = fallback, int(piece), int(max_iter), float(
@@ -219,9 +230,10 @@ class HybridSeparator:
     def get_params(self) -> dict:
         """The configuration (without arrays or tables), for provenance."""
         keys = ("clusters", "scale", "glitch_clusters", "n_prior", "components", "threshold", "component_threshold",
-                "cluster_threshold", "fit_spikes", "spike_threshold", "spike_search", "search", "min_separation",
+                "cluster_threshold", "fit_spikes", "spike_threshold", "spike_search", "search", "max_group",
+                "min_separation",
                 "template_duration", "subsample", "refine_iter", "use_template_detector", "whiten_segment",
-                "noise_block", "noise_span",
+                "noise_block", "noise_span", "spectrum", "max_frequency", "min_variance_reduction", "vr_window",
                 "residual", "residual_weight", "residual_margin", "fallback", "piece", "max_iter", "tol", "J",
                 "dtype", "device")
         return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
@@ -256,9 +268,11 @@ class HybridSeparator:
             return self.paz
         return paz_from_inventory(self.inventory, tr.id, tr.stats.starttime)
 
-    def _whitener(self, x: np.ndarray, fs: float, snippets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Frequencies and zero-phase whitening gain ``1/sqrt(PSD)`` (PSD of the prior snippets, or a median
-        Welch spectrum of the record: robust to sparse glitches)."""
+    def _whitener(self, x: np.ndarray, fs: float, snippets: np.ndarray | None, band_limit: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Frequencies and zero-phase whitening gain ``1/sqrt(PSD)``: Welch spectrum of the prior snippets or a
+        median Welch spectrum of the record (robust to sparse glitches); no weight on the mean; faded out above
+        ``max_frequency`` when ``band_limit``. Data and templates interpolate the same gain onto their FFT grids."""
         if snippets is not None and snippets.shape[-1] >= 64:
             seg = min(self.whiten_segment, snippets.shape[-1])
             f, p = welch(snippets, fs, nperseg=seg, detrend="constant")
@@ -267,17 +281,22 @@ class HybridSeparator:
             seg = min(self.whiten_segment, x.size)
             f, p = welch(x, fs, nperseg=seg, detrend="constant", average="median")
         p = np.maximum(p, 1e-12 * max(float(p.max()), 1e-300))
-        return f, 1.0 / np.sqrt(p)
+        gain = 1.0 / np.sqrt(p)
+        gain[0] = 0.0  # no weight on the mean (offsets carry no information)
+        if band_limit and self.max_frequency is not None:  # real glitches deviate from the model at high frequency
+            x_ = np.clip((f - self.max_frequency) / self.max_frequency, 0.0, 1.0)
+            gain = gain * 0.5 * (1.0 + np.cos(np.pi * x_))
+        return f, gain / max(float(gain.max()), 1e-300)
 
     @staticmethod
-    def _whiten(x: np.ndarray, fs: float, f: np.ndarray, gain: np.ndarray, pad: int) -> np.ndarray:
-        """Zero-phase filtering of ``x`` by ``gain`` (reflective padding at the ends)."""
+    def _whiten(x: np.ndarray, whitener: tuple[np.ndarray, np.ndarray], pad: int) -> np.ndarray:
+        """Zero-phase filtering of ``x`` by the whitening gain (reflective padding at the ends)."""
         n = x.size
         p = min(pad, n - 1)
         xp = np.concatenate([x[p:0:-1], x, x[-2 : -p - 2 : -1]]) if p > 0 else x
         nfft = _next_pow2(xp.size + pad)
-        g = np.interp(np.fft.rfftfreq(nfft, 1.0 / fs), f, gain)
-        y = np.fft.irfft(np.fft.rfft(xp - xp.mean(), nfft) * g, nfft)
+        g = np.interp(np.fft.rfftfreq(nfft, 1.0 / (2 * whitener[0][-1])), *whitener)
+        y = np.fft.irfft(np.fft.rfft(xp, nfft) * g, nfft)
         return y[p : p + n]
 
     @staticmethod
@@ -301,13 +320,13 @@ class HybridSeparator:
                    ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """Glitch and spike series ``(C, n)`` of time-aligned components ``X`` and the accepted glitches."""
         C, n = X.shape
-        pad = self.whiten_segment // 2
+        pad = self.whiten_segment
         tpls, XW, SIG = [], [], []
         for c in range(C):
-            f, g = self._whitener(X[c], fs, None if snippets is None else snippets[:, c])
-            tpls.append(_Templates(fs, pazs[c], f, g, self.template_duration, min(self.template_duration, 20.0),
+            wh = self._whitener(X[c], fs, None if snippets is None or self.spectrum == "record" else snippets[:, c])
+            tpls.append(_Templates(fs, pazs[c], wh, self.template_duration, min(self.template_duration, 20.0),
                                    self.pre, pad))
-            xw = self._whiten(X[c], fs, f, g, pad)
+            xw = self._whiten(X[c], wh, pad)
             XW.append(xw)
             SIG.append(self._local_sigma(xw, max(64, int(self.noise_block * fs)), self.noise_span))
         XW, SIG = np.stack(XW), np.stack(SIG)
@@ -345,7 +364,7 @@ class HybridSeparator:
         # groups of candidates whose whitened supports overlap: fitted jointly
         groups: list[list[tuple[float, float]]] = []
         for p, thr in merged:
-            if groups and p - groups[-1][-1][0] < L:
+            if groups and p - groups[-1][-1][0] < L and len(groups[-1]) < self.max_group:
                 groups[-1].append((p, thr))
             else:
                 groups.append([(p, thr)])
@@ -359,19 +378,34 @@ class HybridSeparator:
             return glitches, spikes, []
         positions = np.array([p for p, _ in accepted])
         masks = np.stack([m for _, m in accepted])
-        positions, amps = self._refine(XW, SIG, tpls, positions, masks, fs)
-        # spikes near each onset, then the final joint amplitudes of everything kept
-        spike_pos = self._spikes(XW, SIG, tpls, positions, amps, masks, fs) if self.fit_spikes else np.full(
-            len(positions), np.nan)
-        amps, samps = self._amplitudes(XW, SIG, tpls, positions, masks, spike_pos, fs)
-        catalogue = []
+        positions, _ = self._refine(XW, SIG, tpls, positions, masks, fs)
+        none = np.full(len(positions), np.nan)
+        amps, _ = self._amplitudes(XW, SIG, tpls, positions, masks, none, fs)
         for k, p in enumerate(positions):
             base = int(np.floor(p))
-            shift = (p - base) / fs
             for c in range(C):
                 if amps[k, c] != 0.0:
-                    _place(glitches[c], tpls[c].waves("glitch", [shift], False)[0].numpy(), tpls[c].start(base),
-                           amps[k, c])
+                    _place(glitches[c], tpls[c].waves("glitch", [(p - base) / fs], False)[0].numpy(),
+                           tpls[c].start(base), amps[k, c])
+        # spikes (a few samples long: all frequencies matter) on the full-band whitened rest, near each onset
+        spike_pos, samps = none, np.zeros_like(amps)
+        if self.fit_spikes:
+            tpl_s, XS, SS = [], [], []
+            for c in range(C):
+                rest = X[c] - glitches[c]
+                wh = self._whitener(rest, fs, None if snippets is None or self.spectrum == "record"
+                                     else snippets[:, c], band_limit=False)
+                tpl_s.append(_Templates(fs, pazs[c], wh, self.template_duration, min(self.template_duration, 20.0),
+                                        self.pre, pad))
+                xs = self._whiten(rest, wh, pad)
+                XS.append(xs)
+                SS.append(self._local_sigma(xs, max(64, int(self.noise_block * fs)), self.noise_span))
+            XS, SS = np.stack(XS), np.stack(SS)
+            spike_pos = self._spikes(XS, SS, tpl_s, positions, amps, np.zeros_like(masks), fs)
+            if np.isfinite(spike_pos).any():
+                _, samps = self._amplitudes(XS, SS, tpl_s, positions, np.zeros_like(masks), spike_pos, fs)
+        catalogue = []
+        for k, p in enumerate(positions):
             entry = {"onset_sample": float(p), "amplitudes": [float(a) for a in amps[k]], "spike_sample": None,
                      "spike_amplitudes": None}
             if np.isfinite(spike_pos[k]):
@@ -406,17 +440,24 @@ class HybridSeparator:
         b = int(np.ceil(max(positions))) - pre + length + int(np.ceil(self.search * fs)) + 1
         return max(a, 0), min(b, n)
 
-    def _gains(self, XW, SIG, banks, positions, a, b, pre) -> np.ndarray:
-        """Per member and component: χ² increase when that member is dropped from the joint fit ``(K, C)``."""
+    def _gains(self, XW, SIG, banks, positions, a, b, pre, core: tuple[int, int] | None = None
+               ) -> tuple[np.ndarray, float]:
+        """Per member and component: χ² increase when that member is dropped from the joint fit ``(K, C)``; and the
+        fraction of the whitened energy on the ``core`` samples ``[c0, c1)`` that the joint fit explains."""
         C = XW.shape[0]
         K = len(positions)
         out = np.zeros((K, C))
+        c0, c1 = (a, b) if core is None else (max(core[0], a), min(core[1], b))
+        num = den = 0.0
         for c in range(C):
             w = 1.0 / SIG[c, a:b]
             A = (self._columns(banks[c], positions, a, b - a, pre) * w).T
             d = XW[c, a:b] * w
             coef, *_ = np.linalg.lstsq(A, d, rcond=None)
-            full = float(np.sum((d - A @ coef) ** 2))
+            res = d - A @ coef
+            full = float(np.sum(res**2))
+            num += float(np.sum(res[c0 - a : c1 - a] ** 2))
+            den += float(np.sum(d[c0 - a : c1 - a] ** 2))
             for k in range(K):
                 if K == 1:
                     out[k, c] = float(d @ d) - full
@@ -424,7 +465,7 @@ class HybridSeparator:
                     Ak = np.delete(A, k, axis=1)
                     ck, *_ = np.linalg.lstsq(Ak, d, rcond=None)
                     out[k, c] = float(np.sum((d - Ak @ ck) ** 2)) - full
-        return out
+        return out, (1.0 - num / den if den > 0 else 0.0)
 
     def _select(self, XW, SIG, banks, tpls, grp, fs, n) -> list[tuple[float, np.ndarray]]:
         """Onset grid search (shared over components) and backward elimination of one candidate group."""
@@ -443,10 +484,11 @@ class HybridSeparator:
                                                 length, n, fs)
         while positions:
             a, b = self._window(positions, pre, length, n, fs)
-            gains = self._gains(XW, SIG, banks, np.array(positions), a, b, pre)
+            core = (int(min(positions)) - int(self.pre * fs), int(max(positions)) + int(self.vr_window * fs))
+            gains, vr = self._gains(XW, SIG, banks, np.array(positions), a, b, pre, core)
             total = gains.sum(1)
             weakest = int(np.argmin(total / np.array(thresholds)))
-            if total[weakest] < thresholds[weakest]:
+            if total[weakest] < thresholds[weakest] or vr < self.min_variance_reduction:
                 positions.pop(weakest)
                 thresholds.pop(weakest)
                 continue
@@ -456,7 +498,8 @@ class HybridSeparator:
 
     def _best_onset(self, XW, SIG, banks, positions, i, trials, pre, length, n, fs) -> float:
         """The trial onset of member ``i`` that maximises the summed whitened LS fit given the other members."""
-        others = [p for k, p in enumerate(positions) if k != i]
+        near = length + 2 * self.search * fs
+        others = [p for k, p in enumerate(positions) if k != i and abs(p - positions[i]) < near]
         a, b = self._window([*others, float(trials.min()), float(trials.max())], pre, length, n, fs)
         score = np.zeros(len(trials))
         for c in range(XW.shape[0]):
