@@ -125,3 +125,18 @@ def test_bad_options_and_input():
         HybridSeparator().separate(st)
     with pytest.raises(DataError):
         HybridSeparator().separate(Stream())
+
+
+def test_auto_residual_only_where_the_record_departs_from_the_prior():
+    rng = np.random.default_rng(1)
+    prior = rng.standard_normal((6, 1, 512))
+    st = make_stream("U", npts=2048)
+    st[0].data[1024:1280] *= 8.0  # a loud burst the templates do not explain
+    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
+    res = HybridSeparator(prior=prior, **kw).separate(st)
+    assert res.info["mode"].endswith("(auto)")
+    r = res.removed["residual"][0].data
+    assert np.any(r[1024:1280]) and not np.any(r[:512]) and not np.any(r[1792:])
+    np.testing.assert_allclose(res.background[0].data + _removed_sum(res, 0), st[0].data, atol=1e-12)
+    quiet = HybridSeparator(prior=prior, **kw).separate(make_stream("U", npts=2048))
+    assert quiet.info["mode"] == "templates" and not np.any(quiet.removed["residual"][0].data)

@@ -19,14 +19,16 @@ What makes it better than the classical template fit:
    window the model puts in a glitch cluster at the finest scale (tested against ``cluster_threshold``).
 3. **Continuous onsets.** Onsets are refined jointly with the amplitudes by L-BFGS in PyTorch, the templates shifted
    by any real delay in the Fourier domain (exact for band-limited templates, differentiable).
-4. **Scattering-covariance residual.** With prior snippets, the neighbourhood of each accepted glitch (after the
-   templates are removed) is separated by the published scattering-covariance loss
-   (:func:`~core.separation.solver.separate_signals`), which takes what the templates miss (shape mismatch,
-   precursors, unmodelled spikes) while holding the background to the prior's statistics; the residual is what it
-   removes, shrunk by ``residual_weight`` (an L2 penalty on r in closed form: ``r = r̂ / (1 + λ)``) and faded in and
-   out at the window edges. Where no template is accepted at all the record is handed to the scattering separation
-   unchanged (``fallback='scatcov'``), so hybrid never does worse than scatcov where templates do not apply
-   (e.g. atmospheric bursts).
+4. **Scattering-covariance residual.** With prior snippets, the template-cleaned record is compared with the prior
+   piece by piece (the background term of the published loss: whitened distance of its scattering covariances to the
+   snippets'); where it departs from them by more than ``outlier_factor`` × the snippets' own largest value (e.g. an
+   atmospheric burst that no template explains), that span is separated by the published scattering-covariance
+   loss (:func:`~core.separation.solver.separate_signals`) and the residual ``r`` is what it removes, shrunk by
+   ``residual_weight`` λ (an L2 penalty on r in closed form, ``r = r̂ / (1 + λ)``) and faded in and out at the span
+   edges (``residual='auto'``). ``residual='glitches'`` instead separates the neighbourhood of every accepted glitch
+   (to take what the templates miss; measured to remove background too on exact instrument steps, so not the
+   default); ``'none'`` keeps templates only. Where no template is accepted at all the record is handed to the
+   scattering separation unchanged (``fallback='scatcov'``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from core.jobs import CancelToken, Progress, no_progress, sub_progress
 from core.separation.result import SeparationResult, register_method
 
 FALLBACKS = ("scatcov", "none")
+RESIDUALS = ("auto", "glitches", "none")
 _OVERSAMPLE = 16
 
 
@@ -124,8 +127,8 @@ class HybridSeparator:
     Detection/selection: ``threshold`` (χ² of a shared onset over the components, local whitened noise units),
     ``component_threshold`` (per-component χ² to keep an amplitude), ``spike_threshold``, ``search`` (s, onset search
     either side of a candidate), ``min_separation`` (s). Onsets: ``subsample`` grid steps per sample, then
-    ``refine_iter`` L-BFGS iterations (0: grid only). Residual: ``residual`` (use the scattering residual near
-    glitches), ``residual_weight`` λ, ``residual_margin`` (s around each glitch), and the solver options
+    ``refine_iter`` L-BFGS iterations (0: grid only). Residual: ``residual`` (``'auto'``, ``'glitches'``,
+    ``'none'``), ``outlier_factor``, ``residual_weight`` λ, ``residual_margin`` (s), and the solver options
     ``piece``, ``max_iter``, ``tol``, ``J``, ``dtype``, ``device``, ``n_prior``. ``fallback``: ``'scatcov'`` or
     ``'none'`` for a record in which no template is accepted.
     """
@@ -163,8 +166,9 @@ class HybridSeparator:
         vr_window: float = 30.0,
         noise_block: float = 30.0,
         noise_span: int = 11,
-        residual: bool = False,
-        residual_weight: float = 1.0,
+        residual: str | bool = "auto",
+        outlier_factor: float = 2.0,
+        residual_weight: float = 0.0,
         residual_margin: float = 20.0,
         fallback: str = "scatcov",
         piece: int = 1024,
@@ -220,8 +224,11 @@ class HybridSeparator:
         self.spectrum = spectrum
         self.max_frequency = None if max_frequency is None else float(max_frequency)
         self.min_variance_reduction, self.vr_window = float(min_variance_reduction), float(vr_window)
-        self.residual, self.residual_weight, self.residual_margin = bool(residual), float(residual_weight), float(
-            residual_margin)
+        self.residual = {True: "glitches", False: "none"}.get(residual, residual)
+        if self.residual not in RESIDUALS:
+            raise ConfigError(f"residual must be one of {', '.join(RESIDUALS)}, got {residual!r}")
+        self.outlier_factor = float(outlier_factor)
+        self.residual_weight, self.residual_margin = float(residual_weight), float(residual_margin)
         self.fallback, self.piece, self.max_iter, self.tol, self.J = fallback, int(piece), int(max_iter), float(
             tol), int(J)
         self.dtype, self.device, self.feature_config = dtype, device, feature_config
@@ -234,8 +241,8 @@ class HybridSeparator:
                 "min_separation",
                 "template_duration", "subsample", "refine_iter", "use_template_detector", "whiten_segment",
                 "noise_block", "noise_span", "spectrum", "max_frequency", "min_variance_reduction", "vr_window",
-                "residual", "residual_weight", "residual_margin", "fallback", "piece", "max_iter", "tol", "J",
-                "dtype", "device")
+                "residual", "outlier_factor", "residual_weight", "residual_margin", "fallback", "piece", "max_iter",
+                "tol", "J", "dtype", "device")
         return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
 
     # ------------------------------------------------------------------ helpers
@@ -650,26 +657,65 @@ class HybridSeparator:
 
     # ------------------------------------------------------------------ residual
 
-    def _residual(self, cleaned: list[np.ndarray], comps_idx: list[int], catalogues: list[list[dict]],
+    def _glitch_spans(self, catalogue: list[dict], fs: float) -> list[list[int]]:
+        """Sample spans around accepted glitches (``residual_margin`` either side), merged."""
+        marg = int(self.residual_margin * fs)
+        iv: list[list[int]] = []
+        for e in sorted(catalogue, key=lambda e: e["onset_sample"]):
+            lo = int(e["onset_sample"]) - int(self.pre * fs) - marg
+            hi = int(e["onset_sample"]) + int(self.template_duration * fs) + marg
+            if iv and lo <= iv[-1][1]:
+                iv[-1][1] = max(iv[-1][1], hi)
+            else:
+                iv.append([lo, hi])
+        return iv
+
+    def _outlier_spans(self, x: np.ndarray, snippets: np.ndarray, fs: float) -> tuple[list[list[int]], dict]:
+        """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics: pieces whose
+        background term of the separation loss (mean whitened distance of their scattering covariances to the
+        snippets') exceeds ``outlier_factor`` × the largest value of the snippets themselves; one piece of margin."""
+        from core.separation.loss import SeparationLoss
+        from core.separation.solver import _snippets_of_length
+
+        L = int(min(self.piece, snippets.shape[-1], x.size))
+        snip = _snippets_of_length(snippets[:, None], L)[:, 0]
+        if L < 64 or snip.shape[0] < 2:
+            return [], {}
+        mu, sd = float(snip.mean()), float(snip.std()) or 1.0
+        starts = sorted(set(list(range(0, x.size - L + 1, L)) + [x.size - L]))
+        pieces = np.stack([(x[a : a + L] - mu) / sd for a in starts])
+        sn = (snip - mu) / sd
+        loss = SeparationLoss(sn[:2], sn, J=self.J, device="cpu")
+
+        def score(phi: torch.Tensor) -> np.ndarray:
+            d = phi[:, None] - loss.phi_prior[0][None]
+            return ((d.real.square() + d.imag.square()) / (loss.s[0].square() + 1e-30)).mean((1, 2)).numpy()
+
+        with torch.no_grad():
+            sp = np.concatenate([score(loss.phi(torch.as_tensor(pieces[i : i + 64])))
+                                 for i in range(0, len(pieces), 64)])
+            limit = self.outlier_factor * float(score(loss.phi(torch.as_tensor(sn))).max())
+        iv: list[list[int]] = []
+        for a, v in zip(starts, sp, strict=True):
+            if v > limit:
+                lo, hi = a - L, a + 2 * L
+                if iv and lo <= iv[-1][1]:
+                    iv[-1][1] = max(iv[-1][1], hi)
+                else:
+                    iv.append([lo, hi])
+        return iv, {"limit": limit, "flagged_pieces": int((sp > limit).sum()), "pieces": len(sp)}
+
+    def _residual(self, cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[list[list[int]]],
                   prior: np.ndarray, fs_list: list[float], progress: Progress, token: CancelToken | None
                   ) -> tuple[list[np.ndarray], dict]:
-        """Scattering-covariance residual near accepted glitches (tapered windows), zero elsewhere."""
+        """Scattering-covariance residual on the given sample spans (tapered at their edges), zero elsewhere."""
         from core.scattering import resolve_device
         from core.separation.scatcov import _DTYPES
         from core.separation.solver import separate_signals
 
         L = int(min(self.piece, prior.shape[2]))
         signals, groups, spans = [], [], []
-        for i, (x, cat, fs) in enumerate(zip(cleaned, catalogues, fs_list, strict=True)):
-            marg = int(self.residual_margin * fs)
-            iv = []
-            for e in cat:
-                lo = int(e["onset_sample"]) - int(self.pre * fs) - marg
-                hi = int(e["onset_sample"]) + int(self.template_duration * fs) + marg
-                if iv and lo <= iv[-1][1]:
-                    iv[-1][1] = max(iv[-1][1], hi)
-                else:
-                    iv.append([lo, hi])
+        for i, (x, iv) in enumerate(zip(cleaned, intervals, strict=True)):
             for lo, hi in iv:
                 lo, hi = max(lo, 0), min(hi, x.size)
                 if hi - lo < L:  # widen to one piece
@@ -791,12 +837,23 @@ class HybridSeparator:
             res = sc.separate(stream, sub_progress(progress, 0.35, 1.0), token)
             residual = [np.asarray(tr.data, dtype=np.float64) for tr in res.removed["residual"]]
             res_info = {"scatcov": {k: v for k, v in res.info.items() if k in ("n_iter", "n_problems", "solve_s")}}
-        elif prior is not None and self.residual and n_glitches:
-            mode = "templates + scattering residual"
+        elif prior is not None and self.residual != "none":
             cleaned = [x - g - s for x, g, s in zip(data, glitches, spikes, strict=True)]
-            residual, res_info = self._residual(cleaned, comp_idx, catalogues,
-                                                prior, [float(tr.stats.sampling_rate) for tr in stream],
-                                                sub_progress(progress, 0.35, 1.0), token)
+            rates = [float(tr.stats.sampling_rate) for tr in stream]
+            if self.residual == "glitches":
+                spans = [self._glitch_spans(cat, fs) for cat, fs in zip(catalogues, rates, strict=True)]
+            else:
+                spans, checks = [], []
+                for x, ci, fs in zip(cleaned, comp_idx, rates, strict=True):
+                    iv, chk = self._outlier_spans(x, prior[:, ci if prior.shape[1] > 1 else 0], fs)
+                    spans.append(iv)
+                    checks.append(chk)
+                res_info["outliers"] = checks
+            if any(spans):
+                mode = f"templates + scattering residual ({self.residual})"
+                residual, info_r = self._residual(cleaned, comp_idx, spans, prior, rates,
+                                                  sub_progress(progress, 0.35, 1.0), token)
+                res_info.update(info_r)
         note = (f"unmix {__version__} hybrid: {n_glitches} component glitch(es) ({mode}; response: "
                 f"{self.inventory_label})")
         background = Stream()
