@@ -705,6 +705,23 @@ class HybridSeparator:
                     iv.append([lo, hi])
         return iv, {"limit": limit, "flagged_pieces": int((sp > limit).sum()), "pieces": len(sp)}
 
+    @staticmethod
+    def _span_mask(spans: list[list[int]], n: int, ramp: int) -> np.ndarray:
+        """1 inside the spans, 0 outside, sine-squared ramps of ``ramp`` samples inside each span's ends."""
+        mask = np.zeros(n)
+        for lo, hi in spans:
+            lo, hi = max(lo, 0), min(hi, n)
+            if hi <= lo:
+                continue
+            r = min(ramp, (hi - lo) // 2)
+            w = np.ones(hi - lo)
+            if r > 0:
+                up = np.sin(0.5 * np.pi * (np.arange(r) + 0.5) / r) ** 2
+                w[:r] = up if lo > 0 else 1.0
+                w[hi - lo - r :] = np.minimum(w[hi - lo - r :], up[::-1] if hi < n else 1.0)
+            mask[lo:hi] = np.maximum(mask[lo:hi], w)
+        return mask
+
     def _residual(self, cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[list[list[int]]],
                   prior: np.ndarray, fs_list: list[float], progress: Progress, token: CancelToken | None
                   ) -> tuple[list[np.ndarray], dict]:
@@ -849,11 +866,24 @@ class HybridSeparator:
                     spans.append(iv)
                     checks.append(chk)
                 res_info["outliers"] = checks
+                # where the cleaned record does not look like the prior the template model is not trusted either:
+                # templates fade out there (over one piece) and the scattering separation takes the raw record
+                L = int(min(self.piece, prior.shape[2]))
+                for i, iv in enumerate(spans):
+                    if not iv:
+                        continue
+                    mask = self._span_mask(iv, data[i].size, L)
+                    glitches[i] *= 1.0 - mask
+                    spikes[i] *= 1.0 - mask
+                    cleaned[i] = data[i] - glitches[i] - spikes[i]
+                    catalogues[i] = [e for e in catalogues[i]
+                                     if mask[min(int(e["onset_sample"]), mask.size - 1)] <= 0.5]
             if any(spans):
                 mode = f"templates + scattering residual ({self.residual})"
                 residual, info_r = self._residual(cleaned, comp_idx, spans, prior, rates,
                                                   sub_progress(progress, 0.35, 1.0), token)
                 res_info.update(info_r)
+        n_glitches = sum(len(c) for c in catalogues)
         note = (f"unmix {__version__} hybrid: {n_glitches} component glitch(es) ({mode}; response: "
                 f"{self.inventory_label})")
         background = Stream()
