@@ -25,10 +25,11 @@ What makes it better than the classical template fit:
    atmospheric burst that no template explains), that span is separated by the published scattering-covariance
    loss (:func:`~core.separation.solver.separate_signals`) and the residual ``r`` is what it removes, shrunk by
    ``residual_weight`` λ (an L2 penalty on r in closed form, ``r = r̂ / (1 + λ)``) and faded in and out at the span
-   edges (``residual='auto'``). ``residual='glitches'`` instead separates the neighbourhood of every accepted glitch
-   (to take what the templates miss; measured to remove background too on exact instrument steps, so not the
-   default); ``'none'`` keeps templates only. Where no template is accepted at all the record is handed to the
-   scattering separation unchanged (``fallback='scatcov'``).
+   edges (``residual='auto'``); templates fade out over such spans (a record that the templates leave unlike the
+   prior is one where their model is not trusted either). ``residual='glitches'`` instead separates the
+   neighbourhood of every accepted glitch (to take what the templates miss; measured to remove background too on
+   exact instrument steps, so not the default); ``'none'`` keeps templates only. Where no template is accepted at
+   all the record is handed to the scattering separation unchanged (``fallback='scatcov'``).
 """
 
 from __future__ import annotations
