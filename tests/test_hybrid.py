@@ -140,3 +140,20 @@ def test_auto_residual_only_where_the_record_departs_from_the_prior():
     np.testing.assert_allclose(res.background[0].data + _removed_sum(res, 0), st[0].data, atol=1e-12)
     quiet = HybridSeparator(prior=prior, **kw).separate(make_stream("U", npts=2048))
     assert quiet.info["mode"] == "templates" and not np.any(quiet.removed["residual"][0].data)
+
+
+def test_glitch_cluster_windows_seed_candidates():
+    from core.clusters import ClusterTable
+
+    st = make_stream(npts=4000)
+    for tr in st:
+        tr.data *= 0.2
+    _add(st, "glitch", 60.0, [1.0, -0.5, 0.8])
+    t0 = st[0].stats.starttime.timestamp
+    iv = np.array([[[t0 + 50.0, t0 + 75.0]], [[t0 + 120.0, t0 + 145.0]]])
+    table = ClusterTable(scales=(512,), intervals=iv, lmst=iv / 88775.0, cluster=np.array([[1], [0]], np.int16),
+                         confidence=np.ones((2, 1), np.float32), probabilities=np.ones((2, 1, 2), np.float32) / 2)
+    kw = dict(threshold=1e9, cluster_threshold=50.0, use_template_detector=False)
+    assert HybridSeparator(**kw).separate(st).info["catalogue"] == []
+    cat = HybridSeparator(table=table, glitch_clusters=1, **kw).separate(st).info["catalogue"]
+    assert len(cat) == 3 and all(abs(c["onset_sample"] / FS - 60.0) < 0.1 for c in cat)
