@@ -144,3 +144,26 @@ def test_scatcov_export_with_a_prior_file(tmp_path):
     src = read(str(target))
     for tr in src:
         np.testing.assert_allclose(bg.select(id=tr.id)[0].data + rm.select(id=tr.id)[0].data, tr.data, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_hybrid_export_with_a_prior_file(tmp_path):
+    """``unmix separate --method hybrid --prior``: the removed parts and the background add up to the input."""
+    target = _write(tmp_path, "t.mseed", npts=4096)
+    clean = _write(tmp_path / "clean", "c.mseed", npts=8192, seed=9)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["separate", str(target), "--out", str(out), "--method", "hybrid", "--prior",
+                                    str(clean), "--hybrid-opt", "max_iter=1", "--hybrid-opt", "n_prior=3",
+                                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    prov = json.loads((out / "t.provenance.json").read_text())
+    assert prov["method"] == "hybrid" and prov["model"]["prior_sha256"] == file_sha256(clean)
+    src = read(str(target))
+    parts = [read(str(p)) for p in sorted(out.glob("t.*.mseed")) if ".background." not in p.name]
+    bg = read(str(out / "t.background.mseed"))
+    for tr in src:
+        total = bg.select(id=tr.id)[0].data + sum(p.select(id=tr.id)[0].data for p in parts)
+        np.testing.assert_allclose(total, tr.data, atol=1e-6)
+    res = CliRunner().invoke(main, ["separate", str(target), "--out", str(tmp_path / "o2"), "--method", "template",
+                                    "--prior", str(clean)])
+    assert res.exit_code == 2 and "do not combine" in res.output

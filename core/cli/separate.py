@@ -39,17 +39,22 @@ method_option_flags = [
     click.option("--highpass-opt", multiple=True, metavar="KEY=VALUE", help="option of the high-pass baseline"),
     click.option("--scatcov-opt", multiple=True, metavar="KEY=VALUE",
                  help="option of the scattering-covariance separation, e.g. max_iter=50 (repeatable)"),
+    click.option("--hybrid-opt", multiple=True, metavar="KEY=VALUE",
+                 help="option of the hybrid separation, e.g. residual=none (repeatable)"),
 ]
 
 
-def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, device=None) -> dict:
+def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, device=None, hybrid_opt=()) -> dict:
     options = {"template": _parse_options(template_opt, "--template-opt"),
                "highpass": _parse_options(highpass_opt, "--highpass-opt"),
-               "scatcov": _parse_options(scatcov_opt, "--scatcov-opt")}
+               "scatcov": _parse_options(scatcov_opt, "--scatcov-opt"),
+               "hybrid": _parse_options(hybrid_opt, "--hybrid-opt")}
     if inventory is not None:
         options["template"].setdefault("inventory", str(inventory))
+        options["hybrid"].setdefault("inventory", str(inventory))
     if device is not None:
         options["scatcov"].setdefault("device", device)
+        options["hybrid"].setdefault("device", device)
     return options
 
 
@@ -72,7 +77,7 @@ def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, dev
 @click.option("--prior-count", type=click.IntRange(min=2), default=20, show_default=True,
               help="scatcov prior snippets per target")
 @click.option("--prior-length", type=click.IntRange(min=64), default=2048, show_default=True)
-@click.option("--methods", default="template,highpass,scatcov", show_default=True)
+@click.option("--methods", default="template,highpass,scatcov,hybrid", show_default=True)
 @click.option("--raw", type=click.Path(dir_okay=False, path_type=Path), default=None, help="--real: raw record")
 @click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="--real: deglitched reference")
@@ -87,7 +92,7 @@ def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, dev
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
 def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
                      burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file, device,
-                     template_opt, highpass_opt, scatcov_opt, json_out, md_out, overwrite):
+                     template_opt, highpass_opt, scatcov_opt, hybrid_opt, json_out, md_out, overwrite):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
     from core.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
@@ -104,7 +109,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
         default_inv = data / "response" / "XB.ELYSE.02.BH.xml"
         inventory = inventory or (default_inv if default_inv.exists() else None)
         prior_file = prior_file or data / "background" / "XB.ELYSE.02.BH_S0185a_deglitched_UCLA_v4.mseed"
-        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)
+        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)
         with job("separation benchmark (real)") as (progress, token):
             results = run_real_benchmark(raw, reference, names, options, prior_file, prior_count, prior_length,
                                          progress=progress, token=token)
@@ -113,7 +118,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
             backgrounds = tuple(sorted((data / "background").glob("*UCLA*")))
             if not backgrounds:
                 raise ConfigError(f"no background/*UCLA* files under {data}; give --background")
-        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)
+        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)
         kinds = ("glitches", "bursts") if cases == "both" else (cases,)
         with job("separation benchmark") as (progress, token):
             results = run_synthetic_benchmark(
@@ -132,8 +137,9 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="output directory (one file per separated source per input, plus a provenance JSON)")
-@click.option("--method", type=click.Choice(["template", "highpass", "scatcov"]), default=None,
-              help="separation method (default: template; scatcov with --model/--table/--prior)")
+@click.option("--method", type=click.Choice(["template", "highpass", "scatcov", "hybrid"]), default=None,
+              help="separation method (default: template; scatcov with --model/--table/--prior; hybrid = physical "
+                   "templates + scatcov residual, takes the same prior options)")
 @click.option("--model", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="trained model: scatcov takes its prior from the windows the model puts in --background-cluster")
 @click.option("--store", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -156,7 +162,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 @with_options(method_option_flags)
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
              inventory, device, overwrite, gap_policy, max_fill, resample_to, template_opt, highpass_opt,
-             scatcov_opt):
+             scatcov_opt, hybrid_opt):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run;
@@ -166,14 +172,14 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
 
     uses_clusters = model is not None or table is not None
     if uses_clusters or prior_file is not None:
-        if method not in (None, "scatcov"):
-            raise ConfigError("--model/--table/--prior give scatcov its prior; they do not combine with "
+        if method not in (None, "scatcov", "hybrid"):
+            raise ConfigError("--model/--table/--prior give scatcov or hybrid their prior; they do not combine with "
                               f"--method {method}")
-        method = "scatcov"
+        method = method or "scatcov"
     method = method or "template"
-    options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device)[method]
+    options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)[method]
     model_info = None
-    if method == "scatcov":
+    if method == "scatcov" or (method == "hybrid" and (uses_clusters or prior_file is not None)):
         if uses_clusters:
             if background_cluster is None or scale is None:
                 raise ConfigError("--model/--table need --background-cluster K and --scale S")
@@ -199,7 +205,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                                               int(options.get("piece", 1024)))
             model_info = {"prior_file": str(prior_file.resolve()), "prior_sha256": file_sha256(prior_file)}
         else:
-            raise ConfigError("--method scatcov needs a prior: --model/--store or --table with --background-cluster "
+            raise ConfigError(f"--method {method} needs a prior: --model/--store or --table with --background-cluster "
                               "and --scale, or --prior FILE")
     with job(f"separating ({method})") as (progress, token):
         report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
