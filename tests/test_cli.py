@@ -83,7 +83,7 @@ def test_demo_runs_the_whole_chain(tmp_path):
     png = out / "overview.png"
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "LMST" in r.output and "background cluster" in r.output
-    for method in ("scatcov", "template"):
+    for method in ("template", "scatcov", "hybrid"):
         assert f"{method}: BHU" in r.output and "gain" in r.output
         files = sorted((out / "separated" / method).glob("target.*.mseed"))
         assert {f.name.split(".")[1] for f in files} >= {"background"}

@@ -61,16 +61,16 @@ def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, overw
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help="length in Earth hours (overrides --sols)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="training epochs (default: the preset's)")
-@click.option("--target-minutes", type=click.FloatRange(min=1), default=10.0, show_default=True,
+@click.option("--target-minutes", type=click.FloatRange(min=1), default=5.0, show_default=True,
               help="length of the span that is separated")
-@click.option("--max-iter", type=click.IntRange(min=1), default=60, show_default=True,
+@click.option("--max-iter", type=click.IntRange(min=1), default=30, show_default=True,
               help="L-BFGS iterations of the scattering separation")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an earlier demo run in --out")
 def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, overwrite):
     """Run the whole chain on the embedded synthetic default and score it against the truth.
 
-    synthetic sol → features → train → cluster → separate (scatcov and template) → export, then the SNR of the
+    synthetic sol → features → train → cluster → separate (template, scatcov, hybrid) → export, then the SNR of the
     recovered background against the synthetic truth.
     """
     from core.workflows import run_demo
