@@ -84,7 +84,8 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "LMST" in r.output and "background cluster" in r.output
     for method in ("template", "scatcov", "hybrid"):
-        assert f"{method}: BHU" in r.output and "gain" in r.output
+        line = next(ln for ln in r.output.splitlines() if ln.startswith(f"{method}: BHU"))
+        assert "gain" in line or "no glitch in the span" in line
         files = sorted((out / "separated" / method).glob("target.*.mseed"))
         assert {f.name.split(".")[1] for f in files} >= {"background"}
         target, background = read(out / "target.mseed"), read(files[0])
