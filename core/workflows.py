@@ -49,7 +49,7 @@ def _snr_db(truth: np.ndarray, estimate: np.ndarray) -> float:
 
 def _target_span(table, background: int, scale_index: int, length: float, onsets: np.ndarray
                  ) -> tuple[float, float]:
-    """The span of ``length`` seconds with most glitch candidates (``onsets``, POSIX s, from the template detector),
+    """The span of ``length`` seconds with most glitch onsets (``onsets``, POSIX s, accepted by the template fit),
     ties broken by finest-scale windows in rare clusters (< 5 % of the windows, where transients land)."""
     t0 = table.intervals[:, scale_index, 0]
     clusters = table.cluster[:, scale_index]
@@ -90,8 +90,9 @@ def run_demo(
 
     synthetic record → read back from disk → features → train (CPU-small preset) → cluster → pick the background
     cluster (the most populated one at the finest scale, as an analyst would start) and the span with most
-    glitch candidates → separate it (template fit; scatcov with the background cluster's snippets as prior;
-    hybrid) → export MSEED with provenance → SNR of the recovered background against the synthetic truth.
+    glitches accepted by a template fit → separate it (template fit; scatcov with the background cluster's
+    snippets as prior; hybrid) → export MSEED with provenance → SNR of the recovered background against the
+    synthetic truth.
     """
     from obspy import UTCDateTime
 
@@ -156,9 +157,8 @@ def run_demo(
 
     from core.baselines.template import TemplateDeglitcher
 
-    detector = TemplateDeglitcher()
-    onsets = np.concatenate([tr.stats.starttime.timestamp + detector.detect(tr) / tr.stats.sampling_rate
-                             for tr in rec.stream])
+    fitted = TemplateDeglitcher().separate(rec.stream, sub_progress(progress, 0.5, 0.52), token)
+    onsets = np.array([UTCDateTime(g["onset"]).timestamp for g in fitted.info.get("catalogue", [])])
     a, b = _target_span(table, background, si, 60.0 * target_minutes, onsets)
     target = rec.stream.slice(UTCDateTime(a), UTCDateTime(b) - 1.0 / rec.sampling_rate)
     target_path = out_dir / "target.mseed"
@@ -167,7 +167,7 @@ def run_demo(
     with atomic_path(target_path, overwrite=True) as tmp:
         target.write(str(tmp), format="MSEED")
     say(f"target: {format_lmst(UTCDateTime(a))} – {format_lmst(UTCDateTime(b))} ({target_minutes:g} min, the span "
-        "with most glitch candidates of the template detector)")
+        "with most glitches accepted by the template fit)")
 
     truth = record.mixture.copy()
     for name in ("glitches", "spikes"):
