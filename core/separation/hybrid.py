@@ -48,15 +48,11 @@ from core import __version__
 from core.errors import ConfigError, DataError
 from core.instrument import VBB_PAZ, Paz, antialias_window, paz_from_inventory, step_response_spectrum
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.result import SeparationResult, register_method
+from core.separation.result import SeparationResult, checked_signals, component_letter, register_method
 
 FALLBACKS = ("scatcov", "none")
 RESIDUALS = ("auto", "glitches", "none")
 _OVERSAMPLE = 16
-
-
-def _component(tr: Trace) -> str:
-    return tr.stats.channel[-1:] if tr.stats.channel else ""
 
 
 def _next_pow2(n: int) -> int:
@@ -787,17 +783,8 @@ class HybridSeparator:
         """Background, glitches, spikes and residual of every trace of ``stream`` (input untouched)."""
         progress = progress or no_progress
         t_start = time.perf_counter()
-        if len(stream) == 0:
-            raise DataError("nothing to separate: the stream holds no traces")
-        data = []
-        for tr in stream:
-            if np.ma.isMaskedArray(tr.data) and np.ma.getmaskarray(tr.data).any():
-                raise DataError(f"{tr.id} has gaps (masked samples); split or fill them first")
-            x = np.asarray(tr.data, dtype=np.float64)
-            if not np.isfinite(x).all():
-                raise DataError(f"{tr.id} contains NaN or infinite samples")
-            data.append(x)
-        letters = [_component(tr) for tr in stream]
+        data = checked_signals(stream)
+        letters = [component_letter(tr) for tr in stream]
         comps = self.components or "".join(sorted(set(letters)))
         prior = self._prior_array(stream, comps, sub_progress(progress, 0.0, 0.05), token)
         if prior is not None and prior.shape[1] not in (1, len(comps)):

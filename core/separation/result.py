@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from obspy import Stream
+import numpy as np
+from obspy import Stream, Trace
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from core.jobs import CancelToken, Progress
 
 
@@ -23,6 +24,26 @@ class SeparationResult:
     background: Stream
     removed: dict[str, Stream]
     info: dict = field(default_factory=dict)
+
+
+def component_letter(tr: Trace) -> str:
+    """The component letter of a trace (last letter of its channel code, '' when there is none)."""
+    return tr.stats.channel[-1:] if tr.stats.channel else ""
+
+
+def checked_signals(stream: Stream) -> list[np.ndarray]:
+    """Every trace of ``stream`` as float64, refusing empty streams, gaps (masked samples) and non-finite values."""
+    if len(stream) == 0:
+        raise DataError("nothing to separate: the stream holds no traces")
+    signals = []
+    for tr in stream:
+        if np.ma.isMaskedArray(tr.data) and np.ma.getmaskarray(tr.data).any():
+            raise DataError(f"{tr.id} has gaps (masked samples); split or fill them first")
+        data = np.asarray(tr.data, dtype=np.float64)
+        if not np.isfinite(data).all():
+            raise DataError(f"{tr.id} contains NaN or infinite samples")
+        signals.append(data)
+    return signals
 
 
 class Separator(Protocol):

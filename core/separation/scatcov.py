@@ -7,20 +7,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from obspy import Stream, Trace
+from obspy import Stream
 
 from core.errors import ConfigError, DataError
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
 from core.scattering import resolve_device
 from core.separation.loss import DEFAULT_CHUNK_BUDGET
-from core.separation.result import SeparationResult, register_method
+from core.separation.result import SeparationResult, checked_signals, component_letter, register_method
 from core.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-def _component(tr: Trace) -> str:
-    return tr.stats.channel[-1:] if tr.stats.channel else ""
 
 
 @register_method("scatcov")
@@ -149,17 +145,8 @@ class ScatCovSeparator:
         """Background and removed part of every trace of ``stream`` (input untouched)."""
         progress = progress or no_progress
         t_start = time.perf_counter()
-        if len(stream) == 0:
-            raise DataError("nothing to separate: the stream holds no traces")
-        signals = []
-        for tr in stream:
-            if np.ma.isMaskedArray(tr.data) and np.ma.getmaskarray(tr.data).any():
-                raise DataError(f"{tr.id} has gaps (masked samples); split or fill them first")
-            data = np.asarray(tr.data, dtype=np.float64)
-            if not np.isfinite(data).all():
-                raise DataError(f"{tr.id} contains NaN or infinite samples")
-            signals.append(data)
-        letters = [_component(tr) for tr in stream]
+        signals = checked_signals(stream)
+        letters = [component_letter(tr) for tr in stream]
         comps = self.components or "".join(sorted(set(letters)))
         prior, prior_info = self._prior_for(stream, comps, sub_progress(progress, 0.0, 0.05), token)
         if prior.shape[1] == 1:
