@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from core.clusters import ClusterTable
 from core.features import FeatureConfig, FeatureStore, build_store
@@ -179,3 +180,43 @@ def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES
     return {"kind": "real", "record": REAL_RECORD, "catalog": REAL_CATALOG, "glitches_in_span": len(in_span),
             "windows": table.n_windows, "glitch_windows": int(is_glitch.sum()), "scale": scale,
             "features": features.to_dict(), "model": model.to_dict(), "runs": runs, "times": {"features_s": t_feat}}
+
+
+def training_speed(config: ModelConfig, features: int = 420, scales: tuple[int, ...] = (1024, 4096, 16384, 65536),
+                   channels: int = 3, steps: int = 5, device: str = "auto") -> dict:
+    """Seconds per optimiser step of ``config``'s network at its batch size, on random standardised inputs.
+
+    ``features`` columns per component and scale (420: the real and imaginary parts of the 210 ``scat+cov``
+    coefficients, J=8). Measures the speed of training alone: no data loading, no validation pass.
+    """
+    from core.model.network import build_network, count_parameters
+    from core.model.train import resolve_device, train_step
+
+    dev = resolve_device(device)
+    torch.manual_seed(config.seed)
+    net = build_network(config, {s: features for s in scales}, channels, device=dev)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    xb = {s: torch.randn(config.batch_size, channels, features, device=dev) for s in scales}
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    train_step(net, opt, xb, 1.0, config.clip)  # warm-up: allocations, kernel selection
+    sync()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        terms = train_step(net, opt, xb, 1.0, config.clip)
+        sync()
+        times.append(time.perf_counter() - t0)
+    step_s = float(np.median(times))
+    out = {"device": str(dev), "parameters": count_parameters(net), "batch_size": config.batch_size,
+           "scales": list(scales), "features": features, "step_s": step_s, "step_min_s": float(min(times)),
+           "windows_per_s": config.batch_size / step_s, "loss": float(terms["loss"].detach())}
+    if dev.type == "cuda":
+        out["cuda_peak_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    return out

@@ -118,6 +118,19 @@ def _model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.devi
                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path)
 
 
+def train_step(net: FactorialVAE, optimizer: torch.optim.Optimizer, xb: dict[int, torch.Tensor], tau: float,
+               clip: float) -> dict[str, torch.Tensor]:
+    """One optimiser step on a batch (published loss, element-wise gradient clamp); returns the loss terms."""
+    terms = net.loss(xb, net(xb, tau))
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    torch._foreach_clamp_min_(grads, -clip)
+    torch._foreach_clamp_max_(grads, clip)
+    optimizer.step()
+    return terms
+
+
 class Training:
     """One training run over a feature store; iterate it to run epochs (each yields that epoch's log).
 
@@ -217,13 +230,7 @@ class Training:
             if self.token is not None:
                 self.token.check()
             xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
-            terms = net.loss(xb, net(xb, tau))
-            self.optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            for p in net.parameters():
-                if p.grad is not None:
-                    p.grad.clamp_(-cfg.clip, cfg.clip)
-            self.optimizer.step()
+            terms = train_step(net, self.optimizer, xb, tau, cfg.clip)
             for k in sums:
                 sums[k] += float(terms[k].detach())
             frac = (epoch + (step + 1) / self.steps_per_epoch) / total_epochs

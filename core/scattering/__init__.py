@@ -38,6 +38,15 @@ from core.scattering.transform import (
 DEFAULT_MEMORY_BUDGET = 1 << 30
 
 
+def default_budget(device: torch.device, cpu_bytes: int) -> int:
+    """Working-memory budget: ``cpu_bytes`` on the CPU; on a GPU a quarter of its free memory (fewer, larger
+    batches are what make a GPU fast), never less than ``cpu_bytes``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(cpu_bytes, free // 4)
+    return cpu_bytes
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``'auto'`` is CUDA when available, else CPU."""
     if str(device) == "auto":
@@ -56,7 +65,8 @@ class ScatteringCovariance:
     spectrum averaged over the batch, or the one stored by :meth:`fit`).  ``pooling=P``: local averages over
     non-overlapping blocks of ``P`` samples instead of the full window.  ``filter_dtype='float32'`` rounds filters
     like the published code (bit-level reproduction of its float64 outputs).  Batches are processed in chunks that
-    fit ``memory_budget`` bytes (without autograd; with a graph, memory grows with the batch).
+    fit ``memory_budget`` bytes (without autograd; with a graph, memory grows with the batch; default 1 GiB on the
+    CPU, a quarter of the free memory on a GPU).
     """
 
     def __init__(
@@ -74,7 +84,7 @@ class ScatteringCovariance:
         no_mean: bool = False,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "auto",
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory_budget: int | None = None,
         filter_dtype: str = "float64",
         decimate: bool = True,
     ) -> None:
@@ -88,13 +98,15 @@ class ScatteringCovariance:
             raise ConfigError(f"normalize must be None, 'each_ps' or 'batch_ps', got {normalize!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if memory_budget <= 0:
+        if memory_budget is not None and memory_budget <= 0:
             raise ConfigError("memory_budget must be positive")
         self.J, self.Q, self.wavelet, self.high_freq = int(J), int(Q), wavelet, float(high_freq)
         self.model, self.normalize, self.pooling = model, normalize, pooling
         self.channel_mode = channel_mode
         self.n_channels = 1 if channel_mode == "diag" else int(n_channels)
         self.no_mean, self.dtype, self.device = bool(no_mean), dtype, resolve_device(device)
+        if memory_budget is None:
+            memory_budget = default_budget(self.device, DEFAULT_MEMORY_BUDGET)
         self.memory_budget, self.filter_dtype, self.decimate = int(memory_budget), filter_dtype, bool(decimate)
         self.sigma2_: torch.Tensor | None = None
         self._plans: dict[int, Plan] = {}
@@ -252,5 +264,6 @@ __all__ = [
     "filter_bank",
     "filter_bank_torch",
     "pyramid",
+    "default_budget",
     "resolve_device",
 ]

@@ -17,7 +17,7 @@ import torch
 
 from core.scattering import resolve_device
 from core.scattering.benchmark import _PeakRSS
-from core.separation.loss import DEFAULT_CHUNK_BUDGET, SeparationLoss
+from core.separation.loss import SeparationLoss
 
 PUBLISHED_SECONDS = (16.0, 24.0)
 PUBLISHED_PEAK_GB = 7.2
@@ -30,7 +30,7 @@ def benchmark_separation_speed(
     dtype: str = "float64",
     device: str = "cpu",
     repeats: int = 5,
-    chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+    chunk_budget: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Median seconds per loss-and-gradient evaluation (after one warm-up), set-up time and peak memory.

@@ -12,7 +12,6 @@ from obspy import Stream
 from core.errors import ConfigError, DataError
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
 from core.scattering import resolve_device
-from core.separation.loss import DEFAULT_CHUNK_BUDGET
 from core.separation.result import SeparationResult, checked_signals, component_letter, register_method
 from core.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
 
@@ -60,7 +59,7 @@ class ScatCovSeparator:
         dtype: str = "float64",
         device: str = "auto",
         removed_name: str = "removed",
-        chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+        chunk_budget: int | None = None,
         optimizer: str = "batched",
         feature_config: Any = None,
     ) -> None:
@@ -103,7 +102,8 @@ class ScatCovSeparator:
         self.standardize, self.J, self.Q = standardize, int(J), int(Q)
         self.x_weight, self.indep_weight = float(x_weight), float(indep_weight)
         self.dtype, self.device, self.removed_name = dtype, device, removed_name
-        self.chunk_budget, self.optimizer, self.feature_config = int(chunk_budget), optimizer, feature_config
+        self.chunk_budget = None if chunk_budget is None else int(chunk_budget)
+        self.optimizer, self.feature_config = optimizer, feature_config
 
     def get_params(self) -> dict:
         """The configuration (without the prior array or table), for provenance."""

@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 
 from core.errors import ConfigError, DataError
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.loss import DEFAULT_CHUNK_BUDGET, SeparationLoss
+from core.separation.loss import SeparationLoss
 
 STANDARDIZE = ("time", "global", None)
 OPTIMIZERS = ("batched", "scipy")
@@ -125,7 +125,7 @@ def separate_signals(
     indep_weight: float = 1.0,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "auto",
-    chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+    chunk_budget: int | None = None,
     optimizer: str = "batched",
     progress: Progress | None = None,
     token: CancelToken | None = None,
