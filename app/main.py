@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv[1:]):
         print("usage: unmix-gui [FILES…]\n\nOpen waveform files, folders or an Unmix project (*.unmix.json).")
         return 0
+    from core.allocator import tune_allocator
+
+    tune_allocator()
     app = QApplication.instance() or QApplication(argv)
     window = create_window(argv[1:])
     _install_excepthook(window)

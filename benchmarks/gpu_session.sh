@@ -39,10 +39,9 @@ for s in $STEPS; do
       step features 90 $U features /tmp/synth/mixture.mseed --out /tmp/features.h5 --device cuda
       step clustering 120 $U bench clustering --sols 2 --train-seeds 29 --no-real --device cuda ;;
     real) step real 200 $U bench separation --real --methods scatcov --device cuda --json "$OUT/real.json" ;;
-    bursts) step bursts 240 $U bench separation --case bursts --methods scatcov,hybrid --device cuda \
-                 --json "$OUT/bursts.json" ;;
-    glitches) step glitches 240 $U bench separation --case glitches --seeds 0,1,2 --methods scatcov --device cuda \
-                   --json "$OUT/glitches.json" ;;
+    bursts) step bursts 360 python3 -m benchmarks.burst_variants --device cuda --json "$OUT/bursts.json" ;;
+    glitches) step glitches 170 $U bench separation --case glitches --seeds 0,1,2,3,4 --methods scatcov \
+                   --device cuda --json "$OUT/glitches.json" ;;
     *) echo "unknown step $s" ;;
   esac
 done

@@ -87,6 +87,9 @@ class UnmixGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, self_test: bool, self_test_out: str | None) -> None:
     """Unmix: multi-scale clustering and source separation of InSight seismic records."""
+    from core.allocator import tune_allocator
+
+    tune_allocator()
     if self_test:
         from core.selftest import run
 

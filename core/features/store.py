@@ -37,8 +37,11 @@ def file_digest(path: str | Path) -> str:
 def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken | None = None,
                       progress: Progress | None = None) -> dict:
     """Compute one input file's features (runs in-process or on a Dask worker); returns arrays and provenance."""
+    from core.allocator import tune_allocator
     from core.features.extract import make_engine, record_features
     from core.io import read_records, remove_response, rotate_to_zne
+
+    tune_allocator()  # on a Dask worker process too
 
     config = FeatureConfig.from_dict(config_dict)
     records = read_records(path, gap_policy=config.gap_policy, max_fill=config.max_fill,

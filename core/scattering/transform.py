@@ -41,6 +41,7 @@ class _Group:
     filt: torch.Tensor
     L: int = 0
     weights: torch.Tensor | None = None
+    spectral: bool = False
 
 
 @dataclass
@@ -105,7 +106,16 @@ class Plan:
         for j2 in range(JQ + 1):
             n = n_first(j2, Q)
             if j2 == JQ:
-                self.groups.append(_Group(j2, n, True, N, self.phi_half))
+                if use_dec:
+                    # even filter on a half-sample-symmetric signal: the output is symmetric too, so its cropped
+                    # time average is half the full-period one, i.e. (Parseval) a weighted sum over DCT bins
+                    w = bank[JQ, :T] ** 2 / (T * N)
+                    w[0] /= 2
+                    L = int(np.nonzero(w)[0].max()) + 1
+                    self.groups.append(_Group(j2, n, True, L, self.phi_half, L, torch.from_numpy(w[:L]).to(dev, rdt),
+                                              spectral=True))
+                else:
+                    self.groups.append(_Group(j2, n, True, N, self.phi_half))
                 continue
             M = _decimation(bank[j2], N) if use_dec else N
             if M == N:
@@ -232,7 +242,7 @@ def half_idft(c: torch.Tensor, plan: Plan) -> torch.Tensor:
     T = c.shape[-1] // 2
     z = torch.view_as_complex(c.reshape(c.shape[:-1] + (T, 2)))
     F = torch.fft.ifft(z * plan.tw_pre)
-    return (F * plan.alpha).add_(torch.conj_physical(F.flip(-1)).mul_(plan.beta))
+    return (F * plan.alpha).addcmul_(F.flip(-1).conj(), plan.beta)
 
 
 class _Modulus(torch.autograd.Function):
@@ -280,6 +290,11 @@ def layer1(x: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, tor
     return R, A, lp
 
 
+def full_rows(plan: Plan) -> int:
+    """Second-layer rows ``U_j1`` needed at the full rate (by the band-pass groups that are not decimated)."""
+    return max((g.n for g in plan.groups if not g.lowpass and g.M == plan.N), default=0)
+
+
 def sigma2_of(A: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
     """Power ``E_t|W_j x|^2`` over the whole window, ``j = 0..JQ`` (low-pass last): ``(B, C, JQ+1)``."""
     return torch.cat([(A.real**2 + A.imag**2).mean(-1), (lp**2).mean(-1)[..., None]], -1)
@@ -312,13 +327,17 @@ def compute_statistics(
     grams = []
     scats = []
     for g in plan.groups:
-        if g.lowpass:
+        if g.spectral:
+            V = torch.cat([Rx[:, :, None, : g.L], RU[:, :, : g.n, : g.L]], 2)
+            if sigma2 is not None:
+                V = V * torch.cat([inv[..., JQ:], inv.new_ones(inv.shape[:-1] + (g.n,))], -1)[..., None]
+        elif g.lowpass:
             Y = dct3(RU * g.filt, plan)
             V = torch.cat([lp[:, :, None], Y], 2)
         elif g.M == plan.N:
             if g.n:
                 if RU_full is None:
-                    RU_full = antisym_full(RU)
+                    RU_full = antisym_full(RU[:, :, : full_rows(plan)])
                 Y = half_idft(RU_full[:, :, : g.n] * g.filt, plan)
                 V = torch.cat([A[:, :, g.j2 : g.j2 + 1], Y], 2)
             else:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.allocator import release_memory, tune_allocator
 from core.scattering import resolve_device
 from core.scattering.benchmark import _PeakRSS
 from core.separation.loss import SeparationLoss
@@ -44,7 +45,9 @@ def benchmark_separation_speed(
     rng = np.random.default_rng(seed)
     prior = rng.standard_normal((R, T))
     x = rng.standard_normal(T) + np.repeat(rng.standard_normal(8), T // 8)
+    tune_allocator()
     gc.collect()
+    release_memory()
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

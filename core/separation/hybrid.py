@@ -125,8 +125,10 @@ class HybridSeparator:
     ``component_threshold`` (per-component χ² to keep an amplitude), ``spike_threshold``, ``search`` (s, onset search
     either side of a candidate), ``min_separation`` (s). Onsets: ``subsample`` grid steps per sample, then
     ``refine_iter`` L-BFGS iterations (0: grid only). Residual: ``residual`` (``'auto'``, ``'glitches'``,
-    ``'none'``), ``outlier_factor``, ``residual_weight`` λ, ``residual_margin`` (s), and the solver options
-    ``piece``, ``max_iter``, ``tol``, ``J``, ``dtype``, ``device``, ``n_prior``. ``fallback``: ``'scatcov'`` or
+    ``'none'``), ``outlier_factor``, ``record_share`` (with ``'auto'``: when at least this share of a trace's
+    pieces is flagged, the whole trace goes to the scattering separation), ``residual_weight`` λ,
+    ``residual_margin`` (s), and the solver options ``piece``, ``max_iter``, ``tol``, ``J``, ``dtype``, ``device``,
+    ``n_prior``. ``fallback``: ``'scatcov'`` or
     ``'none'`` for a record in which no template is accepted.
     """
 
@@ -165,6 +167,7 @@ class HybridSeparator:
         noise_span: int = 11,
         residual: str | bool = "auto",
         outlier_factor: float = 2.0,
+        record_share: float = 1.0,
         residual_weight: float = 0.0,
         residual_margin: float = 20.0,
         fallback: str = "scatcov",
@@ -225,6 +228,9 @@ class HybridSeparator:
         if self.residual not in RESIDUALS:
             raise ConfigError(f"residual must be one of {', '.join(RESIDUALS)}, got {residual!r}")
         self.outlier_factor = float(outlier_factor)
+        if not 0.0 < record_share <= 1.0:
+            raise ConfigError(f"record_share must be in (0, 1], got {record_share}")
+        self.record_share = float(record_share)
         self.residual_weight, self.residual_margin = float(residual_weight), float(residual_margin)
         self.fallback, self.piece, self.max_iter, self.tol, self.J = fallback, int(piece), int(max_iter), float(
             tol), int(J)
@@ -238,8 +244,8 @@ class HybridSeparator:
                 "min_separation",
                 "template_duration", "subsample", "refine_iter", "use_template_detector", "whiten_segment",
                 "noise_block", "noise_span", "spectrum", "max_frequency", "min_variance_reduction", "vr_window",
-                "residual", "outlier_factor", "residual_weight", "residual_margin", "fallback", "piece", "max_iter",
-                "tol", "J", "dtype", "device")
+                "residual", "outlier_factor", "record_share", "residual_weight", "residual_margin", "fallback",
+                "piece", "max_iter", "tol", "J", "dtype", "device")
         return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
 
     # ------------------------------------------------------------------ helpers
@@ -752,10 +758,12 @@ class HybridSeparator:
         for (i, lo, hi), s, bg in zip(spans, signals, bgs, strict=True):
             r = (s - bg) * shrink
             ramp = min(int(self.residual_margin * fs_list[i]), (hi - lo) // 4)
-            if ramp > 0:
+            if ramp > 0:  # fade in and out inside the record; nothing to blend with at its ends
                 w = np.sin(0.5 * np.pi * (np.arange(ramp) + 0.5) / ramp) ** 2
-                r[:ramp] *= w
-                r[-ramp:] *= w[::-1]
+                if lo > 0:
+                    r[:ramp] *= w
+                if hi < cleaned[i].size:
+                    r[-ramp:] *= w[::-1]
             out[i][lo:hi] += r
         info.update({"iterations": report.n_iter, "problems": report.n_problems, "piece": report.piece})
         return out, info
@@ -851,6 +859,8 @@ class HybridSeparator:
                 spans, checks = [], []
                 for x, ci, fs in zip(cleaned, comp_idx, rates, strict=True):
                     iv, chk = self._outlier_spans(x, prior[:, ci if prior.shape[1] > 1 else 0], fs)
+                    if iv and chk["flagged_pieces"] >= self.record_share * chk["pieces"]:
+                        iv = [[0, x.size]]  # mostly unlike the prior: the scattering separation takes it all
                     spans.append(iv)
                     checks.append(chk)
                 res_info["outliers"] = checks

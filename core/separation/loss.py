@@ -32,7 +32,7 @@ import torch
 
 from core.errors import ConfigError, DataError
 from core.scattering import ScatteringCovariance, default_budget, resolve_device
-from core.scattering.transform import Plan, antisym_full, dct2, dct3, half_idft, layer1, modulus
+from core.scattering.transform import Plan, antisym_full, dct2, dct3, full_rows, half_idft, layer1, modulus
 
 DEFAULT_CHUNK_BUDGET = 192 << 20
 
@@ -51,12 +51,14 @@ def _layer2_rows(R: torch.Tensor, A: torch.Tensor, lp: torch.Tensor, plan: Plan,
     RU_full = None
     rows = []
     for g in plan.groups:
-        if g.lowpass:
+        if g.spectral:
+            V = torch.cat([R[:, :, None, : g.L], RU[:, :, : g.n, : g.L]], 2)
+        elif g.lowpass:
             V = torch.cat([lp[:, :, None], dct3(RU * g.filt, plan)], 2)
         elif g.M == plan.N:
             if g.n:
                 if RU_full is None:
-                    RU_full = antisym_full(RU)
+                    RU_full = antisym_full(RU[:, :, : full_rows(plan)])
                 V = torch.cat([A[:, :, g.j2 : g.j2 + 1], half_idft(RU_full[:, :, : g.n] * g.filt, plan)], 2)
             else:
                 V = A[:, :, g.j2 : g.j2 + 1]
