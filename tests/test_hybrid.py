@@ -157,3 +157,18 @@ def test_glitch_cluster_windows_seed_candidates():
     assert HybridSeparator(**kw).separate(st).info["catalogue"] == []
     cat = HybridSeparator(table=table, glitch_clusters=1, **kw).separate(st).info["catalogue"]
     assert len(cat) == 3 and all(abs(c["onset_sample"] / FS - 60.0) < 0.1 for c in cat)
+
+
+def test_record_share_hands_a_mostly_unlike_record_to_scatcov():
+    rng = np.random.default_rng(1)
+    prior = rng.standard_normal((6, 1, 512))
+    st = make_stream("U", npts=4096)
+    st[0].data[1280:2816] *= 8.0  # a third of the record is unlike the prior
+    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
+    whole = HybridSeparator(prior=prior, record_share=0.3, **kw).separate(st)
+    sc = get_method("scatcov", prior=prior, piece=256, max_iter=2, J=4, removed_name="residual").separate(st)
+    np.testing.assert_allclose(whole.removed["residual"][0].data, sc.removed["residual"][0].data, atol=1e-10)
+    spans = HybridSeparator(prior=prior, **kw).separate(st)  # default: only the flagged spans
+    assert not np.allclose(spans.removed["residual"][0].data, sc.removed["residual"][0].data)
+    with pytest.raises(ConfigError):
+        HybridSeparator(record_share=0.0)

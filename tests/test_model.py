@@ -270,3 +270,13 @@ def test_cli_report_runs_predict_then_the_analysis_report(store_path, tmp_path):
     assert (tmp_path / "rep" / "report.json").is_file()
     assert sorted(p.name for p in (tmp_path / "rep").glob("time_of_day_*.png")) == ["time_of_day_1024.png",
                                                                                   "time_of_day_4096.png"]
+
+
+def test_bench_training_command(tmp_path):
+    out = tmp_path / "t.json"
+    r = CliRunner().invoke(main, ["bench", "training", "--preset", "small", "--batch-size", "8", "--steps", "1",
+                                  "--device", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["batch_size"] == 8 and res["step_s"] > 0 and res["parameters"] > 1e5 and np.isfinite(res["loss"])
+    assert "s per step" in r.output
