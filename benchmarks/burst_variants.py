@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated SOL:SEED pairs (UCLA backgrounds)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--only", default=None, help="comma-separated subset of: scatcov and the variant names")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     folder = insight_dir() / "background"
@@ -39,8 +40,13 @@ def main(argv: list[str] | None = None) -> None:
         path = next(folder.glob(f"*{sol}*UCLA*"))
         case = burst_case(load_background(path), seed=int(seed))
         common = {"device": args.device, "max_iter": args.max_iter}
-        runs = {"scatcov": run_case(case, ["scatcov"], {"scatcov": common})["methods"]["scatcov"]}
+        only = None if args.only is None else set(args.only.split(","))
+        runs = {}
+        if only is None or "scatcov" in only:
+            runs["scatcov"] = run_case(case, ["scatcov"], {"scatcov": common})["methods"]["scatcov"]
         for name, opts in VARIANTS.items():
+            if only is not None and name not in only:
+                continue
             runs[name] = run_case(case, ["hybrid"], {"hybrid": {**common, **opts}})["methods"]["hybrid"]
         out["cases"].append({"background": sol, "seed": int(seed), "info": case.info, "runs": runs})
         for name, r in runs.items():

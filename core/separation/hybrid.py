@@ -68,7 +68,8 @@ class _Templates:
     """
 
     def __init__(self, fs: float, paz: Paz, whitener: tuple[np.ndarray, np.ndarray], duration: float,
-                 spike_duration: float, pre: float, pad: int, antialias: float = 0.8) -> None:
+                 spike_duration: float, pre: float, pad: int, antialias: float = 0.8,
+                 rise_times: tuple[float, ...] = (0.0,)) -> None:
         self.fs, self.pre, self.pad = fs, pre, pad
         self.pre_n = int(round(pre * fs))
         self.length = {"glitch": int(round((pre + duration) * fs)) + 2 * pad,
@@ -76,21 +77,26 @@ class _Templates:
         self.nfft = _next_pow2(self.length["glitch"] + int(200.0 * fs) + 2 * pad)
         self.freqs = np.fft.rfftfreq(self.nfft, 1.0 / fs)
         wgain = np.interp(self.freqs, *whitener)
-        self.spec: dict[tuple[str, bool], torch.Tensor] = {}
+        self.spec: dict[tuple[str, bool, float], torch.Tensor] = {}
         for kind in ("glitch", "spike"):
-            raw = step_response_spectrum(kind, self.freqs, paz) * antialias_window(self.freqs, fs, antialias)
-            fine = np.fft.irfft(raw * np.exp(-2j * np.pi * self.freqs * 5.0), self.nfft * _OVERSAMPLE) * _OVERSAMPLE
-            raw = raw / fine[int(np.argmax(np.abs(fine)))]  # unit signed peak of the continuous waveform
-            for white in (False, True):
-                self.spec[kind, white] = torch.as_tensor(raw * wgain if white else raw, dtype=torch.complex128)
+            base = step_response_spectrum(kind, self.freqs, paz) * antialias_window(self.freqs, fs, antialias)
+            # a glitch's tilt need not be instantaneous: a step spread evenly over τ seconds, centred on the onset
+            for tau in rise_times if kind == "glitch" else (0.0,):
+                raw = base * np.sinc(self.freqs * tau)
+                fine = np.fft.irfft(raw * np.exp(-2j * np.pi * self.freqs * 5.0), self.nfft * _OVERSAMPLE)
+                raw = raw / (fine[int(np.argmax(np.abs(fine)))] * _OVERSAMPLE)  # unit signed peak, continuous
+                for white in (False, True):
+                    self.spec[kind, white, float(tau)] = torch.as_tensor(raw * wgain if white else raw,
+                                                                         dtype=torch.complex128)
         self._f = torch.as_tensor(self.freqs, dtype=torch.float64)
         self._delay0 = (self.pre_n + pad) / fs
 
-    def waves(self, kind: str, shifts: torch.Tensor | np.ndarray, white: bool) -> torch.Tensor:
-        """(len(shifts), length) templates with onset ``pre_n + pad + shift·fs`` samples after their first sample."""
+    def waves(self, kind: str, shifts: torch.Tensor | np.ndarray, white: bool, rise: float = 0.0) -> torch.Tensor:
+        """(len(shifts), length) templates with onset ``pre_n + pad + shift·fs`` samples after their first sample
+        (glitches: rise time ``rise`` s, one of the ``rise_times`` given at construction)."""
         s = torch.as_tensor(shifts, dtype=torch.float64).reshape(-1, 1)
         phase = torch.exp(-2j * np.pi * self._f * (self._delay0 + s))
-        return torch.fft.irfft(self.spec[kind, white] * phase, self.nfft)[:, : self.length[kind]]
+        return torch.fft.irfft(self.spec[kind, white, float(rise)] * phase, self.nfft)[:, : self.length[kind]]
 
     def start(self, base: int) -> int:
         return base - self.pre_n - self.pad
@@ -155,6 +161,8 @@ class HybridSeparator:
         max_group: int = 4,
         min_separation: float = 1.0,
         template_duration: float = 60.0,
+        rise_times: tuple[float, ...] | None = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0),
+        rise_threshold: float = 150.0,
         subsample: int = 8,
         refine_iter: int = 30,
         use_template_detector: bool = True,
@@ -163,6 +171,7 @@ class HybridSeparator:
         max_frequency: float | None = 1.0,
         min_variance_reduction: float = 0.3,
         vr_window: float = 30.0,
+        vr_excess: bool = True,
         noise_block: float = 30.0,
         noise_span: int = 11,
         residual: str | bool = "auto",
@@ -219,11 +228,16 @@ class HybridSeparator:
         self.search, self.min_separation, self.template_duration = float(search), float(min_separation), float(
             template_duration)
         self.subsample, self.refine_iter = int(subsample), int(refine_iter)
+        rt = (0.0,) if not rise_times else tuple(sorted({0.0, *(float(t) for t in rise_times)}))
+        if min(rt) < 0 or rise_threshold < 0:
+            raise ConfigError("rise times and rise_threshold must be >= 0")
+        self.rise_times, self.rise_threshold = rt, float(rise_threshold)
         self.use_template_detector, self.whiten_segment = bool(use_template_detector), int(whiten_segment)
         self.noise_block, self.noise_span = float(noise_block), int(noise_span)
         self.spectrum = spectrum
         self.max_frequency = None if max_frequency is None else float(max_frequency)
         self.min_variance_reduction, self.vr_window = float(min_variance_reduction), float(vr_window)
+        self.vr_excess = bool(vr_excess)
         self.residual = {True: "glitches", False: "none"}.get(residual, residual)
         if self.residual not in RESIDUALS:
             raise ConfigError(f"residual must be one of {', '.join(RESIDUALS)}, got {residual!r}")
@@ -241,9 +255,10 @@ class HybridSeparator:
         """The configuration (without arrays or tables), for provenance."""
         keys = ("clusters", "scale", "glitch_clusters", "n_prior", "components", "threshold", "component_threshold",
                 "cluster_threshold", "fit_spikes", "spike_threshold", "spike_search", "search", "max_group",
-                "min_separation",
-                "template_duration", "subsample", "refine_iter", "use_template_detector", "whiten_segment",
+                "min_separation", "template_duration", "rise_times", "rise_threshold", "subsample", "refine_iter",
+                "use_template_detector", "whiten_segment",
                 "noise_block", "noise_span", "spectrum", "max_frequency", "min_variance_reduction", "vr_window",
+                "vr_excess",
                 "residual", "outlier_factor", "record_share", "residual_weight", "residual_margin", "fallback",
                 "piece", "max_iter", "tol", "J", "dtype", "device")
         return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
@@ -335,7 +350,7 @@ class HybridSeparator:
         for c in range(C):
             wh = self._whitener(X[c], fs, None if snippets is None or self.spectrum == "record" else snippets[:, c])
             tpls.append(_Templates(fs, pazs[c], wh, self.template_duration, min(self.template_duration, 20.0),
-                                   self.pre, pad))
+                                   self.pre, pad, rise_times=self.rise_times))
             xw = self._whiten(X[c], wh, pad)
             XW.append(xw)
             SIG.append(self._local_sigma(xw, max(64, int(self.noise_block * fs)), self.noise_span))
@@ -390,12 +405,13 @@ class HybridSeparator:
         masks = np.stack([m for _, m in accepted])
         positions, _ = self._refine(XW, SIG, tpls, positions, masks, fs)
         none = np.full(len(positions), np.nan)
-        amps, _ = self._amplitudes(XW, SIG, tpls, positions, masks, none, fs)
+        rises = self._rise_times(XW, SIG, tpls, positions, masks, fs)
+        amps, _ = self._amplitudes(XW, SIG, tpls, positions, masks, none, fs, rises)
         for k, p in enumerate(positions):
             base = int(np.floor(p))
             for c in range(C):
                 if amps[k, c] != 0.0:
-                    _place(glitches[c], tpls[c].waves("glitch", [(p - base) / fs], False)[0].numpy(),
+                    _place(glitches[c], tpls[c].waves("glitch", [(p - base) / fs], False, rises[k])[0].numpy(),
                            tpls[c].start(base), amps[k, c])
         # spikes (a few samples long: all frequencies matter) on the full-band whitened rest, near each onset
         spike_pos, samps = none, np.zeros_like(amps)
@@ -416,8 +432,8 @@ class HybridSeparator:
                 _, samps = self._amplitudes(XS, SS, tpl_s, positions, np.zeros_like(masks), spike_pos, fs)
         catalogue = []
         for k, p in enumerate(positions):
-            entry = {"onset_sample": float(p), "amplitudes": [float(a) for a in amps[k]], "spike_sample": None,
-                     "spike_amplitudes": None}
+            entry = {"onset_sample": float(p), "amplitudes": [float(a) for a in amps[k]], "rise_time": float(rises[k]),
+                     "spike_sample": None, "spike_amplitudes": None}
             if np.isfinite(spike_pos[k]):
                 sb = int(np.floor(spike_pos[k]))
                 for c in range(C):
@@ -475,7 +491,14 @@ class HybridSeparator:
                     Ak = np.delete(A, k, axis=1)
                     ck, *_ = np.linalg.lstsq(Ak, d, rcond=None)
                     out[k, c] = float(np.sum((d - Ak @ ck) ** 2)) - full
-        return out, (1.0 - num / den if den > 0 else 0.0)
+        if den <= 0:
+            return out, 0.0
+        if not self.vr_excess:
+            return out, 1.0 - num / den
+        # share of the energy *above the local noise level* that the fit explains: a small glitch in noise explains
+        # all of it, a quake onset or coda only part (the data are in local-noise units: noise energy = samples)
+        noise = float(C * (c1 - c0))
+        return out, (den - num) / max(den - noise, den - num, 1e-300)
 
     def _select(self, XW, SIG, banks, tpls, grp, fs, n) -> list[tuple[float, np.ndarray]]:
         """Onset grid search (shared over components) and backward elimination of one candidate group."""
@@ -525,11 +548,16 @@ class HybridSeparator:
             score += np.where(norm > 1e-12, (cols @ d) ** 2 / np.maximum(norm, 1e-300), 0.0)
         return float(trials[int(np.argmax(score))])
 
-    def _design(self, tpls, kind: str, positions: torch.Tensor, c: int, a: int, b: int) -> torch.Tensor:
+    def _design(self, tpls, kind: str, positions: torch.Tensor, c: int, a: int, b: int,
+                rises: np.ndarray | None = None) -> torch.Tensor:
         """Differentiable whitened columns ``(K, b − a)`` of templates at continuous onsets (trace samples)."""
         t = tpls[c]
         base = torch.floor(positions.detach())
-        waves = t.waves(kind, (positions - base) / t.fs, True)
+        if rises is None or not np.any(rises):
+            waves = t.waves(kind, (positions - base) / t.fs, True)
+        else:
+            waves = torch.cat([t.waves(kind, ((positions[k] - base[k]) / t.fs).reshape(1), True, float(rises[k]))
+                               for k in range(len(positions))])
         cols = torch.zeros(len(positions), b - a, dtype=torch.float64)
         for k in range(len(positions)):
             s = t.start(int(base[k])) - a
@@ -624,22 +652,73 @@ class HybridSeparator:
                 out[k] = trials[j]
         return out
 
-    def _amplitudes(self, XW, SIG, tpls, positions, masks, spike_pos, fs) -> tuple[np.ndarray, np.ndarray]:
-        """Joint whitened least-squares amplitudes of all kept glitches and spikes, cluster by cluster."""
-        C, n = XW.shape
-        K = len(positions)
-        amps, samps = np.zeros((K, C)), np.zeros((K, C))
-        length = tpls[0].length["glitch"]
-        pre = tpls[0].pre_n + tpls[0].pad
+    @staticmethod
+    def _overlapping(positions: np.ndarray, length: int) -> list[list[int]]:
+        """Indices of consecutive glitches whose templates overlap, grouped."""
         groups, cur = [], [0]
-        for k in range(1, K):
+        for k in range(1, len(positions)):
             if positions[k] - positions[cur[-1]] < length:
                 cur.append(k)
             else:
                 groups.append(cur)
                 cur = [k]
         groups.append(cur)
-        for grp in groups:
+        return groups
+
+    def _rise_times(self, XW, SIG, tpls, positions, masks, fs) -> np.ndarray:
+        """Per glitch, the rise time (one for all components: one tilt) that best explains the whitened data jointly
+        with its neighbours; kept only when it lowers χ² by at least ``rise_threshold`` against an instant step."""
+        K = len(positions)
+        rises = np.zeros(K)
+        if len(self.rise_times) < 2:
+            return rises
+        C, n = XW.shape
+        length = tpls[0].length["glitch"]
+        pre = tpls[0].pre_n + tpls[0].pad
+        for grp in self._overlapping(positions, length):
+            a, b = self._window(positions[grp], pre, length, n, fs)
+            w = [1.0 / SIG[c, a:b] for c in range(C)]
+            d = [XW[c, a:b] * w[c] for c in range(C)]
+
+            def chi2(trial: np.ndarray, grp=grp, a=a, b=b, w=w, d=d) -> float:
+                total = 0.0
+                for c in range(C):
+                    keep = [k for k in grp if masks[k, c] > 0]
+                    if not keep:
+                        total += float(d[c] @ d[c])
+                        continue
+                    A = (self._design(tpls, "glitch", torch.as_tensor(positions[keep]), c, a, b, trial[keep])
+                         .numpy() * w[c]).T
+                    coef, *_ = np.linalg.lstsq(A, d[c], rcond=None)
+                    r = d[c] - A @ coef
+                    total += float(r @ r)
+                return total
+
+            for k in grp:  # one pass of coordinate descent, neighbours at their current choice
+                best_tau, best = 0.0, None
+                base = None
+                for tau in self.rise_times:
+                    trial = rises.copy()
+                    trial[k] = tau
+                    v = chi2(trial)
+                    if tau == 0.0:
+                        base = v
+                    if best is None or v < best:
+                        best_tau, best = tau, v
+                if base is not None and base - best >= self.rise_threshold:
+                    rises[k] = best_tau
+        return rises
+
+    def _amplitudes(self, XW, SIG, tpls, positions, masks, spike_pos, fs, rises: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Joint whitened least-squares amplitudes of all kept glitches and spikes, cluster by cluster."""
+        C, n = XW.shape
+        K = len(positions)
+        amps, samps = np.zeros((K, C)), np.zeros((K, C))
+        length = tpls[0].length["glitch"]
+        pre = tpls[0].pre_n + tpls[0].pad
+        rises = np.zeros(K) if rises is None else rises
+        for grp in self._overlapping(positions, length):
             a, b = self._window(positions[grp], pre, length, n, fs)
             for c in range(C):
                 keep = [k for k in grp if masks[k, c] > 0]
@@ -649,7 +728,8 @@ class HybridSeparator:
                 w = 1.0 / SIG[c, a:b]
                 cols = []
                 if keep:
-                    cols.append(self._design(tpls, "glitch", torch.as_tensor(positions[keep]), c, a, b).numpy())
+                    cols.append(self._design(tpls, "glitch", torch.as_tensor(positions[keep]), c, a, b,
+                                             rises[keep]).numpy())
                 if sp:
                     cols.append(self._design(tpls, "spike", torch.as_tensor(spike_pos[sp]), c, a, b).numpy())
                 A = (np.concatenate(cols) * w).T
@@ -835,6 +915,7 @@ class HybridSeparator:
                 t0 = stream[i].stats.starttime
                 catalogues[i] = [{"channel": stream[i].id, "onset": str(t0 + e["onset_sample"] / fs),
                                   "onset_sample": e["onset_sample"], "amplitude": e["amplitudes"][j],
+                                  "rise_time": e["rise_time"],
                                   "spike_amplitude": None if e["spike_amplitudes"] is None
                                   else e["spike_amplitudes"][j]} for e in cat if e["amplitudes"][j] != 0.0
                                  or (e["spike_amplitudes"] or [0.0] * len(members))[j] != 0.0]
