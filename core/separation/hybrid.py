@@ -555,9 +555,12 @@ class HybridSeparator:
         base = torch.floor(positions.detach())
         if rises is None or not np.any(rises):
             waves = t.waves(kind, (positions - base) / t.fs, True)
-        else:
-            waves = torch.cat([t.waves(kind, ((positions[k] - base[k]) / t.fs).reshape(1), True, float(rises[k]))
-                               for k in range(len(positions))])
+        else:  # one transform per distinct rise time
+            parts = {float(r): np.flatnonzero(rises == r) for r in np.unique(rises)}
+            waves = torch.zeros(len(positions), t.length[kind], dtype=torch.float64)
+            for r, idx in parts.items():
+                sel = torch.as_tensor(idx)
+                waves = waves.index_copy(0, sel, t.waves(kind, (positions[sel] - base[sel]) / t.fs, True, r))
         cols = torch.zeros(len(positions), b - a, dtype=torch.float64)
         for k in range(len(positions)):
             s = t.start(int(base[k])) - a
@@ -679,16 +682,19 @@ class HybridSeparator:
             a, b = self._window(positions[grp], pre, length, n, fs)
             w = [1.0 / SIG[c, a:b] for c in range(C)]
             d = [XW[c, a:b] * w[c] for c in range(C)]
+            pos = torch.as_tensor(positions[grp])
+            cols = {(c, tau): self._design(tpls, "glitch", pos, c, a, b, np.full(len(grp), tau)).numpy() * w[c]
+                    for c in range(C) for tau in self.rise_times}
+            row = {k: i for i, k in enumerate(grp)}
 
-            def chi2(trial: np.ndarray, grp=grp, a=a, b=b, w=w, d=d) -> float:
+            def chi2(trial: np.ndarray, grp=grp, d=d, cols=cols, row=row) -> float:
                 total = 0.0
                 for c in range(C):
                     keep = [k for k in grp if masks[k, c] > 0]
                     if not keep:
                         total += float(d[c] @ d[c])
                         continue
-                    A = (self._design(tpls, "glitch", torch.as_tensor(positions[keep]), c, a, b, trial[keep])
-                         .numpy() * w[c]).T
+                    A = np.stack([cols[c, float(trial[k])][row[k]] for k in keep], 1)
                     coef, *_ = np.linalg.lstsq(A, d[c], rcond=None)
                     r = d[c] - A @ coef
                     total += float(r @ r)
