@@ -171,7 +171,7 @@ class HybridSeparator:
         max_frequency: float | None = 1.0,
         min_variance_reduction: float = 0.3,
         vr_window: float = 30.0,
-        vr_excess: bool = True,
+        vr_excess: bool = False,
         noise_block: float = 30.0,
         noise_span: int = 11,
         residual: str | bool = "auto",
