@@ -53,6 +53,7 @@ from core.separation.result import SeparationResult, checked_signals, component_
 FALLBACKS = ("scatcov", "none")
 RESIDUALS = ("auto", "glitches", "none")
 _OVERSAMPLE = 16
+RISE_TIMES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def _next_pow2(n: int) -> int:
@@ -129,7 +130,10 @@ class HybridSeparator:
     Templates: ``inventory`` (StationXML path or ObsPy Inventory; default the InSight VBB poles/zeros ``paz``).
     Detection/selection: ``threshold`` (χ² of a shared onset over the components, local whitened noise units),
     ``component_threshold`` (per-component χ² to keep an amplitude), ``spike_threshold``, ``search`` (s, onset search
-    either side of a candidate), ``min_separation`` (s). Onsets: ``subsample`` grid steps per sample, then
+    either side of a candidate), ``min_separation`` (s), ``min_variance_reduction`` over ``vr_window`` s (of all the
+    energy, or with ``vr_excess`` of the energy above the local noise). Glitch ``rise_times`` (s; the tilt spread
+    over τ, chosen per glitch when it lowers χ² by ``rise_threshold``; ``'auto'``: :data:`RISE_TIMES` with
+    ``residual='none'``, instantaneous steps otherwise). Onsets: ``subsample`` grid steps per sample, then
     ``refine_iter`` L-BFGS iterations (0: grid only). Residual: ``residual`` (``'auto'``, ``'glitches'``,
     ``'none'``), ``outlier_factor``, ``record_share`` (with ``'auto'``: when at least this share of a trace's
     pieces is flagged, the whole trace goes to the scattering separation), ``residual_weight`` λ,
@@ -161,7 +165,7 @@ class HybridSeparator:
         max_group: int = 4,
         min_separation: float = 1.0,
         template_duration: float = 60.0,
-        rise_times: tuple[float, ...] | None = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0),
+        rise_times: str | tuple[float, ...] | None = "auto",
         rise_threshold: float = 150.0,
         subsample: int = 8,
         refine_iter: int = 30,
@@ -228,6 +232,12 @@ class HybridSeparator:
         self.search, self.min_separation, self.template_duration = float(search), float(min_separation), float(
             template_duration)
         self.subsample, self.refine_iter = int(subsample), int(refine_iter)
+        self.residual = {True: "glitches", False: "none"}.get(residual, residual)
+        if isinstance(rise_times, str):
+            if rise_times != "auto":
+                raise ConfigError(f"rise_times must be 'auto' or a list of seconds, got {rise_times!r}")
+            # with a scattering residual, a slow 'glitch' competes with it for smooth transients (wind gusts)
+            rise_times = RISE_TIMES if self.residual == "none" else None
         rt = (0.0,) if not rise_times else tuple(sorted({0.0, *(float(t) for t in rise_times)}))
         if min(rt) < 0 or rise_threshold < 0:
             raise ConfigError("rise times and rise_threshold must be >= 0")
@@ -238,7 +248,6 @@ class HybridSeparator:
         self.max_frequency = None if max_frequency is None else float(max_frequency)
         self.min_variance_reduction, self.vr_window = float(min_variance_reduction), float(vr_window)
         self.vr_excess = bool(vr_excess)
-        self.residual = {True: "glitches", False: "none"}.get(residual, residual)
         if self.residual not in RESIDUALS:
             raise ConfigError(f"residual must be one of {', '.join(RESIDUALS)}, got {residual!r}")
         self.outlier_factor = float(outlier_factor)
