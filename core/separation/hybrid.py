@@ -588,15 +588,7 @@ class HybridSeparator:
         length = tpls[0].length["glitch"]
         pre = tpls[0].pre_n + tpls[0].pad
         n = XW.shape[1]
-        # independent clusters of overlapping templates
-        groups, cur = [], [0]
-        for k in range(1, len(positions)):
-            if positions[k] - positions[cur[-1]] < length:
-                cur.append(k)
-            else:
-                groups.append(cur)
-                cur = [k]
-        groups.append(cur)
+        groups = self._overlapping(positions, length)  # independent clusters of overlapping templates
         out = positions.copy()
         limit = max(1.0, 0.5 * self.search * fs / self.subsample)
         for grp in groups:
