@@ -139,6 +139,18 @@ def test_unknown_format(tmp_path):
     with pytest.raises(InputFileError) as ei:
         read_file(p)
     assert "unknown or unsupported" in _one_line(ei.value, p)
+    assert "HDF5" not in str(ei.value)
+
+
+def test_an_unmix_store_passed_as_a_waveform_is_named(tmp_path):
+    import h5py
+
+    p = tmp_path / "features.h5"
+    with h5py.File(p, "w") as f:
+        f["x"] = [1, 2, 3]
+    with pytest.raises(InputFileError) as ei:
+        read_file(p)
+    assert "HDF5" in _one_line(ei.value, p) and "feature store" in str(ei.value)
 
 
 def test_truncated_miniseed(tmp_path):

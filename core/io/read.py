@@ -61,6 +61,17 @@ def expand_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
     return unique
 
 
+def _what_it_is(path: Path) -> str:
+    """A hint for files users commonly pass by mistake: Unmix's own HDF5 stores and model checkpoints."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == b"\x89HDF\r\n\x1a\n":
+        return "; it is an HDF5 file, e.g. an Unmix feature store or cluster table, not a waveform file"
+    if head[:4] == b"PK\x03\x04" and path.suffix in (".pt", ".pth"):
+        return "; it looks like a PyTorch checkpoint (an Unmix model), not a waveform file"
+    return ""
+
+
 def read_file(path: str | Path, format: str | None = None) -> Stream:
     """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file."""
     path = Path(path)
@@ -78,7 +89,8 @@ def read_file(path: str | Path, format: str | None = None) -> Stream:
             stream = read(str(path), format=format)
     except TypeError as exc:
         if "Unknown format" in str(exc):
-            raise InputFileError("unknown or unsupported waveform format (ObsPy cannot read it)", path) from None
+            raise InputFileError("unknown or unsupported waveform format (ObsPy cannot read it)"
+                                 + _what_it_is(path), path) from None
         raise InputFileError(f"cannot be read: {exc}", path) from None
     except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
         detail = " ".join(str(exc).split())
