@@ -37,7 +37,8 @@ TARGETS = {"record": ("whole record", "the record shown in the browser"),
            "span": ("visible span", "the time span visible in the browser"),
            "cluster": ("cluster windows", "every window of the target cluster(s) at the scale, merged into spans")}
 METHODS = (("scatcov", "scatcov", "optimisation in scattering-covariance space, prior from background cluster(s)"),
-           ("hybrid", "hybrid", "glitch/spike templates plus a scattering-covariance residual near glitches"),
+           ("hybrid", "hybrid", "glitch/spike templates plus a scattering-covariance residual where the record is "
+                                "unlike the prior"),
            ("template", "template", "classical template-fit deglitcher (the instrument's response to a step)"),
            ("highpass", "high-pass", "plain high-pass filter baseline"))
 
@@ -325,6 +326,12 @@ class SeparateForm(PipelineForm):
         self.freq.setDecimals(3)
         self.freq.setValue(0.1)
         self.freq.setSuffix(" Hz")
+        self.residual = QComboBox()
+        self.residual.addItem("auto", "auto")
+        self.residual.addItem("none", "none")
+        self.residual.setToolTip("hybrid: 'auto' lets the scattering separation remove what the templates do not "
+                                 "explain where the record is unlike the prior (wind, bursts); 'none' fits templates "
+                                 "only and keeps marsquakes and long periods untouched (records with events)")
         self.target = QComboBox()
         for key, (text, tip) in TARGETS.items():
             self.target.addItem(text, key)
@@ -337,6 +344,7 @@ class SeparateForm(PipelineForm):
         self.form.addRow("Prior snippets", self.n_prior)
         self.form.addRow("Iterations", self.max_iter)
         self.form.addRow("High-pass corner", self.freq)
+        self.form.addRow("Hybrid residual", self.residual)
         self.form.addRow("Target", self.target)
         self.form.addRow("Target cluster(s)", self.target_clusters)
         self.method.currentIndexChanged.connect(self._enable)
@@ -347,7 +355,7 @@ class SeparateForm(PipelineForm):
         method, target = self.method.currentData(), self.target.currentData()
         prior = method in PRIOR_METHODS
         for row, on in ((self.background, prior), (self.n_prior, prior), (self.max_iter, prior),
-                        (self.freq, method == "highpass"),
+                        (self.freq, method == "highpass"), (self.residual, method == "hybrid"),
                         (self.target_clusters, target == "cluster"),
                         (self.scale, prior or target == "cluster")):
             row.setEnabled(on)
@@ -358,7 +366,7 @@ class SeparateForm(PipelineForm):
     def values(self) -> dict:
         return {"method": self.method.currentData(), "background": self.background.text(),
                 "scale": self.scale.currentData(), "n_prior": self.n_prior.value(), "max_iter": self.max_iter.value(),
-                "freq": self.freq.value(), "target": self.target.currentData(),
+                "freq": self.freq.value(), "residual": self.residual.currentData(), "target": self.target.currentData(),
                 "target_clusters": self.target_clusters.text()}
 
     def set_values(self, **values: Any) -> None:
@@ -415,6 +423,8 @@ class SeparateForm(PipelineForm):
         if method in PRIOR_METHODS:
             options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
             options.update(n_prior=self.n_prior.value(), max_iter=self.max_iter.value())
+        if method == "hybrid":
+            options["residual"] = self.residual.currentData()
         stream = _stream(window.records[key])
         spans = None
         text = f"{key}, whole record"

@@ -191,6 +191,9 @@ def test_real_record_features_to_deglitching(window, raw_file, load, qtbot, tmp_
     separated = _run(qtbot, window, "separate", method="template", target="span")
     removed = separated.result.removed["glitches"]
     assert max(abs(tr.data).max() for tr in removed) > 100  # counts: glitches were fitted and removed
+    hybrid = _run(qtbot, window, "separate", method="hybrid", residual="none", target="span")
+    assert hybrid.result.info["params"]["residual"] == "none" and hybrid.result.info["mode"] == "templates"
+    assert max(abs(tr.data).max() for tr in hybrid.result.removed["glitches"]) > 100
     window.results_dock.setFloating(True)
     window.results_dock.resize(1100, 620)
     screenshot(window.results.panel, "real_S0235_deglitched_span")
