@@ -61,6 +61,11 @@ class _PeakRSS:
             self.peak = max(self.peak, self._proc.memory_info().rss)
             time.sleep(self._interval)
 
+    def sample(self) -> int:
+        """Take one more reading now (after the sampling thread stopped) and return the peak."""
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+        return self.peak
+
     def __enter__(self) -> _PeakRSS:
         self._thread.start()
         return self
@@ -117,10 +122,7 @@ def benchmark_config(cfg: dict[str, Any], device: str = "cpu", repeats: int = 5)
         _run_once(sc, x, cfg)
         times.append(time.perf_counter() - t0)
     t = sorted(times)[len(times) // 2]
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(dev) - base
-    else:
-        peak = max(rss.peak, rss._proc.memory_info().rss) - rss.baseline
+    peak = torch.cuda.max_memory_allocated(dev) - base if dev.type == "cuda" else rss.sample() - rss.baseline
     wps = B / t
     comparable = T == 2048 and not cfg.get("backward")
     return {
