@@ -101,7 +101,7 @@ def read_quakeml(path: str | Path, default_duration: float = 600.0) -> Catalog:
     path = Path(path)
     _check_file(path)
     try:
-        events = read_events(str(path))
+        events = read_events(str(path), format="QUAKEML")
     except Exception as exc:
         raise InputFileError(f"not a readable QuakeML/event file ({type(exc).__name__})", path) from None
     entries = []

@@ -233,7 +233,7 @@ class SyntheticRecord:
         """Write ``mixture`` and each source (``<name>.<ext>``) plus ``truth.json``; each file atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        ext = {"MSEED": "mseed", "SAC": "sac", "PICKLE": "pickle"}.get(format.upper(), format.lower())
+        ext = {"MSEED": "mseed", "SAC": "sac"}.get(format.upper(), format.lower())
         written: dict[str, Path] = {}
         single_trace = format.upper() in ("SAC", "SH_ASC", "GSE1", "WAV", "Q")
         for name, stream in [("mixture", self.mixture), *self.sources.items()]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import DataError, OutputExistsError
+from core.io.read import read_file
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
 
 
@@ -187,9 +188,7 @@ def run_demo(
         if report.failed:
             raise DataError(f"{method} separation failed: {report.failed[0][1]}", target_path)
         background_file = next(p for p in report.outputs if ".background." in p)
-        from obspy import read
-
-        estimate = read(background_file)
+        estimate = read_file(background_file)
         gains = []
         for tr_true, tr_mix in zip(truth, target, strict=True):
             est = estimate.select(id=tr_mix.id)[0].data.astype(float)

@@ -10,13 +10,20 @@ from pathlib import Path
 
 import numpy as np
 from obspy import Stream, read
-from obspy.core.util.base import ENTRY_POINTS
+from obspy.core.util.base import ENTRY_POINTS, buffered_load_entry_point
 
 from core.errors import DataError, InputFileError
 from core.jobs import CancelToken, Progress, iterate
 
 _NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
 _GLOB_CHARS = set("*?[")
+
+#: The waveform formats Unmix reads, in the order they are recognised. ObsPy's PICKLE (and its detector, which
+#: unpickles the file) is never used: a data file must not be able to run code. Formats that reference other files
+#: (CSS) or whose detectors are known to be loose are left out too.
+WAVEFORM_FORMATS = ("MSEED", "SAC", "GSE2", "SEISAN", "Q", "SH_ASC", "SACXY", "SLIST", "TSPAIR", "AH", "GCF",
+                    "SEGY", "SU")
+_REFUSED = {"PICKLE": "ObsPy's PICKLE format can run code when read; Unmix never reads it"}
 
 
 def expand_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -72,8 +79,51 @@ def _what_it_is(path: Path) -> str:
     return ""
 
 
+def _detector(fmt: str):
+    ep = ENTRY_POINTS["waveform"][fmt]
+    return buffered_load_entry_point(ep.dist.name, f"obspy.plugin.waveform.{fmt}", "isFormat")
+
+
+def detect_format(path: str | Path) -> str | None:
+    """The first of :data:`WAVEFORM_FORMATS` whose ObsPy detector accepts ``path``; ``None`` when none does.
+
+    Only the detectors of these formats run, never ObsPy's full autodetection (which would unpickle the file).
+    """
+    for fmt in WAVEFORM_FORMATS:
+        if fmt not in ENTRY_POINTS["waveform"]:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if _detector(fmt)(str(path)):
+                    return fmt
+        except Exception:  # a detector that chokes on foreign bytes means "not this format"
+            continue
+    return None
+
+
+def _choose_format(path: Path, format: str | None) -> str:
+    if format is not None:
+        fmt = format.upper()
+        if fmt in _REFUSED:
+            raise InputFileError(f"format {fmt} refused: {_REFUSED[fmt]}", path)
+        if fmt not in WAVEFORM_FORMATS or fmt not in ENTRY_POINTS["waveform"]:
+            raise InputFileError(f"unknown waveform format {format!r} (Unmix reads {', '.join(WAVEFORM_FORMATS)})",
+                                 path)
+        return fmt
+    fmt = detect_format(path)
+    if fmt is None:
+        raise InputFileError("unknown or unsupported waveform format (Unmix reads "
+                             + ", ".join(WAVEFORM_FORMATS) + ")" + _what_it_is(path), path)
+    return fmt
+
+
 def read_file(path: str | Path, format: str | None = None) -> Stream:
-    """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file."""
+    """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file.
+
+    The format is recognised among :data:`WAVEFORM_FORMATS` only (never PICKLE), then read with that format named,
+    so no other ObsPy reader or detector ever sees the file.
+    """
     path = Path(path)
     if not path.exists():
         raise InputFileError("no such file", path)
@@ -81,20 +131,14 @@ def read_file(path: str | Path, format: str | None = None) -> Stream:
         raise InputFileError("not a regular file", path)
     if path.stat().st_size == 0:
         raise InputFileError("file is empty (0 bytes)", path)
-    if format is not None and format.upper() not in ENTRY_POINTS["waveform"]:
-        raise InputFileError(f"unknown waveform format {format!r}", path)
+    fmt = _choose_format(path, format)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stream = read(str(path), format=format)
-    except TypeError as exc:
-        if "Unknown format" in str(exc):
-            raise InputFileError("unknown or unsupported waveform format (ObsPy cannot read it)"
-                                 + _what_it_is(path), path) from None
-        raise InputFileError(f"cannot be read: {exc}", path) from None
+            stream = read(glob.escape(str(path)), format=fmt)
     except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
         detail = " ".join(str(exc).split())
-        raise InputFileError(f"corrupt or truncated waveform data ({type(exc).__name__}: {detail})", path) from None
+        raise InputFileError(f"corrupt or truncated {fmt} data ({type(exc).__name__}: {detail})", path) from None
     for w in caught:
         text = str(w.message)
         if "not enough to constitute a full SEED record" in text or "Last record only has" in text:
