@@ -25,6 +25,18 @@ hiddenimports = (
     # detrend/taper entry points name SciPy functions directly
     + ["scipy.signal", "scipy.signal.windows"]
 )
-# ObsPy finds its RELEASE-VERSION file from the path of obspy/core/util/version.py; frozen into the archive that path
-# is relative and obspy.__version__ would be None (with a warning at every start): ship that module as a source file.
-module_collection_mode = {"obspy.core.util.version": "py"}
+# Several ObsPy modules find their data from their own code object's file name
+# (``inspect.getfile(inspect.currentframe())``), not from ``__file__``. PyInstaller stores modules in its archive with
+# *relative* file names, which then resolve against the current directory: obspy.__version__ was None (RELEASE-VERSION
+# not found) and ``import obspy.imaging.cm`` (imported by obspy.signal, hence by ``separate --method template`` and
+# ``hybrid``) failed with KeyError: 'viridis' outside the source tree. Those modules are shipped as source files, whose
+# file names are absolute; their data folders come with collect_data_files above (imaging/data 28 KiB, the
+# StationXML/QuakeML/ArcLink schemas 350 KiB in all).
+module_collection_mode = {
+    "obspy.core.util.version": "py",  # RELEASE-VERSION
+    "obspy.core.util.base": "py",  # get_script_dir_name()
+    "obspy.imaging.cm": "py",  # imaging/data/*.npz, *.npy colormaps
+    "obspy.io.stationxml.core": "py",  # data/fdsn-station-*.xsd (validation)
+    "obspy.io.quakeml.core": "py",  # data/QuakeML-1.2.rng (validation)
+    "obspy.io.arclink.inventory": "py",  # data/arclink_schema.xsd
+}
