@@ -29,7 +29,6 @@ seed gives bit-identical output and switching a source off (``include``) leaves 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
+from core.atomic import atomic_path
 from core.errors import ConfigError
 from core.instrument import VBB_PAZ, Paz, glitch_template, spike_template, step_response_spectrum
 from core.jobs import CancelToken, Progress, no_progress
@@ -45,6 +45,8 @@ from core.mars_time import SECONDS_PER_SOL, lmst_to_utc, sol_float
 SOURCES: tuple[str, ...] = ("background", "glitches", "spikes", "wind", "quakes")
 """Source names, in the order in which they are summed into the mixture."""
 
+#: Network code of synthetic records (the code IRIS's synthetics service uses), so they never pass for XB.ELYSE data.
+SYNTHETIC_NETWORK = "SY"
 _BLOCK = 2**16
 _PRE = 2.0
 _GRID = 60.0
@@ -94,8 +96,8 @@ class SyntheticConfig:
     # gaps
     gaps: int = 0
     gap_duration: tuple[float, float] = (30.0, 600.0)
-    # identity and instrument
-    network: str = "XB"
+    # identity and instrument: a synthetic network code (as IRIS's synthetics service uses), never the real XB
+    network: str = SYNTHETIC_NETWORK
     station: str = "ELYSE"
     location: str = "02"
     channels: tuple[str, str, str] = ("BHU", "BHV", "BHW")
@@ -115,6 +117,8 @@ class SyntheticConfig:
             raise ConfigError("the duration (sols or hours) must be > 0")
         if self.sampling_rate <= 0:
             raise ConfigError("sampling_rate must be > 0")
+        if not (1 <= len(self.network) <= 2 and self.network.isalnum() and self.network.isascii()):
+            raise ConfigError(f"network code {self.network!r} must be 1 or 2 letters or digits (SEED)")
         if len(self.channels) != 3 or len(self.azimuths) != 3 or len(self.dips) != 3:
             raise ConfigError("channels, azimuths and dips need exactly 3 entries (U, V, W)")
         if self.dtype not in ("float32", "float64"):
@@ -244,17 +248,12 @@ class SyntheticRecord:
                 parts = [(name, stream)]
             for stem, part in parts:
                 path = directory / f"{stem}.{ext}"
-                tmp = directory / f".{stem}.{os.getpid()}.tmp"
-                try:
+                with atomic_path(path) as tmp:
                     part.write(str(tmp), format=format)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
                 written[stem] = path
         path = directory / "truth.json"
-        tmp = directory / f".truth.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(self.truth_dict(), indent=1))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.truth_dict(), indent=1))
         written["truth"] = path
         return written
 

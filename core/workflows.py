@@ -27,8 +27,10 @@ def run_synth(
     overwrite: bool = False,
     progress: Progress | None = None,
     token: CancelToken | None = None,
+    network: str | None = None,
 ) -> list[Path]:
-    """Generate a synthetic record and write mixture, sources and truth into ``out_dir``; returns the paths."""
+    """Generate a synthetic record and write mixture, sources and truth into ``out_dir``; returns the paths.
+    ``network``: the network code of the record (default: the synthetic ``SY``)."""
     from core.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
@@ -36,7 +38,7 @@ def run_synth(
     if not overwrite and out_dir.is_dir() and ((out_dir / "truth.json").exists() or any(out_dir.glob("mixture*"))):
         raise OutputExistsError("already contains a synthetic record; pass --overwrite to replace it", out_dir)
     config = SyntheticConfig(sols=sols, hours=hours, seed=seed, start_sol=start_sol, sampling_rate=sampling_rate,
-                             gaps=gaps)
+                             gaps=gaps, **({} if network is None else {"network": network}))
     record = generate(config, progress=sub_progress(progress, 0.0, 0.8), token=token)
     written = record.write(out_dir, format=fmt)
     progress(1.0, "written")

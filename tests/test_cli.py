@@ -102,9 +102,9 @@ def test_synth_sac_one_file_per_trace(tmp_path):
     r = run("synth", "--hours", 1, "--out", out, "--format", "SAC")
     assert r.exit_code == 0, r.output
     files = sorted(out.glob("mixture.*.sac"))
-    assert [f.name for f in files] == [f"mixture.XB.ELYSE.02.BH{c}.sac" for c in "UVW"]
+    assert [f.name for f in files] == [f"mixture.SY.ELYSE.02.BH{c}.sac" for c in "UVW"]
     r = run("info", out / "mixture.*.sac")
-    assert r.exit_code == 0 and "XB.ELYSE.02.BH{UVW}" in r.output
+    assert r.exit_code == 0 and "SY.ELYSE.02.BH{UVW}" in r.output
 
 
 def test_atomic_outputs_get_normal_permissions(tmp_path):

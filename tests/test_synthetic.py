@@ -33,7 +33,7 @@ def _arrays(stream) -> np.ndarray:
 
 def test_default_record_ids_and_sizes(one_sol: SyntheticRecord) -> None:
     ids = [tr.id for tr in one_sol.mixture]
-    assert ids == ["XB.ELYSE.02.BHU", "XB.ELYSE.02.BHV", "XB.ELYSE.02.BHW"]
+    assert ids == ["SY.ELYSE.02.BHU", "SY.ELYSE.02.BHV", "SY.ELYSE.02.BHW"]
     npts = one_sol.config.npts
     assert npts == pytest.approx(88775.244 * 20, abs=1)
     for name in SOURCES:

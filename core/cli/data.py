@@ -40,15 +40,17 @@ def info(inputs, gap_policy, max_fill, resample_to, as_json, verbose):
 @click.option("--gaps", type=click.IntRange(min=0), default=0, show_default=True, help="number of data gaps to cut")
 @click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
               show_default=True)
+@click.option("--network", default="SY", show_default=True,
+              help="network code of the synthetic record (SY: synthetic, never the real XB of InSight)")
 @click.option("--overwrite", is_flag=True, help="replace existing files in --out")
-def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, overwrite):
+def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, network, overwrite):
     """Generate a synthetic InSight-like record with ground truth (mixture, each source, glitch list)."""
     from core.workflows import run_synth
 
     with job("synthesising") as (progress, token):
         written = run_synth(sols=sols, hours=hours, out_dir=out_dir, seed=seed, start_sol=start_sol,
                             sampling_rate=sampling_rate, gaps=gaps, fmt=fmt.upper(), overwrite=overwrite,
-                            progress=progress, token=token)
+                            progress=progress, token=token, network=network)
     for p in written:
         click.echo(str(p))
 
