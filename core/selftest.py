@@ -10,6 +10,7 @@ pass. When frozen it also verifies that every loaded Python module comes from in
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -203,52 +204,164 @@ def check_training(ctx: _Context) -> str:
             f"{len(table.scales)} scales clustered")
 
 
-def check_separation(ctx: _Context) -> str:
-    """One L-BFGS step of the scattering-covariance separation (``--method scatcov``) on a glitch of the record.
+def _cli(args: list) -> tuple[int, str]:
+    """Run one ``unmix`` command in this process as a user would; (exit status, its output, stdout then stderr)."""
+    import contextlib
+    import io
 
-    The prior snippets are cut from the synthetic record's own glitch-free background (its ground truth), so this
-    check needs no trained model; the result must add back up to the input sample by sample.
-    """
-    try:
-        from core.separation import get_method
-    except ImportError as exc:
-        raise CheckFailed(f"not available: the separation API is missing ({exc})") from None
-    rec = ctx.state["synthetic"]
-    piece, fs = 1024, rec.config.sampling_rate
-    t0 = rec.mixture[0].stats.starttime
-    half = t0 + 0.5 * rec.config.duration
-    onsets = [g.onset for g in rec.glitches if t0 + piece / fs < g.onset < half]
-    onset = onsets[0] if onsets else t0 + 600.0
-    start = max(t0, onset - piece / 2 / fs)
-    target = rec.mixture.slice(start, start + (piece - 1) / fs).copy()
-    background = rec.sources["background"]
-    data = np.stack([background.select(component=c)[0].data for c in "UVW"])
-    offsets = np.linspace(int(round((start - t0) * fs)) + 3 * piece, data.shape[-1] - piece, 4).astype(int)
-    prior = np.stack([data[:, o:o + piece] for o in offsets])  # (4, 3, piece), none overlaps the target
-    try:
-        separator = get_method("scatcov", prior=prior, components="UVW", piece=piece, max_iter=1, device=ctx.device)
-    except Exception as exc:
-        raise CheckFailed(f"not available: the scatcov method cannot be configured ({exc})") from None
-    result = separator.separate(target)
-    removed = result.removed[next(iter(result.removed))]
-    worst = 0.0
-    for tr in target:
-        b = result.background.select(id=tr.id)[0]
-        r = removed.select(id=tr.id)[0]
-        if b.stats.npts != tr.stats.npts or b.stats.starttime != tr.stats.starttime:
-            raise CheckFailed(f"{tr.id}: the background has another length or start than the input")
-        scale = float(np.max(np.abs(tr.data))) or 1.0
-        worst = max(worst, float(np.max(np.abs(b.data + r.data - tr.data))) / scale)
-        if not np.all(np.isfinite(b.data)):
-            raise CheckFailed(f"{tr.id}: non-finite background")
-    if worst > 1e-9:
-        raise CheckFailed(f"background + removed differs from the input (max relative error {worst:.1e})")
-    info = result.info
-    if not info.get("n_eval") or info.get("n_iter", 0) > 1:
-        raise CheckFailed(f"expected one L-BFGS iteration with loss evaluations, got {info.get('n_iter')} iterations "
-                          f"and {info.get('n_eval')} evaluations")
-    return (f"{len(target)} traces × {target[0].stats.npts} samples, {info.get('n_iter')} L-BFGS iteration, "
-            f"{info.get('n_eval')} loss evaluations, background + removed = input")
+    from core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main.main(args=[str(a) for a in args], prog_name="unmix", standalone_mode=False)
+        except SystemExit as exc:
+            status = exc.code
+    status = status if isinstance(status, int) else 0 if status is None else 1
+    return status, (out.getvalue() + err.getvalue()).strip()
+
+
+def _run_cli(args: list) -> str:
+    """``_cli`` that raises :class:`CheckFailed` (with the command's last line) unless it exits with status 0."""
+    status, text = _cli(args)
+    if status != 0:
+        last = text.splitlines()[-1] if text else "no output"
+        raise CheckFailed(f"`unmix {args[0]}` exited with status {status}: {last}")
+    return text
+
+
+def _short_record(ctx: _Context) -> Path:
+    """Ten minutes of the synthetic record around its first glitch, as miniSEED (the input of every separation)."""
+    if "short" not in ctx.state:
+        rec = ctx.state["synthetic"]
+        t0 = rec.mixture[0].stats.starttime
+        first = min((g.onset for g in rec.glitches if g.onset > t0 + 60), default=t0 + 60)
+        start = min(first - 60, t0 + rec.config.duration - 600)
+        path = ctx.out / "separate-input" / "short.mseed"
+        path.parent.mkdir()
+        rec.mixture.slice(start, start + 600).write(str(path), format="MSEED")
+        ctx.state["short"] = path
+    return ctx.state["short"]
+
+
+def _by_component(stream) -> dict[str, np.ndarray]:
+    return {tr.stats.channel[-1]: tr.data.astype(np.float64) for tr in stream}
+
+
+def _check_parts_add_up(source: Path, outputs: list[Path]) -> tuple[int, float]:
+    """Every output trace has the input's length; the outputs add up to the input. (files, removed share)."""
+    from obspy import read
+
+    wanted = _by_component(read(str(source), format="MSEED"))
+    total = {c: np.zeros_like(x) for c, x in wanted.items()}
+    removed = 0.0
+    for path in outputs:
+        for c, x in _by_component(read(str(path), format="MSEED")).items():
+            if c not in wanted or x.shape != wanted[c].shape or not np.all(np.isfinite(x)):
+                raise CheckFailed(f"{path.name}: component {c} is not a finite trace of the input's length")
+            total[c] += x
+            if ".background." not in path.name:
+                removed += float(np.sum(x ** 2))
+    scale = max(float(np.max(np.abs(x))) for x in wanted.values()) or 1.0
+    worst = max(float(np.max(np.abs(total[c] - wanted[c]))) for c in wanted) / scale
+    if worst > 1e-5:
+        raise CheckFailed(f"the outputs do not add up to the input (max relative error {worst:.1e})")
+    return len(outputs), removed / max(sum(float(np.sum(x ** 2)) for x in wanted.values()), 1e-300)
+
+
+def _separate(ctx: _Context, method: str, *options: str, must_remove: bool = True) -> str:
+    """``unmix separate`` of the short record with ``method``; its outputs are checked and must add up to it."""
+    source = _short_record(ctx)
+    out = ctx.out / f"separate-{method}"
+    _run_cli(["separate", source, "--out", out, "--method", method, "--device", ctx.device, *options])
+    provenance = sorted(out.glob("*.provenance.json"))
+    if len(provenance) != 1 or json.loads(provenance[0].read_text()).get("method") != method:
+        raise CheckFailed(f"expected one provenance file of method {method} in {out}, found {len(provenance)}")
+    outputs = sorted(p for p in out.glob("*.mseed") if p.name.startswith(source.stem + "."))
+    if not any(".background." in p.name for p in outputs):
+        raise CheckFailed(f"no background output in {out}")
+    n, share = _check_parts_add_up(source, outputs)
+    if must_remove and share == 0:
+        raise CheckFailed("nothing was removed from a record with glitches")
+    return f"{n} outputs add up to the 10-min input, {100 * share:.2g}% of its energy removed, provenance written"
+
+
+def check_separate_template(ctx: _Context) -> str:
+    """``unmix separate --method template`` (ObsPy signal processing, glitch templates)."""
+    return _separate(ctx, "template")
+
+
+def check_separate_highpass(ctx: _Context) -> str:
+    """``unmix separate --method highpass``."""
+    return _separate(ctx, "highpass")
+
+
+def check_separate_scatcov(ctx: _Context) -> str:
+    """``unmix separate --method scatcov`` with a clean file as prior (one L-BFGS iteration)."""
+    prior = ctx.state["mseed"].parent / "background.mseed"
+    return _separate(ctx, "scatcov", "--prior", prior, "--scatcov-opt", "max_iter=1", must_remove=False)
+
+
+def check_separate_hybrid(ctx: _Context) -> str:
+    """``unmix separate --method hybrid`` (templates + scattering residual; one iteration)."""
+    prior = ctx.state["mseed"].parent / "background.mseed"
+    return _separate(ctx, "hybrid", "--prior", prior, "--hybrid-opt", "max_iter=1")
+
+
+def check_cluster(ctx: _Context) -> str:
+    """``unmix cluster`` of the store with the trained model into a cluster table (.h5), read back."""
+    from core.clusters import ClusterTable
+
+    path = ctx.out / "clusters.h5"
+    _run_cli(["cluster", ctx.state["store"], ctx.state["model"], "--out", path, "--device", ctx.device])
+    table, expected = ClusterTable.load(path), ctx.state["clusters"].n_windows
+    if table.n_windows != expected:
+        raise CheckFailed(f"the table read back has {table.n_windows} windows, expected {expected}")
+    return f"{path.name}: {table.n_windows} windows × {len(table.scales)} scales"
+
+
+def check_report(ctx: _Context) -> str:
+    """``unmix report``: the figures (matplotlib, ObsPy imaging data) and the summary of every scale."""
+    out = ctx.out / "report"
+    _run_cli(["report", ctx.state["store"], ctx.state["model"], "--out", out, "--device", ctx.device])
+    figures = sorted(out.glob("*.png"))
+    summary = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
+    if summary is None or len(figures) < len(FEATURE_SETTINGS["scales"]):
+        raise CheckFailed(f"the report holds {len(figures)} figures and {'a' if summary else 'no'} report.json")
+    small = [p.name for p in figures if p.stat().st_size < 2000]
+    if small:
+        raise CheckFailed(f"empty-looking figures: {', '.join(small)}")
+    return f"{len(figures)} figures and report.json in {out.name}/"
+
+
+def check_fetch(ctx: _Context) -> str:
+    """``unmix fetch`` from an FDSN web service on 127.0.0.1 started here; the day file must hold the same samples."""
+    from obspy import read
+
+    from core.fdsn_loopback import FdsnLoopback
+
+    mixture = ctx.state["synthetic"].mixture
+    net, sta, loc, cha = mixture[0].id.split(".")
+    t0 = mixture[0].stats.starttime
+    start, end = t0 + 300, t0 + 900
+    out = ctx.out / "fetched"
+    with FdsnLoopback([ctx.state["mseed"]]) as server:
+        _run_cli(["fetch", "-N", net, "-S", sta, "-L", loc or "--", "-C", cha[:2] + "?", "--start", start,
+                  "--end", end, "--provider", server.url, "--out", out, "--timeout", "20", "-q"])
+        n_requests = len(server.requests)
+    files = sorted(out.glob("*.mseed"))
+    if not files or not any(p.suffix == ".xml" for p in out.iterdir()):
+        raise CheckFailed(f"expected miniSEED day files and a StationXML in {out}, found {sorted(os.listdir(out))}")
+    got = read(str(files[0]), format="MSEED")
+    for f in files[1:]:
+        got += read(str(f), format="MSEED")
+    got.merge()
+    for tr in mixture:
+        piece = got.select(id=tr.id).slice(start, end)
+        want = tr.slice(start, end)
+        if len(piece) != 1 or piece[0].stats.npts != want.stats.npts or not np.array_equal(piece[0].data, want.data):
+            raise CheckFailed(f"{tr.id}: the fetched samples differ from those served")
+    return f"{len(files)} day file(s) + StationXML from {server.url} in {n_requests} HTTP requests, identical samples"
 
 
 def check_gui(ctx: _Context) -> str:
@@ -270,7 +383,13 @@ CHECKS: list[tuple[str, Callable[[_Context], str], tuple[str, ...]]] = [
     ("SAC read/write", check_sac, ("synthetic record",)),
     ("features (HDF5 store)", check_features, ("miniSEED read/write",)),
     ("training (2 steps)", check_training, ("features (HDF5 store)",)),
-    ("separation (1 step)", check_separation, ("miniSEED read/write",)),
+    ("cluster table", check_cluster, ("training (2 steps)",)),
+    ("report figures", check_report, ("training (2 steps)",)),
+    ("separate template", check_separate_template, ("miniSEED read/write",)),
+    ("separate highpass", check_separate_highpass, ("miniSEED read/write",)),
+    ("separate scatcov", check_separate_scatcov, ("miniSEED read/write",)),
+    ("separate hybrid", check_separate_hybrid, ("miniSEED read/write",)),
+    ("FDSN fetch (loopback)", check_fetch, ("miniSEED read/write",)),
     ("GUI offscreen screenshot", check_gui, ("miniSEED read/write",)),
     ("bundle isolation", check_isolation, ()),
 ]
