@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import subprocess
@@ -132,3 +133,72 @@ def test_build_bundle_and_run_its_selftest_without_python():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[selftest] bundle self-test passed" in result.stdout
     assert "bundle size" in result.stdout
+
+
+def _collection_modes() -> dict[str, str]:
+    import ast
+
+    tree = ast.parse((ROOT / "packaging" / "hooks" / "hook-obspy.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "module_collection_mode" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("hook-obspy.py sets no module_collection_mode")
+
+
+def test_obspy_modules_that_find_data_from_their_code_file_name_ship_as_source():
+    """Frozen into PyInstaller's archive a module's code object has a relative file name: ObsPy modules that locate
+    their data with ``inspect.getfile(inspect.currentframe())`` looked in the current folder (KeyError: 'viridis')."""
+    package = Path(obspy.__file__).parent
+    not_bundled = {"taup", "clients"}  # not collected (Unmix's fetch uses clients.fdsn, which has no such lookup)
+    no_data = {"core/util/misc.py", "core/util/testing.py", "conftest.py"}  # git root / test helpers only
+    modes = _collection_modes()
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if "/tests/" in rel or rel.split("/")[0] in not_bundled or rel in no_data:
+            continue
+        if "inspect.currentframe()" in path.read_text(encoding="utf-8", errors="replace"):
+            name = "obspy." + rel[:-3].replace("/", ".")
+            found.append(name)
+            assert modes.get(name) == "py", f"{name} finds its data from its code object's file name: ship it as 'py'"
+    assert "obspy.imaging.cm" in found and "obspy.core.util.version" in found
+
+
+def test_fdsn_loopback_answers_like_a_data_centre(tmp_path):
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    from core.fdsn_loopback import FdsnLoopback
+    from core.synthetic import SyntheticConfig, generate
+
+    rec = generate(SyntheticConfig(hours=0.2, sampling_rate=20.0, seed=3))
+    path = rec.write(tmp_path, format="MSEED")["mixture"]
+    tr = rec.mixture[0]
+    net, sta, loc, cha = tr.id.split(".")
+    t0 = tr.stats.starttime
+    with FdsnLoopback([path]) as server:
+        base = f"{server.url}/fdsnws"
+        query = f"network={net}&station={sta}&location={loc}&channel={cha}&starttime={t0 + 60}&endtime={t0 + 120}"
+        with urlopen(f"{base}/dataselect/1/query?{query}") as reply:
+            got = obspy.read(io.BytesIO(reply.read()), format="MSEED")
+        assert {t.id for t in got} == {tr.id}
+        assert got[0].stats.starttime <= t0 + 60 and got[0].stats.endtime >= t0 + 120
+        with urlopen(f"{base}/station/1/query?{query}&level=response") as reply:
+            inv = obspy.read_inventory(io.BytesIO(reply.read()), format="STATIONXML")
+        assert inv.get_contents()["channels"] == [tr.id]
+        with urlopen(f"{base}/dataselect/1/query?network=ZZ&starttime={t0}&endtime={t0 + 60}") as reply:
+            assert reply.status == 204
+        with pytest.raises(HTTPError, match="404"):
+            urlopen(f"{base}/event/1/query")
+
+
+def test_a_separation_method_that_cannot_load_is_a_failed_check(tmp_path, monkeypatch):
+    """As in the bundle without ObsPy's colormaps: the template method cannot be imported → a FAIL line."""
+    monkeypatch.setitem(sys.modules, "core.baselines.template", None)
+    monkeypatch.setitem(sys.modules, "obspy.signal.cross_correlation", None)
+    lines: list[str] = []
+    status = selftest.run(tmp_path / "out", echo=lines.append, only=["separate template"])
+    checks = _report(tmp_path / "out")
+    assert status == 1
+    assert not checks["separate template"]["ok"]
+    assert any(line.startswith("FAIL  separate template") for line in lines)
