@@ -40,26 +40,143 @@ class Project:
 
     @classmethod
     def load(cls, path: str | Path) -> Project:
-        """Read a project file; anything malformed is an :class:`~core.errors.InputFileError` naming the file."""
+        """Read a project file; anything malformed is an :class:`~core.errors.InputFileError` naming the file
+        and, for a field of the wrong type or size, the field (see :func:`validate`)."""
         path = Path(path)
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise InputFileError(f"too large for a project file (over {MAX_FILE_BYTES // 2**20} MiB)", path)
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputFileError("no such project file", path) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InputFileError(f"not a readable project file ({exc})", path) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputFileError("not an Unmix project file", path)
-        if int(data.get("version", 0)) > VERSION:
-            raise InputFileError(f"written by a newer Unmix (project version {data['version']})", path)
         try:
-            project = cls(
-                inputs=[str(p) for p in data.get("inputs", [])],
-                synthetic=[dict(s) for s in data.get("synthetic", [])],
-                parameters=dict(data.get("parameters", {})),
-                results={str(k): str(v) for k, v in dict(data.get("results", {})).items()},
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputFileError(f"malformed project file ({exc})", path) from None
+            validate(data)
+        except ProjectFieldError as exc:
+            raise InputFileError(f"field {exc.field!r}: {exc.problem}", path) from None
+        project = cls(inputs=list(data.get("inputs", [])), synthetic=[dict(s) for s in data.get("synthetic", [])],
+                      parameters=dict(data.get("parameters", {})), results=dict(data.get("results", {})))
         project.path = path
         return project
+
+
+# --- schema -----------------------------------------------------------------------------------------------------------
+
+MAX_FILE_BYTES = 16 * 2**20
+MAX_INPUTS = 10_000
+MAX_SYNTHETIC = 100
+MAX_PATH = 4096
+MAX_TEXT = 256
+MAX_NUMBER = 1e12
+SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2**32 - 1), "gaps": (0, 10_000),
+                  "start_sol": (0, 100_000)}
+"""Fields of a synthetic record (``core.synthetic.SyntheticConfig``) and their allowed ranges."""
+PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline"}
+TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results"}
+
+
+class ProjectFieldError(ValueError):
+    """One field of a project file has the wrong type, size or value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", list: "a list", dict: "an object", bool: "true/false", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _text(value: Any, field: str, limit: int = MAX_TEXT, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str):
+        raise ProjectFieldError(field, f"must be a string, not {_type_name(value)}")
+    if not value or len(value) > limit or "\0" in value:
+        raise ProjectFieldError(field, f"must be a non-empty string of at most {limit} characters without NUL")
+
+
+def _number(value: Any, field: str, lo: float, hi: float, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ProjectFieldError(field, f"must be {'an integer' if integer else 'a number'}, not {_type_name(value)}")
+    if not lo <= value <= hi:
+        raise ProjectFieldError(field, f"must be between {lo:g} and {hi:g}, not {value!r}")
+
+
+def _object(value: Any, field: str, allowed: set[str] | None = None, limit: int = 1000) -> dict:
+    if not isinstance(value, dict):
+        raise ProjectFieldError(field, f"must be an object, not {_type_name(value)}")
+    if len(value) > limit:
+        raise ProjectFieldError(field, f"has {len(value)} entries, at most {limit} allowed")
+    unknown = sorted(set(value) - allowed) if allowed is not None else []
+    if unknown:
+        raise ProjectFieldError(f"{field}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _list(value: Any, field: str, limit: int) -> list:
+    if not isinstance(value, list):
+        raise ProjectFieldError(field, f"must be a list, not {_type_name(value)}")
+    if len(value) > limit:
+        raise ProjectFieldError(field, f"has {len(value)} entries, at most {limit} allowed")
+    return value
+
+
+def _synthetic(entry: Any, field: str) -> None:
+    _object(entry, field, set(SYNTHETIC_KEYS))
+    for key, value in entry.items():
+        if key == "hours" and value is None:
+            continue
+        lo, hi = SYNTHETIC_KEYS[key]
+        _number(value, f"{field}.{key}", lo, hi, integer=isinstance(lo, int))
+
+
+def _form_value(value: Any, field: str) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _text(value or "-", field, MAX_PATH)
+    elif isinstance(value, int | float):
+        _number(value, field, -MAX_NUMBER, MAX_NUMBER)
+    else:
+        raise ProjectFieldError(field, f"must be a string, number, true/false or null, not {_type_name(value)}")
+
+
+def _parameters(params: Any) -> None:
+    _object(params, "parameters", PARAMETER_KEYS)
+    if "axis_mode" in params:
+        _text(params["axis_mode"], "parameters.axis_mode", 32)
+    for key in ("filter", "selected"):
+        if key in params:
+            _text(params[key], f"parameters.{key}", MAX_TEXT, allow_none=True)
+    pipeline = params.get("pipeline")
+    if pipeline is not None:
+        for form, values in _object(pipeline, "parameters.pipeline", limit=50).items():
+            _text(form, "parameters.pipeline (form name)", 64)
+            for name, value in _object(values, f"parameters.pipeline.{form}", limit=100).items():
+                _text(name, f"parameters.pipeline.{form} (field name)", 64)
+                _form_value(value, f"parameters.pipeline.{form}.{name}")
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Check a project file's content against its schema; raise :class:`ProjectFieldError` naming the first bad
+    field: every field's type, the element types, sizes (at most ``MAX_INPUTS`` inputs, paths of at most
+    ``MAX_PATH`` characters, ...), numeric ranges; unknown fields are refused."""
+    _object(data, "(top level)", TOP_KEYS)
+    version = data.get("version", VERSION)
+    _number(version, "version", 0, 2**31, integer=True)
+    if version > VERSION:
+        raise ProjectFieldError("version", f"written by a newer Unmix (project version {version})")
+    for i, item in enumerate(_list(data.get("inputs", []), "inputs", MAX_INPUTS)):
+        _text(item, f"inputs[{i}]", MAX_PATH)
+    for i, entry in enumerate(_list(data.get("synthetic", []), "synthetic", MAX_SYNTHETIC)):
+        _synthetic(entry, f"synthetic[{i}]")
+    _parameters(data.get("parameters", {}))
+    for key, value in _object(data.get("results", {}), "results", limit=100).items():
+        _text(key, "results (name)", 64)
+        _text(value, f"results.{key}", MAX_PATH)

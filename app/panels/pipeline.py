@@ -121,9 +121,12 @@ class PipelineForm(QWidget):
         for name, value in values.items():
             widget = getattr(self, name, None)
             if isinstance(widget, PathField):
-                widget.set_text(value)
+                widget.set_text(value if isinstance(value, str) else None)
             elif isinstance(widget, QSpinBox | QDoubleSpinBox):
-                widget.setValue(value)
+                if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e12:
+                    # a project file's number outside the field's range is clamped (Qt would overflow on int32)
+                    value = min(max(value, widget.minimum()), widget.maximum())
+                    widget.setValue(int(value) if isinstance(widget, QSpinBox) else float(value))
             elif isinstance(widget, QComboBox):
                 index = widget.findData(value)
                 widget.setCurrentIndex(index if index >= 0 else max(widget.findText(str(value)), 0))
