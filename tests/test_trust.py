@@ -45,6 +45,7 @@ def test_pickle_disguised_as_mseed_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["info"],
+                                     ["features", "--out", "{tmp}/s.h5"],
                                      ["separate", "--out", "{tmp}/sep", "--method", "highpass"]])
 def test_cli_refuses_pickle_without_running_it(tmp_path, command):
     marker = tmp_path / "MARKER"
@@ -57,6 +58,7 @@ def test_cli_refuses_pickle_without_running_it(tmp_path, command):
     assert str(bad) in proc.stderr and "unsupported waveform format" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not marker.exists()
+    assert not list(tmp_path.glob("s.h5*")) and not list(tmp_path.glob(".s.h5*"))  # features leaves nothing behind
 
 
 def _calls(tree: ast.AST):

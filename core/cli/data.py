@@ -126,9 +126,15 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
                            response=str(Path(response).resolve()) if response else None,
                            response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
                            gap_policy=gap_policy, max_fill=max_fill)
+    from core.features.store import NoFeaturesError
+
     with job("features") as (progress, token):
-        report = build_store(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
-                             progress=progress, token=token, on_error=lambda m: click.echo(f"error: {m}", err=True))
+        try:
+            report = build_store(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
+                                 progress=progress, token=token,
+                                 on_error=lambda m: click.echo(f"error: {m}", err=True))
+        except NoFeaturesError:
+            raise SystemExit(2) from None  # every input failed (each said why, above); nothing was written
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"{report['store']}: {report['n_windows']} windows from {report['inputs']} input(s) "

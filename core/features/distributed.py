@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import UnmixError
+from core.h5safe import DiskFullError
 from core.jobs import CancelToken, Progress
 
 
 def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, workers: int, scheduler: str | None,
-                accept, failures: list[str], progress: Progress, token: CancelToken | None) -> None:
-    """Submit :func:`features_for_file` for every input; ``accept(result, shard)`` runs here as results arrive."""
+                accept, failures: list[str], progress: Progress, token: CancelToken | None, on_error=None) -> None:
+    """Submit :func:`features_for_file` for every input; ``accept(result, shard)`` runs here as results arrive.
+
+    An input's :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk stops all.
+    """
     from dask.distributed import Client, LocalCluster, as_completed
 
     from core.features.store import features_for_file
@@ -32,8 +36,12 @@ def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, worker
             p, shard = futures[fut]
             try:
                 accept(fut.result(), shard)
+            except DiskFullError:
+                raise
             except UnmixError as exc:
                 failures.append(exc.message)
+                if on_error:
+                    on_error(exc.message)
             progress((i + 1) / len(todo), p.name)
     finally:
         client.close()

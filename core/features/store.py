@@ -1,8 +1,11 @@
 """The feature store: one HDF5 file of windows × scales × features with times, provenance and configuration.
 
 Writing is resumable and atomic: every input's features first go to a shard file (written under a temporary name,
-then renamed) in ``STORE.parts/``; shards and the existing store are then consolidated into a new file that replaces
-the store in one rename. An interrupted run leaves the old store intact and its finished shards reusable.
+then renamed) in ``STORE.parts/``, named by the input's digest and the feature settings' digest; shards and the
+existing store are then consolidated into a new file that replaces the store in one rename. An interrupted run
+leaves the old store intact and its finished shards reusable. One run at a time writes a store (``STORE.lock``);
+a full disk leaves the old store and no temporary file. A store holds one sampling rate.
+Reading validates shapes, dtypes and declared sizes, and refuses non-finite features, with one line naming the file.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import h5py
 import numpy as np
 
 from core import __version__
-from core.atomic import atomic_path
 from core.errors import ConfigError, DataError, InputFileError, UnmixError
 from core.features.config import FEATURE_FORMAT, FeatureConfig
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
+from core.features.lock import store_lock
+from core.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
+from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 from core.mars_time import sol_float
 from core.scattering import DESCRIPTION_DTYPE, build_description
 
@@ -50,6 +54,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
     out = {"path": str(path), "sha256": file_digest(path), "size": os.path.getsize(path), "records": [],
            "notes": [], "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
            "record_index": []}
+    reasons: list[str] = []
     for rec in records:
         if config.response:
             rec = remove_response(rec, config.response, output=config.response_output)
@@ -59,6 +64,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
         if not set(config.components) <= set(comps):
             out["notes"].append(f"{rec.key} {rec.starttime}–{rec.endtime}: has components {comps}, needs "
                                 f"{config.components}; skipped")
+            reasons.append(_component_reason(comps, config.components))
             continue
         rec = rec.copy()
         rec.stream.traces = [next(tr for tr in rec.stream if tr.stats.channel[-1] == c) for c in config.components]
@@ -66,7 +72,12 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
         if wf.n_windows == 0:
             out["notes"].append(f"{rec.key} {rec.starttime}–{rec.endtime}: {rec.npts} samples, shorter than one "
                                 f"window of {config.window}; skipped")
+            reasons.append(f"{rec.npts} samples ({rec.npts / rec.sampling_rate:.0f} s), shorter than one window of "
+                           f"{config.window} samples ({config.window / rec.sampling_rate:.0f} s)")
             continue
+        if not all(np.isfinite(wf.features[s]).all() for s in config.scales):
+            raise DataError(f"{rec.key}: non-finite (NaN or infinite) features; are there NaN or infinite samples?",
+                            path)
         out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
                                "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
                                "n_windows": wf.n_windows, "notes": rec.notes})
@@ -74,10 +85,17 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
             out["features"][s].append(wf.features[s])
             out["intervals"][s].append(wf.intervals[s])
         out["record_index"].append(np.full(wf.n_windows, len(out["records"]) - 1, np.int32))
+    if not out["records"]:
+        raise DataError("no windows: " + ("; ".join(dict.fromkeys(reasons)) or "no data"), path)
     rates = {r["sampling_rate"] for r in out["records"]}
     if len(rates) > 1:
         raise DataError(f"records at different sampling rates {sorted(rates)}; set a sampling rate to resample", path)
     return out
+
+
+def _component_reason(have: str, want: str) -> str:
+    only = "only component" + ("s " if len(have) > 1 else " ")
+    return f"{only}{have} (needs {want}); pass --components {have}"
 
 
 def _as_real(z: np.ndarray) -> np.ndarray:
@@ -85,7 +103,7 @@ def _as_real(z: np.ndarray) -> np.ndarray:
 
 
 def _write_shard(result: dict, config: FeatureConfig, path: Path) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5_atomic_writer(path, "feature shard") as f:
         meta = {k: result[k] for k in ("path", "sha256", "size", "records", "notes")}
         f.attrs["meta"] = json.dumps(meta)
         f.attrs["config_hash"] = config.digest()
@@ -98,47 +116,104 @@ def _write_shard(result: dict, config: FeatureConfig, path: Path) -> None:
             f[f"intervals/{s}"] = np.concatenate(result["intervals"][s]) if n else np.zeros((0, 2))
 
 
+class NoFeaturesError(DataError):
+    """No input gave features, so nothing was written (each failure was reported through ``on_error``)."""
+
+    def __init__(self, failures: list[str]) -> None:
+        more = f" (and {len(failures) - 1} more input(s) failed)" if len(failures) > 1 else ""
+        super().__init__(f"{failures[0]}{more}; nothing written")
+        self.failures = failures
+
+
 class FeatureStore:
-    """Read access to a consolidated store."""
+    """Read access to a consolidated store (validated when opened; features checked finite when read)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputFileError("no such feature store", self.path)
+        if not h5py.is_hdf5(self.path):
+            raise InputFileError("not a feature store (not an HDF5 file)", self.path)
         try:
             with h5py.File(self.path, "r") as f:
-                if f.attrs.get("format") != FEATURE_FORMAT:
-                    raise InputFileError(f"not an Unmix feature store (format {f.attrs.get('format')!r})", self.path)
-                self.config = FeatureConfig.from_dict(json.loads(f.attrs["config"]))
-                self.config_hash = str(f.attrs["config_hash"])
-                self.inputs = json.loads(f.attrs["inputs"])
-                self.description = f["description"][()].astype(DESCRIPTION_DTYPE)
-                self.n_windows = int(f["windows/input"].shape[0])
-        except OSError as exc:
-            raise InputFileError(f"unreadable feature store ({exc})", self.path) from None
+                self._open(f)
+        except UnmixError:
+            raise
+        except H5_ERRORS as exc:
+            raise damaged(exc, self.path, "feature store") from None
+
+    def _open(self, f: h5py.File) -> None:
+        what = "feature store"
+        if f.attrs.get("format") != FEATURE_FORMAT:
+            raise InputFileError(f"not an Unmix feature store (format {f.attrs.get('format')!r})", self.path)
+        try:
+            self.config = FeatureConfig.from_dict(json_attr(f, "config", dict, self.path, what))
+        except (TypeError, KeyError, ValueError, ConfigError) as exc:
+            raise InputFileError(f"damaged feature store: bad feature configuration ({exc})", self.path) from None
+        self.config_hash = str(f.attrs.get("config_hash", ""))
+        self.inputs = json_attr(f, "inputs", list, self.path, what)
+        if not all(isinstance(i, dict) and isinstance(i.get("records", []), list) for i in self.inputs):
+            raise InputFileError("damaged feature store: attribute 'inputs' is not a list of inputs", self.path)
+        self.description = check_dataset(f, "description", (None,), "V", self.path, what)[()].astype(
+            DESCRIPTION_DTYPE)
+        n = check_dataset(f, "windows/input", (None,), "iu", self.path, what).shape[0]
+        shapes = {"windows/record": ((n,), "iu")}
+        for s in self.config.scales:
+            shapes[f"features/{s}"] = ((n, len(self.config.components), len(self.description), 2), "f")
+            shapes[f"intervals/{s}"] = ((n, 2), "f")
+            shapes[f"lmst/{s}"] = ((n, 2), "f")
+        for name, (shape, kind) in shapes.items():
+            check_dataset(f, name, shape, kind, self.path, what)
+        win_in, win_rec = f["windows/input"][()], f["windows/record"][()]
+        if n and (win_in.min() < 0 or win_in.max() >= len(self.inputs) or win_rec.min() < 0):
+            raise InputFileError("damaged feature store: window indices point outside its inputs", self.path)
+        self.n_windows = int(n)
 
     @property
     def scales(self) -> tuple[int, ...]:
         return self.config.scales
 
+    def _read(self, name: str) -> np.ndarray:
+        try:
+            with h5py.File(self.path, "r") as f:
+                return f[name][()]
+        except H5_ERRORS as exc:
+            raise damaged(exc, self.path, "feature store") from None
+
     def features(self, scale: int, complex_values: bool = False) -> np.ndarray:
-        """(N, C, K, 2) float32 real/imag parts, or (N, C, K) complex64."""
-        with h5py.File(self.path, "r") as f:
-            a = f[f"features/{scale}"][()]
+        """(N, C, K, 2) float32 real/imag parts, or (N, C, K) complex64; refuses NaN or infinite features."""
+        if int(scale) not in self.scales:
+            raise ConfigError(f"scale {scale} not in this store (scales {', '.join(map(str, self.scales))})",
+                              self.path)
+        a = self._read(f"features/{int(scale)}").astype(np.float32, copy=False)
+        finite = np.isfinite(a).reshape(len(a), -1).all(axis=1)
+        if not finite.all():
+            raise DataError(f"{int((~finite).sum())} window(s) with NaN or infinite features at scale {scale} "
+                            f"(first: window {int(np.flatnonzero(~finite)[0])}); rebuild the store", self.path)
         return a[..., 0] + 1j * a[..., 1] if complex_values else a
 
     def intervals(self, scale: int) -> np.ndarray:
         """(N, 2) UTC start/end of each window's sub-window at ``scale`` (POSIX seconds)."""
-        with h5py.File(self.path, "r") as f:
-            return f[f"intervals/{scale}"][()]
+        return self._read(f"intervals/{int(scale)}")
 
     def lmst(self, scale: int) -> np.ndarray:
-        with h5py.File(self.path, "r") as f:
-            return f[f"lmst/{scale}"][()]
+        return self._read(f"lmst/{int(scale)}")
 
     def windows(self) -> dict[str, np.ndarray]:
-        with h5py.File(self.path, "r") as f:
-            return {k: f[f"windows/{k}"][()] for k in f["windows"]}
+        return {k: self._read(f"windows/{k}") for k in ("input", "record")}
+
+    @property
+    def sampling_rate(self) -> float | None:
+        """The store's one sampling rate (None for an empty store)."""
+        return _rate(self.inputs)
+
+
+def _rate(inputs: list[dict]) -> float | None:
+    for inp in inputs:
+        for rec in inp.get("records", []):
+            if isinstance(rec, dict) and rec.get("sampling_rate"):
+                return float(rec["sampling_rate"])
+    return None
 
 
 def _read_existing(path: Path, config: FeatureConfig) -> FeatureStore | None:
@@ -152,27 +227,62 @@ def _read_existing(path: Path, config: FeatureConfig) -> FeatureStore | None:
     return store
 
 
-def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None, shards: list[Path]) -> None:
-    description = build_description(config.J, config.Q, config.model)
-    parts = []
-    inputs = list(existing.inputs) if existing else []
-    if existing is not None:
-        parts.append(("store", existing.path))
+def _shard_meta(path: Path, config: FeatureConfig) -> dict | None:
+    """The metadata of a finished shard made with ``config``; None when it is damaged or made otherwise."""
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("config_hash") != config.digest():
+                return None
+            meta = json.loads(f.attrs["meta"])
+            n = f["record_index"].shape[0]
+            if any(f[f"features/{s}"].shape[0] != n or f[f"intervals/{s}"].shape[0] != n for s in config.scales):
+                return None
+            meta["n_windows"] = int(n)
+            return meta
+    except (*H5_ERRORS, UnmixError):
+        return None
+
+
+def _shard_rate(meta: dict) -> float:
+    return float(meta["records"][0]["sampling_rate"])
+
+
+def _select_shards(shards: list[Path], metas: dict[Path, dict], existing: FeatureStore | None,
+                   failures: list[str], on_error) -> list[Path]:
+    """Shards to add: not yet in the store (re-read now), at the store's one sampling rate (in input order)."""
+    done = {i.get("sha256") for i in existing.inputs} if existing else set()
+    rate = existing.sampling_rate if existing else None
+    keep = []
     for sh in shards:
-        parts.append(("shard", sh))
-    sizes, metas = [], []
-    for kind, p in parts:
-        with h5py.File(p, "r") as f:
-            if kind == "store":
-                sizes.append(int(f["windows/input"].shape[0]))
-                metas.append(None)
-            else:
-                sizes.append(int(f["record_index"].shape[0]))
-                metas.append(json.loads(f.attrs["meta"]))
+        meta = metas[sh]
+        if meta["sha256"] in done:
+            continue
+        r = _shard_rate(meta)
+        if rate is not None and abs(r - rate) > 1e-9 * rate:
+            msg = (f"{meta['path']}: sampled at {r:g} Hz but the store holds {rate:g} Hz; a store has one rate "
+                   "(use another store, or --sampling-rate to resample)")
+            failures.append(msg)
+            if on_error:
+                on_error(msg)
+            continue
+        rate = r
+        done.add(meta["sha256"])
+        keep.append(sh)
+    return keep
+
+
+def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None, shards: list[Path],
+                 metas: dict[Path, dict]) -> None:
+    description = build_description(config.J, config.Q, config.model)
+    parts: list[tuple[str, Path]] = [("store", existing.path)] if existing is not None else []
+    parts += [("shard", sh) for sh in shards]
+    inputs = list(existing.inputs) if existing else []
+    sizes = [existing.n_windows] if existing is not None else []
+    sizes += [metas[sh]["n_windows"] for sh in shards]
     N = sum(sizes)
     C, K = len(config.components), len(description)
     chunk = max(1, min(N, 512))
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as g:
+    with h5_atomic_writer(out, "feature store") as g:
         g.attrs["format"] = FEATURE_FORMAT
         g.attrs["config"] = json.dumps(config.to_dict())
         g.attrs["config_hash"] = config.digest()
@@ -187,7 +297,7 @@ def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None
         g.create_dataset("windows/input", (N,), np.int32)
         g.create_dataset("windows/record", (N,), np.int32)
         pos = 0
-        for (kind, p), n, meta in zip(parts, sizes, metas, strict=True):
+        for (kind, p), n in zip(parts, sizes, strict=True):
             with h5py.File(p, "r") as f:
                 for s in config.scales:
                     g[f"features/{s}"][pos:pos + n] = f[f"features/{s}"][()]
@@ -202,6 +312,7 @@ def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None
                         g[f"lmst/{s}"][pos:pos + n] = sol_float(f[f"intervals/{s}"][()]) if n else np.zeros((0, 2))
                     g["windows/input"][pos:pos + n] = len(inputs)
                     g["windows/record"][pos:pos + n] = f["record_index"][()]
+                    meta = {k: v for k, v in metas[p].items() if k != "n_windows"}
                     inputs.append(meta)
             pos += n
         g.attrs["inputs"] = json.dumps(inputs)
@@ -221,26 +332,36 @@ def build_store(
     """Compute features of every input not yet in ``out`` and consolidate them into it.
 
     ``workers > 0`` starts a local Dask cluster of that many processes; ``scheduler`` uses an existing
-    dask.distributed cluster; otherwise everything runs in this process. Returns a small report.
+    dask.distributed cluster; otherwise everything runs in this process. Returns a small report. Only one run at a
+    time may write ``out`` (:class:`core.features.lock.StoreBusyError` otherwise). When no input gives features and
+    there is no store yet, nothing is written and :class:`NoFeaturesError` is raised.
     """
     from core.io import expand_inputs
 
-    progress = progress or no_progress
     config = config or FeatureConfig()
     out = Path(out)
-    existing = _read_existing(out, config)
+    _read_existing(out, config)  # refuse another configuration before taking the lock
     files = [p.resolve() for p in expand_inputs(inputs)]
-    done = {i["sha256"] for i in existing.inputs} if existing else set()
+    with store_lock(out):
+        return _build_locked(files, out, config, device, workers, scheduler, progress or no_progress, token,
+                             on_error)
+
+
+def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: str, workers: int,
+                  scheduler: str | None, progress: Progress, token: CancelToken | None, on_error) -> dict:
+    existing = _read_existing(out, config)
+    done = {i.get("sha256") for i in existing.inputs} if existing else set()
     parts_dir = out.with_name(out.name + ".parts")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    todo, skipped, shards = [], [], []
+    todo, skipped, shards, metas = [], [], [], {}
     for p in files:
         digest = file_digest(p)
-        shard = parts_dir / f"{digest[:24]}.h5"
+        shard = parts_dir / f"{digest[:24]}-{config.digest()}.h5"
+        meta = _shard_meta(shard, config) if shard.exists() else None
         if digest in done:
             skipped.append(str(p))
-        elif shard.exists():
+        elif meta is not None:
             shards.append(shard)
+            metas[shard] = meta
             skipped.append(str(p))
         else:
             todo.append((p, shard))
@@ -249,35 +370,60 @@ def build_store(
     cfg = config.to_dict()
 
     def accept(result: dict, shard: Path) -> None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
         _write_shard(result, config, shard)
+        meta = _shard_meta(shard, config)
+        if meta is None:
+            raise InputFileError("the shard just written cannot be read back", shard)
         shards.append(shard)
+        metas[shard] = meta
         notes.extend(f"{Path(result['path']).name}: {n}" for n in result["notes"])
 
-    step = sub_progress(progress, 0.0, 0.9)
-    if todo and (workers > 0 or scheduler):
-        from core.features.distributed import run_on_dask
-
-        run_on_dask(todo, cfg, device, workers, scheduler, accept, failures, step, token)
-    else:
-        for i, (p, shard) in enumerate(todo):
-            if token is not None:
-                token.check()
-            try:
-                child = sub_progress(step, i / len(todo), (i + 1) / len(todo))
-                accept(features_for_file(str(p), cfg, device, token, child), shard)
-            except UnmixError as exc:
-                failures.append(exc.message)
-                if on_error:
-                    on_error(exc.message)
-            step((i + 1) / len(todo), p.name)
-    if token is not None:
-        token.check()
-    new_shards = sorted(set(shards))
-    if new_shards or existing is None:
-        progress(0.95, "consolidating")
-        _consolidate(out, config, existing, new_shards)
+    try:
+        _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9), token,
+                 on_error)
+        if token is not None:
+            token.check()
+        order = {str(p): i for i, p in enumerate(files)}
+        shards = sorted(set(shards), key=lambda sh: order.get(metas[sh]["path"], len(order)))
+        existing = _read_existing(out, config)  # re-read: the store may have changed while computing
+        new_shards = _select_shards(shards, metas, existing, failures, on_error)
+        if not new_shards and existing is None:
+            if failures:
+                raise NoFeaturesError(failures)
+            raise DataError("no input files given; nothing written", out)
+        if new_shards:
+            progress(0.95, "consolidating")
+            _consolidate(out, config, existing, new_shards, metas)
+    except (UnmixError, Cancelled):
+        if not any(parts_dir.glob("*.h5")):
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
     shutil.rmtree(parts_dir, ignore_errors=True)
     store = FeatureStore(out)
     progress(1.0, "done")
     return {"store": str(out), "n_windows": store.n_windows, "inputs": len(store.inputs), "computed": len(todo)
             - len(failures), "skipped": skipped, "failures": failures, "notes": notes}
+
+
+def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int, scheduler: str | None, accept,
+             failures: list[str], step: Progress, token: CancelToken | None, on_error) -> None:
+    """Features of every ``(input, shard)`` in ``todo``, handed to ``accept``; failures are collected."""
+    if todo and (workers > 0 or scheduler):
+        from core.features.distributed import run_on_dask
+
+        run_on_dask(todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
+        return
+    for i, (p, shard) in enumerate(todo):
+        if token is not None:
+            token.check()
+        try:
+            child = sub_progress(step, i / len(todo), (i + 1) / len(todo))
+            accept(features_for_file(str(p), cfg, device, token, child), shard)
+        except UnmixError as exc:
+            if isinstance(exc, DiskFullError):
+                raise
+            failures.append(exc.message)
+            if on_error:
+                on_error(exc.message)
+        step((i + 1) / len(todo), p.name)

@@ -1,0 +1,78 @@
+"""One writer per feature store: ``STORE.lock`` beside the store, locked with ``flock`` and naming its holder.
+
+The kernel releases an ``flock`` when its holder dies, so the lock of a killed run is stale by construction and the
+next run takes it over (its file is then rewritten). A run that finds the lock held gets one line naming the holder's
+pid, host and start time. The lock file is removed when the holder finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.errors import UnmixError
+
+
+class StoreBusyError(UnmixError):
+    """Another run is writing the same feature store."""
+
+
+def lock_path(store: Path) -> Path:
+    return store.with_name(store.name + ".lock")
+
+
+def _holder_text(lock: Path) -> str:
+    try:
+        h = json.loads(lock.read_text())
+        return f"pid {h['pid']} on {h['host']} since {h['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def _try_lock(lock: Path) -> int | None:
+    """An fd holding the flock on ``lock`` (the file at that path now), or None when another process holds it."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:  # the previous holder removed it between our open and our flock
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def store_lock(store: str | Path) -> Iterator[Path]:
+    """Hold the store's lock for the duration of the block; :class:`StoreBusyError` when another run holds it."""
+    store = Path(store)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(store)
+    fd = _try_lock(lock)
+    if fd is None:
+        raise StoreBusyError(f"in use by another 'unmix features' run ({_holder_text(lock)}; lock {lock.name}); "
+                             "wait for it to finish", store)
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # still ours: nobody else can hold it before we close
+        os.close(fd)
