@@ -171,7 +171,7 @@ def test_corrupt_miniseed(tmp_path, insight):
     p.write_bytes(bytes(data))
     with pytest.raises(InputFileError) as ei:
         read_file(p)
-    assert "corrupt" in _one_line(ei.value, p)
+    assert "damaged miniSEED" in _one_line(ei.value, p) and "cannot be decoded" in str(ei.value)
 
 
 def test_nan_samples(tmp_path):

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, read
 from obspy.core.util.base import ENTRY_POINTS, buffered_load_entry_point
+from obspy.io.mseed import InternalMSEEDWarning
 
 from core.errors import DataError, InputFileError
+from core.io.integrity import mseed_damage
 from core.jobs import CancelToken, Progress, iterate
 
 _NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
@@ -118,11 +120,14 @@ def _choose_format(path: Path, format: str | None) -> str:
     return fmt
 
 
-def read_file(path: str | Path, format: str | None = None) -> Stream:
+def read_file(path: str | Path, format: str | None = None, allow_damaged: bool = False) -> Stream:
     """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file.
 
     The format is recognised among :data:`WAVEFORM_FORMATS` only (never PICKLE), then read with that format named,
-    so no other ObsPy reader or detector ever sees the file.
+    so no other ObsPy reader or detector ever sees the file. A damaged miniSEED file (bytes that are no record, a
+    truncated last record, records that do not decode, a file cut at a record boundary; see
+    :mod:`core.io.integrity`) is refused unless ``allow_damaged``: then the records that decode cleanly are used and
+    every trace carries the damage in ``stats.unmix_damage`` (a list of sentences).
     """
     path = Path(path)
     if not path.exists():
@@ -132,23 +137,36 @@ def read_file(path: str | Path, format: str | None = None) -> Stream:
     if path.stat().st_size == 0:
         raise InputFileError("file is empty (0 bytes)", path)
     fmt = _choose_format(path, format)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            stream = read(glob.escape(str(path)), format=fmt)
-    except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
-        detail = " ".join(str(exc).split())
-        raise InputFileError(f"corrupt or truncated {fmt} data ({type(exc).__name__}: {detail})", path) from None
-    for w in caught:
-        text = str(w.message)
-        if "not enough to constitute a full SEED record" in text or "Last record only has" in text:
-            raise InputFileError("truncated miniSEED: the last record is incomplete", path)
+    stream, error, complaints = _obspy_read(path, fmt)
+    damage: list[str] = []
+    if fmt == "MSEED":
+        damage, salvaged = mseed_damage(path, stream, complaints)
+        if damage and not allow_damaged:
+            raise InputFileError(f"damaged miniSEED: {'; '.join(damage)} (--allow-damaged uses the readable part)",
+                                 path)
+        stream = salvaged if salvaged is not None else stream
+    if stream is None:
+        raise InputFileError(f"corrupt or truncated {fmt} data ({error})", path)
     if len(stream) == 0:
-        raise InputFileError("contains no waveform traces", path)
+        raise InputFileError("contains no waveform traces" + (f" ({'; '.join(damage)})" if damage else ""), path)
     for tr in stream:
         tr.stats.unmix_source = str(path)
+        if damage:
+            tr.stats.unmix_damage = list(damage)
     check_samples(stream, path)
     return stream
+
+
+def _obspy_read(path: Path, fmt: str) -> tuple[Stream | None, str, list[str]]:
+    """ObsPy's read of ``path`` as ``fmt``: (stream or None, the error in one line, libmseed's complaints)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            stream, error = read(glob.escape(str(path)), format=fmt), ""
+        except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
+            stream, error = None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    complaints = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, InternalMSEEDWarning)]
+    return stream, error, complaints
 
 
 def check_samples(stream: Stream, path: str | Path | None = None) -> None:
@@ -174,10 +192,12 @@ def read_stream(
     format: str | None = None,
     progress: Progress | None = None,
     token: CancelToken | None = None,
+    allow_damaged: bool = False,
 ) -> Stream:
     """Read every file named by ``inputs`` into one Stream (inputs on disk are never modified).
 
     Files found by walking a directory that are not waveforms are skipped; a file named explicitly must be readable.
+    ``allow_damaged``: see :func:`read_file`.
     """
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -189,7 +209,7 @@ def read_stream(
     skipped: list[Path] = []
     for path in iterate(files, len(files), progress, token, "reading"):
         try:
-            stream += read_file(path, format=format)
+            stream += read_file(path, format=format, allow_damaged=allow_damaged)
         except InputFileError as exc:
             if path.resolve() in explicit or "unknown or unsupported" not in exc.problem:
                 raise

@@ -33,6 +33,8 @@ class Interruption:
     end: UTCDateTime
     samples: int
     identical: bool | None = None  # overlaps only: whether both traces carried the same samples
+    differing: int = 0  # overlaps only: how many samples differ
+    sources: tuple[str, ...] = ()  # overlaps only: the files of the overlapping traces
 
     @property
     def duration(self) -> float:
@@ -54,6 +56,7 @@ class Record:
     overlaps: list[Interruption] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)  # what was lost or is suspect in the inputs (--allow-damaged)
 
     @property
     def components(self) -> str:
@@ -92,7 +95,7 @@ class Record:
 
     def copy(self) -> Record:
         return Record(self.key, self.stream.copy(), list(self.gaps), list(self.overlaps), list(self.sources),
-                      list(self.notes))
+                      list(self.notes), list(self.damage))
 
 
 def record_key(tr: Trace) -> str:
@@ -128,10 +131,12 @@ def _check_rates(stream: Stream, key: str, resample_to: float | None) -> tuple[S
     return out, [f"resampled to {resample_to:g} Hz (FFT, anti-aliased)"]
 
 
-def _merge_channel(traces: Stream, max_fill: int) -> tuple[list[Trace], list[Interruption], list[Interruption]]:
+def _merge_channel(traces: Stream, max_fill: int, allow_damaged: bool = False
+                   ) -> tuple[list[Trace], list[Interruption], list[Interruption]]:
     """Merge one channel's traces into contiguous runs; gaps longer than ``max_fill`` samples start a new run.
 
-    Runs are merged separately so that a directory spanning months never materialises its gaps in memory.
+    Runs are merged separately so that a directory spanning months never materialises its gaps in memory. Overlaps
+    must carry the same samples (:func:`_check_overlap`).
     """
     traces = Stream(sorted(traces, key=lambda t: t.stats.starttime))
     gaps: list[Interruption] = []
@@ -142,7 +147,7 @@ def _merge_channel(traces: Stream, max_fill: int) -> tuple[list[Trace], list[Int
         if t1 > t0:
             gaps.append(Interruption(channel, t0, t1, max(int(nsamp), 1)))
         else:
-            overlaps.append(Interruption(channel, t1, t0, -abs(int(nsamp)), _overlap_identical(traces, t1, t0)))
+            overlaps.append(_check_overlap(traces, channel, t1, t0, -abs(int(nsamp)), allow_damaged))
     dt = traces[0].stats.delta
     runs: list[Stream] = []
     run_end = None
@@ -164,13 +169,53 @@ def _merge_channel(traces: Stream, max_fill: int) -> tuple[list[Trace], list[Int
     return merged, gaps, overlaps
 
 
-def _overlap_identical(traces: Stream, t0: UTCDateTime, t1: UTCDateTime) -> bool:
-    parts = [tr.slice(t0, t1, nearest_sample=True).data for tr in traces if tr.stats.starttime <= t1
-             and tr.stats.endtime >= t0]
+def _check_overlap(traces: Stream, channel: str, t0: UTCDateTime, t1: UTCDateTime, samples: int,
+                   allow_damaged: bool) -> Interruption:
+    """Describe an overlap; refuse one whose traces carry different samples.
+
+    Traces of different files that disagree are never merged (e.g. a raw record and a processed version of it).
+    Pieces of one file that disagree are a damaged file: merged (the later piece's samples are kept, ObsPy's rule)
+    only with ``allow_damaged``.
+    """
+    clash = _overlap_clash(traces, t0, t1)
+    if clash is None:
+        return Interruption(channel, t0, t1, samples, True)
+    a, b, differ, n = clash
+    files = tuple(dict.fromkeys(tr.stats.get("unmix_source", "") for tr in (a, b)))
+    what = f"{t0} – {t1}, {differ} of {n} samples differ"
+    if len(files) > 1:
+        raise DataError(f"{channel} is in both files with different samples ({what}), e.g. a raw record and a "
+                        "processed version of it; read them separately", ", ".join(files))
+    if not allow_damaged:
+        raise DataError(f"{channel}: pieces of this file overlap with different samples ({what}); --allow-damaged "
+                        "keeps the later piece's samples", files[0])
+    return Interruption(channel, t0, t1, samples, False, differ, files)
+
+
+def _same_samples(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per sample: equal (integers exactly; floats within a relative 1e-6 of the overlap's largest value)."""
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        return a == b
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    return np.isclose(a, b, rtol=1e-6, atol=1e-6 * scale)
+
+
+def _overlap_clash(traces: Stream, t0: UTCDateTime, t1: UTCDateTime) -> tuple[Trace, Trace, int, int] | None:
+    """The first pair of traces whose samples differ over [t0, t1], with the count of differing samples and length."""
+    parts = [(tr, np.ma.getdata(tr.slice(t0, t1, nearest_sample=True).data)) for tr in traces
+             if tr.stats.starttime <= t1 and tr.stats.endtime >= t0]
     if len(parts) < 2:
-        return True
-    n = min(len(p) for p in parts)
-    return bool(n == 0 or all(np.array_equal(parts[0][:n], p[:n]) for p in parts[1:]))
+        return None
+    first, ref = parts[0]
+    for tr, data in parts[1:]:
+        n = min(len(ref), len(data))
+        if n == 0:
+            continue
+        same = _same_samples(ref[:n], data[:n])
+        if not same.all():
+            return first, tr, int(n - same.sum()), n
+    return None
 
 
 def _align_to_grid(traces: list[Trace], notes: list[str]) -> None:
@@ -250,6 +295,18 @@ def _component_spans(
     return out
 
 
+def _damage(group: Stream, sources: list[str], overlaps: list[Interruption]) -> list[str]:
+    """What a record's files lost (their ``stats.unmix_damage``) and the disagreeing overlaps let through."""
+    by_file: dict[str, list[str]] = {}
+    for tr in group:
+        by_file.setdefault(tr.stats.get("unmix_source", ""), list(tr.stats.get("unmix_damage", [])))
+    out = [f"{Path(src).name}: {d}" for src in sources for d in by_file.get(src, [])]
+    out += [f"{Path(o.sources[0]).name}: {o.channel} pieces overlap with different samples ({o.start} – {o.end}, "
+            f"{o.differing} of {abs(o.samples)} samples differ); the later piece's samples were kept"
+            for o in overlaps if o.identical is False and o.sources]
+    return out
+
+
 def _near(t0: UTCDateTime, t1: UTCDateTime, margin: float):
     """Predicate: does an interruption (start/end) or trace stats (starttime/endtime) touch [t0, t1]?"""
 
@@ -268,11 +325,14 @@ def build_records(
     resample_to: float | None = None,
     min_samples: int = 2,
     partial_min_seconds: float = 600.0,
+    allow_damaged: bool = False,
 ) -> list[Record]:
     """Group ``stream`` by instrument, merge, align and trim it, and apply the gap policy.
 
     ``gap_policy``: ``'split'`` returns one record per gap-free segment, ``'fill'`` fills gaps of at most ``max_fill``
     samples by linear interpolation (longer gaps still split), ``'error'`` raises on any gap. The input is not modified.
+    Overlapping traces must carry the same samples; ``allow_damaged`` lets pieces of one file that disagree through
+    (see :func:`_check_overlap`). Each record's ``damage`` lists what its files lost (``stats.unmix_damage``).
     """
     if gap_policy not in GAP_POLICIES:
         raise ConfigError(f"unknown gap policy {gap_policy!r}; choose one of {', '.join(GAP_POLICIES)}")
@@ -291,7 +351,7 @@ def build_records(
         channels, gaps, overlaps = [], [], []
         fill = max_fill if gap_policy == "fill" else 0
         for cid in sorted(by_channel, key=lambda c: _component_rank(c[-1])):
-            runs, g, o = _merge_channel(by_channel[cid], fill)
+            runs, g, o = _merge_channel(by_channel[cid], fill, allow_damaged)
             channels.append(runs)
             gaps += g
             overlaps += o
@@ -326,7 +386,7 @@ def build_records(
                 if seg_overlaps:
                     seg_notes.insert(0, f"merged {len(seg_overlaps)} overlap(s)")
                 records.append(Record(key, Stream(seg), [g for g in gaps if near(g)], seg_overlaps, seg_sources,
-                                      seg_notes))
+                                      seg_notes, _damage(group, seg_sources, seg_overlaps)))
     return records
 
 
@@ -338,9 +398,11 @@ def read_records(
     format: str | None = None,
     progress: Progress | None = None,
     token: CancelToken | None = None,
+    allow_damaged: bool = False,
 ) -> list[Record]:
-    """Read files and return their records (see :func:`build_records`)."""
-    return build_records(read_stream(inputs, format, progress, token), gap_policy, max_fill, resample_to)
+    """Read files and return their records (see :func:`build_records`; ``allow_damaged``: :func:`read_file`)."""
+    stream = read_stream(inputs, format, progress, token, allow_damaged=allow_damaged)
+    return build_records(stream, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
 
 
 def read_record(
@@ -349,9 +411,10 @@ def read_record(
     max_fill: int = 0,
     resample_to: float | None = None,
     format: str | None = None,
+    allow_damaged: bool = False,
 ) -> Record:
     """Read exactly one instrument; mixed stations or several gap-free segments are a clear error."""
-    stream = read_stream(inputs, format)
+    stream = read_stream(inputs, format, allow_damaged=allow_damaged)
     keys = sorted({record_key(tr) for tr in stream})
     where = ", ".join(_sources(stream))
     if len(keys) > 1:
@@ -360,7 +423,7 @@ def read_record(
             "give one station/location/band at a time",
             where,
         )
-    records = build_records(stream, gap_policy, max_fill, resample_to)
+    records = build_records(stream, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
     if len(records) > 1:
         raise DataError(f"{keys[0]} splits into {len(records)} gap-free segments; choose a gap policy or a span", where)
     return records[0]

@@ -18,10 +18,15 @@ def summarize(
     resample_to: float | None = None,
     progress: Progress | None = None,
     token: CancelToken | None = None,
+    allow_damaged: bool = False,
 ) -> dict:
-    """Read ``inputs`` and describe every trace read and every record built from them (JSON-friendly)."""
-    stream = read_stream(inputs, progress=progress, token=token)
-    records = build_records(stream, gap_policy=gap_policy, max_fill=max_fill, resample_to=resample_to)
+    """Read ``inputs`` and describe every trace read and every record built from them (JSON-friendly).
+
+    ``allow_damaged``: damaged files are read (see :func:`core.io.read.read_file`) and their damage is listed.
+    """
+    stream = read_stream(inputs, progress=progress, token=token, allow_damaged=allow_damaged)
+    records = build_records(stream, gap_policy=gap_policy, max_fill=max_fill, resample_to=resample_to,
+                            allow_damaged=allow_damaged)
     files = sorted({tr.stats.get("unmix_source", "") for tr in stream} - {""})
     out_records = []
     for r in records:
@@ -39,12 +44,13 @@ def summarize(
             "gaps": [g.describe() for g in r.gaps],
             "overlaps": [o.describe() for o in r.overlaps],
             "notes": list(r.notes),
+            "damage": list(r.damage),
             "sources": list(r.sources),
         })
     traces = [
         {"id": tr.id, "start": str(tr.stats.starttime), "end": str(tr.stats.endtime), "npts": tr.stats.npts,
          "sampling_rate": tr.stats.sampling_rate, "source": tr.stats.get("unmix_source", ""),
-         "format": tr.stats.get("_format", "")}
+         "format": tr.stats.get("_format", ""), "damage": list(tr.stats.get("unmix_damage", []))}
         for tr in stream
     ]
     return {"files": files, "traces": traces, "records": out_records}
@@ -75,6 +81,8 @@ def format_summary(summary: dict, verbose: bool = False) -> str:
             lines.append(f"      … {len(shown) - 4} more (use --verbose)")
         for note in r["notes"]:
             lines.append(f"    note: {note}")
+        for damage in r.get("damage", []):
+            lines.append(f"    DAMAGED: {damage}")
         files = r["sources"] if verbose else [Path(s).name for s in r["sources"]]
         lines.append(f"    from: {', '.join(files)}")
     return "\n".join(lines)
