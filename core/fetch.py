@@ -1,7 +1,7 @@
 """FDSN download into a local cache: miniSEED day files and StationXML, with a manifest so nothing is fetched twice.
 
-``fetch`` asks a data centre (IRIS/EarthScope, IPGP or any FDSN web-service URL) through ObsPy's FDSN client for one
-request (network, station, location, channel, time span) and writes, under the output folder:
+``fetch`` asks a data centre (IRIS/EarthScope, IPGP or any FDSN web-service URL) for one request (network, station,
+location, channel, time span) through its FDSN web services and writes, under the output folder:
 
 - ``NET.STA.LOC.CHA.YYYY-MM-DD.mseed``: the miniSEED records of each UTC day, exactly as the data centre sent them
   (a record crossing midnight is in both day files; readers merge such overlaps). Wildcards in the channel become
@@ -11,35 +11,43 @@ request (network, station, location, channel, time span) and writes, under the o
 
 A later request downloads only the spans the manifest does not cover and whose files are still on disk with the
 recorded size, so a second identical run makes no request at all and an interrupted run resumes where it stopped.
-What a request returns is checked (miniSEED record by record, StationXML parsed) before it is written, and every
-file is written atomically (temporary name, then rename), so a cut connection never leaves a half-written day file.
-Failures of single requests (HTTP errors, cut connections) are collected in the report while the other days go on;
-an unreachable service stops the run.
+Each response is streamed into a temporary file in the cache folder under a size cap and a total deadline per request
+(``core.download``; transient failures are retried with backoff), then checked before it enters the cache: the
+miniSEED record by record (complete, readable, only the stream ids asked for, every record within the span asked
+for), the StationXML parsed (only the channels asked for, one for the span, with responses). Files are written
+atomically (temporary name, then rename), so a cut connection never leaves a half-written day file, and wrong data
+are never cached nor recorded in the manifest. Failures of single requests (HTTP errors, cut connections, wrong data)
+are collected in the report while the other days go on; an unreachable service stops the run.
 """
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import fnmatch
 import glob
-import http.client
+import hashlib
 import io
 import json
 import math
+import mmap
+import os
 import re
-import socket
+import shutil
 import struct
+import tempfile
 import time
-import urllib.error
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from obspy import UTCDateTime
 
 from core import __version__
 from core.atomic import atomic_path
+from core.download import Limits, RequestFailed, get, query_url, size_text
 from core.errors import ConfigError, InputFileError, OutputExistsError, UnmixError
 from core.jobs import CancelToken, Progress, no_progress
 
@@ -81,7 +89,7 @@ class FetchReport:
         if self.requests == 0 and not self.failures:
             head = "nothing to download, all present"
         else:
-            head = f"{n_new} file(s) written, {_size(self.bytes)} in {self.requests} request(s)"
+            head = f"{n_new} file(s) written, {size_text(self.bytes)} in {self.requests} request(s)"
         parts = [head, f"{len(self.cached)} already present"]
         if self.empty:
             parts.append(f"{len(self.empty)} span(s) without data")
@@ -127,14 +135,6 @@ def _span_text(span: Span) -> str:
     a, b = UTCDateTime(span[0]), UTCDateTime(span[1])
     fmt = "%Y-%m-%dT%H:%M:%S"
     return f"{a.strftime(fmt)}–{b.strftime(fmt)}"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def day_spans(start: UTCDateTime, end: UTCDateTime) -> Iterator[tuple[str, Span]]:
@@ -278,103 +278,8 @@ def _spans(value: Any) -> list[Span]:
         return []
 
 
-# --- errors -----------------------------------------------------------------------------------------------------------
 
-
-class _Unreachable(Exception):
-    """The service cannot be reached at all (stop the run)."""
-
-
-def _http_code(exc: Exception) -> int | None:
-    code = getattr(exc, "status_code", None)
-    if code:
-        return int(code)
-    m = re.search(r"HTTP code: (\d{3})|HTTP Status code: (\d{3})", str(exc))
-    return int(m.group(1) or m.group(2)) if m else None
-
-
-def _server_says(exc: Exception) -> str:
-    text = str(exc)
-    if "Detailed response of server:" in text:
-        lines = [s.strip() for s in text.split("Detailed response of server:", 1)[1].splitlines() if s.strip()]
-        if lines:  # urllib puts the reason phrase first, then the body (FDSN: "Error 500: ...")
-            return f" (server says: {(lines[1] if len(lines) > 1 else lines[0])[:160]})"
-    return ""
-
-
-def _classify(exc: Exception, timeout: float) -> tuple[str, str]:
-    """(kind, text) of a failed request: kind is ``nodata``, ``unreachable`` or ``failed``."""
-    from obspy.clients.fdsn.header import FDSNException, FDSNNoDataException, FDSNTimeoutException
-
-    if isinstance(exc, FDSNNoDataException):
-        return "nodata", "no data (HTTP 204)"
-    if isinstance(exc, (FDSNTimeoutException, TimeoutError, socket.timeout)):
-        return "unreachable", f"no answer within {timeout:g} s"
-    if isinstance(exc, http.client.IncompleteRead):
-        got, left = len(exc.partial), exc.expected
-        total = f" of {got + left}" if left is not None else ""
-        return "failed", f"connection cut mid-download ({got}{total} bytes received, nothing kept)"
-    if isinstance(exc, (http.client.HTTPException, ConnectionError)):
-        return "failed", f"connection cut mid-download ({type(exc).__name__}, nothing kept)"
-    if isinstance(exc, FDSNException):
-        code = _http_code(exc)
-        if code == 404:
-            return "nodata", "no data (HTTP 404)"
-        if code is not None:
-            first = str(exc).splitlines()[0].replace("Service responds: ", "").strip()
-            return "failed", f"HTTP {code}: {first}{_server_says(exc)}"
-        text = str(exc).splitlines()[0]
-        if "(URLError)" in text:  # urllib could not connect: refused, DNS, network down
-            return "unreachable", f"cannot connect ({text.split(':', 1)[-1].strip()})"
-        if "Unknown Error" in text:  # e.g. the server closed the connection before answering
-            return "failed", f"connection lost ({text.split('(', 1)[-1].rstrip(')')})"
-        return "failed", text
-    if isinstance(exc, (urllib.error.URLError, OSError)):
-        return "unreachable", f"cannot connect ({exc})"
-    raise exc
-
-
-def _connect_problem(url: str, timeout: float) -> str:
-    """Why a TCP connection to the URL's host fails ('' when it connects)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=min(timeout, 10.0)):
-            return ""
-    except socket.gaierror:
-        return f"host name {parts.hostname!r} not resolved"
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-
-
-def _make_client(base: str, timeout: float):
-    from obspy.clients.fdsn import Client
-    from obspy.clients.fdsn.header import FDSNException
-
-    url = _provider_url(base)
-    try:
-        client = Client(base, timeout=timeout, user_agent=f"unmix/{__version__} (ObsPy FDSN client)")
-    except ValueError as exc:
-        raise ConfigError(f"provider {base!r}: {exc}") from None
-    except FDSNException as exc:
-        text = str(exc).splitlines()[0]
-        if "No FDSN services" in text:  # ObsPy says so for an unreachable host as well: tell the two apart
-            problem = _connect_problem(url, timeout)
-            if problem:
-                raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): "
-                                 f"{problem}") from None
-            raise FetchError(f"{url}: no FDSN web service answers there (check the URL)") from None
-        raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): {text}") from None
-    except OSError as exc:
-        raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): {exc}") from None
-    if "dataselect" not in client.services:
-        raise FetchError(f"{url}: the data centre offers no FDSN dataselect (waveform) service")
-    return client
-
-
-# --- downloads --------------------------------------------------------------------------------------------------------
+# --- miniSEED records -------------------------------------------------------------------------------------------------
 
 
 def _record_lengths(data: bytes) -> list[int] | None:
@@ -410,17 +315,109 @@ def _record_lengths(data: bytes) -> list[int] | None:
     return lengths
 
 
-def _check_mseed(data: bytes) -> None:
-    """Check what was received record by record and parse it; truncated or unreadable data raise ``ValueError``."""
+
+# --- the request ------------------------------------------------------------------------------------------------------
+
+
+def _match(value: str, patterns: str) -> bool:
+    """FDSN code match: comma lists of ``?``/``*`` patterns; ``--`` (or an empty pattern) is the empty code."""
+    options = ["" if p.strip() == "--" else p.strip() for p in patterns.split(",")]
+    return any(fnmatch.fnmatchcase(value, p) for p in options)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The codes asked for (location ``""`` for none)."""
+
+    network: str
+    station: str
+    location: str
+    channel: str
+
+    @property
+    def sid(self) -> str:
+        return stream_id(self.network, self.station, self.location, self.channel)
+
+    def matches(self, net: str, sta: str, loc: str, cha: str) -> bool:
+        return all(_match(v, p) for v, p in zip((net, sta, loc, cha), (self.network, self.station, self.location,
+                                                                          self.channel), strict=True))
+
+    def params(self, span: Span) -> dict[str, str]:
+        return {"network": self.network, "station": self.station, "location": self.location or "--",
+                "channel": self.channel, "starttime": _fdsn_time(span[0]),
+                "endtime": _fdsn_time(span[1])}
+
+
+def _fdsn_time(t: float) -> str:
+    """``2019-05-22T23:00:00.000000`` (FDSN web services take UTC without a zone)."""
+    return UTCDateTime(t).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+class _Service:
+    """The data centre's FDSN services, asked for lazily (``version`` of each); every request bounded by limits."""
+
+    def __init__(self, url: str, limits: Limits, token: CancelToken | None) -> None:
+        self.url, self.limits, self.token = url, limits, token
+        self.agent = f"unmix/{__version__} (FDSN download)"
+        self._offers: dict[str, bool] = {}
+        if not self.offers("dataselect"):
+            raise FetchError(f"{url}: no FDSN web service answers there (check the URL)")
+
+    def offers(self, service: str) -> bool:
+        if service not in self._offers:
+            probe = Limits(self.limits.timeout, self.limits.deadline, 1_000_000, self.limits.retries,
+                           self.limits.retry_delay)
+            try:
+                status = get(query_url(self.url, service, "version"), io.BytesIO(), probe, self.agent, self.token,
+                             retry_connect=False)
+            except RequestFailed as exc:
+                if exc.kind != "unreachable":
+                    raise FetchError(f"{self.url}: the FDSN {service} service fails: {exc.text}") from None
+                text = exc.text[len("cannot connect ("):-1] if exc.connect else exc.text
+                raise FetchError(f"{self.url}: cannot reach the data centre (no network, or the service is down): "
+                                 f"{text}") from None
+            self._offers[service] = status == 200
+        return self._offers[service]
+
+    def get(self, service: str, params: dict[str, str], sink: BinaryIO) -> int:
+        return get(query_url(self.url, service, params=params), sink, self.limits, self.agent, self.token)
+
+
+# --- checks of what was received --------------------------------------------------------------------------------------
+
+
+def _record_span(head: bytes) -> tuple[tuple[str, str, str, str], float, float]:
+    """(codes, first sample, end of the last sample) from a miniSEED 2 fixed header."""
+    order = ">" if 1900 <= struct.unpack(">H", head[20:22])[0] <= 2100 else "<"
+    text = head[8:20].decode("ascii", "replace")
+    codes = (text[10:12].strip(), text[0:5].strip(), text[5:7].strip(), text[7:10].strip())
+    year, doy, hour, minute, sec, _, frac = struct.unpack(order + "HHBBBBH", head[20:30])
+    nsamp, factor, mult = struct.unpack(order + "Hhh", head[30:36])
+    t0 = calendar.timegm((year, 1, 1, 0, 0, 0)) + (doy - 1) * DAY + hour * 3600 + minute * 60 + sec + frac * 1e-4
+    rate = 0.0
+    if factor and mult:
+        rate = {(True, True): factor * mult, (True, False): -factor / mult, (False, True): -mult / factor,
+                (False, False): 1.0 / (factor * mult)}[(factor > 0, mult > 0)]
+    return codes, t0, t0 + (nsamp / rate if rate > 0 else 0.0)
+
+
+def _check_mseed(path: Path) -> list[tuple[tuple[str, str, str, str], float, float]]:
+    """Walk and parse a received miniSEED file; return (codes, start, end) per record (per trace when the records
+    have no blockette 1000). Truncated or unreadable data raise ``ValueError``."""
     from obspy import read
 
-    if not data:
+    if path.stat().st_size == 0:
         raise ValueError("empty response")
-    _record_lengths(data)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        lengths = _record_lengths(data)
+        spans, offset = [], 0
+        for n in lengths or []:
+            spans.append(_record_span(data[offset:offset + 48]))
+            offset += n
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         try:
-            st = read(io.BytesIO(data), format="MSEED", headonly=True)
+            st = read(str(path), format="MSEED", headonly=True)
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"not readable miniSEED ({type(exc).__name__})") from None
     words = ("end of file", "truncat", "not enough", "corrupt")
@@ -429,124 +426,109 @@ def _check_mseed(data: bytes) -> None:
         raise ValueError(f"incomplete miniSEED: {bad[0][:160]}")
     if len(st) == 0:
         raise ValueError("no traces in the miniSEED")
+    if lengths is None:
+        spans = [((tr.stats.network, tr.stats.station, tr.stats.location, tr.stats.channel),
+                  tr.stats.starttime.timestamp, tr.stats.endtime.timestamp + tr.stats.delta) for tr in st]
+    return spans
 
 
-def _dedupe_records(data: bytes) -> bytes:
-    """Drop byte-identical repeated records (the edges of adjacent requests)."""
-    lengths = _record_lengths(data)
-    if not lengths:
-        return data
+def _mismatches(spans: list[tuple[tuple[str, str, str, str], float, float]], req: _Request, want: Span,
+                tol: float = 1.0) -> list[str]:
+    """One line per stream sent that was not asked for, and per stream with records outside the span asked for."""
+    wrong: dict[str, int] = {}
+    outside: dict[str, Span] = {}
+    for codes, a, b in spans:
+        sid = ".".join(codes)
+        if not req.matches(*codes):
+            wrong[sid] = wrong.get(sid, 0) + 1
+        elif b < want[0] - tol or a > want[1] + tol:
+            lo, hi = outside.get(sid, (a, b))
+            outside[sid] = (min(lo, a), max(hi, b))
+    lines = [f"{sid} was sent ({n} record(s)), not {req.sid} as asked" for sid, n in sorted(wrong.items())]
+    lines += [f"{sid} was sent for {_span_text(s)}, outside the span asked for" for sid, s in sorted(outside.items())]
+    return lines
+
+
+def _check_stationxml(path: Path, req: _Request, want: Span) -> list[str]:
+    """Problems of a received StationXML: channels not asked for, none for the span, channels without response.
+    An unreadable file raises ``ValueError``."""
+    from obspy import read_inventory
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inv = read_inventory(str(path), format="STATIONXML")
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"partial or unreadable response ({type(exc).__name__})") from None
+    if not inv.networks:
+        raise ValueError("partial or unreadable response (no networks)")
+    wrong, no_response, found = set(), set(), False
+    for net in inv:
+        for sta in net:
+            if not sta.channels and not req.matches(net.code, sta.code, req.location, req.channel):
+                wrong.add(f"{net.code}.{sta.code}")
+            for cha in sta:
+                codes = (net.code, sta.code, cha.location_code or "", cha.code)
+                if not req.matches(*codes):
+                    wrong.add(".".join(codes))
+                    continue
+                start = cha.start_date.timestamp if cha.start_date else -math.inf
+                end = cha.end_date.timestamp if cha.end_date else math.inf
+                if start <= want[1] and end >= want[0]:
+                    found = True
+                    if cha.response is None:
+                        no_response.add(".".join(codes))
+    lines = [f"StationXML of {', '.join(sorted(wrong))}, not {req.sid} as asked"] if wrong else []
+    if not found:
+        lines.append(f"StationXML has no channel of {req.sid} for {_span_text(want)}")
+    if no_response:
+        lines.append(f"StationXML without instrument response for {', '.join(sorted(no_response))}")
+    return lines
+
+
+# --- cache files ------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _parts(out: Path, name: str) -> Iterator[Callable[[], Path]]:
+    """Temporary files ``.NAME.*.part`` in the cache folder for the bodies of one file; all removed on leaving."""
+    made: list[Path] = []
+
+    def new() -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=out)
+        os.close(fd)
+        made.append(Path(tmp))
+        return made[-1]
+
+    try:
+        yield new
+    finally:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _merge(sources: list[Path], target: Path) -> None:
+    """Write the records of ``sources`` into ``target`` atomically, byte-identical repeats (the edges of adjacent
+    requests) kept once."""
     seen: set[bytes] = set()
-    out = bytearray()
-    offset = 0
-    for n in lengths:
-        rec = data[offset:offset + n]
-        offset += n
-        if rec not in seen:
-            seen.add(rec)
-            out += rec
-    return bytes(out)
-
-
-def _get_bytes(fn, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    fn(filename=buf, **kwargs)
-    return buf.getvalue()
-
-
-def fetch(network: str, station: str, location: str, channel: str, start: str | UTCDateTime,
-          end: str | UTCDateTime, out_dir: str | Path, provider: str = "IRIS", response: bool = True,
-          overwrite: bool = False, recheck_empty: bool = False, timeout: float = 60.0,
-          progress: Progress | None = None, token: CancelToken | None = None) -> FetchReport:
-    """Download miniSEED day files (and StationXML) for one request into ``out_dir``; return what happened.
-
-    Spans already in the folder's manifest are not requested again (``overwrite`` ignores the cache and replaces the
-    files; ``recheck_empty`` asks again for spans that had no data). Raises :class:`FetchError` when the data centre
-    cannot be reached or has no data at all for the request; other failures are listed in the report.
-    """
-    progress = progress or no_progress
-    network, station = _code(network, "network"), _code(station, "station")
-    location = "" if location.strip() in ("", "--") else _code(location, "location")
-    channel = _code(channel, "channel")
-    t_start, t_end = _time(start, "start"), _time(end, "end")
-    if t_end <= t_start:
-        raise ConfigError(f"end {t_end} is not after start {t_start}")
-    if timeout <= 0:
-        raise ConfigError("timeout must be positive")
-    base = resolve_provider(provider)
-    url = _provider_url(base)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("output is not a folder", out)
-
-    manifest = Manifest(out, fresh_if_unreadable=overwrite)
-    report = FetchReport(out)
-    sid = stream_id(network, station, location, channel)
-    days = list(day_spans(t_start, t_end))
-    want: Span = (float(t_start.timestamp), float(t_end.timestamp))
-
-    def previous(name: str) -> list[Span]:
-        have = [] if overwrite else manifest.covered(name, out)
-        if not have and not overwrite and (out / name).exists():
-            raise OutputExistsError("exists but does not match this folder's fetch manifest (not fetched here, or "
-                                    "changed since); pass --overwrite to replace it", out / name)
-        return have
-
-    # plan: per file, what was received before and what is still missing
-    plan: list[_Planned] = []
-    if response:
-        name = station_file_name(network, station, location, channel)
-        have = previous(name)
-        plan.append(_Planned("station", name, want, have, [], _missing(want, have)))
-    for _day, span in days:
-        name = day_file_name(network, station, location, channel, _day)
-        have = previous(name)
-        empty = [] if overwrite else manifest.empty(name)
-        plan.append(_Planned("day", name, span, have, empty, _missing(span, have + ([] if recheck_empty else empty))))
-
-    _remove_stale_parts(out, [item.name for item in plan] + [MANIFEST])
-    client = None
-    codes = (network, station, location or "--", channel)
-    n_steps = max(len(plan), 1)
-    stopped: str | None = None
-    asked_data = False
-    for i, item in enumerate(plan):
-        if token is not None:
-            token.check()
-        path = out / item.name
-        if not item.missing:
-            progress((i + 1) / n_steps, f"{item.name}: already present")
-            if path.exists():
-                report.cached.append(path)
-                report.files.append(path)
-            else:
-                report.empty.append(f"{item.name} [{_span_text(item.span)}]")
-            continue
-        if stopped is not None:
-            report.failures.append(f"{item.name} [{_span_text(item.span)}]: not attempted ({stopped})")
-            continue
-        progress(i / n_steps, f"{item.name}: downloading")
-        if client is None:
-            client = _make_client(base, timeout)
-        if item.kind == "station":
-            status = _fetch_station(client, manifest, report, out, item, sid, codes, url, timeout)
-        else:
-            asked_data = True
-            status = _fetch_day(client, manifest, report, out, item, sid, codes, url, timeout)
-        manifest.save()
-        if status == "unreachable":
-            if report.requests == 1 and not report.downloaded:  # the very first request: nothing to keep
-                reason = report.failures.pop().split("]: ", 1)[-1]
-                raise FetchError(f"{url}: cannot reach the data centre (no network, or the service is down): "
-                                 f"{reason}")
-            stopped = "the data centre stopped answering"
-        progress((i + 1) / n_steps, f"{item.name}: done")
-
-    if days and not report.waveform_files() and not report.failures:
-        again = "" if asked_data else " (known from an earlier request; --recheck-empty asks again)"
-        raise FetchError(f"{url}: no data for {sid} between {t_start} and {t_end}{again}")
-    progress(1.0, report.summary())
-    return report
+    with atomic_path(target) as tmp, tmp.open("wb") as out:
+        for src in sources:
+            with src.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                lengths = _record_lengths(data)
+                if not lengths:
+                    f.seek(0)
+                    shutil.copyfileobj(f, out)
+                    continue
+                offset = 0
+                for n in lengths:
+                    record = data[offset:offset + n]
+                    offset += n
+                    key = hashlib.blake2b(record, digest_size=16).digest()
+                    if key not in seen:
+                        seen.add(key)
+                        out.write(record)
 
 
 def _remove_stale_parts(out: Path, names: list[str], age: float = 3600.0) -> None:
@@ -559,6 +541,9 @@ def _remove_stale_parts(out: Path, names: list[str], age: float = 3600.0) -> Non
                     part.unlink()
 
 
+# --- the run ----------------------------------------------------------------------------------------------------------
+
+
 @dataclass
 class _Planned:
     kind: str  # "station" or "day"
@@ -569,87 +554,217 @@ class _Planned:
     missing: list[Span]
 
 
-def _fetch_station(client, manifest: Manifest, report: FetchReport, out: Path, item: _Planned, sid: str,
-                   codes: tuple[str, str, str, str], url: str, timeout: float) -> str:
-    """StationXML of the whole span asked so far (small: replaced rather than merged)."""
-    from obspy import read_inventory
+@dataclass
+class _Run:
+    """What the per-file steps share."""
 
-    path = out / item.name
+    out: Path
+    url: str
+    req: _Request
+    limits: Limits
+    manifest: Manifest
+    report: FetchReport
+    token: CancelToken | None
+    _service: _Service | None = None
+
+    @property
+    def service(self) -> _Service:
+        if self._service is None:
+            self._service = _Service(self.url, self.limits, self.token)
+        return self._service
+
+
+def fetch(network: str, station: str, location: str, channel: str, start: str | UTCDateTime,
+          end: str | UTCDateTime, out_dir: str | Path, provider: str = "IRIS", response: bool = True,
+          overwrite: bool = False, recheck_empty: bool = False, timeout: float = 60.0,
+          progress: Progress | None = None, token: CancelToken | None = None, deadline: float = 600.0,
+          max_bytes: int = 256_000_000, retries: int = 3, retry_delay: float = 2.0) -> FetchReport:
+    """Download miniSEED day files (and StationXML) for one request into ``out_dir``; return what happened.
+
+    Spans already in the folder's manifest are not requested again (``overwrite`` ignores the cache and replaces the
+    files; ``recheck_empty`` asks again for spans that had no data). Each request may take ``deadline`` seconds in
+    all (``timeout`` without any byte) and return at most ``max_bytes``; transient failures are tried ``retries``
+    more times, ``retry_delay`` s apart (doubled each time). Raises :class:`FetchError` when the data centre cannot
+    be reached or has no data at all for the request; other failures are listed in the report.
+    """
+    progress = progress or no_progress
+    network, station = _code(network, "network"), _code(station, "station")
+    location = "" if location.strip() in ("", "--") else _code(location, "location")
+    channel = _code(channel, "channel")
+    t_start, t_end = _time(start, "start"), _time(end, "end")
+    if t_end <= t_start:
+        raise ConfigError(f"end {t_end} is not after start {t_start}")
+    limits = Limits(timeout, deadline, max_bytes, retries, retry_delay)
+    limits.check()
+    url = _provider_url(resolve_provider(provider))
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("output is not a folder", out)
+
+    manifest = Manifest(out, fresh_if_unreadable=overwrite)
+    run = _Run(out, url, _Request(network, station, location, channel), limits, manifest, FetchReport(out), token)
+    plan = _plan(run, t_start, t_end, overwrite, recheck_empty, response)
+    _remove_stale_parts(out, [item.name for item in plan] + [MANIFEST])
+    asked_data = _download(run, plan, progress)
+    report = run.report
+    if any(item.kind == "day" for item in plan) and not report.waveform_files() and not report.failures:
+        again = "" if asked_data else " (known from an earlier request; --recheck-empty asks again)"
+        raise FetchError(f"{url}: no data for {run.req.sid} between {t_start} and {t_end}{again}")
+    progress(1.0, report.summary())
+    return report
+
+
+def _plan(run: _Run, t_start: UTCDateTime, t_end: UTCDateTime, overwrite: bool, recheck_empty: bool,
+          response: bool) -> list[_Planned]:
+    """Per file of the request: what was received before and what is still missing."""
+    req, out, manifest = run.req, run.out, run.manifest
+    codes = (req.network, req.station, req.location, req.channel)
+    want: Span = (float(t_start.timestamp), float(t_end.timestamp))
+
+    def previous(name: str) -> list[Span]:
+        have = [] if overwrite else manifest.covered(name, out)
+        if not have and not overwrite and (out / name).exists():
+            raise OutputExistsError("exists but does not match this folder's fetch manifest (not fetched here, or "
+                                    "changed since); pass --overwrite to replace it", out / name)
+        return have
+
+    plan: list[_Planned] = []
+    if response:
+        name = station_file_name(*codes)
+        have = previous(name)
+        plan.append(_Planned("station", name, want, have, [], _missing(want, have)))
+    for day, span in day_spans(t_start, t_end):
+        name = day_file_name(*codes, day)
+        have = previous(name)
+        empty = [] if overwrite else manifest.empty(name)
+        plan.append(_Planned("day", name, span, have, empty, _missing(span, have + ([] if recheck_empty else empty))))
+    return plan
+
+
+def _download(run: _Run, plan: list[_Planned], progress: Progress) -> bool:
+    """Fetch the missing part of every planned file; return whether any waveform request was made."""
+    report = run.report
+    n_steps = max(len(plan), 1)
+    stopped: str | None = None
+    asked_data = False
+    for i, item in enumerate(plan):
+        if run.token is not None:
+            run.token.check()
+        path = run.out / item.name
+        if not item.missing:
+            progress((i + 1) / n_steps, f"{item.name}: already present")
+            if path.exists():
+                report.cached.append(path)
+                report.files.append(path)
+            else:
+                report.empty.append(f"{item.name} [{_span_text(item.span)}]")
+            continue
+        if stopped is not None:
+            report.failures.append(f"{item.name} [{_span_text(item.span)}]: not attempted ({stopped})")
+            continue
+        progress(i / n_steps, f"{item.name}: downloading")
+        if item.kind == "station":
+            status = _fetch_station(run, item)
+        else:
+            asked_data = True
+            status = _fetch_day(run, item)
+        run.manifest.save()
+        if status == "unreachable":
+            if report.requests == 1 and not report.downloaded:  # the very first request: nothing to keep
+                reason = report.failures.pop().split("]: ", 1)[-1]
+                raise FetchError(f"{run.url}: cannot reach the data centre (no network, or the service is down): "
+                                 f"{reason}")
+            stopped = "the data centre stopped answering"
+        progress((i + 1) / n_steps, f"{item.name}: done")
+    return asked_data
+
+
+def _fetch_station(run: _Run, item: _Planned) -> str:
+    """StationXML of the whole span asked so far (small: replaced rather than merged)."""
+    path = run.out / item.name
     span = (min([item.span[0]] + [a for a, _ in item.covered]), max([item.span[1]] + [b for _, b in item.covered]))
     label = f"{item.name} [{_span_text(span)}]"
-    if "station" not in client.services:
-        report.failures.append(f"{label}: the data centre offers no FDSN station service")
+    failures = run.report.failures
+    if not run.service.offers("station"):
+        failures.append(f"{label}: the data centre offers no FDSN station service")
         return "failed"
-    net, sta, loc, cha = codes
-    report.requests += 1
-    try:
-        data = _get_bytes(client.get_stations, network=net, station=sta, location=loc, channel=cha,
-                          starttime=UTCDateTime(span[0]), endtime=UTCDateTime(span[1]), level="response")
-    except Exception as exc:  # noqa: BLE001  (classified; programming errors are re-raised)
-        kind, text = _classify(exc, timeout)
-        report.failures.append(f"{label}: StationXML: {'no metadata' if kind == 'nodata' else text}")
-        return kind
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            inv = read_inventory(io.BytesIO(data), format="STATIONXML")
-        if not inv.networks:
-            raise ValueError("no networks")
-    except Exception as exc:  # noqa: BLE001
-        report.failures.append(f"{label}: StationXML: partial or unreadable response, nothing kept "
-                               f"({type(exc).__name__})")
-        return "failed"
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    report.bytes += len(data)
-    manifest.record(item.name, sid, [span], [], len(data), url)
-    report.downloaded.append(path)
-    report.files.append(path)
+    run.report.requests += 1
+    with _parts(run.out, item.name) as new_part:
+        part = new_part()
+        try:
+            with part.open("r+b") as sink:
+                status = run.service.get("station", run.req.params(span) | {"level": "response"}, sink)
+        except RequestFailed as exc:
+            failures.append(f"{label}: StationXML: {exc.text}")
+            return exc.kind
+        if status != 200:
+            failures.append(f"{label}: StationXML: no metadata (HTTP {status})")
+            return "failed"
+        try:
+            problems = _check_stationxml(part, run.req, span)
+        except ValueError as exc:
+            failures.append(f"{label}: StationXML: {exc}, nothing kept")
+            return "failed"
+        if problems:
+            failures.extend(f"{label}: wrong metadata, nothing kept: {p}" for p in problems)
+            return "failed"
+        size = part.stat().st_size
+        with atomic_path(path) as tmp:
+            shutil.copyfile(part, tmp)
+    run.report.bytes += size
+    run.manifest.record(item.name, run.req.sid, [span], [], size, run.url)
+    run.report.downloaded.append(path)
+    run.report.files.append(path)
     return "ok"
 
 
-def _fetch_day(client, manifest: Manifest, report: FetchReport, out: Path, item: _Planned, sid: str,
-               codes: tuple[str, str, str, str], url: str, timeout: float) -> str:
+def _fetch_span(run: _Run, item: _Planned, span: Span, part: Path) -> tuple[str, list[str]]:
+    """One dataselect request into ``part``: (``ok``/``nodata``/``failed``/``unreachable``, failure lines)."""
+    label = f"{item.name} [{_span_text(span)}]"
+    run.report.requests += 1
+    try:
+        with part.open("r+b") as sink:
+            status = run.service.get("dataselect", run.req.params(span), sink)
+    except RequestFailed as exc:
+        return exc.kind, [f"{label}: {exc.text}"]
+    if status != 200:
+        return "nodata", []
+    try:
+        problems = _mismatches(_check_mseed(part), run.req, span)
+    except ValueError as exc:
+        return "failed", [f"{label}: partial response, nothing kept: {exc}"]
+    return ("failed" if problems else "ok"), [f"{label}: wrong data, nothing kept: {p}" for p in problems]
+
+
+def _fetch_day(run: _Run, item: _Planned) -> str:
     """Download the missing spans of one day and rewrite its file (old records + new ones) atomically."""
-    path = out / item.name
+    path = run.out / item.name
     covered, empty = list(item.covered), list(item.empty)
-    chunks: list[bytes] = []
     status = "ok"
-    net, sta, loc, cha = codes
-    for span in item.missing:
-        report.requests += 1
-        try:
-            data = _get_bytes(client.get_waveforms, network=net, station=sta, location=loc, channel=cha,
-                              starttime=UTCDateTime(span[0]), endtime=UTCDateTime(span[1]))
-            _check_mseed(data)
-        except ValueError as exc:
-            report.failures.append(f"{item.name} [{_span_text(span)}]: partial response, nothing kept: {exc}")
-            status = "failed"
-            continue
-        except Exception as exc:  # noqa: BLE001  (classified; programming errors are re-raised)
-            kind, text = _classify(exc, timeout)
-            if kind == "nodata":
+    with _parts(run.out, item.name) as new_part:
+        good: list[Path] = []
+        for span in item.missing:
+            part = new_part()
+            kind, lines = _fetch_span(run, item, span, part)
+            run.report.failures.extend(lines)
+            if kind == "ok":
+                good.append(part)
+                covered.append(span)
+            elif kind == "nodata":
                 empty.append(span)
-                continue
-            report.failures.append(f"{item.name} [{_span_text(span)}]: {text}")
-            status = kind
-            if kind == "unreachable":
-                break
-            continue
-        chunks.append(data)
-        covered.append(span)
-    if chunks:
-        old = path.read_bytes() if item.covered else b""
-        data = _dedupe_records(old + b"".join(chunks))
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-        report.bytes += sum(len(c) for c in chunks)
-        report.downloaded.append(path)
+            else:
+                status = kind
+                if kind == "unreachable":
+                    break
+        if good:
+            _merge(([path] if item.covered else []) + good, path)
+            run.report.bytes += sum(p.stat().st_size for p in good)
+            run.report.downloaded.append(path)
     if covered and path.exists():
-        manifest.record(item.name, sid, covered, empty, path.stat().st_size, url)
-        report.files.append(path)
+        run.manifest.record(item.name, run.req.sid, covered, empty, path.stat().st_size, run.url)
+        run.report.files.append(path)
     elif empty:
-        manifest.record(item.name, sid, [], empty, None, url)
+        run.manifest.record(item.name, run.req.sid, [], empty, None, run.url)
         if not _missing(item.span, empty):
-            report.empty.append(f"{item.name} [{_span_text(item.span)}]")
+            run.report.empty.append(f"{item.name} [{_span_text(item.span)}]")
     return status

@@ -4,8 +4,9 @@ It serves ``/fdsnws/{dataselect,station}/1/{query,application.wadl,version}`` on
 data centre without an event service). Dataselect answers with the miniSEED *records* of ``raw/*.mseed`` that overlap
 the requested window (byte for byte, as a data centre does); station answers with the StationXML of ``response/``
 for the requested location (gzip-compressed when the client accepts it). Faults (HTTP codes, a connection cut
-mid-body, a close-delimited truncated body, a delay) can be injected per service and UTC day; every request is
-logged so tests can count them.
+mid-body, a close-delimited truncated body, a delay, a body trickled byte by byte, a connection reset, a body
+without length, a wrong answer: other query parameters or other codes in the records) can be injected per service
+and UTC day; every request is logged so tests can count them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import fnmatch
 import gzip
 import io
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -67,16 +70,22 @@ class _Record:
 
 @dataclass
 class Fault:
-    """``action``: an HTTP code (204, 404, 500, 503…), ``"cut"`` (Content-Length sent, half the body, then the
-    connection is closed), ``"truncate"`` (no Content-Length, half the body) or ``"delay"`` (answer after
-    ``seconds``). Applies to requests of ``service`` whose start time falls on ``day`` (any day if empty), ``times``
-    times (0: always)."""
+    """``action``: an HTTP code (204, 404, 429, 500, 503…; ``headers`` sent with it), ``"cut"`` (Content-Length
+    sent, half the body, then the connection is closed), ``"truncate"`` (no Content-Length, half the body),
+    ``"delay"`` (answer after ``seconds``), ``"trickle"`` (one byte of the body every ``seconds``), ``"reset"`` (the
+    connection is reset before any answer), ``"nolength"`` (the whole body, no Content-Length) or ``"wrong"`` (the
+    answer to the query with ``params`` replaced, miniSEED header fields replaced by ``codes``: ``station``,
+    ``location``, ``channel``, ``network``). Applies to requests of ``service`` whose start time falls on ``day``
+    (any day if empty), ``times`` times (0: always)."""
 
     service: str
     action: int | str
     day: str = ""
     times: int = 0
     seconds: float = 0.0
+    headers: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    codes: dict[str, str] | None = None
 
 
 def _index(paths: list[Path]) -> list[_Record]:
@@ -91,6 +100,19 @@ def _index(paths: list[Path]) -> list[_Record]:
                                    info["starttime"].timestamp, info["endtime"].timestamp, blob[offset:offset + n]))
             offset += n
     return records
+
+
+_FIELDS = {"station": (8, 5), "location": (13, 2), "channel": (15, 3), "network": (18, 2)}
+
+
+def _recode(data: bytes, codes: dict[str, str]) -> bytes:
+    """The records of ``data`` (512 bytes each here) with fixed-header code fields replaced."""
+    out = bytearray(data)
+    for offset in range(0, len(out), 512):
+        for name, value in codes.items():
+            start, width = _FIELDS[name]
+            out[offset + start:offset + start + width] = value.ljust(width).encode("ascii")
+    return bytes(out)
 
 
 def _match(value: str, patterns: str) -> bool:
@@ -112,7 +134,7 @@ class _Server(ThreadingHTTPServer):
 class FdsnStandIn:
     """Threaded HTTP server; use as a context manager. ``url`` is its base URL; ``log`` lists (service, params)."""
 
-    def __init__(self, insight: Path, mseed: list[Path] | None = None) -> None:
+    def __init__(self, insight: Path, mseed: list[Path] | None = None, port: int = 0) -> None:
         files = mseed if mseed is not None else sorted((insight / "raw").glob("XB.ELYSE.0[23].BH_*raw.mseed"))
         self.records = _index(files)
         self.stationxml = {"02": insight / "response" / "XB.ELYSE.02.BH.xml",
@@ -120,7 +142,7 @@ class FdsnStandIn:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 
@@ -137,9 +159,10 @@ class FdsnStandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def add_fault(self, service: str, action: int | str, day: str = "", times: int = 0, seconds: float = 0.0) -> None:
+    def add_fault(self, service: str, action: int | str, day: str = "", times: int = 0, seconds: float = 0.0,
+                  **more) -> None:
         with self._lock:
-            self.faults.append(Fault(service, action, day, times, seconds))
+            self.faults.append(Fault(service, action, day, times, seconds, **more))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -182,9 +205,12 @@ class FdsnStandIn:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain", encoding: str = "") -> None:
+            def _send(self, code: int, body: bytes, ctype: str = "text/plain", encoding: str = "",
+                      headers: dict[str, str] | None = None) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 if encoding:
                     self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(body)))
@@ -216,9 +242,18 @@ class FdsnStandIn:
                     fault = None
                 if fault is not None and isinstance(fault.action, int):
                     body = b"" if fault.action == 204 else f"Error {fault.action}: injected by the stand-in\n".encode()
-                    self._send(fault.action, body)
+                    self._send(fault.action, body, headers=fault.headers)
                     return
+                if fault is not None and fault.action == "reset":  # RST instead of an answer
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if fault is not None and fault.action == "wrong":
+                    params = params | (fault.params or {})
                 body = standin.dataselect(params) if service == "dataselect" else standin.station(params)
+                if fault is not None and fault.action == "wrong" and fault.codes and service == "dataselect":
+                    body = _recode(body, fault.codes)
                 if not body:
                     self._send(204, b"")
                     return
@@ -235,6 +270,19 @@ class FdsnStandIn:
                     self.end_headers()
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if fault is not None and fault.action in ("trickle", "nolength"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", ctype)
+                    if zipped:
+                        self.send_header("Content-Encoding", "gzip")
+                    self.end_headers()
+                    step = 1 if fault.action == "trickle" else len(body)
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                        time.sleep(fault.seconds)
                     self.close_connection = True
                     return
                 if fault is not None and fault.action == "truncate":

@@ -144,13 +144,14 @@ def test_a_span_without_data_at_the_real_service(standin, tmp_path):
 
 def test_http_error_on_one_day_keeps_the_rest_and_a_rerun_fetches_only_that_day(standin, tmp_path):
     standin.add_fault("dataselect", 500, day="2019-05-23")
-    r = cli(*fetch_args(standin, tmp_path))
+    r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--retries", "2", "--retry-delay", "0.01"))
     assert r.exit_code == 1
     assert (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("1 request(s) failed")
-    assert lines[1] == (f"  {DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: HTTP 500: Internal server error "
-                        "(server says: Error 500: injected by the stand-in)")
+    assert lines[1] == (f"  {DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: HTTP 500: Internal Server Error "
+                        "(server says: Error 500: injected by the stand-in) (3 tries)")
+    assert [q["starttime"][:10] for q in standin.queries("dataselect")] == ["2019-05-22"] + ["2019-05-23"] * 3
     assert "1 failed" in r.stdout
     standin.clear_faults()
     n = len(standin.queries())
@@ -165,7 +166,7 @@ def test_http_error_on_one_day_keeps_the_rest_and_a_rerun_fetches_only_that_day(
 ])
 def test_connection_cut_mid_download_leaves_no_partial_file(standin, tmp_path, action, message):
     standin.add_fault("dataselect", action, day="2019-05-23", times=1)
-    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=0)
     assert not report.ok and len(report.failures) == 1
     assert report.failures[0].startswith(f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: ")
     assert re.search(message, report.failures[0])
@@ -178,7 +179,7 @@ def test_connection_cut_mid_download_leaves_no_partial_file(standin, tmp_path, a
 
 def test_cut_stationxml_is_listed_and_the_data_are_kept(standin, tmp_path):
     standin.add_fault("station", "cut", times=1)
-    r = cli(*fetch_args(standin, tmp_path))
+    r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--retries", "0"))
     assert r.exit_code == 1
     assert f"{XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: StationXML: connection cut" in r.stderr
     assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists() and not (tmp_path / XML).exists()
@@ -198,7 +199,7 @@ def test_no_network_is_one_clear_line(tmp_path):
 
 def test_a_service_that_stops_answering_ends_the_run_with_the_rest_listed(standin, tmp_path):
     standin.add_fault("dataselect", "delay", day="2019-05-22", seconds=2.0)
-    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, timeout=0.5)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, timeout=0.5, retries=0)
     assert report.failures == [f"{DAY1} [2019-05-22T23:00:00–2019-05-23T00:00:00]: no answer within 0.5 s",
                                f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: not attempted (the data centre "
                                "stopped answering)"]
@@ -268,12 +269,16 @@ def test_bad_options(tmp_path, kwargs, message):
     (1, "the last record has 511 of 512 bytes"), (300, "the last record has 212 of 512 bytes"),
     (511, r"1 byte\(s\) after the last whole record"),
 ])
-def test_a_truncated_last_record_is_detected(insight, cut, message):
+def test_a_truncated_last_record_is_detected(insight, tmp_path, cut, message):
     # ObsPy's reader skips an incomplete last record without a word for some cuts; the record walk does not
     data = (insight / RAW03).read_bytes()
-    _check_mseed(data)
+    path = tmp_path / "x.mseed"
+    path.write_bytes(data)
+    assert {".".join(codes) for codes, _, _ in _check_mseed(path)} == {"XB.ELYSE.03.BHU", "XB.ELYSE.03.BHV",
+                                                                       "XB.ELYSE.03.BHW"}
+    path.write_bytes(data[:-cut])
     with pytest.raises(ValueError, match=f"incomplete miniSEED: {message}"):
-        _check_mseed(data[:-cut])
+        _check_mseed(path)
 
 
 def test_names_spans_and_providers():
