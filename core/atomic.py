@@ -77,7 +77,10 @@ def atomic_path(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
         raise OutputExistsError("already exists; pass --overwrite to replace it", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(target)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".part", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".part", dir=target.parent)
+    except OSError as exc:  # name the folder the user chose, not our temporary name
+        raise OSError(exc.errno, exc.strerror, str(target.parent)) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -86,6 +89,10 @@ def atomic_path(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:  # e.g. disk full while writing: name the target, not the temporary file
+        if exc.filename is None or Path(exc.filename) != tmp_path:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

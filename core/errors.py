@@ -40,3 +40,21 @@ class OutputExistsError(UnmixError):
 
 class ConfigError(UnmixError):
     """An option or configuration value is invalid or inconsistent."""
+
+
+def describe_os_error(exc: OSError) -> str | None:
+    """One line ``<path>: <problem>`` for an operating-system error a user can cause (permissions, a file where a
+    folder is needed, a full disk); None for the others, which stay programming errors."""
+    import errno
+
+    problems = {
+        errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+        errno.ENOTDIR: "a part of this path is a file, not a folder",
+        errno.EISDIR: "is a folder, not a file", errno.EEXIST: "already exists",
+        errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
+        errno.ENAMETOOLONG: "file name too long", errno.ENOENT: "no such file or directory",
+    }
+    problem = problems.get(exc.errno)
+    if problem is None:
+        return None
+    return problem if exc.filename is None else f"{exc.filename}: {problem}"

@@ -3,10 +3,22 @@
 For every input file (files, directories and globs, see :func:`core.io.expand_inputs`) the records are read, each
 is separated with the configured method, and ``DIR/<stem>.<source>.<ext>`` is written for the background and for
 each removed source (SAC: one file per trace, ``<stem>.<source>.<trace id>[.<k>].sac``), then
-``DIR/<stem>.provenance.json`` (tool version, configuration, model hash, input SHA-256, method, timings). The
-provenance file is written last, so its presence marks a finished input: a re-run with the same input and
-configuration skips it. Existing outputs are never replaced without ``overwrite``; inputs never, at all. A bad
-input is reported and the batch goes on; :class:`ExportReport` lists what failed.
+``DIR/<stem>.provenance.json`` (tool version, configuration, model hash, input SHA-256, method, timings, and every
+output file with its size, SHA-256, trace ids and processing history).
+
+**Commit protocol.** Before the outputs, a hidden ``DIR/.<stem>.unmix-pending.json`` names them; the provenance is
+written last, atomically, and then the pending note is removed. Only a provenance whose listed files all match their
+size and digest marks a finished input (a re-run skips it); outputs named by a pending note or by a provenance that
+no longer matches are an interrupted result of this input and are redone on the next run without ``overwrite``.
+Other existing outputs are never replaced without ``overwrite``; inputs never, at all. Outputs of earlier runs that
+lie among the inputs (``unmix separate D --out D``) are recognised by these notes and never separated again.
+
+**Derived identity.** Separated traces can never pass for raw data: each product gets its own location code
+(default: a letter per product, ``B`` background, ``G`` glitches, ``S`` spikes, ``R`` residual, ``L`` low
+frequency, ``X`` removed, followed by the last character of the raw location, so ``02`` → ``B2``/``G2``), miniSEED
+data quality ``Q``, a ``stats.processing`` entry, and in SAC ``KUSER0='unmix'``, ``KUSER1`` the product,
+``KUSER2`` the method, ``KEVNM`` the product, and station coordinates and orientation from ``inventory``.
+A bad input is reported and the batch goes on; :class:`ExportReport` lists what failed.
 """
 
 from __future__ import annotations
@@ -25,11 +37,20 @@ from obspy import Stream
 
 from core import __version__
 from core.atomic import atomic_path
-from core.errors import ConfigError, OutputExistsError, UnmixError
+from core.errors import ConfigError, OutputExistsError, UnmixError, describe_os_error
 from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
 FORMATS = {"MSEED": "mseed", "SAC": "sac"}
 PROVENANCE_SUFFIX = ".provenance.json"
+PENDING_SUFFIX = ".unmix-pending.json"
+DTYPES = ("float64", "float32")
+#: miniSEED data quality of every derived product ('Q': quality-controlled data, as processed data centres mark it).
+DATAQUALITY = "Q"
+#: First character of the default location code of each product (the second is the raw location's last one).
+PRODUCT_LETTERS = {"background": "B", "glitches": "G", "spikes": "S", "residual": "R", "low_frequency": "L",
+                   "removed": "X"}
+_SPARE_LETTERS = "YZWVUTKPNMH"
+_MSEED_ENCODING = {"float32": "FLOAT32", "float64": "FLOAT64"}
 
 
 @dataclass
@@ -46,12 +67,17 @@ class ExportPlan:
     resample_to: float | None = None
     model: dict | None = None  # {"path": ..., "sha256": ...} when the prior comes from a trained model
     sources: tuple[str, ...] | None = None  # names of the sources to write (None: all)
+    locations: dict[str, str] = field(default_factory=dict)  # product → location code (others: the default)
+    dtype: str = "float64"
+    inventory: str | None = None  # StationXML: SAC station coordinates and component orientation
 
     def configuration(self) -> dict:
         """JSON-ready configuration; arrays and tables are summarised by shape and digest."""
         config = {"method": self.method, "options": {k: _summary(v) for k, v in sorted(self.options.items())},
                   "format": self.fmt, "gap_policy": self.gap_policy, "max_fill": self.max_fill,
-                  "resample_to": self.resample_to, "model": self.model}
+                  "resample_to": self.resample_to, "model": self.model, "locations": dict(sorted(
+                      self.locations.items())), "dtype": self.dtype, "dataquality": DATAQUALITY,
+                  "inventory": self.inventory}
         if self.sources is not None:
             config["sources"] = list(self.sources)
         return config
@@ -63,9 +89,11 @@ class ExportReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # inputs that are outputs of earlier runs in the out folder
 
     def summary(self) -> str:
-        return (f"{len(self.done)} separated, {len(self.skipped)} already done, {len(self.failed)} failed "
+        own = f", {len(self.ignored)} own output(s) ignored" if self.ignored else ""
+        return (f"{len(self.done)} separated, {len(self.skipped)} already done, {len(self.failed)} failed{own} "
                 f"({len(self.outputs)} file(s) written)")
 
 
@@ -134,34 +162,151 @@ def _stream_files(stream: Stream, out_dir: Path, stem: str, source: str, fmt: st
     return out
 
 
-def _finished(prov_path: Path, sha: str, config: dict) -> bool:
-    """True when a provenance file says this input was done with this configuration and its outputs exist."""
+def parse_locations(text: str | dict | None) -> dict[str, str]:
+    """``background=B0,glitches=G0`` (or a dict) → {product: code}; codes are 1–2 letters/digits, all different."""
+    if not text:
+        return {}
+    pairs = text.items() if isinstance(text, dict) else (p.partition("=")[::2] for p in str(text).split(",") if p)
+    out = {}
+    for product, code in pairs:
+        product, code = product.strip(), code.strip().upper()
+        if not product or not (1 <= len(code) <= 2 and code.isalnum() and code.isascii()):
+            raise ConfigError(f"--location expects PRODUCT=CODE with a code of 1 or 2 letters/digits, got "
+                              f"{product}={code!r}")
+        out[product] = code
+    if len(set(out.values())) < len(out):
+        raise ConfigError(f"--location gives two products the same location code: {out}")
+    return out
+
+
+def product_location(product: str, raw_location: str, locations: dict[str, str]) -> str:
+    """Location code of ``product`` derived from a trace of ``raw_location`` (see the module docstring)."""
+    if product in locations:
+        return locations[product]
+    letter = PRODUCT_LETTERS.get(product)
+    if letter is None:
+        taken = set(PRODUCT_LETTERS.values())
+        first = product[:1].upper()
+        letter = first if first.isalpha() and first.isascii() and first not in taken else next(
+            c for c in _SPARE_LETTERS if c not in taken)
+    return letter + (raw_location[-1:] or "0")
+
+
+def _station_header(inventory, raw_id: str, time) -> dict:
+    """SAC station coordinates and component orientation of ``raw_id`` from a StationXML inventory."""
+    from core.errors import ResponseError
+
     try:
-        prov = json.loads(prov_path.read_text())
+        coords = inventory.get_coordinates(raw_id, time)
+        orient = inventory.get_orientation(raw_id, time)
+    except Exception:  # ObsPy raises plain Exceptions for channels it does not hold
+        raise ResponseError(f"the --inventory has no coordinates or orientation for {raw_id} at {time}") from None
+    return {"stla": coords["latitude"], "stlo": coords["longitude"], "stel": coords["elevation"],
+            "stdp": coords.get("local_depth", 0.0), "cmpaz": orient["azimuth"], "cmpinc": orient["dip"] + 90.0}
+
+
+def label_product(stream: Stream, product: str, plan: ExportPlan, inventory=None) -> list[str]:
+    """Give the traces of one product their derived identity (see the module docstring); returns their raw ids."""
+    from obspy.core import AttribDict
+
+    raw_ids = []
+    for tr in stream:
+        raw_id, raw_location = tr.id, tr.stats.location
+        code = product_location(product, raw_location, plan.locations)
+        if code == raw_location:
+            raise ConfigError(f"the location code {code!r} of {product} is the input's own ({raw_id}): is the input "
+                              "already a separated product? Otherwise choose another with --location")
+        raw_ids.append(raw_id)
+        tr.data = np.ascontiguousarray(tr.data, dtype=plan.dtype)
+        tr.stats.location = code
+        tr.stats.pop("mseed", None)  # the input's encoding (e.g. Steim2 integers) does not fit float samples
+        tr.stats.mseed = AttribDict(dataquality=DATAQUALITY, encoding=_MSEED_ENCODING[plan.dtype])
+        tr.stats.setdefault("processing", []).append(
+            f"unmix {__version__}: separate(method={plan.method!r}): {product} of {raw_id}")
+        if plan.fmt == "SAC":
+            sac = AttribDict(tr.stats.get("sac", {}))
+            sac.update({"kuser0": "unmix", "kuser1": product[:8], "kuser2": plan.method[:8], "kevnm": product[:16]})
+            if inventory is not None:
+                sac.update(_station_header(inventory, raw_id, tr.stats.starttime))
+            tr.stats.sac = sac
+    return raw_ids
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
-    same = prov.get("input_sha256") == sha and prov.get("configuration") == config
-    return same and all((prov_path.parent / name).exists() for name in prov.get("outputs", []))
+        return None
+    return value if isinstance(value, dict) else None
 
 
-def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozenset[str] = frozenset(),
-                 progress: Progress | None = None, token: CancelToken | None = None) -> tuple[str, list[str]]:
-    """Separate one input file and write its outputs; returns ('done' | 'skipped', written paths)."""
+def _files_match(out_dir: Path, prov: dict) -> bool:
+    """True when every output a provenance lists exists with its recorded size and digest."""
+    files = prov.get("files")
+    if not isinstance(files, list):
+        return all((out_dir / str(name)).is_file() for name in prov.get("outputs", []))
+    for entry in files:
+        try:
+            target = out_dir / Path(str(entry["name"])).name
+            ok = target.stat().st_size == entry["bytes"] and file_sha256(target) == entry["sha256"]
+        except (OSError, KeyError, TypeError):
+            return False
+        if not ok:
+            return False
+    return True
+
+
+def _prior_state(prov_path: Path, sha: str, config: dict) -> tuple[str, list[str]]:
+    """What the provenance at ``prov_path`` says: ('none' | 'finished' | 'other' | 'incomplete', its outputs).
+    'other': a finished result of another input or configuration; 'incomplete': of this input and configuration,
+    but its files no longer match (an interrupted re-run)."""
+    if not prov_path.exists():
+        return "none", []
+    prov = _read_json(prov_path)
+    if prov is None:
+        return "incomplete", []
+    outputs = [Path(str(n)).name for n in prov.get("outputs", []) if isinstance(n, str)]
+    if prov.get("input_sha256") != sha or prov.get("configuration") != config:
+        return "other", outputs
+    return ("finished" if _files_match(prov_path.parent, prov) else "incomplete"), outputs
+
+
+def _pending_path(out_dir: Path, stem: str) -> Path:
+    return out_dir / f".{stem}{PENDING_SUFFIX}"
+
+
+def own_outputs(out_dir: str | Path) -> set[str]:
+    """Resolved paths of every file that provenance files or pending notes in ``out_dir`` name as Unmix outputs."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return set()
+    notes = [*out_dir.glob(f"*{PROVENANCE_SUFFIX}"), *out_dir.glob(f".*{PENDING_SUFFIX}")]
+    names = set()
+    for note in notes:
+        data = _read_json(note) or {}
+        names.update(Path(str(n)).name for n in data.get("outputs", []) if isinstance(n, str))
+    return {str((out_dir / n).resolve()) for n in names}
+
+
+def _file_entry(path: Path, stream: Stream, product: str, raw_ids: list[str]) -> dict:
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path), "product": product,
+            "ids": sorted({tr.id for tr in stream}), "raw_ids": sorted(set(raw_ids)),
+            "processing": list(dict.fromkeys(p for tr in stream for p in tr.stats.get("processing", [])))}
+
+
+def _check_targets(targets, inputs: frozenset[str], ours: set[str], overwrite: bool) -> None:
+    for target, _ in targets:
+        if str(target.resolve()) in inputs:
+            raise OutputExistsError("an output would replace an input file; choose another --out", target)
+        if target.exists() and not overwrite and target.name not in ours:
+            raise OutputExistsError("already exists and no provenance of this input says Unmix wrote it; pass "
+                                    "--overwrite to replace it", target)
+
+
+def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken | None):
     from core.io import read_records
     from core.separation import get_method
 
-    progress = progress or no_progress
-    path = Path(path)
-    out_dir = Path(plan.out_dir)
-    t_start = time.perf_counter()
-    sha = file_sha256(path)
-    config = _json_safe(plan.configuration())
-    prov_path = out_dir / f"{stem}{PROVENANCE_SUFFIX}"
-    if prov_path.exists() and not plan.overwrite:
-        if _finished(prov_path, sha, config):
-            return "skipped", []
-        raise OutputExistsError("results of another input or configuration exist; pass --overwrite to replace them",
-                                prov_path)
     records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to)
     t_read = time.perf_counter()
     separator = get_method(plan.method, **plan.options)
@@ -178,54 +323,112 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
             sources[name] += st
         infos.append({"record": record.key, "start": str(record.starttime), "end": str(record.endtime),
                       "npts": record.npts, "notes": record.notes, "info": _json_safe(result.info)})
-    t_sep = time.perf_counter()
-    targets = [t for name, st in sources.items() if plan.sources is None or name in plan.sources
-               for t in _stream_files(st, out_dir, stem, name, plan.fmt)]
-    for target, _ in targets:
-        if str(target.resolve()) in inputs:
-            raise OutputExistsError("an output would replace an input file; choose another --out", target)
-        if target.exists() and not plan.overwrite:
-            raise OutputExistsError("already exists; pass --overwrite to replace it", target)
-    written = []
+    return sources, infos, t_read
+
+
+def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], provenance: dict, fmt: str,
+            clock: tuple[float, float, float]) -> list[str]:
+    """Write the outputs under the commit protocol of the module docstring; returns the written paths.
+    ``clock``: the perf_counter() readings at start, after reading and after separating (for the timings)."""
+    out_dir = prov_path.parent
+    prov_path.unlink(missing_ok=True)  # no provenance may vouch for a mix of old and new files
+    names = sorted({t.name for t, _ in targets} | ours)
+    with atomic_path(pending, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"input_sha256": provenance["input_sha256"], "outputs": names}))
+    written, files = [], []
     for target, st in targets:
-        for tr in st:
-            tr.stats.pop("mseed", None)  # the input's encoding (e.g. Steim2 integers) does not fit float samples
-        with atomic_path(target, overwrite=plan.overwrite) as tmp:
-            st.write(str(tmp), format=plan.fmt)
+        with atomic_path(target, overwrite=True) as tmp:
+            st.write(str(tmp), format=fmt)
         written.append(str(target))
+        files.append(_file_entry(target, st, *products[target]))
+    for stale in ours - {t.name for t, _ in targets}:  # outputs of the interrupted run that this one does not make
+        (out_dir / stale).unlink(missing_ok=True)
+    t_start, t_read, t_sep = clock
     t_write = time.perf_counter()
+    provenance.update(outputs=[Path(w).name for w in written], files=files, timings={
+        "read_s": t_read - t_start, "separate_s": t_sep - t_read, "write_s": t_write - t_sep,
+        "total_s": t_write - t_start})
+    with atomic_path(prov_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(provenance, indent=1, default=_jsonable))
+    pending.unlink(missing_ok=True)
+    return [*written, str(prov_path)]
+
+
+def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozenset[str] = frozenset(),
+                 progress: Progress | None = None, token: CancelToken | None = None) -> tuple[str, list[str]]:
+    """Separate one input file and write its outputs; returns ('done' | 'skipped', written paths)."""
+    progress = progress or no_progress
+    path = Path(path)
+    out_dir = Path(plan.out_dir)
+    t_start = time.perf_counter()
+    sha = file_sha256(path)
+    config = _json_safe(plan.configuration())
+    prov_path, pending = out_dir / f"{stem}{PROVENANCE_SUFFIX}", _pending_path(out_dir, stem)
+    state, prov_outputs = _prior_state(prov_path, sha, config)
+    if state == "finished" and not plan.overwrite:
+        return "skipped", []
+    if state == "other" and not plan.overwrite:
+        raise OutputExistsError("results of another input or configuration exist; pass --overwrite to replace them",
+                                prov_path)
+    note = _read_json(pending) or {}
+    ours = {Path(str(n)).name for n in note.get("outputs", []) if note.get("input_sha256") == sha}
+    ours |= set(prov_outputs) if state == "incomplete" else set()
+    sources, infos, t_read = _separate_records(path, plan, progress, token)
+    t_sep = time.perf_counter()
+    inventory = None
+    if plan.inventory is not None and plan.fmt == "SAC":
+        from core.io import read_inventory
+
+        inventory = read_inventory(plan.inventory)
+    products, targets = {}, []
+    for name, st in sources.items():
+        if plan.sources is not None and name not in plan.sources:
+            continue
+        raw_ids = label_product(st, name, plan, inventory)
+        for target, part in _stream_files(st, out_dir, stem, name, plan.fmt):
+            targets.append((target, part))
+            products[target] = (name, raw_ids)
+    _check_targets(targets, inputs, ours, plan.overwrite)
     provenance = {
         "tool": "unmix", "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": str(path), "input_sha256": sha, "method": plan.method, "configuration": config,
-        "model": plan.model, "records": infos, "outputs": [Path(w).name for w in written],
-        "timings": {"read_s": t_read - t_start, "separate_s": t_sep - t_read, "write_s": t_write - t_sep,
-                    "total_s": t_write - t_start},
+        "model": plan.model, "records": infos, "dataquality": DATAQUALITY,
+        "products": {name: sorted({tr.stats.location for tr in st}) for name, st in sources.items()
+                     if plan.sources is None or name in plan.sources},
     }
-    with atomic_path(prov_path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(provenance, indent=1, default=_jsonable))
-    written.append(str(prov_path))
+    written = _commit(targets, products, prov_path, pending, ours, provenance, plan.fmt, (t_start, t_read, t_sep))
     progress(1.0, path.name)
     return "done", written
+
+
+def _failure(path, exc: Exception) -> str:
+    """One line for what went wrong with one input."""
+    if isinstance(exc, UnmixError):
+        return exc.message
+    if isinstance(exc, OSError) and (message := describe_os_error(exc)) is not None:
+        return message
+    return f"{path}: {type(exc).__name__}: {exc}"
 
 
 def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str]) -> tuple[str, list[str] | str]:
     """Worker entry: never raises for a bad input, returns ('failed', message) instead."""
     try:
         return process_file(path, stem, plan, inputs)
-    except UnmixError as exc:
-        return "failed", exc.message
     except Exception as exc:  # keep going past anything a single file triggers
-        return "failed", f"{path}: {type(exc).__name__}: {exc}"
+        return "failed", _failure(path, exc)
 
 
 def export_separation(inputs, out_dir: str | Path, method: str = "template", options: dict | None = None,
                       fmt: str = "MSEED", workers: int = 0, overwrite: bool = False, gap_policy: str = "split",
                       max_fill: int = 0, resample_to: float | None = None, model: dict | None = None,
                       sources: list[str] | None = None, progress: Progress | None = None,
-                      token: CancelToken | None = None) -> ExportReport:
+                      token: CancelToken | None = None, locations: dict[str, str] | str | None = None,
+                      dtype: str = "float64", inventory: str | Path | None = None) -> ExportReport:
     """Separate every input and export the sources (see the module docstring); ``sources`` limits the written
-    sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. Failures of single
-    files are collected in the report, not raised."""
+    sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. ``locations``
+    overrides the location code of products (``{'background': 'B0'}`` or ``'background=B0'``), ``dtype`` is the
+    sample type written, ``inventory`` a StationXML for SAC coordinates. Failures of single files are collected in
+    the report, not raised."""
     from core.io import expand_inputs
 
     progress = progress or no_progress
@@ -234,6 +437,9 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
         raise ConfigError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if workers < 0:
         raise ConfigError("--workers must be ≥ 0")
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    locations = parse_locations(locations)
     report = ExportReport()
     files: list[Path] = []
     for item in [inputs] if isinstance(inputs, str | Path) else list(inputs):
@@ -244,9 +450,16 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out must be a directory", out)
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"cannot make the --out folder: {blocking} is a file, not a folder", out)
     out.mkdir(parents=True, exist_ok=True)
+    own = own_outputs(out)
+    report.ignored = [str(f) for f in files if str(f.resolve()) in own]
+    files = [f for f in files if str(f.resolve()) not in own]
     plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model,
-                      tuple(sources) if sources is not None else None)
+                      tuple(sources) if sources is not None else None, locations, dtype,
+                      None if inventory is None else str(Path(inventory).resolve()))
     from core.separation import get_method
 
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched
@@ -269,10 +482,8 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
                 status, payload = process_file(f, stems[f], plan, inputs_set, sub, token)
             except Cancelled:
                 raise
-            except UnmixError as exc:
-                status, payload = "failed", exc.message
             except Exception as exc:
-                status, payload = "failed", f"{f}: {type(exc).__name__}: {exc}"
+                status, payload = "failed", _failure(f, exc)
             record(f, status, payload)
             progress((k + 1) / len(files), f.name)
         return report

@@ -44,14 +44,16 @@ def test_export_real_record_reads_back_with_identical_ids_and_times(insight, tmp
         assert len(files) == (1 if fmt == "MSEED" else 3)
         st = read(str(out / f"{stem}.{name}.*{ext}"))
         sources[name] = st
-        assert sorted(tr.id for tr in st) == sorted(tr.id for tr in record.stream)
+        code = "B2" if name == "background" else "L2"  # derived products carry their own location code
+        assert sorted(tr.id for tr in st) == sorted(tr.id.replace(".02.", f".{code}.") for tr in record.stream)
         for tr in st:
-            ref = record.stream.select(id=tr.id)[0]
+            ref = record.stream.select(channel=tr.stats.channel)[0]
             assert tr.stats.starttime == ref.stats.starttime
             assert tr.stats.sampling_rate == ref.stats.sampling_rate
             assert tr.stats.npts == ref.stats.npts
     for tr in record.stream:
-        total = sources["background"].select(id=tr.id)[0].data + sources["low_frequency"].select(id=tr.id)[0].data
+        cha = tr.stats.channel
+        total = sources["background"].select(channel=cha)[0].data + sources["low_frequency"].select(channel=cha)[0].data
         tol = 1e-6 if fmt == "MSEED" else 1e-3 * np.max(np.abs(tr.data))  # SAC stores float32
         np.testing.assert_allclose(total, tr.data, atol=tol)
     prov = json.loads((out / f"{stem}.provenance.json").read_text())
@@ -111,7 +113,8 @@ def test_workers_and_sac_split_per_trace(tmp_path):
     rep = export_separation([tmp_path / "in"], out, "highpass", fmt="SAC", workers=2)
     assert sorted(rep.done) == sorted(str(p) for p in paths) and not rep.failed
     sac = sorted(p.name for p in out.glob("r0.*.sac"))
-    assert sac == [f"r0.{src}.XB.ELYSE.02.BH{c}.sac" for src in ("background", "low_frequency") for c in "UVW"]
+    assert sac == [f"r0.{src}.XB.ELYSE.{loc}.BH{c}.sac" for src, loc in (("background", "B2"), ("low_frequency", "L2"))
+                   for c in "UVW"]
 
 
 def test_separate_cli_option_errors(tmp_path):
@@ -143,7 +146,8 @@ def test_scatcov_export_with_a_prior_file(tmp_path):
     bg, rm = read(str(out / "t.background.mseed")), read(str(out / "t.removed.mseed"))
     src = read(str(target))
     for tr in src:
-        np.testing.assert_allclose(bg.select(id=tr.id)[0].data + rm.select(id=tr.id)[0].data, tr.data, atol=1e-6)
+        cha = tr.stats.channel
+        np.testing.assert_allclose(bg.select(channel=cha)[0].data + rm.select(channel=cha)[0].data, tr.data, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -162,7 +166,8 @@ def test_hybrid_export_with_a_prior_file(tmp_path):
     parts = [read(str(p)) for p in sorted(out.glob("t.*.mseed")) if ".background." not in p.name]
     bg = read(str(out / "t.background.mseed"))
     for tr in src:
-        total = bg.select(id=tr.id)[0].data + sum(p.select(id=tr.id)[0].data for p in parts)
+        cha = tr.stats.channel
+        total = bg.select(channel=cha)[0].data + sum(p.select(channel=cha)[0].data for p in parts)
         np.testing.assert_allclose(total, tr.data, atol=1e-6)
     res = CliRunner().invoke(main, ["separate", str(target), "--out", str(tmp_path / "o2"), "--method", "template",
                                     "--prior", str(clean)])

@@ -11,7 +11,7 @@ import click
 from tqdm import tqdm
 
 from core import __version__
-from core.errors import UnmixError
+from core.errors import UnmixError, describe_os_error
 from core.jobs import Cancelled, CancelToken
 
 EXIT_USER_ERROR = 2
@@ -71,6 +71,12 @@ class UnmixGroup(click.Group):
             return super().invoke(ctx)
         except UnmixError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except OSError as exc:  # permissions, a file where a folder is needed, a full disk: one line, no traceback
+            message = describe_os_error(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             ctx.exit(EXIT_USER_ERROR)
         except (Cancelled, KeyboardInterrupt):
             click.echo("cancelled", err=True)

@@ -157,16 +157,24 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 @click.option("--inventory", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="StationXML for the template method's glitch templates (default: InSight VBB poles/zeros)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--location", "locations", default=None, metavar="PRODUCT=CODE,…",
+              help="location code of each product, e.g. background=B0,glitches=G0 (default: B/G/S/R/L/X for "
+                   "background/glitches/spikes/residual/low_frequency/removed + the raw location's last character)")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="sample type of the outputs (miniSEED encoding FLOAT64/FLOAT32; SAC is always float32)")
 @click.option("--overwrite", is_flag=True, help="replace existing outputs in --out (inputs are never replaced)")
 @with_options(gap_options)
 @with_options(method_option_flags)
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
-             inventory, device, overwrite, gap_policy, max_fill, resample_to, template_opt, highpass_opt,
-             scatcov_opt, hybrid_opt):
+             inventory, device, locations, dtype, overwrite, gap_policy, max_fill, resample_to, template_opt,
+             highpass_opt, scatcov_opt, hybrid_opt):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
-    INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run;
-    a bad file is reported and the others go on; the exit status is non-zero if any failed.
+    INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
+    interrupted ones are redone, outputs of earlier runs in --out are never taken as inputs; a bad file is reported
+    and the others go on; the exit status is non-zero if any failed. Outputs carry their own location code per
+    product and miniSEED quality Q, so they never merge with raw data; SAC outputs get KUSER0-2/KEVNM and, with
+    --inventory, station coordinates and orientation.
     """
     from core.export import export_separation, file_sha256
 
@@ -209,7 +217,8 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                               "and --scale, or --prior FILE")
     with job(f"separating ({method})") as (progress, token):
         report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
-                                   max_fill, resample_to, model_info, progress=progress, token=token)
+                                   max_fill, resample_to, model_info, progress=progress, token=token,
+                                   locations=locations, dtype=dtype, inventory=inventory)
     click.echo(report.summary())
     if report.failed:
         for path, message in report.failed:
