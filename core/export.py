@@ -70,6 +70,7 @@ class ExportPlan:
     locations: dict[str, str] = field(default_factory=dict)  # product → location code (others: the default)
     dtype: str = "float64"
     inventory: str | None = None  # StationXML: SAC station coordinates and component orientation
+    allow_damaged: bool = False  # read damaged inputs for what they hold; the damage goes into the provenance
 
     def configuration(self) -> dict:
         """JSON-ready configuration; arrays and tables are summarised by shape and digest."""
@@ -307,7 +308,7 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
     from core.io import read_records
     from core.separation import get_method
 
-    records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to)
+    records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged)
     t_read = time.perf_counter()
     separator = get_method(plan.method, **plan.options)
     sources: dict[str, Stream] = {"background": Stream()}
@@ -322,7 +323,8 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
             sources.setdefault(name, Stream())
             sources[name] += st
         infos.append({"record": record.key, "start": str(record.starttime), "end": str(record.endtime),
-                      "npts": record.npts, "notes": record.notes, "info": _json_safe(result.info)})
+                      "npts": record.npts, "notes": record.notes, "damage": record.damage,
+                      "info": _json_safe(result.info)})
     return sources, infos, t_read
 
 
@@ -393,6 +395,7 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
         "tool": "unmix", "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": str(path), "input_sha256": sha, "method": plan.method, "configuration": config,
         "model": plan.model, "records": infos, "dataquality": DATAQUALITY,
+        "damage": list(dict.fromkeys(d for info in infos for d in info["damage"])),
         "products": {name: sorted({tr.stats.location for tr in st}) for name, st in sources.items()
                      if plan.sources is None or name in plan.sources},
     }
@@ -423,12 +426,14 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
                       max_fill: int = 0, resample_to: float | None = None, model: dict | None = None,
                       sources: list[str] | None = None, progress: Progress | None = None,
                       token: CancelToken | None = None, locations: dict[str, str] | str | None = None,
-                      dtype: str = "float64", inventory: str | Path | None = None) -> ExportReport:
+                      dtype: str = "float64", inventory: str | Path | None = None,
+                      allow_damaged: bool = False) -> ExportReport:
     """Separate every input and export the sources (see the module docstring); ``sources`` limits the written
     sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. ``locations``
     overrides the location code of products (``{'background': 'B0'}`` or ``'background=B0'``), ``dtype`` is the
     sample type written, ``inventory`` a StationXML for SAC coordinates. Failures of single files are collected in
-    the report, not raised."""
+    the report, not raised. ``allow_damaged`` reads damaged inputs for what they hold (:func:`core.io.read_file`);
+    their provenance lists the damage."""
     from core.io import expand_inputs
 
     progress = progress or no_progress
@@ -459,7 +464,7 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     files = [f for f in files if str(f.resolve()) not in own]
     plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model,
                       tuple(sources) if sources is not None else None, locations, dtype,
-                      None if inventory is None else str(Path(inventory).resolve()))
+                      None if inventory is None else str(Path(inventory).resolve()), allow_damaged)
     from core.separation import get_method
 
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched

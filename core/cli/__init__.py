@@ -113,6 +113,13 @@ gap_options = [
                  help="resample every channel to this rate (Hz) instead of refusing mixed rates"),
 ]
 
+#: Damaged inputs (truncated or corrupt miniSEED, pieces of a file that disagree) are refused unless this is given.
+allow_damaged_option = click.option(
+    "--allow-damaged", is_flag=True,
+    help="use the readable part of damaged files (truncated or corrupt miniSEED, pieces of one file that disagree) "
+         "instead of refusing them; the damage is reported and kept in the provenance")
+gap_options.append(allow_damaged_option)
+
 
 def with_options(options):
     def deco(f):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import gap_options, job, main, with_options
+from core.cli import allow_damaged_option, gap_options, job, main, with_options
 
 
 @main.command()
@@ -15,7 +15,7 @@ from core.cli import gap_options, job, main, with_options
 @with_options(gap_options)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("-v", "--verbose", is_flag=True, help="list every gap, overlap and full file paths")
-def info(inputs, gap_policy, max_fill, resample_to, as_json, verbose):
+def info(inputs, gap_policy, max_fill, resample_to, allow_damaged, as_json, verbose):
     """Describe waveform files: ids, rates, UTC and LMST spans, gaps and overlaps.
 
     INPUTS are files, directories (read recursively) or glob patterns, in any format ObsPy reads.
@@ -23,7 +23,8 @@ def info(inputs, gap_policy, max_fill, resample_to, as_json, verbose):
     from core.io.summary import format_summary, summarize
 
     with job("reading", quiet=as_json) as (progress, token):
-        summary = summarize(inputs, gap_policy, max_fill, resample_to, progress=progress, token=token)
+        summary = summarize(inputs, gap_policy, max_fill, resample_to, progress=progress, token=token,
+                            allow_damaged=allow_damaged)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary, verbose))
 
 
@@ -107,12 +108,13 @@ def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, o
 @click.option("--sampling-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="resample every input to this rate")
 @with_options(gap_options[:2])
+@allow_damaged_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="run on a local Dask cluster with this many worker processes")
 @click.option("--scheduler", default=None, help="address of an existing dask.distributed scheduler")
 def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge, components, response,
-             response_output, rotate, sampling_rate, gap_policy, max_fill, device, workers, scheduler):
+             response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
     from core.errors import ConfigError
     from core.features import FeatureConfig, build_store
@@ -131,7 +133,7 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
     with job("features") as (progress, token):
         try:
             report = build_store(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
-                                 progress=progress, token=token,
+                                 progress=progress, token=token, allow_damaged=allow_damaged,
                                  on_error=lambda m: click.echo(f"error: {m}", err=True))
         except NoFeaturesError:
             raise SystemExit(2) from None  # every input failed (each said why, above); nothing was written

@@ -166,8 +166,8 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 @with_options(gap_options)
 @with_options(method_option_flags)
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
-             inventory, device, locations, dtype, overwrite, gap_policy, max_fill, resample_to, template_opt,
-             highpass_opt, scatcov_opt, hybrid_opt):
+             inventory, device, locations, dtype, overwrite, gap_policy, max_fill, resample_to, allow_damaged,
+             template_opt, highpass_opt, scatcov_opt, hybrid_opt):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -218,7 +218,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     with job(f"separating ({method})") as (progress, token):
         report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
                                    max_fill, resample_to, model_info, progress=progress, token=token,
-                                   locations=locations, dtype=dtype, inventory=inventory)
+                                   locations=locations, dtype=dtype, inventory=inventory, allow_damaged=allow_damaged)
     click.echo(report.summary())
     if report.failed:
         for path, message in report.failed:

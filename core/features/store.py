@@ -47,13 +47,17 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
 
     tune_allocator()  # on a Dask worker process too
 
+    config_dict = dict(config_dict)
+    allow_damaged = bool(config_dict.pop("allow_damaged", False))  # how to read, not part of the features' settings
     config = FeatureConfig.from_dict(config_dict)
     records = read_records(path, gap_policy=config.gap_policy, max_fill=config.max_fill,
-                           resample_to=config.sampling_rate)
+                           resample_to=config.sampling_rate, allow_damaged=allow_damaged)
     engine = make_engine(config, device)
     out = {"path": str(path), "sha256": file_digest(path), "size": os.path.getsize(path), "records": [],
            "notes": [], "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
            "record_index": []}
+    out["notes"] += [f"damaged input used (--allow-damaged): {d}" for d in dict.fromkeys(d for r in records
+                                                                                         for d in r.damage)]
     reasons: list[str] = []
     for rec in records:
         if config.response:
@@ -80,7 +84,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
                             path)
         out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
                                "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
-                               "n_windows": wf.n_windows, "notes": rec.notes})
+                               "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
         for s in config.scales:
             out["features"][s].append(wf.features[s])
             out["intervals"][s].append(wf.intervals[s])
@@ -328,8 +332,12 @@ def build_store(
     progress: Progress | None = None,
     token: CancelToken | None = None,
     on_error=None,
+    allow_damaged: bool = False,
 ) -> dict:
     """Compute features of every input not yet in ``out`` and consolidate them into it.
+
+    ``allow_damaged``: damaged inputs are used for what they hold (:func:`core.io.read_file`); their damage becomes
+    notes of the input in the store.
 
     ``workers > 0`` starts a local Dask cluster of that many processes; ``scheduler`` uses an existing
     dask.distributed cluster; otherwise everything runs in this process. Returns a small report. Only one run at a
@@ -344,11 +352,12 @@ def build_store(
     files = [p.resolve() for p in expand_inputs(inputs)]
     with store_lock(out):
         return _build_locked(files, out, config, device, workers, scheduler, progress or no_progress, token,
-                             on_error)
+                             on_error, allow_damaged)
 
 
 def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: str, workers: int,
-                  scheduler: str | None, progress: Progress, token: CancelToken | None, on_error) -> dict:
+                  scheduler: str | None, progress: Progress, token: CancelToken | None, on_error,
+                  allow_damaged: bool = False) -> dict:
     existing = _read_existing(out, config)
     done = {i.get("sha256") for i in existing.inputs} if existing else set()
     parts_dir = out.with_name(out.name + ".parts")
@@ -367,7 +376,7 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
             todo.append((p, shard))
     failures: list[str] = []
     notes: list[str] = []
-    cfg = config.to_dict()
+    cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
 
     def accept(result: dict, shard: Path) -> None:
         parts_dir.mkdir(parents=True, exist_ok=True)
