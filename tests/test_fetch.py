@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import socket
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from obspy import UTCDateTime, read, read_inventory
 from obspy.core.event import Catalog as ObsCatalog
 from obspy.core.event import Event, Origin, Pick, WaveformStreamID
 
+from core import download
 from core.catalogs import read_catalogs
 from core.cli import main
 from core.errors import ConfigError, InputFileError, OutputExistsError
@@ -311,3 +316,155 @@ def test_glitch_lists_and_quakeml_in_one_table(insight, tmp_path):
     assert "mqs.xml" in table.source and "glitches_MPS" in table.source
     window = table.between(t, t + 60)
     assert "quake" in {e.kind for e in window}
+
+
+# --- issue #14 §4: a misbehaving data centre -------------------------------------------------------------------------
+
+
+def _no_parts(folder: Path) -> bool:
+    return not list(folder.glob(".*.part"))
+
+
+def _manifest_files(folder: Path) -> set[str]:
+    path = folder / MANIFEST
+    return set(json.loads(path.read_text())["files"]) if path.exists() else set()
+
+
+@pytest.mark.parametrize(("fault", "problems"), [
+    ({"codes": {"station": "OTHER"}},
+     [rf"XB\.OTHER\.03\.BH{c} was sent \(\d+ record\(s\)\), not XB\.ELYSE\.03\.BH\? as asked" for c in "UVW"]),
+    ({"codes": {"location": "02"}},
+     [rf"XB\.ELYSE\.02\.BH{c} was sent \(\d+ record\(s\)\), not XB\.ELYSE\.03\.BH\? as asked" for c in "UVW"]),
+    ({"codes": {"channel": "LHZ"}}, [r"XB\.ELYSE\.03\.LHZ was sent \(\d+ record\(s\)\), not XB\.ELYSE\.03\.BH\? as"]),
+    ({"params": {"starttime": "2019-05-22T23:00:00", "endtime": "2019-05-22T23:50:00"}},
+     [rf"XB\.ELYSE\.03\.BH{c} was sent for 2019-05-22T23:1\d:\d\d–2019-05-22T23:5\d:\d\d, outside the span asked for"
+      for c in "UVW"]),
+])
+def test_wrong_data_from_the_server_are_refused_not_cached(standin, tmp_path, fault, problems):
+    standin.add_fault("dataselect", "wrong", day="2019-05-23", **fault)
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == f"{len(problems)} request(s) failed (what was received is kept; run again to retry):"
+    assert len(lines) == 1 + len(problems)  # one line per problem
+    for line, problem in zip(lines[1:], problems, strict=True):
+        assert re.fullmatch(rf"  {re.escape(DAY2)} \[2019-05-23T00:00:00–2019-05-23T03:00:00\]: wrong data, nothing "
+                            rf"kept: {problem}.*", line), line
+    assert not (tmp_path / DAY2).exists() and (tmp_path / DAY1).exists() and _no_parts(tmp_path)
+    assert DAY2 not in _manifest_files(tmp_path) and DAY1 in _manifest_files(tmp_path)
+    standin.clear_faults()
+    n = len(standin.queries())
+    again = cli(*fetch_args(standin, tmp_path))  # nothing of the wrong answer was trusted: the day is asked again
+    assert again.exit_code == 0, again.stderr
+    assert [q["starttime"][:10] for q in standin.queries()[n:]] == ["2019-05-23"]
+    assert {tr.id for tr in read(str(tmp_path / DAY2))} == {"XB.ELYSE.03.BHU", "XB.ELYSE.03.BHV", "XB.ELYSE.03.BHW"}
+
+
+def test_stationxml_of_other_channels_is_refused(standin, tmp_path):
+    standin.add_fault("station", "wrong", params={"location": "02"})  # the location-02 metadata for a 03 request
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 1
+    label = f"  {XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: wrong metadata, nothing kept: "
+    assert r.stderr.strip().splitlines()[1:] == [
+        label + "StationXML of XB.ELYSE.02.BHU, XB.ELYSE.02.BHV, XB.ELYSE.02.BHW, not XB.ELYSE.03.BH? as asked",
+        label + "StationXML has no channel of XB.ELYSE.03.BH? for 2019-05-22T23:00:00–2019-05-23T03:00:00"]
+    assert not (tmp_path / XML).exists() and XML not in _manifest_files(tmp_path) and _no_parts(tmp_path)
+    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_trickling_server_meets_the_deadline(standin, tmp_path):
+    standin.add_fault("dataselect", "trickle", day="2019-05-22", seconds=0.2)  # one byte every 0.2 s: hours
+    t0 = time.monotonic()
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, deadline=1.5, retries=0)
+    assert time.monotonic() - t0 < 10
+    assert report.failures == [
+        f"{DAY1} [2019-05-22T23:00:00–2019-05-23T00:00:00]: no complete answer within 1.5 s (the limit for one "
+        "request, --deadline)",
+        f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: not attempted (the data centre stopped answering)"]
+    assert not (tmp_path / DAY1).exists() and _no_parts(tmp_path) and DAY1 not in _manifest_files(tmp_path)
+
+
+@pytest.mark.parametrize("action", ["", "nolength"])  # with Content-Length: refused at once; without: while streamed
+def test_a_response_over_the_size_cap_is_refused_and_its_part_removed(standin, tmp_path, action):
+    if action:
+        standin.add_fault("dataselect", action, day="2019-05-22")
+    r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--no-response", "--max-size", "0.01"))
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines()[1:] == [
+        f"  {day} [{span}]: response larger than 10.0 kB (the size cap, --max-size); nothing kept"
+        for day, span in ((DAY1, "2019-05-22T23:00:00–2019-05-23T00:00:00"),
+                          (DAY2, "2019-05-23T00:00:00–2019-05-23T03:00:00"))]
+    assert _no_parts(tmp_path) and not list(tmp_path.glob("*.mseed")) and not _manifest_files(tmp_path)
+
+
+@pytest.mark.parametrize(("action", "kwargs"), [
+    (500, {}), (503, {}), (429, {"headers": {"Retry-After": "1"}}), ("reset", {}), ("cut", {}),
+    ("delay", {"seconds": 1.5}),
+])
+def test_transient_failures_are_retried(standin, tmp_path, action, kwargs):
+    standin.add_fault("dataselect", action, day="2019-05-23", times=1, **kwargs)
+    t0 = time.monotonic()
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=2, retry_delay=0.05,
+                   timeout=0.5)
+    assert report.ok, report.failures
+    assert [q["starttime"][:10] for q in standin.queries("dataselect")] == ["2019-05-22", "2019-05-23", "2019-05-23"]
+    assert {p.name for p in report.downloaded} == {DAY1, DAY2, XML} and _no_parts(tmp_path)
+    if action == 429:
+        assert time.monotonic() - t0 >= 1.0  # Retry-After honoured
+
+
+@pytest.mark.parametrize("code", [400, 403, 413])
+def test_client_errors_are_not_retried(standin, tmp_path, code):
+    standin.add_fault("dataselect", code, day="2019-05-23")
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=0.05)
+    assert len(report.failures) == 1 and f"]: HTTP {code}: " in report.failures[0]
+    assert "tries" not in report.failures[0]
+    assert [q["starttime"][:10] for q in standin.queries("dataselect")] == ["2019-05-22", "2019-05-23"]
+
+
+def test_no_data_for_one_day_is_not_an_error(standin, tmp_path):
+    standin.add_fault("dataselect", 204, day="2019-05-23")
+    r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--retries", "3"))
+    assert r.exit_code == 0, r.stderr
+    assert f"no data: {DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]" in r.stdout
+    assert len(standin.queries("dataselect")) == 2  # asked once: 204 is an answer, not a failure
+
+
+def test_backoff_doubles_and_honours_retry_after(monkeypatch, standin, tmp_path):
+    waits: list[float] = []
+    monkeypatch.setattr(download, "_pause", lambda seconds, token: waits.append(seconds))
+    standin.add_fault("dataselect", 503, day="2019-05-23")
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=0.5,
+                   response=False)
+    assert waits == [0.5, 1.0, 2.0] and report.failures[0].endswith("(4 tries)")
+    waits.clear()
+    standin.clear_faults()
+    standin.add_fault("dataselect", 429, headers={"Retry-After": "7"}, times=1)
+    standin.add_fault("dataselect", 429, headers={"Retry-After": "100000"}, times=1)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=0.5,
+                   response=False)
+    assert report.ok and waits == [7.0, download.MAX_RETRY_AFTER]
+
+
+def test_a_refused_connection_is_retried_until_the_service_is_back(insight):
+    with socket.socket() as s:  # a port nobody listens on (yet)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/fdsnws/dataselect/1/version"
+    limits = download.Limits(timeout=2.0, deadline=5.0, retries=0)
+    with pytest.raises(download.RequestFailed, match=r"cannot connect \(Connection refused\)"):
+        download.get(url, io.BytesIO(), limits)
+    servers: list[FdsnStandIn] = []
+    timer = threading.Timer(0.3, lambda: servers.append(FdsnStandIn(insight, mseed=[], port=port).__enter__()))
+    timer.start()
+    try:
+        with pytest.raises(download.RequestFailed, match="refused"):  # the first contact of a run is not retried
+            download.get(url, io.BytesIO(), replace(limits, retries=5, retry_delay=0.1), retry_connect=False)
+        sink = io.BytesIO()
+        assert download.get(url, sink, replace(limits, retries=6, retry_delay=0.1)) == 200
+        assert sink.getvalue() == b"1.1.0"
+    finally:
+        timer.join()
+        for server in servers:
+            server.__exit__(None, None, None)
