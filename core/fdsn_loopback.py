@@ -2,7 +2,8 @@
 
 It answers ``/fdsnws/{dataselect,station}/1/{query,application.wadl,version}`` (anything else: 404) from miniSEED
 files given to it: dataselect returns the files' *records* that overlap the request and match its codes (as a data
-centre does); station returns a small StationXML of the channels in the files. Use it as a context manager.
+centre does); station returns a small StationXML of the channels in the files, with a generic response. Use it
+as a context manager.
 """
 
 from __future__ import annotations
@@ -65,16 +66,20 @@ def _match(value: str, patterns: str) -> bool:
 def _stationxml(records: list[_Record]) -> bytes:
     """StationXML (station level, with channels) of the channels present in ``records``."""
     from obspy import UTCDateTime
-    from obspy.core.inventory import Channel, Inventory, Network, Station
+    from obspy.core.inventory import Channel, Inventory, Network, Response, Station
 
     start = UTCDateTime(min(r.t0 for r in records))
+    # a broadband seismometer in counts (two zeros at 0, a 120-s pole pair): the fetch keeps no StationXML without one
+    response = Response.from_paz([0j, 0j], [-0.037 + 0.037j, -0.037 - 0.037j], 1.0e10, input_units="M/S",
+                                 output_units="COUNTS")
     nets: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for net, sta, loc, cha in sorted({r.codes for r in records}):
         nets.setdefault(net, {}).setdefault(sta, []).append((loc, cha))
     inv = Inventory(source="unmix self-test", networks=[
         Network(net, stations=[
             Station(sta, 4.502, 135.623, -2613.4, start_date=start, channels=[
-                Channel(cha, loc, 4.502, 135.623, -2613.4, 0.0, start_date=start) for loc, cha in chans])
+                Channel(cha, loc, 4.502, 135.623, -2613.4, 0.0, start_date=start, response=response)
+                for loc, cha in chans])
             for sta, chans in stations.items()])
         for net, stations in nets.items()])
     buf = io.BytesIO()
