@@ -19,6 +19,7 @@ from obspy import UTCDateTime
 
 from core.atomic import atomic_path
 from core.errors import ConfigError, InputFileError
+from core.h5safe import H5_ERRORS, check_dataset, damaged, h5_atomic_writer, json_attr
 
 TABLE_FORMAT = "unmix-clusters-1"
 
@@ -83,24 +84,24 @@ class ClusterTable:
         suffix = path.suffix.lower()
         if suffix not in (".h5", ".hdf5", ".csv"):
             raise ConfigError(f"cluster table must end in .h5, .hdf5 or .csv, got {path.name!r}")
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            if suffix == ".csv":
+        if suffix == ".csv":
+            with atomic_path(path, overwrite=overwrite) as tmp:
                 self._write_csv(tmp)
-            else:
-                self._write_h5(tmp)
+        else:
+            with h5_atomic_writer(path, "cluster table", overwrite=overwrite) as f:
+                self._write_h5(f)
         return path
 
-    def _write_h5(self, tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = TABLE_FORMAT
-            f.attrs["scales"] = np.asarray(self.scales, np.int64)
-            f.attrs["inputs"] = json.dumps(self.inputs)
-            f.attrs["meta"] = json.dumps(self.meta, default=str)
-            for name in ("intervals", "lmst", "cluster", "confidence", "probabilities", "latent", "input_index",
-                         "record_index"):
-                value = getattr(self, name)
-                if value is not None:
-                    f.create_dataset(name, data=value, compression="lzf" if value.ndim > 1 else None)
+    def _write_h5(self, f: h5py.File) -> None:
+        f.attrs["format"] = TABLE_FORMAT
+        f.attrs["scales"] = np.asarray(self.scales, np.int64)
+        f.attrs["inputs"] = json.dumps(self.inputs)
+        f.attrs["meta"] = json.dumps(self.meta, default=str)
+        for name in ("intervals", "lmst", "cluster", "confidence", "probabilities", "latent", "input_index",
+                     "record_index"):
+            value = getattr(self, name)
+            if value is not None:
+                f.create_dataset(name, data=value, compression="lzf" if value.ndim > 1 else None)
 
     def _write_csv(self, tmp: Path) -> None:
         from core.mars_time import format_lmst
@@ -121,16 +122,59 @@ class ClusterTable:
 
     @classmethod
     def load(cls, path: str | Path) -> ClusterTable:
+        """Read a table written by :meth:`save` (HDF5), validating shapes, dtypes and values; one line otherwise."""
         path = Path(path)
         if not path.is_file():
             raise InputFileError("no such cluster table", path)
+        if not h5py.is_hdf5(path):
+            raise InputFileError("not an Unmix cluster table (not HDF5; expected one written by 'unmix cluster')",
+                                 path)
         try:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("format") != TABLE_FORMAT:
                     raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
-                arrays = {k: f[k][()] for k in f}
-                return cls(scales=tuple(int(s) for s in f.attrs["scales"]), inputs=json.loads(f.attrs["inputs"]),
-                           meta=json.loads(f.attrs["meta"]), **arrays)
-        except OSError as exc:
-            raise InputFileError(f"unreadable cluster table, expected HDF5 written by 'unmix cluster' ({exc})",
-                                 path) from None
+                return cls(**_read_table(f, path))
+        except (InputFileError, ConfigError):
+            raise
+        except H5_ERRORS as exc:
+            raise damaged(exc, path, "cluster table") from None
+
+
+#: Datasets of a saved table: (dimensions as names, dtype kinds, required). N windows, S scales, K clusters, Z latent.
+_TABLE_DATASETS = {
+    "intervals": (("N", "S", 2), "f", True), "lmst": (("N", "S", 2), "f", True), "cluster": (("N", "S"), "iu", True),
+    "confidence": (("N", "S"), "f", True), "probabilities": (("N", "S", "K"), "f", True),
+    "latent": (("N", "S", "Z"), "f", False), "input_index": (("N",), "iu", False),
+    "record_index": (("N",), "iu", False),
+}
+
+
+def _read_table(f: h5py.File, path: Path) -> dict:
+    """Validated arrays and attributes of a saved table, as keyword arguments of :class:`ClusterTable`."""
+    what = "cluster table"
+    scales = np.asarray(f.attrs.get("scales", []))
+    if scales.ndim != 1 or not len(scales) or scales.dtype.kind not in "iu" or (scales <= 0).any():
+        raise InputFileError("damaged cluster table: attribute 'scales' is not a list of positive integers", path)
+    inputs = json_attr(f, "inputs", list, path, what)
+    meta = json_attr(f, "meta", dict, path, what)
+    extra = sorted(set(f) - set(_TABLE_DATASETS))
+    if extra:
+        raise InputFileError(f"damaged cluster table: unexpected datasets {extra[:3]}", path)
+    n = check_dataset(f, "cluster", (None, len(scales)), "iu", path, what).shape[0]
+    dims = {"N": n, "S": len(scales), "K": check_dataset(f, "probabilities", (n, len(scales), None), "f", path,
+                                                         what).shape[2], "Z": None}
+    arrays = {}
+    for name, (shape, kind, required) in _TABLE_DATASETS.items():
+        if name in f or required:
+            ds = check_dataset(f, name, tuple(dims.get(d, d) if isinstance(d, str) else d for d in shape), kind,
+                               path, what)
+            arrays[name] = ds[()]
+    K = dims["K"]
+    if n and (arrays["cluster"].min() < 0 or arrays["cluster"].max() >= max(K, 1)):
+        raise InputFileError("damaged cluster table: cluster numbers outside the table's clusters", path)
+    if not all(np.isfinite(arrays[k]).all() for k in ("intervals", "lmst", "confidence", "probabilities")):
+        raise InputFileError("damaged cluster table: NaN or infinite times or probabilities", path)
+    index = arrays.get("input_index")
+    if index is not None and n and (index.min() < 0 or index.max() >= len(inputs)):
+        raise InputFileError("damaged cluster table: window inputs point outside its input list", path)
+    return {"scales": tuple(int(s) for s in scales), "inputs": inputs, "meta": meta, **arrays}

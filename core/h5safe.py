@@ -53,14 +53,14 @@ class _GuardedFile(io.FileIO):
 
 
 @contextlib.contextmanager
-def h5_atomic_writer(target: str | Path, what: str = "file") -> Iterator[h5py.File]:
+def h5_atomic_writer(target: str | Path, what: str = "file", overwrite: bool = True) -> Iterator[h5py.File]:
     """An HDF5 file written under a temporary name and renamed onto ``target`` only when complete.
 
     A full disk (or quota, or file-size limit) raises :class:`DiskFullError` naming ``target``; the temporary file is
     removed and ``target`` is left as it was.
     """
     target = Path(target)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=overwrite) as tmp:
         guard = _GuardedFile(tmp, "w+")
         try:
             try:

@@ -124,7 +124,7 @@ def cluster_waveforms(
     scale: int,
     clusters: list[int] | None = None,
     n: int = 50,
-    components: str = "UVW",
+    components: str | None = None,
     max_lag: int | None = None,
     nperseg: int = 1024,
     min_confidence: float = 0.0,
@@ -136,9 +136,13 @@ def cluster_waveforms(
     """Aligned snippets, weighted centroid and its spectrum for every non-empty cluster at ``scale``.
 
     Up to ``n`` most confident, mutually non-overlapping sub-windows per cluster are read from the input files
-    (:func:`core.snippets.read_snippets`; ``cache`` shares file reads between calls).
+    (:func:`core.snippets.read_snippets`; ``cache`` shares file reads between calls). ``components`` defaults to
+    those of the store's features.
     """
     progress = progress or no_progress
+    if components is None:  # the components the features were made of (e.g. 'V' for a BHV-only record)
+        cfg = feature_config if feature_config is not None else table.meta.get("feature_config") or {}
+        components = str((cfg if isinstance(cfg, dict) else cfg.to_dict()).get("components") or "UVW")
     ks = list(range(table.n_clusters)) if clusters is None else [int(k) for k in clusters]
     cache = {} if cache is None else cache
     out: dict[int, ClusterWaveforms] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from core.clusters import ClusterTable
+from core.errors import DataError
 from core.features import FeatureStore
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.train import TrainedModel, load_model, resolve_device
@@ -41,6 +42,8 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
             prob[a:a + batch_size, j] = out[s]["prob"].cpu().numpy()
             latent[a:a + batch_size, j] = out[s]["latent"].cpu().numpy()
         progress((i + 1) / max(len(starts), 1), "clustering")
+    if not (np.isfinite(prob).all() and np.isfinite(latent).all()):
+        raise DataError("the model gives NaN or infinite posteriors for this store; it cannot cluster it", store.path)
     windows = store.windows()
     table = ClusterTable(
         scales=model.scales,

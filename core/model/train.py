@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
-from core.errors import ConfigError, InputFileError, OutputExistsError
+from core.errors import ConfigError, DataError, InputFileError, OutputExistsError
 from core.features import FeatureStore
 from core.jobs import Cancelled, CancelToken, Progress, no_progress
 from core.model.config import PRESETS, ModelConfig
@@ -78,8 +78,19 @@ class TrainedModel:
         return h.hexdigest()[:16]
 
     def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
-        """Store arrays (N, C, K, 2) per scale → standardised network inputs (N, C, F) per scale (CPU float32)."""
-        return {s: torch.from_numpy(self.preps[s].apply(arrays[s])) for s in self.scales}
+        """Store arrays (N, C, K, 2) per scale → standardised network inputs (N, C, F) per scale (CPU float32).
+
+        Refuses features that become non-finite (far outside anything the model was fitted on).
+        """
+        out = {}
+        for s in self.scales:
+            x = self.preps[s].apply(arrays[s])
+            if not np.isfinite(x).all():
+                bad = int((~np.isfinite(x.reshape(len(x), -1)).all(axis=1)).sum())
+                raise DataError(f"{bad} window(s) at scale {s} give non-finite model inputs (features far outside "
+                                "the model's range)")
+            out[s] = torch.from_numpy(x)
+        return out
 
     def check_store(self, store: FeatureStore) -> None:
         """Refuse a store whose features were made differently from the training features."""
@@ -99,23 +110,97 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedM
     path = Path(path)
     if not path.is_file():
         raise InputFileError("no such model checkpoint", path)
+    return _model_from_checkpoint(read_checkpoint(path), path, device)
+
+
+#: What every checkpoint holds (name → type); resuming also needs :data:`_RESUME_FIELDS`.
+_FIELDS = {"model_config": dict, "model": dict, "preps": dict, "channels": int, "epoch": int, "logs": list,
+           "finished": bool, "feature_config": dict, "feature_digest": str, "description": dict}
+_RESUME_FIELDS = {"optimizer": dict, "rng": dict, "n_windows": int, "train_idx": torch.Tensor,
+                  "val_idx": torch.Tensor}
+
+
+def read_checkpoint(path: Path, resume: bool = False) -> dict:
+    """The checkpoint's contents (weights only: no code is unpickled), its fields checked; one line otherwise."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputFileError(f"not a readable model checkpoint ({type(exc).__name__})", path) from None
+        raise InputFileError(f"not a readable model checkpoint ({type(exc).__name__}: truncated, damaged or not "
+                             "written by 'unmix train')", path) from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", path)
-    return _model_from_checkpoint(ck, path, device)
+    for name, kind in {**_FIELDS, **(_RESUME_FIELDS if resume else {})}.items():
+        if not isinstance(ck.get(name), kind):
+            raise InputFileError(f"damaged model checkpoint: {name!r} is missing or not a {kind.__name__}", path)
+    return ck
+
+
+def _damaged(path: Path | None, problem: str) -> InputFileError:
+    return InputFileError(f"damaged model checkpoint: {problem}", path)
+
+
+def _check_preps(preps: dict[int, ScalePrep], ck: dict, path: Path | None) -> None:
+    """Preprocessing arrays of consistent shapes, finite, pointing inside the feature description."""
+    n_coef = len(next(iter(ck["description"].values()), []))
+    n_comp = len(str(ck["feature_config"].get("components", "")))
+    if not preps:
+        raise _damaged(path, "no scales")
+    for s, p in preps.items():
+        F = p.columns.shape[0] if p.columns.ndim == 2 else -1
+        ok = (p.columns.shape == (F, 2) and p.log.shape == (F,) and p.mean.shape == (n_comp, F)
+              and p.std.shape == (n_comp, F) and F > 0 and (p.projection is None or p.projection.shape[0] == n_comp * F)
+              and p.columns[:, 0].min() >= 0 and p.columns[:, 0].max() < n_coef and set(np.unique(p.columns[:, 1]))
+              <= {0, 1} and (p.std >= 0).all())
+        arrays = (p.mean, p.std) + (() if p.projection is None else (p.projection,))
+        if not ok or not all(np.isfinite(a).all() for a in arrays):
+            raise _damaged(path, f"preprocessing of scale {s} is inconsistent or not finite")
+        if p.channels != int(ck["channels"]):
+            raise _damaged(path, f"scale {s} has {p.channels} channels, the network {ck['channels']}")
+
+
+def _check_weights(state: dict, expected: dict, path: Path | None) -> None:
+    """Weights with the network's names, shapes and dtypes, all finite."""
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise _damaged(path, f"weights do not fit the network (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, v in state.items():
+        e = expected[k]
+        if not isinstance(v, torch.Tensor) or v.shape != e.shape or v.dtype != e.dtype:
+            got = f"{tuple(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
+            raise _damaged(path, f"weight {k!r} is {got}, expected {tuple(e.shape)} {e.dtype}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise _damaged(path, f"weight {k!r} holds NaN or infinite values")
 
 
 def _model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.device) -> TrainedModel:
-    config = ModelConfig.from_dict(ck["model_config"])
-    preps = {int(s): ScalePrep.from_state(d) for s, d in ck["preps"].items()}
-    net = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+    try:
+        config = ModelConfig.from_dict(ck["model_config"])
+        preps = {int(s): ScalePrep.from_state(d) for s, d in ck["preps"].items()}
+        _check_preps(preps, ck, path)
+        net = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+    except InputFileError:
+        raise
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as exc:
+        detail = (exc.problem if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
+        raise _damaged(path, detail[:200]) from None
+    _check_weights(ck["model"], net.state_dict(), path)
     net.load_state_dict(ck["model"])
     net.to(resolve_device(device)).eval()
     return TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path)
+
+
+def _split_from(ck: dict, n: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The checkpoint's train/validation window indices, checked to lie in [0, n)."""
+    out = []
+    for name in ("train_idx", "val_idx"):
+        a = ck[name]
+        if a.dtype != torch.int64 or a.ndim != 1 or (a.numel() and (int(a.min()) < 0 or int(a.max()) >= n)):
+            raise _damaged(path, f"{name!r} is not a list of window indices below {n}")
+        out.append(a.numpy())
+    if not len(out[0]):
+        raise _damaged(path, "no training windows")
+    return out[0], out[1]
 
 
 def train_step(net: FactorialVAE, optimizer: torch.optim.Optimizer, xb: dict[int, torch.Tensor], tau: float,
@@ -152,10 +237,11 @@ class Training:
             raise InputFileError("nothing to resume: no checkpoint at this path", self.out)
         ck = None
         if resume:
-            ck = torch.load(self.out, map_location="cpu", weights_only=True)
-            if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-                raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", self.out)
-            saved = ModelConfig.from_dict(ck["model_config"])
+            ck = read_checkpoint(self.out, resume=True)
+            try:
+                saved = ModelConfig.from_dict(ck["model_config"])
+            except (ConfigError, TypeError) as exc:
+                raise _damaged(self.out, f"bad model configuration ({exc})") from None
             config = saved if config is None else saved.replace(epochs=config.epochs)
         self.config = config or PRESETS["small"]
         arrays = {s: self.store.features(s) for s in self.store.scales}
@@ -166,7 +252,7 @@ class Training:
             if ck["feature_digest"] != self.store.config_hash or int(ck["n_windows"]) != n:
                 raise ConfigError("the checkpoint was trained on other features (different configuration or number "
                                   "of windows); start a new model instead of --resume", self.out)
-            self.train_idx, self.val_idx = ck["train_idx"].numpy(), ck["val_idx"].numpy()
+            self.train_idx, self.val_idx = _split_from(ck, n, self.out)
             model = _model_from_checkpoint(ck, self.out, self.device)
             model.config = self.config
             model.network.config = self.config
@@ -183,10 +269,13 @@ class Training:
         self.x = model.inputs(arrays)
         self.optimizer = torch.optim.Adam(model.network.parameters(), lr=self.config.lr)
         if ck is not None:
-            self.optimizer.load_state_dict(ck["optimizer"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+            try:
+                self.optimizer.load_state_dict(ck["optimizer"])
+                torch.set_rng_state(ck["rng"]["torch"])
+                if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                    torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                raise _damaged(self.out, f"optimiser or random state ({type(exc).__name__})") from None
         self.n_train = len(self.train_idx)
         self.batch = max(2, min(self.config.batch_size, self.n_train))
         self.steps_per_epoch = max(1, self.n_train // self.batch)
