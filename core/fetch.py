@@ -257,6 +257,11 @@ class Manifest:
             "updated": str(UTCDateTime()),
         }
 
+    def forget(self, name: str) -> None:
+        """Drop the entry of ``name`` (its file was found wrong and removed)."""
+        self.touched.add(name)
+        self.data["files"].pop(name, None)
+
     def save(self) -> None:
         if not self.touched:
             return
@@ -264,7 +269,11 @@ class Manifest:
             current = self._read()
         except InputFileError:
             current = {"version": 1, "files": {}}
-        current["files"].update({name: self.data["files"][name] for name in self.touched})
+        for name in self.touched:
+            if name in self.data["files"]:
+                current["files"][name] = self.data["files"][name]
+            else:
+                current["files"].pop(name, None)
         self.data = current
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(current, indent=1, sort_keys=True), encoding="utf-8")
@@ -565,6 +574,7 @@ class _Run:
     manifest: Manifest
     report: FetchReport
     token: CancelToken | None
+    received: set[str] = field(default_factory=set)  # stream ids of the waveform data cached by this run
     _service: _Service | None = None
 
     @property
@@ -676,7 +686,34 @@ def _download(run: _Run, plan: list[_Planned], progress: Progress) -> bool:
                                  f"{reason}")
             stopped = "the data centre stopped answering"
         progress((i + 1) / n_steps, f"{item.name}: done")
+    _check_metadata_coverage(run, plan)
     return asked_data
+
+
+def _check_metadata_coverage(run: _Run, plan: list[_Planned]) -> None:
+    """The StationXML must describe every channel whose data this run cached; if not, it is removed and listed."""
+    item = next((p for p in plan if p.kind == "station"), None)
+    path = None if item is None else run.out / item.name
+    if item is None or path is None or not run.received or not path.is_file():
+        return
+    from obspy import read_inventory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inv = read_inventory(str(path), format="STATIONXML")
+    listed = {f"{n.code}.{s.code}.{c.location_code or ''}.{c.code}" for n in inv for s in n for c in s}
+    lacking = sorted(run.received - listed)
+    if not lacking:
+        return
+    span = _spans(run.manifest.entry(item.name).get("covered", [])) or [item.span]
+    run.report.failures.append(f"{item.name} [{_span_text((span[0][0], span[-1][1]))}]: wrong metadata, removed: "
+                               f"the StationXML has no channel {', '.join(lacking)}, whose data were received")
+    path.unlink()
+    run.manifest.forget(item.name)
+    run.manifest.save()
+    for group in (run.report.files, run.report.downloaded, run.report.cached):
+        if path in group:
+            group.remove(path)
 
 
 def _fetch_station(run: _Run, item: _Planned) -> str:
@@ -730,9 +767,12 @@ def _fetch_span(run: _Run, item: _Planned, span: Span, part: Path) -> tuple[str,
     if status != 200:
         return "nodata", []
     try:
-        problems = _mismatches(_check_mseed(part), run.req, span)
+        records = _check_mseed(part)
     except ValueError as exc:
         return "failed", [f"{label}: partial response, nothing kept: {exc}"]
+    problems = _mismatches(records, run.req, span)
+    if not problems:
+        run.received.update(".".join(codes) for codes, _, _ in records)
     return ("failed" if problems else "ok"), [f"{label}: wrong data, nothing kept: {p}" for p in problems]
 
 

@@ -468,3 +468,24 @@ def test_a_refused_connection_is_retried_until_the_service_is_back(insight):
         timer.join()
         for server in servers:
             server.__exit__(None, None, None)
+
+
+def test_stationxml_that_lacks_a_channel_of_the_data_is_removed(standin, insight, tmp_path):
+    inv = read_inventory(str(standin.stationxml["03"]))
+    for net in inv:
+        for sta in net:
+            sta.channels = [c for c in sta.channels if c.code == "BHU"]  # the metadata of one channel out of three
+    partial = tmp_path / "partial.xml"
+    inv.write(str(partial), format="STATIONXML")
+    standin.stationxml["03"] = partial
+    out = tmp_path / "cache"
+    r = cli(*fetch_args(standin, out))
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines()[1:] == [
+        f"  {XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: wrong metadata, removed: the StationXML has no channel "
+        "XB.ELYSE.03.BHV, XB.ELYSE.03.BHW, whose data were received"]
+    assert not (out / XML).exists() and _manifest_files(out) == {DAY1, DAY2} and _no_parts(out)
+    standin.stationxml["03"] = insight / "response" / "XB.ELYSE.03.BH_2019-05-18_2019-06-01.xml"
+    again = cli(*fetch_args(standin, out))
+    assert again.exit_code == 0, again.stderr
+    assert [q["level"] for q in standin.queries()[-1:]] == ["response"]  # only the StationXML asked again
