@@ -489,3 +489,16 @@ def test_stationxml_that_lacks_a_channel_of_the_data_is_removed(standin, insight
     again = cli(*fetch_args(standin, out))
     assert again.exit_code == 0, again.stderr
     assert [q["level"] for q in standin.queries()[-1:]] == ["response"]  # only the StationXML asked again
+
+
+def test_cancel_interrupts_a_wait_between_retries(standin, tmp_path):
+    standin.add_fault("dataselect", 503)
+    token = CancelToken()
+    timer = threading.Timer(0.5, token.cancel)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=30.0,
+              token=token, response=False)
+    timer.join()
+    assert time.monotonic() - t0 < 5 and _no_parts(tmp_path) and not list(tmp_path.glob("*.mseed"))
