@@ -53,6 +53,7 @@ from core.jobs import CancelToken, Progress, no_progress
 
 PROVIDERS = {"IRIS": "EARTHSCOPE", "EARTHSCOPE": "EARTHSCOPE", "IPGP": "IPGP"}
 MANIFEST = "fetch-manifest.json"
+CHECKED = 1  # manifest entries whose files were checked against the request (ids, span) before they were cached
 DAY = 86400.0
 _TOL = 1e-3  # seconds: spans closer than this are one span; pieces shorter than this are not requested
 _SAFE = str.maketrans({"?": "_", "*": "~", ",": "+"})
@@ -73,6 +74,7 @@ class FetchReport:
     cached: list[Path] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # cached by an older Unmix, found wrong, removed
     requests: int = 0
     bytes: int = 0
 
@@ -93,6 +95,8 @@ class FetchReport:
         parts = [head, f"{len(self.cached)} already present"]
         if self.empty:
             parts.append(f"{len(self.empty)} span(s) without data")
+        if self.replaced:
+            parts.append(f"{len(self.replaced)} wrong file(s) of an earlier run removed")
         if self.failures:
             parts.append(f"{len(self.failures)} failed")
         return f"{self.out_dir}: " + ", ".join(parts)
@@ -254,8 +258,16 @@ class Manifest:
         self.data["files"][name] = {
             "id": stream, "covered": [[_iso(a), _iso(b)] for a, b in _union(covered)],
             "empty": [[_iso(a), _iso(b)] for a, b in _union(empty)], "size": size, "source": source,
-            "updated": str(UTCDateTime()),
+            "updated": str(UTCDateTime()), "checked": CHECKED,
         }
+
+    def checked(self, name: str) -> bool:
+        """Whether the file was checked against its request (entries written before downloads were checked lack it)."""
+        return self.entry(name).get("checked") == CHECKED
+
+    def mark_checked(self, name: str) -> None:
+        self.touched.add(name)
+        self.data["files"][name] = self.entry(name) | {"checked": CHECKED}
 
     def forget(self, name: str) -> None:
         """Drop the entry of ``name`` (its file was found wrong and removed)."""
@@ -285,7 +297,6 @@ def _spans(value: Any) -> list[Span]:
         return [(UTCDateTime(a).timestamp, UTCDateTime(b).timestamp) for a, b in value]
     except Exception:  # noqa: BLE001
         return []
-
 
 
 # --- miniSEED records -------------------------------------------------------------------------------------------------
@@ -322,7 +333,6 @@ def _record_lengths(data: bytes) -> list[int] | None:
         lengths.append(length)
         offset += length
     return lengths
-
 
 
 # --- the request ------------------------------------------------------------------------------------------------------
@@ -442,7 +452,7 @@ def _check_mseed(path: Path) -> list[tuple[tuple[str, str, str, str], float, flo
 
 
 def _mismatches(spans: list[tuple[tuple[str, str, str, str], float, float]], req: _Request, want: Span,
-                tol: float = 1.0) -> list[str]:
+                tol: float = 1.0, verb: str = "was sent") -> list[str]:
     """One line per stream sent that was not asked for, and per stream with records outside the span asked for."""
     wrong: dict[str, int] = {}
     outside: dict[str, Span] = {}
@@ -453,8 +463,8 @@ def _mismatches(spans: list[tuple[tuple[str, str, str, str], float, float]], req
         elif b < want[0] - tol or a > want[1] + tol:
             lo, hi = outside.get(sid, (a, b))
             outside[sid] = (min(lo, a), max(hi, b))
-    lines = [f"{sid} was sent ({n} record(s)), not {req.sid} as asked" for sid, n in sorted(wrong.items())]
-    lines += [f"{sid} was sent for {_span_text(s)}, outside the span asked for" for sid, s in sorted(outside.items())]
+    lines = [f"{sid} {verb} ({n} record(s)), not {req.sid} as asked" for sid, n in sorted(wrong.items())]
+    lines += [f"{sid} {verb} for {_span_text(s)}, outside the span asked for" for sid, s in sorted(outside.items())]
     return lines
 
 
@@ -633,6 +643,8 @@ def _plan(run: _Run, t_start: UTCDateTime, t_end: UTCDateTime, overwrite: bool, 
 
     def previous(name: str) -> list[Span]:
         have = [] if overwrite else manifest.covered(name, out)
+        if have and not manifest.checked(name):
+            have = _recheck(run, name, have)
         if not have and not overwrite and (out / name).exists():
             raise OutputExistsError("exists but does not match this folder's fetch manifest (not fetched here, or "
                                     "changed since); pass --overwrite to replace it", out / name)
@@ -648,7 +660,28 @@ def _plan(run: _Run, t_start: UTCDateTime, t_end: UTCDateTime, overwrite: bool, 
         have = previous(name)
         empty = [] if overwrite else manifest.empty(name)
         plan.append(_Planned("day", name, span, have, empty, _missing(span, have + ([] if recheck_empty else empty))))
+    manifest.save()
     return plan
+
+
+def _recheck(run: _Run, name: str, have: list[Span]) -> list[Span]:
+    """A file cached before downloads were checked: check it now; a wrong one is removed (and fetched again)."""
+    path = run.out / name
+    span = (min(a for a, _ in have), max(b for _, b in have))
+    try:
+        if name.endswith(".xml"):
+            problems = _check_stationxml(path, run.req, span)
+        else:
+            problems = _mismatches(_check_mseed(path), run.req, span, verb="is in the file")
+    except ValueError as exc:
+        problems = [str(exc)]
+    if not problems:
+        run.manifest.mark_checked(name)
+        return have
+    run.report.replaced.append(f"{name}: {problems[0]}")
+    path.unlink()
+    run.manifest.forget(name)
+    return []
 
 
 def _download(run: _Run, plan: list[_Planned], progress: Progress) -> bool:

@@ -502,3 +502,31 @@ def test_cancel_interrupts_a_wait_between_retries(standin, tmp_path):
               token=token, response=False)
     timer.join()
     assert time.monotonic() - t0 < 5 and _no_parts(tmp_path) and not list(tmp_path.glob("*.mseed"))
+
+
+def test_files_cached_before_downloads_were_checked_are_checked_once(standin, tmp_path):
+    fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    # as an older Unmix left it: entries without the "checked" mark, and one day file of another station
+    wrong = bytearray((tmp_path / DAY2).read_bytes())
+    for offset in range(0, len(wrong), 512):
+        wrong[offset + 8:offset + 13] = b"OTHER"
+    (tmp_path / DAY2).write_bytes(bytes(wrong))
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    for entry in manifest["files"].values():
+        del entry["checked"]
+    manifest["files"][DAY2]["size"] = len(wrong)
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    n = len(standin.queries())
+    r = cli(*fetch_args(standin, tmp_path))
+    assert r.exit_code == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        r"removed from the cache, did not match the request \(cached before downloads were checked\): "
+        rf"{re.escape(DAY2)}: XB\.OTHER\.03\.BHU is in the file \(\d+ record\(s\)\), not XB\.ELYSE\.03\.BH\? as asked",
+        lines[0]), lines
+    assert "1 wrong file(s) of an earlier run removed" in r.stdout
+    assert [q["starttime"][:10] for q in standin.queries()[n:]] == ["2019-05-23"]  # only the wrong file again
+    assert {tr.stats.station for tr in read(str(tmp_path / DAY2))} == {"ELYSE"}
+    assert all(e["checked"] == 1 for e in json.loads((tmp_path / MANIFEST).read_text())["files"].values())
+    n = len(standin.queries())
+    assert cli(*fetch_args(standin, tmp_path)).exit_code == 0 and len(standin.queries()) == n

@@ -50,6 +50,9 @@ def fetch(network, station, location, channel, start, end, provider, out_dir, no
                            response=not no_response, overwrite=overwrite, recheck_empty=recheck_empty,
                            timeout=timeout, progress=progress, token=token, deadline=deadline,
                            max_bytes=max(int(max_size * 1e6), 1), retries=retries, retry_delay=retry_delay)
+    for line in report.replaced:
+        click.echo(f"removed from the cache, did not match the request (cached before downloads were checked): "
+                   f"{line}", err=True)
     if not quiet:
         for path in report.files:
             click.echo(f"{path}  ({'downloaded' if path in report.downloaded else 'already present'})")
