@@ -279,18 +279,21 @@ def _pause(seconds: float, token: CancelToken | None) -> None:
 
 def get(url: str, sink: BinaryIO, limits: Limits, user_agent: str = "unmix", token: CancelToken | None = None,
         retry_connect: bool = True) -> int:
-    """GET ``url`` into ``sink`` (emptied before each try); return 200, 204 or 404; raise :class:`RequestFailed`.
+    """GET ``url`` into ``sink`` (emptied before each try when seekable); return 200, 204 or 404; raise
+    :class:`RequestFailed`.
 
     ``retry_connect=False`` does not retry a connection that cannot be made at all (the first contact of a run: a
     service that is down is reported at once).
     """
     for attempt in range(limits.retries + 1):
-        sink.seek(0)
-        sink.truncate()
+        if sink.seekable():
+            sink.seek(0)
+            sink.truncate()
         try:
             return _attempt(url, sink, limits, user_agent)
         except RequestFailed as exc:
-            last = attempt == limits.retries or not exc.transient or (exc.connect and not retry_connect)
+            last = (attempt == limits.retries or not exc.transient or (exc.connect and not retry_connect)
+                    or not sink.seekable())  # a pipe cannot be emptied for another try
             if last:
                 if attempt:
                     exc.text += f" ({attempt + 1} tries)"
