@@ -9,6 +9,7 @@ those of a process of this host that no longer runs, and older ones (from anothe
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
@@ -69,6 +70,25 @@ def remove_stale_parts(target: str | Path) -> list[Path]:
     return removed
 
 
+def write_stream(stream, path: str | Path, fmt: str) -> None:
+    """Write an ObsPy stream to ``path`` so that write errors are raised, then flush it to the disk. ObsPy's
+    miniSEED writer runs in a ctypes callback that swallows them (a full disk left a truncated file and no error), so
+    miniSEED bytes are made in memory and written here."""
+    import io
+
+    if fmt.upper() != "MSEED":
+        stream.write(str(path), format=fmt)
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+        return
+    buffer = io.BytesIO()
+    stream.write(buffer, format=fmt)
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success it replaces ``target``, on error it is removed."""
@@ -90,7 +110,8 @@ def atomic_path(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, target)
     except OSError as exc:  # e.g. disk full while writing: name the target, not the temporary file
-        if exc.filename is None or Path(exc.filename) != tmp_path:
+        ours = exc.filename is not None and Path(exc.filename) == tmp_path
+        if not ours and not (exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
             raise
         raise OSError(exc.errno, exc.strerror, str(target)) from exc
     finally:

@@ -36,7 +36,7 @@ import numpy as np
 from obspy import Stream
 
 from core import __version__
-from core.atomic import atomic_path
+from core.atomic import atomic_path, write_stream
 from core.errors import ConfigError, OutputExistsError, UnmixError, describe_os_error
 from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
@@ -338,11 +338,18 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
     with atomic_path(pending, overwrite=True) as tmp:
         tmp.write_text(json.dumps({"input_sha256": provenance["input_sha256"], "outputs": names}))
     written, files = [], []
-    for target, st in targets:
-        with atomic_path(target, overwrite=True) as tmp:
-            st.write(str(tmp), format=fmt)
-        written.append(str(target))
-        files.append(_file_entry(target, st, *products[target]))
+    try:
+        for target, st in targets:
+            with atomic_path(target, overwrite=True) as tmp:
+                write_stream(st, tmp, fmt)
+            written.append(str(target))
+            files.append(_file_entry(target, st, *products[target]))
+    except BaseException:  # e.g. disk full: take back this attempt's files; the note stays while older ones remain
+        for w in written:
+            Path(w).unlink(missing_ok=True)
+        if not any((out_dir / n).exists() for n in names):
+            pending.unlink(missing_ok=True)
+        raise
     for stale in ours - {t.name for t, _ in targets}:  # outputs of the interrupted run that this one does not make
         (out_dir / stale).unlink(missing_ok=True)
     t_start, t_read, t_sep = clock

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, write_stream
 from core.errors import ConfigError
 from core.instrument import VBB_PAZ, Paz, glitch_template, spike_template, step_response_spectrum
 from core.jobs import CancelToken, Progress, no_progress
@@ -249,7 +249,7 @@ class SyntheticRecord:
             for stem, part in parts:
                 path = directory / f"{stem}.{ext}"
                 with atomic_path(path) as tmp:
-                    part.write(str(tmp), format=format)
+                    write_stream(part, tmp, format)
                 written[stem] = path
         path = directory / "truth.json"
         with atomic_path(path) as tmp:

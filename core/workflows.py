@@ -193,7 +193,7 @@ def run_demo(
         estimate = read_file(background_file)
         gains = []
         for tr_true, tr_mix in zip(truth, target, strict=True):
-            est = estimate.select(id=tr_mix.id)[0].data.astype(float)
+            est = estimate.select(channel=tr_mix.stats.channel)[0].data.astype(float)  # products: own location
             x, b_true = tr_mix.data.astype(float), tr_true.data.astype(float)
             n = min(len(x), len(b_true), len(est))
             gains.append((tr_mix.stats.channel, _snr_db(b_true[:n], x[:n]), _snr_db(b_true[:n], est[:n])))

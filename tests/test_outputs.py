@@ -52,19 +52,17 @@ def _one_line_error(res) -> str:
 
 # -- the provenance file commits a separation ------------------------------------------------------------------------
 
+# kills the process (SIGKILL) when the KILL_AT-th output file has been written but not yet renamed into place
 _KILL_ON_WRITE = """
 import os, signal, sys
-from obspy import Stream
 calls = {"n": 0}
-original = Stream.write
-def write(self, filename, *args, **kwargs):
+original = os.fsync
+def fsync(fd):
     calls["n"] += 1
     if calls["n"] == int(os.environ["KILL_AT"]):
-        with open(filename, "wb") as f:
-            f.write(b"half a record")
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, filename, *args, **kwargs)
-Stream.write = write
+    return original(fd)
+os.fsync = fsync
 from core.cli import main
 main(sys.argv[1:])
 """
@@ -321,3 +319,23 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
         assert line == f"error: {folder}: operation not permitted"
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_disk_full_while_writing_leaves_nothing_that_looks_complete(tmp_path):
+    """A real full disk: the output folder is a 256 KiB tmpfs, the second output does not fit."""
+    raw = _write(tmp_path / "in", "r.mseed")  # outputs of 3 × 6000 float64 samples: ≈ 150 KB each
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        res = CliRunner().invoke(main, ["separate", str(raw), "--out", str(tiny), "--method", "highpass"])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert f"{tiny / 'r.low_frequency.mseed'}: disk full" in res.output, res.output
+        assert sorted(p.name for p in tiny.iterdir()) == []  # no output, no .part, no provenance, no note
+        line = _one_line_error(CliRunner().invoke(main, ["synth", "--hours", "1", "--out", str(tiny / "s")]))
+        assert "disk full" in line and str(tiny / "s") in line
+        assert not [p for p in (tiny / "s").iterdir() if p.name.startswith(".")]
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
