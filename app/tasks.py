@@ -77,7 +77,7 @@ def synthetic_input_path(folder: str | Path, params: dict) -> Path:
 def write_synthetic_input(params: dict, folder: str | Path, progress: Progress | None = None,
                           token: CancelToken | None = None) -> Path:
     """Generate the synthetic record of ``params`` and write its mixture as miniSEED (skipped when already there)."""
-    from core.atomic import atomic_path
+    from core.atomic import atomic_path, write_stream
     from core.synthetic import SyntheticConfig, generate
 
     path = synthetic_input_path(folder, params)
@@ -86,7 +86,7 @@ def write_synthetic_input(params: dict, folder: str | Path, progress: Progress |
     config = SyntheticConfig(**{k: params[k] for k in ("sols", "hours", "seed", "gaps", "start_sol") if k in params})
     synth = generate(config, progress=progress, token=token)
     with atomic_path(path) as tmp:
-        synth.mixture.write(str(tmp), format="MSEED")
+        write_stream(synth.mixture, tmp, "MSEED")
     return path
 
 

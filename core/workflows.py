@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, write_stream
 from core.errors import DataError, OutputExistsError
 from core.io.read import read_file
 from core.jobs import CancelToken, Progress, no_progress, sub_progress
@@ -168,7 +168,7 @@ def run_demo(
     for tr in target:
         tr.stats.pop("mseed", None)
     with atomic_path(target_path, overwrite=True) as tmp:
-        target.write(str(tmp), format="MSEED")
+        write_stream(target, tmp, "MSEED")
     say(f"target: {format_lmst(UTCDateTime(a))} – {format_lmst(UTCDateTime(b))} ({target_minutes:g} min, the span "
         "with most glitches accepted by the template fit)")
 
