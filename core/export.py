@@ -452,6 +452,10 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     if dtype not in DTYPES:
         raise ConfigError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     locations = parse_locations(locations)
+    known = set(PRODUCT_LETTERS) | {str((options or {}).get("removed_name", "removed"))}
+    if set(locations) - known:
+        raise ConfigError(f"--location names unknown product(s) {sorted(set(locations) - known)}; products are "
+                          f"{', '.join(sorted(known))}")
     report = ExportReport()
     files: list[Path] = []
     for item in [inputs] if isinstance(inputs, str | Path) else list(inputs):
