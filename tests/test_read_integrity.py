@@ -113,6 +113,18 @@ def test_header_overwritten_with_garbage(tmp_path, clean):
     assert f"1 of {len(clean) // RECLEN} records unreadable (bytes {10 * RECLEN}–{11 * RECLEN - 1})" in msg
 
 
+def test_corrupt_header_time_is_not_an_ordinary_gap(tmp_path, clean):
+    """A record whose header time was corrupted (hour + 5) would show as a gap plus a lone record 5 h later."""
+    data = bytearray(clean)
+    data[10 * RECLEN + 24] = (data[10 * RECLEN + 24] + 5) % 24
+    p = _write(tmp_path, bytes(data))
+    msg = _refused(p)
+    assert "1 record(s) of BHU carry start times that fit none of their neighbours" in msg
+    assert f"bytes {10 * RECLEN}–{11 * RECLEN - 1}" in msg and "cut short" not in msg
+    st = read_file(p, allow_damaged=True)  # the misplaced record is left out: a gap where it belonged
+    assert max(tr.stats.endtime for tr in st) < T0 + 1800
+
+
 def test_garbage_appended(tmp_path, clean):
     p = _write(tmp_path, clean + np.random.default_rng(1).bytes(700))
     msg = _refused(p)
@@ -247,6 +259,7 @@ def _damaged_files(tmp_path, clean) -> dict[str, bytes]:
             "header-garbage": _poke(clean, 10 * RECLEN, b"\xab" * 48),
             "garbage-appended": clean + b"\x07" * 700,
             "zero-block": _poke(clean, 20 * RECLEN, bytes(4 * RECLEN)),
+            "header-time": _poke(clean, 10 * RECLEN + 24, bytes([(clean[10 * RECLEN + 24] + 5) % 24])),
             "frames": _steim_frames_damaged(clean, 0)[0]}
 
 

@@ -160,27 +160,108 @@ def _decode_problem(chunk: bytes) -> str | None:
     return f"are suspect ({texts[0]})" if texts else None
 
 
-def _looks_cut(path: Path, w: Walk, stream: Stream) -> str | None:
-    """A file cut at a record boundary: its last record ends well before another component of the same instrument."""
-    if not w.records:
+@dataclass
+class Headers:
+    """Identity and timing of records, from their fixed headers (blockette 100/1001 refinements ignored)."""
+
+    ids: list[str]
+    start: np.ndarray  # timestamp of the first sample (s)
+    end: np.ndarray  # timestamp one sample after the last (s); equal to start where the rate is unknown
+    rate: np.ndarray
+
+
+def _u16(h: np.ndarray, col: int, big: np.ndarray) -> np.ndarray:
+    hi, lo = h[:, col].astype(np.int64), h[:, col + 1].astype(np.int64)
+    return np.where(big, hi * 256 + lo, lo * 256 + hi)
+
+
+def headers(path: str | Path, records: list[tuple[int, int]]) -> Headers:
+    """Parse the fixed header of every record (vectorised; the walk has already checked that each one is valid)."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    offsets = np.array([o for o, _ in records], dtype=np.int64).reshape(-1, 1)
+    h = np.asarray(data[offsets + np.arange(_FIXED_HEADER)])
+    del data
+    year_be, day_be = h[:, 20].astype(np.int64) * 256 + h[:, 21], h[:, 22].astype(np.int64) * 256 + h[:, 23]
+    big = (year_be >= 1900) & (year_be <= 2500) & (day_be >= 1) & (day_be <= 366)
+    year, day = _u16(h, 20, big), _u16(h, 22, big)
+    signed = [np.where(v >= 32768, v - 65536, v) for v in (_u16(h, 32, big), _u16(h, 34, big))]
+    factor, mult = (v.astype(np.float64) for v in signed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.select([(factor > 0) & (mult > 0), (factor > 0) & (mult < 0), (factor < 0) & (mult > 0),
+                          (factor < 0) & (mult < 0)], [factor * mult, -factor / mult, -mult / factor,
+                                                        1.0 / (factor * mult)], 0.0)
+    tc_bytes = h[:, 40:44].astype(np.int64)
+    weights = np.array([1 << 24, 1 << 16, 1 << 8, 1])
+    tc = np.where(big, (tc_bytes * weights).sum(1), (tc_bytes * weights[::-1]).sum(1))
+    tc = np.where(tc >= 1 << 31, tc - (1 << 32), tc)
+    jan1 = (np.clip(year, 1900, 2500) - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    start = ((jan1 + day - 1) * 86400 + h[:, 24] * 3600.0 + h[:, 25] * 60.0 + h[:, 26]
+             + _u16(h, 28, big) * 1e-4 + np.where(h[:, 36] & 2, 0, tc) * 1e-4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        end = start + np.where(rate > 0, _u16(h, 30, big) / rate, 0.0)
+    keys, inverse = np.unique(h[:, 8:20].copy().view("S12").ravel(), return_inverse=True)
+    names = [_seed_id(k) for k in keys]
+    return Headers([names[i] for i in inverse], start, end, rate)
+
+
+def _seed_id(key: bytes) -> str:
+    text = key.ljust(12).decode("ascii", "replace")
+    return f"{text[10:12].strip()}.{text[0:5].strip()}.{text[5:7].strip()}.{text[7:10].strip()}"
+
+
+def _islands(hd: Headers) -> list[int]:
+    """Records whose start time fits none of their channel's records while their neighbours leave a hole of exactly
+    their length: a header time that was corrupted (ObsPy would show a gap plus a lone record elsewhere)."""
+    found: list[int] = []
+    ids = np.array(hd.ids)
+    for cid in dict.fromkeys(hd.ids):
+        idx = np.flatnonzero((ids == cid) & (hd.rate > 0))
+        if len(idx) < 3:
+            continue
+        s, e, tol = hd.start[idx], hd.end[idx], 0.5 / hd.rate[idx]
+        hole = s[2:] - e[:-2]  # what the neighbours leave open: exactly this record's length when it belongs there
+        misplaced = np.abs(s[1:-1] - e[:-2]) > tol[1:-1]
+        candidates = np.flatnonzero(misplaced & (np.abs(hole - (e[1:-1] - s[1:-1])) <= tol[1:-1])) + 1
+        for k in candidates:
+            others = np.delete(np.arange(len(idx)), k)
+            if np.abs(e[others] - s[k]).min() > tol[k] and np.abs(s[others] - e[k]).min() > tol[k]:
+                found.append(int(idx[k]))
+    return found
+
+
+def _island_words(hd: Headers, islands: list[int], records: list[tuple[int, int]]) -> list[str]:
+    words = []
+    for cid in dict.fromkeys(hd.ids[i] for i in islands):
+        mine = [i for i in islands if hd.ids[i] == cid]
+        spans = _join([(records[i][0], records[i][0] + records[i][1]) for i in mine])
+        i = mine[0]
+        due = UTCDateTime(hd.end[max(j for j in range(i) if hd.ids[j] == cid)])
+        words.append(f"{len(mine)} record(s) of {cid.split('.')[-1]} carry start times that fit none of their "
+                     f"neighbours (corrupt header time? e.g. {UTCDateTime(hd.start[i])} where {due} was due; "
+                     f"bytes {_ranges(spans)})")
+    return words
+
+
+def _looks_cut(hd: Headers, keep: np.ndarray) -> str | None:
+    """A file cut at a record boundary: its last record's component ends well before another of the same instrument."""
+    rows = np.flatnonzero(keep & (hd.rate > 0))
+    if len(rows) == 0:
         return None
-    off, length = w.records[-1]
-    with open(path, "rb") as fh:
-        fh.seek(off)
-        info = get_record_information(io.BytesIO(fh.read(length)))
-    last_id = f"{info['network']}.{info['station']}.{info['location']}.{info['channel']}"
-    ends: dict[str, UTCDateTime] = {}
-    for tr in stream:
-        if tr.id[:-1] == last_id[:-1]:
-            ends[tr.id] = max(ends.get(tr.id, tr.stats.endtime), tr.stats.endtime)
-    if last_id not in ends or len(ends) < 2:
+    last = int(rows[-1])
+    instrument = hd.ids[last].rsplit(".", 1)[0] + "."
+    ends: dict[str, float] = {}
+    for i in rows:
+        cid = hd.ids[i]
+        if cid[:-1] == hd.ids[last][:-1] and cid.startswith(instrument):
+            ends[cid] = max(ends.get(cid, hd.end[i]), float(hd.end[i]))
+    if len(ends) < 2:
         return None
     other = max(ends, key=lambda k: ends[k])
-    short = float(ends[other] - ends[last_id])
-    span = float(info["endtime"] - info["starttime"]) + (1.0 / info["samp_rate"] if info["samp_rate"] else 0.0)
-    if short <= max(60.0, 3 * span):
+    short = ends[other] - ends[hd.ids[last]]
+    if short <= max(60.0, 3 * float(hd.end[last] - hd.start[last])):
         return None
-    return (f"the file looks cut short: its last whole record ({info['channel']}) ends at {ends[last_id]}, "
+    ends_at = UTCDateTime(ends[hd.ids[last]] - 1.0 / float(hd.rate[last]))
+    return (f"the file looks cut short: its last whole record ({hd.ids[last].split('.')[-1]}) ends at {ends_at}, "
             f"{_duration(short)} before {other.split('.')[-1]} ends")
 
 
@@ -191,33 +272,32 @@ def _duration(seconds: float) -> str:
 
 
 def mseed_damage(path: str | Path, stream: Stream | None, complaints: list[str]) -> tuple[list[str], Stream | None]:
-    """Describe what is damaged in a miniSEED file and read back only what decodes cleanly.
+    """Describe what is damaged in a miniSEED file and read back only what is sound.
 
     ``stream`` is ObsPy's read of the whole file (``None`` when it raised) and ``complaints`` the warnings it gave.
-    Returns the damage (empty for a sound file) and a stream of the records that decode cleanly, or ``None`` when
-    ``stream`` can be used as it is.
+    Returns the damage (empty for a sound file) and a stream of the sound records only, or ``None`` when ``stream``
+    can be used as it is (ObsPy already skipped the bytes that are no record).
     """
     path = Path(path)
     w = walk(path)
     damage = _structure(w)
-    salvaged = None
+    good = list(w.records)
     structural = ("Not a SEED record", "Last record only has")  # what the walk already describes
-    decode_trouble = stream is None or any(not any(s in c for s in structural) for c in complaints)
-    if decode_trouble:
+    if stream is None or any(not any(s in c for s in structural) for c in complaints):
         good, words = _decode_each(path, w)
         damage += words
-        if words:
-            salvaged = _read_records(path, good)
-        elif stream is None:
+        if not words and stream is None:
             damage.append("ObsPy cannot read it although every record decodes alone")
-    read_back = salvaged if salvaged is not None else stream
-    if read_back is not None:
-        try:
-            cut = _looks_cut(path, w, read_back)
-        except Exception:  # a last header ObsPy's parser rejects: the walk already vouched for its structure
-            cut = None
-        if cut:
-            damage.append(cut)
+    if good:
+        hd = headers(path, good)
+        islands = _islands(hd)
+        damage += _island_words(hd, islands, good)
+        keep = np.ones(len(good), dtype=bool)
+        keep[islands] = False
+        cut = _looks_cut(hd, keep)
+        damage += [cut] if cut else []
+        good = [r for r, k in zip(good, keep, strict=True) if k]
+    salvaged = _read_records(path, good) if damage and len(good) < len(w.records) else None
     return damage, salvaged
 
 
