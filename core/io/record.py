@@ -42,7 +42,8 @@ class Interruption:
 
     def describe(self) -> str:
         kind = "gap" if self.samples > 0 else "overlap"
-        extra = "" if self.identical is None else (", same samples" if self.identical else ", differing samples")
+        extra = "" if self.identical is None else (
+            ", same samples" if self.identical else f", {self.differing} differing samples, the later piece's kept")
         return f"{self.channel}: {kind} {self.start} – {self.end} ({abs(self.samples)} samples{extra})"
 
 
