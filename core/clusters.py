@@ -156,6 +156,8 @@ def _read_table(f: h5py.File, path: Path) -> dict:
     if scales.ndim != 1 or not len(scales) or scales.dtype.kind not in "iu" or (scales <= 0).any():
         raise InputFileError("damaged cluster table: attribute 'scales' is not a list of positive integers", path)
     inputs = json_attr(f, "inputs", list, path, what)
+    if not all(isinstance(i, dict) and isinstance(i.get("path"), str) for i in inputs):
+        raise InputFileError("damaged cluster table: attribute 'inputs' is not a list of input files", path)
     meta = json_attr(f, "meta", dict, path, what)
     extra = sorted(set(f) - set(_TABLE_DATASETS))
     if extra:

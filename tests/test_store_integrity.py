@@ -252,6 +252,12 @@ def _bad_config(f):
     f.attrs["config"] = '{"window": "x"}'
 
 
+def _short_description(f):
+    d = f["description"][()]
+    del f["description"]
+    f["description"] = d[:-1]
+
+
 def _absurd_size(f):
     del f["windows/input"]
     f.create_dataset("windows/input", shape=(10**12,), dtype="i4", chunks=(4096,))
@@ -263,6 +269,7 @@ def _bad_index(f):
 
 STORE_DAMAGE = {"wrong shape": _wrong_shape, "wrong dtype": _wrong_dtype, "missing dataset": _missing,
                 "bad JSON attribute": _bad_json, "bad configuration": _bad_config, "absurd declared size": _absurd_size,
+                "description of another length": _short_description,
                 "window index out of range": _bad_index}
 
 
@@ -330,6 +337,7 @@ CHECKPOINT_DAMAGE = {
     "bad preprocessing": lambda ck: next(iter(ck["preps"].values()))["columns"].__setitem__((0, 0), 10**6),
     "bad model configuration": lambda ck: ck["model_config"].update(bogus=1),
     "bad split": lambda ck: ck.update(train_idx=torch.tensor([10**6])),
+    "description longer than the features": lambda ck: [v.append(v[-1]) for v in ck["description"].values()],
 }
 
 
@@ -370,6 +378,7 @@ TABLE_DAMAGE = {
     "bad JSON": lambda f: f.attrs.__setitem__("meta", "{"),
     "NaN probabilities": lambda f: f["probabilities"].__setitem__((0, 0, 0), np.nan),
     "missing dataset": lambda f: f.__delitem__("lmst"),
+    "inputs without paths": lambda f: f.attrs.__setitem__("inputs", "[1, 2]"),
 }
 
 

@@ -158,8 +158,8 @@ class FeatureStore:
         self.inputs = json_attr(f, "inputs", list, self.path, what)
         if not all(isinstance(i, dict) and isinstance(i.get("records", []), list) for i in self.inputs):
             raise InputFileError("damaged feature store: attribute 'inputs' is not a list of inputs", self.path)
-        self.description = check_dataset(f, "description", (None,), "V", self.path, what)[()].astype(
-            DESCRIPTION_DTYPE)
+        K = len(build_description(self.config.J, self.config.Q, self.config.model))
+        self.description = check_dataset(f, "description", (K,), "V", self.path, what)[()].astype(DESCRIPTION_DTYPE)
         n = check_dataset(f, "windows/input", (None,), "iu", self.path, what).shape[0]
         shapes = {"windows/record": ((n,), "iu")}
         for s in self.config.scales:

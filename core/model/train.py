@@ -98,6 +98,9 @@ class TrainedModel:
             raise ConfigError(f"features were made with another configuration (hash {store.config_hash}) than the "
                               f"model's training features ({self.feature_digest}); rebuild them with the model's "
                               "feature settings", store.path)
+        if len(next(iter(self.description.values()), [])) != len(store.description):
+            raise InputFileError("damaged model checkpoint: its feature description does not match the store's",
+                                 self.path)
 
 
 def _description_dict(description: np.ndarray) -> dict:
@@ -254,6 +257,7 @@ class Training:
                                   "of windows); start a new model instead of --resume", self.out)
             self.train_idx, self.val_idx = _split_from(ck, n, self.out)
             model = _model_from_checkpoint(ck, self.out, self.device)
+            model.check_store(self.store)
             model.config = self.config
             model.network.config = self.config
         else:
