@@ -225,8 +225,9 @@ def _run_cli(args: list) -> str:
     """``_cli`` that raises :class:`CheckFailed` (with the command's last line) unless it exits with status 0."""
     status, text = _cli(args)
     if status != 0:
-        last = text.splitlines()[-1] if text else "no output"
-        raise CheckFailed(f"`unmix {args[0]}` exited with status {status}: {last}")
+        lines = text.splitlines() or ["no output"]
+        first = next((line for line in lines if line.startswith(("failed:", "error:"))), lines[-1])
+        raise CheckFailed(f"`unmix {args[0]}` exited with status {status}: {first}")
     return text
 
 

@@ -194,11 +194,17 @@ def test_fdsn_loopback_answers_like_a_data_centre(tmp_path):
 
 def test_a_separation_method_that_cannot_load_is_a_failed_check(tmp_path, monkeypatch):
     """As in the bundle without ObsPy's colormaps: the template method cannot be imported → a FAIL line."""
-    monkeypatch.setitem(sys.modules, "core.baselines.template", None)
-    monkeypatch.setitem(sys.modules, "obspy.signal.cross_correlation", None)
+    import core.baselines  # noqa: F401  (registers the template method)
+    from core.separation import result
+
+    def broken(**_options):
+        raise KeyError("viridis")  # what ObsPy's colormap module raised in the bundle without its data
+
+    monkeypatch.setitem(result.METHODS, "template", broken)
     lines: list[str] = []
     status = selftest.run(tmp_path / "out", echo=lines.append, only=["separate template"])
     checks = _report(tmp_path / "out")
     assert status == 1
     assert not checks["separate template"]["ok"]
     assert any(line.startswith("FAIL  separate template") for line in lines)
+    assert "viridis" in checks["separate template"]["detail"]
