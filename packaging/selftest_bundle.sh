@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a built bundle's self-test as an analyst's machine would: empty environment (env -i), PATH=/usr/bin:/bin,
 # no PYTHONHOME/PYTHONPATH, from an empty directory, with `python`/`python3` on the PATH replaced by traps that
-# record any call. Fails if the self-test fails, if the GUI executable does not start or dies within 20 s, or if a
+# record any call. Fails if the self-test fails, if the GUI executable does not start or dies within 20 s, if
+# `unmix separate` (template, hybrid) fails on the real S0235b record (when the shared data are there), or if a
 # trap was hit.
 #   usage: packaging/selftest_bundle.sh BUNDLE_DIR [REPORT_DIR]
 set -euo pipefail
@@ -32,6 +33,28 @@ else
     status=1
 fi
 run "$BUNDLE/unmix" --self-test --self-test-out "$WORK/run/selftest" || status=1
+# What users do with real data: deglitch the raw S0235b record with the template and hybrid methods (ObsPy's signal
+# and imaging modules, their data files). UNMIX_BUNDLE_RECORD chooses the file; default: the shared InSight copy,
+# when there is one (skipped, and said so, when there is none).
+SHARED=${UNMIX_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+RECORD=${UNMIX_BUNDLE_RECORD:-$SHARED/data/insight/raw/XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed}
+if [ -f "$RECORD" ]; then
+    for method in template hybrid; do
+        extra=()
+        [ "$method" = hybrid ] && extra=(--hybrid-opt residual=none)
+        t0=$(date +%s)
+        if run "$BUNDLE/unmix" separate "$RECORD" --out "$WORK/run/separate-$method" --method "$method" "${extra[@]}" \
+                >"$WORK/separate.log" 2>&1 && ls "$WORK/run/separate-$method"/*.provenance.json >/dev/null 2>&1; then
+            echo "[selftest] separate --method $method $(basename "$RECORD"): ok in $(( $(date +%s) - t0 )) s"
+        else
+            echo "[selftest] separate --method $method $(basename "$RECORD") FAILED:" >&2
+            tail -5 "$WORK/separate.log" >&2
+            status=1
+        fi
+    done
+else
+    echo "[selftest] no real record at $RECORD: separate on real data not checked (set UNMIX_BUNDLE_RECORD)"
+fi
 if [ -e "$WORK/python-called" ]; then
     echo "[selftest] the bundle called a Python from the PATH:" >&2
     cat "$WORK/python-called" >&2

@@ -14,8 +14,13 @@ def _wanted(name: str) -> bool:
 
 
 datas = copy_metadata("obspy")
-# Data ObsPy reads at run time (e.g. the SEED/StationXML schemas, the FDSN service list); never its test data.
-datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/test/**", "**/*.pyx", "**/*.c", "**/*.h"])
+# Data ObsPy reads at run time: imaging/data (colormaps, loaded by obspy.imaging.cm, which obspy.signal imports: the
+# template and hybrid methods need it), the StationXML/QuakeML/ArcLink schemas, SC3ML style sheets, core/data (FDSN
+# service list, SEED tables), geodetics/data; ≈ 2.5 MiB of the ≈ 950 MiB bundle, so all of it rather than a list
+# that a new ObsPy could outgrow. Not its test data, and not the TauP velocity models (taup/data, 1.5 MiB): Unmix
+# never computes travel times, so obspy.taup is not in the bundle.
+datas += collect_data_files("obspy", excludes=["**/tests/**", "**/tests", "**/test/**", "**/*.pyx", "**/*.c", "**/*.h",
+                                               "taup/data/**", "taup/data"])
 # Named like extension modules (mseed.cpython-311-x86_64-linux-gnu.so), which the default lib*.so pattern misses.
 binaries = collect_dynamic_libs("obspy", search_patterns=["*.so", "*.dylib", "*.dll", "*.pyd"])
 hiddenimports = (
