@@ -170,6 +170,22 @@ def test_synth_cleans_up_the_part_files_of_a_killed_run(tmp_path):
     assert not stale.exists() and not list(out.glob(".*"))
 
 
+def test_features_store_cleans_up_the_part_files_of_a_killed_run(tmp_path):
+    synth = tmp_path / "syn"
+    assert CliRunner().invoke(main, ["synth", "--hours", "0.2", "--out", str(synth)]).exit_code == 0
+    store = tmp_path / "f.h5"
+    stale = tmp_path / f"{temp_prefix(store).rsplit('~', 2)[0]}~{_dead_pid()}~a1s2d3.part"
+    legacy = tmp_path / ".f.h5.k3j4h5g6.part"  # the naming before this change, from a run killed hours ago
+    for p in (stale, legacy):
+        p.write_bytes(b"\x89HDF half a store")
+    past = time.time() - STALE_AGE_S - 60
+    os.utime(legacy, (past, past))
+    res = CliRunner().invoke(main, ["features", str(synth / "mixture.mseed"), "--out", str(store), "--window", "4096",
+                                    "--hop", "2048", "--scales", "1024,4096", "--J", "6", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert store.exists() and not stale.exists() and not legacy.exists()
+
+
 # -- derived products have an identity of their own ------------------------------------------------------------------
 
 def _separated(tmp_path, *extra):
