@@ -57,4 +57,6 @@ def describe_os_error(exc: OSError) -> str | None:
     problem = problems.get(exc.errno)
     if problem is None:
         return None
+    if exc.errno == errno.EEXIST and exc.filename is not None and Path(exc.filename).is_file():
+        problem = "is a file, not a folder"  # mkdir of a folder where a file stands
     return problem if exc.filename is None else f"{exc.filename}: {problem}"

@@ -21,6 +21,7 @@ from obspy.core.inventory import Channel, Inventory, Network, Site, Station
 
 from core.atomic import STALE_AGE_S, atomic_path, remove_stale_parts, temp_prefix
 from core.cli import main
+from core.errors import describe_os_error
 from core.export import export_separation, file_sha256
 from core.io import build_records, read_stream
 from tests.conftest import make_stream
@@ -284,6 +285,8 @@ def test_output_below_a_file_is_one_line(tmp_path):
     assert str(blocker / "s") in line and "is a file, not a folder" in line
     line = _one_line_error(runner.invoke(main, ["features", str(raw), "--out", str(blocker / "f.h5")]))
     assert str(blocker) in line
+    mkdir_error = FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(blocker))  # mkdir where a file is
+    assert describe_os_error(mkdir_error) == f"{blocker}: is a file, not a folder"
 
 
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk full"), (errno.EACCES, "permission denied"),
