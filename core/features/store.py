@@ -404,9 +404,12 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
         if new_shards:
             progress(0.95, "consolidating")
             _consolidate(out, config, existing, new_shards, metas)
-    except (UnmixError, Cancelled):
+    except (UnmixError, Cancelled) as exc:
         if not any(parts_dir.glob("*.h5")):
             shutil.rmtree(parts_dir, ignore_errors=True)
+        elif isinstance(exc, DiskFullError):
+            raise DiskFullError(f"{exc.problem}; the finished parts in {parts_dir.name}/ are kept for the next run "
+                                "(remove it to free space)", exc.path) from None
         raise
     shutil.rmtree(parts_dir, ignore_errors=True)
     store = FeatureStore(out)
