@@ -136,15 +136,20 @@ def _synthetic(entry: Any, field: str) -> None:
         _number(value, f"{field}.{key}", lo, hi, integer=isinstance(lo, int))
 
 
-def _form_value(value: Any, field: str) -> None:
+def _form_value(value: Any, field: str, nested: bool = False) -> None:
+    """A pipeline form's field: a string, number, true/false, null, or a list of those (e.g. export sources)."""
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, str):
         _text(value or "-", field, MAX_PATH)
     elif isinstance(value, int | float):
         _number(value, field, -MAX_NUMBER, MAX_NUMBER)
+    elif isinstance(value, list) and not nested:
+        for i, item in enumerate(_list(value, field, 100)):
+            _form_value(item, f"{field}[{i}]", nested=True)
     else:
-        raise ProjectFieldError(field, f"must be a string, number, true/false or null, not {_type_name(value)}")
+        raise ProjectFieldError(field, "must be a string, number, true/false, null or a list of those, "
+                                       f"not {_type_name(value)}")
 
 
 def _parameters(params: Any) -> None:

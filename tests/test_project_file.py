@@ -13,7 +13,8 @@ GOOD = {"format": "unmix-project", "version": 1, "inputs": ["/data/a.mseed"],
         "synthetic": [{"sols": 1.0, "hours": None, "seed": 3, "gaps": 2, "start_sol": 300}],
         "parameters": {"axis_mode": "lmst", "filter": None, "selected": "XB.ELYSE.02.BH",
                        "pipeline": {"features": {"store": "", "window": 8192, "scales": "1024,2048"},
-                                    "train": {"preset": "small", "epochs": 3}}},
+                                    "train": {"preset": "small", "epochs": 3},
+                                    "export": {"folder": "", "sources": ["background", "glitches"]}}},
         "results": {"store": "/data/features.h5"}}
 
 BAD = [  # (what to change, field named in the message)
@@ -43,6 +44,8 @@ BAD = [  # (what to change, field named in the message)
     ({"parameters": {"pipeline": {"features": [1]}}}, "parameters.pipeline.features"),
     ({"parameters": {"pipeline": {"features": {"window": {"a": 1}}}}}, "parameters.pipeline.features.window"),
     ({"parameters": {"pipeline": {"features": {"window": 1e300}}}}, "parameters.pipeline.features.window"),
+    ({"parameters": {"pipeline": {"export": {"sources": [["a"]]}}}}, "parameters.pipeline.export.sources[0]"),
+    ({"parameters": {"pipeline": {"export": {"sources": ["a"] * 101}}}}, "parameters.pipeline.export.sources"),
     ({"results": ["a"]}, "results"),
     ({"results": {"store": 5}}, "results.store"),
     ({"version": "1"}, "version"),
@@ -51,11 +54,39 @@ BAD = [  # (what to change, field named in the message)
 ]
 
 
+@pytest.fixture
+def qapp_or_skip(tmp_path):
+    """A main window (offscreen) with settings of this test only; skipped without Qt."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    pytest.importorskip("PySide6")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+    from app.settings import Preferences
+
+    _app = QApplication.instance() or QApplication([])
+    window = MainWindow(Preferences(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
+    yield window
+    window.close()
+    window.deleteLater()
+
+
 def _write(tmp_path, change: dict):
     data = json.loads(json.dumps(GOOD)) | change
     path = tmp_path / "p.unmix.json"
     path.write_text(json.dumps(data))
     return path
+
+
+@pytest.mark.gui
+def test_the_main_windows_own_project_is_valid(qapp_or_skip):
+    """Whatever the GUI writes, it reads back (every pipeline form's values pass the schema)."""
+    from app.project import validate
+
+    validate(json.loads(json.dumps(qapp_or_skip.current_project().to_dict())))
 
 
 def test_a_valid_project_loads(tmp_path):

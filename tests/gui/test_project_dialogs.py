@@ -36,7 +36,7 @@ def test_project_with_inputs_as_a_string_shows_one_dialog(window, tmp_path, erro
 
 
 def test_project_with_wrong_types_in_forms_shows_one_dialog(window, tmp_path, errors):
-    path = _project(tmp_path / "forms.unmix.json", parameters={"pipeline": {"features": {"window": [1, 2]}}})
+    path = _project(tmp_path / "forms.unmix.json", parameters={"pipeline": {"features": {"window": {"a": 1}}}})
     assert window.open_project(path) is None
     assert len(errors) == 1 and "parameters.pipeline.features.window" in errors[0][1]
 
