@@ -220,6 +220,9 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                                    max_fill, resample_to, model_info, progress=progress, token=token,
                                    locations=locations, dtype=dtype, inventory=inventory, allow_damaged=allow_damaged)
     click.echo(report.summary())
+    if report.failed and len(report.failed) + len(report.done) + len(report.skipped) == 1:
+        path, message = report.failed[0]  # a single input: its problem is the one error line
+        raise ConfigError(message if path in message else f"{path}: {message}")
     if report.failed:
         for path, message in report.failed:
             click.echo(f"failed: {message}" if path in message else f"failed: {path}: {message}", err=True)
