@@ -130,18 +130,22 @@ def _structure(w: Walk) -> list[str]:
 
 
 def _decode_each(path: Path, w: Walk) -> tuple[list[tuple[int, int]], list[str]]:
-    """Decode every record alone; returns the records that decode cleanly and words for those that do not."""
-    good: list[tuple[int, int]] = []
+    """Find the records that do not decode cleanly (halving the record list, so a long file with one bad record
+    costs a few reads, not one per record); returns the good records and words for the bad ones."""
+    blob = path.read_bytes()
     failed: dict[str, list[tuple[int, int]]] = {}
-    with open(path, "rb") as fh:
-        for off, length in w.records:
-            fh.seek(off)
-            chunk = fh.read(length)
-            problem = _decode_problem(chunk)
-            if problem is None:
-                good.append((off, length))
-            else:
-                failed.setdefault(problem, []).append((off, off + length))
+    pending = [list(w.records)] if w.records else []
+    while pending:
+        group = pending.pop()
+        problem = _decode_problem(b"".join(blob[o:o + n] for o, n in group))
+        if problem is None:
+            continue
+        if len(group) > 1:
+            pending += [group[len(group) // 2:], group[:len(group) // 2]]
+        else:
+            failed.setdefault(problem, []).append((group[0][0], group[0][0] + group[0][1]))
+    bad = {a for spans in failed.values() for a, _ in spans}
+    good = [r for r in w.records if r[0] not in bad]
     words = [f"{len(spans)} record(s) {problem} (bytes {_ranges(_join(spans))})" for problem, spans in failed.items()]
     return good, words
 
