@@ -182,7 +182,7 @@ def test_drag_and_drop_opens_files(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.jobs.job_finished, timeout=20000):
         window.dropEvent(event)
     assert event.isAccepted()
-    assert window.record_list.keys() == ["XB.ELYSE.02.BH"]
+    assert window.record_list.keys() == ["SY.ELYSE.02.BH"]
     assert window.project.inputs == [str(tmp_path / "m.mseed")]
 
 
