@@ -110,7 +110,9 @@ def test_components_ending_together_are_not_a_cut(tmp_path):
 def test_header_overwritten_with_garbage(tmp_path, clean):
     p = _write(tmp_path, _poke(clean, 10 * RECLEN, b"\xab" * 48))
     msg = _refused(p)
-    assert f"1 of {len(clean) // RECLEN} records unreadable (bytes {10 * RECLEN}–{11 * RECLEN - 1})" in msg
+    assert f"1 of {len(clean) // RECLEN} records unreadable (bytes {10 * RECLEN}–{11 * RECLEN - 1}; " in msg
+    gap = read_file(p, allow_damaged=True).get_gaps()[0]  # what the unreadable record held: BHU, first to last sample
+    assert f"samples lost: BHU {gap[4] + 1 / RATE} – {gap[5] - 1 / RATE})" in msg
 
 
 def test_corrupt_header_time_is_not_an_ordinary_gap(tmp_path, clean):
@@ -134,7 +136,7 @@ def test_garbage_appended(tmp_path, clean):
 def test_zero_filled_block(tmp_path, clean):
     p = _write(tmp_path, _poke(clean, 20 * RECLEN, bytes(4 * RECLEN)))
     msg = _refused(p)
-    assert f"4 of {len(clean) // RECLEN} records unreadable (bytes {20 * RECLEN}–{24 * RECLEN - 1})" in msg
+    assert f"4 of {len(clean) // RECLEN} records unreadable (bytes {20 * RECLEN}–{24 * RECLEN - 1}; samples lost" in msg
     rec = max(read_records(p, allow_damaged=True), key=lambda r: r.npts)
     assert rec.damage and "4 of" in rec.damage[0] and rec.damage[0].startswith("bad.mseed: ")
 

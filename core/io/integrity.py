@@ -109,8 +109,23 @@ def _join(offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _structure(w: Walk) -> list[str]:
-    """Words for bytes that are no record and for a cut last record."""
+def _lost_time(w: Walk, hd: Headers | None, spans: list[tuple[int, int]]) -> str:
+    """The time a channel lost where unreadable bytes sit between two of its records (first ranges only)."""
+    if hd is None:
+        return ""
+    index = {off: i for i, (off, _) in enumerate(w.records)}
+    ends = {off + n: i for i, (off, n) in enumerate(w.records)}
+    words = []
+    for a, b in spans[:3]:
+        i, j = ends.get(a), index.get(b)
+        if i is not None and j is not None and hd.ids[i] == hd.ids[j] and hd.rate[i] > 0:
+            words.append(f"{hd.ids[i].split('.')[-1]} {UTCDateTime(hd.end[i])} – "
+                         f"{UTCDateTime(hd.start[j] - 1.0 / hd.rate[j])}")
+    return f"; samples lost: {', '.join(words)}" if words else ""
+
+
+def _structure(w: Walk, hd: Headers | None = None) -> list[str]:
+    """Words for bytes that are no record (with the time they held, when ``hd`` gives it) and for a cut record."""
     found: list[str] = []
     reclen = w.record_length
     tail = w.bad[-1] if w.bad and w.bad[-1][1] == w.size and w.cut is None else None
@@ -118,7 +133,7 @@ def _structure(w: Walk) -> list[str]:
     total = len(w.records) + sum(-(-(b - a) // reclen) for a, b in middle) + (w.cut is not None)
     if middle:
         lost = sum(-(-(b - a) // reclen) for a, b in middle)
-        found.append(f"{lost} of {total} records unreadable (bytes {_ranges(middle)})")
+        found.append(f"{lost} of {total} records unreadable (bytes {_ranges(middle)}{_lost_time(w, hd, middle)})")
     if w.cut is not None:
         off, length = w.cut
         found.append(f"the last record is truncated at byte {w.size} ({w.size - off} of its {length} bytes, "
@@ -284,7 +299,10 @@ def mseed_damage(path: str | Path, stream: Stream | None, complaints: list[str])
     """
     path = Path(path)
     w = walk(path)
-    damage = _structure(w)
+    try:
+        damage = _structure(w, headers(path, w.records) if w.bad and w.records else None)
+    except Exception:  # the lost time is a courtesy; the byte ranges say what is damaged
+        damage = _structure(w)
     good = list(w.records)
     structural = ("Not a SEED record", "Last record only has")  # what the walk already describes
     if stream is None or any(not any(s in c for s in structural) for c in complaints):
