@@ -53,17 +53,15 @@ def _one_line_error(res) -> str:
 
 # -- the provenance file commits a separation ------------------------------------------------------------------------
 
-# kills the process (SIGKILL) when the KILL_AT-th output file has been written but not yet renamed into place
+# kills the process (SIGKILL) when the output KILL_AT has been written but not yet renamed into place
 _KILL_ON_WRITE = """
 import os, signal, sys
-calls = {"n": 0}
-original = os.fsync
-def fsync(fd):
-    calls["n"] += 1
-    if calls["n"] == int(os.environ["KILL_AT"]):
+original = os.replace
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == os.environ["KILL_AT"]:
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(fd)
-os.fsync = fsync
+    return original(src, dst, *args, **kwargs)
+os.replace = replace
 from core.cli import main
 main(sys.argv[1:])
 """
@@ -77,7 +75,7 @@ def test_killed_separate_is_redone_without_overwrite_and_leaves_no_part(tmp_path
     out = tmp_path / "out"
     args = ["separate", str(inputs), "--out", str(out), "--method", "highpass"]
     killed = subprocess.run([sys.executable, "-c", _KILL_ON_WRITE, *args], cwd=ROOT, capture_output=True,
-                            env={**os.environ, "KILL_AT": "4", "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "KILL_AT": "b.low_frequency.mseed", "OMP_NUM_THREADS": "1"})
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     assert (out / "b.background.mseed").exists() and not (out / "b.provenance.json").exists()
     assert list(out.glob(".b.low_frequency.mseed.*.part"))  # the half-written output of the killed run
