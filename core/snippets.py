@@ -172,7 +172,10 @@ def _load_input(entry: dict, options: dict, rate: float | None) -> list:
     if digest and file_digest(path) != digest:
         raise InputFileError("input of the cluster table has changed since its features were computed (sha256 "
                              "differs)", path)
-    records = read_records(path, gap_policy=options["gap_policy"], max_fill=options["max_fill"], resample_to=rate)
+    # an input whose features were computed with --allow-damaged (its records list the damage) is read the same way
+    damaged = any(r.get("damage") for r in entry.get("records", []) if isinstance(r, dict))
+    records = read_records(path, gap_policy=options["gap_policy"], max_fill=options["max_fill"], resample_to=rate,
+                           allow_damaged=damaged)
     if options["response"]:
         records = [remove_response(r, options["response"], output=options["response_output"]) for r in records]
         if options["rotate"]:
