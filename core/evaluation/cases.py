@@ -22,7 +22,7 @@ from obspy import Stream, Trace
 
 from core.errors import ConfigError, DataError
 from core.instrument import VBB_PAZ, glitch_template
-from core.io import read_records
+from core.io import build_records, read_records, read_stream
 from core.mars_time import SECONDS_PER_SOL
 from core.synthetic import SyntheticConfig, generate, tilt_projection
 
@@ -62,9 +62,9 @@ def load_background(path: str | Path) -> Background:
     """Read a deglitched record (longest gap-free segment) and standardise each component.
 
     Expert products are taken as they are: the UCLA S0105a file's two pieces disagree on a few overlapping samples,
-    which a plain read refuses (the later piece's samples are kept here).
+    which a plain read refuses (the later piece's samples are kept here). A damaged file is still refused.
     """
-    records = read_records(path, allow_damaged=True)
+    records = build_records(read_stream(path), allow_damaged=True)
     rec = max(records, key=lambda r: r.npts)
     x = rec.to_array()
     mean = x.mean(axis=1, keepdims=True)
