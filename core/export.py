@@ -37,7 +37,7 @@ from obspy import Stream
 
 from core import __version__
 from core.atomic import atomic_path, write_stream
-from core.errors import ConfigError, OutputExistsError, UnmixError, describe_os_error
+from core.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
 from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
 FORMATS = {"MSEED": "mseed", "SAC": "sac"}
@@ -304,11 +304,29 @@ def _check_targets(targets, inputs: frozenset[str], ours: set[str], overwrite: b
                                     "--overwrite to replace it", target)
 
 
+def derived_product(tr) -> str | None:
+    """What Unmix product a trace read back is (None for raw data): SAC ``KUSER0='unmix'``, or miniSEED quality
+    ``Q`` with a derived location code (a product letter and one character)."""
+    sac = tr.stats.get("sac") or {}
+    if str(sac.get("kuser0", "")).strip() == "unmix":
+        return str(sac.get("kevnm", "")).strip() or "a product"
+    quality = (tr.stats.get("mseed") or {}).get("dataquality")
+    loc = tr.stats.location
+    if quality == DATAQUALITY and len(loc) == 2 and loc[0] in {*PRODUCT_LETTERS.values(), *_SPARE_LETTERS}:
+        return next((p for p, c in PRODUCT_LETTERS.items() if c == loc[0]), "a product")
+    return None
+
+
 def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken | None):
     from core.io import read_records
     from core.separation import get_method
 
     records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged)
+    for record in records:
+        for tr in record.stream:
+            if (product := derived_product(tr)) is not None:
+                raise DataError(f"{tr.id} is an Unmix output ({product}, location {tr.stats.location}), not raw "
+                                "data; separate the raw record instead", path)
     t_read = time.perf_counter()
     separator = get_method(plan.method, **plan.options)
     sources: dict[str, Stream] = {"background": Stream()}

@@ -137,6 +137,17 @@ def test_separate_into_its_own_input_folder_never_separates_its_outputs(tmp_path
     assert read(str(raw))
 
 
+@pytest.mark.parametrize("fmt", ["MSEED", "SAC"])
+def test_products_of_another_run_are_refused_as_inputs(tmp_path, fmt):
+    raw = _write(tmp_path / "in", "r.mseed")
+    first = export_separation([raw], tmp_path / "out1", "highpass", fmt=fmt)
+    assert first.done == [str(raw)]
+    rep = export_separation([tmp_path / "out1"], tmp_path / "out2", "template", fmt=fmt)
+    assert len(rep.failed) == (2 if fmt == "MSEED" else 6) and not rep.done
+    assert all("is an Unmix output" in message and "separate the raw record" in message for _, message in rep.failed)
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
+
+
 # -- stale temporary files -------------------------------------------------------------------------------------------
 
 def test_atomic_path_removes_stale_parts_of_its_target_only(tmp_path):
