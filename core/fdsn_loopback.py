@@ -58,7 +58,8 @@ def _records(paths: list[Path]) -> list[_Record]:
     return out
 
 
-def _match(value: str, patterns: str) -> bool:
+def match_codes(value: str, patterns: str) -> bool:
+    """Whether a SEED code matches an FDSN pattern list (``?``, ``*``, commas; ``--`` is the empty location)."""
     options = [p.strip() for p in patterns.split(",")] if patterns else ["*"]
     return any(fnmatch.fnmatchcase(value, "" if p == "--" else p) for p in options)
 
@@ -87,13 +88,12 @@ def _stationxml(records: list[_Record]) -> bytes:
     return buf.getvalue()
 
 
-class FdsnLoopback:
-    """Threaded HTTP server answering FDSN dataselect/station queries from ``mseed`` files; ``url`` is its base."""
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 run in a daemon thread; use as a context manager. ``url`` is its base."""
 
-    def __init__(self, mseed: list[Path]) -> None:
-        self.records = _records(mseed)
-        self.requests: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0,
+                 server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> None:
+        self.server = server_class(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -103,13 +103,22 @@ class FdsnLoopback:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> FdsnLoopback:
+    def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FdsnLoopback(LoopbackServer):
+    """FDSN dataselect/station queries answered from ``mseed`` files."""
+
+    def __init__(self, mseed: list[Path]) -> None:
+        self.records = _records(mseed)
+        self.requests: list[str] = []
+        super().__init__(self._handler())
 
     def answer(self, service: str, resource: str, params: dict[str, str]) -> tuple[int, bytes, str]:
         """(HTTP status, body, content type) of one request."""
@@ -126,7 +135,7 @@ class FdsnLoopback:
         t1 = UTCDateTime(params.get("endtime", "2100-01-01")).timestamp
         keys = ("network", "station", "location", "channel")
         hits = [r for r in self.records if r.t0 <= t1 and r.t1 >= t0
-                and all(_match(code, params.get(k, "")) for code, k in zip(r.codes, keys, strict=True))]
+                and all(match_codes(code, params.get(k, "")) for code, k in zip(r.codes, keys, strict=True))]
         if not hits:
             return 204, b"", "text/plain"
         if service == "station":

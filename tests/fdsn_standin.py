@@ -11,7 +11,6 @@ and UTC day; every request is logged so tests can count them.
 
 from __future__ import annotations
 
-import fnmatch
 import gzip
 import io
 import socket
@@ -25,6 +24,8 @@ from urllib.parse import parse_qs, urlparse
 
 from obspy import UTCDateTime
 from obspy.io.mseed.util import get_record_information
+
+from core.fdsn_loopback import LoopbackServer, match_codes
 
 _WADL_TYPES = {"starttime": "xs:dateTime", "endtime": "xs:dateTime", "level": "xs:string", "minlatitude": "xs:double",
                "maxlatitude": "xs:double", "minlongitude": "xs:double", "maxlongitude": "xs:double",
@@ -115,11 +116,6 @@ def _recode(data: bytes, codes: dict[str, str]) -> bytes:
     return bytes(out)
 
 
-def _match(value: str, patterns: str) -> bool:
-    options = [p.strip() for p in patterns.split(",")] if patterns else ["*"]
-    return any(fnmatch.fnmatchcase(value, "" if p == "--" else p) for p in options)
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -131,7 +127,7 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FdsnStandIn:
+class FdsnStandIn(LoopbackServer):
     """Threaded HTTP server; use as a context manager. ``url`` is its base URL; ``log`` lists (service, params)."""
 
     def __init__(self, insight: Path, mseed: list[Path] | None = None, port: int = 0) -> None:
@@ -142,22 +138,7 @@ class FdsnStandIn:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", port), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FdsnStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler(), port, _Server)
 
     def add_fault(self, service: str, action: int | str, day: str = "", times: int = 0, seconds: float = 0.0,
                   **more) -> None:
@@ -188,13 +169,14 @@ class FdsnStandIn:
     def dataselect(self, params: dict[str, str]) -> bytes:
         t0, t1 = UTCDateTime(params["starttime"]).timestamp, UTCDateTime(params["endtime"]).timestamp
         return b"".join(r.data for r in self.records
-                        if r.t0 <= t1 and r.t1 >= t0 and _match(r.net, params.get("network", ""))
-                        and _match(r.sta, params.get("station", "")) and _match(r.loc, params.get("location", ""))
-                        and _match(r.cha, params.get("channel", "")))
+                        if r.t0 <= t1 and r.t1 >= t0
+                        and all(match_codes(code, params.get(key, "")) for code, key in
+                                zip((r.net, r.sta, r.loc, r.cha), ("network", "station", "location", "channel"),
+                                    strict=True)))
 
     def station(self, params: dict[str, str]) -> bytes:
         for loc, path in self.stationxml.items():
-            if _match(loc, params.get("location", "")) and _match("ELYSE", params.get("station", "")):
+            if match_codes(loc, params.get("location", "")) and match_codes("ELYSE", params.get("station", "")):
                 return path.read_bytes()
         return b""
 
