@@ -87,7 +87,8 @@ class UnmixGroup(click.Group):
              no_args_is_help=True)
 @click.version_option(__version__, prog_name="unmix")
 @click.option("--self-test", "self_test", is_flag=True,
-              help="check this installation (miniSEED/SAC, features, training, separation, GUI) and exit")
+              help="check this installation (miniSEED/SAC, features, training, clustering, report, every separation "
+                   "method, FDSN fetch, GUI) and exit")
 @click.option("--self-test-out", type=click.Path(file_okay=False), default=None,
               help="empty or new folder for the self-test's files and screenshot (default: a new temporary folder)")
 @click.pass_context
