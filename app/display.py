@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
-from core.io import Record
-from core.jobs import CancelToken, Progress, no_progress
+from unmix.io import Record
+from unmix.jobs import CancelToken, Progress, no_progress
 
 FILTER_PRESETS: dict[str, tuple[float | None, float | None]] = {
     "Long period 0.01–0.1 Hz": (0.01, 0.1),

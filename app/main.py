@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv[1:]):
         print("usage: unmix-gui [FILES…]\n\nOpen waveform files, folders or an Unmix project (*.unmix.json).")
         return 0
-    from core.allocator import tune_allocator
+    from unmix.allocator import tune_allocator
 
     tune_allocator()
     app = QApplication.instance() or QApplication(argv)
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _install_excepthook(window) -> None:
     """An exception escaping a slot becomes an error dialog (with the traceback behind "Show Details…")."""
-    from app.views.dialogs import show_error
-    from core.errors import UnmixError
+    from unmix.errors import UnmixError
+    from unmix.gui.views.dialogs import show_error
 
     def hook(exc_type, exc, tb) -> None:
         sys.__excepthook__(exc_type, exc, tb)
@@ -47,8 +47,8 @@ def create_window(paths: list[str] | None = None):
     import pyqtgraph as pg
     from PySide6.QtCore import QCoreApplication
 
-    from app.main_window import MainWindow
-    from app.settings import APPLICATION, ORGANISATION
+    from unmix.gui.main_window import MainWindow
+    from unmix.gui.settings import APPLICATION, ORGANISATION
 
     QCoreApplication.setOrganizationName(ORGANISATION)
     QCoreApplication.setApplicationName(APPLICATION)

@@ -10,22 +10,22 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
-from app.display import Display, build_display, compute_spectrogram
-from app.panels.results import PIPELINE_KEYS, ResultsController
-from app.project import SUFFIX, Project
-from app.settings import Preferences
-from app.tasks import Loaded
-from app.views.dialogs import SettingsDialog, ShortcutsDialog, show_error
-from app.views.forms import load_request, synthetic_request
-from app.views.jobs import JobPanel
-from app.views.records import RecordList
-from app.views.spectrogram import SpectrogramView
-from app.views.waveform import WaveformView
-from app.workers import Worker, cancel_all
-from core import __version__
-from core.errors import UnmixError
-from core.io import Record
-from core.mars_time import format_lmst
+from unmix import __version__
+from unmix.errors import UnmixError
+from unmix.gui.display import Display, build_display, compute_spectrogram
+from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
+from unmix.gui.project import SUFFIX, Project
+from unmix.gui.settings import Preferences
+from unmix.gui.tasks import Loaded
+from unmix.gui.views.dialogs import SettingsDialog, ShortcutsDialog, show_error
+from unmix.gui.views.forms import load_request, synthetic_request
+from unmix.gui.views.jobs import JobPanel
+from unmix.gui.views.records import RecordList
+from unmix.gui.views.spectrogram import SpectrogramView
+from unmix.gui.views.waveform import WaveformView
+from unmix.gui.workers import Worker, cancel_all
+from unmix.io import Record
+from unmix.mars_time import format_lmst
 
 PROJECT_FILTER = f"Unmix project (*{SUFFIX} *.json)"
 
@@ -171,7 +171,7 @@ class MainWindow(QMainWindow):
 
     def open_fetch_dialog(self) -> QWidget:
         """The "Fetch data" dialog (FDSN download run as a job; the fetched files open in the browser)."""
-        from app.dialogs.fetch import FetchDialog
+        from unmix.gui.dialogs.fetch import FetchDialog
 
         return FetchDialog.open_for(self)
 
@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.addAction("Clear list").triggered.connect(self.preferences.clear_recent)
 
     def generate_synthetic(self, **kwargs: Any) -> Worker | None:
-        """Start the synthetic-record job with ``core.synthetic`` parameters (sols, hours, seed, gaps, start_sol)."""
+        """Start the synthetic-record job with ``unmix.synthetic`` parameters (sols, hours, seed, gaps, start_sol)."""
         return self.jobs.start(synthetic_request(**kwargs))
 
     def add_loaded(self, loaded: Loaded) -> None:

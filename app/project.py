@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_path
-from core.errors import InputFileError
+from unmix.atomic import atomic_path
+from unmix.errors import InputFileError
 
 FORMAT = "unmix-project"
 VERSION = 1
@@ -40,7 +40,7 @@ class Project:
 
     @classmethod
     def load(cls, path: str | Path) -> Project:
-        """Read a project file; anything malformed is an :class:`~core.errors.InputFileError` naming the file
+        """Read a project file; anything malformed is an :class:`~unmix.errors.InputFileError` naming the file
         and, for a field of the wrong type or size, the field (see :func:`validate`)."""
         path = Path(path)
         try:
@@ -73,7 +73,7 @@ MAX_TEXT = 256
 MAX_NUMBER = 1e12
 SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2**32 - 1), "gaps": (0, 10_000),
                   "start_sol": (0, 100_000)}
-"""Fields of a synthetic record (``core.synthetic.SyntheticConfig``) and their allowed ranges."""
+"""Fields of a synthetic record (``unmix.synthetic.SyntheticConfig``) and their allowed ranges."""
 PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline"}
 TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results"}
 

@@ -1,8 +1,8 @@
 """Registry of the jobs in the pipeline panel; later panels (Features, Train, Cluster, Separate, Export) register here.
 
 A :class:`JobSpec` names a form factory; the form turns its fields into a :class:`JobRequest` (a core job function and
-its keyword arguments). The function runs in a :class:`~app.workers.Worker`; ``apply`` receives the result on the GUI
-thread together with the main window, which it may update.
+its keyword arguments). The function runs in a :class:`~unmix.gui.workers.Worker`; ``apply`` receives the result on
+the GUI thread together with the main window, which it may update.
 """
 
 from __future__ import annotations
@@ -46,6 +46,6 @@ def register_job(spec: JobSpec) -> JobSpec:
 
 def jobs() -> list[JobSpec]:
     """Registered job kinds, in panel order."""
-    from app.views import forms  # noqa: F401  (registers the built-in jobs)
+    from unmix.gui.views import forms  # noqa: F401  (registers the built-in jobs)
 
     return sorted(_JOBS.values(), key=lambda s: (s.order, s.title))

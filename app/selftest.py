@@ -24,9 +24,9 @@ def render_main_window(mseed: str | Path, out: Path) -> str:
         raise GuiCheckFailed(f"not available: PySide6 is missing ({exc})") from None
     import pyqtgraph as pg
 
-    from app.main_window import MainWindow
-    from app.settings import Preferences
-    from app.workers import cancel_all
+    from unmix.gui.main_window import MainWindow
+    from unmix.gui.settings import Preferences
+    from unmix.gui.workers import cancel_all
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "unmix"])
     platform_name = app.platformName()

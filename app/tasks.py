@@ -1,4 +1,4 @@
-"""Job functions offered by the GUI (Qt-free; each follows the progress/cancel protocol of :mod:`core.jobs`)."""
+"""Job functions offered by the GUI (Qt-free; each follows the progress/cancel protocol of :mod:`unmix.jobs`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream
 
-from app.display import Display, build_display
-from core.clusters import ClusterTable
-from core.io import Record, build_records, read_records
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.result import SeparationResult
+from unmix.clusters import ClusterTable
+from unmix.gui.display import Display, build_display
+from unmix.io import Record, build_records, read_records
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.result import SeparationResult
 
 
 @dataclass
@@ -39,7 +39,7 @@ def _displays(records: list[Record], progress: Progress, token: CancelToken | No
 
 
 def load_files(paths: list[str], progress: Progress | None = None, token: CancelToken | None = None) -> Loaded:
-    """Read files/folders into records (``core.io.read_records``) and prepare their display."""
+    """Read files/folders into records (``unmix.io.read_records``) and prepare their display."""
     progress = progress or no_progress
     records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
     displays = _displays(records, sub_progress(progress, 0.7, 1.0), token)
@@ -50,8 +50,8 @@ def load_files(paths: list[str], progress: Progress | None = None, token: Cancel
 def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int = 0, gaps: int = 0,
                        start_sol: int | None = 200, progress: Progress | None = None,
                        token: CancelToken | None = None) -> Loaded:
-    """Generate an InSight-like synthetic record (``core.synthetic.generate``) and prepare its display."""
-    from core.synthetic import SyntheticConfig, generate
+    """Generate an InSight-like synthetic record (``unmix.synthetic.generate``) and prepare its display."""
+    from unmix.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     config = SyntheticConfig(sols=sols, hours=hours, seed=seed, gaps=gaps, start_sol=start_sol)
@@ -77,8 +77,8 @@ def synthetic_input_path(folder: str | Path, params: dict) -> Path:
 def write_synthetic_input(params: dict, folder: str | Path, progress: Progress | None = None,
                           token: CancelToken | None = None) -> Path:
     """Generate the synthetic record of ``params`` and write its mixture as miniSEED (skipped when already there)."""
-    from core.atomic import atomic_path, write_stream
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.atomic import atomic_path, write_stream
+    from unmix.synthetic import SyntheticConfig, generate
 
     path = synthetic_input_path(folder, params)
     if path.exists():
@@ -93,12 +93,12 @@ def write_synthetic_input(params: dict, folder: str | Path, progress: Progress |
 def compute_features(inputs: list[str], out: str, config: dict, synthetic: list[dict] | None = None,
                      work_dir: str | None = None, device: str = "auto", progress: Progress | None = None,
                      token: CancelToken | None = None) -> dict:
-    """Feature store of the inputs (``core.features.build_store``); synthetic records are written to files first.
+    """Feature store of the inputs (``unmix.features.build_store``); synthetic records are written to files first.
 
     Inputs already in the store are skipped, so re-running on an unchanged project recomputes nothing.
     """
-    from core.errors import ConfigError
-    from core.features import FeatureConfig, build_store
+    from unmix.errors import ConfigError
+    from unmix.features import FeatureConfig, build_store
 
     progress = progress or no_progress
     paths = [str(p) for p in inputs]
@@ -148,10 +148,10 @@ class ClusterProducts:
 
 def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, progress: Progress | None = None,
                      token: CancelToken | None = None) -> ClusterProducts:
-    """Time-of-day histograms, latent embedding and aligned waveforms of ``table`` at ``scale`` (``core.analysis``)."""
-    from core.analysis.embedding import embed_latents
-    from core.analysis.time_of_day import time_of_day
-    from core.errors import UnmixError
+    """Time-of-day histograms, latent embedding and aligned waveforms of ``table`` at ``scale`` (``unmix.analysis``)."""
+    from unmix.analysis.embedding import embed_latents
+    from unmix.analysis.time_of_day import time_of_day
+    from unmix.errors import UnmixError
 
     progress = progress or no_progress
     tod = time_of_day(table, scale, bin_hours=1.0)
@@ -182,7 +182,7 @@ def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, prog
 
 def _aligned(table: ClusterTable, scale: int, progress: Progress, token: CancelToken | None,
              n: int = 20) -> tuple[dict[int, AlignedSet], list[str]]:
-    from core.analysis.waveforms import cluster_waveforms
+    from unmix.analysis.waveforms import cluster_waveforms
 
     config = table.meta.get("feature_config") or {}
     components = str(config.get("components", "UVW")) if isinstance(config, dict) else "UVW"
@@ -220,7 +220,7 @@ def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def cluster_spans(table: ClusterTable, clusters: list[int], scale: int, key: str | None = None
                   ) -> list[tuple[float, float]]:
     """Merged UTC spans (POSIX seconds) of every window of ``clusters`` at ``scale`` (of record ``key`` if given)."""
-    from core.errors import ConfigError
+    from unmix.errors import ConfigError
 
     s = table.scale_index(scale)
     members = table.members(list(clusters), scale)
@@ -237,11 +237,11 @@ def cluster_spans(table: ClusterTable, clusters: list[int], scale: int, key: str
 def separate_record(stream: Stream, method: str, options: dict | None = None,
                     spans: list[tuple[float, float]] | None = None, key: str = "", target: str = "record",
                     progress: Progress | None = None, token: CancelToken | None = None) -> Separated:
-    """Separate ``stream`` (or each of ``spans``, POSIX seconds) with a registered method (``core.separation``)."""
+    """Separate ``stream`` (or each of ``spans``, POSIX seconds) with a registered method (``unmix.separation``)."""
     from obspy import UTCDateTime
 
-    from core.errors import DataError
-    from core.separation import SeparationResult, get_method
+    from unmix.errors import DataError
+    from unmix.separation import SeparationResult, get_method
 
     progress = progress or no_progress
     options = dict(options or {})
@@ -271,15 +271,15 @@ def separate_record(stream: Stream, method: str, options: dict | None = None,
 def train_model(store: str, out: str, preset: str = "small", epochs: int | None = None, clusters: int | None = None,
                 seed: int | None = None, device: str = "auto", overwrite: bool = False,
                 progress: Progress | None = None, token: CancelToken | None = None) -> dict:
-    """Train the model (``core.model.train``), or reuse/resume the checkpoint already at ``out``.
+    """Train the model (``unmix.model.train``), or reuse/resume the checkpoint already at ``out``.
 
     A finished checkpoint of the same settings and store is reused as it is; an unfinished one (a cancelled run)
     is resumed; one of other settings is refused unless ``overwrite``.
     """
-    from core.errors import ConfigError
-    from core.features import FeatureStore
-    from core.model import load_model, train
-    from core.model import preset as model_preset
+    from unmix.errors import ConfigError
+    from unmix.features import FeatureStore
+    from unmix.model import load_model, train
+    from unmix.model import preset as model_preset
 
     progress = progress or no_progress
     config = model_preset(preset, epochs=epochs, clusters=clusters, seed=seed)
@@ -303,9 +303,9 @@ def train_model(store: str, out: str, preset: str = "small", epochs: int | None 
 
 def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,
                     progress: Progress | None = None, token: CancelToken | None = None) -> ClusterTable:
-    """Cluster every window (``core.model.predict``) and save the table; an up-to-date table on disk is reused."""
-    from core.errors import ConfigError
-    from core.model import load_model, predict
+    """Cluster every window (``unmix.model.predict``) and save the table; an up-to-date table on disk is reused."""
+    from unmix.errors import ConfigError
+    from unmix.model import load_model, predict
 
     progress = progress or no_progress
     path = Path(out)
@@ -332,9 +332,9 @@ def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt:
                      sources: list[str] | None = None, overwrite: bool = False, progress: Progress | None = None,
                      token: CancelToken | None = None) -> dict:
     """Separate every input file with the settings of ``separated`` and write the chosen sources: the batch export
-    of ``unmix separate`` (``core.export.export_separation``), provenance JSON included."""
-    from core.errors import ConfigError
-    from core.export import export_separation
+    of ``unmix separate`` (``unmix.export.export_separation``), provenance JSON included."""
+    from unmix.errors import ConfigError
+    from unmix.export import export_separation
 
     if not inputs:
         raise ConfigError("export works on files: open files, or compute features first so that synthetic records "

@@ -9,8 +9,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.errors import UnmixError
-from core.jobs import Cancelled, CancelToken
+from unmix.errors import UnmixError
+from unmix.jobs import Cancelled, CancelToken
 
 _POOL: QThreadPool | None = None
 _ACTIVE: set[Worker] = set()
@@ -39,8 +39,8 @@ class Worker(QRunnable):
     """Runs ``fn(*args, progress=..., token=..., **kwargs)`` off the GUI thread.
 
     Progress is throttled to one signal per ``min_interval`` seconds (plus the final 1.0). An
-    :class:`~core.errors.UnmixError` becomes ``failed(message, "")``; any other exception ``failed(message,
-    traceback)``; :class:`~core.jobs.Cancelled` becomes ``cancelled``. ``done`` always follows.
+    :class:`~unmix.errors.UnmixError` becomes ``failed(message, "")``; any other exception ``failed(message,
+    traceback)``; :class:`~unmix.jobs.Cancelled` becomes ``cancelled``. ``done`` always follows.
     """
 
     def __init__(self, fn: Callable[..., Any], *args: Any, title: str = "", min_interval: float = 0.1,

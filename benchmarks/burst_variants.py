@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.evaluation.benchmark import insight_dir, machine, run_case
-from core.evaluation.cases import burst_case, load_background
+from unmix.evaluation.benchmark import insight_dir, machine, run_case
+from unmix.evaluation.cases import burst_case, load_background
 
 VARIANTS = {
     "hybrid": {},

@@ -8,12 +8,15 @@ set -u
 OUT=${1:?usage: gpu_session.sh OUTDIR [STEP...]}; shift
 STEPS=${*:-tests scat sep train real cluster}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 if [ -d .whl ] && ! python3 -c "import obspy, kymatio, marstime" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
+# core/ and app/ are the package unmix (pyproject's package-dir mapping): install it in place when not installed
+python3 -c "import unmix" 2>/dev/null || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . \
+  || { echo "cannot install unmix"; exit 1; }
 if [ ! -e ../shared/data ] && [ -d .devdata ]; then mkdir -p ../shared && ln -s "$PWD/.devdata" ../shared/data; fi
-U="python3 -m core.cli"
+U="python3 -m unmix.cli"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
 

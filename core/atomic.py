@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import OutputExistsError
+from unmix.errors import OutputExistsError
 
 #: Temporary files of unknown owner (another host, an older naming) older than this are stale (seconds).
 STALE_AGE_S = 3600.0

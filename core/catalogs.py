@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from obspy import UTCDateTime, read_events
 
-from core.errors import InputFileError
+from unmix.errors import InputFileError
 
 _MPS_COLUMNS = 23
 

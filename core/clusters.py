@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 from obspy import UTCDateTime
 
-from core.atomic import atomic_path
-from core.errors import ConfigError, InputFileError
-from core.h5safe import H5_ERRORS, check_dataset, damaged, h5_atomic_writer, json_attr
+from unmix.atomic import atomic_path
+from unmix.errors import ConfigError, InputFileError
+from unmix.h5safe import H5_ERRORS, check_dataset, damaged, h5_atomic_writer, json_attr
 
 TABLE_FORMAT = "unmix-clusters-1"
 
@@ -104,7 +104,7 @@ class ClusterTable:
                 f.create_dataset(name, data=value, compression="lzf" if value.ndim > 1 else None)
 
     def _write_csv(self, tmp: Path) -> None:
-        from core.mars_time import format_lmst
+        from unmix.mars_time import format_lmst
 
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)

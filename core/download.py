@@ -25,8 +25,8 @@ from http import HTTPStatus
 from typing import BinaryIO
 from urllib.parse import urlencode
 
-from core.errors import ConfigError
-from core.jobs import CancelToken
+from unmix.errors import ConfigError
+from unmix.jobs import CancelToken
 
 CHUNK = 1 << 16
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is waited for this long at most

@@ -1,6 +1,6 @@
 """Batch separation and export: one file per separated source per input, plus a provenance JSON.
 
-For every input file (files, directories and globs, see :func:`core.io.expand_inputs`) the records are read, each
+For every input file (files, directories and globs, see :func:`unmix.io.expand_inputs`) the records are read, each
 is separated with the configured method, and ``DIR/<stem>.<source>.<ext>`` is written for the background and for
 each removed source (SAC: one file per trace, ``<stem>.<source>.<trace id>[.<k>].sac``), then
 ``DIR/<stem>.provenance.json`` (tool version, configuration, model hash, input SHA-256, method, timings, and every
@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream
 
-from core import __version__
-from core.atomic import atomic_path, write_stream
-from core.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
-from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix import __version__
+from unmix.atomic import atomic_path, write_stream
+from unmix.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
+from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
 FORMATS = {"MSEED": "mseed", "SAC": "sac"}
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -195,7 +195,7 @@ def product_location(product: str, raw_location: str, locations: dict[str, str])
 
 def _station_header(inventory, raw_id: str, time) -> dict:
     """SAC station coordinates and component orientation of ``raw_id`` from a StationXML inventory."""
-    from core.errors import ResponseError
+    from unmix.errors import ResponseError
 
     try:
         coords = inventory.get_coordinates(raw_id, time)
@@ -318,8 +318,8 @@ def derived_product(tr) -> str | None:
 
 
 def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken | None):
-    from core.io import read_records
-    from core.separation import get_method
+    from unmix.io import read_records
+    from unmix.separation import get_method
 
     records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged)
     for record in records:
@@ -404,7 +404,7 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
     t_sep = time.perf_counter()
     inventory = None
     if plan.inventory is not None and plan.fmt == "SAC":
-        from core.io import read_inventory
+        from unmix.io import read_inventory
 
         inventory = read_inventory(plan.inventory)
     products, targets = {}, []
@@ -457,9 +457,9 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. ``locations``
     overrides the location code of products (``{'background': 'B0'}`` or ``'background=B0'``), ``dtype`` is the
     sample type written, ``inventory`` a StationXML for SAC coordinates. Failures of single files are collected in
-    the report, not raised. ``allow_damaged`` reads damaged inputs for what they hold (:func:`core.io.read_file`);
+    the report, not raised. ``allow_damaged`` reads damaged inputs for what they hold (:func:`unmix.io.read_file`);
     their provenance lists the damage."""
-    from core.io import expand_inputs
+    from unmix.io import expand_inputs
 
     progress = progress or no_progress
     fmt = fmt.upper()
@@ -494,7 +494,7 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model,
                       tuple(sources) if sources is not None else None, locations, dtype,
                       None if inventory is None else str(Path(inventory).resolve()), allow_damaged)
-    from core.separation import get_method
+    from unmix.separation import get_method
 
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched
     stems = output_stems(files)

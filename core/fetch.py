@@ -12,7 +12,7 @@ location, channel, time span) through its FDSN web services and writes, under th
 A later request downloads only the spans the manifest does not cover and whose files are still on disk with the
 recorded size, so a second identical run makes no request at all and an interrupted run resumes where it stopped.
 Each response is streamed into a temporary file in the cache folder under a size cap and a total deadline per request
-(``core.download``; transient failures are retried with backoff), then checked before it enters the cache: the
+(``unmix.download``; transient failures are retried with backoff), then checked before it enters the cache: the
 miniSEED record by record (complete, readable, only the stream ids asked for, every record within the span asked
 for), the StationXML parsed (only the channels asked for, one for the span, with responses). Files are written
 atomically (temporary name, then rename), so a cut connection never leaves a half-written day file, and wrong data
@@ -45,11 +45,11 @@ from typing import Any, BinaryIO
 
 from obspy import UTCDateTime
 
-from core import __version__
-from core.atomic import atomic_path
-from core.download import Limits, RequestFailed, get, query_url, size_text
-from core.errors import ConfigError, InputFileError, OutputExistsError, UnmixError
-from core.jobs import CancelToken, Progress, no_progress
+from unmix import __version__
+from unmix.atomic import atomic_path
+from unmix.download import Limits, RequestFailed, get, query_url, size_text
+from unmix.errors import ConfigError, InputFileError, OutputExistsError, UnmixError
+from unmix.jobs import CancelToken, Progress, no_progress
 
 PROVIDERS = {"IRIS": "EARTHSCOPE", "EARTHSCOPE": "EARTHSCOPE", "IPGP": "IPGP"}
 MANIFEST = "fetch-manifest.json"

@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from core.atomic import atomic_path
-from core.errors import InputFileError, UnmixError
+from unmix.atomic import atomic_path
+from unmix.errors import InputFileError, UnmixError
 
 #: Errors that mean "no space": a full disk, a quota, a file-size limit.
 SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

@@ -35,7 +35,7 @@ from obspy import UTCDateTime
 from obspy.core.inventory import Inventory, PolesZerosResponseStage, Response
 from obspy.core.inventory.response import InstrumentSensitivity
 
-from core.errors import ResponseError
+from unmix.errors import ResponseError
 
 StepKind = Literal["glitch", "spike"]
 

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from obspy import Stream  # noqa: E402
 
-from core.atomic import atomic_path  # noqa: E402
-from core.mars_time import sol_float  # noqa: E402
+from unmix.atomic import atomic_path  # noqa: E402
+from unmix.mars_time import sol_float  # noqa: E402
 
 
 def _minmax(t: np.ndarray, y: np.ndarray, bins: int = 4000) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ miniSEED and SAC round trips through ObsPy's plug-ins and C libraries, scatterin
 store (PyTorch, h5py), two training steps of the clustering model, then through the ``unmix`` commands themselves
 (run in this process): ``cluster``, ``report`` (matplotlib figures), ``separate`` with every method (template,
 highpass, scatcov, hybrid; ObsPy's signal and imaging modules and their data files) on ten minutes of the record,
-``fetch`` from an FDSN web service started on 127.0.0.1 (``core.fdsn_loopback``), and the main window rendered
+``fetch`` from an FDSN web service started on 127.0.0.1 (``unmix.fdsn_loopback``), and the main window rendered
 offscreen (Qt platform plugins, pyqtgraph) to a screenshot. Each check prints one line; a check whose component is
 missing is a failure, never a pass. When frozen it also verifies that every loaded Python module comes from inside the
 bundle. About 30-40 s on two cores."""
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import __version__
-from core.errors import OutputExistsError
+from unmix import __version__
+from unmix.errors import OutputExistsError
 
 FEATURE_SETTINGS = {"window": 8192, "hop": 2048, "scales": (1024, 2048, 4096, 8192), "J": 8}
 """Small windows so that a one-hour 20-sps record gives a few dozen windows in seconds on one core."""
@@ -100,7 +100,7 @@ def check_isolation(ctx: _Context) -> str:
 
 def check_synthetic(ctx: _Context) -> str:
     """A one-hour synthetic record with glitches (the data every later check uses)."""
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.synthetic import SyntheticConfig, generate
 
     rec = generate(SyntheticConfig(hours=1.0, sampling_rate=20.0, seed=7, glitch_rate_per_sol=600.0,
                                    start="2019-05-22T06:00:00"))
@@ -123,7 +123,7 @@ def _compare(read, written, what: str, rtol: float) -> None:
 
 def check_mseed(ctx: _Context) -> str:
     """Write the mixture as miniSEED (ObsPy, libmseed) and read it back as a record."""
-    from core.io import read_record
+    from unmix.io import read_record
 
     rec = ctx.state["synthetic"]
     folder = ctx.out / "data-mseed"
@@ -137,7 +137,7 @@ def check_mseed(ctx: _Context) -> str:
 
 def check_sac(ctx: _Context) -> str:
     """Write the mixture as SAC (one file per trace) and read the three files back as one record."""
-    from core.io import read_record
+    from unmix.io import read_record
 
     rec = ctx.state["synthetic"]
     folder = ctx.out / "data-sac"
@@ -150,7 +150,7 @@ def check_sac(ctx: _Context) -> str:
 
 def check_features(ctx: _Context) -> str:
     """Scattering-covariance features of the miniSEED file into an HDF5 feature store."""
-    from core.features import FeatureConfig, FeatureStore, build_store
+    from unmix.features import FeatureConfig, FeatureStore, build_store
 
     config = FeatureConfig(**FEATURE_SETTINGS)
     path = ctx.out / "features.h5"
@@ -175,10 +175,10 @@ def check_features(ctx: _Context) -> str:
 def check_training(ctx: _Context) -> str:
     """Two optimisation steps of the factorial GMVAE on the store, a checkpoint reloaded, every window clustered."""
     try:
-        from core.model import Training, load_model, predict, preset
+        from unmix.model import Training, load_model, predict, preset
     except ImportError as exc:
         raise CheckFailed(f"not available: the model's training API is missing ({exc})") from None
-    from core.features import FeatureStore
+    from unmix.features import FeatureStore
 
     store = FeatureStore(ctx.state["store"])
     config = preset("small", epochs=1, val_fraction=0.0, clusters=3, hidden=32, latent=4, checkpoint_every=1)
@@ -212,7 +212,7 @@ def _cli(args: list) -> tuple[int, str]:
     import contextlib
     import io
 
-    from core.cli import main
+    from unmix.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -315,7 +315,7 @@ def check_separate_hybrid(ctx: _Context) -> str:
 
 def check_cluster(ctx: _Context) -> str:
     """``unmix cluster`` of the store with the trained model into a cluster table (.h5), read back."""
-    from core.clusters import ClusterTable
+    from unmix.clusters import ClusterTable
 
     path = ctx.out / "clusters.h5"
     _run_cli(["cluster", ctx.state["store"], ctx.state["model"], "--out", path, "--device", ctx.device])
@@ -343,7 +343,7 @@ def check_fetch(ctx: _Context) -> str:
     """``unmix fetch`` from an FDSN web service on 127.0.0.1 started here; the day file must hold the same samples."""
     from obspy import read
 
-    from core.fdsn_loopback import FdsnLoopback
+    from unmix.fdsn_loopback import FdsnLoopback
 
     mixture = ctx.state["synthetic"].mixture
     net, sta, loc, cha = mixture[0].id.split(".")
@@ -370,9 +370,9 @@ def check_fetch(ctx: _Context) -> str:
 
 
 def check_gui(ctx: _Context) -> str:
-    """The main window rendered offscreen with the miniSEED record loaded (``app.selftest``); saves a screenshot."""
+    """The main window rendered offscreen with the miniSEED record loaded (``unmix.gui.selftest``), screenshot saved."""
     try:
-        from app.selftest import GuiCheckFailed, render_main_window
+        from unmix.gui.selftest import GuiCheckFailed, render_main_window
     except ImportError as exc:
         raise CheckFailed(f"not available: the desktop application cannot be imported ({exc})") from None
     try:
@@ -454,7 +454,7 @@ def _with_prerequisites(names: list[str]) -> list[str]:
     known = {name: needs for name, _, needs in CHECKS}
     unknown = [n for n in names if n not in known]
     if unknown:
-        from core.errors import ConfigError
+        from unmix.errors import ConfigError
 
         raise ConfigError(f"unknown self-test check(s): {', '.join(unknown)} (known: {', '.join(known)})")
     todo, stack = set(), list(names)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from obspy import UTCDateTime
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError, DataError, InputFileError
-from core.jobs import CancelToken, Progress, no_progress
-from core.mars_time import lmst_hours
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, DataError, InputFileError
+from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.mars_time import lmst_hours
 
 _EPS = 1e-6  # seconds: adjacent sub-windows share an end/start instant and must not count as overlapping
 
@@ -162,8 +162,8 @@ def _feature_options(table: ClusterTable, feature_config) -> dict:
 
 
 def _load_input(entry: dict, options: dict, rate: float | None) -> list:
-    from core.features.store import file_digest
-    from core.io import read_records, remove_response, rotate_to_zne
+    from unmix.features.store import file_digest
+    from unmix.io import read_records, remove_response, rotate_to_zne
 
     path = Path(entry["path"])
     if not path.is_file():

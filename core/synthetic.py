@@ -7,12 +7,12 @@ A record is the exact sum of five sources, each generated on the same sample gri
   weighted by a smooth daytime activity :func:`daytime_activity` (≈0 from 18:00 to 06:00 LMST, ramps of ≈1 h around
   07:30 and 17:00, maximum around 13:00). Components share a common part (``component_correlation``).
   Generated block-wise in the Fourier domain with sine-window overlap (constant variance, no seams).
-* ``glitches`` — VBB responses to steps in ground acceleration (:func:`core.instrument.glitch_template`) with
+* ``glitches`` — VBB responses to steps in ground acceleration (:func:`unmix.instrument.glitch_template`) with
   sub-sample onsets. The rate follows LMST: a uniform part plus wrapped-Gaussian peaks (default 06:00 LMST, sunrise
   warming, and 17:30 LMST, evening cooling; see ``glitch_peaks``). Peak amplitudes are log-normal. A tilt of amplitude
   a in horizontal direction θ (degrees from north) projects onto axis c as ``a·cos(dip_c)·cos(θ − az_c)``; a
   fraction ``single_axis_fraction`` of glitches are sensor-internal and hit one axis only (``axis`` set, no azimuth).
-* ``spikes`` — responses to steps in ground displacement (:func:`core.instrument.spike_template`): isolated ones
+* ``spikes`` — responses to steps in ground displacement (:func:`unmix.instrument.spike_template`): isolated ones
   (same LMST shape as glitches) and ones attached to a fraction of glitch onsets, projected like glitches.
 * ``wind`` — gusts (minutes to tens of minutes; broadband 0.05–5 Hz carrier with a lander-mode bump at 2.4 Hz,
   gust-modulated envelope) and dust devils (a long-period tilt pulse: VBB response to a Gaussian acceleration pulse,
@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
-from core.atomic import atomic_path, write_stream
-from core.errors import ConfigError
-from core.instrument import VBB_PAZ, Paz, glitch_template, spike_template, step_response_spectrum
-from core.jobs import CancelToken, Progress, no_progress
-from core.mars_time import SECONDS_PER_SOL, lmst_to_utc, sol_float
+from unmix.atomic import atomic_path, write_stream
+from unmix.errors import ConfigError
+from unmix.instrument import VBB_PAZ, Paz, glitch_template, spike_template, step_response_spectrum
+from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.mars_time import SECONDS_PER_SOL, lmst_to_utc, sol_float
 
 SOURCES: tuple[str, ...] = ("background", "glitches", "spikes", "wind", "quakes")
 """Source names, in the order in which they are summed into the mixture."""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_path, write_stream
-from core.errors import DataError, OutputExistsError
-from core.io.read import read_file
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.atomic import atomic_path, write_stream
+from unmix.errors import DataError, OutputExistsError
+from unmix.io.read import read_file
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
 
 
 def run_synth(
@@ -31,7 +31,7 @@ def run_synth(
 ) -> list[Path]:
     """Generate a synthetic record and write mixture, sources and truth into ``out_dir``; returns the paths.
     ``network``: the network code of the record (default: the synthetic ``SY``)."""
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     out_dir = Path(out_dir)
@@ -99,14 +99,14 @@ def run_demo(
     """
     from obspy import UTCDateTime
 
-    from core.export import export_separation
-    from core.features import build_store
-    from core.io import read_record
-    from core.mars_time import format_lmst
-    from core.model import predict, preset, train
-    from core.model.benchmark import SYNTHETIC_FEATURES
-    from core.plotting import plot_overview
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.export import export_separation
+    from unmix.features import build_store
+    from unmix.io import read_record
+    from unmix.mars_time import format_lmst
+    from unmix.model import predict, preset, train
+    from unmix.model.benchmark import SYNTHETIC_FEATURES
+    from unmix.plotting import plot_overview
+    from unmix.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     out_dir = Path(out_dir)
@@ -158,7 +158,7 @@ def run_demo(
     say(f"model: {model.epoch} epochs ({time.perf_counter() - t:.1f} s); clusters at scale {scale}: "
         + ", ".join(f"{k}:{n}" for k, n in enumerate(occupancy) if n) + f"; background cluster = {background}")
 
-    from core.baselines.template import TemplateDeglitcher
+    from unmix.baselines.template import TemplateDeglitcher
 
     fitted = TemplateDeglitcher().separate(rec.stream, sub_progress(progress, 0.5, 0.52), token)
     onsets = np.array([UTCDateTime(g["onset"]).timestamp for g in fitted.info.get("catalogue", [])])

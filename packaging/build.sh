@@ -66,7 +66,7 @@ mkdir -p "$ROOT/build/pyinstaller"
     --workpath "$ROOT/build/pyinstaller" "$ROOT/packaging/unmix.spec")
 [ -x "$BUNDLE/unmix" ] && [ -x "$BUNDLE/unmix-gui" ] || die "the bundle lacks its executables"
 
-VERSION=$("$VENV/bin/python" -c 'import core; print(core.__version__)')
+VERSION=$("$VENV/bin/python" -c 'import unmix; print(unmix.__version__)')
 ARCHIVE=$DIST/unmix-$VERSION-linux-$(uname -m).tar.gz
 say "archive $ARCHIVE"
 tar -C "$DIST" -czf "$ARCHIVE.part" unmix && mv "$ARCHIVE.part" "$ARCHIVE"

@@ -5,6 +5,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # Dask/multiprocessing workers re-enter this executable
-    from core.cli import main
+    from unmix.cli import main
 
     sys.exit(main())

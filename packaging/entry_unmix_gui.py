@@ -7,6 +7,6 @@ if __name__ == "__main__":
     multiprocessing.freeze_support()
     import torch  # noqa: F401  (before Qt: importing torch after a QApplication exists can crash)
 
-    from app.main import main
+    from unmix.gui.main import main
 
     sys.exit(main())

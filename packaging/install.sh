@@ -17,4 +17,4 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 # shellcheck disable=SC2086
 "${PIP[@]}" install -q $TORCH
 "${PIP[@]}" install -q -e ".[${EXTRAS}]"
-.venv/bin/python -c 'import torch, obspy, core; print(f"unmix {core.__version__} installed (torch {torch.__version__}, obspy {obspy.__version__})")'
+.venv/bin/python -c 'import torch, obspy, unmix; print(f"unmix {unmix.__version__} installed (torch {torch.__version__}, obspy {obspy.__version__})")'

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 from obspy import UTCDateTime
 from obspy.io.mseed.util import get_record_information
 
-from core.fdsn_loopback import LoopbackServer, match_codes
+from unmix.fdsn_loopback import LoopbackServer, match_codes
 
 _WADL_TYPES = {"starttime": "xs:dateTime", "endtime": "xs:dateTime", "level": "xs:string", "minlatitude": "xs:double",
                "maxlatitude": "xs:double", "minlongitude": "xs:double", "maxlongitude": "xs:double",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-CODE = "from core.allocator import tune_allocator, release_memory; print(tune_allocator()); release_memory()"
+CODE = "from unmix.allocator import tune_allocator, release_memory; print(tune_allocator()); release_memory()"
 
 
 def _run(env_extra: dict) -> str:
@@ -34,8 +34,8 @@ def test_the_cli_entry_point_applies_it_and_the_transform_still_matches():
     import numpy as np
     import torch
 
-    from core.allocator import tune_allocator
-    from core.scattering import ScatteringCovariance
+    from unmix.allocator import tune_allocator
+    from unmix.scattering import ScatteringCovariance
 
     x = torch.randn(4, 1, 512, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sc = ScatteringCovariance(J=6, model="cov", dtype=torch.float64, device="cpu")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from obspy import UTCDateTime
 
-from core.analysis import (
+from unmix.analysis import (
     align_waveforms,
     amplitude_spectrum,
     catalog_scores,
@@ -20,15 +20,15 @@ from core.analysis import (
     umap_available,
     weighted_centroid,
 )
-from core.analysis.report import make_report
-from core.catalogs import Catalog, CatalogEntry, read_mps_glitches
-from core.clusters import ClusterTable
-from core.errors import ConfigError, OutputExistsError
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.instrument import glitch_template
-from core.jobs import Cancelled, CancelToken
-from core.mars_time import lmst_to_utc, sol_float
-from core.synthetic import SyntheticConfig, generate
+from unmix.analysis.report import make_report
+from unmix.catalogs import Catalog, CatalogEntry, read_mps_glitches
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, OutputExistsError
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.instrument import glitch_template
+from unmix.jobs import Cancelled, CancelToken
+from unmix.mars_time import lmst_to_utc, sol_float
+from unmix.synthetic import SyntheticConfig, generate
 
 
 def _table(intervals, cluster, conf=None, latent=None, k=None, inputs=None, input_index=None, record_index=None,
@@ -269,7 +269,7 @@ def test_cluster_waveforms_centroid_is_the_glitch_shape(synth):
 
 
 def test_figure_decimation_keeps_peaks_and_the_whole_span():
-    from core.analysis.report import _decimate
+    from unmix.analysis.report import _decimate
 
     t = np.arange(4096.0)
     y = np.zeros(4096)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from obspy import Stream, Trace, UTCDateTime, read
 
-from core.baselines import HighpassSeparator, TemplateDeglitcher
-from core.errors import ConfigError
-from core.evaluation.metrics import snr_db
-from core.instrument import glitch_template
-from core.jobs import Cancelled, CancelToken
-from core.separation import get_method
+from unmix.baselines import HighpassSeparator, TemplateDeglitcher
+from unmix.errors import ConfigError
+from unmix.evaluation.metrics import snr_db
+from unmix.instrument import glitch_template
+from unmix.jobs import Cancelled, CancelToken
+from unmix.separation import get_method
 
 FS = 20.0
 START = UTCDateTime("2019-06-05T02:00:00")
@@ -81,7 +81,7 @@ def test_each_detector_finds_a_clear_glitch(detector):
 
 def test_template_spike_is_fitted_and_named():
     tr, _, _ = _glitchy([100.0], [20.0], seed=2)
-    from core.instrument import spike_template
+    from unmix.instrument import spike_template
 
     i0 = int(100.2 * FS)
     s = spike_template(FS, 20.0)
@@ -144,8 +144,8 @@ def test_template_with_stationxml_matches_ucla_on_a_real_glitch(insight):
 @pytest.mark.realdata
 def test_template_finds_the_mps_catalogued_glitches_at_10_sps(insight):
     """Recall against the MPS (SEISglitch) list on the 3-h 10-sps 03.BH? record, per component."""
-    from core.catalogs import read_catalog
-    from core.io import read_record
+    from unmix.catalogs import read_catalog
+    from unmix.io import read_record
 
     rec = read_record(insight / "raw" / "XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed")
     cat = read_catalog(insight / "catalogs" / "glitches_MPS_XB.ELYSE.03.BH_2019-05-22T2318_2019-05-23T2359.txt")

@@ -3,8 +3,8 @@ from obspy import UTCDateTime
 from obspy.core.event import Catalog as ObsCatalog
 from obspy.core.event import Event, Origin, Pick, WaveformStreamID
 
-from core.catalogs import read_catalog, read_mps_glitches
-from core.errors import InputFileError
+from unmix.catalogs import read_catalog, read_mps_glitches
+from unmix.errors import InputFileError
 
 MPS = "catalogs/glitches_MPS_XB.ELYSE.03.BH_2019-05-22T2318_2019-05-23T2359.txt"
 

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 from obspy import read
 
-from core.cli import main
+from unmix.cli import main
 
 S0235B = "raw/XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
 
@@ -113,7 +113,7 @@ def test_synth_sac_one_file_per_trace(tmp_path):
 def test_atomic_outputs_get_normal_permissions(tmp_path):
     import os
 
-    from core.atomic import atomic_path
+    from unmix.atomic import atomic_path
 
     with atomic_path(tmp_path / "x.txt") as tmp:
         tmp.write_text("ok")

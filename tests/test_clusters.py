@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError, InputFileError, OutputExistsError
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, InputFileError, OutputExistsError
 
 
 def table(n=50, scales=(1024, 4096), k=4, seed=0):

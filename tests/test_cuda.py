@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.model import predict, preset, train
-from core.scattering import ScatteringCovariance
-from core.separation import ScatCovSeparator
-from core.separation.hybrid import HybridSeparator
-from core.separation.loss import SeparationLoss
-from core.synthetic import SyntheticConfig, generate
 from tests import test_scattering
 from tests.conftest import make_stream
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.model import predict, preset, train
+from unmix.scattering import ScatteringCovariance
+from unmix.separation import ScatCovSeparator
+from unmix.separation.hybrid import HybridSeparator
+from unmix.separation.loss import SeparationLoss
+from unmix.synthetic import SyntheticConfig, generate
 
 # UNMIX_TEST_GPU=cpu runs these checks' logic on the CPU (for editing them on a machine without a GPU)
 GPU = os.environ.get("UNMIX_TEST_GPU", "cuda")

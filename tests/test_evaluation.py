@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from obspy import UTCDateTime
 
-from core.cli import main
-from core.errors import ConfigError
-from core.evaluation import (
+from unmix.cli import main
+from unmix.errors import ConfigError
+from unmix.evaluation import (
     burst_case,
     correlation,
     glitch_case,
@@ -21,8 +21,8 @@ from core.evaluation import (
     separation_metrics,
     snr_db,
 )
-from core.evaluation.benchmark import run_case, summarise
-from core.evaluation.cases import Background
+from unmix.evaluation.benchmark import run_case, summarise
+from unmix.evaluation.cases import Background
 
 
 def _background(n=60000, seed=0) -> Background:

@@ -1,4 +1,4 @@
-"""Batch separation export: ``unmix separate`` and :mod:`core.export`."""
+"""Batch separation export: ``unmix separate`` and :mod:`unmix.export`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from obspy import read
 
-from core.cli import main
-from core.export import export_separation, file_sha256, output_stems
-from core.io import read_record
 from tests.conftest import make_stream
+from unmix.cli import main
+from unmix.export import export_separation, file_sha256, output_stems
+from unmix.io import read_record
 
 S0235B = "raw/XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
 

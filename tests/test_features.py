@@ -4,14 +4,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from core.cli import main
-from core.errors import ConfigError
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.features.extract import block_statistics, make_engine, record_features
-from core.io import build_records
-from core.jobs import Cancelled, CancelToken
-from core.scattering import ScatteringCovariance
-from core.synthetic import SyntheticConfig, generate
+from unmix.cli import main
+from unmix.errors import ConfigError
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.features.extract import block_statistics, make_engine, record_features
+from unmix.io import build_records
+from unmix.jobs import Cancelled, CancelToken
+from unmix.scattering import ScatteringCovariance
+from unmix.synthetic import SyntheticConfig, generate
 
 SMALL = dict(window=16384, hop=4096, scales=(1024, 4096, 16384))
 

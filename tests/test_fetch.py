@@ -20,11 +20,11 @@ from obspy import UTCDateTime, read, read_inventory
 from obspy.core.event import Catalog as ObsCatalog
 from obspy.core.event import Event, Origin, Pick, WaveformStreamID
 
-from core import download
-from core.catalogs import read_catalogs
-from core.cli import main
-from core.errors import ConfigError, InputFileError, OutputExistsError
-from core.fetch import (
+from unmix import download
+from unmix.catalogs import read_catalogs
+from unmix.cli import main
+from unmix.errors import ConfigError, InputFileError, OutputExistsError
+from unmix.fetch import (
     MANIFEST,
     FetchError,
     Manifest,
@@ -36,7 +36,7 @@ from core.fetch import (
     resolve_provider,
     station_file_name,
 )
-from core.jobs import Cancelled, CancelToken
+from unmix.jobs import Cancelled, CancelToken
 
 pytestmark = pytest.mark.realdata
 

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from obspy import Stream, Trace, UTCDateTime
 
-from core.cli import main
+from unmix.cli import main
 
 T0 = UTCDateTime("2019-07-26T12:00:00")
 ALL = ("info", "features", "separate")

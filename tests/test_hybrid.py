@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from obspy import Stream
 
-from core.errors import ConfigError, DataError
-from core.evaluation.cases import glitch_case, load_background
-from core.evaluation.metrics import snr_db
-from core.instrument import glitch_template, spike_template
-from core.separation import get_method
-from core.separation.hybrid import HybridSeparator
 from tests.conftest import make_stream
+from unmix.errors import ConfigError, DataError
+from unmix.evaluation.cases import glitch_case, load_background
+from unmix.evaluation.metrics import snr_db
+from unmix.instrument import glitch_template, spike_template
+from unmix.separation import get_method
+from unmix.separation.hybrid import HybridSeparator
 
 FS = 20.0
 
@@ -143,7 +143,7 @@ def test_auto_residual_only_where_the_record_departs_from_the_prior():
 
 
 def test_glitch_cluster_windows_seed_candidates():
-    from core.clusters import ClusterTable
+    from unmix.clusters import ClusterTable
 
     st = make_stream(npts=4000)
     for tr in st:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from obspy.core.inventory import PolesZerosResponseStage, Response
 
-from core.errors import ResponseError
-from core.instrument import (
+from unmix.errors import ResponseError
+from unmix.instrument import (
     VBB_DAMPING,
     VBB_F0,
     VBB_PAZ,

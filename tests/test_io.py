@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from obspy import Stream, UTCDateTime, read
 
-from core.errors import DataError, InputFileError, ResponseError
-from core.io import build_records, read_file, read_record, read_records, read_stream, remove_response, rotate_to_zne
 from tests.conftest import make_stream, make_trace
+from unmix.errors import DataError, InputFileError, ResponseError
+from unmix.io import build_records, read_file, read_record, read_records, read_stream, remove_response, rotate_to_zne
 
 S0235B = "raw/XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
 LOC03 = "raw/XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from obspy import UTCDateTime
 
-from core import mars_time as mt
+from unmix import mars_time as mt
 
 
 def test_known_sols_and_lmst():

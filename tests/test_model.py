@@ -12,12 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from core.cli import main
-from core.clusters import ClusterTable
-from core.errors import ConfigError, InputFileError, OutputExistsError
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.jobs import Cancelled, CancelToken
-from core.model import (
+from unmix.cli import main
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, InputFileError, OutputExistsError
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.jobs import Cancelled, CancelToken
+from unmix.model import (
     Training,
     adjusted_rand_index,
     build_network,
@@ -27,9 +27,9 @@ from core.model import (
     preset,
     train,
 )
-from core.model.benchmark import SYNTHETIC_FEATURES, score_scale, synthetic_labels
-from core.model.data import candidate_columns, fit_scale
-from core.synthetic import SyntheticConfig, generate
+from unmix.model.benchmark import SYNTHETIC_FEATURES, score_scale, synthetic_labels
+from unmix.model.data import candidate_columns, fit_scale
+from unmix.synthetic import SyntheticConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(window=4096, hop=1024, scales=(1024, 4096), normalize=None)
@@ -186,7 +186,7 @@ def test_cancel_mid_epoch_leaves_a_usable_checkpoint(store_path, tmp_path):
 def test_reloaded_checkpoint_gives_identical_clusters_in_a_fresh_process(store_path, tmp_path):
     train(store_path, tmp_path / "m.pt", TINY, device="cpu")
     here = predict(store_path, tmp_path / "m.pt", device="cpu")
-    code = ("import sys; from core.model import predict; "
+    code = ("import sys; from unmix.model import predict; "
             "predict(sys.argv[1], sys.argv[2], device='cpu').save(sys.argv[3])")
     subprocess.run([sys.executable, "-c", code, str(store_path), str(tmp_path / "m.pt"), str(tmp_path / "t.h5")],
                    check=True, cwd=ROOT, timeout=120)
@@ -262,7 +262,7 @@ def test_clustering_quality_on_synthetic_sources(tmp_path):
 
 
 def test_cli_report_runs_predict_then_the_analysis_report(store_path, tmp_path):
-    pytest.importorskip("core.analysis.report")
+    pytest.importorskip("unmix.analysis.report")
     train(store_path, tmp_path / "m.pt", TINY.replace(epochs=1), device="cpu")
     r = CliRunner().invoke(main, ["report", str(store_path), str(tmp_path / "m.pt"), "--out", str(tmp_path / "rep"),
                                   "--device", "cpu"])

@@ -19,12 +19,12 @@ from click.testing import CliRunner
 from obspy import UTCDateTime, read
 from obspy.core.inventory import Channel, Inventory, Network, Site, Station
 
-from core.atomic import STALE_AGE_S, atomic_path, remove_stale_parts, temp_prefix
-from core.cli import main
-from core.errors import describe_os_error
-from core.export import export_separation, file_sha256
-from core.io import build_records, read_stream
 from tests.conftest import make_stream
+from unmix.atomic import STALE_AGE_S, atomic_path, remove_stale_parts, temp_prefix
+from unmix.cli import main
+from unmix.errors import describe_os_error
+from unmix.export import export_separation, file_sha256
+from unmix.io import build_records, read_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def replace(src, dst, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return original(src, dst, *args, **kwargs)
 os.replace = replace
-from core.cli import main
+from unmix.cli import main
 main(sys.argv[1:])
 """
 
@@ -302,12 +302,12 @@ def test_output_below_a_file_is_one_line(tmp_path):
                                          (errno.EISDIR, "is a folder, not a file")])
 def test_os_errors_anywhere_in_a_command_are_one_line(tmp_path, monkeypatch, code, words):
     """The central handler (monkeypatched raise, so this covers the CLI's handling, not the file system)."""
-    import core.workflows
+    import unmix.workflows
 
     def fail(*args, **kwargs):
         raise OSError(code, os.strerror(code), str(tmp_path / "target"))
 
-    monkeypatch.setattr(core.workflows, "run_synth", fail)
+    monkeypatch.setattr(unmix.workflows, "run_synth", fail)
     line = _one_line_error(CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "s")]))
     assert line == f"error: {tmp_path / 'target'}: {words}"
 
@@ -324,7 +324,7 @@ def test_unreadable_input_is_one_line(tmp_path):
     """A real permission error: the file is mode 000 and the command runs without CAP_DAC_OVERRIDE."""
     raw = _write(tmp_path / "in", "r.mseed")
     raw.chmod(0)
-    unmix = [sys.executable, "-c", "from core.cli import main; main()"]
+    unmix = [sys.executable, "-c", "from unmix.cli import main; main()"]
     for args in (["info", str(raw)], ["features", str(raw), "--out", str(tmp_path / "f.h5")]):
         res = subprocess.run([*_without_dac_override(), *unmix, *args], capture_output=True, text=True, cwd=ROOT)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

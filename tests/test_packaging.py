@@ -14,9 +14,9 @@ import obspy
 import pytest
 from click.testing import CliRunner
 
-from core import selftest
-from core.cli import main
-from core.errors import OutputExistsError
+from unmix import selftest
+from unmix.cli import main
+from unmix.errors import OutputExistsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_selftest_runs_every_check_in_process(tmp_path):
 
 
 def test_missing_component_is_a_failure_not_a_pass(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "core.model", None)  # as if the model package were not in the installation
+    monkeypatch.setitem(sys.modules, "unmix.model", None)  # as if the model package were not in the installation
     lines: list[str] = []
     status = selftest.run(tmp_path / "out", echo=lines.append, only=["training (2 steps)"])
     checks = _report(tmp_path / "out")
@@ -168,8 +168,8 @@ def test_fdsn_loopback_answers_like_a_data_centre(tmp_path):
     from urllib.error import HTTPError
     from urllib.request import urlopen
 
-    from core.fdsn_loopback import FdsnLoopback
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.fdsn_loopback import FdsnLoopback
+    from unmix.synthetic import SyntheticConfig, generate
 
     rec = generate(SyntheticConfig(hours=0.2, sampling_rate=20.0, seed=3))
     path = rec.write(tmp_path, format="MSEED")["mixture"]
@@ -194,8 +194,8 @@ def test_fdsn_loopback_answers_like_a_data_centre(tmp_path):
 
 def test_a_separation_method_that_cannot_load_is_a_failed_check(tmp_path, monkeypatch):
     """As in the bundle without ObsPy's colormaps: the template method cannot be imported → a FAIL line."""
-    import core.baselines  # noqa: F401  (registers the template method)
-    from core.separation import result
+    import unmix.baselines  # noqa: F401  (registers the template method)
+    from unmix.separation import result
 
     def broken(**_options):
         raise KeyError("viridis")  # what ObsPy's colormap module raised in the bundle without its data

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.project import MAX_INPUTS, MAX_PATH, Project
-from core.errors import InputFileError
+from unmix.errors import InputFileError
+from unmix.gui.project import MAX_INPUTS, MAX_PATH, Project
 
 GOOD = {"format": "unmix-project", "version": 1, "inputs": ["/data/a.mseed"],
         "synthetic": [{"sols": 1.0, "hours": None, "seed": 3, "gaps": 2, "start_sol": 300}],
@@ -64,8 +64,8 @@ def qapp_or_skip(tmp_path):
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
-    from app.settings import Preferences
+    from unmix.gui.main_window import MainWindow
+    from unmix.gui.settings import Preferences
 
     _app = QApplication.instance() or QApplication([])
     window = MainWindow(Preferences(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
@@ -84,7 +84,7 @@ def _write(tmp_path, change: dict):
 @pytest.mark.gui
 def test_the_main_windows_own_project_is_valid(qapp_or_skip):
     """Whatever the GUI writes, it reads back (every pipeline form's values pass the schema)."""
-    from app.project import validate
+    from unmix.gui.project import validate
 
     validate(json.loads(json.dumps(qapp_or_skip.current_project().to_dict())))
 

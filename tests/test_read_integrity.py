@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from obspy import Stream, Trace, UTCDateTime
 
-from core.cli import main
-from core.errors import DataError, InputFileError
-from core.io import read_file, read_record, read_records
-from core.io.integrity import walk
+from unmix.cli import main
+from unmix.errors import DataError, InputFileError
+from unmix.io import read_file, read_record, read_records
+from unmix.io.integrity import walk
 
 T0 = UTCDateTime("2019-07-26T12:00:00")
 RATE = 20.0
@@ -299,12 +299,12 @@ def test_info_and_separate_with_allow_damaged(tmp_path, clean):
 
 
 def test_features_with_allow_damaged_notes_the_damage(tmp_path, clean):
-    from core.features import FeatureConfig, build_store
+    from unmix.features import FeatureConfig, build_store
 
     p = _write(tmp_path, _poke(clean, 20 * RECLEN, bytes(4 * RECLEN)), "zero.mseed")
     config = FeatureConfig(window=4096, hop=4096, scales=(1024, 4096), J=6)
     with pytest.raises(InputFileError):
-        from core.features.store import features_for_file
+        from unmix.features.store import features_for_file
 
         features_for_file(str(p), config.to_dict(), device="cpu")
     report = build_store([p], tmp_path / "store.h5", config, device="cpu", allow_damaged=True)
@@ -314,8 +314,8 @@ def test_features_with_allow_damaged_notes_the_damage(tmp_path, clean):
 
 def test_prior_snippets_read_a_damaged_input_the_way_its_features_were_computed(tmp_path, clean):
     """A store built with --allow-damaged lists the damage of its inputs; reading their snippets again must not fail."""
-    from core.features.store import file_digest
-    from core.snippets import _load_input
+    from unmix.features.store import file_digest
+    from unmix.snippets import _load_input
 
     p = _write(tmp_path, _poke(clean, 20 * RECLEN, bytes(4 * RECLEN)), "zero.mseed")
     options = {"gap_policy": "split", "max_fill": 0, "response": None}

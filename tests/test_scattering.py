@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ConfigError
-from core.scattering import (
+from unmix.errors import ConfigError
+from unmix.scattering import (
     ScatteringCovariance,
     centre_frequencies,
     count_coefficients,
     filter_bank,
     pyramid,
 )
-from core.scattering.transform import Plan, dct2, dct3, half_idft
+from unmix.scattering.transform import Plan, dct2, dct3, half_idft
 
 REF_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/scatcov-reference"
 F64 = torch.float64

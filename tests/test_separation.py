@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 from obspy import Stream, Trace, UTCDateTime, read
 
-from core.errors import ConfigError, DataError
-from core.jobs import Cancelled, CancelToken
-from core.scattering import ScatteringCovariance
-from core.separation import (
+from unmix.errors import ConfigError, DataError
+from unmix.jobs import Cancelled, CancelToken
+from unmix.scattering import ScatteringCovariance
+from unmix.separation import (
     ScatCovSeparator,
     SeparationLoss,
     get_method,
@@ -62,8 +62,8 @@ def test_cross_term_equals_the_two_channel_engine_statistics():
     T, J, R = 256, 5, 3
     u, prior = _rand(T, seed=1), _rand(R, T, seed=2)
     loss = SeparationLoss(u, prior, J=J, device="cpu")
-    from core.scattering.transform import layer1
-    from core.separation.loss import _layer2_rows
+    from unmix.scattering.transform import layer1
+    from unmix.separation.loss import _layer2_rows
 
     _, rows = _layer2_rows(*layer1(torch.as_tensor(u)[None, None], loss.plan), loss.plan, no_mean=True)
     c01, c10 = loss._cross(rows, torch.tensor([0]))
@@ -259,7 +259,7 @@ def test_separate_array_leaves_short_signals_and_reports_them():
     x = _rand(2, 300, seed=10)
     bg, rep = separate_array(x, _rand(4, 2, 256, seed=11), piece=256, max_iter=2, J=5, device="cpu")
     assert bg.shape == x.shape and rep.n_problems == 4 and not rep.unseparated
-    from core.separation import separate_signals
+    from unmix.separation import separate_signals
 
     outs, rep = separate_signals([x[0], x[1, :100]], [0, 1], _rand(4, 2, 256, seed=11), piece=256, max_iter=1, J=5,
                                  device="cpu")
@@ -283,7 +283,7 @@ def test_glitch_removal_on_real_background_reduces_the_error(ucla):
     estimate closer to the true background than the mixture is (measured gain +1.2 dB; floor +0.4 dB) and what it
     removes must correlate with the true glitches (measured 0.53; floor 0.3).
     """
-    from core.instrument import glitch_template
+    from unmix.instrument import glitch_template
 
     v = ucla.select(channel="BHV")[0].data.astype(np.float64)
     v -= v.mean()
@@ -311,10 +311,10 @@ def test_glitch_removal_on_real_background_reduces_the_error(ucla):
 
 @pytest.mark.realdata
 def test_prior_from_a_cluster_table_never_overlaps_the_target(insight, ucla):
-    from core.clusters import ClusterTable
-    from core.features.store import file_digest
-    from core.io import read_records
-    from core.mars_time import sol_float
+    from unmix.clusters import ClusterTable
+    from unmix.features.store import file_digest
+    from unmix.io import read_records
+    from unmix.mars_time import sol_float
 
     path = insight / UCLA
     rec = read_records(path)[0]
@@ -347,7 +347,7 @@ def test_prior_from_a_cluster_table_never_overlaps_the_target(insight, ucla):
 
 
 def test_bench_separation_speed_command(tmp_path):
-    from core.cli import main
+    from unmix.cli import main
 
     out = tmp_path / "speed.json"
     r = CliRunner().invoke(main, ["bench", "separation-speed", "--device", "cpu", "--snippets", "4", "--length",
@@ -362,7 +362,7 @@ def test_bench_separation_speed_command(tmp_path):
 
 def test_batched_lbfgs_solves_each_problem_as_if_alone():
     """Problems share evaluations but not the optimiser: a batch gives each problem its solo result."""
-    from core.separation import separate_signals
+    from unmix.separation import separate_signals
 
     rng = np.random.default_rng(12)
     prior = rng.standard_normal((5, 2, 256))
@@ -380,7 +380,7 @@ def test_batched_lbfgs_solves_each_problem_as_if_alone():
 
 
 def test_each_problem_stops_at_the_published_tolerance():
-    from core.separation import separate_signals
+    from unmix.separation import separate_signals
 
     rng = np.random.default_rng(13)
     prior = rng.standard_normal((5, 1, 256))

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from obspy import UTCDateTime, read
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError, DataError, InputFileError
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.features.store import file_digest
-from core.jobs import Cancelled, CancelToken
-from core.mars_time import lmst_hours, lmst_to_utc, sol_float
-from core.snippets import hour_distance, lmst_distance, read_snippets, select_windows, window_lmst_hours
-from core.synthetic import SyntheticConfig, generate
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, DataError, InputFileError
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.features.store import file_digest
+from unmix.jobs import Cancelled, CancelToken
+from unmix.mars_time import lmst_hours, lmst_to_utc, sol_float
+from unmix.snippets import hour_distance, lmst_distance, read_snippets, select_windows, window_lmst_hours
+from unmix.synthetic import SyntheticConfig, generate
 
 SMALL = FeatureConfig(window=16384, hop=1024, scales=(1024, 4096, 16384))
 

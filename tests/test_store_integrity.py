@@ -21,13 +21,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from core.cli import main
-from core.clusters import ClusterTable
-from core.errors import InputFileError
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.features.lock import StoreBusyError, lock_path, store_lock
-from core.jobs import Cancelled, CancelToken
-from core.synthetic import SyntheticConfig, generate
+from unmix.cli import main
+from unmix.clusters import ClusterTable
+from unmix.errors import InputFileError
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.features.lock import StoreBusyError, lock_path, store_lock
+from unmix.jobs import Cancelled, CancelToken
+from unmix.synthetic import SyntheticConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(window=16384, hop=4096, scales=(1024, 4096, 16384))
@@ -102,7 +102,7 @@ def _python(code: str, **kw) -> subprocess.Popen:
 
 
 def _features_cmd(inputs: list[Path], out: Path) -> list[str]:
-    return [sys.executable, "-m", "core.cli", "features", *map(str, inputs), "--out", str(out), *CLI_SMALL]
+    return [sys.executable, "-m", "unmix.cli", "features", *map(str, inputs), "--out", str(out), *CLI_SMALL]
 
 
 # -- one writer per store ----------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def test_a_held_store_is_refused_and_a_dead_holders_lock_is_taken_over(data, tmp
     out = tmp_path / "f.h5"
     holder = _python(f"""
         import time
-        from core.features.lock import store_lock
+        from unmix.features.lock import store_lock
         with store_lock({str(out)!r}):
             print("held", flush=True)
             time.sleep(600)
@@ -190,7 +190,7 @@ def test_disk_full_during_consolidation_keeps_the_old_store(data, store, tmp_pat
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-        from core.cli import main
+        from unmix.cli import main
         main({["features", str(data["s2"]), "--out", str(out), *CLI_SMALL]!r})
         """
     proc = _python(code)

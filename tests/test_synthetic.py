@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from obspy import read
 
-from core.errors import ConfigError
-from core.instrument import glitch_template
-from core.jobs import Cancelled, CancelToken
-from core.mars_time import lmst_hours
-from core.synthetic import (
+from unmix.errors import ConfigError
+from unmix.instrument import glitch_template
+from unmix.jobs import Cancelled, CancelToken
+from unmix.mars_time import lmst_hours
+from unmix.synthetic import (
     SOURCES,
     SyntheticConfig,
     SyntheticRecord,

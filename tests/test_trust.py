@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputFileError
-from core.io import read_file, read_stream
+from unmix.errors import InputFileError
+from unmix.io import read_file, read_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_cli_refuses_pickle_without_running_it(tmp_path, command):
     (tmp_path / "data").mkdir()
     bad = _hostile(tmp_path / "data" / "x.mseed", marker)
     args = [a.format(tmp=tmp_path) for a in command]
-    proc = subprocess.run([sys.executable, "-m", "core.cli", args[0], str(bad), *args[1:]], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "unmix.cli", args[0], str(bad), *args[1:]], capture_output=True,
                           text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert str(bad) in proc.stderr and "unsupported waveform format" in proc.stderr
@@ -84,7 +84,7 @@ def test_no_unsafe_loader_in_the_code():
             if name.endswith("torch.load") and kw.get("weights_only") != "True":
                 problems.append(f"{path}:{call.lineno} torch.load without weights_only=True")
             if name in ("read", "obspy.read", "read_events", "obspy.read_events") and "format" not in kw:
-                problems.append(f"{path}:{call.lineno} ObsPy {name}() with format autodetection (core.io.read_file)")
+                problems.append(f"{path}:{call.lineno} ObsPy {name}() with format autodetection (unmix.io.read_file)")
             if kw.get("allow_pickle") not in (None, "False"):
                 problems.append(f"{path}:{call.lineno} allow_pickle")
     assert not problems, "\n".join(problems)

@@ -1,4 +1,4 @@
-"""The "Fetch data" dialog: an FDSN download (``core.fetch.fetch``) run as a job, with progress and cancel.
+"""The "Fetch data" dialog: an FDSN download (``unmix.fetch.fetch``) run as a job, with progress and cancel.
 
 The job goes through the main window's pipeline panel (so it queues behind other jobs and shows in its log); the
 dialog follows it, shows what was written or failed, and opens the fetched day files in the browser when done.
@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.registry import JobRequest
-from core.errors import ConfigError, UnmixError
-from core.fetch import FetchReport, fetch, resolve_provider
+from unmix.errors import ConfigError, UnmixError
+from unmix.fetch import FetchReport, fetch, resolve_provider
+from unmix.gui.registry import JobRequest
 
 PROVIDERS = ("IRIS", "IPGP", "URL")
 _FORMAT = "yyyy-MM-dd HH:mm:ss"

@@ -1,8 +1,9 @@
 """Forms of the pipeline jobs: Features, Train, Cluster, Separate, Export.
 
-Each form turns its fields into a :class:`~app.registry.JobRequest` whose function lives in :mod:`app.tasks` (which
-calls core); results go to the main window's :class:`~app.panels.results.ResultsController` (``window.results``),
-which records their paths in the project. Empty path fields mean "the default in the project's results folder".
+Each form turns its fields into a :class:`~unmix.gui.registry.JobRequest` whose function lives in
+:mod:`unmix.gui.tasks` (which calls the computation); results go to the main window's
+:class:`~unmix.gui.panels.results.ResultsController` (``window.results``), which records their paths in the project.
+Empty path fields mean "the default in the project's results folder".
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.registry import JobRequest, JobSpec, register_job
-from app.tasks import cluster_spans, compute_features, separate_record
-from core.errors import ConfigError
+from unmix.errors import ConfigError
+from unmix.gui.registry import JobRequest, JobSpec, register_job
+from unmix.gui.tasks import cluster_spans, compute_features, separate_record
 
 FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,65536", "J": 8, "Q": 1,
                     "model": "scat+cov", "components": "UVW"}
@@ -185,7 +186,7 @@ class FeaturesForm(PipelineForm):
             self.store.set_default(results.default_path("features.h5"))
 
     def config(self) -> dict:
-        from core.features import FeatureConfig
+        from unmix.features import FeatureConfig
 
         try:
             scales = tuple(int(s) for s in self.scales.text().replace(" ", "").split(",") if s)
@@ -237,7 +238,7 @@ class TrainForm(PipelineForm):
 
     def _preset_changed(self, _index: int) -> None:
         try:
-            from core.model.config import preset
+            from unmix.model.config import preset
         except ImportError:
             return
         config = preset(self.preset.currentData())
@@ -256,7 +257,7 @@ class TrainForm(PipelineForm):
             self.model.set_default(results.default_path("model.pt"))
 
     def request(self) -> JobRequest:
-        from app.tasks import train_model
+        from unmix.gui.tasks import train_model
 
         _results(self.window)
         self.refresh()
@@ -295,7 +296,7 @@ class ClusterForm(PipelineForm):
             self.table.set_default(results.default_path("clusters.h5"))
 
     def request(self) -> JobRequest:
-        from app.tasks import cluster_windows
+        from unmix.gui.tasks import cluster_windows
 
         _results(self.window)
         self.refresh()
@@ -508,7 +509,7 @@ class ExportForm(PipelineForm):
             self.sources_layout.addStretch(1)
 
     def request(self) -> JobRequest:
-        from app.tasks import export_separated
+        from unmix.gui.tasks import export_separated
 
         results = _results(self.window)
         self.refresh()

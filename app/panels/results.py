@@ -14,11 +14,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout, QWidget
 
-from app.registry import JobRequest
-from app.tasks import ClusterProducts, Separated, cluster_products
-from app.views.occupancy import OccupancyBar, OccupancyOverlay, window_keys
-from app.views.results import ResultsPanel
-from core.clusters import ClusterTable
+from unmix.clusters import ClusterTable
+from unmix.gui.registry import JobRequest
+from unmix.gui.tasks import ClusterProducts, Separated, cluster_products
+from unmix.gui.views.occupancy import OccupancyBar, OccupancyOverlay, window_keys
+from unmix.gui.views.results import ResultsPanel
 
 RESULT_KEYS = ("store", "model", "table", "export")
 PIPELINE_KEYS = ("features", "train", "cluster", "separate", "export")
@@ -36,7 +36,7 @@ class ExportDialog(QDialog):
 
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent or window)
-        from app.panels.pipeline import ExportForm
+        from unmix.gui.panels.pipeline import ExportForm
 
         self.setWindowTitle("Export separated sources")
         self.window_ = window
@@ -54,8 +54,8 @@ class ExportDialog(QDialog):
         self.resize(520, 200)
 
     def accept(self) -> None:
-        from app.views.dialogs import show_error
-        from core.errors import UnmixError
+        from unmix.errors import UnmixError
+        from unmix.gui.views.dialogs import show_error
 
         try:
             request = self.form.request()
@@ -119,7 +119,7 @@ class ResultsController(QObject):
 
     def input_files(self) -> list[str]:
         """Files behind the session: opened inputs, and synthetic records written beside the feature store."""
-        from app.tasks import synthetic_input_path
+        from unmix.gui.tasks import synthetic_input_path
 
         project = self.window.project
         files = list(project.inputs)
@@ -215,7 +215,7 @@ class ResultsController(QObject):
         self.set_path("export", written["folder"])
         self.window.jobs.append_log(f"  {written['summary']} → {written['folder']}")
         if written["failed"]:
-            from app.views.dialogs import show_error
+            from unmix.gui.views.dialogs import show_error
 
             lines = [f"{path}: {message}" for path, message in written["failed"]]
             show_error(self.window, "Export: some inputs failed", f"{len(lines)} input(s) failed; the others were "

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import DEVICES, Preferences, cuda_available
-from app.views.waveform import SHORTCUTS
+from unmix.gui.settings import DEVICES, Preferences, cuda_available
+from unmix.gui.views.waveform import SHORTCUTS
 
 
 class SettingsDialog(QDialog):

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.registry import JobRequest, JobSpec, register_job
-from app.tasks import generate_synthetic, load_files
-from core.errors import ConfigError
+from unmix.errors import ConfigError
+from unmix.gui.registry import JobRequest, JobSpec, register_job
+from unmix.gui.tasks import generate_synthetic, load_files
 
 
 def _apply_loaded(window: Any, result: Any) -> None:
@@ -108,4 +108,4 @@ def synthetic_request(**kwargs: Any) -> JobRequest:
 LOAD = register_job(JobSpec("load", "Load files", LoadForm, order=10))
 SYNTHETIC = register_job(JobSpec("synthetic", "Generate synthetic record", SyntheticForm, order=20))
 
-from app.panels import pipeline  # noqa: E402, F401  (registers Features, Train, Cluster, Separate, Export)
+from unmix.gui.panels import pipeline  # noqa: E402, F401  (registers Features, Train, Cluster, Separate, Export)

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.registry import JobRequest, JobSpec, jobs
-from app.workers import Worker
-from core.errors import UnmixError
+from unmix.errors import UnmixError
+from unmix.gui.registry import JobRequest, JobSpec, jobs
+from unmix.gui.workers import Worker
 
 
 def format_eta(seconds: float) -> str:

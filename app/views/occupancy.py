@@ -190,7 +190,7 @@ def _duration(seconds: float) -> str:
 
 
 class OccupancyOverlay:
-    """Draws a :class:`~core.clusters.ClusterTable` at one scale behind every row of a waveform browser.
+    """Draws a :class:`~unmix.clusters.ClusterTable` at one scale behind every row of a waveform browser.
 
     The browser rebuilds its plots when the record or filter changes; call :meth:`redraw` then (the main window
     connects it to the browser's ``display_changed``).

@@ -1,6 +1,6 @@
 """Result views: LMST time-of-day histograms, latent-space scatter, aligned waveforms per cluster, separation.
 
-They draw data computed elsewhere (``app.tasks.ClusterProducts``, ``core.separation.SeparationResult``) and
+They draw data computed elsewhere (``unmix.gui.tasks.ClusterProducts``, ``unmix.separation.SeparationResult``) and
 compute nothing but what drawing needs.
 """
 
@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.views.occupancy import CLUSTER_COLOURS, cluster_colour
-from app.views.time_axis import TimeAxis
+from unmix.gui.views.occupancy import CLUSTER_COLOURS, cluster_colour
+from unmix.gui.views.time_axis import TimeAxis
 
 MAX_DRAWN_MEMBERS = 40
 ROW_HEIGHT = 170
@@ -482,7 +482,7 @@ class ResultsPanel(QWidget):
             self.scale_changed.emit(scale)
 
     def set_products(self, products) -> None:
-        """Fill the cluster views from an ``app.tasks.ClusterProducts`` (None clears them)."""
+        """Fill the cluster views from an ``unmix.gui.tasks.ClusterProducts`` (None clears them)."""
         if products is None:
             self.histograms.set_data(None, None)
             self.latent.set_data(None)

@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.display import SpectrogramTile
-from app.views.time_axis import TimeAxis
+from unmix.gui.display import SpectrogramTile
+from unmix.gui.views.time_axis import TimeAxis
 
 
 class LogFrequencyAxis(pg.AxisItem):

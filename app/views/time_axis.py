@@ -7,7 +7,7 @@ import math
 import pyqtgraph as pg
 from obspy import UTCDateTime
 
-from core.mars_time import SECONDS_PER_SOL, sol_float
+from unmix.mars_time import SECONDS_PER_SOL, sol_float
 
 AXIS_MODES = {"utc": "UTC", "lmst": "LMST", "relative": "Relative"}
 _NICE = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
@@ -19,7 +19,7 @@ class TimeAxis(pg.AxisItem):
     """Bottom axis whose ticks fall on round clock times of the chosen mode.
 
     The plotted x values are seconds after ``t_ref`` (a POSIX timestamp). LMST is linear in UTC over any span shown
-    (a Mars second is 1.0275 s), so one :func:`core.mars_time.sol_float` call at ``t_ref`` anchors the whole axis.
+    (a Mars second is 1.0275 s), so one :func:`unmix.mars_time.sol_float` call at ``t_ref`` anchors the whole axis.
     """
 
     def __init__(self, orientation: str = "bottom", **kwargs) -> None:

@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from app.display import FILTER_PRESETS, Display
-from app.views.time_axis import AXIS_MODES, TimeAxis
+from unmix.gui.display import FILTER_PRESETS, Display
+from unmix.gui.views.time_axis import AXIS_MODES, TimeAxis
 
 TRACE_COLOURS = ("#1f4e99", "#2a7a3b", "#a23b2c", "#6b3fa0", "#8a6d1f")
 GAP_BRUSH = (150, 150, 150, 70)
@@ -41,7 +41,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 
 
 class WaveformView(QWidget):
-    """Rows of traces with linked x axes; knows how to draw a :class:`~app.display.Display`, computes nothing heavy.
+    """Rows of traces with linked x axes; draws a :class:`~unmix.gui.display.Display`, computes nothing heavy.
 
     Signals: ``filter_requested(band or None)`` when the user toggles/changes the filter (the owner computes the
     filtered display in a worker and calls :meth:`set_display`), ``axis_mode_changed(mode)``, ``range_changed(x0, x1)``.

@@ -1,11 +1,11 @@
 """Analysis products of a cluster table (issue #4): each function returns data; figures are drawn by the report
-(:func:`core.analysis.report.make_report`) and the GUI."""
+(:func:`unmix.analysis.report.make_report`) and the GUI."""
 
-from core.analysis.embedding import Embedding, embed_latents, pca_2d, umap_available
-from core.analysis.occupancy import Occupancy, occupancy_over_time
-from core.analysis.overlays import CatalogScores, catalog_scores, cluster_set_scores, event_counts, event_flags
-from core.analysis.time_of_day import TimeOfDay, time_of_day
-from core.analysis.waveforms import (
+from unmix.analysis.embedding import Embedding, embed_latents, pca_2d, umap_available
+from unmix.analysis.occupancy import Occupancy, occupancy_over_time
+from unmix.analysis.overlays import CatalogScores, catalog_scores, cluster_set_scores, event_counts, event_flags
+from unmix.analysis.time_of_day import TimeOfDay, time_of_day
+from unmix.analysis.waveforms import (
     ClusterWaveforms,
     align_waveforms,
     amplitude_spectrum,
@@ -40,7 +40,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name == "make_report":  # matplotlib is imported only when a report is made
-        from core.analysis.report import make_report
+        from unmix.analysis.report import make_report
 
         return make_report
     raise AttributeError(name)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError
 
 METHODS = ("auto", "umap", "pca")
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError
-from core.snippets import midpoints
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError
+from unmix.snippets import midpoints
 
 
 @dataclass

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.catalogs import Catalog
-from core.clusters import ClusterTable
-from core.errors import ConfigError
+from unmix.catalogs import Catalog
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError
 
 HOW = ("onset", "overlap")
 

@@ -16,17 +16,17 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from obspy import UTCDateTime
 
-from core.analysis.embedding import Embedding, embed_latents
-from core.analysis.occupancy import Occupancy, occupancy_over_time
-from core.analysis.overlays import CatalogScores, catalog_scores, event_counts
-from core.analysis.time_of_day import TimeOfDay, time_of_day
-from core.analysis.waveforms import ClusterWaveforms, cluster_waveforms
-from core.atomic import atomic_path
-from core.catalogs import Catalog
-from core.clusters import ClusterTable
-from core.errors import ConfigError, OutputExistsError
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.mars_time import format_lmst, sol_float
+from unmix.analysis.embedding import Embedding, embed_latents
+from unmix.analysis.occupancy import Occupancy, occupancy_over_time
+from unmix.analysis.overlays import CatalogScores, catalog_scores, event_counts
+from unmix.analysis.time_of_day import TimeOfDay, time_of_day
+from unmix.analysis.waveforms import ClusterWaveforms, cluster_waveforms
+from unmix.atomic import atomic_path
+from unmix.catalogs import Catalog
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError, OutputExistsError
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.mars_time import format_lmst, sol_float
 
 PRODUCTS = ("time_of_day", "waveforms", "spectra", "embedding", "occupancy", "catalog")
 _DPI = 110
@@ -280,7 +280,7 @@ def make_report(
 ) -> list[Path]:
     """Write the report figures (one per product and scale), ``report.json`` and ``index.md`` into ``out_dir``.
 
-    ``store`` (a :class:`core.features.FeatureStore` or None) supplies the feature configuration used to re-read
+    ``store`` (a :class:`unmix.features.FeatureStore` or None) supplies the feature configuration used to re-read
     waveforms and is checked against the table. ``waveforms=False`` skips the products that re-read input files.
     Returns the written paths, ``report.json`` last.
     """

@@ -13,10 +13,10 @@ import numpy as np
 from obspy import UTCDateTime
 from scipy.signal import correlate, welch
 
-from core.clusters import ClusterTable
-from core.errors import ConfigError
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.snippets import read_snippets, select_windows
+from unmix.clusters import ClusterTable
+from unmix.errors import ConfigError
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.snippets import read_snippets, select_windows
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def cluster_waveforms(
     """Aligned snippets, weighted centroid and its spectrum for every non-empty cluster at ``scale``.
 
     Up to ``n`` most confident, mutually non-overlapping sub-windows per cluster are read from the input files
-    (:func:`core.snippets.read_snippets`; ``cache`` shares file reads between calls). ``components`` defaults to
+    (:func:`unmix.snippets.read_snippets`; ``cache`` shares file reads between calls). ``components`` defaults to
     those of the store's features.
     """
     progress = progress or no_progress

@@ -7,10 +7,10 @@ import time
 import numpy as np
 from obspy import Stream
 
-from core import __version__
-from core.errors import ConfigError, DataError
-from core.jobs import CancelToken, Progress, no_progress
-from core.separation.result import SeparationResult, register_method
+from unmix import __version__
+from unmix.errors import ConfigError, DataError
+from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.separation.result import SeparationResult, register_method
 
 
 @register_method("highpass")

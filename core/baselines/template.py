@@ -2,7 +2,7 @@
 
 A glitch is the channel's output for a step in ground acceleration; its waveform (the *template*) comes from the
 channel's poles and zeros (StationXML, or the InSight VBB default), band-limited and shiftable by any fraction of a
-sample (:mod:`core.instrument`). Per component:
+sample (:mod:`unmix.instrument`). Per component:
 
 1. **detection**: a matched filter (normalised cross-correlation of the band-passed data with the band-passed
    template, ObsPy ``correlate_template``) and/or a jerk threshold (response removed to acceleration with ObsPy,
@@ -30,12 +30,12 @@ from obspy import Inventory, Stream, Trace
 from obspy.signal.cross_correlation import correlate_template
 from scipy.signal import find_peaks
 
-from core import __version__
-from core.errors import ConfigError, DataError
-from core.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
-from core.io.response import read_inventory
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.result import SeparationResult, register_method
+from unmix import __version__
+from unmix.errors import ConfigError, DataError
+from unmix.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
+from unmix.io.response import read_inventory
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.result import SeparationResult, register_method
 
 DETECTORS = ("matched", "jerk", "both")
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import click
 from tqdm import tqdm
 
-from core import __version__
-from core.errors import UnmixError, describe_os_error
-from core.jobs import Cancelled, CancelToken
+from unmix import __version__
+from unmix.errors import UnmixError, describe_os_error
+from unmix.jobs import Cancelled, CancelToken
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -94,11 +94,11 @@ class UnmixGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, self_test: bool, self_test_out: str | None) -> None:
     """Unmix: multi-scale clustering and source separation of InSight seismic records."""
-    from core.allocator import tune_allocator
+    from unmix.allocator import tune_allocator
 
     tune_allocator()
     if self_test:
-        from core.selftest import run
+        from unmix.selftest import run
 
         ctx.exit(run(self_test_out))
     if ctx.invoked_subcommand is None:
@@ -131,4 +131,4 @@ def with_options(options):
 
 
 # Commands live in submodules (one per area) that register themselves on ``main`` when imported.
-from core.cli import bench, data, fetch, model, separate  # noqa: E402, F401
+from unmix.cli import bench, data, fetch, model, separate  # noqa: E402, F401

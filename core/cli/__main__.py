@@ -1,3 +1,3 @@
-from core.cli import main
+from unmix.cli import main
 
 main()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import main
+from unmix.cli import main
 
 
 @main.group("bench")
@@ -28,8 +28,8 @@ def bench_scattering(device, repeats, json_out):
 
     import torch
 
-    from core.atomic import atomic_path
-    from core.scattering.benchmark import benchmark_scattering
+    from unmix.atomic import atomic_path
+    from unmix.scattering.benchmark import benchmark_scattering
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "all" else [device]
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -62,9 +62,9 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
 
     import torch
 
-    from core.atomic import atomic_path
-    from core.errors import ConfigError
-    from core.separation.benchmark import benchmark_separation_speed, format_result
+    from unmix.atomic import atomic_path
+    from unmix.errors import ConfigError
+    from unmix.separation.benchmark import benchmark_separation_speed, format_result
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but PyTorch sees no GPU")

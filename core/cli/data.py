@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import allow_damaged_option, gap_options, job, main, with_options
+from unmix.cli import allow_damaged_option, gap_options, job, main, with_options
 
 
 @main.command()
@@ -20,7 +20,7 @@ def info(inputs, gap_policy, max_fill, resample_to, allow_damaged, as_json, verb
 
     INPUTS are files, directories (read recursively) or glob patterns, in any format ObsPy reads.
     """
-    from core.io.summary import format_summary, summarize
+    from unmix.io.summary import format_summary, summarize
 
     with job("reading", quiet=as_json) as (progress, token):
         summary = summarize(inputs, gap_policy, max_fill, resample_to, progress=progress, token=token,
@@ -46,7 +46,7 @@ def info(inputs, gap_policy, max_fill, resample_to, allow_damaged, as_json, verb
 @click.option("--overwrite", is_flag=True, help="replace existing files in --out")
 def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, network, overwrite):
     """Generate a synthetic InSight-like record with ground truth (mixture, each source, glitch list)."""
-    from core.workflows import run_synth
+    from unmix.workflows import run_synth
 
     with job("synthesising") as (progress, token):
         written = run_synth(sols=sols, hours=hours, out_dir=out_dir, seed=seed, start_sol=start_sol,
@@ -76,7 +76,7 @@ def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, o
     synthetic sol → features → train → cluster → separate (template, scatcov, hybrid) → export, then the SNR of the
     recovered background against the synthetic truth.
     """
-    from core.workflows import run_demo
+    from unmix.workflows import run_demo
 
     with job("demo") as (progress, token):
         run_demo(out_dir, seed=seed, sols=sols, hours=hours, epochs=epochs, target_minutes=target_minutes,
@@ -116,8 +116,8 @@ def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, o
 def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge, components, response,
              response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
-    from core.errors import ConfigError
-    from core.features import FeatureConfig, build_store
+    from unmix.errors import ConfigError
+    from unmix.features import FeatureConfig, build_store
 
     try:
         scale_list = tuple(int(s) for s in scales.split(","))
@@ -128,7 +128,7 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
                            response=str(Path(response).resolve()) if response else None,
                            response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
                            gap_policy=gap_policy, max_fill=max_fill)
-    from core.features.store import NoFeaturesError
+    from unmix.features.store import NoFeaturesError
 
     with job("features") as (progress, token):
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import job, main
+from unmix.cli import job, main
 
 
 @main.command()
@@ -43,7 +43,7 @@ def fetch(network, station, location, channel, start, end, provider, out_dir, no
     ids, time span, StationXML channels) before it is cached. Failed requests and wrong answers are listed (exit
     status 1); what was received and checked is kept.
     """
-    from core.fetch import fetch as run_fetch
+    from unmix.fetch import fetch as run_fetch
 
     with job("fetching", quiet=quiet) as (progress, token):
         report = run_fetch(network, station, location, channel, start, end, out_dir, provider=provider,

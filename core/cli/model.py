@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from core.cli import job, main
-from core.cli.bench import bench
+from unmix.cli import job, main
+from unmix.cli.bench import bench
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 
@@ -44,7 +44,7 @@ def _echo_log(line: str) -> None:
 def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, seed, device, resume,
           overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
-    from core.model import Training, format_log, preset
+    from unmix.model import Training, format_log, preset
 
     config = preset(preset_name, epochs=epochs, batch_size=batch_size, clusters=clusters, hidden=hidden,
                     latent=latent, preprocessing=preprocessing, seed=seed)
@@ -74,8 +74,8 @@ def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent,
 @click.option("--overwrite", is_flag=True, help="replace an existing table")
 def cluster(store, model, out, device, overwrite):
     """Cluster every window of STORE at every scale with MODEL; write the cluster table."""
-    from core.errors import ConfigError, OutputExistsError
-    from core.model import predict
+    from unmix.errors import ConfigError, OutputExistsError
+    from unmix.model import predict
 
     if out.suffix.lower() not in (".h5", ".hdf5", ".csv"):
         raise ConfigError(f"cluster table must end in .h5, .hdf5 or .csv, got {out.name!r}")
@@ -100,11 +100,11 @@ def cluster(store, model, out, device, overwrite):
 @click.option("--overwrite", is_flag=True, help="replace existing report files")
 def report(store, model, out_dir, catalog, device, overwrite):
     """Cluster STORE with MODEL and write the analysis report (time-of-day, waveforms, embedding, overlays)."""
-    from core.analysis.report import make_report
-    from core.catalogs import read_catalog
-    from core.features import FeatureStore
-    from core.jobs import sub_progress
-    from core.model import predict
+    from unmix.analysis.report import make_report
+    from unmix.catalogs import read_catalog
+    from unmix.features import FeatureStore
+    from unmix.jobs import sub_progress
+    from unmix.model import predict
 
     cat = read_catalog(catalog) if catalog is not None else None
     fs = FeatureStore(store)
@@ -135,9 +135,9 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 
     import torch
 
-    from core.atomic import atomic_path
-    from core.model import preset
-    from core.model.benchmark import training_speed
+    from unmix.atomic import atomic_path
+    from unmix.model import preset
+    from unmix.model.benchmark import training_speed
 
     config = preset(preset_name, batch_size=batch_size)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -176,10 +176,10 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
     import numpy as np
     import torch
 
-    from core.atomic import atomic_path
-    from core.errors import ConfigError, InputFileError
-    from core.model import preset
-    from core.model.benchmark import real_benchmark, synthetic_benchmark
+    from unmix.atomic import atomic_path
+    from unmix.errors import ConfigError, InputFileError
+    from unmix.model import preset
+    from unmix.model.benchmark import real_benchmark, synthetic_benchmark
 
     try:
         seeds = tuple(int(s) for s in train_seeds.split(","))

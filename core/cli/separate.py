@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from core.cli import gap_options, job, main, with_options
-from core.cli.bench import bench
-from core.errors import ConfigError, OutputExistsError
+from unmix.cli import gap_options, job, main, with_options
+from unmix.cli.bench import bench
+from unmix.errors import ConfigError, OutputExistsError
 
 
 def _parse_options(pairs: tuple[str, ...], what: str) -> dict:
@@ -95,8 +95,8 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
                      template_opt, highpass_opt, scatcov_opt, hybrid_opt, json_out, md_out, overwrite):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
-    from core.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
-    from core.evaluation.benchmark import write_results as write
+    from unmix.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
+    from unmix.evaluation.benchmark import write_results as write
 
     for path in (json_out, md_out):
         if path is not None and path.exists() and not overwrite:
@@ -176,7 +176,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     product and miniSEED quality Q, so they never merge with raw data; SAC outputs get KUSER0-2/KEVNM and, with
     --inventory, station coordinates and orientation.
     """
-    from core.export import export_separation, file_sha256
+    from unmix.export import export_separation, file_sha256
 
     uses_clusters = model is not None or table is not None
     if uses_clusters or prior_file is not None:
@@ -193,21 +193,21 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                 raise ConfigError("--model/--table need --background-cluster K and --scale S")
             clusters = _csv(background_cluster, int)
             if table is not None:
-                from core.clusters import ClusterTable
+                from unmix.clusters import ClusterTable
 
                 cluster_table = ClusterTable.load(table)
                 model_info = {"table": str(table.resolve()), "table_sha256": file_sha256(table)}
             else:
                 if store is None:
                     raise ConfigError("--model needs --store: the feature store it clusters (see `unmix features`)")
-                from core.model.predict import predict
+                from unmix.model.predict import predict
 
                 with job("clustering") as (progress, token):
                     cluster_table = predict(store, model, device=device, progress=progress, token=token)
                 model_info = {"path": str(model.resolve()), "sha256": file_sha256(model), "store": str(store.resolve())}
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
-            from core.evaluation.cases import prior_snippets
+            from unmix.evaluation.cases import prior_snippets
 
             options["prior"] = prior_snippets(prior_file, int(options.pop("n_prior", 20)),
                                               int(options.get("piece", 1024)))

@@ -1,14 +1,14 @@
 """Separation quality: benchmark cases with known truth, metrics, and the ``unmix bench separation`` runner."""
 
-from core.evaluation.benchmark import (
+from unmix.evaluation.benchmark import (
     DEFAULT_METHODS,
     markdown_tables,
     run_real_benchmark,
     run_synthetic_benchmark,
     write_results,
 )
-from core.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
-from core.evaluation.metrics import correlation, reference_metrics, separation_metrics, snr_db
+from unmix.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
+from unmix.evaluation.metrics import correlation, reference_metrics, separation_metrics, snr_db
 
 __all__ = [
     "DEFAULT_METHODS",

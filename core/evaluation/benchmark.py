@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream
 
-from core import __version__
-from core.atomic import atomic_path
-from core.errors import ConfigError
-from core.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
-from core.evaluation.metrics import reference_metrics, separation_metrics
-from core.io import read_record, read_records
-from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix import __version__
+from unmix.atomic import atomic_path
+from unmix.errors import ConfigError
+from unmix.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
+from unmix.evaluation.metrics import reference_metrics, separation_metrics
+from unmix.io import read_record, read_records
+from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 
 DEFAULT_METHODS = ("template", "highpass", "scatcov", "hybrid")
 CASE_KINDS = ("glitches", "bursts")
@@ -47,7 +47,7 @@ def _by_id(stream: Stream) -> dict[str, np.ndarray]:
 def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken | None
                 ) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
     """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails."""
-    from core.separation import get_method
+    from unmix.separation import get_method
 
     try:
         separator = get_method(name, **options)
@@ -181,7 +181,7 @@ def run_real_benchmark(
     token: CancelToken | None = None,
 ) -> dict:
     """Every method on a raw record, compared with what an expert reference removed (see
-    :func:`core.evaluation.metrics.reference_metrics`). scatcov's prior snippets come from ``prior_file``
+    :func:`unmix.evaluation.metrics.reference_metrics`). scatcov's prior snippets come from ``prior_file``
     (a deglitched record of another event, in counts)."""
     progress = progress or no_progress
     record = read_record(raw)

@@ -6,10 +6,10 @@ background standard deviations (σ). A target span is cut from it at a seeded po
 that need examples of clean background (scattering-covariance separation) come from the same file, away from the
 target span.
 
-* :func:`glitch_case`: acceleration-step glitches (the VBB response of :mod:`core.instrument`, sub-sample onsets), as
+* :func:`glitch_case`: acceleration-step glitches (the VBB response of :mod:`unmix.instrument`, sub-sample onsets), as
   in the synthetic generator: a horizontal tilt projected on the U/V/W axes (or, for a fraction, one axis only),
   log-normal amplitudes with random sign.
-* :func:`burst_case`: atmospheric (wind) bursts of tens of minutes from :func:`core.synthetic.generate`.
+* :func:`burst_case`: atmospheric (wind) bursts of tens of minutes from :func:`unmix.synthetic.generate`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, Trace
 
-from core.errors import ConfigError, DataError
-from core.instrument import VBB_PAZ, glitch_template
-from core.io import build_records, read_records, read_stream
-from core.mars_time import SECONDS_PER_SOL
-from core.synthetic import SyntheticConfig, generate, tilt_projection
+from unmix.errors import ConfigError, DataError
+from unmix.instrument import VBB_PAZ, glitch_template
+from unmix.io import build_records, read_records, read_stream
+from unmix.mars_time import SECONDS_PER_SOL
+from unmix.synthetic import SyntheticConfig, generate, tilt_projection
 
 INSIGHT_AZIMUTHS = {"U": 135.1, "V": 15.0, "W": 255.0}
 INSIGHT_DIPS = {"U": -29.4, "V": -29.2, "W": -29.7}

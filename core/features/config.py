@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from core.errors import ConfigError
+from unmix.errors import ConfigError
 
 FEATURE_FORMAT = "unmix-features/1"
 EDGE_MODES = ("record", "window")

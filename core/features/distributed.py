@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import UnmixError
-from core.h5safe import DiskFullError
-from core.jobs import CancelToken, Progress
+from unmix.errors import UnmixError
+from unmix.h5safe import DiskFullError
+from unmix.jobs import CancelToken, Progress
 
 
 def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, workers: int, scheduler: str | None,
@@ -17,7 +17,7 @@ def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, worker
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
-    from core.features.store import features_for_file
+    from unmix.features.store import features_for_file
 
     cluster = None
     if scheduler:

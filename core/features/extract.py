@@ -14,17 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import DataError
-from core.features.config import FeatureConfig
-from core.io.record import Record
-from core.jobs import CancelToken, Progress, no_progress
+from unmix.errors import DataError
+from unmix.features.config import FeatureConfig
+from unmix.io.record import Record
+from unmix.jobs import CancelToken, Progress, no_progress
 
 CHUNK_BLOCKS = 128
 MARGIN_BLOCKS = 8
 
 
 def make_engine(config: FeatureConfig, device: str | torch.device = "auto", memory_budget: int | None = None):
-    from core.scattering import ScatteringCovariance, resolve_device
+    from unmix.scattering import ScatteringCovariance, resolve_device
 
     kw = {} if memory_budget is None else {"memory_budget": memory_budget}
     return ScatteringCovariance(J=config.J, Q=config.Q, wavelet=config.wavelet, high_freq=config.high_freq,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import UnmixError
+from unmix.errors import UnmixError
 
 
 class StoreBusyError(UnmixError):

@@ -20,14 +20,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from core import __version__
-from core.errors import ConfigError, DataError, InputFileError, UnmixError
-from core.features.config import FEATURE_FORMAT, FeatureConfig
-from core.features.lock import store_lock
-from core.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
-from core.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
-from core.mars_time import sol_float
-from core.scattering import DESCRIPTION_DTYPE, build_description
+from unmix import __version__
+from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
+from unmix.features.config import FEATURE_FORMAT, FeatureConfig
+from unmix.features.lock import store_lock
+from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
+from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.mars_time import sol_float
+from unmix.scattering import DESCRIPTION_DTYPE, build_description
 
 
 def file_digest(path: str | Path) -> str:
@@ -41,9 +41,9 @@ def file_digest(path: str | Path) -> str:
 def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken | None = None,
                       progress: Progress | None = None) -> dict:
     """Compute one input file's features (runs in-process or on a Dask worker); returns arrays and provenance."""
-    from core.allocator import tune_allocator
-    from core.features.extract import make_engine, record_features
-    from core.io import read_records, remove_response, rotate_to_zne
+    from unmix.allocator import tune_allocator
+    from unmix.features.extract import make_engine, record_features
+    from unmix.io import read_records, remove_response, rotate_to_zne
 
     tune_allocator()  # on a Dask worker process too
 
@@ -336,15 +336,15 @@ def build_store(
 ) -> dict:
     """Compute features of every input not yet in ``out`` and consolidate them into it.
 
-    ``allow_damaged``: damaged inputs are used for what they hold (:func:`core.io.read_file`); their damage becomes
+    ``allow_damaged``: damaged inputs are used for what they hold (:func:`unmix.io.read_file`); their damage becomes
     notes of the input in the store.
 
     ``workers > 0`` starts a local Dask cluster of that many processes; ``scheduler`` uses an existing
     dask.distributed cluster; otherwise everything runs in this process. Returns a small report. Only one run at a
-    time may write ``out`` (:class:`core.features.lock.StoreBusyError` otherwise). When no input gives features and
+    time may write ``out`` (:class:`unmix.features.lock.StoreBusyError` otherwise). When no input gives features and
     there is no store yet, nothing is written and :class:`NoFeaturesError` is raised.
     """
-    from core.io import expand_inputs
+    from unmix.io import expand_inputs
 
     config = config or FeatureConfig()
     out = Path(out)
@@ -422,7 +422,7 @@ def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int
              failures: list[str], step: Progress, token: CancelToken | None, on_error) -> None:
     """Features of every ``(input, shard)`` in ``todo``, handed to ``accept``; failures are collected."""
     if todo and (workers > 0 or scheduler):
-        from core.features.distributed import run_on_dask
+        from unmix.features.distributed import run_on_dask
 
         run_on_dask(todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
         return

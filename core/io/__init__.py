@@ -1,8 +1,8 @@
 """Waveform input: read files with ObsPy, build 3-component records, remove responses, rotate."""
 
-from core.io.read import expand_inputs, read_file, read_stream
-from core.io.record import GAP_POLICIES, Interruption, Record, build_records, read_record, read_records
-from core.io.response import read_inventory, remove_response, rotate_to_zne
+from unmix.io.read import expand_inputs, read_file, read_stream
+from unmix.io.record import GAP_POLICIES, Interruption, Record, build_records, read_record, read_records
+from unmix.io.response import read_inventory, remove_response, rotate_to_zne
 
 __all__ = [
     "GAP_POLICIES",

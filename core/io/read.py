@@ -13,9 +13,9 @@ from obspy import Stream, read
 from obspy.core.util.base import ENTRY_POINTS, buffered_load_entry_point
 from obspy.io.mseed import InternalMSEEDWarning
 
-from core.errors import DataError, InputFileError
-from core.io.integrity import mseed_damage
-from core.jobs import CancelToken, Progress, iterate
+from unmix.errors import DataError, InputFileError
+from unmix.io.integrity import mseed_damage
+from unmix.jobs import CancelToken, Progress, iterate
 
 _NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
 _GLOB_CHARS = set("*?[")
@@ -126,7 +126,7 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
     The format is recognised among :data:`WAVEFORM_FORMATS` only (never PICKLE), then read with that format named,
     so no other ObsPy reader or detector ever sees the file. A damaged miniSEED file (bytes that are no record, a
     truncated last record, records that do not decode, a file cut at a record boundary; see
-    :mod:`core.io.integrity`) is refused unless ``allow_damaged``: then the records that decode cleanly are used and
+    :mod:`unmix.io.integrity`) is refused unless ``allow_damaged``: then the records that decode cleanly are used and
     every trace carries the damage in ``stats.unmix_damage`` (a list of sentences).
     """
     path = Path(path)

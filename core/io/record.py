@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
-from core.errors import ConfigError, DataError
-from core.io.read import read_stream
-from core.jobs import CancelToken, Progress
+from unmix.errors import ConfigError, DataError
+from unmix.io.read import read_stream
+from unmix.jobs import CancelToken, Progress
 
 COMPONENT_ORDERS = ("UVW", "ZNE", "Z12", "123", "ZRT")
 GAP_POLICIES = ("split", "fill", "error")

@@ -7,8 +7,8 @@ from pathlib import Path
 from obspy import Inventory
 from obspy import read_inventory as _obspy_read_inventory
 
-from core.errors import InputFileError, ResponseError
-from core.io.record import Record
+from unmix.errors import InputFileError, ResponseError
+from unmix.io.record import Record
 
 OUTPUTS = ("VEL", "ACC", "DISP")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.io.read import read_stream
-from core.io.record import build_records
-from core.jobs import CancelToken, Progress
-from core.mars_time import format_lmst
+from unmix.io.read import read_stream
+from unmix.io.record import build_records
+from unmix.jobs import CancelToken, Progress
+from unmix.mars_time import format_lmst
 
 
 def summarize(
@@ -22,7 +22,7 @@ def summarize(
 ) -> dict:
     """Read ``inputs`` and describe every trace read and every record built from them (JSON-friendly).
 
-    ``allow_damaged``: damaged files are read (see :func:`core.io.read.read_file`) and their damage is listed.
+    ``allow_damaged``: damaged files are read (see :func:`unmix.io.read.read_file`) and their damage is listed.
     """
     stream = read_stream(inputs, progress=progress, token=token, allow_damaged=allow_damaged)
     records = build_records(stream, gap_policy=gap_policy, max_fill=max_fill, resample_to=resample_to,

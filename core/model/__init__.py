@@ -2,17 +2,17 @@
 
 Typical use::
 
-    from core.model import preset, train, predict
+    from unmix.model import preset, train, predict
     model = train("features.h5", "model.pt", preset("small", epochs=40))
-    table = predict("features.h5", model)        # core.clusters.ClusterTable
+    table = predict("features.h5", model)        # unmix.clusters.ClusterTable
 """
 
-from core.model.config import PRESETS, ModelConfig, preset
-from core.model.data import ScalePrep
-from core.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
-from core.model.network import FactorialVAE, build_network, count_parameters
-from core.model.predict import predict
-from core.model.train import TrainedModel, Training, format_log, load_model, train
+from unmix.model.config import PRESETS, ModelConfig, preset
+from unmix.model.data import ScalePrep
+from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
+from unmix.model.network import FactorialVAE, build_network, count_parameters
+from unmix.model.predict import predict
+from unmix.model.train import TrainedModel, Training, format_log, load_model, train
 
 __all__ = [
     "PRESETS",

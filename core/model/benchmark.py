@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.clusters import ClusterTable
-from core.features import FeatureConfig, FeatureStore, build_store
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.model.config import ModelConfig, preset
-from core.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
-from core.model.predict import predict
-from core.model.train import train
+from unmix.clusters import ClusterTable
+from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.model.config import ModelConfig, preset
+from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
+from unmix.model.predict import predict
+from unmix.model.train import train
 
 LABELS = ("quiet", "windy", "glitch", "quake")
 
@@ -44,7 +44,7 @@ class ScaleScore:
 
 def synthetic_labels(record, table: ClusterTable, scale: int) -> np.ndarray:
     """Label (index into :data:`LABELS`) of every window's sub-window at ``scale``, from the record's truth."""
-    from core.synthetic import daytime_activity
+    from unmix.synthetic import daytime_activity
 
     fs = record.config.sampling_rate
     j = table.scale_index(scale)
@@ -84,7 +84,7 @@ def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = 
                         device: str = "auto", workdir: str | Path | None = None, progress: Progress | None = None,
                         token: CancelToken | None = None) -> dict:
     """Generate → features → train (one model per training seed) → predict → per-scale ARI and glitch share."""
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.synthetic import SyntheticConfig, generate
 
     progress = progress or no_progress
     model = model or preset("small")
@@ -139,7 +139,7 @@ def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES
     """
     from obspy import UTCDateTime
 
-    from core.catalogs import read_catalog
+    from unmix.catalogs import read_catalog
 
     progress = progress or no_progress
     data_dir = Path(data_dir)
@@ -189,8 +189,8 @@ def training_speed(config: ModelConfig, features: int = 420, scales: tuple[int, 
     ``features`` columns per component and scale (420: the real and imaginary parts of the 210 ``scat+cov``
     coefficients, J=8). Measures the speed of training alone: no data loading, no validation pass.
     """
-    from core.model.network import build_network, count_parameters
-    from core.model.train import resolve_device, train_step
+    from unmix.model.network import build_network, count_parameters
+    from unmix.model.train import resolve_device, train_step
 
     dev = resolve_device(device)
     torch.manual_seed(config.seed)

@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, replace
 
-from core.errors import ConfigError
+from unmix.errors import ConfigError
 
 PREPROCESSING = ("paper", "log", "shape")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import DataError
+from unmix.errors import DataError
 
 CONSTANT_RTOL = 1e-5
 

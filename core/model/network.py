@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from core.model.config import ModelConfig
+from unmix.model.config import ModelConfig
 
 EPS_VAR = 1e-8
 

@@ -1,4 +1,4 @@
-"""Inference: every window and scale of a feature store → a :class:`core.clusters.ClusterTable`."""
+"""Inference: every window and scale of a feature store → a :class:`unmix.clusters.ClusterTable`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.clusters import ClusterTable
-from core.errors import DataError
-from core.features import FeatureStore
-from core.jobs import CancelToken, Progress, no_progress
-from core.model.train import TrainedModel, load_model, resolve_device
+from unmix.clusters import ClusterTable
+from unmix.errors import DataError
+from unmix.features import FeatureStore
+from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.model.train import TrainedModel, load_model, resolve_device
 
 PREDICT_BATCH = 4096
 

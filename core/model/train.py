@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.atomic import atomic_path
-from core.errors import ConfigError, DataError, InputFileError, OutputExistsError
-from core.features import FeatureStore
-from core.jobs import Cancelled, CancelToken, Progress, no_progress
-from core.model.config import PRESETS, ModelConfig
-from core.model.data import ScalePrep, fit_scale, split_indices
-from core.model.network import FactorialVAE, build_network
+from unmix.atomic import atomic_path
+from unmix.errors import ConfigError, DataError, InputFileError, OutputExistsError
+from unmix.features import FeatureStore
+from unmix.jobs import Cancelled, CancelToken, Progress, no_progress
+from unmix.model.config import PRESETS, ModelConfig
+from unmix.model.data import ScalePrep, fit_scale, split_indices
+from unmix.model.network import FactorialVAE, build_network
 
 CHECKPOINT_FORMAT = "unmix-fgmvae/1"
 OCCUPANCY_WINDOWS = 4096

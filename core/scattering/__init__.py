@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.errors import ConfigError, DataError
-from core.scattering.description import (
+from unmix.errors import ConfigError, DataError
+from unmix.scattering.description import (
     CHANNEL_MODES,
     DESCRIPTION_DTYPE,
     MODELS,
     build_description,
     count_coefficients,
 )
-from core.scattering.filters import BL_XI0, centre_frequencies, filter_bank, filter_bank_torch
-from core.scattering.pyramid import DEFAULT_SCALES, base_block, pyramid
-from core.scattering.transform import (
+from unmix.scattering.filters import BL_XI0, centre_frequencies, filter_bank, filter_bank_torch
+from unmix.scattering.pyramid import DEFAULT_SCALES, base_block, pyramid
+from unmix.scattering.transform import (
     NORMALIZATIONS,
     Plan,
     compute_statistics,

@@ -1,4 +1,4 @@
-"""Throughput benchmark of the scattering-covariance engine (``python3 -m core.scattering.benchmark``).
+"""Throughput benchmark of the scattering-covariance engine (``python3 -m unmix.scattering.benchmark``).
 
 Reference point: the published srcsep code needs 0.34 s for 32 windows of 2 048 samples (J=8, Q=1, ``cov``, float64,
 2 CPU cores), i.e. about 94 windows/s.
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from core.allocator import release_memory, tune_allocator
-from core.scattering import DEFAULT_SCALES, ScatteringCovariance, resolve_device
+from unmix.allocator import release_memory, tune_allocator
+from unmix.scattering import DEFAULT_SCALES, ScatteringCovariance, resolve_device
 
 PUBLISHED_SECONDS_PER_32 = 0.34
 PUBLISHED_WINDOWS_PER_S = 32 / PUBLISHED_SECONDS_PER_32
@@ -112,7 +112,7 @@ def benchmark_config(cfg: dict[str, Any], device: str = "cpu", repeats: int = 5)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-    # freed memory stays with the process (core.allocator), so the RSS rise is measured from before the first run
+    # freed memory stays with the process (unmix.allocator), so the RSS rise is measured from before the first run
     with _PeakRSS() as rss:
         for _ in range(3):
             _run_once(sc, x, cfg)

@@ -20,7 +20,7 @@ import threading
 import numpy as np
 import torch
 
-from core.errors import ConfigError
+from unmix.errors import ConfigError
 
 WAVELETS = ("battle_lemarie", "morlet")
 BL_XI0 = 0.75 * 1.012470304985129

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from core.errors import ConfigError
+from unmix.errors import ConfigError
 
 DEFAULT_SCALES = (1024, 4096, 16384, 65536)
 KEEP = ("last", "centre", "all")

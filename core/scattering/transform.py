@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.errors import ConfigError, DataError
-from core.scattering.description import CHANNEL_MODES, MODELS, build_description, n_first
-from core.scattering.filters import WAVELETS, filter_bank
+from unmix.errors import ConfigError, DataError
+from unmix.scattering.description import CHANNEL_MODES, MODELS, build_description, n_first
+from unmix.scattering.filters import WAVELETS, filter_bank
 
 NORMALIZATIONS = (None, "each_ps", "batch_ps")
 

@@ -6,11 +6,11 @@
 * :class:`HybridSeparator` (``--method hybrid``): instrument templates + scattering-covariance residual.
 """
 
-from core.separation.hybrid import HybridSeparator
-from core.separation.loss import SeparationLoss
-from core.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
-from core.separation.scatcov import ScatCovSeparator
-from core.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, stitch, taper_weights
+from unmix.separation.hybrid import HybridSeparator
+from unmix.separation.loss import SeparationLoss
+from unmix.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
+from unmix.separation.scatcov import ScatCovSeparator
+from unmix.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, stitch, taper_weights
 
 __all__ = [
     "HybridSeparator",

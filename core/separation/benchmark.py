@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.allocator import release_memory, tune_allocator
-from core.scattering import resolve_device
-from core.scattering.benchmark import _PeakRSS
-from core.separation.loss import SeparationLoss
+from unmix.allocator import release_memory, tune_allocator
+from unmix.scattering import resolve_device
+from unmix.scattering.benchmark import _PeakRSS
+from unmix.separation.loss import SeparationLoss
 
 PUBLISHED_SECONDS = (16.0, 24.0)
 PUBLISHED_PEAK_GB = 7.2

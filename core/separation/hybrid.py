@@ -15,7 +15,7 @@ What makes it better than the classical template fit:
    ``Σ_c (gain_c / σ_c²)`` of a shared onset over all components, against the *local* whitened noise level
    ``σ_c`` (robust, sliding), exceeds ``threshold``; a component's amplitude is kept only if significant there.
    Candidates: peaks of that statistic, the template detector's detections
-   (:class:`~core.baselines.template.TemplateDeglitcher`) and, with a cluster table, the strongest onset inside each
+   (:class:`~unmix.baselines.template.TemplateDeglitcher`) and, with a cluster table, the strongest onset inside each
    window the model puts in a glitch cluster at the finest scale (tested against ``cluster_threshold``).
 3. **Continuous onsets.** Onsets are refined jointly with the amplitudes by L-BFGS in PyTorch, the templates shifted
    by any real delay in the Fourier domain (exact for band-limited templates, differentiable).
@@ -23,7 +23,7 @@ What makes it better than the classical template fit:
    piece by piece (the background term of the published loss: whitened distance of its scattering covariances to the
    snippets'); where it departs from them by more than ``outlier_factor`` × the snippets' own largest value (e.g. an
    atmospheric burst that no template explains), that span is separated by the published scattering-covariance
-   loss (:func:`~core.separation.solver.separate_signals`) and the residual ``r`` is what it removes, shrunk by
+   loss (:func:`~unmix.separation.solver.separate_signals`) and the residual ``r`` is what it removes, shrunk by
    ``residual_weight`` λ (an L2 penalty on r in closed form, ``r = r̂ / (1 + λ)``) and faded in and out at the span
    edges (``residual='auto'``); templates fade out over such spans (a record that the templates leave unlike the
    prior is one where their model is not trusted either). ``residual='glitches'`` instead separates the
@@ -44,11 +44,11 @@ from obspy import Inventory, Stream, Trace
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks, welch
 
-from core import __version__
-from core.errors import ConfigError, DataError
-from core.instrument import VBB_PAZ, Paz, antialias_window, paz_from_inventory, step_response_spectrum
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.result import SeparationResult, checked_signals, component_letter, register_method
+from unmix import __version__
+from unmix.errors import ConfigError, DataError
+from unmix.instrument import VBB_PAZ, Paz, antialias_window, paz_from_inventory, step_response_spectrum
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.result import SeparationResult, checked_signals, component_letter, register_method
 
 FALLBACKS = ("scatcov", "none")
 RESIDUALS = ("auto", "glitches", "none")
@@ -122,7 +122,7 @@ def _cut(x: np.ndarray, start: int, length: int) -> np.ndarray:
 class HybridSeparator:
     """Templates (glitches, spikes) + scattering-covariance residual; see the module docstring.
 
-    Prior (optional, as :class:`~core.separation.scatcov.ScatCovSeparator`): ``prior`` snippets ``(R, C, T)`` or a
+    Prior (optional, as :class:`~unmix.separation.scatcov.ScatCovSeparator`): ``prior`` snippets ``(R, C, T)`` or a
     cluster ``table`` with background ``clusters`` at ``scale``; it gives the whitening spectrum and the residual /
     fallback separation. Without it the spectrum comes from the record and there is no residual. ``glitch_clusters``
     (with ``table``): clusters whose windows at the finest scale seed extra candidates.
@@ -215,7 +215,7 @@ class HybridSeparator:
         if device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if isinstance(inventory, str | Path):
-            from core.io.response import read_inventory
+            from unmix.io.response import read_inventory
 
             self.inventory_label = str(inventory)
             inventory = read_inventory(inventory)
@@ -275,7 +275,7 @@ class HybridSeparator:
     # ------------------------------------------------------------------ helpers
 
     def _scatcov(self, **extra):
-        from core.separation.scatcov import ScatCovSeparator
+        from unmix.separation.scatcov import ScatCovSeparator
 
         opts = dict(prior=self.prior, table=self.table if self.prior is None else None, clusters=self.clusters,
                     scale=self.scale, n_prior=self.n_prior, components=self.components, piece=self.piece,
@@ -764,8 +764,8 @@ class HybridSeparator:
         """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics: pieces whose
         background term of the separation loss (mean whitened distance of their scattering covariances to the
         snippets') exceeds ``outlier_factor`` × the largest value of the snippets themselves; one piece of margin."""
-        from core.separation.loss import SeparationLoss
-        from core.separation.solver import _snippets_of_length
+        from unmix.separation.loss import SeparationLoss
+        from unmix.separation.solver import _snippets_of_length
 
         L = int(min(self.piece, snippets.shape[-1], x.size))
         snip = _snippets_of_length(snippets[:, None], L)[:, 0]
@@ -816,9 +816,9 @@ class HybridSeparator:
                   prior: np.ndarray, fs_list: list[float], progress: Progress, token: CancelToken | None
                   ) -> tuple[list[np.ndarray], dict]:
         """Scattering-covariance residual on the given sample spans (tapered at their edges), zero elsewhere."""
-        from core.scattering import resolve_device
-        from core.separation.scatcov import _DTYPES
-        from core.separation.solver import separate_signals
+        from unmix.scattering import resolve_device
+        from unmix.separation.scatcov import _DTYPES
+        from unmix.separation.solver import separate_signals
 
         L = int(min(self.piece, prior.shape[2]))
         signals, groups, spans = [], [], []
@@ -909,7 +909,7 @@ class HybridSeparator:
             snippets = None if prior is None else np.stack([prior[:, comp_idx[i]] for i in members], 1)
             extra: list[tuple[float, float, float]] = []
             if self.use_template_detector:
-                from core.baselines.template import TemplateDeglitcher
+                from unmix.baselines.template import TemplateDeglitcher
 
                 det = TemplateDeglitcher(inventory=self.inventory, paz=self.paz)
                 half = self.search * fs

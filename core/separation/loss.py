@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.errors import ConfigError, DataError
-from core.scattering import ScatteringCovariance, default_budget, resolve_device
-from core.scattering.transform import Plan, antisym_full, dct2, dct3, full_rows, half_idft, layer1, modulus
+from unmix.errors import ConfigError, DataError
+from unmix.scattering import ScatteringCovariance, default_budget, resolve_device
+from unmix.scattering.transform import Plan, antisym_full, dct2, dct3, full_rows, half_idft, layer1, modulus
 
 DEFAULT_CHUNK_BUDGET = 192 << 20
 

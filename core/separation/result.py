@@ -9,8 +9,8 @@ from typing import Protocol
 import numpy as np
 from obspy import Stream, Trace
 
-from core.errors import ConfigError, DataError
-from core.jobs import CancelToken, Progress
+from unmix.errors import ConfigError, DataError
+from unmix.jobs import CancelToken, Progress
 
 
 @dataclass
@@ -71,8 +71,8 @@ def register_method(name: str):
 
 def get_method(name: str, **options) -> Separator:
     if name not in METHODS:
-        import core.baselines  # noqa: F401  (registers template, highpass)
-        import core.separation  # noqa: F401  (registers scatcov)
+        import unmix.baselines  # noqa: F401  (registers template, highpass)
+        import unmix.separation  # noqa: F401  (registers scatcov)
     if name not in METHODS:
         raise ConfigError(f"unknown separation method {name!r} (known: {', '.join(sorted(METHODS))})")
     return METHODS[name](**options)

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from obspy import Stream
 
-from core.errors import ConfigError, DataError
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.scattering import resolve_device
-from core.separation.result import SeparationResult, checked_signals, component_letter, register_method
-from core.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
+from unmix.errors import ConfigError, DataError
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.scattering import resolve_device
+from unmix.separation.result import SeparationResult, checked_signals, component_letter, register_method
+from unmix.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -24,9 +24,9 @@ class ScatCovSeparator:
 
     Prior: either ``prior``, an array ``(R, C, T)`` of snippets (``C`` components in the order ``components``, default
     the record's component letters sorted, e.g. ``'UVW'``; ``C = 1`` serves every component), or a cluster
-    ``table`` (:class:`~core.clusters.ClusterTable`) with ``clusters`` at ``scale``: the ``n_prior`` most confident
+    ``table`` (:class:`~unmix.clusters.ClusterTable`) with ``clusters`` at ``scale``: the ``n_prior`` most confident
     windows that overlap neither each other nor the target (within ``lmst_tolerance`` hours of the target's LMST time
-    of day when ``near_lmst``) are read with :func:`core.snippets.read_snippets`.
+    of day when ``near_lmst``) are read with :func:`unmix.snippets.read_snippets`.
 
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
     overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` L-BFGS
@@ -118,8 +118,8 @@ class ScatCovSeparator:
                    ) -> tuple[np.ndarray, dict]:
         if self.prior is not None:
             return self.prior, {"source": "array", "n": int(self.prior.shape[0])}
-        from core.mars_time import lmst_hours
-        from core.snippets import read_snippets, select_windows
+        from unmix.mars_time import lmst_hours
+        from unmix.snippets import read_snippets, select_windows
 
         t0 = min(tr.stats.starttime for tr in stream)
         t1 = max(tr.stats.endtime for tr in stream)

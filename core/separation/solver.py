@@ -1,7 +1,7 @@
 """Separation of arrays: pieces, standardisation, one batched L-BFGS solve, tapered overlap-add.
 
 A record longer than one piece is cut into overlapping pieces of the prior snippets' length; every (piece, trace)
-pair is an independent problem of the published loss (:class:`~core.separation.loss.SeparationLoss`), and all of them
+pair is an independent problem of the published loss (:class:`~unmix.separation.loss.SeparationLoss`), and all of them
 are solved together as one batch: each problem has its own L-BFGS (history, direction, line search), but every
 evaluation computes the losses and gradients of all the problems that need one in a single call.  The background
 estimates are then stitched with complementary sine-squared tapers over each overlap (weights normalised to sum to
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from core.errors import ConfigError, DataError
-from core.jobs import CancelToken, Progress, no_progress, sub_progress
-from core.separation.loss import SeparationLoss
+from unmix.errors import ConfigError, DataError
+from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.loss import SeparationLoss
 
 STANDARDIZE = ("time", "global", None)
 OPTIMIZERS = ("batched", "scipy")

@@ -1,4 +1,4 @@
-"""PyInstaller hook for kymatio: only its 1-D filter-bank maths is used (``core.scattering.filters``).
+"""PyInstaller hook for kymatio: only its 1-D filter-bank maths is used (``unmix.scattering.filters``).
 
 ``import kymatio`` loads the frontend *entries* of every scattering class; the frontends and backends themselves are
 imported by name at run time (``kymatio/frontend/entry.py``), invisible to static analysis. Unmix never builds a

@@ -23,7 +23,7 @@ def prefs(tmp_path):
     """Preferences in an INI file of this test only, so tests never share or touch the user's settings."""
     from PySide6.QtCore import QSettings
 
-    from app.settings import Preferences
+    from unmix.gui.settings import Preferences
 
     return Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
@@ -48,8 +48,8 @@ def window(qtbot, prefs, errors):
     """A shown main window with isolated settings; background jobs are cancelled at the end."""
     import pyqtgraph as pg
 
-    from app.main_window import MainWindow
-    from app.workers import cancel_all
+    from unmix.gui.main_window import MainWindow
+    from unmix.gui.workers import cancel_all
 
     pg.setConfigOptions(antialias=False, foreground="k", background="w")
     win = MainWindow(prefs)

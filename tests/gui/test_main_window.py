@@ -127,7 +127,7 @@ def test_cancel_running_job_and_recover(window, qtbot, screenshot):
 
 @pytest.mark.realdata
 def test_project_save_and_reopen(window, raw_file, load, qtbot, tmp_path, prefs):
-    from app.main_window import MainWindow
+    from unmix.gui.main_window import MainWindow
 
     load(window, [raw_file])
     window.waveform.set_axis_mode("lmst")
@@ -172,7 +172,7 @@ def test_bad_project_file_shows_error(window, tmp_path, errors):
 
 
 def test_drag_and_drop_opens_files(window, qtbot, tmp_path):
-    from core.synthetic import SyntheticConfig, generate
+    from unmix.synthetic import SyntheticConfig, generate
 
     generate(SyntheticConfig(hours=0.5, seed=2, start_sol=100)).mixture.write(str(tmp_path / "m.mseed"), "MSEED")
     mime = QMimeData()
@@ -189,7 +189,7 @@ def test_drag_and_drop_opens_files(window, qtbot, tmp_path):
 def test_settings_dialog_stores_device(window, prefs, monkeypatch):
     from PySide6.QtWidgets import QDialog
 
-    from app.views.dialogs import SettingsDialog
+    from unmix.gui.views.dialogs import SettingsDialog
 
     def accept_cpu(dialog):
         dialog.device.setCurrentIndex(dialog.device.findData("cpu"))

@@ -46,7 +46,7 @@ def _run(qtbot, win, key: str, timeout: int = 120000, **values):
 def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, prefs):
     from obspy import read
 
-    from app.main_window import MainWindow
+    from unmix.gui.main_window import MainWindow
 
     prefs.device = "cpu"
     with qtbot.waitSignal(window.jobs.job_finished, timeout=30000):

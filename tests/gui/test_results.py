@@ -22,8 +22,8 @@ def _table(record, n_clusters: int = 3, scales=(1024, 4096)):
     means that separate the clusters (what a trained model gives, built by hand)."""
     from obspy import UTCDateTime
 
-    from core.clusters import ClusterTable
-    from core.mars_time import sol_float
+    from unmix.clusters import ClusterTable
+    from unmix.mars_time import sol_float
 
     t0 = record.starttime.timestamp
     n = int((record.endtime.timestamp - t0 - max(scales) / RATE) // (HOP / RATE)) + 1
@@ -56,7 +56,7 @@ def shown(window, qtbot):
 
 
 def test_occupancy_runs_merge_and_tile():
-    from app.views.occupancy import occupancy_runs
+    from unmix.gui.views.occupancy import occupancy_runs
 
     iv = np.array([[0, 10], [10, 20], [20, 30], [30, 40], [60, 70]], float)
     starts, ends, k = occupancy_runs(iv, np.array([1, 1, 2, 2, 2]))
@@ -68,7 +68,7 @@ def test_occupancy_runs_merge_and_tile():
 
 
 def test_merge_and_cluster_spans(shown):
-    from app.tasks import cluster_spans, merge_spans
+    from unmix.gui.tasks import cluster_spans, merge_spans
 
     assert merge_spans([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
     _window, table = shown
@@ -154,8 +154,8 @@ def test_latent_click_jumps_browser(shown, qtbot):
 
 
 def test_aligned_view_draws_members_and_centroid(qtbot, screenshot):
-    from app.tasks import AlignedSet
-    from app.views.results import AlignedView
+    from unmix.gui.tasks import AlignedSet
+    from unmix.gui.views.results import AlignedView
 
     view = AlignedView()
     qtbot.addWidget(view)
@@ -174,7 +174,7 @@ def test_aligned_view_draws_members_and_centroid(qtbot, screenshot):
 
 
 def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, screenshot, errors):
-    from app.tasks import separate_record
+    from unmix.gui.tasks import separate_record
 
     with qtbot.waitSignal(window.jobs.job_finished, timeout=30000):
         window.generate_synthetic(hours=0.5, seed=6, start_sol=150)
@@ -213,9 +213,9 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
 
 
 def test_separate_form_targets_and_scatcov_options(shown, qtbot):
-    from app.tasks import cluster_spans
-    from core.errors import ConfigError
-    from core.separation import get_method
+    from unmix.errors import ConfigError
+    from unmix.gui.tasks import cluster_spans
+    from unmix.separation import get_method
 
     window, table = shown
     form = window.jobs.form("separate")

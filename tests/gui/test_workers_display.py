@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from core.errors import DataError, InputFileError  # noqa: E402
+from unmix.errors import DataError, InputFileError  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -37,7 +37,7 @@ def _slow(progress=None, token=None):
 
 
 def test_worker_throttles_progress_and_returns(qtbot):
-    from app.workers import Worker
+    from unmix.gui.workers import Worker
 
     worker = Worker(_chatty, 3000)
     seen: list[float] = []
@@ -53,7 +53,7 @@ def test_worker_throttles_progress_and_returns(qtbot):
     (_bug, "ZeroDivisionError: division by zero", True),
 ])
 def test_worker_maps_errors(qtbot, fn, message, has_details):
-    from app.workers import Worker
+    from unmix.gui.workers import Worker
 
     worker = Worker(fn)
     with qtbot.waitSignal(worker.signals.failed, timeout=5000) as blocker:
@@ -64,7 +64,7 @@ def test_worker_maps_errors(qtbot, fn, message, has_details):
 
 
 def test_worker_cancel(qtbot):
-    from app.workers import Worker
+    from unmix.gui.workers import Worker
 
     worker = Worker(_slow)
     with qtbot.waitSignal(worker.signals.cancelled, timeout=5000):
@@ -74,7 +74,7 @@ def test_worker_cancel(qtbot):
 
 
 def test_pyramid_envelope_matches_data():
-    from app.display import MinMaxPyramid
+    from unmix.gui.display import MinMaxPyramid
 
     rng = np.random.default_rng(0)
     y = np.cumsum(rng.standard_normal(2_000_003))
@@ -90,7 +90,7 @@ def test_pyramid_envelope_matches_data():
 def test_time_axis_modes():
     from obspy import UTCDateTime
 
-    from app.views.time_axis import TimeAxis
+    from unmix.gui.views.time_axis import TimeAxis
 
     axis = TimeAxis()
     t_ref = UTCDateTime("2019-07-26T11:49:06.411").timestamp
@@ -106,7 +106,7 @@ def test_time_axis_modes():
 
 
 def test_project_roundtrip_and_errors(tmp_path):
-    from app.project import Project
+    from unmix.gui.project import Project
 
     project = Project(inputs=["/data/a.mseed"], parameters={"axis_mode": "lmst"}, results={"store": "f.h5"})
     path = project.save(tmp_path / "p.unmix.json")
@@ -120,13 +120,13 @@ def test_project_roundtrip_and_errors(tmp_path):
 
 
 def test_entry_point_help(capsys):
-    from app.main import main
+    from unmix.gui.main import main
 
     assert main(["unmix-gui", "--help"]) == 0
     assert "usage: unmix-gui" in capsys.readouterr().out
 
 
 def test_eta_format():
-    from app.views.jobs import format_eta
+    from unmix.gui.views.jobs import format_eta
 
     assert [format_eta(s) for s in (4.4, 75, 3725)] == ["4 s", "1 min 15 s", "1 h 02 min"]
