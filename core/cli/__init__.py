@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 from tqdm import tqdm
@@ -13,6 +15,9 @@ from tqdm import tqdm
 from unmix import __version__
 from unmix.errors import UnmixError, describe_os_error
 from unmix.jobs import Cancelled, CancelToken
+from unmix.logs import ProgressLog, setup_logging
+
+log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -38,11 +43,19 @@ class CliProgress:
         self.bar.close()
 
 
+#: Global settings of the current invocation (set by ``main``'s options).
+SETTINGS: dict = {"progress_every": 10.0}
+
+
 @contextlib.contextmanager
-def job(desc: str, quiet: bool = False) -> Iterator[tuple[CliProgress, CancelToken]]:
-    """Progress bar + a cancel token set by the first Ctrl-C (a second Ctrl-C aborts at once)."""
+def job(desc: str, quiet: bool = False) -> Iterator[tuple[CliProgress | ProgressLog, CancelToken]]:
+    """Progress (a tqdm bar on a terminal, periodic log lines otherwise) + a cancel token set by the first Ctrl-C
+    (a second Ctrl-C aborts at once)."""
     token = CancelToken()
-    progress = CliProgress(desc, enabled=not quiet and sys.stderr.isatty())
+    if sys.stderr.isatty() or quiet:
+        progress = CliProgress(desc, enabled=not quiet)
+    else:  # a pipe, a file, a batch scheduler: plain lines every --progress-every seconds and 10 %
+        progress = ProgressLog(desc, every=SETTINGS["progress_every"])
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
@@ -70,17 +83,42 @@ class UnmixGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UnmixError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(EXIT_USER_ERROR)
+            _fail(ctx, exc.message, EXIT_USER_ERROR)
         except OSError as exc:  # permissions, a file where a folder is needed, a full disk: one line, no traceback
             message = describe_os_error(exc)
             if message is None:
+                log.exception("unexpected operating-system error", extra={"console": False})
                 raise
-            click.echo(f"error: {message}", err=True)
-            ctx.exit(EXIT_USER_ERROR)
+            _fail(ctx, message, EXIT_USER_ERROR)
         except (Cancelled, KeyboardInterrupt):
             click.echo("cancelled", err=True)
+            log.info("cancelled", extra={"console": False})
             ctx.exit(EXIT_CANCELLED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception:
+            log.exception("internal error", extra={"console": False})  # the traceback reaches --log-file too
+            raise
+
+
+def _fail(ctx: click.Context, message: str, status: int) -> None:
+    """The one error line on stderr (also recorded in --log-file), then exit with ``status``."""
+    click.echo(f"error: {message}", err=True)
+    log.error(message, extra={"console": False})
+    ctx.exit(status)
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Eager ``--config``: the file becomes the ``default_map`` of every command (command-line options win)."""
+    if value is not None:
+        from unmix.config import load_config
+
+        try:
+            ctx.default_map = {**(ctx.default_map or {}), **load_config(value, ctx.command)}
+        except UnmixError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+    return value
 
 
 @click.group(cls=UnmixGroup, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
@@ -91,11 +129,30 @@ class UnmixGroup(click.Group):
                    "method, FDSN fetch, GUI) and exit")
 @click.option("--self-test-out", type=click.Path(file_okay=False), default=None,
               help="empty or new folder for the self-test's files and screenshot (default: a new temporary folder)")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None, is_eager=True,
+              expose_value=False, callback=_load_config,
+              help="TOML file of option values: top-level keys for these global options, a [COMMAND] table per "
+                   "command (keys are option names, e.g. gap-policy = \"fill\"); command-line options win")
+@click.option("-v", "--verbose", count=True,
+              help="more detail on stderr (-v: info, -vv: debug, -vvv: other libraries too)")
+@click.option("-q", "--quiet", is_flag=True, help="only errors on stderr (no progress, no warnings)")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="append the full debug log to this file, written as it goes")
+@click.option("--progress-every", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="when stderr is not a terminal: seconds between progress lines (also at least 10 % apart)")
 @click.pass_context
-def main(ctx: click.Context, self_test: bool, self_test_out: str | None) -> None:
+def main(ctx: click.Context, self_test: bool, self_test_out: str | None, verbose: int, quiet: bool,
+         log_file: Path | None, progress_every: float) -> None:
     """Unmix: multi-scale clustering and source separation of InSight seismic records."""
     from unmix.allocator import tune_allocator
 
+    try:
+        setup_logging(verbose, quiet, log_file)
+    except OSError as exc:
+        click.echo(f"error: {describe_os_error(exc) or exc}", err=True)
+        ctx.exit(EXIT_USER_ERROR)
+    SETTINGS["progress_every"] = progress_every
+    log.debug("unmix %s: %s", __version__, " ".join(sys.argv))
     tune_allocator()
     if self_test:
         from unmix.selftest import run
