@@ -78,6 +78,36 @@ class ClusterTable:
         idx = np.flatnonzero(wanted & (self.confidence[:, s] >= min_confidence))
         return idx[np.argsort(-self.confidence[idx, s], kind="stable")]
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """The table in long form, one row per window and scale: ``window``, ``scale``, ``start``/``end`` (UTC,
+        ``datetime64[ns]``), ``lmst_start``/``lmst_end`` (fractional sols), ``cluster``, ``confidence``, ``input``."""
+        n, S = self.cluster.shape
+        posix = self.intervals.reshape(n * S, 2)
+        return {"window": np.repeat(np.arange(n), S), "scale": np.tile(np.asarray(self.scales, np.int64), n),
+                "start": (posix[:, 0] * 1e9).round().astype("datetime64[ns]"),
+                "end": (posix[:, 1] * 1e9).round().astype("datetime64[ns]"),
+                "lmst_start": self.lmst[..., 0].ravel(), "lmst_end": self.lmst[..., 1].ravel(),
+                "cluster": self.cluster.ravel().astype(np.int64), "confidence": self.confidence.ravel(),
+                "input": np.repeat(self.input_index if self.input_index is not None else np.full(n, -1), S)}
+
+    def to_dataframe(self):
+        """A pandas DataFrame of :meth:`columns` (needs pandas, which Unmix does not install)."""
+        pandas = _optional("pandas", "to_dataframe")
+        return pandas.DataFrame(self.columns())
+
+    def to_xarray(self):
+        """An xarray Dataset over (window, scale, cluster[, latent]) with times, clusters, confidences,
+        probabilities and latents (needs xarray, which Unmix does not install)."""
+        xr = _optional("xarray", "to_xarray")
+        dims = ("window", "scale")
+        data = {"start": (dims, self.intervals[..., 0]), "end": (dims, self.intervals[..., 1]),
+                "lmst_start": (dims, self.lmst[..., 0]), "cluster": (dims, self.cluster),
+                "confidence": (dims, self.confidence), "probabilities": (dims + ("k",), self.probabilities)}
+        if self.latent is not None:
+            data["latent"] = (dims + ("z",), self.latent)
+        return xr.Dataset(data, coords={"scale": list(self.scales)},
+                          attrs={k: json.dumps(v, default=str) for k, v in self.meta.items()})
+
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write as HDF5 (``.h5``/``.hdf5``, everything) or CSV (``.csv``: times, clusters, confidences)."""
         path = Path(path)
@@ -138,6 +168,17 @@ class ClusterTable:
             raise
         except H5_ERRORS as exc:
             raise damaged(exc, path, "cluster table") from None
+
+
+def _optional(package: str, method: str):
+    """Import an optional dependency, or say in one line what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise ImportError(f"ClusterTable.{method}() needs the {package} package, which Unmix does not install; "
+                          f"pip install {package}") from None
 
 
 #: Datasets of a saved table: (dimensions as names, dtype kinds, required). N windows, S scales, K clusters, Z latent.

@@ -26,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import sys
 import time
+import types
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -544,3 +546,57 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
 
 def report_dict(report: ExportReport) -> dict:
     return asdict(report)
+
+
+def export_result(result, out_dir: str | Path, stem: str = "separated", fmt: str = "MSEED", overwrite: bool = False,
+                  dtype: str = "float64", locations: dict[str, str] | str | None = None) -> list[str]:
+    """Write one in-memory :class:`~unmix.separation.SeparationResult` as ``separate`` writes an input's: each
+    product with its derived identity, under the commit protocol, the provenance JSON last (its ``input`` is
+    ``<in memory>`` and ``input_sha256`` the digest of the separated samples). Returns the written paths."""
+    fmt, out_dir = fmt.upper(), Path(out_dir)
+    if fmt not in FORMATS or dtype not in DTYPES:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)} and dtype one of {', '.join(DTYPES)}")
+    if not stem or "/" in stem:
+        raise ConfigError(f"stem must be a plain file name stem, got {stem!r}")
+    t_start = time.perf_counter()
+    method = str(result.info.get("method", "unknown"))
+    plan = ExportPlan(str(out_dir), method, fmt=fmt, overwrite=overwrite, locations=parse_locations(locations),
+                      dtype=dtype)
+    sources = {"background": result.background.copy(), **{k: st.copy() for k, st in result.removed.items()}}
+    digest = hashlib.sha256()
+    for st in sources.values():
+        for tr in st:
+            digest.update(np.ascontiguousarray(tr.data, np.float64).tobytes())
+    products, targets = {}, []
+    for name, st in sources.items():
+        raw_ids = label_product(st, name, plan)
+        for target, part in _stream_files(st, out_dir, stem, name, fmt):
+            targets.append((target, part))
+            products[target] = (name, raw_ids)
+    prov_path, pending = out_dir / f"{stem}{PROVENANCE_SUFFIX}", _pending_path(out_dir, stem)
+    if prov_path.exists() and not overwrite:
+        raise OutputExistsError("already exists; pass overwrite=True to replace it", prov_path)
+    _check_targets(targets, frozenset(), set(), overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    provenance = {
+        "tool": "unmix", "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "input": "<in memory>", "input_sha256": digest.hexdigest(), "method": method,
+        "configuration": _json_safe(plan.configuration()), "records": [{"info": _json_safe(result.info)}],
+        "dataquality": DATAQUALITY, "damage": [],
+        "products": {name: sorted({tr.stats.location for tr in st}) for name, st in sources.items()},
+    }
+    now = time.perf_counter()
+    return _commit(targets, products, prov_path, pending, set(), provenance, fmt, (t_start, now, now))
+
+
+class _ExportModule(types.ModuleType):
+    """``unmix.export`` is both this module and the API function :func:`unmix.api.export`: importing the module
+    ``unmix.export`` sets the package attribute of that name, so the module itself is made callable."""
+
+    def __call__(self, result, folder: str | Path, **options) -> list[Path]:
+        from unmix.api import export
+
+        return export(result, folder, **options)
+
+
+sys.modules[__name__].__class__ = _ExportModule

@@ -226,15 +226,17 @@ class Training:
     reported after each step. Use :meth:`run` to go to the end and get the :class:`TrainedModel`.
     """
 
-    def __init__(self, store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
+    def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
                  device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
                  progress: Progress | None = None, token: CancelToken | None = None) -> None:
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-        self.out = Path(out)
+        self.out = None if out is None else Path(out)  # None: in memory only, no checkpoint is written
         self.device = resolve_device(device)
         self.progress = progress or no_progress
         self.token = token
-        if self.out.exists() and not resume and not overwrite:
+        if self.out is None and resume:
+            raise ConfigError("resuming needs the checkpoint path")
+        if self.out is not None and self.out.exists() and not resume and not overwrite:
             raise OutputExistsError("already exists; pass --overwrite to replace it or --resume to continue", self.out)
         if resume and not self.out.is_file():
             raise InputFileError("nothing to resume: no checkpoint at this path", self.out)
@@ -286,8 +288,11 @@ class Training:
         self._times: list[float] = []
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
-    def checkpoint(self, partial: bool = False) -> Path:
+    def checkpoint(self, partial: bool = False) -> Path | None:
+        """Write the checkpoint atomically (nothing when the run has no output path: in memory only)."""
         m = self.model
+        if self.out is None:
+            return None
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         state = {
@@ -375,7 +380,7 @@ class Training:
     def run(self) -> TrainedModel:
         for _ in self:
             pass
-        if not self.model.finished or self.model.path is None:
+        if not self.model.finished or (self.model.path is None and self.out is not None):
             self.model.finished = self.model.epoch >= self.config.epochs
             self.checkpoint()
         return self.model

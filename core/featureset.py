@@ -1,0 +1,171 @@
+"""In-memory features: :func:`extract` computes them from records or files without writing a store.
+
+A :class:`FeatureSet` holds the same arrays and metadata as a feature store (:class:`unmix.features.FeatureStore`,
+of which it is a subclass), so the model trains on it and clusters it directly; :meth:`FeatureSet.save` writes a
+normal store through the store code and :meth:`FeatureSet.load` reads one back into memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from unmix.errors import ConfigError, DataError, OutputExistsError
+from unmix.features.config import FeatureConfig
+from unmix.features.lock import store_lock
+from unmix.features.store import FeatureStore, _consolidate, _shard_meta, _write_shard, features_for_file, file_digest
+from unmix.io.record import Record
+from unmix.mars_time import sol_float
+from unmix.scattering import DESCRIPTION_DTYPE, build_description
+
+
+class FeatureSet(FeatureStore):
+    """Features of every window at every scale, held in memory (the read interface of a feature store).
+
+    ``inputs`` lists where the windows come from (``path`` and ``sha256`` of each input file, ``''`` for records
+    that were not read from one file: their waveforms cannot be re-read, e.g. for a prior from clusters).
+
+    >>> import unmix
+    >>> fs = unmix.extract(unmix.example().path, unmix.FeatureConfig(window=16384, scales=(1024, 4096, 16384)))
+    >>> fs.n_windows, fs.scales
+    (196, (1024, 4096, 16384))
+    """
+
+    def __init__(self, config: FeatureConfig, inputs: list[dict], arrays: dict[str, np.ndarray],
+                 path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self.config = config
+        self.config_hash = config.digest()
+        self.inputs = inputs
+        self.description = build_description(config.J, config.Q, config.model).astype(DESCRIPTION_DTYPE)
+        self._arrays = arrays
+        self.n_windows = int(len(arrays["windows/input"]))
+
+    def __repr__(self) -> str:
+        return (f"FeatureSet({self.n_windows} windows, scales {self.scales}, {len(self.inputs)} input(s), "
+                f"config {self.config_hash})")
+
+    def _read(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSet:
+        """Read a feature store (written by :meth:`save` or ``unmix features``) into memory, validated."""
+        store = FeatureStore(path)
+        names = ["windows/input", "windows/record"] + [f"{kind}/{s}" for s in store.scales
+                                                      for kind in ("features", "intervals", "lmst")]
+        arrays = {n: store._read(n) for n in names}
+        for s in store.scales:
+            store.features(s)  # refuses NaN or infinite features, naming the file
+        return cls(store.config, list(store.inputs), arrays, store.path)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write a feature store at ``path`` (atomically, under the store's lock); returns the path."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise OutputExistsError("already exists; pass overwrite=True to replace it", path)
+        with store_lock(path), tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+            shards, metas = [], {}
+            for i, entry in enumerate(self.inputs):
+                shard = Path(tmp) / f"{i}.h5"
+                _write_shard(self._shard_result(i, entry), self.config, shard)
+                metas[shard] = _shard_meta(shard, self.config)
+                shards.append(shard)
+            _consolidate(path, self.config, None, shards, metas)
+        self.path = path
+        return path
+
+    def _shard_result(self, i: int, entry: dict) -> dict:
+        """What :func:`unmix.features.store.features_for_file` returns for input ``i`` (its windows only)."""
+        mine = self._arrays["windows/input"] == i
+        return {**entry, "record_index": [self._arrays["windows/record"][mine]],
+                "features": {s: [self.features(s, complex_values=True)[mine]] for s in self.scales},
+                "intervals": {s: [self.intervals(s)[mine]] for s in self.scales}}
+
+
+def _entry(result: dict) -> dict:
+    return {k: result[k] for k in ("path", "sha256", "size", "records", "notes")}
+
+
+def _records_result(records: list[Record], config: FeatureConfig, device: str) -> dict:
+    """Features of in-memory records in the form :func:`features_for_file` gives for a file."""
+    from unmix.features.extract import make_engine, record_features
+    from unmix.io import remove_response, rotate_to_zne
+
+    sources = sorted({s for r in records for s in r.sources})
+    path = sources[0] if len(sources) == 1 and Path(sources[0]).is_file() else ""
+    out = {"path": path, "sha256": file_digest(path) if path else "", "size": os.path.getsize(path) if path else 0,
+           "records": [], "notes": [], "features": {s: [] for s in config.scales},
+           "intervals": {s: [] for s in config.scales}, "record_index": []}
+    engine = make_engine(config, device)
+    for rec in records:
+        if config.response:
+            rec = remove_response(rec, config.response, output=config.response_output)
+            rec = rotate_to_zne(rec, config.response) if config.rotate else rec
+        if not set(config.components) <= set(rec.components):
+            raise DataError(f"{rec.key} has components {rec.components}, the configuration needs "
+                            f"{config.components} (FeatureConfig(components=...))", rec.sources_label)
+        rec = rec.copy()
+        rec.stream.traces = [next(tr for tr in rec.stream if tr.stats.channel[-1] == c) for c in config.components]
+        wf = record_features(rec, config, engine=engine)
+        if wf.n_windows == 0:
+            out["notes"].append(f"{rec.key}: {rec.npts} samples, shorter than one window of {config.window}; skipped")
+            continue
+        out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
+                               "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
+                               "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
+        for s in config.scales:
+            out["features"][s].append(wf.features[s])
+            out["intervals"][s].append(wf.intervals[s])
+        out["record_index"].append(np.full(wf.n_windows, len(out["records"]) - 1, np.int32))
+    return out
+
+
+def _assemble(results: list[dict], config: FeatureConfig) -> FeatureSet:
+    """One feature set from per-input results (inputs without windows are dropped)."""
+    results = [r for r in results if r["records"]]
+    if not results:
+        raise DataError("no windows: every record is shorter than one window of "
+                        f"{config.window} samples (or has no data)")
+    rates = {rec["sampling_rate"] for r in results for rec in r["records"]}
+    if len(rates) > 1:
+        raise DataError(f"records at different sampling rates {sorted(rates)}; a feature set holds one rate")
+    arrays = {"windows/input": np.concatenate([np.full(sum(len(x) for x in r["record_index"]), i, np.int32)
+                                               for i, r in enumerate(results)]),
+              "windows/record": np.concatenate([x for r in results for x in r["record_index"]]).astype(np.int32)}
+    for s in config.scales:
+        feats = np.concatenate([x for r in results for x in r["features"][s]])
+        arrays[f"features/{s}"] = np.stack([feats.real, feats.imag], axis=-1).astype(np.float32)
+        arrays[f"intervals/{s}"] = np.concatenate([x for r in results for x in r["intervals"][s]])
+        arrays[f"lmst/{s}"] = sol_float(arrays[f"intervals/{s}"])
+    return FeatureSet(config, [_entry(r) for r in results], arrays)
+
+
+def extract(data: str | Path | Record | Iterable[str | Path | Record], config: FeatureConfig | None = None,
+            device: str = "auto", allow_damaged: bool = False) -> FeatureSet:
+    """Multi-scale scattering-covariance features of every window, in memory (no store is written).
+
+    ``data``: files, folders or glob patterns (read with the configuration's gap policy, one input per file, as
+    ``unmix features`` does), or :class:`~unmix.io.Record` objects from :func:`unmix.read` (all records form one
+    input). ``config`` defaults to :class:`~unmix.features.FeatureConfig` ``()`` (the published 65536-sample window).
+    """
+    from unmix.io import expand_inputs
+
+    config = config or FeatureConfig()
+    if not isinstance(config, FeatureConfig):
+        raise ConfigError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    items = [data] if isinstance(data, str | Path | Record) else list(data)
+    records = [x for x in items if isinstance(x, Record)]
+    paths = [x for x in items if not isinstance(x, Record)]
+    cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
+    results = [features_for_file(str(p), cfg, device) for p in (expand_inputs(paths) if paths else [])]
+    if records:
+        results.append(_records_result(records, config, device))
+    return _assemble(results, config)
+
+
+__all__ = ["FeatureSet", "extract"]
