@@ -3,11 +3,15 @@
 ``fetch`` asks a data centre (IRIS/EarthScope, IPGP or any FDSN web-service URL) for one request (network, station,
 location, channel, time span) through its FDSN web services and writes, under the output folder:
 
-- ``NET.STA.LOC.CHA.YYYY-MM-DD.mseed``: the miniSEED records of each UTC day, exactly as the data centre sent them
-  (a record crossing midnight is in both day files; readers merge such overlaps). Wildcards in the channel become
-  file-name-safe: ``?`` → ``_``, ``*`` → ``~``, ``,`` → ``+`` (``BH?`` gives ``XB.ELYSE.02.BH_.2019-07-26.mseed``).
+- an **SDS archive** (SeisComP Data Structure, read by ObsPy's ``obspy.clients.filesystem.sds.Client``, SeisComP and
+  Snuffler): ``YEAR/NET/STA/CHAN.D/NET.STA.LOC.CHAN.D.YEAR.DOY`` per channel and UTC day, the miniSEED records exactly
+  as the data centre sent them (a record crossing midnight is in both day files; readers merge such overlaps). A
+  request with wildcards (``BH?``) is split into one file per channel received.
 - ``NET.STA.LOC.CHA.xml``: StationXML with the full response, covering the span asked for so far.
-- ``fetch-manifest.json``: which spans of each file were received (or known to be empty), the provider, the size.
+- ``fetch-manifest.json``: per request and day (keyed ``NET.STA.LOC.CHA.YYYY-MM-DD.mseed``, wildcards made
+  file-name safe: ``?`` → ``_``, ``*`` → ``~``, ``,`` → ``+``) the spans received or known to be empty and the SDS
+  files written; per SDS file its size. Caches of the earlier naming (day files of that name in the folder itself)
+  are migrated into the SDS layout once, at the next fetch into the folder.
 
 A later request downloads only the spans the manifest does not cover and whose files are still on disk with the
 recorded size, so a second identical run makes no request at all and an interrupted run resumes where it stopped.
@@ -83,7 +87,8 @@ class FetchReport:
         return not self.failures
 
     def waveform_files(self) -> list[Path]:
-        return [p for p in self.files if p.suffix == ".mseed"]
+        """The SDS day files of the request (every file but the StationXML)."""
+        return [p for p in self.files if p.suffix != ".xml"]
 
     def summary(self) -> str:
         """One line for the CLI and the GUI."""
@@ -164,6 +169,14 @@ def day_file_name(network: str, station: str, location: str, channel: str, day: 
     return f"{stream_id(network, station, location, channel).translate(_SAFE)}.{day}.mseed"
 
 
+def sds_path(network: str, station: str, location: str, channel: str, t: float | UTCDateTime) -> str:
+    """SDS path of one channel's day file, relative to the archive root:
+    ``2019/XB/ELYSE/BHU.D/XB.ELYSE.02.BHU.D.2019.207`` (the UTC day that holds ``t``)."""
+    day = UTCDateTime(t)
+    year, doy = day.year, day.julday
+    return f"{year}/{network}/{station}/{channel}.D/{network}.{station}.{location}.{channel}.D.{year}.{doy:03d}"
+
+
 def station_file_name(network: str, station: str, location: str, channel: str) -> str:
     return f"{stream_id(network, station, location, channel).translate(_SAFE)}.xml"
 
@@ -242,24 +255,45 @@ class Manifest:
         return e if isinstance(e, dict) else {}
 
     def covered(self, name: str, out_dir: Path) -> list[Span]:
-        """Spans of ``name`` received earlier, if the file is still on disk with the size recorded."""
+        """Spans of ``name`` received earlier, if its file (or, for a request-day, every SDS file it wrote) is still
+        on disk with the size recorded."""
         e = self.entry(name)
-        path = out_dir / name
-        if not e.get("covered") or not path.is_file() or path.stat().st_size != e.get("size"):
+        if not e.get("covered"):
             return []
-        return _spans(e["covered"])
+        if "sds" in e:
+            ok = isinstance(e["sds"], list) and all(self.sds_ok(rel, out_dir) for rel in e["sds"])
+        else:
+            path = out_dir / name
+            ok = path.is_file() and path.stat().st_size == e.get("size")
+        return _spans(e["covered"]) if ok else []
+
+    def sds_ok(self, rel: str, out_dir: Path) -> bool:
+        """Whether the SDS file ``rel`` is on disk with the size this manifest recorded for it."""
+        path = out_dir / rel
+        return path.is_file() and path.stat().st_size == self.entry(rel).get("size")
+
+    def sds_paths(self, name: str, out_dir: Path) -> list[Path]:
+        """The SDS files a request-day entry wrote."""
+        rels = self.entry(name).get("sds")
+        return [out_dir / rel for rel in rels] if isinstance(rels, list) else []
+
+    def record_sds(self, rel: str, stream: str, size: int, source: str) -> None:
+        """An SDS file written (by any request: several requests may write one channel-day file)."""
+        self.touched.add(rel)
+        self.data["files"][rel] = {"id": stream, "size": size, "source": source, "updated": str(UTCDateTime()),
+                                   "checked": CHECKED, "kind": "sds"}
 
     def empty(self, name: str) -> list[Span]:
         return _spans(self.entry(name).get("empty", []))
 
     def record(self, name: str, stream: str, covered: list[Span], empty: list[Span], size: int | None,
-               source: str) -> None:
+               source: str, sds: list[str] | None = None) -> None:
         self.touched.add(name)
         self.data["files"][name] = {
             "id": stream, "covered": [[_iso(a), _iso(b)] for a, b in _union(covered)],
             "empty": [[_iso(a), _iso(b)] for a, b in _union(empty)], "size": size, "source": source,
             "updated": str(UTCDateTime()), "checked": CHECKED,
-        }
+        } | ({} if sds is None else {"sds": sorted(set(sds))})
 
     def checked(self, name: str) -> bool:
         """Whether the file was checked against its request (entries written before downloads were checked lack it)."""
@@ -528,26 +562,62 @@ def _parts(out: Path, name: str) -> Iterator[Callable[[], Path]]:
                 path.unlink()
 
 
-def _merge(sources: list[Path], target: Path) -> None:
-    """Write the records of ``sources`` into ``target`` atomically, byte-identical repeats (the edges of adjacent
-    requests) kept once."""
+def _merge(sources: list[Path], target: Path, sid: str | None = None) -> None:
+    """Write the records of ``sources`` (only those of stream ``sid`` when given) into ``target`` atomically,
+    byte-identical repeats (the edges of adjacent requests) kept once."""
     seen: set[bytes] = set()
     with atomic_path(target) as tmp, tmp.open("wb") as out:
         for src in sources:
             with src.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 lengths = _record_lengths(data)
                 if not lengths:
-                    f.seek(0)
-                    shutil.copyfileobj(f, out)
+                    _copy_stream(f, out, sid)
                     continue
                 offset = 0
                 for n in lengths:
                     record = data[offset:offset + n]
                     offset += n
+                    if sid is not None and ".".join(_record_span(record[:48])[0]) != sid:
+                        continue
                     key = hashlib.blake2b(record, digest_size=16).digest()
                     if key not in seen:
                         seen.add(key)
                         out.write(record)
+
+
+def _copy_stream(f: BinaryIO, out: BinaryIO, sid: str | None) -> None:
+    """Records without blockette 1000 (their lengths cannot be told): copied whole, or re-written per stream."""
+    f.seek(0)
+    if sid is None:
+        shutil.copyfileobj(f, out)
+        return
+    from obspy import read
+
+    st = read(io.BytesIO(f.read()), format="MSEED").select(id=sid)
+    if len(st):
+        st.write(out, format="MSEED")
+
+
+def _stream_ids(sources: list[Path]) -> list[str]:
+    """Stream ids of the records in checked miniSEED files."""
+    return sorted({".".join(codes) for src in sources for codes, _, _ in _check_mseed(src)})
+
+
+def _write_sds(run: _Run, sources: list[Path], day: float, replace: bool = False) -> list[str]:
+    """Add the records of ``sources`` to the SDS day files of their channels (one file per stream id); return the
+    files' paths relative to the archive. A file the manifest does not know is never changed (unless ``replace``)."""
+    rels = []
+    for sid in _stream_ids(sources):
+        rel = sds_path(*sid.split("."), day)
+        path = run.out / rel
+        known = run.manifest.sds_ok(rel, run.out)
+        if path.exists() and not known and not replace:
+            raise OutputExistsError("exists but does not match this folder's fetch manifest (not fetched here, or "
+                                    "changed since); pass --overwrite to replace it", path)
+        _merge(([path] if known and not replace else []) + sources, path, sid)
+        run.manifest.record_sds(rel, sid, path.stat().st_size, run.url)
+        rels.append(rel)
+    return rels
 
 
 def _remove_stale_parts(out: Path, names: list[str], age: float = 3600.0) -> None:
@@ -585,6 +655,7 @@ class _Run:
     report: FetchReport
     token: CancelToken | None
     received: set[str] = field(default_factory=set)  # stream ids of the waveform data cached by this run
+    overwrite: bool = False
     _service: _Service | None = None
 
     @property
@@ -622,7 +693,9 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
         raise ConfigError("output is not a folder", out)
 
     manifest = Manifest(out, fresh_if_unreadable=overwrite)
-    run = _Run(out, url, _Request(network, station, location, channel), limits, manifest, FetchReport(out), token)
+    run = _Run(out, url, _Request(network, station, location, channel), limits, manifest, FetchReport(out), token,
+               overwrite=overwrite)
+    migrate_old_layout(run)
     plan = _plan(run, t_start, t_end, overwrite, recheck_empty, response)
     _remove_stale_parts(out, [item.name for item in plan] + [MANIFEST])
     asked_data = _download(run, plan, progress)
@@ -664,6 +737,47 @@ def _plan(run: _Run, t_start: UTCDateTime, t_end: UTCDateTime, overwrite: bool, 
     return plan
 
 
+_OLD_DAY = re.compile(r"^(.+)\.(\d{4}-\d{2}-\d{2})\.mseed$")
+
+
+def migrate_old_layout(run: _Run) -> list[str]:
+    """Move the day files of the earlier naming (``NET.STA.LOC.CHA.YYYY-MM-DD.mseed`` in the folder itself) into the
+    SDS layout, once: their records are split per channel, the manifest entry lists the SDS files, the old file is
+    removed. Files cached before downloads were checked are checked first (against their entry's stream id); a
+    wrong one is removed. Returns the names migrated."""
+    done = []
+    for name, entry in list(run.manifest.data["files"].items()):
+        match = _OLD_DAY.match(name)
+        if not match or not isinstance(entry, dict) or "sds" in entry or not run.manifest.covered(name, run.out):
+            continue
+        req = _request_of(str(entry.get("id", "")))
+        if req is None:
+            continue
+        if not run.manifest.checked(name) and not _recheck(_with_request(run, req), name,
+                                                           run.manifest.covered(name, run.out)):
+            continue
+        path = run.out / name
+        rels = _write_sds(run, [path], UTCDateTime(match.group(2)).timestamp)
+        run.manifest.data["files"][name] = run.manifest.entry(name) | {"sds": rels, "size": None}
+        run.manifest.touched.add(name)
+        run.manifest.save()
+        path.unlink()
+        done.append(name)
+    return done
+
+
+def _request_of(sid: str) -> _Request | None:
+    parts = sid.split(".")
+    return _Request(*parts) if len(parts) == 4 else None
+
+
+def _with_request(run: _Run, req: _Request) -> _Run:
+    """The same run for another request (the migration checks old files against their own request)."""
+    from dataclasses import replace
+
+    return replace(run, req=req)
+
+
 def _recheck(run: _Run, name: str, have: list[Span]) -> list[Span]:
     """A file cached before downloads were checked: check it now; a wrong one is removed (and fetched again)."""
     path = run.out / name
@@ -696,9 +810,10 @@ def _download(run: _Run, plan: list[_Planned], progress: Progress) -> bool:
         path = run.out / item.name
         if not item.missing:
             progress((i + 1) / n_steps, f"{item.name}: already present")
-            if path.exists():
-                report.cached.append(path)
-                report.files.append(path)
+            paths = run.manifest.sds_paths(item.name, run.out) if item.kind == "day" else [path]
+            if item.covered and all(p.exists() for p in paths):
+                report.cached.extend(paths)
+                report.files.extend(paths)
             else:
                 report.empty.append(f"{item.name} [{_span_text(item.span)}]")
             continue
@@ -810,8 +925,7 @@ def _fetch_span(run: _Run, item: _Planned, span: Span, part: Path) -> tuple[str,
 
 
 def _fetch_day(run: _Run, item: _Planned) -> str:
-    """Download the missing spans of one day and rewrite its file (old records + new ones) atomically."""
-    path = run.out / item.name
+    """Download the missing spans of one day and add their records to the channels' SDS day files atomically."""
     covered, empty = list(item.covered), list(item.empty)
     status = "ok"
     with _parts(run.out, item.name) as new_part:
@@ -829,13 +943,15 @@ def _fetch_day(run: _Run, item: _Planned) -> str:
                 status = kind
                 if kind == "unreachable":
                     break
+        sds = [str(p.relative_to(run.out)) for p in run.manifest.sds_paths(item.name, run.out)] if item.covered else []
         if good:
-            _merge(([path] if item.covered else []) + good, path)
+            new = _write_sds(run, good, item.span[0], replace=run.overwrite)
+            sds = sorted(set(sds) | set(new))
             run.report.bytes += sum(p.stat().st_size for p in good)
-            run.report.downloaded.append(path)
-    if covered and path.exists():
-        run.manifest.record(item.name, run.req.sid, covered, empty, path.stat().st_size, run.url)
-        run.report.files.append(path)
+            run.report.downloaded.extend(run.out / rel for rel in new)
+    if covered and sds:
+        run.manifest.record(item.name, run.req.sid, covered, empty, None, run.url, sds)
+        run.report.files.extend(run.out / rel for rel in sds)
     elif empty:
         run.manifest.record(item.name, run.req.sid, [], empty, None, run.url)
         if not _missing(item.span, empty):

@@ -354,9 +354,9 @@ def check_fetch(ctx: _Context) -> str:
         _run_cli(["fetch", "-N", net, "-S", sta, "-L", loc or "--", "-C", cha[:2] + "?", "--start", start,
                   "--end", end, "--provider", server.url, "--out", out, "--timeout", "20", "-q"])
         n_requests = len(server.requests)
-    files = sorted(out.glob("*.mseed"))
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.parent.name.endswith(".D"))  # the SDS archive
     if not files or not any(p.suffix == ".xml" for p in out.iterdir()):
-        raise CheckFailed(f"expected miniSEED day files and a StationXML in {out}, found {sorted(os.listdir(out))}")
+        raise CheckFailed(f"expected SDS day files and a StationXML in {out}, found {sorted(os.listdir(out))}")
     got = read(str(files[0]), format="MSEED")
     for f in files[1:]:
         got += read(str(f), format="MSEED")

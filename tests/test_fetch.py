@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ from unmix.fetch import (
     day_spans,
     fetch,
     resolve_provider,
+    sds_path,
     station_file_name,
 )
 from unmix.jobs import Cancelled, CancelToken
@@ -44,6 +46,24 @@ RAW03 = "raw/XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed"
 DAY1, DAY2 = "XB.ELYSE.03.BH_.2019-05-22.mseed", "XB.ELYSE.03.BH_.2019-05-23.mseed"
 XML = "XB.ELYSE.03.BH_.xml"
 SPAN = ("2019-05-22T23:00:00", "2019-05-23T03:00:00")
+DOY = {DAY1: 142, DAY2: 143}  # the manifest keys of the two request-days, and their SDS day of year
+
+
+def sds(folder: Path, day: str) -> list[Path]:
+    """The SDS day files (BHU, BHV, BHW) of one request-day."""
+    return [folder / f"2019/XB/ELYSE/BH{c}.D/XB.ELYSE.03.BH{c}.D.2019.{DOY[day]}" for c in "UVW"]
+
+
+def has(folder: Path, day: str) -> bool:
+    return all(p.is_file() for p in sds(folder, day))
+
+
+def none_of(folder: Path, day: str) -> bool:
+    return not any(p.exists() for p in sds(folder, day))
+
+
+def names(paths) -> list[str]:
+    return [p.name for p in paths]
 
 
 @pytest.fixture
@@ -69,6 +89,13 @@ def _merged(paths) -> dict[str, np.ndarray]:
     return {tr.id: tr.data for tr in st}
 
 
+def _read(paths):
+    st = read(str(paths[0]))
+    for p in paths[1:]:
+        st += read(str(p))
+    return st
+
+
 def _records(path: Path, reclen: int = 512) -> list[bytes]:
     blob = path.read_bytes()
     return [blob[i:i + reclen] for i in range(0, len(blob), reclen)]
@@ -78,14 +105,16 @@ def test_fetch_writes_day_files_and_stationxml_and_a_second_run_downloads_nothin
     out = tmp_path / "cache"
     r = cli(*fetch_args(standin, out))
     assert r.exit_code == 0, r.output + r.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted([DAY1, DAY2, XML, MANIFEST])
-    assert "3 file(s) written" in r.stdout and f"{out / DAY1}  (downloaded)" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(["2019", XML, MANIFEST])
+    archived = sorted(p for p in out.rglob("*") if p.is_file() and p.parent != out)
+    assert archived == sorted(sds(out, DAY1) + sds(out, DAY2))
+    assert "7 file(s) written" in r.stdout and f"{sds(out, DAY1)[0]}  (downloaded)" in r.stdout
     # each day file holds the data centre's records of that UTC day; together they are exactly the source record
-    d1, d2 = read(str(out / DAY1)), read(str(out / DAY2))
+    d1, d2 = _read(sds(out, DAY1)), _read(sds(out, DAY2))
     assert all(tr.stats.starttime < UTCDateTime("2019-05-23") for tr in d1)
     assert all(tr.stats.endtime >= UTCDateTime("2019-05-23") for tr in d2)
     source = _merged([insight / RAW03])
-    fetched = _merged([out / DAY1, out / DAY2])
+    fetched = _merged(sds(out, DAY1) + sds(out, DAY2))
     assert fetched.keys() == source.keys()
     for key in source:
         np.testing.assert_array_equal(fetched[key], source[key])
@@ -93,6 +122,7 @@ def test_fetch_writes_day_files_and_stationxml_and_a_second_run_downloads_nothin
     assert inv.select(location="03", channel="BHU")[0][0][0].response is not None
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["files"][DAY2]["covered"] == [["2019-05-23T00:00:00.000000Z", "2019-05-23T03:00:00.000000Z"]]
+    assert manifest["files"][DAY2]["sds"] == [str(p.relative_to(out)) for p in sds(out, DAY2)]
     queries = standin.queries()
     assert [q["starttime"][:19] for q in standin.queries("dataselect")] == ["2019-05-22T23:00:00",
                                                                             "2019-05-23T00:00:00"]
@@ -101,22 +131,24 @@ def test_fetch_writes_day_files_and_stationxml_and_a_second_run_downloads_nothin
     n_log = len(standin.log)
     again = cli(*fetch_args(standin, out))
     assert again.exit_code == 0, again.output
-    assert "nothing to download, all present, 3 already present" in again.stdout
+    assert "nothing to download, all present, 7 already present" in again.stdout
     assert len(standin.log) == n_log  # not even the service discovery: no request at all
     assert len(standin.queries()) == len(queries)
 
 
 def test_a_longer_span_downloads_only_what_is_missing(standin, insight, tmp_path):
     first = fetch("XB", "ELYSE", "03", "BH?", SPAN[0], "2019-05-23T00:30:00", tmp_path, provider=standin.url)
-    assert [p.name for p in first.waveform_files()] == [DAY1, DAY2]
+    assert names(first.waveform_files()) == names(sds(tmp_path, DAY1) + sds(tmp_path, DAY2))
     before = len(standin.queries("dataselect"))
     report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
     asked = standin.queries("dataselect")[before:]
     assert [(q["starttime"][:19], q["endtime"][:19]) for q in asked] == [("2019-05-23T00:30:00", "2019-05-23T03:00:00")]
-    assert [p.name for p in report.cached] == [DAY1] and {p.name for p in report.downloaded} == {DAY2, XML}
-    records = _records(tmp_path / DAY2)
-    assert len(records) == len(set(records))  # records at the edge of both requests are kept once
-    fetched, source = _merged([tmp_path / DAY1, tmp_path / DAY2]), _merged([insight / RAW03])
+    assert names(report.cached) == names(sds(tmp_path, DAY1))
+    assert set(names(report.downloaded)) == {XML, *names(sds(tmp_path, DAY2))}
+    for path in sds(tmp_path, DAY2):
+        records = _records(path)
+        assert len(records) == len(set(records))  # records at the edge of both requests are kept once
+    fetched, source = _merged(sds(tmp_path, DAY1) + sds(tmp_path, DAY2)), _merged([insight / RAW03])
     for key in source:
         np.testing.assert_array_equal(fetched[key], source[key])
     entry = json.loads((tmp_path / MANIFEST).read_text())["files"][DAY2]
@@ -131,7 +163,7 @@ def test_no_data_is_one_clear_line(standin, tmp_path, code):
     assert r.stderr.strip().splitlines() == [
         f"error: {standin.url}: no data for XB.ELYSE.03.BH? between 2019-05-22T23:00:00.000000Z and "
         "2019-05-23T03:00:00.000000Z"]
-    assert not list(tmp_path.glob("*.mseed"))
+    assert not (tmp_path / "2019").exists()
     n = len(standin.queries("dataselect"))
     again = cli(*fetch_args(standin, tmp_path))  # known empty: not asked again unless --recheck-empty
     assert again.exit_code == 2 and "known from an earlier request" in again.stderr
@@ -139,7 +171,7 @@ def test_no_data_is_one_clear_line(standin, tmp_path, code):
     standin.clear_faults()
     recheck = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--recheck-empty"))
     assert recheck.exit_code == 0, recheck.stderr
-    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists()
+    assert has(tmp_path, DAY1) and has(tmp_path, DAY2)
 
 
 def test_a_span_without_data_at_the_real_service(standin, tmp_path):
@@ -151,7 +183,7 @@ def test_http_error_on_one_day_keeps_the_rest_and_a_rerun_fetches_only_that_day(
     standin.add_fault("dataselect", 500, day="2019-05-23")
     r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--retries", "2", "--retry-delay", "0.01"))
     assert r.exit_code == 1
-    assert (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
+    assert has(tmp_path, DAY1) and none_of(tmp_path, DAY2)
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("1 request(s) failed")
     assert lines[1] == (f"  {DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: HTTP 500: Internal Server Error "
@@ -175,11 +207,12 @@ def test_connection_cut_mid_download_leaves_no_partial_file(standin, tmp_path, a
     assert not report.ok and len(report.failures) == 1
     assert report.failures[0].startswith(f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: ")
     assert re.search(message, report.failures[0])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DAY1, XML, MANIFEST])  # nothing half-written
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["2019", XML, MANIFEST])  # nothing half-written
+    assert has(tmp_path, DAY1) and none_of(tmp_path, DAY2) and not list(tmp_path.rglob("*.part"))
     assert DAY2 not in json.loads((tmp_path / MANIFEST).read_text())["files"]
     resumed = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
-    assert resumed.ok and [p.name for p in resumed.downloaded] == [DAY2]
-    assert {p.name for p in resumed.cached} == {DAY1, XML}
+    assert resumed.ok and names(resumed.downloaded) == names(sds(tmp_path, DAY2))
+    assert set(names(resumed.cached)) == {XML, *names(sds(tmp_path, DAY1))}
 
 
 def test_cut_stationxml_is_listed_and_the_data_are_kept(standin, tmp_path):
@@ -187,7 +220,7 @@ def test_cut_stationxml_is_listed_and_the_data_are_kept(standin, tmp_path):
     r = cli(*fetch_args(standin, tmp_path, SPAN[0], SPAN[1], "--retries", "0"))
     assert r.exit_code == 1
     assert f"{XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: StationXML: connection cut" in r.stderr
-    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists() and not (tmp_path / XML).exists()
+    assert has(tmp_path, DAY1) and has(tmp_path, DAY2) and not (tmp_path / XML).exists()
 
 
 def test_no_network_is_one_clear_line(tmp_path):
@@ -222,11 +255,11 @@ def test_cancel_between_days_keeps_what_was_completed(standin, tmp_path):
 
     with pytest.raises(Cancelled):
         fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, progress=progress, token=token)
-    assert (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
+    assert has(tmp_path, DAY1) and none_of(tmp_path, DAY2)
     assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == pytest.approx(2 / 3)
     n = len(standin.queries())
     report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
-    assert [p.name for p in report.downloaded] == [DAY2] and len(standin.queries()) == n + 1
+    assert names(report.downloaded) == names(sds(tmp_path, DAY2)) and len(standin.queries()) == n + 1
 
 
 def test_files_not_from_this_cache_are_not_overwritten(standin, tmp_path):
@@ -234,8 +267,15 @@ def test_files_not_from_this_cache_are_not_overwritten(standin, tmp_path):
     with pytest.raises(OutputExistsError, match=f"{DAY1}: exists but does not match this folder's fetch manifest"):
         fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
     assert (tmp_path / DAY1).read_bytes() == b"my own notes" and not standin.queries()
+    (tmp_path / DAY1).unlink()
+    mine = sds(tmp_path, DAY2)[1]  # a file of the user's own SDS archive where the fetch would write
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own notes")
+    with pytest.raises(OutputExistsError, match=f"{mine}: exists but does not match this folder's fetch manifest"):
+        fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert mine.read_bytes() == b"my own notes"
     report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, overwrite=True)
-    assert report.ok and len(read(str(tmp_path / DAY1))) == 3
+    assert report.ok and len(read(str(mine))) == 1 and has(tmp_path, DAY1)
     (tmp_path / MANIFEST).write_text("{not json")
     with pytest.raises(InputFileError, match=f"{MANIFEST}: unreadable fetch manifest"):
         fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
@@ -290,6 +330,10 @@ def test_names_spans_and_providers():
     assert day_file_name("XB", "ELYSE", "02", "BH?", "2019-07-26") == "XB.ELYSE.02.BH_.2019-07-26.mseed"
     assert day_file_name("XB", "ELYSE", "", "BH*,LH?", "2019-07-26") == "XB.ELYSE..BH~+LH_.2019-07-26.mseed"
     assert station_file_name("XB", "ELYSE", "02", "BHU") == "XB.ELYSE.02.BHU.xml"
+    assert sds_path("XB", "ELYSE", "02", "BHU", UTCDateTime("2019-07-26T23:59:59")) == \
+        "2019/XB/ELYSE/BHU.D/XB.ELYSE.02.BHU.D.2019.207"
+    assert sds_path("XB", "ELYSE", "", "BHU", UTCDateTime("2020-01-01")) == \
+        "2020/XB/ELYSE/BHU.D/XB.ELYSE..BHU.D.2020.001"
     days = list(day_spans(UTCDateTime("2019-07-26T11:49"), UTCDateTime("2019-07-28T00:00")))
     assert [d for d, _ in days] == ["2019-07-26", "2019-07-27"]
     assert days[0][1] == (UTCDateTime("2019-07-26T11:49").timestamp, UTCDateTime("2019-07-27").timestamp)
@@ -322,7 +366,7 @@ def test_glitch_lists_and_quakeml_in_one_table(insight, tmp_path):
 
 
 def _no_parts(folder: Path) -> bool:
-    return not list(folder.glob(".*.part"))
+    return not list(folder.rglob(".*.part"))
 
 
 def _manifest_files(folder: Path) -> set[str]:
@@ -350,14 +394,14 @@ def test_wrong_data_from_the_server_are_refused_not_cached(standin, tmp_path, fa
     for line, problem in zip(lines[1:], problems, strict=True):
         assert re.fullmatch(rf"  {re.escape(DAY2)} \[2019-05-23T00:00:00–2019-05-23T03:00:00\]: wrong data, nothing "
                             rf"kept: {problem}.*", line), line
-    assert not (tmp_path / DAY2).exists() and (tmp_path / DAY1).exists() and _no_parts(tmp_path)
+    assert none_of(tmp_path, DAY2) and has(tmp_path, DAY1) and _no_parts(tmp_path)
     assert DAY2 not in _manifest_files(tmp_path) and DAY1 in _manifest_files(tmp_path)
     standin.clear_faults()
     n = len(standin.queries())
     again = cli(*fetch_args(standin, tmp_path))  # nothing of the wrong answer was trusted: the day is asked again
     assert again.exit_code == 0, again.stderr
     assert [q["starttime"][:10] for q in standin.queries()[n:]] == ["2019-05-23"]
-    assert {tr.id for tr in read(str(tmp_path / DAY2))} == {"XB.ELYSE.03.BHU", "XB.ELYSE.03.BHV", "XB.ELYSE.03.BHW"}
+    assert {tr.id for tr in _read(sds(tmp_path, DAY2))} == {"XB.ELYSE.03.BHU", "XB.ELYSE.03.BHV", "XB.ELYSE.03.BHW"}
 
 
 def test_stationxml_of_other_channels_is_refused(standin, tmp_path):
@@ -369,7 +413,7 @@ def test_stationxml_of_other_channels_is_refused(standin, tmp_path):
         label + "StationXML of XB.ELYSE.02.BHU, XB.ELYSE.02.BHV, XB.ELYSE.02.BHW, not XB.ELYSE.03.BH? as asked",
         label + "StationXML has no channel of XB.ELYSE.03.BH? for 2019-05-22T23:00:00–2019-05-23T03:00:00"]
     assert not (tmp_path / XML).exists() and XML not in _manifest_files(tmp_path) and _no_parts(tmp_path)
-    assert (tmp_path / DAY1).exists() and (tmp_path / DAY2).exists()
+    assert has(tmp_path, DAY1) and has(tmp_path, DAY2)
 
 
 @pytest.mark.timeout(60)
@@ -382,7 +426,7 @@ def test_a_trickling_server_meets_the_deadline(standin, tmp_path):
         f"{DAY1} [2019-05-22T23:00:00–2019-05-23T00:00:00]: no complete answer within 1.5 s (the limit for one "
         "request, --deadline)",
         f"{DAY2} [2019-05-23T00:00:00–2019-05-23T03:00:00]: not attempted (the data centre stopped answering)"]
-    assert not (tmp_path / DAY1).exists() and _no_parts(tmp_path) and DAY1 not in _manifest_files(tmp_path)
+    assert none_of(tmp_path, DAY1) and _no_parts(tmp_path) and DAY1 not in _manifest_files(tmp_path)
 
 
 @pytest.mark.parametrize("action", ["", "nolength"])  # with Content-Length: refused at once; without: while streamed
@@ -395,7 +439,7 @@ def test_a_response_over_the_size_cap_is_refused_and_its_part_removed(standin, t
         f"  {day} [{span}]: response larger than 10.0 kB (the size cap, --max-size); nothing kept"
         for day, span in ((DAY1, "2019-05-22T23:00:00–2019-05-23T00:00:00"),
                           (DAY2, "2019-05-23T00:00:00–2019-05-23T03:00:00"))]
-    assert _no_parts(tmp_path) and not list(tmp_path.glob("*.mseed")) and not _manifest_files(tmp_path)
+    assert _no_parts(tmp_path) and not (tmp_path / "2019").exists() and not _manifest_files(tmp_path)
 
 
 @pytest.mark.parametrize(("action", "kwargs"), [
@@ -409,7 +453,8 @@ def test_transient_failures_are_retried(standin, tmp_path, action, kwargs):
                    timeout=0.5)
     assert report.ok, report.failures
     assert [q["starttime"][:10] for q in standin.queries("dataselect")] == ["2019-05-22", "2019-05-23", "2019-05-23"]
-    assert {p.name for p in report.downloaded} == {DAY1, DAY2, XML} and _no_parts(tmp_path)
+    assert set(names(report.downloaded)) == {XML, *names(sds(tmp_path, DAY1) + sds(tmp_path, DAY2))}
+    assert _no_parts(tmp_path)
     if action == 429:
         assert time.monotonic() - t0 >= 1.0  # Retry-After honoured
 
@@ -484,7 +529,8 @@ def test_stationxml_that_lacks_a_channel_of_the_data_is_removed(standin, insight
     assert r.stderr.strip().splitlines()[1:] == [
         f"  {XML} [2019-05-22T23:00:00–2019-05-23T03:00:00]: wrong metadata, removed: the StationXML has no channel "
         "XB.ELYSE.03.BHV, XB.ELYSE.03.BHW, whose data were received"]
-    assert not (out / XML).exists() and _manifest_files(out) == {DAY1, DAY2} and _no_parts(out)
+    rels = {str(p.relative_to(out)) for p in sds(out, DAY1) + sds(out, DAY2)}
+    assert not (out / XML).exists() and _manifest_files(out) == {DAY1, DAY2} | rels and _no_parts(out)
     standin.stationxml["03"] = insight / "response" / "XB.ELYSE.03.BH_2019-05-18_2019-06-01.xml"
     again = cli(*fetch_args(standin, out))
     assert again.exit_code == 0, again.stderr
@@ -501,11 +547,58 @@ def test_cancel_interrupts_a_wait_between_retries(standin, tmp_path):
         fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=30.0,
               token=token, response=False)
     timer.join()
-    assert time.monotonic() - t0 < 5 and _no_parts(tmp_path) and not list(tmp_path.glob("*.mseed"))
+    assert time.monotonic() - t0 < 5 and _no_parts(tmp_path) and not (tmp_path / "2019").exists()
+
+
+def _as_old_layout(folder: Path) -> None:
+    """Turn an SDS cache into what Unmix wrote before SDS: one file per request-day in the folder itself."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for day in (DAY1, DAY2):
+        (folder / day).write_bytes(b"".join(p.read_bytes() for p in sds(folder, day)))
+        entry = manifest["files"][day]
+        for rel in entry.pop("sds"):
+            del manifest["files"][rel]
+        entry["size"] = (folder / day).stat().st_size
+    shutil.rmtree(folder / "2019")
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_fetch_writes_an_sds_archive_that_obspys_sds_client_reads(standin, insight, tmp_path):
+    from obspy.clients.filesystem.sds import Client
+
+    fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    client = Client(str(tmp_path))
+    assert client.get_all_nslc() == [("XB", "ELYSE", "03", f"BH{c}") for c in "UVW"]
+    got = client.get_waveforms("XB", "ELYSE", "03", "BH?", UTCDateTime(SPAN[0]), UTCDateTime(SPAN[1]))
+    got.merge(method=1)
+    source = read(str(insight / RAW03))
+    source.merge(method=1)
+    assert sorted(tr.id for tr in got) == sorted(tr.id for tr in source)
+    for tr in got:  # across midnight too: the two day files read back as the data centre's record
+        ref = source.select(id=tr.id)[0]
+        assert abs(tr.stats.starttime - ref.stats.starttime) < 1e-3
+        np.testing.assert_array_equal(tr.data, ref.data)
+
+
+def test_a_cache_of_the_old_naming_is_migrated_to_sds_once(standin, tmp_path):
+    fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    before = {p: p.read_bytes() for p in sds(tmp_path, DAY1) + sds(tmp_path, DAY2)}
+    _as_old_layout(tmp_path)
+    n = len(standin.log)
+    report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert report.ok and len(standin.log) == n  # nothing downloaded again
+    assert not (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists()
+    assert {p: p.read_bytes() for p in before} == before
+    assert set(names(report.cached)) == {XML, *names(before)}
+    manifest = json.loads((tmp_path / MANIFEST).read_text())["files"]
+    assert manifest[DAY1]["sds"] == [str(p.relative_to(tmp_path)) for p in sds(tmp_path, DAY1)]
+    again = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert again.ok and len(standin.log) == n and json.loads((tmp_path / MANIFEST).read_text())["files"] == manifest
 
 
 def test_files_cached_before_downloads_were_checked_are_checked_once(standin, tmp_path):
     fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    _as_old_layout(tmp_path)
     # as an older Unmix left it: entries without the "checked" mark, and one day file of another station
     wrong = bytearray((tmp_path / DAY2).read_bytes())
     for offset in range(0, len(wrong), 512):
@@ -526,7 +619,8 @@ def test_files_cached_before_downloads_were_checked_are_checked_once(standin, tm
         lines[0]), lines
     assert "1 wrong file(s) of an earlier run removed" in r.stdout
     assert [q["starttime"][:10] for q in standin.queries()[n:]] == ["2019-05-23"]  # only the wrong file again
-    assert {tr.stats.station for tr in read(str(tmp_path / DAY2))} == {"ELYSE"}
+    assert {tr.stats.station for tr in _read(sds(tmp_path, DAY2))} == {"ELYSE"}
+    assert not (tmp_path / DAY1).exists() and not (tmp_path / DAY2).exists() and has(tmp_path, DAY1)
     assert all(e["checked"] == 1 for e in json.loads((tmp_path / MANIFEST).read_text())["files"].values())
     n = len(standin.queries())
     assert cli(*fetch_args(standin, tmp_path)).exit_code == 0 and len(standin.queries()) == n

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 pytestmark = [pytest.mark.gui, pytest.mark.realdata]
 
 LEFT = Qt.MouseButton.LeftButton
-DAY1, DAY2 = "XB.ELYSE.03.BH_.2019-05-22.mseed", "XB.ELYSE.03.BH_.2019-05-23.mseed"
+SDS1, SDS2 = ([f"2019/XB/ELYSE/BH{c}.D/XB.ELYSE.03.BH{c}.D.2019.{doy}" for c in "UVW"] for doy in (142, 143))
 
 
 @pytest.fixture
@@ -36,9 +36,10 @@ def test_fetch_dialog_downloads_and_opens_the_files(qtbot, window, standin, tmp_
     with qtbot.waitSignal(dialog.fetch_done, timeout=20000) as done:
         qtbot.mouseClick(dialog.fetch_button, LEFT)
     report = done.args[0]
-    assert report.ok and sorted(p.name for p in report.waveform_files()) == [DAY1, DAY2]
+    sds_names = [f"XB.ELYSE.03.BH{c}.D.2019.{doy}" for doy in (142, 143) for c in "UVW"]  # the SDS day files
+    assert report.ok and sorted(p.name for p in report.waveform_files()) == sorted(sds_names)
     assert dialog.progress.value() == 1000 and len(progress) >= 2
-    assert f"{DAY1}  (downloaded)" in dialog.outcome.toPlainText()
+    assert f"{sds_names[0]}  (downloaded)" in dialog.outcome.toPlainText()
     assert dialog.fetch_button.isEnabled() and not dialog.cancel_button.isEnabled()
     # the fetched day files open in the browser as one record (the midnight overlap merged)
     qtbot.waitUntil(lambda: "XB.ELYSE.03.BH" in window.displays, timeout=30000)
@@ -67,7 +68,8 @@ def test_fetch_dialog_cancel_and_errors(qtbot, window, standin, tmp_path, errors
     assert ended.args == ["cancelled"]
     assert "Cancelled" in dialog.status.text()
     # the request under way completes; the next one is never made, nothing is half-written
-    assert (tmp_path / "cache" / DAY1).exists() and not (tmp_path / "cache" / DAY2).exists()
+    cache = tmp_path / "cache"
+    assert all((cache / p).exists() for p in SDS1) and not any((cache / p).exists() for p in SDS2)
     assert len(standin.queries("dataselect")) == 1
     assert not list((tmp_path / "cache").glob(".*.part"))
 
