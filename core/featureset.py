@@ -32,7 +32,7 @@ class FeatureSet(FeatureStore):
     >>> import unmix
     >>> fs = unmix.extract(unmix.example().path, unmix.FeatureConfig(window=16384, scales=(1024, 4096, 16384)))
     >>> fs.n_windows, fs.scales
-    (196, (1024, 4096, 16384))
+    (195, (1024, 4096, 16384))
     """
 
     def __init__(self, config: FeatureConfig, inputs: list[dict], arrays: dict[str, np.ndarray],
