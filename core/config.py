@@ -80,6 +80,16 @@ def _convert(command: click.Command, param: click.Parameter, value: Any, where: 
     return value
 
 
+def check_values(command: click.Command, values: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``values`` keyed by parameter name, each checked as :func:`default_map` does (for values not read from TOML,
+    e.g. a replayed provenance)."""
+    params = {p.name: p for p in command.params}
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise ConfigError(f"no option {unknown[0]!r} in `{command.name}`", path)
+    return {k: _convert(command, params[k], v, k, Path(path)) for k, v in values.items()}
+
+
 def default_map(data: dict, command: click.Command, path: str | Path, prefix: str = "") -> dict:
     """Click ``default_map`` for ``command`` from a parsed configuration file (validated; see the module doc)."""
     path = Path(path)

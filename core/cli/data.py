@@ -84,6 +84,17 @@ def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, o
                  echo=click.echo)
 
 
+def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
+    """Eager ``--replay``: the store's recorded configuration and inputs become the command's defaults."""
+    if value is not None:
+        from unmix.config import check_values
+        from unmix.replay import features_options
+
+        values, ctx.meta["unmix.replay_digests"] = features_options(value)
+        ctx.default_map = {**(ctx.default_map or {}), **check_values(ctx.command, values, value)}
+    return value
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -113,11 +124,22 @@ def demo(out_dir, seed, sols, hours, epochs, target_minutes, max_iter, device, o
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="run on a local Dask cluster with this many worker processes")
 @click.option("--scheduler", default=None, help="address of an existing dask.distributed scheduler")
+@click.option("--replay", type=click.Path(dir_okay=False, path_type=Path), default=None, is_eager=True,
+              callback=lambda ctx, param, value: _replay_store(ctx, value),
+              help="recompute with the configuration recorded in this feature store (on its recorded inputs unless "
+                   "INPUTS are given; options given here win)")
 def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge, components, response,
-             response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler):
+             response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler,
+             replay):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
     from unmix.errors import ConfigError
     from unmix.features import FeatureConfig, build_store
+
+    ctx = click.get_current_context()
+    if replay is not None and ctx.get_parameter_source("inputs").name == "DEFAULT_MAP":
+        from unmix.replay import check_recorded_inputs
+
+        check_recorded_inputs(replay, ctx.meta["unmix.replay_digests"])
 
     try:
         scale_list = tuple(int(s) for s in scales.split(","))

@@ -133,6 +133,20 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
         click.echo(f"wrote {p}")
 
 
+def _replay(ctx: click.Context, value: Path | None) -> Path | None:
+    """Eager ``--replay``: the provenance's configuration becomes the command's defaults."""
+    if value is not None:
+        from unmix.config import check_values
+        from unmix.replay import separate_options
+
+        values = separate_options(value)
+        pairs = values.pop("method_options")
+        values = check_values(ctx.command, values, value)  # the method first: it names the option of its pairs
+        values.update(check_values(ctx.command, {f"{values['method']}_opt": pairs}, value))
+        ctx.default_map = {**(ctx.default_map or {}), **values}
+    return value
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -165,9 +179,13 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 @click.option("--overwrite", is_flag=True, help="replace existing outputs in --out (inputs are never replaced)")
 @with_options(gap_options)
 @with_options(method_option_flags)
+@click.option("--replay", type=click.Path(dir_okay=False, path_type=Path), default=None, is_eager=True,
+              callback=lambda ctx, param, value: _replay(ctx, value),
+              help="re-run the configuration recorded in this provenance JSON (on its recorded input unless INPUTS "
+                   "are given; options given here win)")
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
              inventory, device, locations, dtype, overwrite, gap_policy, max_fill, resample_to, allow_damaged,
-             template_opt, highpass_opt, scatcov_opt, hybrid_opt):
+             template_opt, highpass_opt, scatcov_opt, hybrid_opt, replay):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -178,6 +196,10 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     """
     from unmix.export import export_separation, file_sha256
 
+    if replay is not None and click.get_current_context().get_parameter_source("inputs").name == "DEFAULT_MAP":
+        from unmix.replay import check_recorded_input
+
+        check_recorded_input(replay, inputs[0])
     uses_clusters = model is not None or table is not None
     if uses_clusters or prior_file is not None:
         if method not in (None, "scatcov", "hybrid"):
