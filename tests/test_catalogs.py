@@ -1,10 +1,19 @@
+import json
+
 import pytest
-from obspy import UTCDateTime
+from obspy import UTCDateTime, read_events
 from obspy.core.event import Catalog as ObsCatalog
 from obspy.core.event import Event, Origin, Pick, WaveformStreamID
 
-from unmix.catalogs import read_catalog, read_mps_glitches
-from unmix.errors import InputFileError
+from unmix.catalogs import (
+    catalog_from_detections,
+    matches_seed,
+    read_catalog,
+    read_mps_glitches,
+    seed_mismatch,
+    write_catalog,
+)
+from unmix.errors import InputFileError, OutputExistsError
 
 MPS = "catalogs/glitches_MPS_XB.ELYSE.03.BH_2019-05-22T2318_2019-05-23T2359.txt"
 
@@ -50,3 +59,92 @@ def test_bad_catalogue(tmp_path):
         read_catalog(p)
     with pytest.raises(InputFileError, match="no such catalogue"):
         read_catalog(tmp_path / "missing.txt")
+
+
+# --- interoperability: writers, truth.json, SEED ids (issue #15 item 8) ---------------------------------------------
+
+DETECTIONS = [  # what the template deglitcher's info["catalogue"] holds: one entry per component
+    {"channel": "XB.ELYSE.02.BHU", "onset": "2019-07-26T12:00:00.250000Z", "amplitude": -1500.0},
+    {"channel": "XB.ELYSE.02.BHW", "onset": "2019-07-26T12:00:00.500000Z", "amplitude": 3200.5},
+    {"channel": "XB.ELYSE.02.BHV", "onset": "2019-07-26T12:10:00Z", "amplitude": 800.0},
+]
+
+
+def test_detections_become_one_glitch_per_onset():
+    cat = catalog_from_detections(DETECTIONS)
+    assert len(cat) == 2 and cat.seed_ids == ["XB.ELYSE.02.BH?"]
+    first = cat.entries[0]
+    assert first.components == "UW" and first.start == UTCDateTime("2019-07-26T12:00:00.25")
+    assert first.end - first.start == 25 and first.amplitudes == {"U_raw": 1500.0, "W_raw": 3200.5}
+
+
+@pytest.mark.realdata
+def test_a_written_glitch_list_reads_back_the_same(insight, tmp_path):
+    original = read_mps_glitches(insight / MPS)
+    for cat in (original, catalog_from_detections(DETECTIONS)):
+        path = write_catalog(cat, tmp_path / f"list{len(cat)}.txt")
+        back = read_catalog(path)
+        assert back.seed_ids == cat.seed_ids and len(back) == len(cat)
+        for a, b in zip(cat, back, strict=True):
+            assert (b.start, b.end, b.components, b.kind) == (a.start, a.end, a.components, a.kind)
+            assert {k: v for k, v in b.amplitudes.items() if k.endswith("_raw") and v} == \
+                {k: pytest.approx(v) for k, v in a.amplitudes.items() if k.endswith("_raw") and v}
+    back = read_mps_glitches(tmp_path / f"list{len(original)}.txt")
+    assert back.entries[0].extra["polarization"] == pytest.approx(0.993) and back.entries[0].name == "000001"
+    with pytest.raises(OutputExistsError):
+        write_catalog(original, tmp_path / f"list{len(original)}.txt")
+
+
+def test_glitches_as_quakeml_read_back_by_obspy_and_unmix(tmp_path):
+    cat = catalog_from_detections(DETECTIONS)
+    path = write_catalog(cat, tmp_path / "glitches.xml")
+    events = read_events(str(path))
+    assert len(events) == 2 and {e.event_type for e in events} == {"other event"}
+    assert sorted(p.waveform_id.get_seed_string() for p in events[0].picks) == \
+        ["XB.ELYSE.02.BHU", "XB.ELYSE.02.BHU", "XB.ELYSE.02.BHW", "XB.ELYSE.02.BHW"]
+    back = read_catalog(path)
+    assert [(e.kind, e.start, e.end, e.components) for e in back] == [(e.kind, e.start, e.end, e.components)
+                                                                      for e in cat]
+    assert back.seed_ids == ["XB.ELYSE.02.BH?"]
+
+
+def test_snuffler_markers_have_pyrockos_layout(tmp_path):
+    cat = catalog_from_detections(DETECTIONS)
+    path = write_catalog(cat, tmp_path / "glitches.markers")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "# Snuffler Markers File Version 0.2"
+    # pyrocko's Marker.parse_attributes: 7 columns = date time date time duration kind nslc,…
+    cols = lines[1].split()
+    assert len(cols) == 7 and cols[:4] == ["2019-07-26", "12:00:00.250", "2019-07-26", "12:00:25.250"]
+    assert float(cols[4]) == 25 and cols[5] == "1" and cols[6] == "XB.ELYSE.02.BHU,XB.ELYSE.02.BHW"
+    assert lines[2].split()[6] == "XB.ELYSE.02.BHV"
+    back = read_catalog(path)
+    assert [(e.start, e.end, e.kind) for e in back] == [(e.start, e.end, e.kind) for e in cat]
+
+
+def test_the_truth_of_synth_is_a_catalogue_with_its_seed_id(tmp_path):
+    truth = {"config": {"network": "SY", "station": "ELYSE", "location": "02", "channels": ["BHU", "BHV", "BHW"]},
+             "glitches": [{"onset": "2019-07-26T12:00:00Z", "amplitudes": [1.0, -2.0, 3.0], "amplitude": 2.0,
+                           "azimuth": 10.0, "kind": "glitch", "axis": None}],
+             "events": [{"kind": "quake", "start": "2019-07-26T13:00:00Z", "end": "2019-07-26T13:10:00Z",
+                         "amplitude": 1.0, "azimuth": 0.0, "params": {}}], "gaps": []}
+    path = tmp_path / "truth.json"
+    path.write_text(json.dumps(truth))
+    cat = read_catalog(path)
+    assert [e.kind for e in cat] == ["glitch", "quake"] and cat.seed_ids == ["SY.ELYSE.02.BH?"]
+    assert cat.entries[0].amplitudes["V_raw"] == 2.0 and cat.entries[1].end - cat.entries[1].start == 600
+    assert seed_mismatch(cat, ["SY.ELYSE.02.BHU", "SY.ELYSE.02.BHV"]) is None
+    line = seed_mismatch(cat, ["XB.ELYSE.02.BHU"])
+    assert line is not None and "is for SY.ELYSE.02.BH?, not for the data's XB.ELYSE.02.BH?" in line
+    path.write_text('{"config": {}}')
+    with pytest.raises(InputFileError, match="not a truth.json"):
+        read_catalog(path)
+
+
+@pytest.mark.realdata
+def test_a_glitch_list_of_another_location_is_a_mismatch(insight):
+    cat = read_catalog(insight / MPS)  # the SEED id comes from SEISglitch's file name
+    assert cat.seed_ids == ["XB.ELYSE.03.BH?"]
+    assert seed_mismatch(cat, ["XB.ELYSE.03.BHU", "XB.ELYSE.03.BHW"]) is None
+    assert "not for the data's XB.ELYSE.02.BH?" in seed_mismatch(cat, ["XB.ELYSE.02.BHU"])
+    assert matches_seed(cat, "XB.ELYSE.03.BHV") and not matches_seed(cat, "XB.ELYSE.02.BHV")
