@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import sys
 import time
@@ -46,6 +47,7 @@ FORMATS = {"MSEED": "mseed", "SAC": "sac"}
 PROVENANCE_SUFFIX = ".provenance.json"
 PENDING_SUFFIX = ".unmix-pending.json"
 DTYPES = ("float64", "float32")
+log = logging.getLogger(__name__)
 #: miniSEED data quality of every derived product ('Q': quality-controlled data, as processed data centres mark it).
 DATAQUALITY = "Q"
 #: First character of the default location code of each product (the second is the raw location's last one).
@@ -503,6 +505,8 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     inputs_set = frozenset(str(f.resolve()) for f in files)
 
     def record(path: Path, status: str, payload) -> None:
+        log.info("%s: %s", path, {"done": f"separated ({len(payload)} file(s) written)", "skipped": "already done",
+                                  }.get(status, f"failed: {payload}"))
         if status == "failed":
             report.failed.append((str(path), payload))
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from unmix.errors import UnmixError
+
+log = logging.getLogger(__name__)
 
 
 class StoreBusyError(UnmixError):
@@ -71,8 +74,10 @@ def store_lock(store: str | Path) -> Iterator[Path]:
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
+        log.debug("%s: lock taken (%s)", lock, info)
         yield lock
     finally:
         with contextlib.suppress(OSError):
             os.unlink(lock)  # still ours: nobody else can hold it before we close
         os.close(fd)
+        log.debug("%s: lock released", lock)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_at
 from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
+
+log = logging.getLogger(__name__)
 
 
 def file_digest(path: str | Path) -> str:
@@ -367,8 +370,10 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
         shard = parts_dir / f"{digest[:24]}-{config.digest()}.h5"
         meta = _shard_meta(shard, config) if shard.exists() else None
         if digest in done:
+            log.info("%s: already in %s, skipped", p, out.name)
             skipped.append(str(p))
         elif meta is not None:
+            log.info("%s: finished part of an earlier run reused (%s)", p, shard.name)
             shards.append(shard)
             metas[shard] = meta
             skipped.append(str(p))
@@ -387,6 +392,9 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
         shards.append(shard)
         metas[shard] = meta
         notes.extend(f"{Path(result['path']).name}: {n}" for n in result["notes"])
+        log.info("%s: %d window(s) computed", result["path"], sum(r["n_windows"] for r in result["records"]))
+        for n in result["notes"]:
+            log.debug("%s: %s", result["path"], n)
 
     try:
         _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9), token,

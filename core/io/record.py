@@ -8,6 +8,7 @@ stated number of samples) or refusing.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from obspy import Stream, Trace, UTCDateTime
 from unmix.errors import ConfigError, DataError
 from unmix.io.read import read_stream
 from unmix.jobs import CancelToken, Progress
+
+log = logging.getLogger(__name__)
 
 COMPONENT_ORDERS = ("UVW", "ZNE", "Z12", "123", "ZRT")
 GAP_POLICIES = ("split", "fill", "error")
@@ -403,7 +406,13 @@ def read_records(
 ) -> list[Record]:
     """Read files and return their records (see :func:`build_records`; ``allow_damaged``: :func:`read_file`)."""
     stream = read_stream(inputs, format, progress, token, allow_damaged=allow_damaged)
-    return build_records(stream, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
+    records = build_records(stream, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
+    for rec in records:
+        log.debug("read %s %s–%s: %d samples at %g Hz, %d gap(s)%s", rec.key, rec.starttime, rec.endtime, rec.npts,
+                  rec.sampling_rate, len(rec.gaps), "".join(f"; {n}" for n in rec.notes))
+        for d in rec.damage:
+            log.info("%s: damaged input used (--allow-damaged): %s", rec.key, d)
+    return records
 
 
 def read_record(
