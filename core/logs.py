@@ -48,6 +48,18 @@ class _ConsoleFilter(logging.Filter):
         return record.levelno >= self.level
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (Click's test runner swaps it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def console_levels(verbosity: int, quiet: bool) -> tuple[int, int]:
     """(level of ordinary records, level of progress lines) shown on stderr."""
     if quiet:
@@ -60,11 +72,8 @@ def console_levels(verbosity: int, quiet: bool) -> tuple[int, int]:
 def setup_logging(verbosity: int = 0, quiet: bool = False, log_file: str | Path | None = None) -> None:
     """Install the stderr handler (and the ``log_file`` handler); calling it again replaces both."""
     level, progress_level = console_levels(verbosity, quiet)
-    for logger in (logging.getLogger(ROOT), logging.getLogger()):
-        for h in [h for h in logger.handlers if getattr(h, _OURS, False)]:
-            logger.removeHandler(h)
-            h.close()
-    console = logging.StreamHandler(sys.stderr)
+    teardown_logging()
+    console = _StderrHandler()
     console.setFormatter(_ConsoleFormatter())
     console.addFilter(_ConsoleFilter(level, progress_level))
     handlers = [console]
@@ -81,6 +90,15 @@ def setup_logging(verbosity: int = 0, quiet: bool = False, log_file: str | Path 
                                      min(level, progress_level))
     if verbosity >= 3:
         logging.getLogger().setLevel(logging.DEBUG)
+
+
+def teardown_logging() -> None:
+    """Remove (and close) the handlers :func:`setup_logging` installed."""
+    for logger in (logging.getLogger(ROOT), logging.getLogger()):
+        for h in [h for h in logger.handlers if getattr(h, _OURS, False)]:
+            logger.removeHandler(h)
+            h.close()
+    logging.getLogger(ROOT).setLevel(logging.NOTSET)
 
 
 def format_duration(seconds: float) -> str:

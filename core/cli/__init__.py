@@ -15,7 +15,7 @@ from tqdm import tqdm
 from unmix import __version__
 from unmix.errors import UnmixError, describe_os_error
 from unmix.jobs import Cancelled, CancelToken
-from unmix.logs import ProgressLog, setup_logging
+from unmix.logs import ProgressLog, setup_logging, teardown_logging
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ def main(ctx: click.Context, self_test: bool, self_test_out: str | None, verbose
 
     try:
         setup_logging(verbose, quiet, log_file)
+        ctx.call_on_close(teardown_logging)
     except OSError as exc:
         click.echo(f"error: {describe_os_error(exc) or exc}", err=True)
         ctx.exit(EXIT_USER_ERROR)
