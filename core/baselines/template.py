@@ -17,6 +17,10 @@ sample (:mod:`unmix.instrument`). Per component:
    ``min_spike_gain`` variance reduction.
 
 Only the template parts (never the offset/trend) are removed, over the whole template length.
+
+With ``detections`` (a SEISglitch/MPS glitch list, QuakeML or Snuffler marker file, :mod:`unmix.catalogs`), step 1 is
+replaced by the listed glitch starts on each listed component: only those are fitted (onset searched ``search`` s
+either side) and, when accepted, removed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from obspy.signal.cross_correlation import correlate_template
 from scipy.signal import find_peaks
 
 from unmix import __version__
+from unmix.catalogs import Catalog, glitch_onsets, read_catalog, seed_mismatch
 from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
 from unmix.io.response import read_inventory
@@ -117,6 +122,7 @@ class TemplateDeglitcher:
         min_spike_gain: float = 0.02,
         sweeps: int = 2,
         max_group: int = 4,
+        detections: str | Path | None = None,
     ) -> None:
         if detector not in DETECTORS:
             raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
@@ -147,13 +153,14 @@ class TemplateDeglitcher:
         self.min_spike_gain = min_spike_gain
         self.sweeps = sweeps
         self.max_group = max(1, int(max_group))
+        self.detections = None if detections is None else str(detections)
         self.pre = 2.0
 
     def params(self) -> dict:
         """The configuration, JSON-ready (for provenance)."""
         keys = ("detector", "cc_threshold", "jerk_threshold", "detect_band", "search", "fit_length", "margin",
                 "subsample", "template_duration", "min_separation", "min_variance_reduction", "min_glitch_gain",
-                "fit_spikes", "spike_search", "min_spike_gain", "sweeps", "max_group")
+                "fit_spikes", "spike_search", "min_spike_gain", "sweeps", "max_group", "detections")
         return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
 
     # -- public ---------------------------------------------------------------------------------------------------
@@ -168,9 +175,10 @@ class TemplateDeglitcher:
             raise DataError("nothing to separate: the stream has no traces")
         background, glitches, spikes = Stream(), Stream(), Stream()
         catalogue: list[dict] = []
+        listed = self._listed_catalog(traces)
         for k, tr in enumerate(traces):
             sub = sub_progress(progress, k / len(traces), (k + 1) / len(traces))
-            g, s, cat = self.separate_trace(tr, sub, token)
+            g, s, cat = self.separate_trace(tr, sub, token, listed)
             for out, data in ((glitches, g), (spikes, s)):
                 t = tr.copy()
                 t.data = data.astype(np.float64)
@@ -189,12 +197,16 @@ class TemplateDeglitcher:
         if self.fit_spikes:
             removed["spikes"] = spikes
         progress(1.0, "done")
-        return SeparationResult(background, removed, {"method": "template", "params": self.params(),
-                                                      "seconds": elapsed, "catalogue": catalogue})
+        info = {"method": "template", "params": self.params(), "seconds": elapsed, "catalogue": catalogue}
+        if listed is not None:
+            info["detections"] = {"file": self.detections, "listed": sum(
+                int(self._listed_onsets(tr, listed).size) for tr in traces), "removed": len(catalogue)}
+        return SeparationResult(background, removed, info)
 
-    def separate_trace(self, tr: Trace, progress: Progress | None = None, token: CancelToken | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """Fitted glitch and spike series (same length as ``tr``) and the catalogue of accepted glitches."""
+    def separate_trace(self, tr: Trace, progress: Progress | None = None, token: CancelToken | None = None,
+                       listed: Catalog | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Fitted glitch and spike series (same length as ``tr``) and the catalogue of accepted glitches; with
+        ``listed`` only the glitches of that catalogue are fitted (no detection)."""
         progress = progress or no_progress
         x = np.asarray(tr.data, dtype=np.float64)
         fs = float(tr.stats.sampling_rate)
@@ -205,7 +217,7 @@ class TemplateDeglitcher:
         catalogue: list[dict] = []
         if x.size < gbank.waves.shape[1] // 2:
             return glitches, spikes, catalogue
-        candidates = self.detect(tr, paz)
+        candidates = self.detect(tr, paz) if listed is None else self._listed_onsets(tr, listed)
         progress(0.2, f"{tr.id}: {candidates.size} candidate(s)")
         groups = self._groups(candidates, fs, x.size)
         for gi, (w0, w1, members) in enumerate(groups):
@@ -236,6 +248,22 @@ class TemplateDeglitcher:
         return glitches, spikes, catalogue
 
     # -- detection ------------------------------------------------------------------------------------------------
+
+    def _listed_catalog(self, traces: Stream) -> Catalog | None:
+        """The glitch list of ``detections`` (None without one); refused when it is for other SEED ids."""
+        if self.detections is None:
+            return None
+        catalog = read_catalog(self.detections)
+        line = seed_mismatch(catalog, [tr.id for tr in traces])
+        if line is not None:
+            raise DataError(f"--detections: {line.replace(': its overlays will not match', '')}")
+        return catalog
+
+    def _listed_onsets(self, tr: Trace, listed: Catalog) -> np.ndarray:
+        """Listed glitch starts on this trace's component, as fractional samples from its start."""
+        fs = float(tr.stats.sampling_rate)
+        pos = (glitch_onsets(listed, tr.id) - tr.stats.starttime.timestamp) * fs
+        return np.sort(pos[(pos >= 0) & (pos < tr.stats.npts)])
 
     def detect(self, tr: Trace, paz: Paz | None = None) -> np.ndarray:
         """Candidate onsets (fractional samples from the trace start), at least ``min_separation`` apart."""

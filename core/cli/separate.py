@@ -133,6 +133,17 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
         click.echo(f"wrote {p}")
 
 
+def _detections(path: Path, method: str) -> str:
+    """``--detections``: a readable glitch list, for the template method only; its absolute path."""
+    if method != "template":
+        raise ConfigError(f"--detections gives the template method its glitches; --method {method} does not take "
+                          "a glitch list")
+    from unmix.catalogs import read_catalog
+
+    read_catalog(path)  # a bad list is one line now, not one per input
+    return str(path.resolve())
+
+
 def _replay(ctx: click.Context, value: Path | None) -> Path | None:
     """Eager ``--replay``: the provenance's configuration becomes the command's defaults."""
     if value is not None:
@@ -176,6 +187,9 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
                    "background/glitches/spikes/residual/low_frequency/removed + the raw location's last character)")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="sample type of the outputs (miniSEED encoding FLOAT64/FLOAT32; SAC is always float32)")
+@click.option("--detections", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="glitch list (SEISglitch/MPS list, QuakeML or Snuffler markers, e.g. from `unmix glitches`): the "
+                   "template method fits and removes only these glitches instead of detecting its own")
 @click.option("--overwrite", is_flag=True, help="replace existing outputs in --out (inputs are never replaced)")
 @with_options(gap_options)
 @with_options(method_option_flags)
@@ -184,8 +198,8 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               help="re-run the configuration recorded in this provenance JSON (on its recorded input unless INPUTS "
                    "are given; options given here win)")
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
-             inventory, device, locations, dtype, overwrite, gap_policy, max_fill, resample_to, allow_damaged,
-             template_opt, highpass_opt, scatcov_opt, hybrid_opt, replay):
+             inventory, device, locations, dtype, detections, overwrite, gap_policy, max_fill, resample_to,
+             allow_damaged, template_opt, highpass_opt, scatcov_opt, hybrid_opt, replay):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -208,6 +222,8 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
         method = method or "scatcov"
     method = method or "template"
     options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)[method]
+    if detections is not None:
+        options["detections"] = _detections(detections, method)
     model_info = None
     if method == "scatcov" or (method == "hybrid" and (uses_clusters or prior_file is not None)):
         if uses_clusters:
@@ -250,3 +266,33 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
             click.echo(f"failed: {message}" if path in message else f"failed: {path}: {message}", err=True)
         raise ConfigError(f"{len(report.failed)} of {len(report.failed) + len(report.done) + len(report.skipped)} "
                           f"input(s) failed: {', '.join(Path(p).name for p, _ in report.failed)}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="glitch list to write: .txt (SEISglitch/MPS list), .xml (QuakeML) or .markers (Snuffler)")
+@click.option("--format", "fmt", type=click.Choice(["mps", "quakeml", "markers"]), default=None,
+              help="format of --out (default: from its extension)")
+@click.option("--inventory", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="StationXML for the glitch templates (default: InSight VBB poles/zeros)")
+@click.option("--overwrite", is_flag=True, help="replace an existing --out")
+@with_options(gap_options)
+@click.option("--template-opt", multiple=True, metavar="KEY=VALUE",
+              help="option of the template deglitcher, e.g. min_variance_reduction=0.7 (repeatable)")
+def glitches(inputs, out, fmt, inventory, overwrite, gap_policy, max_fill, resample_to, allow_damaged, template_opt):
+    """Detect glitches with the template deglitcher and write them as a glitch list (no waveforms are written).
+
+    The list is taken by `unmix separate --detections LIST` (e.g. after editing it), opens in Snuffler (.markers)
+    or any QuakeML reader, and overlays the clusters in `unmix report --catalog`.
+    """
+    from unmix.glitchlist import export_glitches
+
+    options = _parse_options(template_opt, "--template-opt")
+    if inventory is not None:
+        options.setdefault("inventory", str(inventory))
+    with job("detecting glitches") as (progress, token):
+        path, catalog = export_glitches(inputs, out, fmt, overwrite, options=options, gap_policy=gap_policy,
+                                        max_fill=max_fill, resample_to=resample_to, allow_damaged=allow_damaged,
+                                        progress=progress, token=token)
+    click.echo(f"{path}: {len(catalog)} glitch(es) on {', '.join(catalog.seed_ids) or 'no channel'}")
