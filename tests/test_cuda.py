@@ -81,8 +81,8 @@ def test_hybrid_with_residual_on_cuda():
     st = make_stream("U", npts=2048)
     st[0].data[1024:1280] *= 8.0
     kw = dict(prior=prior, piece=256, max_iter=3, J=4, use_template_detector=False, fallback="none")
-    cpu = HybridSeparator(device="cpu", **kw).separate(st)
-    gpu = HybridSeparator(device=GPU, **kw).separate(st)
+    cpu = HybridSeparator.from_options(device="cpu", **kw).separate(st)
+    gpu = HybridSeparator.from_options(device=GPU, **kw).separate(st)
     assert gpu.info["mode"] == cpu.info["mode"]
     np.testing.assert_allclose(gpu.removed["residual"][0].data, cpu.removed["residual"][0].data,
                                atol=1e-6 * np.abs(st[0].data).max())

@@ -1,18 +1,21 @@
-"""Hybrid separation (issue #9): templates with shared continuous onsets, spikes, residual, scatcov fallback."""
+"""Hybrid separation (issue #9): templates with shared continuous onsets, spikes, residual, scatcov fallback;
+its configuration (issue #15: stage dataclasses, flat keys, get_params/set_params) and the code shape."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from obspy import Stream
 
 from tests.conftest import make_stream
-from unmix.errors import ConfigError, DataError
+from unmix.cli import main
+from unmix.errors import ConfigError, DataError, InputFileError
 from unmix.evaluation.cases import glitch_case, load_background
 from unmix.evaluation.metrics import snr_db
 from unmix.instrument import glitch_template, spike_template
 from unmix.separation import get_method
-from unmix.separation.hybrid import HybridSeparator
+from unmix.separation.hybrid import DetectionConfig, HybridSeparator, ResidualConfig, SolverConfig, valid_options
 
 FS = 20.0
 
@@ -69,7 +72,7 @@ def test_one_glitch_on_real_background_beats_the_template_fit(insight):
     bg = load_background(insight / "background" / "XB.ELYSE.02.BH_S0185a_deglitched_UCLA_v4.mseed")
     case = glitch_case(bg, span=4096, count=1, seed=5, amplitude=2.0, prior_count=10)
     mix = np.stack([tr.data for tr in case.mixture])
-    hyb = HybridSeparator(prior=case.prior, residual=False).separate(case.mixture)
+    hyb = HybridSeparator.from_options(prior=case.prior, residual=False).separate(case.mixture)
     tpl = get_method("template").separate(case.mixture)
     snr_h = np.mean([snr_db(case.truth_background[c], hyb.background[c].data) for c in range(3)])
     snr_t = np.mean([snr_db(case.truth_background[c], tpl.background[c].data) for c in range(3)])
@@ -90,7 +93,7 @@ def test_glitch_with_spike_and_precursor_beats_the_template_fit(insight):
     _add(st, "glitch", 78.5, [0.6, -0.4, 0.5])
     _add(st, "spike", 80.0, [4.0, -3.0, 3.5])
     truth = case.truth_background
-    hyb = HybridSeparator(prior=case.prior, residual=False).separate(st)
+    hyb = HybridSeparator.from_options(prior=case.prior, residual=False).separate(st)
     tpl = get_method("template").separate(st)
     snr_h = np.mean([snr_db(truth[c], hyb.background[c].data) for c in range(3)])
     snr_t = np.mean([snr_db(truth[c], tpl.background[c].data) for c in range(3)])
@@ -103,23 +106,24 @@ def test_fallback_to_scatcov_when_no_template_is_accepted():
     prior = rng.standard_normal((4, 1, 256))
     st = make_stream("U", npts=512)
     kw = dict(piece=256, max_iter=2, J=4)
-    hyb = HybridSeparator(prior=prior, use_template_detector=False, **kw).separate(st)
+    hyb = HybridSeparator.from_options(prior=prior, use_template_detector=False, **kw).separate(st)
     assert hyb.info["mode"].startswith("scatcov fallback")
     sc = get_method("scatcov", prior=prior, removed_name="residual", **kw).separate(st)
     np.testing.assert_allclose(hyb.removed["residual"][0].data, sc.removed["residual"][0].data, atol=1e-10)
     np.testing.assert_allclose(hyb.background[0].data + _removed_sum(hyb, 0), st[0].data, atol=1e-12)
-    off = HybridSeparator(prior=prior, use_template_detector=False, fallback="none", **kw).separate(st)
+    off = HybridSeparator.from_options(prior=prior, use_template_detector=False, fallback="none", **kw).separate(st)
     assert not np.any(_removed_sum(off, 0))
 
 
 def test_bad_options_and_input():
-    with pytest.raises(ConfigError):
-        HybridSeparator(fallback="maybe")
-    with pytest.raises(ConfigError):
-        HybridSeparator(threshold=0)
-    with pytest.raises(ConfigError):
-        HybridSeparator(prior=np.zeros((1, 1, 64)))
     st = make_stream("U", npts=500)
+    for bad in (dict(fallback="maybe"), dict(threshold=0), dict(prior=np.zeros((1, 1, 64))), dict(residual="x"),
+                dict(rise_times="fast"), dict(device="tpu"), dict(dtype="float16")):
+        sep = HybridSeparator.from_options(**bad)  # the constructor only stores; separate() checks
+        with pytest.raises(ConfigError):
+            sep.separate(st)
+    with pytest.raises(ConfigError, match="detection must be a DetectionConfig"):
+        HybridSeparator(detection={"threshold": 3}).separate(st)
     st[0].data[10] = np.nan
     with pytest.raises(DataError, match="NaN"):
         HybridSeparator().separate(st)
@@ -133,12 +137,12 @@ def test_auto_residual_only_where_the_record_departs_from_the_prior():
     st = make_stream("U", npts=2048)
     st[0].data[1024:1280] *= 8.0  # a loud burst the templates do not explain
     kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
-    res = HybridSeparator(prior=prior, **kw).separate(st)
+    res = HybridSeparator.from_options(prior=prior, **kw).separate(st)
     assert res.info["mode"].endswith("(auto)")
     r = res.removed["residual"][0].data
     assert np.any(r[1024:1280]) and not np.any(r[:512]) and not np.any(r[1792:])
     np.testing.assert_allclose(res.background[0].data + _removed_sum(res, 0), st[0].data, atol=1e-12)
-    quiet = HybridSeparator(prior=prior, **kw).separate(make_stream("U", npts=2048))
+    quiet = HybridSeparator.from_options(prior=prior, **kw).separate(make_stream("U", npts=2048))
     assert quiet.info["mode"] == "templates" and not np.any(quiet.removed["residual"][0].data)
 
 
@@ -154,8 +158,8 @@ def test_glitch_cluster_windows_seed_candidates():
     table = ClusterTable(scales=(512,), intervals=iv, lmst=iv / 88775.0, cluster=np.array([[1], [0]], np.int16),
                          confidence=np.ones((2, 1), np.float32), probabilities=np.ones((2, 1, 2), np.float32) / 2)
     kw = dict(threshold=1e9, cluster_threshold=50.0, use_template_detector=False)
-    assert HybridSeparator(**kw).separate(st).info["catalogue"] == []
-    cat = HybridSeparator(table=table, glitch_clusters=1, **kw).separate(st).info["catalogue"]
+    assert HybridSeparator.from_options(**kw).separate(st).info["catalogue"] == []
+    cat = HybridSeparator.from_options(table=table, glitch_clusters=1, **kw).separate(st).info["catalogue"]
     assert len(cat) == 3 and all(abs(c["onset_sample"] / FS - 60.0) < 0.1 for c in cat)
 
 
@@ -165,13 +169,13 @@ def test_record_share_hands_a_mostly_unlike_record_to_scatcov():
     st = make_stream("U", npts=4096)
     st[0].data[1280:2816] *= 8.0  # a third of the record is unlike the prior
     kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
-    whole = HybridSeparator(prior=prior, record_share=0.3, **kw).separate(st)
+    whole = HybridSeparator.from_options(prior=prior, record_share=0.3, **kw).separate(st)
     sc = get_method("scatcov", prior=prior, piece=256, max_iter=2, J=4, removed_name="residual").separate(st)
     np.testing.assert_allclose(whole.removed["residual"][0].data, sc.removed["residual"][0].data, atol=1e-10)
-    spans = HybridSeparator(prior=prior, **kw).separate(st)  # default: only the flagged spans
+    spans = HybridSeparator.from_options(prior=prior, **kw).separate(st)  # default: only the flagged spans
     assert not np.allclose(spans.removed["residual"][0].data, sc.removed["residual"][0].data)
     with pytest.raises(ConfigError):
-        HybridSeparator(record_share=0.0)
+        HybridSeparator.from_options(record_share=0.0).separate(st)
 
 
 def test_a_tilt_spread_over_seconds_gets_its_rise_time():
@@ -196,11 +200,61 @@ def test_a_tilt_spread_over_seconds_gets_its_rise_time():
 
     kw = dict(prior=prior, spectrum="prior", residual="none", fallback="none", use_template_detector=False)
     st, clean = record(4.0)
-    res = HybridSeparator(**kw).separate(st)
+    res = HybridSeparator.from_options(**kw).separate(st)
     assert {c["rise_time"] for c in res.info["catalogue"]} & {3.0, 4.0, 6.0}
-    step = HybridSeparator(rise_times=[0.0], **kw).separate(st)
+    step = HybridSeparator.from_options(rise_times=[0.0], **kw).separate(st)
     err = sum(np.sum((res.background[i].data - clean[i]) ** 2) for i in range(3))
     err_step = sum(np.sum((step.background[i].data - clean[i]) ** 2) for i in range(3))
     assert err < 0.5 * err_step, (err, err_step)
     st0, _ = record(0.0)
-    assert {c["rise_time"] for c in HybridSeparator(**kw).separate(st0).info["catalogue"]} == {0.0}
+    assert {c["rise_time"] for c in HybridSeparator.from_options(**kw).separate(st0).info["catalogue"]} == {0.0}
+
+
+def test_params_round_trip_and_the_constructor_only_stores():
+    prior = np.random.default_rng(2).standard_normal((4, 3, 512))
+    h = HybridSeparator.from_options(prior=prior, threshold=200, residual=False, piece=512, inventory="nowhere.xml")
+    assert h.detection == DetectionConfig(threshold=200) and h.residual == ResidualConfig(residual=False)
+    assert h.solver == SolverConfig(piece=512) and h.inventory == "nowhere.xml" and h.prior is prior  # as given
+    again = HybridSeparator(**h.get_params())  # was a TypeError with the 46 flat keyword arguments
+    assert again.get_params().keys() == h.get_params().keys()
+    assert all(again.get_params()[k] is v for k, v in h.get_params().items())
+    # set_params takes constructor parameters or flat keys; a flat key changes one field of its stage
+    h.set_params(component_threshold=4.0, max_iter=7)
+    assert h.detection == DetectionConfig(threshold=200, component_threshold=4.0)
+    assert h.solver == SolverConfig(piece=512, max_iter=7)
+    assert h.set_params(detection=DetectionConfig(search=1.0)).detection == DetectionConfig(search=1.0)
+    # the response file is read by separate(), not by the constructor
+    with pytest.raises(InputFileError, match="no such response file"):
+        h.separate(make_stream(npts=600))
+
+
+def test_provenance_params_replay_the_same_separator():
+    st = make_stream(npts=4000)
+    for tr in st:
+        tr.data *= 0.2
+    _add(st, "glitch", 60.33, [2.0, -1.0, 0.5])
+    res = get_method("hybrid", residual="none", threshold=250.0, rise_times=[0.0, 2.0]).separate(st)
+    params = res.info["params"]
+    assert params["residual"] == "none" and params["rise_times"] == (0.0, 2.0) and params["threshold"] == 250.0
+    assert params["response"] == "InSight VBB poles/zeros (default)"
+    replay = get_method("hybrid", **{k: v for k, v in params.items() if k != "response"}).separate(st)
+    assert replay.info["params"] == params and replay.info["catalogue"] == res.info["catalogue"]
+    for a, b in zip(res.background, replay.background, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_a_misspelt_option_is_one_line_listing_the_valid_keys(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        get_method("hybrid", treshold=100.0)
+    msg = str(err.value)
+    assert "\n" not in msg and "treshold" in msg and all(k in msg for k in ("threshold", "residual", "piece"))
+    assert set(valid_options()) >= {"threshold", "rise_times", "residual", "detection", "prior", "device"}
+    st = make_stream(npts=600)
+    st.write(str(tmp_path / "in.mseed"), format="MSEED")
+    r = CliRunner().invoke(main, ["separate", str(tmp_path / "in.mseed"), "--out", str(tmp_path / "out"),
+                                  "--method", "hybrid", "--hybrid-opt", "treshold=100"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0].startswith("error:") and "treshold" in lines[0] and "spike_threshold" in lines[0]
+    assert "Traceback" not in r.output and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+

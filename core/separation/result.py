@@ -75,4 +75,5 @@ def get_method(name: str, **options) -> Separator:
         import unmix.separation  # noqa: F401  (registers scatcov)
     if name not in METHODS:
         raise ConfigError(f"unknown separation method {name!r} (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name](**options)
+    factory = METHODS[name]
+    return getattr(factory, "from_options", factory)(**options)  # flat option keys

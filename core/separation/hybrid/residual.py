@@ -1,0 +1,132 @@
+"""The scattering-covariance residual: spans where the template-cleaned record departs from the prior (or around
+accepted glitches), separated by the published scattering-covariance loss, shrunk and faded in at the span edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unmix.jobs import CancelToken, Progress
+from unmix.separation.hybrid.config import PRE, ResidualConfig, SolverConfig
+
+Spans = list[list[int]]
+
+
+def _merge(iv: Spans, lo: int, hi: int) -> None:
+    """Append ``[lo, hi]`` to the sorted spans ``iv``, merging it with the last one when they touch."""
+    if iv and lo <= iv[-1][1]:
+        iv[-1][1] = max(iv[-1][1], hi)
+    else:
+        iv.append([lo, hi])
+
+
+def glitch_spans(catalogue: list[dict], fs: float, margin: float, template_duration: float) -> Spans:
+    """Sample spans around accepted glitches (``margin`` s either side), merged."""
+    marg = int(margin * fs)
+    iv: Spans = []
+    for e in sorted(catalogue, key=lambda e: e["onset_sample"]):
+        lo = int(e["onset_sample"]) - int(PRE * fs) - marg
+        hi = int(e["onset_sample"]) + int(template_duration * fs) + marg
+        _merge(iv, lo, hi)
+    return iv
+
+
+def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc: SolverConfig
+                  ) -> tuple[Spans, dict]:
+    """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics: pieces whose
+    background term of the separation loss (mean whitened distance of their scattering covariances to the
+    snippets') exceeds ``outlier_factor`` × the largest value of the snippets themselves; one piece of margin."""
+    from unmix.separation.loss import SeparationLoss
+    from unmix.separation.solver import _snippets_of_length
+
+    L = int(min(sc.piece, snippets.shape[-1], x.size))
+    snip = _snippets_of_length(snippets[:, None], L)[:, 0]
+    if L < 64 or snip.shape[0] < 2:
+        return [], {}
+    mu, sd = float(snip.mean()), float(snip.std()) or 1.0
+    starts = sorted(set(list(range(0, x.size - L + 1, L)) + [x.size - L]))
+    pieces = np.stack([(x[a : a + L] - mu) / sd for a in starts])
+    sn = (snip - mu) / sd
+    loss = SeparationLoss(sn[:2], sn, J=sc.J, device="cpu")
+
+    def score(phi: torch.Tensor) -> np.ndarray:
+        d = phi[:, None] - loss.phi_prior[0][None]
+        return ((d.real.square() + d.imag.square()) / (loss.s[0].square() + 1e-30)).mean((1, 2)).numpy()
+
+    with torch.no_grad():
+        sp = np.concatenate([score(loss.phi(torch.as_tensor(pieces[i : i + 64])))
+                             for i in range(0, len(pieces), 64)])
+        limit = outlier_factor * float(score(loss.phi(torch.as_tensor(sn))).max())
+    iv: Spans = []
+    for a, v in zip(starts, sp, strict=True):
+        if v > limit:
+            _merge(iv, a - L, a + 2 * L)
+    return iv, {"limit": limit, "flagged_pieces": int((sp > limit).sum()), "pieces": len(sp)}
+
+
+def span_mask(spans: Spans, n: int, ramp: int) -> np.ndarray:
+    """1 inside the spans, 0 outside, sine-squared ramps of ``ramp`` samples inside each span's ends."""
+    mask = np.zeros(n)
+    for lo, hi in spans:
+        lo, hi = max(lo, 0), min(hi, n)
+        if hi <= lo:
+            continue
+        r = min(ramp, (hi - lo) // 2)
+        w = np.ones(hi - lo)
+        if r > 0:
+            up = np.sin(0.5 * np.pi * (np.arange(r) + 0.5) / r) ** 2
+            w[:r] = up if lo > 0 else 1.0
+            w[hi - lo - r :] = np.minimum(w[hi - lo - r :], up[::-1] if hi < n else 1.0)
+        mask[lo:hi] = np.maximum(mask[lo:hi], w)
+    return mask
+
+
+def _pieces(cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[Spans], L: int
+            ) -> tuple[list[np.ndarray], list[int], list[tuple[int, int, int]]]:
+    """The signals to separate (each span, widened to one piece), their prior group and (trace, lo, hi)."""
+    signals, groups, spans = [], [], []
+    for i, (x, iv) in enumerate(zip(cleaned, intervals, strict=True)):
+        for lo, hi in iv:
+            lo, hi = max(lo, 0), min(hi, x.size)
+            if hi - lo < L:  # widen to one piece
+                mid = (lo + hi) // 2
+                lo, hi = max(0, mid - L // 2), min(x.size, max(0, mid - L // 2) + L)
+                lo = max(0, hi - L)
+            if hi - lo < L:
+                continue
+            signals.append(x[lo:hi])
+            groups.append(comps_idx[i])
+            spans.append((i, lo, hi))
+    return signals, groups, spans
+
+
+def residual(cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[Spans], prior: np.ndarray,
+             fs_list: list[float], rc: ResidualConfig, sc: SolverConfig, device: str, progress: Progress,
+             token: CancelToken | None) -> tuple[list[np.ndarray], dict]:
+    """Scattering-covariance residual on the given sample spans (tapered at their edges), zero elsewhere."""
+    from unmix.scattering import resolve_device
+    from unmix.separation.scatcov import _DTYPES
+    from unmix.separation.solver import separate_signals
+
+    L = int(min(sc.piece, prior.shape[2]))
+    signals, groups, spans = _pieces(cleaned, comps_idx, intervals, L)
+    out = [np.zeros_like(x) for x in cleaned]
+    info = {"windows": len(spans)}
+    if not signals:
+        return out, info
+    bgs, report = separate_signals(signals, groups, prior, piece=L, overlap=L // 4, max_iter=sc.max_iter,
+                                   tol=sc.tol, J=sc.J, dtype=_DTYPES[sc.dtype],
+                                   device=resolve_device(device), progress=progress, token=token)
+    shrink = 1.0 / (1.0 + rc.residual_weight)
+    for (i, lo, hi), s, bg in zip(spans, signals, bgs, strict=True):
+        r = (s - bg) * shrink
+        ramp = min(int(rc.residual_margin * fs_list[i]), (hi - lo) // 4)
+        if ramp > 0:  # fade in and out inside the record; nothing to blend with at its ends
+            w = np.sin(0.5 * np.pi * (np.arange(ramp) + 0.5) / ramp) ** 2
+            if lo > 0:
+                r[:ramp] *= w
+            if hi < cleaned[i].size:
+                r[-ramp:] *= w[::-1]
+        out[i][lo:hi] += r
+    info.update({"iterations": report.n_iter, "problems": report.n_problems, "piece": report.piece})
+    return out, info
