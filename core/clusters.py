@@ -96,8 +96,8 @@ class ClusterTable:
         return pandas.DataFrame(self.columns())
 
     def to_xarray(self):
-        """An xarray Dataset over (window, scale, cluster[, latent]) with times, clusters, confidences,
-        probabilities and latents (needs xarray, which Unmix does not install)."""
+        """An xarray Dataset over (window, scale, k[, z]): ``start``/``end`` (POSIX seconds), ``lmst_start`` (sols),
+        clusters, confidences, probabilities and latents (needs xarray, which Unmix does not install)."""
         xr = _optional("xarray", "to_xarray")
         dims = ("window", "scale")
         data = {"start": (dims, self.intervals[..., 0]), "end": (dims, self.intervals[..., 1]),

@@ -68,6 +68,7 @@ class FeatureSet(FeatureStore):
         path = Path(path)
         if path.exists() and not overwrite:
             raise OutputExistsError("already exists; pass overwrite=True to replace it", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with store_lock(path), tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
             shards, metas = [], {}
             for i, entry in enumerate(self.inputs):

@@ -105,7 +105,7 @@ def test_training_in_memory_writes_nothing(features, fitted, tmp_path, monkeypat
 
 def test_featureset_equals_its_saved_store(features, fitted, tmp_path):
     """A FeatureSet saved and loaded back is the same store; the model gives the same table on either."""
-    path = features.save(tmp_path / "f.h5")
+    path = features.save(tmp_path / "new folder" / "f.h5")
     store = unmix.FeatureStore(path)
     assert store.config_hash == features.config_hash and store.n_windows == features.n_windows
     loaded = unmix.FeatureSet.load(path)
@@ -156,6 +156,8 @@ def test_get_separator_checks_options_and_prior(cache):
     """Unknown options are one ConfigError listing the valid ones; a prior for a method that takes none is refused."""
     with pytest.raises(ConfigError, match="unknown option.*bogus.*valid:"):
         unmix.get_separator("template", bogus=1)
+    with pytest.raises(ConfigError, match="bogus"):
+        unmix.get_separator("hybrid", bogus=1)
     with pytest.raises(ConfigError, match="takes no prior"):
         unmix.get_separator("highpass", prior=unmix.Prior.from_array(np.ones((3, 1, 2048))))
     with pytest.raises(ConfigError, match="unknown separation method 'nope'"):

@@ -223,7 +223,8 @@ class Training:
     """One training run over a feature store; iterate it to run epochs (each yields that epoch's log).
 
     ``progress``/``token`` follow the job protocol: the token is checked between optimisation steps, progress is
-    reported after each step. Use :meth:`run` to go to the end and get the :class:`TrainedModel`.
+    reported after each step. Use :meth:`run` to go to the end and get the :class:`TrainedModel`. ``out=None``
+    trains in memory only: no checkpoint is written (``unmix.FactorialGMVAE`` without ``checkpoint``).
     """
 
     def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
