@@ -148,3 +148,40 @@ def test_a_glitch_list_of_another_location_is_a_mismatch(insight):
     assert seed_mismatch(cat, ["XB.ELYSE.03.BHU", "XB.ELYSE.03.BHW"]) is None
     assert "not for the data's XB.ELYSE.02.BH?" in seed_mismatch(cat, ["XB.ELYSE.02.BHU"])
     assert matches_seed(cat, "XB.ELYSE.03.BHV") and not matches_seed(cat, "XB.ELYSE.02.BHV")
+
+
+def test_report_overlays_the_truth_of_synth_and_warns_on_other_seed_ids(tmp_path):
+    from click.testing import CliRunner
+
+    from unmix.cli import main
+    from unmix.features import FeatureConfig, build_store
+    from unmix.model import preset, train
+    from unmix.synthetic import SyntheticConfig, generate
+
+    rec = generate(SyntheticConfig(hours=3.0, seed=3))
+    rec.write(tmp_path / "synth")
+    store = tmp_path / "f.h5"
+    build_store([tmp_path / "synth" / "mixture.mseed"], store,
+                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
+    train(store, tmp_path / "m.pt", preset("small", hidden=16, latent=4, clusters=4, epochs=1, batch_size=64),
+          device="cpu")
+    truth = tmp_path / "synth" / "truth.json"
+
+    def report(catalog, out):
+        return CliRunner().invoke(main, ["report", str(store), str(tmp_path / "m.pt"), "--out", str(tmp_path / out),
+                                         "--catalog", str(catalog), "--device", "cpu"])
+
+    r = report(truth, "rep")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "warning" not in r.stderr
+    summary = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert summary["catalog"] == str(truth) and "catalog" in summary["per_scale"]["1024"]
+    xb = json.loads(truth.read_text())
+    xb["config"]["network"] = "XB"  # the same truth, as if for the real network
+    other = tmp_path / "xb-truth.json"
+    other.write_text(json.dumps(xb))
+    r = report(other, "rep-xb")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert [line for line in r.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: catalogue {other} is for XB.ELYSE.02.BH?, not for the data's SY.ELYSE.02.BH?: its overlays will "
+        "not match"]

@@ -95,7 +95,8 @@ def cluster(store, model, out, device, overwrite):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="report directory (PNG figures per product and scale)")
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="glitch list (MPS) or QuakeML catalogue to overlay")
+              help="catalogue to overlay: glitch list (SEISglitch/MPS, or from `unmix glitches`), QuakeML, Snuffler "
+                   "markers, or the truth.json of `unmix synth`; a warning when it is for other SEED ids than the data")
 @DEVICE
 @click.option("--overwrite", is_flag=True, help="replace existing report files")
 def report(store, model, out_dir, catalog, device, overwrite):
@@ -108,11 +109,26 @@ def report(store, model, out_dir, catalog, device, overwrite):
 
     cat = read_catalog(catalog) if catalog is not None else None
     fs = FeatureStore(store)
+    if cat is not None:
+        _warn_if_other_seed_ids(cat, fs.inputs)
     with job("report") as (progress, token):
         table = predict(fs, model, device=device, progress=sub_progress(progress, 0.0, 0.2), token=token)
         written = make_report(fs, table, out_dir, catalog=cat, progress=sub_progress(progress, 0.2, 1.0),
                               token=token, overwrite=overwrite)
     click.echo(f"{out_dir}: {len(written)} files")
+
+
+def _warn_if_other_seed_ids(catalog, inputs: list[dict]) -> None:
+    """One warning line when the catalogue names SEED ids and none is the store's (e.g. an 02 list with 03 data)."""
+    import logging
+
+    from unmix.catalogs import seed_mismatch
+
+    ids = [f"{r['key']}?" for entry in inputs if isinstance(entry, dict) for r in entry.get("records", [])
+           if isinstance(r, dict) and "key" in r]
+    line = seed_mismatch(catalog, ids)
+    if line is not None:
+        logging.getLogger(__name__).warning(line)
 
 
 def _default_data() -> Path:
