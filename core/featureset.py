@@ -151,8 +151,8 @@ def extract(data: str | Path | Record | Iterable[str | Path | Record], config: F
     """Multi-scale scattering-covariance features of every window, in memory (no store is written).
 
     ``data``: files, folders or glob patterns (read with the configuration's gap policy, one input per file, as
-    ``unmix features`` does), or :class:`~unmix.io.Record` objects from :func:`unmix.read` (all records form one
-    input). ``config`` defaults to :class:`~unmix.features.FeatureConfig` ``()`` (the published 65536-sample window).
+    ``unmix features`` does), or :class:`~unmix.io.Record` objects from :func:`unmix.read` (one input per source
+    file). ``config`` defaults to :class:`~unmix.features.FeatureConfig` ``()`` (the published 65536-sample window).
     """
     from unmix.io import expand_inputs
 
@@ -164,8 +164,10 @@ def extract(data: str | Path | Record | Iterable[str | Path | Record], config: F
     paths = [x for x in items if not isinstance(x, Record)]
     cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
     results = [features_for_file(str(p), cfg, device) for p in (expand_inputs(paths) if paths else [])]
-    if records:
-        results.append(_records_result(records, config, device))
+    by_source: dict[tuple[str, ...], list[Record]] = {}
+    for rec in records:
+        by_source.setdefault(tuple(sorted(rec.sources)), []).append(rec)
+    results += [_records_result(group, config, device) for group in by_source.values()]
     return _assemble(results, config)
 
 

@@ -39,7 +39,13 @@ class Prior:
         bad = [k for k in wanted if not 0 <= k < table.n_clusters]
         if not wanted or bad:
             raise ConfigError(f"clusters must be numbers in [0, {table.n_clusters}), got {list(wanted)}")
-        found = int(np.isin(table.cluster[:, s], wanted).sum())
+        members = np.isin(table.cluster[:, s], wanted)
+        found = int(members.sum())
+        if found and table.input_index is not None and table.inputs and not all(
+                table.inputs[i].get("path") for i in np.unique(table.input_index[members])):
+            raise ConfigError("windows of these clusters come from records held only in memory (not read from one "
+                              "file), so their waveforms cannot be read back as prior snippets; write the stream to "
+                              "a file and read it with unmix.read, or use Prior.from_array")
         if found < 2:
             raise ConfigError(f"cluster(s) {list(wanted)} hold {found} window(s) at scale {scale}; a prior needs >= 2")
         if n_prior < 2:

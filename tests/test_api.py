@@ -226,3 +226,24 @@ def test_docstring_examples_run(cache, module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_extract_records_one_input_per_source_file(cache):
+    """Records of two files are two inputs (each with its path and sha256); a stream built in memory is an input
+    without a file, and a prior from its clusters is refused in one line instead of failing when separating."""
+    import obspy
+
+    from unmix.io import build_records
+
+    ex = unmix.example()
+    keys = ("network", "station", "location", "channel", "starttime", "sampling_rate")
+    memory = obspy.Stream([obspy.Trace(tr.data.copy(), header={k: tr.stats[k] for k in keys})
+                           for tr in ex.stream("background")])
+    records = unmix.read(ex.path) + build_records(memory)
+    fs = unmix.extract(records, unmix.FeatureConfig(**CONFIG), device="cpu")
+    assert [i["path"] for i in fs.inputs] == [str(ex.path), ""] and len(fs.inputs[0]["sha256"]) == 64
+    table = unmix.FactorialGMVAE(epochs=1, device="cpu").fit(fs).predict(fs)
+    memory_windows = table.input_index == 1
+    k = int(np.bincount(table.cluster[memory_windows, 0]).argmax())
+    with pytest.raises(ConfigError, match="held only in memory"):
+        unmix.Prior.from_clusters(table, k, 1024)
