@@ -3,6 +3,9 @@ its configuration (issue #15: stage dataclasses, flat keys, get_params/set_param
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -258,3 +261,14 @@ def test_a_misspelt_option_is_one_line_listing_the_valid_keys(tmp_path):
     assert lines[0].startswith("error:") and "treshold" in lines[0] and "spike_threshold" in lines[0]
     assert "Traceback" not in r.output and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
+
+def test_no_function_over_80_lines_in_separation():
+    """Issue #15's done-when: every function (and method) in core/separation/ is at most 80 lines long."""
+    root = Path(__file__).resolve().parents[1] / "core" / "separation"
+    long = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

@@ -175,30 +175,38 @@ class SeparationLoss:
         self.chunk = max(1, int(chunk_budget // (per_pair * torch.empty((), dtype=cplx).element_size() * 6)))
         self.x = x
         with torch.no_grad():
-            # snippet-side quantities: statistics, first layer, centred second-layer rows (cross term)
-            nl1 = layer1(n.reshape(G * Rn, 1, T), self.plan)
-            self.prior_l1 = tuple(t.reshape(G, Rn, *t.shape[1:]) for t in nl1)
-            phi, rows = [], []
-            step = 2 * self.chunk  # no graph: about half the memory per transform
-            for i in range(0, G * Rn, step):
-                part = tuple(t[i : i + step] for t in nl1)
-                phi.append(self._stats_from_l1(*part))
-                rows.append(_layer2_rows(*part, self.plan, no_mean=True)[1])
-            self.phi_prior = torch.cat(phi).reshape(G, Rn, -1)
-            self.s = _std(self.phi_prior, 1)
-            self.prior_rows = [torch.cat(r).reshape(G, Rn, *r[0].shape[1:]) for r in zip(*rows, strict=True)]
-            # mixture-side quantities, problem by problem chunk
-            phi_x, s_x, c01, c10 = [], [], [], []
-            for sel in self._problem_chunks(torch.arange(P)):
-                phi_x.append(self.phi(x[sel]))
-                xl1 = layer1(x[sel][:, None], self.plan)
-                s_x.append(torch.stack([_std(self._stats_from_l1(*l1), 0) for l1 in self._pair_l1(xl1, sel)]))
-                _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
-                a, b = self._cross(xrows, sel)
-                c01.append(_std(a, 1))
-                c10.append(_std(b, 1))
-            self.phi_x, self.s_x = torch.cat(phi_x), torch.cat(s_x)
-            self.c01, self.c10 = torch.cat(c01), torch.cat(c10)
+            self._prior_side(n)
+            self._mixture_side(x)
+
+    def _prior_side(self, n: torch.Tensor) -> None:
+        """Snippet-side quantities ``n`` ``(G, R, T)``: statistics, first layer, centred second-layer rows (cross
+        term)."""
+        G, Rn, T = n.shape
+        nl1 = layer1(n.reshape(G * Rn, 1, T), self.plan)
+        self.prior_l1 = tuple(t.reshape(G, Rn, *t.shape[1:]) for t in nl1)
+        phi, rows = [], []
+        step = 2 * self.chunk  # no graph: about half the memory per transform
+        for i in range(0, G * Rn, step):
+            part = tuple(t[i : i + step] for t in nl1)
+            phi.append(self._stats_from_l1(*part))
+            rows.append(_layer2_rows(*part, self.plan, no_mean=True)[1])
+        self.phi_prior = torch.cat(phi).reshape(G, Rn, -1)
+        self.s = _std(self.phi_prior, 1)
+        self.prior_rows = [torch.cat(r).reshape(G, Rn, *r[0].shape[1:]) for r in zip(*rows, strict=True)]
+
+    def _mixture_side(self, x: torch.Tensor) -> None:
+        """Mixture-side quantities of ``x`` ``(P, T)``, problem by problem chunk."""
+        phi_x, s_x, c01, c10 = [], [], [], []
+        for sel in self._problem_chunks(torch.arange(x.shape[0])):
+            phi_x.append(self.phi(x[sel]))
+            xl1 = layer1(x[sel][:, None], self.plan)
+            s_x.append(torch.stack([_std(self._stats_from_l1(*l1), 0) for l1 in self._pair_l1(xl1, sel)]))
+            _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
+            a, b = self._cross(xrows, sel)
+            c01.append(_std(a, 1))
+            c10.append(_std(b, 1))
+        self.phi_x, self.s_x = torch.cat(phi_x), torch.cat(s_x)
+        self.c01, self.c10 = torch.cat(c01), torch.cat(c10)
 
     # ------------------------------------------------------------------ statistics
 

@@ -142,23 +142,9 @@ def separate_signals(
         raise ConfigError("max_iter and tol must be non-negative")
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    prior = np.asarray(prior, dtype=np.float64)
-    if prior.ndim == 2:
-        prior = prior[:, None]
-    if prior.ndim != 3:
-        raise DataError(f"prior snippets must have shape (R, C, T), got {prior.shape}")
-    if not np.isfinite(prior).all():
-        raise DataError("prior snippets contain NaN or infinite values")
-    if len(signals) != len(groups):
-        raise ConfigError("one prior component index is needed per signal")
-    if any(g < 0 or g >= prior.shape[1] for g in groups):
-        raise ConfigError(f"prior component index out of range [0, {prior.shape[1]})")
-    signals = [np.asarray(s, dtype=np.float64) for s in signals]
-    for s in signals:
-        if s.ndim != 1 or not np.isfinite(s).all():
-            raise DataError("signals must be 1-D and finite (fill or split gaps first)")
     if overlap < 0:
         raise ConfigError(f"overlap must be >= 0, got {overlap}")
+    signals, prior = _checked_inputs(signals, groups, prior)
     longest = max((len(s) for s in signals), default=0)
     L = int(min(piece, prior.shape[2], longest))
     if L < 64:
@@ -170,17 +156,7 @@ def separate_signals(
     report = SolveReport(piece=L, n_prior=int(snip.shape[0]))
     mu, sd = _standardizer(snip, standardize)
     prior_std = (snip - mu) / sd  # (R, C, L)
-    pieces, owner, pgroup = [], [], []
-    for i, (s, g) in enumerate(zip(signals, groups, strict=True)):
-        if len(s) < L:
-            report.unseparated.append(i)
-            continue
-        st = piece_starts(len(s), L, ov)
-        report.starts[i] = st
-        for a in st:
-            pieces.append((s[a : a + L] - mu[g]) / sd[g])
-            owner.append(i)
-            pgroup.append(g)
+    pieces, owner, pgroup = _cut_pieces(signals, groups, L, ov, mu, sd, report)
     outputs = [s.copy() for s in signals]
     if not pieces:
         report.stopped = "nothing to separate"
@@ -204,6 +180,45 @@ def separate_signals(
         outputs[i] = stitch(b[owner_arr == i] * sd[g] + mu[g], st, len(signals[i]))
     progress(1.0, f"separated in {report.n_iter} iterations")
     return outputs, report
+
+
+def _checked_inputs(signals: list[np.ndarray], groups: list[int], prior: np.ndarray
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Signals as 1-D float64 and the prior as ``(R, C, T)`` float64, refusing what cannot be separated."""
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.ndim == 2:
+        prior = prior[:, None]
+    if prior.ndim != 3:
+        raise DataError(f"prior snippets must have shape (R, C, T), got {prior.shape}")
+    if not np.isfinite(prior).all():
+        raise DataError("prior snippets contain NaN or infinite values")
+    if len(signals) != len(groups):
+        raise ConfigError("one prior component index is needed per signal")
+    if any(g < 0 or g >= prior.shape[1] for g in groups):
+        raise ConfigError(f"prior component index out of range [0, {prior.shape[1]})")
+    signals = [np.asarray(s, dtype=np.float64) for s in signals]
+    for s in signals:
+        if s.ndim != 1 or not np.isfinite(s).all():
+            raise DataError("signals must be 1-D and finite (fill or split gaps first)")
+    return signals, prior
+
+
+def _cut_pieces(signals: list[np.ndarray], groups: list[int], L: int, ov: int, mu: np.ndarray, sd: np.ndarray,
+                report: SolveReport) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Standardised pieces of every signal long enough (their starts into ``report.starts``, the others into
+    ``report.unseparated``), the signal and the prior component of each piece."""
+    pieces, owner, pgroup = [], [], []
+    for i, (s, g) in enumerate(zip(signals, groups, strict=True)):
+        if len(s) < L:
+            report.unseparated.append(i)
+            continue
+        st = piece_starts(len(s), L, ov)
+        report.starts[i] = st
+        for a in st:
+            pieces.append((s[a : a + L] - mu[g]) / sd[g])
+            owner.append(i)
+            pgroup.append(g)
+    return pieces, owner, pgroup
 
 
 class _Stop(Exception):
@@ -243,42 +258,8 @@ def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: flo
             token.check()
         idx = active.nonzero()[:, 0]
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]  # newest first
-        q = g[idx].clone()
-        alphas = []
-        for j in slots:
-            a = rho[j, idx] * (S[j, idx] * q).sum(-1)
-            q -= a[:, None] * Y[j, idx]
-            alphas.append(a)
-        r = gamma[idx, None] * q
-        for j, a in zip(reversed(slots), reversed(alphas), strict=True):
-            r += S[j, idx] * (a - rho[j, idx] * (Y[j, idx] * r).sum(-1))[:, None]
-        d = -r
-        gd = (g[idx] * d).sum(-1)
-        bad = ~(gd < 0) | ~has_history[idx]
-        if bool(bad.any()):  # no history or not a descent direction: scaled steepest descent
-            gb = g[idx[bad]]
-            d[bad] = -gb / gb.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-            gd[bad] = (gb * d[bad]).sum(-1)
-        step = torch.ones(len(idx), dtype=dt, device=dev)
-        new_x, new_f, new_g = x[idx].clone(), f[idx].clone(), g[idx].clone()
-        accepted = torch.zeros(len(idx), dtype=torch.bool, device=dev)
-        pending = torch.arange(len(idx), device=dev)
-        for _ in range(max_ls):
-            xt = x[idx[pending]] + step[pending, None] * d[pending]
-            ft, gt = loss.loss_and_grad(xt, problems=idx[pending].cpu())
-            report.n_eval += 1
-            f0 = f[idx[pending]]
-            ok = torch.isfinite(ft) & (ft <= f0 + c1 * step[pending] * gd[pending])
-            done = pending[ok]
-            new_x[done], new_f[done], new_g[done] = xt[ok], ft[ok], gt[ok]
-            accepted[done] = True
-            pending = pending[~ok]
-            if len(pending) == 0:
-                break
-            st, ftp, gdp = step[pending], ft[~ok], gd[pending]
-            quad = -gdp * st**2 / (2 * (ftp - f[idx[pending]] - gdp * st))
-            quad = torch.where(torch.isfinite(quad), quad, 0.5 * st)
-            step[pending] = torch.minimum(torch.maximum(quad, 0.1 * st), 0.5 * st)
+        d, gd = _direction(g, idx, slots, S, Y, rho, gamma, has_history)
+        new_x, new_f, new_g, accepted = _line_search(loss, x, f, g, idx, d, gd, max_ls, c1, report)
         # history update of the problems that moved
         slot = it % memory
         s_ = new_x - x[idx]
@@ -311,6 +292,58 @@ def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: flo
     if token is not None:
         token.check()
     return x.cpu().double().numpy()
+
+
+def _direction(g: torch.Tensor, idx: torch.Tensor, slots: list[int], S: torch.Tensor, Y: torch.Tensor,
+               rho: torch.Tensor, gamma: torch.Tensor, has_history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """L-BFGS search directions of the problems ``idx`` (two-loop recursion over the history ``slots``, newest
+    first; scaled steepest descent without history or descent) and their directional derivatives."""
+    q = g[idx].clone()
+    alphas = []
+    for j in slots:
+        a = rho[j, idx] * (S[j, idx] * q).sum(-1)
+        q -= a[:, None] * Y[j, idx]
+        alphas.append(a)
+    r = gamma[idx, None] * q
+    for j, a in zip(reversed(slots), reversed(alphas), strict=True):
+        r += S[j, idx] * (a - rho[j, idx] * (Y[j, idx] * r).sum(-1))[:, None]
+    d = -r
+    gd = (g[idx] * d).sum(-1)
+    bad = ~(gd < 0) | ~has_history[idx]
+    if bool(bad.any()):  # no history or not a descent direction: scaled steepest descent
+        gb = g[idx[bad]]
+        d[bad] = -gb / gb.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+        gd[bad] = (gb * d[bad]).sum(-1)
+    return d, gd
+
+
+def _line_search(loss: SeparationLoss, x: torch.Tensor, f: torch.Tensor, g: torch.Tensor, idx: torch.Tensor,
+                 d: torch.Tensor, gd: torch.Tensor, max_ls: int, c1: float, report: SolveReport
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backtracking Armijo line search (quadratic interpolation) of every problem ``idx`` at once; the new points,
+    losses, gradients and which problems accepted a step."""
+    dev, dt = loss.device, loss.dtype
+    step = torch.ones(len(idx), dtype=dt, device=dev)
+    new_x, new_f, new_g = x[idx].clone(), f[idx].clone(), g[idx].clone()
+    accepted = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+    pending = torch.arange(len(idx), device=dev)
+    for _ in range(max_ls):
+        xt = x[idx[pending]] + step[pending, None] * d[pending]
+        ft, gt = loss.loss_and_grad(xt, problems=idx[pending].cpu())
+        report.n_eval += 1
+        f0 = f[idx[pending]]
+        ok = torch.isfinite(ft) & (ft <= f0 + c1 * step[pending] * gd[pending])
+        done = pending[ok]
+        new_x[done], new_f[done], new_g[done] = xt[ok], ft[ok], gt[ok]
+        accepted[done] = True
+        pending = pending[~ok]
+        if len(pending) == 0:
+            break
+        st, ftp, gdp = step[pending], ft[~ok], gd[pending]
+        quad = -gdp * st**2 / (2 * (ftp - f[idx[pending]] - gdp * st))
+        quad = torch.where(torch.isfinite(quad), quad, 0.5 * st)
+        step[pending] = torch.minimum(torch.maximum(quad, 0.1 * st), 0.5 * st)
+    return new_x, new_f, new_g, accepted
 
 
 def _lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, report: SolveReport,
