@@ -1,6 +1,6 @@
 """The notebook API, in the ObsPy and scikit-learn manner: ``unmix.read``, ``unmix.FactorialGMVAE``,
 ``unmix.get_separator`` and ``unmix.export`` (with :mod:`unmix.featureset`, :mod:`unmix.prior` and
-:mod:`unmix.example`, re-exported flat by ``import unmix``). It wraps the code the command line runs.
+:mod:`unmix.example_data`, re-exported flat by ``import unmix``). It wraps the code the command line runs.
 """
 
 from __future__ import annotations
