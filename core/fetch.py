@@ -605,7 +605,8 @@ def _stream_ids(sources: list[Path]) -> list[str]:
 
 def _write_sds(run: _Run, sources: list[Path], day: float, replace: bool = False) -> list[str]:
     """Add the records of ``sources`` to the SDS day files of their channels (one file per stream id); return the
-    files' paths relative to the archive. A file the manifest does not know is never changed (unless ``replace``)."""
+    files' paths relative to the archive. A file the manifest knows keeps its records (other requests may have
+    written them); one it does not know is never changed, unless ``replace`` (``--overwrite``) replaces it."""
     rels = []
     for sid in _stream_ids(sources):
         rel = sds_path(*sid.split("."), day)
@@ -614,7 +615,7 @@ def _write_sds(run: _Run, sources: list[Path], day: float, replace: bool = False
         if path.exists() and not known and not replace:
             raise OutputExistsError("exists but does not match this folder's fetch manifest (not fetched here, or "
                                     "changed since); pass --overwrite to replace it", path)
-        _merge(([path] if known and not replace else []) + sources, path, sid)
+        _merge(([path] if known else []) + sources, path, sid)
         run.manifest.record_sds(rel, sid, path.stat().st_size, run.url)
         rels.append(rel)
     return rels

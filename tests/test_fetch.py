@@ -624,3 +624,16 @@ def test_files_cached_before_downloads_were_checked_are_checked_once(standin, tm
     assert all(e["checked"] == 1 for e in json.loads((tmp_path / MANIFEST).read_text())["files"].values())
     n = len(standin.queries())
     assert cli(*fetch_args(standin, tmp_path)).exit_code == 0 and len(standin.queries()) == n
+
+
+def test_two_requests_share_the_sds_files_of_a_channel(standin, tmp_path):
+    fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    before = {p: p.read_bytes() for p in sds(tmp_path, DAY1) + sds(tmp_path, DAY2)}
+    one = fetch("XB", "ELYSE", "03", "BHU", *SPAN, tmp_path, provider=standin.url, response=False)
+    assert one.ok and names(one.waveform_files()) == [sds(tmp_path, DAY1)[0].name, sds(tmp_path, DAY2)[0].name]
+    assert {p: p.read_bytes() for p in before} == before  # the same records, kept once: nothing changed
+    n = len(standin.log)
+    again = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url)
+    assert again.ok and again.requests == 0 and len(standin.log) == n  # the BH? entries are still valid
+    forced = fetch("XB", "ELYSE", "03", "BHU", *SPAN, tmp_path, provider=standin.url, response=False, overwrite=True)
+    assert forced.ok and {p: p.read_bytes() for p in before} == before  # --overwrite merges into known files
