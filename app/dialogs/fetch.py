@@ -1,7 +1,7 @@
 """The "Fetch data" dialog: an FDSN download (``unmix.fetch.fetch``) run as a job, with progress and cancel.
 
 The job goes through the main window's pipeline panel (so it queues behind other jobs and shows in its log); the
-dialog follows it, shows what was written or failed, and opens the fetched day files in the browser when done.
+dialog follows it, shows what was written or failed, and opens the fetched SDS day files in the browser when done.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class FetchDialog(QDialog):
             edit.setCalendarPopup(True)
             edit.setDateTime(_utc(text))
         self.out_dir = QLineEdit()
-        self.out_dir.setPlaceholderText("folder of the local cache (day files, StationXML, manifest)")
+        self.out_dir.setPlaceholderText("folder of the local cache (SDS archive of day files, StationXML, manifest)")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self.response = QCheckBox("StationXML (instrument response)")
