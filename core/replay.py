@@ -129,7 +129,7 @@ def separate_options(path: str | Path) -> dict[str, Any]:
     if isinstance(options.get("device"), str):
         values["device"] = options["device"]
     values["inputs"] = [_recorded_input(prov, path)]
-    return {k: v for k, v in values.items() if v is not None}
+    return values  # None: the option's own default (a configuration file's value must not fill it in)
 
 
 def _recorded_input(prov: dict, path: Path) -> str:

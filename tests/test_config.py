@@ -113,6 +113,15 @@ def test_replay_on_new_inputs_and_options_given_win(separated, record, tmp_path)
     assert json.loads(next((tmp_path / "o").glob("*.provenance.json")).read_text())["input"] == str(other)
 
 
+def test_replay_wins_over_a_config_file(separated, tmp_path):
+    """A value the run left at its default (no resampling) is not filled in from a configuration file."""
+    (prov,) = separated.glob("*.provenance.json")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[separate]\nresample = 10.0\ndtype = "float64"\n')
+    run("--config", cfg, "separate", "--replay", prov, "--out", tmp_path / "o")
+    assert configuration(tmp_path / "o") == configuration(separated)
+
+
 def test_replay_of_another_version_warns(separated, tmp_path):
     (prov,) = separated.glob("*.provenance.json")
     old = tmp_path / "old.provenance.json"
