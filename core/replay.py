@@ -124,7 +124,8 @@ def separate_options(path: str | Path) -> dict[str, Any]:
         "method": method, "method_options": pairs, "fmt": config.get("format"), "gap_policy": config.get("gap_policy"),
         "max_fill": config.get("max_fill"), "resample_to": config.get("resample_to"), "dtype": config.get("dtype"),
         "locations": ",".join(f"{k}={v}" for k, v in sorted(locations.items())) or None,
-        "inventory": config.get("inventory"), "allow_damaged": bool(prov.get("damage")), **prior,
+        "inventory": config.get("inventory"), "allow_damaged": bool(prov.get("damage")),
+        **dict.fromkeys(("model", "store", "table", "prior_file", "background_cluster", "scale")), **prior,
     }
     if isinstance(options.get("device"), str):
         values["device"] = options["device"]
@@ -175,7 +176,7 @@ def features_options(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     values["inputs"] = list(digests)
     values["allow_damaged"] = any(isinstance(r, dict) and r.get("damage") for e in store.inputs
                                   for r in e.get("records", []))
-    return {k: v for k, v in values.items() if v is not None}, digests
+    return values, digests
 
 
 def check_recorded_inputs(path: str | Path, digests: dict[str, Any]) -> None:
