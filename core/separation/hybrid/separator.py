@@ -16,7 +16,18 @@ from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, paz_from_inventory
 from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
 from unmix.separation.hybrid import residual as res
-from unmix.separation.hybrid.config import CONFIGS, FLAT_KEYS, ResidualConfig, SolverConfig, group_flat
+from unmix.separation.hybrid.config import (
+    CONFIGS,
+    FLAT_KEYS,
+    DetectionConfig,
+    OnsetConfig,
+    ResidualConfig,
+    RiseTimeConfig,
+    SolverConfig,
+    SpikeConfig,
+    TemplateConfig,
+    group_flat,
+)
 from unmix.separation.hybrid.detection import Window
 from unmix.separation.hybrid.fit import FitSettings, fit_group
 from unmix.separation.result import SeparationResult, checked_signals, component_letter, register_method
@@ -79,8 +90,10 @@ class HybridSeparator:
     def __init__(self, prior: np.ndarray | None = None, table: Any = None, clusters: int | list[int] | None = None,
                  scale: int | None = None, glitch_clusters: int | list[int] | None = None, n_prior: int = 20,
                  components: str | None = None, inventory: Inventory | str | Path | None = None, paz: Paz = VBB_PAZ,
-                 device: str = "auto", feature_config: Any = None, templates=None, detection=None, onsets=None,
-                 rise=None, spikes=None, residual=None, solver=None) -> None:
+                 device: str = "auto", feature_config: Any = None, templates: TemplateConfig | None = None,
+                 detection: DetectionConfig | None = None, onsets: OnsetConfig | None = None,
+                 rise: RiseTimeConfig | None = None, spikes: SpikeConfig | None = None,
+                 residual: ResidualConfig | None = None, solver: SolverConfig | None = None) -> None:
         self.prior, self.table, self.clusters, self.scale = prior, table, clusters, scale
         self.glitch_clusters, self.n_prior, self.components = glitch_clusters, n_prior, components
         self.inventory, self.paz, self.device, self.feature_config = inventory, paz, device, feature_config
@@ -94,7 +107,8 @@ class HybridSeparator:
         return cls(**_merge_options({}, options))
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """The constructor parameters (``HybridSeparator(**h.get_params())`` is an equal separator)."""
+        """The constructor parameters (``HybridSeparator(**h.get_params())`` is an equal separator); the stage
+        configurations are returned as they are (``deep`` is accepted for scikit-learn and changes nothing)."""
         return {k: getattr(self, k) for k in _PARAMS}
 
     def set_params(self, **params: Any) -> HybridSeparator:
