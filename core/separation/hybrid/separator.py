@@ -156,9 +156,9 @@ class HybridSeparator:
         if isinstance(inventory, str | Path):
             label = str(inventory)
             if read_inventory:
-                from unmix.io.response import read_inventory as read
+                from unmix.io.response import read_inventory as read_response_file
 
-                inventory = read(inventory)
+                inventory = read_response_file(inventory)
         return _Run(fit, residual, self._config("solver").checked(), self._checked_prior(), inventory, label)
 
     def _flat(self, run: _Run) -> dict[str, Any]:
