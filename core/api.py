@@ -117,13 +117,9 @@ class FactorialGMVAE(ParamsMixin):
 
 
 def _separator_class(method: str):
-    import unmix.baselines  # noqa: F401  (registers template, highpass)
-    import unmix.separation  # noqa: F401  (registers scatcov, hybrid)
-    from unmix.separation.result import METHODS
+    from unmix.separation.registry import method_spec
 
-    if method not in METHODS:
-        raise ConfigError(f"unknown separation method {method!r} (known: {', '.join(sorted(METHODS))})")
-    return METHODS[method]
+    return method_spec(method).load()
 
 
 def get_separator(method: str, prior: Prior | None = None, **options) -> Separator:

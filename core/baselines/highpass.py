@@ -10,16 +10,17 @@ from obspy import Stream
 from unmix import __version__
 from unmix.errors import ConfigError, DataError
 from unmix.jobs import CancelToken, Progress, no_progress
-from unmix.separation.result import SeparationResult, register_method
+from unmix.separation.result import SeparationResult
 
 
-@register_method("highpass")
 class HighpassSeparator:
     """ObsPy Butterworth high-pass (zero-phase by default); removed part ``low_frequency`` = input − high-passed.
 
     Glitches live mostly below 0.1 Hz (the VBB's acceleration-step response rings at 0.06 Hz), so a high-pass at
     0.1 Hz removes them — together with every other long-period signal, which is why it is only a baseline.
     """
+
+    name = "highpass"
 
     def __init__(self, freq: float = 0.1, corners: int = 4, zerophase: bool = True) -> None:
         if freq <= 0 or corners < 1:

@@ -40,7 +40,7 @@ from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
 from unmix.io.response import read_inventory
 from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
-from unmix.separation.result import SeparationResult, register_method
+from unmix.separation.result import SeparationResult
 
 DETECTORS = ("matched", "jerk", "both")
 
@@ -93,13 +93,14 @@ def _place(wave: np.ndarray, offset: int, n: int) -> np.ndarray:
     return col
 
 
-@register_method("template")
 class TemplateDeglitcher:
     """Classical template-fit deglitcher (see the module docstring); removed parts ``glitches`` and ``spikes``.
 
     ``info['catalogue']`` lists the accepted glitches: channel, onset (UTC, sub-sample), ``amplitude`` (signed peak
     of the fitted glitch in the data's units, e.g. counts), the group's variance reduction and the spike's peak.
     """
+
+    name = "template"
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import click
 from unmix.cli import gap_options, job, main, with_options
 from unmix.cli.bench import bench
 from unmix.errors import ConfigError, OutputExistsError
+from unmix.separation.registry import BUILTIN
 
 
 def _parse_options(pairs: tuple[str, ...], what: str) -> dict:
@@ -33,28 +34,66 @@ def _csv(text: str, cast=str) -> list:
         raise ConfigError(f"cannot read the comma-separated list {text!r}") from None
 
 
-method_option_flags = [
-    click.option("--template-opt", multiple=True, metavar="KEY=VALUE",
-                 help="option of the template deglitcher, e.g. min_variance_reduction=0.7 (repeatable)"),
-    click.option("--highpass-opt", multiple=True, metavar="KEY=VALUE", help="option of the high-pass baseline"),
-    click.option("--scatcov-opt", multiple=True, metavar="KEY=VALUE",
-                 help="option of the scattering-covariance separation, e.g. max_iter=50 (repeatable)"),
-    click.option("--hybrid-opt", multiple=True, metavar="KEY=VALUE",
-                 help="option of the hybrid separation, e.g. residual=none (repeatable)"),
-]
+def _opt_param(name: str) -> str:
+    """The click parameter name of ``--NAME-opt``."""
+    return f"{name.replace('-', '_')}_opt"
 
 
-def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, device=None, hybrid_opt=()) -> dict:
-    options = {"template": _parse_options(template_opt, "--template-opt"),
-               "highpass": _parse_options(highpass_opt, "--highpass-opt"),
-               "scatcov": _parse_options(scatcov_opt, "--scatcov-opt"),
-               "hybrid": _parse_options(hybrid_opt, "--hybrid-opt")}
-    if inventory is not None:
-        options["template"].setdefault("inventory", str(inventory))
-        options["hybrid"].setdefault("inventory", str(inventory))
-    if device is not None:
-        options["scatcov"].setdefault("device", device)
-        options["hybrid"].setdefault("device", device)
+def _method_option_flags() -> list:
+    """One ``--NAME-opt KEY=VALUE`` flag per method of the registry."""
+    from unmix.separation.registry import methods
+
+    return [click.option(f"--{name}-opt", _opt_param(name), multiple=True, metavar="KEY=VALUE",
+                         help=f"option of the {name} method (repeatable; keys, types and defaults: "
+                              "`unmix separate --list-methods`)")
+            for name in methods()]
+
+
+method_option_flags = _method_option_flags()
+
+
+class MethodChoice(click.Choice):
+    """``--method``: the registry's method names, read when the option is parsed or its help shown."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from unmix.separation.registry import method_names
+
+        return tuple(method_names())
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass
+
+
+def _list_methods(ctx: click.Context, _param, value: bool) -> None:
+    """Eager ``--list-methods``: every method, what it uses, and its options; then exit."""
+    if value and not ctx.resilient_parsing:
+        from unmix.separation.registry import describe, method_names
+
+        click.echo("\n\n".join(describe(name) for name in method_names()))
+        ctx.exit()
+
+
+def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
+    """Per method: its ``--NAME-opt`` pairs (checked for the methods in ``names``), plus ``inventory``/``device``
+    for the methods that use them."""
+    from unmix.separation.registry import methods
+
+    options = {}
+    for name, spec in methods().items():
+        flag = f"--{name}-opt"
+        options[name] = _parse_options(opts.get(_opt_param(name), ()), flag)
+        if name not in names:
+            continue
+        spec.check_options(options[name], flag)
+        if inventory is not None and "inventory" in spec.uses:
+            options[name].setdefault("inventory", str(inventory))
+        if device is not None and "device" in spec.uses:
+            options[name].setdefault("device", device)
     return options
 
 
@@ -77,7 +116,7 @@ def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, dev
 @click.option("--prior-count", type=click.IntRange(min=2), default=20, show_default=True,
               help="scatcov prior snippets per target")
 @click.option("--prior-length", type=click.IntRange(min=64), default=2048, show_default=True)
-@click.option("--methods", default="template,highpass,scatcov,hybrid", show_default=True)
+@click.option("--methods", default=",".join(BUILTIN), show_default=True)
 @click.option("--raw", type=click.Path(dir_okay=False, path_type=Path), default=None, help="--real: raw record")
 @click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="--real: deglitched reference")
@@ -92,7 +131,7 @@ def _method_options(template_opt, highpass_opt, scatcov_opt, inventory=None, dev
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
 def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
                      burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file, device,
-                     template_opt, highpass_opt, scatcov_opt, hybrid_opt, json_out, md_out, overwrite):
+                     json_out, md_out, overwrite, **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
     from unmix.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
@@ -109,7 +148,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
         default_inv = data / "response" / "XB.ELYSE.02.BH.xml"
         inventory = inventory or (default_inv if default_inv.exists() else None)
         prior_file = prior_file or data / "background" / "XB.ELYSE.02.BH_S0185a_deglitched_UCLA_v4.mseed"
-        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)
+        options = _method_options(method_opts, names, inventory, device)
         with job("separation benchmark (real)") as (progress, token):
             results = run_real_benchmark(raw, reference, names, options, prior_file, prior_count, prior_length,
                                          progress=progress, token=token)
@@ -118,7 +157,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
             backgrounds = tuple(sorted((data / "background").glob("*UCLA*")))
             if not backgrounds:
                 raise ConfigError(f"no background/*UCLA* files under {data}; give --background")
-        options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)
+        options = _method_options(method_opts, names, inventory, device)
         kinds = ("glitches", "bursts") if cases == "both" else (cases,)
         with job("separation benchmark") as (progress, token):
             results = run_synthetic_benchmark(
@@ -135,7 +174,9 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
 
 def _detections(path: Path, method: str) -> str:
     """``--detections``: a readable glitch list, for the template method only; its absolute path."""
-    if method != "template":
+    from unmix.separation.registry import method_spec
+
+    if "detections" not in method_spec(method).option_names():
         raise ConfigError(f"--detections gives the template method its glitches; --method {method} does not take "
                           "a glitch list")
     from unmix.catalogs import read_catalog
@@ -153,7 +194,7 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
         values = separate_options(value)
         pairs = values.pop("method_options")
         values = check_values(ctx.command, values, value)  # the method first: it names the option of its pairs
-        values.update(check_values(ctx.command, {f"{values['method']}_opt": pairs}, value))
+        values.update(check_values(ctx.command, {_opt_param(values["method"]): pairs}, value))
         ctx.default_map = {**(ctx.default_map or {}), **values}
     return value
 
@@ -162,9 +203,11 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="output directory (one file per separated source per input, plus a provenance JSON)")
-@click.option("--method", type=click.Choice(["template", "highpass", "scatcov", "hybrid"]), default=None,
+@click.option("--method", type=MethodChoice(), default=None,
               help="separation method (default: template; scatcov with --model/--table/--prior; hybrid = physical "
-                   "templates + scatcov residual, takes the same prior options)")
+                   "templates + scatcov residual, takes the same prior options; all: --list-methods)")
+@click.option("--list-methods", is_flag=True, is_eager=True, expose_value=False, callback=_list_methods,
+              help="list the separation methods, what each uses and their options (types, defaults), and exit")
 @click.option("--model", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="trained model: scatcov takes its prior from the windows the model puts in --background-cluster")
 @click.option("--store", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -199,7 +242,7 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
                    "are given; options given here win)")
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
              inventory, device, locations, dtype, detections, overwrite, gap_policy, max_fill, resample_to,
-             allow_damaged, template_opt, highpass_opt, scatcov_opt, hybrid_opt, replay):
+             allow_damaged, replay, **method_opts):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -214,18 +257,21 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
         from unmix.replay import check_recorded_input
 
         check_recorded_input(replay, inputs[0])
+    from unmix.separation.registry import method_spec
+
     uses_clusters = model is not None or table is not None
     if uses_clusters or prior_file is not None:
-        if method not in (None, "scatcov", "hybrid"):
+        if method is not None and "prior" not in method_spec(method).uses:
             raise ConfigError("--model/--table/--prior give scatcov or hybrid their prior; they do not combine with "
                               f"--method {method}")
         method = method or "scatcov"
     method = method or "template"
-    options = _method_options(template_opt, highpass_opt, scatcov_opt, inventory, device, hybrid_opt)[method]
+    spec = method_spec(method)
+    options = _method_options(method_opts, (method,), inventory, device)[method]
     if detections is not None:
         options["detections"] = _detections(detections, method)
     model_info = None
-    if method == "scatcov" or (method == "hybrid" and (uses_clusters or prior_file is not None)):
+    if spec.requires_prior or ("prior" in spec.uses and (uses_clusters or prior_file is not None)):
         if uses_clusters:
             if background_cluster is None or scale is None:
                 raise ConfigError("--model/--table need --background-cluster K and --scale S")
@@ -289,6 +335,9 @@ def glitches(inputs, out, fmt, inventory, overwrite, gap_policy, max_fill, resam
     from unmix.glitchlist import export_glitches
 
     options = _parse_options(template_opt, "--template-opt")
+    from unmix.separation.registry import method_spec
+
+    method_spec("template").check_options(options, "--template-opt")
     if inventory is not None:
         options.setdefault("inventory", str(inventory))
     with job("detecting glitches") as (progress, token):

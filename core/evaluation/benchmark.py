@@ -20,9 +20,12 @@ from unmix.errors import ConfigError
 from unmix.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
 from unmix.evaluation.metrics import reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
-from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.registry import BUILTIN
+from unmix.separation.registry import methods as registry_methods
 
-DEFAULT_METHODS = ("template", "highpass", "scatcov", "hybrid")
+DEFAULT_METHODS = tuple(BUILTIN)
+"""The built-in methods of the registry, in its order."""
 CASE_KINDS = ("glitches", "bursts")
 
 
@@ -44,7 +47,7 @@ def _by_id(stream: Stream) -> dict[str, np.ndarray]:
     return {tr.id: np.asarray(tr.data, dtype=np.float64) for tr in stream}
 
 
-def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken | None
+def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken
                 ) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
     """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails."""
     from unmix.separation import get_method
@@ -63,9 +66,16 @@ def _run_method(name: str, options: dict, stream: Stream, progress: Progress, to
     return _by_id(result.background), time.perf_counter() - t0, None
 
 
+def _uses(name: str) -> tuple[str, ...]:
+    """What the registry says method ``name`` uses (nothing for an unknown name: it is reported as unavailable)."""
+    known = registry_methods()
+    return known[name].uses if name in known else ()
+
+
 def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -> dict:
     opts = dict((method_options or {}).get(name, {}))
-    if name in ("scatcov", "hybrid") and prior is not None and "table" not in opts:
+    uses = _uses(name)
+    if "prior" in uses and prior is not None and "table" not in opts:
         opts.setdefault("prior", prior)
     if name == "hybrid":  # same response and device as the template and scatcov runs unless given
         for key, src in (("inventory", "template"), ("device", "scatcov")):
@@ -75,15 +85,14 @@ def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -
 
 
 def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_options: dict | None = None,
-             progress: Progress | None = None, token: CancelToken | None = None) -> dict:
+             progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> dict:
     """Every method on one case: per component SNR in/out, gain and correlation of the removed part."""
     progress = progress or no_progress
     ids = [tr.id for tr in case.mixture]
     mixture = np.stack([np.asarray(tr.data, dtype=np.float64) for tr in case.mixture])
     out: dict = {"case": case.name, "info": case.info, "methods": {}}
     for k, name in enumerate(methods):
-        if token is not None:
-            token.check()
+        token.check()
         sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
         background, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
                                                    sub, token)
@@ -141,7 +150,7 @@ def run_synthetic_benchmark(
     glitch_options: dict | None = None,
     burst_options: dict | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
 ) -> dict:
     """Cases 1 (glitches) and/or 2 (atmospheric bursts) on each background file and seed, every method."""
     progress = progress or no_progress
@@ -154,8 +163,7 @@ def run_synthetic_benchmark(
     loaded: dict[str, object] = {}
     cases = []
     for k, (kind, path, seed) in enumerate(jobs):
-        if token is not None:
-            token.check()
+        token.check()
         bg = loaded.get(str(path)) or load_background(path)
         loaded[str(path)] = bg
         if kind == "glitches":
@@ -178,7 +186,7 @@ def run_real_benchmark(
     prior_count: int = 20,
     prior_length: int = 2048,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
 ) -> dict:
     """Every method on a raw record, compared with what an expert reference removed (see
     :func:`unmix.evaluation.metrics.reference_metrics`). scatcov's prior snippets come from ``prior_file``
@@ -187,12 +195,11 @@ def run_real_benchmark(
     record = read_record(raw)
     ref = max(read_records(reference), key=lambda r: r.npts)
     ref_by_id = {tr.id: tr for tr in ref.stream}
-    wants_prior = prior_file and {"scatcov", "hybrid"} & set(methods)
+    wants_prior = prior_file and any("prior" in _uses(name) for name in methods)
     prior = prior_snippets(prior_file, prior_count, prior_length) if wants_prior else None
     results: dict = {}
     for k, name in enumerate(methods):
-        if token is not None:
-            token.check()
+        token.check()
         sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
         background, seconds, problem = _run_method(name, _options(name, method_options, prior), record.stream,
                                                    sub, token)

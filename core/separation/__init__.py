@@ -6,11 +6,23 @@
 * :class:`HybridSeparator` (``--method hybrid``): instrument templates + scattering-covariance residual.
 """
 
-from unmix.separation.hybrid import HybridSeparator
-from unmix.separation.loss import SeparationLoss
-from unmix.separation.result import METHODS, SeparationResult, Separator, get_method, register_method
-from unmix.separation.scatcov import ScatCovSeparator
-from unmix.separation.solver import SolveReport, piece_starts, separate_array, separate_signals, stitch, taper_weights
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "HybridSeparator": "hybrid", "SeparationLoss": "loss", "METHODS": "registry", "get_method": "registry",
+    "register_method": "registry", "SeparationResult": "result", "Separator": "result",
+    "ScatCovSeparator": "scatcov", "SolveReport": "solver", "piece_starts": "solver", "separate_array": "solver",
+    "separate_signals": "solver", "stitch": "solver", "taper_weights": "solver",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use (``import unmix.separation.registry`` stays light: no torch)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "HybridSeparator",

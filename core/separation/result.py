@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 from obspy import Stream, Trace
 
-from unmix.errors import ConfigError, DataError
+from unmix.errors import DataError
 from unmix.jobs import CancelToken, Progress
 
 
@@ -55,25 +54,8 @@ class Separator(Protocol):
                  token: CancelToken | None = None) -> SeparationResult: ...
 
 
-METHODS: dict[str, Callable[..., Separator]] = {}
+# The registry lives in unmix.separation.registry; these names stay importable from here.
+from unmix.separation.registry import METHODS, get_method, register_method  # noqa: E402
 
-
-def register_method(name: str):
-    """Class decorator: make a separator available as ``--method NAME``."""
-
-    def deco(cls):
-        METHODS[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
-
-
-def get_method(name: str, **options) -> Separator:
-    if name not in METHODS:
-        import unmix.baselines  # noqa: F401  (registers template, highpass)
-        import unmix.separation  # noqa: F401  (registers scatcov)
-    if name not in METHODS:
-        raise ConfigError(f"unknown separation method {name!r} (known: {', '.join(sorted(METHODS))})")
-    factory = METHODS[name]
-    return getattr(factory, "from_options", factory)(**options)  # flat option keys
+__all__ = ["METHODS", "SeparationResult", "Separator", "checked_signals", "component_letter", "get_method",
+           "register_method"]

@@ -12,13 +12,12 @@ from obspy import Stream
 from unmix.errors import ConfigError, DataError
 from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
 from unmix.scattering import resolve_device
-from unmix.separation.result import SeparationResult, checked_signals, component_letter, register_method
+from unmix.separation.result import SeparationResult, checked_signals, component_letter
 from unmix.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-@register_method("scatcov")
 class ScatCovSeparator:
     """Separate a record into a background with the prior snippets' scattering-covariance statistics and the rest.
 

@@ -30,7 +30,7 @@ from unmix.separation.hybrid.config import (
 )
 from unmix.separation.hybrid.detection import Window
 from unmix.separation.hybrid.fit import FitSettings, fit_group
-from unmix.separation.result import SeparationResult, checked_signals, component_letter, register_method
+from unmix.separation.result import SeparationResult, checked_signals, component_letter
 
 #: constructor parameters that are not stage configurations
 _PLAIN = ("prior", "table", "clusters", "scale", "glitch_clusters", "n_prior", "components", "inventory", "paz",
@@ -67,7 +67,6 @@ class _Run:
     label: str
 
 
-@register_method("hybrid")
 class HybridSeparator:
     """Templates (glitches, spikes) + scattering-covariance residual; see :mod:`unmix.separation.hybrid`.
 
