@@ -29,19 +29,18 @@ from PySide6.QtWidgets import (
 from unmix.errors import ConfigError
 from unmix.gui.registry import JobRequest, JobSpec, register_job
 from unmix.gui.tasks import cluster_spans, compute_features, separate_record
+from unmix.separation.registry import methods
 
 FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,65536", "J": 8, "Q": 1,
                     "model": "scat+cov", "components": "UVW"}
-PRIOR_METHODS = ("scatcov", "hybrid")
+PRIOR_METHODS = tuple(name for name, spec in methods().items() if "prior" in spec.uses)
 """Methods whose prior comes from background cluster(s) of the cluster table."""
 TARGETS = {"record": ("whole record", "the record shown in the browser"),
            "span": ("visible span", "the time span visible in the browser"),
            "cluster": ("cluster windows", "every window of the target cluster(s) at the scale, merged into spans")}
-METHODS = (("scatcov", "scatcov", "optimisation in scattering-covariance space, prior from background cluster(s)"),
-           ("hybrid", "hybrid", "glitch/spike templates plus a scattering-covariance residual where the record is "
-                                "unlike the prior"),
-           ("template", "template", "classical template-fit deglitcher (the instrument's response to a step)"),
-           ("highpass", "high-pass", "plain high-pass filter baseline"))
+METHODS = tuple((name, spec.title, spec.description) for name, spec in
+                sorted(methods().items(), key=lambda item: "prior" not in item[1].uses))
+"""(key, label, tooltip) of every method of the registry, those that take a prior first (the default: scatcov)."""
 
 
 class PathField(QWidget):
