@@ -12,7 +12,7 @@ import numpy as np
 from scipy import signal
 
 from unmix.io import Record
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 FILTER_PRESETS: dict[str, tuple[float | None, float | None]] = {
     "Long period 0.01–0.1 Hz": (0.01, 0.1),
@@ -147,7 +147,7 @@ def build_display(
     t_ref: float | None = None,
     band: tuple[float | None, float | None] | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
 ) -> Display:
     """Pyramids for every component of the segments of one instrument, optionally band-pass filtered first."""
     progress = progress or no_progress
@@ -161,8 +161,7 @@ def build_display(
     done = 0
     for rec in records:
         for tr in rec.stream:
-            if token is not None:
-                token.check()
+            token.check()
             y = np.ma.getdata(tr.data)
             if band is not None:
                 y = _filtered(y, tr.stats.sampling_rate, band)
@@ -205,7 +204,7 @@ def compute_spectrogram(
     max_columns: int = 4000,
     rows: int = 256,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
 ) -> list[SpectrogramTile]:
     """``scipy.signal.spectrogram`` of one component per segment, in dB, resampled onto ``rows`` log-spaced frequencies.
 
@@ -215,8 +214,7 @@ def compute_spectrogram(
     tiles: list[SpectrogramTile] = []
     traces = [tr for r in records for tr in r.stream if tr.stats.channel[-1] == component]
     for i, tr in enumerate(sorted(traces, key=lambda t: t.stats.starttime)):
-        if token is not None:
-            token.check()
+        token.check()
         fs = tr.stats.sampling_rate
         y = np.asarray(np.ma.getdata(tr.data), dtype=np.float64)
         nperseg = int(min(2 ** np.round(np.log2(window_s * fs)), y.size))

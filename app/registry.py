@@ -1,4 +1,8 @@
-"""Registry of the jobs in the pipeline panel; later panels (Features, Train, Cluster, Separate, Export) register here.
+"""The jobs of the pipeline panel: what a job kind is (:class:`JobSpec`) and what one run is (:class:`JobRequest`).
+
+The built-in kinds are plain constants of the modules that define their forms (``unmix.gui.views.forms.JOBS``,
+``unmix.gui.panels.pipeline.JOBS``); the panel lists them through :func:`jobs`. This module imports none of them (no
+registration by import side effect, no import cycle); :func:`register_job` adds further kinds (plugins, tests).
 
 A :class:`JobSpec` names a form factory; the form turns its fields into a :class:`JobRequest` (a core job function and
 its keyword arguments). The function runs in a :class:`~unmix.gui.workers.Worker`; ``apply`` receives the result on
@@ -7,7 +11,7 @@ the GUI thread together with the main window, which it may update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,17 +39,16 @@ class JobSpec:
     order: int = 100
 
 
-_JOBS: dict[str, JobSpec] = {}
+_EXTRA: dict[str, JobSpec] = {}
 
 
 def register_job(spec: JobSpec) -> JobSpec:
-    """Add (or replace) a job kind; returns it so it can be used as a module-level constant."""
-    _JOBS[spec.key] = spec
+    """Add (or replace, by key) a job kind beyond the built-in ones; returns it."""
+    _EXTRA[spec.key] = spec
     return spec
 
 
-def jobs() -> list[JobSpec]:
-    """Registered job kinds, in panel order."""
-    from unmix.gui.views import forms  # noqa: F401  (registers the built-in jobs)
-
-    return sorted(_JOBS.values(), key=lambda s: (s.order, s.title))
+def jobs(builtin: Iterable[JobSpec] = ()) -> list[JobSpec]:
+    """``builtin`` and the registered job kinds (a registered kind replaces the built-in one of its key), by order."""
+    merged = {spec.key: spec for spec in builtin} | _EXTRA
+    return sorted(merged.values(), key=lambda s: (s.order, s.title))

@@ -13,7 +13,7 @@ from obspy import Stream
 from unmix.clusters import ClusterTable
 from unmix.gui.display import Display, build_display
 from unmix.io import Record, build_records, read_records
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.separation.result import SeparationResult
 
 
@@ -28,7 +28,7 @@ class Loaded:
     synthetic: dict | None = None
 
 
-def _displays(records: list[Record], progress: Progress, token: CancelToken | None) -> dict[str, Display]:
+def _displays(records: list[Record], progress: Progress, token: CancelToken) -> dict[str, Display]:
     keys = sorted({r.key for r in records})
     out: dict[str, Display] = {}
     for i, key in enumerate(keys):
@@ -38,7 +38,7 @@ def _displays(records: list[Record], progress: Progress, token: CancelToken | No
     return out
 
 
-def load_files(paths: list[str], progress: Progress | None = None, token: CancelToken | None = None) -> Loaded:
+def load_files(paths: list[str], progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Loaded:
     """Read files/folders into records (``unmix.io.read_records``) and prepare their display."""
     progress = progress or no_progress
     records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
@@ -49,7 +49,7 @@ def load_files(paths: list[str], progress: Progress | None = None, token: Cancel
 
 def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int = 0, gaps: int = 0,
                        start_sol: int | None = 200, progress: Progress | None = None,
-                       token: CancelToken | None = None) -> Loaded:
+                       token: CancelToken = NO_CANCEL) -> Loaded:
     """Generate an InSight-like synthetic record (``unmix.synthetic.generate``) and prepare its display."""
     from unmix.synthetic import SyntheticConfig, generate
 
@@ -75,7 +75,7 @@ def synthetic_input_path(folder: str | Path, params: dict) -> Path:
 
 
 def write_synthetic_input(params: dict, folder: str | Path, progress: Progress | None = None,
-                          token: CancelToken | None = None) -> Path:
+                          token: CancelToken = NO_CANCEL) -> Path:
     """Generate the synthetic record of ``params`` and write its mixture as miniSEED (skipped when already there)."""
     from unmix.atomic import atomic_path, write_stream
     from unmix.synthetic import SyntheticConfig, generate
@@ -92,7 +92,7 @@ def write_synthetic_input(params: dict, folder: str | Path, progress: Progress |
 
 def compute_features(inputs: list[str], out: str, config: dict, synthetic: list[dict] | None = None,
                      work_dir: str | None = None, device: str = "auto", progress: Progress | None = None,
-                     token: CancelToken | None = None) -> dict:
+                     token: CancelToken = NO_CANCEL) -> dict:
     """Feature store of the inputs (``unmix.features.build_store``); synthetic records are written to files first.
 
     Inputs already in the store are skipped, so re-running on an unchanged project recomputes nothing.
@@ -147,7 +147,7 @@ class ClusterProducts:
 
 
 def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, progress: Progress | None = None,
-                     token: CancelToken | None = None) -> ClusterProducts:
+                     token: CancelToken = NO_CANCEL) -> ClusterProducts:
     """Time-of-day histograms, latent embedding and aligned waveforms of ``table`` at ``scale`` (``unmix.analysis``)."""
     from unmix.analysis.embedding import embed_latents
     from unmix.analysis.time_of_day import time_of_day
@@ -159,8 +159,7 @@ def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, prog
     counts[tod.clusters] = tod.counts
     products = ClusterProducts(int(scale), table.n_windows, table.n_clusters, tod.edges, counts)
     progress(0.2, "time of day")
-    if token is not None:
-        token.check()
+    token.check()
     if table.latent is not None and table.n_windows >= 2:
         emb = embed_latents(table, scale, method="auto")
         s = table.scale_index(scale)
@@ -180,7 +179,7 @@ def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, prog
     return products
 
 
-def _aligned(table: ClusterTable, scale: int, progress: Progress, token: CancelToken | None,
+def _aligned(table: ClusterTable, scale: int, progress: Progress, token: CancelToken,
              n: int = 20) -> tuple[dict[int, AlignedSet], list[str]]:
     from unmix.analysis.waveforms import cluster_waveforms
 
@@ -236,7 +235,7 @@ def cluster_spans(table: ClusterTable, clusters: list[int], scale: int, key: str
 
 def separate_record(stream: Stream, method: str, options: dict | None = None,
                     spans: list[tuple[float, float]] | None = None, key: str = "", target: str = "record",
-                    progress: Progress | None = None, token: CancelToken | None = None) -> Separated:
+                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Separated:
     """Separate ``stream`` (or each of ``spans``, POSIX seconds) with a registered method (``unmix.separation``)."""
     from obspy import UTCDateTime
 
@@ -252,8 +251,7 @@ def separate_record(stream: Stream, method: str, options: dict | None = None,
         raise DataError(f"nothing to separate in {key or 'the record'}: the target holds no samples")
     original, background, removed, infos = Stream(), Stream(), {}, []
     for i, piece in enumerate(pieces):
-        if token is not None:
-            token.check()
+        token.check()
         step = sub_progress(progress, i / len(pieces), (i + 1) / len(pieces))
         result = separator.separate(piece, progress=step, token=token)
         original += piece
@@ -270,7 +268,7 @@ def separate_record(stream: Stream, method: str, options: dict | None = None,
 
 def train_model(store: str, out: str, preset: str = "small", epochs: int | None = None, clusters: int | None = None,
                 seed: int | None = None, device: str = "auto", overwrite: bool = False,
-                progress: Progress | None = None, token: CancelToken | None = None) -> dict:
+                progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> dict:
     """Train the model (``unmix.model.train``), or reuse/resume the checkpoint already at ``out``.
 
     A finished checkpoint of the same settings and store is reused as it is; an unfinished one (a cancelled run)
@@ -302,7 +300,7 @@ def train_model(store: str, out: str, preset: str = "small", epochs: int | None 
 
 
 def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,
-                    progress: Progress | None = None, token: CancelToken | None = None) -> ClusterTable:
+                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> ClusterTable:
     """Cluster every window (``unmix.model.predict``) and save the table; an up-to-date table on disk is reused."""
     from unmix.errors import ConfigError
     from unmix.model import load_model, predict
@@ -320,8 +318,7 @@ def cluster_windows(store: str, model: str, out: str, device: str = "auto", over
         progress(1.0, "reusing the cluster table on disk")
     else:
         table = predict(store, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token)
-        if token is not None:
-            token.check()
+        token.check()
         table.save(path, overwrite=True)
         progress(1.0, "saved")
     table.meta["table_path"] = str(path)
@@ -330,7 +327,7 @@ def cluster_windows(store: str, model: str, out: str, device: str = "auto", over
 
 def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt: str = "MSEED",
                      sources: list[str] | None = None, overwrite: bool = False, progress: Progress | None = None,
-                     token: CancelToken | None = None) -> dict:
+                     token: CancelToken = NO_CANCEL) -> dict:
     """Separate every input file with the settings of ``separated`` and write the chosen sources: the batch export
     of ``unmix separate`` (``unmix.export.export_separation``), provenance JSON included."""
     from unmix.errors import ConfigError

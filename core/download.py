@@ -26,7 +26,7 @@ from typing import BinaryIO
 from urllib.parse import urlencode
 
 from unmix.errors import ConfigError
-from unmix.jobs import CancelToken
+from unmix.jobs import NO_CANCEL, CancelToken
 
 CHUNK = 1 << 16
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is waited for this long at most
@@ -266,18 +266,16 @@ def _late(limits: Limits) -> RequestFailed:
 # --- retries ----------------------------------------------------------------------------------------------------------
 
 
-def _pause(seconds: float, token: CancelToken | None) -> None:
+def _pause(seconds: float, token: CancelToken) -> None:
     """Sleep, waking early to raise ``Cancelled`` when the token is cancelled."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
-        if token is not None:
-            token.check()
-        time.sleep(min(left, 0.1))
-    if token is not None:
         token.check()
+        time.sleep(min(left, 0.1))
+    token.check()
 
 
-def get(url: str, sink: BinaryIO, limits: Limits, user_agent: str = "unmix", token: CancelToken | None = None,
+def get(url: str, sink: BinaryIO, limits: Limits, user_agent: str = "unmix", token: CancelToken = NO_CANCEL,
         retry_connect: bool = True) -> int:
     """GET ``url`` into ``sink`` (emptied before each try when seekable); return 200, 204 or 404; raise
     :class:`RequestFailed`.

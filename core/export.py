@@ -41,7 +41,7 @@ from obspy import Stream
 from unmix import __version__
 from unmix.atomic import atomic_path, write_stream
 from unmix.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
-from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 
 FORMATS = {"MSEED": "mseed", "SAC": "sac"}
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -321,7 +321,7 @@ def derived_product(tr) -> str | None:
     return None
 
 
-def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken | None):
+def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken):
     from unmix.io import read_records
     from unmix.separation import get_method
 
@@ -336,8 +336,7 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
     sources: dict[str, Stream] = {"background": Stream()}
     infos = []
     for k, record in enumerate(records):
-        if token is not None:
-            token.check()
+        token.check()
         result = separator.separate(record.stream, sub_progress(progress, k / len(records), (k + 1) / len(records)),
                                     token)
         sources["background"] += result.background
@@ -386,7 +385,7 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
 
 
 def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozenset[str] = frozenset(),
-                 progress: Progress | None = None, token: CancelToken | None = None) -> tuple[str, list[str]]:
+                 progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> tuple[str, list[str]]:
     """Separate one input file and write its outputs; returns ('done' | 'skipped', written paths)."""
     progress = progress or no_progress
     path = Path(path)
@@ -454,7 +453,7 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
                       fmt: str = "MSEED", workers: int = 0, overwrite: bool = False, gap_policy: str = "split",
                       max_fill: int = 0, resample_to: float | None = None, model: dict | None = None,
                       sources: list[str] | None = None, progress: Progress | None = None,
-                      token: CancelToken | None = None, locations: dict[str, str] | str | None = None,
+                      token: CancelToken = NO_CANCEL, locations: dict[str, str] | str | None = None,
                       dtype: str = "float64", inventory: str | Path | None = None,
                       allow_damaged: bool = False) -> ExportReport:
     """Separate every input and export the sources (see the module docstring); ``sources`` limits the written
@@ -515,8 +514,7 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
 
     if workers <= 1:
         for k, f in enumerate(files):
-            if token is not None:
-                token.check()
+            token.check()
             sub = sub_progress(progress, k / len(files), (k + 1) / len(files))
             try:
                 status, payload = process_file(f, stems[f], plan, inputs_set, sub, token)
@@ -534,7 +532,7 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                if token is not None and token.cancelled:
+                if token.cancelled:
                     raise Cancelled("cancelled by user")
                 for fut in finished:
                     f = pending.pop(fut)

@@ -53,7 +53,7 @@ from unmix import __version__
 from unmix.atomic import atomic_path
 from unmix.download import Limits, RequestFailed, get, query_url, size_text
 from unmix.errors import ConfigError, InputFileError, OutputExistsError, UnmixError
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 PROVIDERS = {"IRIS": "EARTHSCOPE", "EARTHSCOPE": "EARTHSCOPE", "IPGP": "IPGP"}
 MANIFEST = "fetch-manifest.json"
@@ -409,7 +409,7 @@ def _fdsn_time(t: float) -> str:
 class _Service:
     """The data centre's FDSN services, asked for lazily (``version`` of each); every request bounded by limits."""
 
-    def __init__(self, url: str, limits: Limits, token: CancelToken | None) -> None:
+    def __init__(self, url: str, limits: Limits, token: CancelToken) -> None:
         self.url, self.limits, self.token = url, limits, token
         self.agent = f"unmix/{__version__} (FDSN download)"
         self._offers: dict[str, bool] = {}
@@ -654,7 +654,7 @@ class _Run:
     limits: Limits
     manifest: Manifest
     report: FetchReport
-    token: CancelToken | None
+    token: CancelToken
     received: set[str] = field(default_factory=set)  # stream ids of the waveform data cached by this run
     overwrite: bool = False
     _service: _Service | None = None
@@ -669,7 +669,7 @@ class _Run:
 def fetch(network: str, station: str, location: str, channel: str, start: str | UTCDateTime,
           end: str | UTCDateTime, out_dir: str | Path, provider: str = "IRIS", response: bool = True,
           overwrite: bool = False, recheck_empty: bool = False, timeout: float = 60.0,
-          progress: Progress | None = None, token: CancelToken | None = None, deadline: float = 600.0,
+          progress: Progress | None = None, token: CancelToken = NO_CANCEL, deadline: float = 600.0,
           max_bytes: int = 256_000_000, retries: int = 3, retry_delay: float = 2.0) -> FetchReport:
     """Download miniSEED day files (and StationXML) for one request into ``out_dir``; return what happened.
 
@@ -806,8 +806,7 @@ def _download(run: _Run, plan: list[_Planned], progress: Progress) -> bool:
     stopped: str | None = None
     asked_data = False
     for i, item in enumerate(plan):
-        if run.token is not None:
-            run.token.check()
+        run.token.check()
         path = run.out / item.name
         if not item.missing:
             progress((i + 1) / n_steps, f"{item.name}: already present")

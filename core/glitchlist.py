@@ -12,12 +12,12 @@ from pathlib import Path
 
 from unmix.catalogs import Catalog, catalog_from_detections, format_for, write_catalog
 from unmix.errors import OutputExistsError
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 
 
 def detect_glitches(inputs: str | Path | Iterable[str | Path], options: dict | None = None, gap_policy: str = "split",
                     max_fill: int = 0, resample_to: float | None = None, allow_damaged: bool = False,
-                    progress: Progress | None = None, token: CancelToken | None = None) -> Catalog:
+                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Catalog:
     """The glitches the template deglitcher (configured by ``options``) finds and accepts in every record."""
     from unmix.baselines.template import TemplateDeglitcher
     from unmix.io import read_records
@@ -27,8 +27,7 @@ def detect_glitches(inputs: str | Path | Iterable[str | Path], options: dict | N
     separator = TemplateDeglitcher(**(options or {}))
     detections: list[dict] = []
     for k, record in enumerate(records):
-        if token is not None:
-            token.check()
+        token.check()
         sub = sub_progress(progress, k / len(records), (k + 1) / len(records))
         detections += separator.separate(record.stream, sub, token).info["catalogue"]
     progress(1.0, f"{len(detections)} component glitch(es)")

@@ -3,6 +3,9 @@
 A long step accepts ``progress`` (called as ``progress(fraction, message)``, fraction in [0, 1]) and ``token`` (a
 :class:`CancelToken`); it calls :meth:`CancelToken.check` between units of work, which raises :class:`Cancelled`.
 Nothing here knows about threads or Qt: the GUI sets the token from its Cancel button, the CLI from Ctrl-C.
+
+A step nobody can cancel gets :data:`NO_CANCEL` (the default of every ``token`` parameter) and one nobody watches
+:func:`no_progress`, so jobs call ``token.check()`` and ``progress(...)`` without testing for ``None``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,24 @@ class CancelToken:
             raise Cancelled("cancelled by user")
 
 
+class _NeverCancelled(CancelToken):
+    """The token of a job nobody can cancel: never cancelled, and cancelling it is a programming error."""
+
+    def cancel(self) -> None:
+        raise TypeError("NO_CANCEL cannot be cancelled: give the job a CancelToken() of its own")
+
+    @property
+    def cancelled(self) -> bool:
+        return False
+
+    def check(self) -> None:
+        """Never raises."""
+
+
+NO_CANCEL: CancelToken = _NeverCancelled()
+"""The shared null token: the default ``token`` of every long step."""
+
+
 def sub_progress(progress: Progress | None, start: float, stop: float) -> Progress:
     """Map a child's [0, 1] progress onto [start, stop] of the parent's."""
     if progress is None:
@@ -59,14 +80,13 @@ def iterate(
     items: Iterable[T],
     total: int,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     message: str = "",
 ) -> Iterator[T]:
     """Yield ``items``, reporting progress after each and checking the token before each."""
     progress = progress or no_progress
     for i, item in enumerate(items):
-        if token is not None:
-            token.check()
+        token.check()
         yield item
         progress((i + 1) / max(total, 1), message)
 

@@ -18,7 +18,7 @@ from obspy import UTCDateTime
 
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, DataError, InputFileError
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.mars_time import lmst_hours
 
 _EPS = 1e-6  # seconds: adjacent sub-windows share an end/start instant and must not count as overlapping
@@ -189,7 +189,7 @@ def read_snippets(
     scale: int,
     components: str = "UVW",
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken | None = NO_CANCEL,
     feature_config=None,
     cache: dict | None = None,
 ) -> Snippets:
@@ -200,6 +200,7 @@ def read_snippets(
     A file that moved or whose sha256 differs from the table's record is an :class:`InputFileError`.
     """
     progress = progress or no_progress
+    token = token or NO_CANCEL  # core/separation/ still passes None (it keeps ``CancelToken | None`` for now)
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     s = table.scale_index(scale)
     if table.input_index is None or not table.inputs:
@@ -210,8 +211,7 @@ def read_snippets(
     cache = {} if cache is None else cache
     data, starts, sources, ids, rates = [], [], [], None, set()
     for k, i in enumerate(indices):
-        if token is not None:
-            token.check()
+        token.check()
         entry = table.inputs[int(table.input_index[i])]
         recs_meta = entry.get("records") or []
         ri = int(table.record_index[i]) if table.record_index is not None else -1

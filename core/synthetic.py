@@ -39,7 +39,7 @@ from obspy import Stream, Trace, UTCDateTime
 from unmix.atomic import atomic_path, write_stream
 from unmix.errors import ConfigError
 from unmix.instrument import VBB_PAZ, Paz, glitch_template, spike_template, step_response_spectrum
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.mars_time import SECONDS_PER_SOL, lmst_to_utc, sol_float
 
 SOURCES: tuple[str, ...] = ("background", "glitches", "spikes", "wind", "quakes")
@@ -360,7 +360,7 @@ def _poisson_onsets(rng: np.random.Generator, clock: _Clock, duration: float, pe
 
 
 def _noise_blocks(rng: np.random.Generator, npts: int, fs: float, spectrum, correlation: float,
-                  token: CancelToken | None, progress: Progress, p0: float, p1: float) -> np.ndarray:
+                  token: CancelToken, progress: Progress, p0: float, p1: float) -> np.ndarray:
     """(3, npts) unit-variance coloured noise, partly common to the components, by overlapping Fourier blocks."""
     block = min(_BLOCK, max(256, int(2 ** np.ceil(np.log2(npts)))))
     hop = block // 2
@@ -372,8 +372,7 @@ def _noise_blocks(rng: np.random.Generator, npts: int, fs: float, spectrum, corr
     starts = np.arange(-hop, npts, hop)
     a, b = np.sqrt(correlation), np.sqrt(1.0 - correlation)
     for i, s in enumerate(starts):
-        if token is not None:
-            token.check()
+        token.check()
         z = rng.standard_normal((4, 2, amp.size))
         spec = (z[:, 0] + 1j * z[:, 1]) * amp
         seg = np.fft.irfft(a * spec[:1] + b * spec[1:], block, axis=-1) * window
@@ -392,7 +391,7 @@ def _overlap_add(out: np.ndarray, index0: np.ndarray, waves: np.ndarray, amps: n
 
 
 def _render_steps(out: np.ndarray, onsets: np.ndarray, amps: np.ndarray, kind: str, config: SyntheticConfig,
-                  token: CancelToken | None) -> None:
+                  token: CancelToken) -> None:
     fs = config.sampling_rate
     pos = onsets * fs
     i0 = np.floor(pos).astype(int)
@@ -401,8 +400,7 @@ def _render_steps(out: np.ndarray, onsets: np.ndarray, amps: np.ndarray, kind: s
     duration = config.template_duration if kind == "glitch" else min(config.template_duration, 30.0)
     pre_n = int(round(_PRE * fs))
     for k in range(0, onsets.size, 256):
-        if token is not None:
-            token.check()
+        token.check()
         waves = make(fs, duration, frac[k:k + 256], config.paz, _PRE)
         _overlap_add(out, i0[k:k + 256] - pre_n, np.atleast_2d(waves), amps[k:k + 256])
 
@@ -468,7 +466,7 @@ def _taper_envelope(n: int, ramp: int) -> np.ndarray:
 
 
 def _render_wind(out: np.ndarray, rng: np.random.Generator, config: SyntheticConfig, clock: _Clock,
-                 token: CancelToken | None) -> list[Event]:
+                 token: CancelToken) -> list[Event]:
     fs, t0, axes = config.sampling_rate, config.starttime, _axis_vectors(config)
     nf = config.wind_night_fraction
 
@@ -478,8 +476,7 @@ def _render_wind(out: np.ndarray, rng: np.random.Generator, config: SyntheticCon
     onsets = _poisson_onsets(rng, clock, config.duration, config.wind_rate_per_sol, density)
     events = []
     for onset in onsets:
-        if token is not None:
-            token.check()
+        token.check()
         dust = rng.uniform() < config.dust_devil_fraction
         lo, hi = (60.0, 300.0) if dust else config.wind_duration
         length = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -514,7 +511,7 @@ def _render_wind(out: np.ndarray, rng: np.random.Generator, config: SyntheticCon
 
 
 def _render_quakes(out: np.ndarray, rng: np.random.Generator, config: SyntheticConfig,
-                   token: CancelToken | None) -> list[Event]:
+                   token: CancelToken) -> list[Event]:
     fs, t0, axes = config.sampling_rate, config.starttime, _axis_vectors(config)
     count = rng.poisson(config.quake_rate_per_sol * config.duration / SECONDS_PER_SOL)
     onsets = np.sort(rng.uniform(0.0, config.duration, count))
@@ -522,8 +519,7 @@ def _render_quakes(out: np.ndarray, rng: np.random.Generator, config: SyntheticC
     events = []
     incidence = np.radians(25.0)
     for onset in onsets:
-        if token is not None:
-            token.check()
+        token.check()
         length = rng.uniform(*config.quake_duration)
         t_sp = rng.uniform(60.0, min(300.0, length / 3))
         amp = config.quake_amplitude_median * np.exp(config.quake_amplitude_sigma * rng.standard_normal())
@@ -583,7 +579,7 @@ def _to_stream(data: np.ndarray, config: SyntheticConfig, segments: list[tuple[i
 
 
 def generate(config: SyntheticConfig | None = None, progress: Progress | None = None,
-             token: CancelToken | None = None) -> SyntheticRecord:
+             token: CancelToken = NO_CANCEL) -> SyntheticRecord:
     """Generate a synthetic record (see the module docstring); reports progress and honours cancellation."""
     config = config if config is not None else SyntheticConfig()
     progress = progress or no_progress

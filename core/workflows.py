@@ -12,7 +12,7 @@ import numpy as np
 from unmix.atomic import atomic_path, write_stream
 from unmix.errors import DataError, OutputExistsError
 from unmix.io.read import read_file
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 
 
 def run_synth(
@@ -26,7 +26,7 @@ def run_synth(
     fmt: str = "MSEED",
     overwrite: bool = False,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     network: str | None = None,
 ) -> list[Path]:
     """Generate a synthetic record and write mixture, sources and truth into ``out_dir``; returns the paths.
@@ -86,7 +86,7 @@ def run_demo(
     device: str = "auto",
     overwrite: bool = False,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     echo: Callable[[str], None] = print,
 ) -> str:
     """The whole chain on the embedded synthetic default, with the truth to score it.

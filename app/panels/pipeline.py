@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from unmix.errors import ConfigError
-from unmix.gui.registry import JobRequest, JobSpec, register_job
+from unmix.gui.registry import JobRequest, JobSpec
 from unmix.gui.tasks import cluster_spans, compute_features, separate_record
 from unmix.separation.registry import methods
 
@@ -544,5 +544,4 @@ def _stream(records: list) -> Any:
 
 FORMS = (FeaturesForm, TrainForm, ClusterForm, SeparateForm, ExportForm)
 TITLES = {"features": "Features", "train": "Train", "cluster": "Cluster", "separate": "Separate", "export": "Export"}
-for _order, _form in enumerate(FORMS):
-    register_job(JobSpec(_form.key, TITLES[_form.key], _form, order=30 + 10 * _order))
+JOBS = tuple(JobSpec(form.key, TITLES[form.key], form, order=30 + 10 * i) for i, form in enumerate(FORMS))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from unmix.errors import ConfigError
-from unmix.gui.registry import JobRequest, JobSpec, register_job
+from unmix.gui.registry import JobRequest, JobSpec
 from unmix.gui.tasks import generate_synthetic, load_files
 
 
@@ -105,7 +105,6 @@ def synthetic_request(**kwargs: Any) -> JobRequest:
     return JobRequest("Generate synthetic record", generate_synthetic, kwargs, _apply_loaded)
 
 
-LOAD = register_job(JobSpec("load", "Load files", LoadForm, order=10))
-SYNTHETIC = register_job(JobSpec("synthetic", "Generate synthetic record", SyntheticForm, order=20))
-
-from unmix.gui.panels import pipeline  # noqa: E402, F401  (registers Features, Train, Cluster, Separate, Export)
+LOAD = JobSpec("load", "Load files", LoadForm, order=10)
+SYNTHETIC = JobSpec("synthetic", "Generate synthetic record", SyntheticForm, order=20)
+JOBS = (LOAD, SYNTHETIC)

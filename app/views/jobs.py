@@ -19,7 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from unmix.errors import UnmixError
+from unmix.gui.panels import pipeline
 from unmix.gui.registry import JobRequest, JobSpec, jobs
+from unmix.gui.views import forms
 from unmix.gui.workers import Worker
 
 
@@ -49,7 +51,7 @@ class JobPanel(QWidget):
         self._last_message = ""
         self.queue: list[JobRequest] = []
 
-        self.specs: list[JobSpec] = jobs()
+        self.specs: list[JobSpec] = jobs((*forms.JOBS, *pipeline.JOBS))
         self.job_combo = QComboBox()
         self.forms = QStackedWidget()
         for spec in self.specs:

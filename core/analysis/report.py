@@ -25,7 +25,7 @@ from unmix.atomic import atomic_path
 from unmix.catalogs import Catalog
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, OutputExistsError
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.mars_time import format_lmst, sol_float
 
 PRODUCTS = ("time_of_day", "waveforms", "spectra", "embedding", "occupancy", "catalog")
@@ -271,7 +271,7 @@ def make_report(
     out_dir: str | Path,
     catalog: Catalog | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     overwrite: bool = False,
     scales: list[int] | None = None,
     n_waveforms: int = 30,
@@ -318,8 +318,7 @@ def make_report(
     steps = len(scales) * 5
 
     def stage(i: int, message: str):
-        if token is not None:
-            token.check()
+        token.check()
         progress(i / steps, message)
         return sub_progress(progress, i / steps, (i + 1) / steps)
 

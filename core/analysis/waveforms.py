@@ -15,7 +15,7 @@ from scipy.signal import correlate, welch
 
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.snippets import read_snippets, select_windows
 
 
@@ -131,7 +131,7 @@ def cluster_waveforms(
     feature_config=None,
     cache: dict | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
 ) -> dict[int, ClusterWaveforms]:
     """Aligned snippets, weighted centroid and its spectrum for every non-empty cluster at ``scale``.
 
@@ -147,8 +147,7 @@ def cluster_waveforms(
     cache = {} if cache is None else cache
     out: dict[int, ClusterWaveforms] = {}
     for j, k in enumerate(ks):
-        if token is not None:
-            token.check()
+        token.check()
         idx = select_windows(table, [k], scale, n, min_confidence=min_confidence)
         if idx.size == 0:
             continue

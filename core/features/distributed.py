@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from unmix.errors import UnmixError
 from unmix.h5safe import DiskFullError
 from unmix.jobs import CancelToken, Progress
 
 
-def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, workers: int, scheduler: str | None,
-                accept, failures: list[str], progress: Progress, token: CancelToken | None, on_error=None) -> None:
-    """Submit :func:`features_for_file` for every input; ``accept(result, shard)`` runs here as results arrive.
+def run_on_dask(compute: Callable[[str, dict, str], Any], todo: list[tuple[Path, Path]], config: dict, device: str,
+                workers: int, scheduler: str | None, accept, failures: list[str], progress: Progress,
+                token: CancelToken, on_error=None) -> None:
+    """Submit ``compute(path, config, device)`` for every input; ``accept(result, shard)`` runs here as results arrive.
 
-    An input's :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk stops all.
+    ``compute`` (:func:`unmix.features.store.features_for_file`) must be importable by the workers. An input's
+    :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk stops all.
     """
     from dask.distributed import Client, LocalCluster, as_completed
-
-    from unmix.features.store import features_for_file
 
     cluster = None
     if scheduler:
@@ -27,10 +29,10 @@ def run_on_dask(todo: list[tuple[Path, Path]], config: dict, device: str, worker
                                dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(features_for_file, str(p), config, device, pure=False, key=f"unmix-{shard.stem}"):
+        futures = {client.submit(compute, str(p), config, device, pure=False, key=f"unmix-{shard.stem}"):
                    (p, shard) for p, shard in todo}
         for i, fut in enumerate(as_completed(futures)):
-            if token is not None and token.cancelled:
+            if token.cancelled:
                 client.cancel(list(futures))
                 token.check()
             p, shard = futures[fut]

@@ -17,7 +17,7 @@ import torch
 from unmix.errors import DataError
 from unmix.features.config import FeatureConfig
 from unmix.io.record import Record
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 CHUNK_BLOCKS = 128
 MARGIN_BLOCKS = 8
@@ -89,7 +89,7 @@ def assemble(blocks: np.ndarray, starts: np.ndarray, config: FeatureConfig, desc
     return out
 
 
-def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: CancelToken | None = None,
+def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: CancelToken = NO_CANCEL,
                      progress: Progress | None = None) -> np.ndarray:
     """Block statistics (C, K, n_blocks) of a whole record (C, L), computed chunk by chunk with margins."""
     progress = progress or no_progress
@@ -100,8 +100,7 @@ def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: Cancel
     pieces = []
     starts = list(range(0, nblk, core))
     for i, k0 in enumerate(starts):
-        if token is not None:
-            token.check()
+        token.check()
         k1 = min(k0 + core, nblk)
         a0, a1 = max(k0 - margin, 0), min(k1 + margin, nblk)
         seg = torch.from_numpy(np.ascontiguousarray(x[None, :, a0 * b:a1 * b], dtype=np.float32))
@@ -113,7 +112,7 @@ def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: Cancel
 
 
 def record_features(record: Record, config: FeatureConfig, engine=None, device: str = "auto",
-                    token: CancelToken | None = None, progress: Progress | None = None) -> WindowFeatures:
+                    token: CancelToken = NO_CANCEL, progress: Progress | None = None) -> WindowFeatures:
     """Multi-scale features of every window of ``record`` (windows that do not fit are not made)."""
     engine = engine or make_engine(config, device)
     description = engine.description
@@ -134,8 +133,7 @@ def record_features(record: Record, config: FeatureConfig, engine=None, device: 
         feats = {s: [] for s in config.scales}
         batch = 8
         for i in range(0, n_win, batch):
-            if token is not None:
-                token.check()
+            token.check()
             idx = starts[i:i + batch]
             seg = np.stack([x[:, k * b:(k + W) * b] for k in idx]).astype(np.float32)
             with torch.no_grad():

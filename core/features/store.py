@@ -24,9 +24,10 @@ import numpy as np
 from unmix import __version__
 from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
 from unmix.features.config import FEATURE_FORMAT, FeatureConfig
+from unmix.features.distributed import run_on_dask
 from unmix.features.lock import store_lock
 from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
-from unmix.jobs import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
 
@@ -41,7 +42,7 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken | None = None,
+def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken = NO_CANCEL,
                       progress: Progress | None = None) -> dict:
     """Compute one input file's features (runs in-process or on a Dask worker); returns arrays and provenance."""
     from unmix.allocator import tune_allocator
@@ -333,7 +334,7 @@ def build_store(
     workers: int = 0,
     scheduler: str | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     on_error=None,
     allow_damaged: bool = False,
 ) -> dict:
@@ -359,7 +360,7 @@ def build_store(
 
 
 def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: str, workers: int,
-                  scheduler: str | None, progress: Progress, token: CancelToken | None, on_error,
+                  scheduler: str | None, progress: Progress, token: CancelToken, on_error,
                   allow_damaged: bool = False) -> dict:
     existing = _read_existing(out, config)
     done = {i.get("sha256") for i in existing.inputs} if existing else set()
@@ -399,8 +400,7 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
     try:
         _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9), token,
                  on_error)
-        if token is not None:
-            token.check()
+        token.check()
         order = {str(p): i for i, p in enumerate(files)}
         shards = sorted(set(shards), key=lambda sh: order.get(metas[sh]["path"], len(order)))
         existing = _read_existing(out, config)  # re-read: the store may have changed while computing
@@ -427,16 +427,13 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
 
 
 def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int, scheduler: str | None, accept,
-             failures: list[str], step: Progress, token: CancelToken | None, on_error) -> None:
+             failures: list[str], step: Progress, token: CancelToken, on_error) -> None:
     """Features of every ``(input, shard)`` in ``todo``, handed to ``accept``; failures are collected."""
     if todo and (workers > 0 or scheduler):
-        from unmix.features.distributed import run_on_dask
-
-        run_on_dask(todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
+        run_on_dask(features_for_file, todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
         return
     for i, (p, shard) in enumerate(todo):
-        if token is not None:
-            token.check()
+        token.check()
         try:
             child = sub_progress(step, i / len(todo), (i + 1) / len(todo))
             accept(features_for_file(str(p), cfg, device, token, child), shard)

@@ -15,7 +15,7 @@ from obspy.io.mseed import InternalMSEEDWarning
 
 from unmix.errors import DataError, InputFileError
 from unmix.io.integrity import mseed_damage
-from unmix.jobs import CancelToken, Progress, iterate
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, iterate
 
 _NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
 _GLOB_CHARS = set("*?[")
@@ -191,7 +191,7 @@ def read_stream(
     inputs: str | Path | Iterable[str | Path],
     format: str | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> Stream:
     """Read every file named by ``inputs`` into one Stream (inputs on disk are never modified).

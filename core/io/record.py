@@ -19,7 +19,7 @@ from obspy import Stream, Trace, UTCDateTime
 
 from unmix.errors import ConfigError, DataError
 from unmix.io.read import read_stream
-from unmix.jobs import CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ def read_records(
     resample_to: float | None = None,
     format: str | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> list[Record]:
     """Read files and return their records (see :func:`build_records`; ``allow_damaged``: :func:`read_file`)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from unmix.io.read import read_stream
 from unmix.io.record import build_records
-from unmix.jobs import CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress
 from unmix.mars_time import format_lmst
 
 
@@ -17,7 +17,7 @@ def summarize(
     max_fill: int = 0,
     resample_to: float | None = None,
     progress: Progress | None = None,
-    token: CancelToken | None = None,
+    token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> dict:
     """Read ``inputs`` and describe every trace read and every record built from them (JSON-friendly).

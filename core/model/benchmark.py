@@ -18,7 +18,7 @@ import torch
 
 from unmix.clusters import ClusterTable
 from unmix.features import FeatureConfig, FeatureStore, build_store
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.model.config import ModelConfig, preset
 from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
 from unmix.model.predict import predict
@@ -82,7 +82,7 @@ def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = 
                         features: FeatureConfig = SYNTHETIC_FEATURES, model: ModelConfig | None = None,
                         train_seeds: tuple[int, ...] | None = None, synthetic: dict | None = None,
                         device: str = "auto", workdir: str | Path | None = None, progress: Progress | None = None,
-                        token: CancelToken | None = None) -> dict:
+                        token: CancelToken = NO_CANCEL) -> dict:
     """Generate → features → train (one model per training seed) → predict → per-scale ARI and glitch share."""
     from unmix.synthetic import SyntheticConfig, generate
 
@@ -131,7 +131,7 @@ def glitch_windows(table: ClusterTable, scale: int, catalog) -> np.ndarray:
 def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES, model: ModelConfig | None = None,
                    train_seeds: tuple[int, ...] | None = None, device: str = "auto",
                    workdir: str | Path | None = None, progress: Progress | None = None,
-                   token: CancelToken | None = None) -> dict:
+                   token: CancelToken = NO_CANCEL) -> dict:
     """The real 10-sps record with its MPS glitch list: precision/recall of glitch cluster(s) at the finest scale.
 
     Glitch clusters are those in which more than half the windows overlap a catalogued glitch; when none is, the

@@ -9,7 +9,7 @@ import numpy as np
 from unmix.clusters import ClusterTable
 from unmix.errors import DataError
 from unmix.features import FeatureStore
-from unmix.jobs import CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.model.train import TrainedModel, load_model, resolve_device
 
 PREDICT_BATCH = 4096
@@ -17,7 +17,7 @@ PREDICT_BATCH = 4096
 
 def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, device: str = "auto",
             batch_size: int = PREDICT_BATCH, progress: Progress | None = None,
-            token: CancelToken | None = None) -> ClusterTable:
+            token: CancelToken = NO_CANCEL) -> ClusterTable:
     """Cluster, confidence, posterior probabilities and deterministic latent mean of every window at every scale.
 
     The network runs in evaluation mode (BatchNorm running statistics); the latent is the mean of q(z|x, y) with y
@@ -35,8 +35,7 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
     latent = np.zeros((n, S, Z), np.float32)
     starts = range(0, n, batch_size)
     for i, a in enumerate(starts):
-        if token is not None:
-            token.check()
+        token.check()
         out = net.infer({s: v[a:a + batch_size].to(dev) for s, v in x.items()})
         for j, s in enumerate(model.scales):
             prob[a:a + batch_size, j] = out[s]["prob"].cpu().numpy()

@@ -24,7 +24,7 @@ import torch
 from unmix.atomic import atomic_path
 from unmix.errors import ConfigError, DataError, InputFileError, OutputExistsError
 from unmix.features import FeatureStore
-from unmix.jobs import Cancelled, CancelToken, Progress, no_progress
+from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
 from unmix.model.config import PRESETS, ModelConfig
 from unmix.model.data import ScalePrep, fit_scale, split_indices
 from unmix.model.network import FactorialVAE, build_network
@@ -229,7 +229,7 @@ class Training:
 
     def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
                  device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-                 progress: Progress | None = None, token: CancelToken | None = None) -> None:
+                 progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> None:
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         self.out = None if out is None else Path(out)  # None: in memory only, no checkpoint is written
         self.device = resolve_device(device)
@@ -326,8 +326,7 @@ class Training:
         sums = {"loss": 0.0, "rec": 0.0, "gauss": 0.0, "cat": 0.0}
         total_epochs = max(cfg.epochs, 1)
         for step in range(self.steps_per_epoch):
-            if self.token is not None:
-                self.token.check()
+            self.token.check()
             xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
             terms = train_step(net, self.optimizer, xb, tau, cfg.clip)
             for k in sums:
@@ -389,7 +388,7 @@ class Training:
 
 def train(store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
           device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-          progress: Progress | None = None, token: CancelToken | None = None) -> TrainedModel:
+          progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> TrainedModel:
     """Train a factorial GMVAE on ``store``, checkpointing to ``out``; returns the trained model."""
     return Training(store, out, config, device, resume, overwrite, progress, token).run()
 

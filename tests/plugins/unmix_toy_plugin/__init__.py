@@ -1,0 +1,31 @@
+"""A toy separation method for the registry tests: one file, installed as a plugin or listed as a registry entry.
+
+The background is each trace minus ``scale`` times its mean; the removed part (``offset``) is the rest, so
+``background + offset`` equals the input sample by sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from obspy import Stream
+
+from unmix.separation.result import SeparationResult
+
+
+class ToySeparator:
+    """Removes the mean of each trace (a toy method)."""
+
+    name = "toy"
+
+    def __init__(self, scale: float = 1.0, removed_name: str = "offset") -> None:
+        self.scale = float(scale)
+        self.removed_name = removed_name
+
+    def separate(self, stream: Stream, progress=None, token=None) -> SeparationResult:
+        background, removed = stream.copy(), stream.copy()
+        for b, r in zip(background, removed, strict=True):
+            data = np.asarray(r.data, dtype=np.float64)
+            r.data = np.full_like(data, self.scale * data.mean())
+            b.data = data - r.data
+        return SeparationResult(background, {self.removed_name: removed},
+                                {"method": "toy", "params": {"scale": self.scale, "removed_name": self.removed_name}})
