@@ -9,8 +9,6 @@ import inspect
 from collections.abc import Iterable
 from pathlib import Path
 
-from obspy import Stream
-
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError
 from unmix.features import FeatureStore
@@ -148,13 +146,9 @@ def export(result: SeparationResult, folder: str | Path, stem: str = "separated"
            ) -> list[Path]:
     """Write ``result`` into ``folder`` as ``unmix separate`` does: ``<stem>.<source>.mseed`` (or SAC) per source,
     each with its derived location code and quality ``Q``, then ``<stem>.provenance.json``. Returns the paths."""
-    from unmix.export import export_result
+    from unmix.export import export_checked
 
-    if not isinstance(result, SeparationResult):
-        raise ConfigError(f"result must be a SeparationResult, got {type(result).__name__}")
-    if not all(isinstance(st, Stream) for st in (result.background, *result.removed.values())):
-        raise ConfigError("the result's background and removed sources must be ObsPy Streams")
-    return [Path(p) for p in export_result(result, folder, stem, fmt, overwrite, dtype, locations)]
+    return export_checked(result, folder, stem, fmt, overwrite, dtype, locations)
 
 
 __all__ = ["FactorialGMVAE", "export", "get_separator", "read"]

@@ -591,14 +591,25 @@ def export_result(result, out_dir: str | Path, stem: str = "separated", fmt: str
     return _commit(targets, products, prov_path, pending, set(), provenance, fmt, (t_start, now, now))
 
 
+def export_checked(result, folder: str | Path, stem: str = "separated", fmt: str = "MSEED", overwrite: bool = False,
+                   dtype: str = "float64", locations: dict[str, str] | str | None = None) -> list[Path]:
+    """:func:`export_result` of a :class:`~unmix.separation.SeparationResult` of Streams (else a ConfigError);
+    :func:`unmix.api.export`."""
+    from unmix.separation.result import SeparationResult
+
+    if not isinstance(result, SeparationResult):
+        raise ConfigError(f"result must be a SeparationResult, got {type(result).__name__}")
+    if not all(isinstance(st, Stream) for st in (result.background, *result.removed.values())):
+        raise ConfigError("the result's background and removed sources must be ObsPy Streams")
+    return [Path(p) for p in export_result(result, folder, stem, fmt, overwrite, dtype, locations)]
+
+
 class _ExportModule(types.ModuleType):
     """``unmix.export`` is both this module and the API function :func:`unmix.api.export`: importing the module
     ``unmix.export`` sets the package attribute of that name, so the module itself is made callable."""
 
     def __call__(self, result, folder: str | Path, **options) -> list[Path]:
-        from unmix.api import export
-
-        return export(result, folder, **options)
+        return export_checked(result, folder, **options)
 
 
 sys.modules[__name__].__class__ = _ExportModule

@@ -23,13 +23,12 @@ FOLDERS = {"unmix": ROOT / "core", "unmix.gui": ROOT / "app"}
 
 # Known cycles that are other work in progress, allowed for now so that the test fails on any NEW cycle. A cycle is
 # allowed when all its modules start with the prefixes of one entry. Remove an entry when its cycle is gone.
+# (separation <-> baselines went with the method registry, api <-> export when the module's call stopped importing the
+# API function.)
 KNOWN_CYCLES = [
-    # the method registry (separation <-> baselines) is being rebuilt in issue #15 item 4 by another change
-    ("unmix.separation", "unmix.baselines"),
-    # the CLI's commands register on ``main`` when cli/__init__ imports them; the self-test drives that CLI
+    # the CLI's commands register on ``main`` when cli/__init__ imports them (the command modules import ``main``); the
+    # self-test drives that CLI in-process. Another change of issue #15 (logging, config files) is editing the CLI.
     ("unmix.cli", "unmix.selftest"),
-    # ``unmix.export`` (module) is made callable as the API function ``unmix.api.export`` (function-level import)
-    ("unmix.api", "unmix.export"),
 ]
 
 
@@ -154,7 +153,8 @@ def test_the_cycle_finder_finds_a_cycle_and_its_members():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"} - {"e"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert not _known(["unmix.features.store", "unmix.features.distributed"])
-    assert _known(["unmix.separation.scatcov", "unmix.baselines.template"])
+    assert not _known(["unmix.separation.scatcov", "unmix.baselines.template"])
+    assert _known(["unmix.cli", "unmix.cli.data"])
 
 
 def test_the_graph_sees_the_imports_that_made_the_old_cycles():
