@@ -74,21 +74,29 @@ def _list_methods(ctx: click.Context, _param, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from unmix.separation.registry import describe, method_names
 
-        click.echo("\n\n".join(describe(name) for name in method_names()))
+        click.echo("\n\n".join(_describe(name, describe) for name in method_names()))
         ctx.exit()
+
+
+def _describe(name: str, describe) -> str:
+    try:
+        return describe(name)
+    except ConfigError as exc:  # a broken plugin is listed, not fatal
+        return f"{name}: {exc}"
 
 
 def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
     """Per method: its ``--NAME-opt`` pairs (checked for the methods in ``names``), plus ``inventory``/``device``
     for the methods that use them."""
-    from unmix.separation.registry import methods
+    from unmix.separation.registry import method_spec, methods
 
     options = {}
-    for name, spec in methods().items():
+    for name in methods():
         flag = f"--{name}-opt"
         options[name] = _parse_options(opts.get(_opt_param(name), ()), flag)
         if name not in names:
             continue
+        spec = method_spec(name)  # a plugin's own entry (what it uses) once it is loaded
         spec.check_options(options[name], flag)
         if inventory is not None and "inventory" in spec.uses:
             options[name].setdefault("inventory", str(inventory))
