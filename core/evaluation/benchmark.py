@@ -77,10 +77,10 @@ def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -
     uses = _uses(name)
     if "prior" in uses and prior is not None and "table" not in opts:
         opts.setdefault("prior", prior)
-    if name == "hybrid":  # same response and device as the template and scatcov runs unless given
-        for key, src in (("inventory", "template"), ("device", "scatcov")):
-            if key in (method_options or {}).get(src, {}):
-                opts.setdefault(key, method_options[src][key])
+    for key in ("inventory", "device"):  # the same response and device as the other methods' runs unless given
+        given = [o[key] for o in (method_options or {}).values() if key in o]
+        if key in uses and given:
+            opts.setdefault(key, given[0])
     return opts
 
 
