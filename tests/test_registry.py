@@ -157,3 +157,19 @@ def test_gui_and_benchmark_lists_come_from_the_registry():
     assert {key for key, _, _ in METHODS} == set(registry.methods())
     assert METHODS[0][0] == "scatcov"  # the GUI's default is unchanged
     assert set(PRIOR_METHODS) == {"scatcov", "hybrid"}
+
+
+def test_every_method_flag_checks_its_keys_in_process(tmp_path):
+    """``glitches --template-opt`` and ``get_separator`` reject a misspelt key with the valid ones, no TypeError."""
+    from click.testing import CliRunner
+
+    import unmix
+    from unmix.cli import main
+
+    record = _record(tmp_path / "in.mseed")
+    res = CliRunner().invoke(main, ["glitches", str(record), "--out", str(tmp_path / "g.txt"), "--template-opt",
+                                    "jerk_treshold=4"])
+    assert res.exit_code == 2 and "unknown option(s) jerk_treshold" in res.output
+    assert "jerk_threshold" in res.output and not (tmp_path / "g.txt").exists()
+    with pytest.raises(ConfigError, match="unknown option.s. frequency.*valid: corners, freq, zerophase"):
+        unmix.get_separator("highpass", frequency=0.2)
