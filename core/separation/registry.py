@@ -8,8 +8,8 @@ plugins do: the entry point's name is the method's name and its object a separat
     [project.entry-points."unmix.separation_methods"]
     mymethod = "mypackage.separator:MySeparator"
 
-An option's type, default and help come from the separator's constructor signature (and, for a method with
-``config_fields``, the fields of its configuration dataclasses, accepted as flat keys).
+An option's type, default and help come from the separator's constructor signature and class docstring (and, for a
+method with ``config_fields``, the fields and docstrings of its configuration dataclasses, accepted as flat keys).
 """
 
 from __future__ import annotations
@@ -60,25 +60,53 @@ def _type_name(annotation: Any) -> str:
     return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
+def _doc_help(doc: str, name: str) -> str:
+    """The words that follow ````name```` in a docstring: its parenthesis, or up to the next ',', ';', '(' or '.'."""
+    text = " ".join(doc.split())
+    at = text.find(f"``{name}``")
+    if at < 0:
+        return ""
+    rest = text[at + len(name) + 4:].lstrip()
+    if rest.startswith("("):
+        depth = 0
+        for i, ch in enumerate(rest):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0:
+                return _sane(rest[1:i].strip())
+        return ""
+    cut = min((i for i in (rest.find(c) for c in (",", ";", "(", ". ", ":")) if i >= 0), default=len(rest))
+    return _sane(rest[:cut].strip().rstrip(".")[:100])
+
+
+def _sane(text: str) -> str:
+    """``text``, or '' when it is a fragment (starts with punctuation, unbalanced brackets or quotes)."""
+    if (not text or text[0] in ")-:," or text.count("``") % 2 or text.count("(") != text.count(")")
+            or (text.startswith("``") and not text.startswith("``'"))):  # another option's name: not its help
+        return ""
+    return text
+
+
 def _signature_options(factory: Callable) -> tuple[list[OptionSpec], bool]:
     """The keyword options of ``factory`` and whether it takes any keyword (``**kwargs``)."""
     try:
         params = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return [], True
-    opts = [OptionSpec(p.name, _type_name(p.annotation), p.default) for p in params
+    doc = inspect.getdoc(factory) or ""
+    opts = [OptionSpec(p.name, _type_name(p.annotation), p.default, _doc_help(doc, p.name)) for p in params
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
     return opts, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _field_options(configs: dict[str, type]) -> list[OptionSpec]:
-    """The fields of configuration dataclasses as flat options (help from ``metadata['help']``)."""
+    """The fields of configuration dataclasses as flat options (help from ``metadata['help']`` or the docstring)."""
     out = []
     for cls in configs.values():
         for f in fields(cls):
             default = f.default if f.default is not MISSING else (
                 f.default_factory() if f.default_factory is not MISSING else inspect.Parameter.empty)
-            out.append(OptionSpec(f.name, _type_name(f.type), default, f.metadata.get("help", "")))
+            help_ = f.metadata.get("help") or _doc_help(inspect.getdoc(cls) or "", f.name)
+            out.append(OptionSpec(f.name, _type_name(f.type), default, help_))
     return out
 
 
