@@ -19,15 +19,15 @@ from unmix.gui.registry import JobRequest
 from unmix.gui.tasks import ClusterProducts, Separated, cluster_products
 from unmix.gui.views.occupancy import OccupancyBar, OccupancyOverlay, window_keys
 from unmix.gui.views.results import ResultsPanel
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 RESULT_KEYS = ("store", "model", "table", "export")
 PIPELINE_KEYS = ("features", "train", "cluster", "separate", "export")
 
 
-def load_table(path: str, progress=None, token=None) -> ClusterTable:
+def load_table(path: str, progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> ClusterTable:
     """Read a cluster table written earlier (job function: reopening a project recomputes nothing)."""
-    if progress is not None:
-        progress(0.0, f"reading {Path(path).name}")
+    progress(0.0, f"reading {Path(path).name}")
     return ClusterTable.load(path)
 
 
