@@ -46,6 +46,7 @@ def test_unknown_option_key_is_one_line_listing_the_valid_keys():
 def test_every_entry_has_a_description_and_typed_options():
     for name, spec in registry.BUILTIN.items():
         assert spec.summary() and set(spec.uses) <= set(registry.USES)
+        assert spec.load().name == name  # the class knows its registry name (provenance, GUI)
         options = {o.name: o for o in spec.options()}
         assert options, name
     assert {o.name: o.default for o in registry.BUILTIN["highpass"].options()} == {
