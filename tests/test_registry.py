@@ -174,3 +174,17 @@ def test_every_method_flag_checks_its_keys_in_process(tmp_path):
     assert "jerk_threshold" in res.output and not (tmp_path / "g.txt").exists()
     with pytest.raises(ConfigError, match="unknown option.s. frequency.*valid: corners, freq, zerophase"):
         unmix.get_separator("highpass", frequency=0.2)
+
+
+def test_a_plugin_entry_point_may_name_a_method_spec(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    dist = site / "toy_spec-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-spec\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{registry.GROUP}]\ntoy = unmix_toy_plugin:SPEC\n")
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.syspath_prepend(str(site))
+    spec = registry.method_spec("toy")
+    assert spec.uses == ("device",) and spec.summary() == "removes the mean of each trace"
+    assert "scale (float, default 1.0): fraction of the mean removed" in registry.describe("toy")
+    assert registry.get_method("toy", scale=0.25).scale == 0.25

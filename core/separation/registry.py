@@ -229,16 +229,11 @@ def method_spec(name: str) -> MethodSpec:
     if name not in known:
         raise ConfigError(f"unknown separation method {name!r} (known: {', '.join(known)})")
     spec = known[name]
-    if not callable(spec.target):
-        target = _plugin_object(spec)
-        if isinstance(target, MethodSpec):
-            return target
+    if name not in BUILTIN and not callable(spec.target):
+        obj = spec.load()  # a plugin's entry point may name a MethodSpec instead of a class
+        if isinstance(obj, MethodSpec):
+            return obj
     return spec
-
-
-def _plugin_object(spec: MethodSpec) -> Any:
-    """A plugin's entry point may name a :class:`MethodSpec` instead of a class."""
-    return spec.load() if spec.name not in BUILTIN else None
 
 
 def register_method(name: str) -> Callable:

@@ -29,3 +29,14 @@ class ToySeparator:
             b.data = data - r.data
         return SeparationResult(background, {self.removed_name: removed},
                                 {"method": "toy", "params": {"scale": self.scale, "removed_name": self.removed_name}})
+
+
+def spec():
+    """The plugin's registry entry (an entry point may name a ``MethodSpec`` to declare what the method uses)."""
+    from unmix.separation.registry import MethodSpec
+
+    return MethodSpec("toy", ToySeparator, "removes the mean of each trace", uses=("device",),
+                      help=(("scale", "fraction of the mean removed"),))
+
+
+SPEC = spec()
