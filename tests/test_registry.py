@@ -17,6 +17,7 @@ from unmix.errors import ConfigError
 from unmix.separation import registry
 
 PLUGINS = Path(__file__).parent / "plugins"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the GUI form tests need no display
 
 
 def _record(path: Path) -> Path:
@@ -152,7 +153,6 @@ def test_gui_and_benchmark_lists_come_from_the_registry():
 
     assert tuple(registry.BUILTIN) == DEFAULT_METHODS
     pytest.importorskip("PySide6")
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from unmix.gui.panels.pipeline import METHODS, PRIOR_METHODS
 
     assert {key for key, _, _ in METHODS} == set(registry.methods())
@@ -188,3 +188,18 @@ def test_a_plugin_entry_point_may_name_a_method_spec(tmp_path, monkeypatch):
     assert spec.uses == ("device",) and spec.summary() == "removes the mean of each trace"
     assert "scale (float, default 1.0): fraction of the mean removed" in registry.describe("toy")
     assert registry.get_method("toy", scale=0.25).scale == 0.25
+
+
+def test_gui_other_options_are_checked_against_the_registry(qtbot):
+    """The Separate form's "Other options" reach any method (plugins too); a misspelt key names the valid ones."""
+    pytest.importorskip("PySide6")
+    from unmix.gui.panels.pipeline import SeparateForm
+
+    form = SeparateForm(None)
+    qtbot.addWidget(form)
+    form.set_values(method="highpass", extra="corners=2; zerophase=false")
+    assert form._extra("highpass") == {"corners": 2, "zerophase": False}
+    assert "corners" in form.extra.toolTip() and form.values()["extra"] == "corners=2; zerophase=false"
+    form.set_values(extra="corner=2")
+    with pytest.raises(ConfigError, match="Other options: unknown option.s. corner; valid: corners, freq, zerophase"):
+        form._extra("highpass")

@@ -43,6 +43,19 @@ METHODS = tuple((name, spec.title, spec.description) for name, spec in
 """(key, label, tooltip) of every method of the registry, those that take a prior first (the default: scatcov)."""
 
 
+def _options_tip(method: str | None) -> str:
+    """The tooltip of "Other options": the method's option keys from the registry."""
+    from unmix.separation.registry import method_spec
+
+    if method is None:
+        return ""
+    try:
+        keys = ", ".join(method_spec(method).option_names())
+    except ConfigError as exc:
+        return str(exc)
+    return f"more options of {method}, e.g. key=value; key=value (JSON values). Keys: {keys}"
+
+
 class PathField(QWidget):
     """A path with a browse button; empty means the default shown as placeholder."""
 
@@ -335,6 +348,8 @@ class SeparateForm(PipelineForm):
         self.residual.setToolTip("hybrid: 'auto' lets the scattering separation remove what the templates do not "
                                  "explain where the record is unlike the prior (wind, bursts); 'none' fits templates "
                                  "only and keeps marsquakes and long periods untouched (records with events)")
+        self.extra = QLineEdit()
+        self.extra.setPlaceholderText("KEY=VALUE; KEY=VALUE")
         self.target = QComboBox()
         for key, (text, tip) in TARGETS.items():
             self.target.addItem(text, key)
@@ -348,6 +363,7 @@ class SeparateForm(PipelineForm):
         self.form.addRow("Iterations", self.max_iter)
         self.form.addRow("High-pass corner", self.freq)
         self.form.addRow("Hybrid residual", self.residual)
+        self.form.addRow("Other options", self.extra)
         self.form.addRow("Target", self.target)
         self.form.addRow("Target cluster(s)", self.target_clusters)
         self.method.currentIndexChanged.connect(self._enable)
@@ -356,6 +372,7 @@ class SeparateForm(PipelineForm):
 
     def _enable(self, *_args) -> None:
         method, target = self.method.currentData(), self.target.currentData()
+        self.extra.setToolTip(_options_tip(method))
         prior = method in PRIOR_METHODS
         for row, on in ((self.background, prior), (self.n_prior, prior), (self.max_iter, prior),
                         (self.freq, method == "highpass"), (self.residual, method == "hybrid"),
@@ -370,7 +387,7 @@ class SeparateForm(PipelineForm):
         return {"method": self.method.currentData(), "background": self.background.text(),
                 "scale": self.scale.currentData(), "n_prior": self.n_prior.value(), "max_iter": self.max_iter.value(),
                 "freq": self.freq.value(), "residual": self.residual.currentData(), "target": self.target.currentData(),
-                "target_clusters": self.target_clusters.text()}
+                "target_clusters": self.target_clusters.text(), "extra": self.extra.text()}
 
     def set_values(self, **values: Any) -> None:
         scale = values.pop("scale", None)
@@ -395,6 +412,15 @@ class SeparateForm(PipelineForm):
         if table is not None and not self.background.isModified() and self.scale.currentData() is not None:
             # default prior: the most populated cluster (the usual quiet background) at the chosen scale
             self.background.setText(str(int(table.occupancy(self.scale.currentData()).argmax())))
+
+    def _extra(self, method: str) -> dict[str, Any]:
+        """"Other options": ``KEY=VALUE`` pairs separated by ';', checked against the method's registry entry."""
+        from unmix.separation.registry import method_spec, parse_options
+
+        pairs = [p.strip() for p in self.extra.text().split(";") if p.strip()]
+        options = parse_options(pairs, "Other options")
+        method_spec(method).check_options(options, "Other options")
+        return options
 
     def _clusters(self, edit: QLineEdit, what: str) -> list[int]:
         try:
@@ -428,6 +454,7 @@ class SeparateForm(PipelineForm):
             options.update(n_prior=self.n_prior.value(), max_iter=self.max_iter.value())
         if method == "hybrid":
             options["residual"] = self.residual.currentData()
+        options.update(self._extra(method))
         stream = _stream(window.records[key])
         spans = None
         text = f"{key}, whole record"

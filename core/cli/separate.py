@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,17 +13,10 @@ from unmix.separation.registry import BUILTIN
 
 
 def _parse_options(pairs: tuple[str, ...], what: str) -> dict:
-    """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, true/false, lists), else strings."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
+    """``KEY=VALUE`` pairs (see :func:`unmix.separation.registry.parse_options`)."""
+    from unmix.separation.registry import parse_options
+
+    return parse_options(pairs, what)
 
 
 def _csv(text: str, cast=str) -> list:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
 from functools import cached_property
 from importlib.metadata import entry_points
@@ -257,6 +258,21 @@ def get_method(name: str, **options: Any) -> Any:
     if not hasattr(separator, "name"):
         separator.name = name
     return separator
+
+
+def parse_options(pairs: Iterable[str], what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs → options; values are JSON when they parse as JSON (numbers, true/false, lists), else
+    strings; ``-`` in keys reads as ``_``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def describe(name: str) -> str:
