@@ -7,7 +7,6 @@ normal store through the store code and :meth:`FeatureSet.load` reads one back i
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +16,15 @@ import numpy as np
 from unmix.errors import ConfigError, DataError, OutputExistsError
 from unmix.features.config import FeatureConfig
 from unmix.features.lock import store_lock
-from unmix.features.store import FeatureStore, _consolidate, _shard_meta, _write_shard, features_for_file, file_digest
+from unmix.features.store import (
+    FeatureStore,
+    _consolidate,
+    _shard_meta,
+    _write_shard,
+    add_records,
+    empty_result,
+    features_for_file,
+)
 from unmix.io.record import Record
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
@@ -94,35 +101,16 @@ def _entry(result: dict) -> dict:
 
 def _records_result(records: list[Record], config: FeatureConfig, device: str) -> dict:
     """Features of in-memory records in the form :func:`features_for_file` gives for a file."""
-    from unmix.features.extract import make_engine, record_features
-    from unmix.io import remove_response, rotate_to_zne
+    from unmix.features.extract import make_engine
 
     sources = sorted({s for r in records for s in r.sources})
     path = sources[0] if len(sources) == 1 and Path(sources[0]).is_file() else ""
-    out = {"path": path, "sha256": file_digest(path) if path else "", "size": os.path.getsize(path) if path else 0,
-           "records": [], "notes": [], "features": {s: [] for s in config.scales},
-           "intervals": {s: [] for s in config.scales}, "record_index": []}
-    engine = make_engine(config, device)
     for rec in records:
-        if config.response:
-            rec = remove_response(rec, config.response, output=config.response_output)
-            rec = rotate_to_zne(rec, config.response) if config.rotate else rec
-        if not set(config.components) <= set(rec.components):
+        if not config.response and not set(config.components) <= set(rec.components):
             raise DataError(f"{rec.key} has components {rec.components}, the configuration needs "
                             f"{config.components} (FeatureConfig(components=...))", rec.sources_label)
-        rec = rec.copy()
-        rec.stream.traces = [next(tr for tr in rec.stream if tr.stats.channel[-1] == c) for c in config.components]
-        wf = record_features(rec, config, engine=engine)
-        if wf.n_windows == 0:
-            out["notes"].append(f"{rec.key}: {rec.npts} samples, shorter than one window of {config.window}; skipped")
-            continue
-        out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
-                               "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
-                               "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
-        for s in config.scales:
-            out["features"][s].append(wf.features[s])
-            out["intervals"][s].append(wf.intervals[s])
-        out["record_index"].append(np.full(wf.n_windows, len(out["records"]) - 1, np.int32))
+    out = empty_result(path, config)
+    add_records(out, records, config, make_engine(config, device), path or None)
     return out
 
 

@@ -42,12 +42,20 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def empty_result(path: str, config: FeatureConfig) -> dict:
+    """The per-input result that :func:`add_records` fills (``path`` "" for records held only in memory)."""
+    return {"path": str(path), "sha256": file_digest(path) if path else "",
+            "size": os.path.getsize(path) if path else 0, "records": [], "notes": [],
+            "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
+            "record_index": []}
+
+
 def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken = NO_CANCEL,
                       progress: Progress | None = None) -> dict:
     """Compute one input file's features (runs in-process or on a Dask worker); returns arrays and provenance."""
     from unmix.allocator import tune_allocator
-    from unmix.features.extract import make_engine, record_features
-    from unmix.io import read_records, remove_response, rotate_to_zne
+    from unmix.features.extract import make_engine
+    from unmix.io import read_records
 
     tune_allocator()  # on a Dask worker process too
 
@@ -56,12 +64,24 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
     config = FeatureConfig.from_dict(config_dict)
     records = read_records(path, gap_policy=config.gap_policy, max_fill=config.max_fill,
                            resample_to=config.sampling_rate, allow_damaged=allow_damaged)
-    engine = make_engine(config, device)
-    out = {"path": str(path), "sha256": file_digest(path), "size": os.path.getsize(path), "records": [],
-           "notes": [], "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
-           "record_index": []}
+    out = empty_result(path, config)
     out["notes"] += [f"damaged input used (--allow-damaged): {d}" for d in dict.fromkeys(d for r in records
                                                                                          for d in r.damage)]
+    reasons = add_records(out, records, config, make_engine(config, device), path, token, progress)
+    if not out["records"]:
+        raise DataError("no windows: " + ("; ".join(dict.fromkeys(reasons)) or "no data"), path)
+    rates = {r["sampling_rate"] for r in out["records"]}
+    if len(rates) > 1:
+        raise DataError(f"records at different sampling rates {sorted(rates)}; set a sampling rate to resample", path)
+    return out
+
+
+def add_records(out: dict, records: list, config: FeatureConfig, engine, where: str | Path | None,
+                token: CancelToken = NO_CANCEL, progress: Progress | None = None) -> list[str]:
+    """Append the windows of ``records`` to ``out``; returns why records gave none (they are skipped with a note)."""
+    from unmix.features.extract import record_features
+    from unmix.io import remove_response, rotate_to_zne
+
     reasons: list[str] = []
     for rec in records:
         if config.response:
@@ -85,7 +105,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
             continue
         if not all(np.isfinite(wf.features[s]).all() for s in config.scales):
             raise DataError(f"{rec.key}: non-finite (NaN or infinite) features; are there NaN or infinite samples?",
-                            path)
+                            where)
         out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
                                "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
                                "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
@@ -93,12 +113,7 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
             out["features"][s].append(wf.features[s])
             out["intervals"][s].append(wf.intervals[s])
         out["record_index"].append(np.full(wf.n_windows, len(out["records"]) - 1, np.int32))
-    if not out["records"]:
-        raise DataError("no windows: " + ("; ".join(dict.fromkeys(reasons)) or "no data"), path)
-    rates = {r["sampling_rate"] for r in out["records"]}
-    if len(rates) > 1:
-        raise DataError(f"records at different sampling rates {sorted(rates)}; set a sampling rate to resample", path)
-    return out
+    return reasons
 
 
 def _component_reason(have: str, want: str) -> str:
