@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class CheckResult:
 class _Context:
     out: Path
     device: str
+    cli: Any = None  # the ``unmix`` click group the command checks drive (given by the CLI, which imports this module)
     state: dict = field(default_factory=dict)
 
 
@@ -207,26 +209,26 @@ def check_training(ctx: _Context) -> str:
             f"{len(table.scales)} scales clustered")
 
 
-def _cli(args: list) -> tuple[int, str]:
+def _cli(cli, args: list) -> tuple[int, str]:
     """Run one ``unmix`` command in this process as a user would; (exit status, its output, stdout then stderr)."""
     import contextlib
     import io
 
-    from unmix.cli import main
-
+    if cli is None:
+        raise CheckFailed("no command line given to the self-test (run it as `unmix --self-test`)")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            status = main.main(args=[str(a) for a in args], prog_name="unmix", standalone_mode=False)
+            status = cli.main(args=[str(a) for a in args], prog_name="unmix", standalone_mode=False)
         except SystemExit as exc:
             status = exc.code
     status = status if isinstance(status, int) else 0 if status is None else 1
     return status, (out.getvalue() + err.getvalue()).strip()
 
 
-def _run_cli(args: list) -> str:
+def _run_cli(ctx: _Context, args: list) -> str:
     """``_cli`` that raises :class:`CheckFailed` (with the command's last line) unless it exits with status 0."""
-    status, text = _cli(args)
+    status, text = _cli(ctx.cli, args)
     if status != 0:
         lines = text.splitlines() or ["no output"]
         first = next((line for line in lines if line.startswith(("failed:", "error:"))), lines[-1])
@@ -277,7 +279,7 @@ def _separate(ctx: _Context, method: str, *options: str, must_remove: bool = Tru
     """``unmix separate`` of the short record with ``method``; its outputs are checked and must add up to it."""
     source = _short_record(ctx)
     out = ctx.out / f"separate-{method}"
-    _run_cli(["separate", source, "--out", out, "--method", method, "--device", ctx.device, *options])
+    _run_cli(ctx, ["separate", source, "--out", out, "--method", method, "--device", ctx.device, *options])
     provenance = sorted(out.glob("*.provenance.json"))
     if len(provenance) != 1 or json.loads(provenance[0].read_text()).get("method") != method:
         raise CheckFailed(f"expected one provenance file of method {method} in {out}, found {len(provenance)}")
@@ -318,7 +320,7 @@ def check_cluster(ctx: _Context) -> str:
     from unmix.clusters import ClusterTable
 
     path = ctx.out / "clusters.h5"
-    _run_cli(["cluster", ctx.state["store"], ctx.state["model"], "--out", path, "--device", ctx.device])
+    _run_cli(ctx, ["cluster", ctx.state["store"], ctx.state["model"], "--out", path, "--device", ctx.device])
     table, expected = ClusterTable.load(path), ctx.state["clusters"].n_windows
     if table.n_windows != expected:
         raise CheckFailed(f"the table read back has {table.n_windows} windows, expected {expected}")
@@ -328,7 +330,7 @@ def check_cluster(ctx: _Context) -> str:
 def check_report(ctx: _Context) -> str:
     """``unmix report``: the figures (matplotlib, ObsPy imaging data) and the summary of every scale."""
     out = ctx.out / "report"
-    _run_cli(["report", ctx.state["store"], ctx.state["model"], "--out", out, "--device", ctx.device])
+    _run_cli(ctx, ["report", ctx.state["store"], ctx.state["model"], "--out", out, "--device", ctx.device])
     figures = sorted(out.glob("*.png"))
     summary = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
     if summary is None or len(figures) < len(FEATURE_SETTINGS["scales"]):
@@ -351,7 +353,7 @@ def check_fetch(ctx: _Context) -> str:
     start, end = t0 + 300, t0 + 900
     out = ctx.out / "fetched"
     with FdsnLoopback([ctx.state["mseed"]]) as server:
-        _run_cli(["fetch", "-N", net, "-S", sta, "-L", loc or "--", "-C", cha[:2] + "?", "--start", start,
+        _run_cli(ctx, ["fetch", "-N", net, "-S", sta, "-L", loc or "--", "-C", cha[:2] + "?", "--start", start,
                   "--end", end, "--provider", server.url, "--out", out, "--timeout", "20", "-q"])
         n_requests = len(server.requests)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.parent.name.endswith(".D"))  # the SDS archive
@@ -402,11 +404,12 @@ CHECKS: list[tuple[str, Callable[[_Context], str], tuple[str, ...]]] = [
 
 
 def run(out: str | Path | None = None, device: str = "cpu", echo: Callable[[str], None] = print,
-        only: list[str] | None = None) -> int:
+        only: list[str] | None = None, cli=None) -> int:
     """Run the checks, print one line each, write ``report.json`` in ``out``; 0 when all passed, else 1.
 
     ``out`` must be missing or empty (default: a new temporary folder, kept for the screenshot). ``only``
-    restricts to the named checks (their prerequisites run too).
+    restricts to the named checks (their prerequisites run too). ``cli`` is the ``unmix`` command group that the
+    command checks (cluster, report, separate, fetch) run in this process; ``unmix --self-test`` passes itself.
     """
     import tempfile
 
@@ -416,7 +419,7 @@ def run(out: str | Path | None = None, device: str = "cpu", echo: Callable[[str]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError("self-test output folder exists and is not empty", out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = _Context(out=out, device=device)
+    ctx = _Context(out=out, device=device, cli=cli)
     wanted = _with_prerequisites(only) if only else [name for name, _, _ in CHECKS]
     echo(f"unmix {__version__} self-test → {out}")
     results: list[CheckResult] = []

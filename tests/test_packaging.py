@@ -29,7 +29,7 @@ def _report(out: Path) -> dict[str, dict]:
 def test_selftest_runs_every_check_in_process(tmp_path):
     pytest.importorskip("PySide6")
     lines: list[str] = []
-    status = selftest.run(tmp_path / "out", echo=lines.append)
+    status = selftest.run(tmp_path / "out", echo=lines.append, cli=main)
     checks = _report(tmp_path / "out")
     assert list(checks) == [name for name, _, _ in selftest.CHECKS]
     failed = {name: c["detail"] for name, c in checks.items() if not c["ok"]}
@@ -202,7 +202,7 @@ def test_a_separation_method_that_cannot_load_is_a_failed_check(tmp_path, monkey
 
     monkeypatch.setitem(result.METHODS, "template", broken)
     lines: list[str] = []
-    status = selftest.run(tmp_path / "out", echo=lines.append, only=["separate template"])
+    status = selftest.run(tmp_path / "out", echo=lines.append, only=["separate template"], cli=main)
     checks = _report(tmp_path / "out")
     assert status == 1
     assert not checks["separate template"]["ok"]

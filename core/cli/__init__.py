@@ -1,79 +1,23 @@
-"""The ``unmix`` command line: thin commands over ``core``; user errors print one line, never a traceback."""
+"""The ``unmix`` command line: thin commands over the computation; user errors print one line, never a traceback."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from unmix import __version__
+from unmix.cli.common import SETTINGS
 from unmix.errors import UnmixError, describe_os_error
-from unmix.jobs import Cancelled, CancelToken
-from unmix.logs import ProgressLog, setup_logging, teardown_logging
+from unmix.jobs import Cancelled
+from unmix.logs import setup_logging, teardown_logging
 
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
-
-
-class CliProgress:
-    """Maps the job protocol's ``progress(fraction, message)`` onto a tqdm bar on stderr."""
-
-    def __init__(self, desc: str, enabled: bool = True) -> None:
-        self.bar = tqdm(total=1000, desc=desc, unit="‰", leave=False, disable=not enabled,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-        self._last = 0
-
-    def __call__(self, fraction: float, message: str = "") -> None:
-        n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
-        if n > self._last:
-            self.bar.update(n - self._last)
-            self._last = n
-        if message:
-            self.bar.set_postfix_str(message, refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-#: Global settings of the current invocation (set by ``main``'s options).
-SETTINGS: dict = {"progress_every": 10.0}
-
-
-@contextlib.contextmanager
-def job(desc: str, quiet: bool = False) -> Iterator[tuple[CliProgress | ProgressLog, CancelToken]]:
-    """Progress (a tqdm bar on a terminal, periodic log lines otherwise) + a cancel token set by the first Ctrl-C
-    (a second Ctrl-C aborts at once)."""
-    token = CancelToken()
-    if sys.stderr.isatty() or quiet:
-        progress = CliProgress(desc, enabled=not quiet)
-    else:  # a pipe, a file, a batch scheduler: plain lines every --progress-every seconds and 10 %
-        progress = ProgressLog(desc, every=SETTINGS["progress_every"])
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        click.echo("\ncancelling… (Ctrl-C again to abort at once)", err=True)
-
-    try:
-        signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not in the main thread
-        previous = None
-    try:
-        yield progress, token
-    finally:
-        progress.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 class UnmixGroup(click.Group):
@@ -158,35 +102,14 @@ def main(ctx: click.Context, self_test: bool, self_test_out: str | None, verbose
     if self_test:
         from unmix.selftest import run
 
-        ctx.exit(run(self_test_out))
+        ctx.exit(run(self_test_out, cli=ctx.command))
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
 
-gap_options = [
-    click.option("--gap-policy", type=click.Choice(["split", "fill", "error"]), default="split", show_default=True,
-                 help="split into gap-free segments, fill short gaps, or refuse gapped data"),
-    click.option("--max-fill", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="with --gap-policy fill: longest gap (samples) filled by linear interpolation"),
-    click.option("--resample", "resample_to", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="resample every channel to this rate (Hz) instead of refusing mixed rates"),
-]
+# The commands live in one submodule per area; each lists its commands in ``COMMANDS``.
+from unmix.cli import bench, data, fetch, model, separate  # noqa: E402
 
-#: Damaged inputs (truncated or corrupt miniSEED, pieces of a file that disagree) are refused unless this is given.
-allow_damaged_option = click.option(
-    "--allow-damaged", is_flag=True,
-    help="use the readable part of damaged files (truncated or corrupt miniSEED, pieces of one file that disagree) "
-         "instead of refusing them; the damage is reported and kept in the provenance")
-gap_options.append(allow_damaged_option)
-
-
-def with_options(options):
-    def deco(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return deco
-
-
-# Commands live in submodules (one per area) that register themselves on ``main`` when imported.
-from unmix.cli import bench, data, fetch, model, separate  # noqa: E402, F401
+for _area in (data, fetch, model, separate, bench):
+    for _command in _area.COMMANDS:
+        main.add_command(_command)

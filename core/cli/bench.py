@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from unmix.cli import main
 
-
-@main.group("bench")
+@click.group("bench")
 def bench() -> None:
     """Benchmarks that print measured figures (recorded in docs/performance.md)."""
 
@@ -81,3 +79,6 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
     if json_out:
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(results, indent=1, default=str))
+
+#: The commands this module adds to ``unmix``.
+COMMANDS = [bench]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from unmix.cli import allow_damaged_option, gap_options, job, main, with_options
+from unmix.cli.common import allow_damaged_option, gap_options, job, with_options
 
 
-@main.command()
+@click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @with_options(gap_options)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
@@ -28,7 +28,7 @@ def info(inputs, gap_policy, max_fill, resample_to, allow_damaged, as_json, verb
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary, verbose))
 
 
-@main.command()
+@click.command()
 @click.option("--sols", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="length in sols (fractions allowed)")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -56,7 +56,7 @@ def synth(sols, hours, out_dir, seed, start_sol, sampling_rate, gaps, fmt, netwo
         click.echo(str(p))
 
 
-@main.command()
+@click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("unmix-demo"),
               show_default=True, help="where the demo writes its files")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -95,7 +95,7 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
     return value
 
 
-@main.command()
+@click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="feature store (HDF5); existing stores are extended, never mixed with other settings")
@@ -168,3 +168,6 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
         for f in report["failures"]:
             click.echo(f"  {f}", err=True)
         raise SystemExit(1)
+
+#: The commands this module adds to ``unmix``.
+COMMANDS = [info, synth, demo, features]

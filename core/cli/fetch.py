@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from unmix.cli import job, main
+from unmix.cli.common import job
 
 
-@main.command()
+@click.command()
 @click.option("--network", "-N", default="XB", show_default=True, help="FDSN network code")
 @click.option("--station", "-S", default="ELYSE", show_default=True, help="station code")
 @click.option("--location", "-L", default="02", show_default=True, help="location code ('--' or '' for none)")
@@ -65,3 +65,6 @@ def fetch(network, station, location, channel, start, end, provider, out_dir, no
         for line in report.failures:
             click.echo(f"  {line}", err=True)
         raise SystemExit(1)
+
+#: The commands this module adds to ``unmix``.
+COMMANDS = [fetch]

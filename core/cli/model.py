@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from unmix.cli import job, main
 from unmix.cli.bench import bench
+from unmix.cli.common import job
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 
@@ -21,7 +21,7 @@ def _echo_log(line: str) -> None:
     tqdm.write(line, file=sys.stderr)
 
 
-@main.command()
+@click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="model checkpoint (written periodically, atomically)")
@@ -65,7 +65,7 @@ def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent,
                f"{sum(p.numel() for p in model.network.parameters())} parameters, digest {model.digest()}")
 
 
-@main.command()
+@click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -89,7 +89,7 @@ def cluster(store, model, out, device, overwrite):
         click.echo(f"  scale {s}: occupancy {table.occupancy(s).tolist()}")
 
 
-@main.command()
+@click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -247,3 +247,6 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
                     run["scores"] = [vars(s) for s in run["scores"]]
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(results, indent=1, default=str))
+
+#: The commands this module adds to ``unmix``.
+COMMANDS = [train, cluster, report]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from unmix.cli import gap_options, job, main, with_options
 from unmix.cli.bench import bench
+from unmix.cli.common import gap_options, job, with_options
 from unmix.errors import ConfigError, OutputExistsError
 from unmix.separation.registry import BUILTIN
 
@@ -199,7 +199,7 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
     return value
 
 
-@main.command()
+@click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="output directory (one file per separated source per input, plus a provenance JSON)")
@@ -314,7 +314,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                           f"input(s) failed: {', '.join(Path(p).name for p, _ in report.failed)}")
 
 
-@main.command()
+@click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="glitch list to write: .txt (SEISglitch/MPS list), .xml (QuakeML) or .markers (Snuffler)")
@@ -345,3 +345,6 @@ def glitches(inputs, out, fmt, inventory, overwrite, gap_policy, max_fill, resam
                                         max_fill=max_fill, resample_to=resample_to, allow_damaged=allow_damaged,
                                         progress=progress, token=token)
     click.echo(f"{path}: {len(catalog)} glitch(es) on {', '.join(catalog.seed_ids) or 'no channel'}")
+
+#: The commands this module adds to ``unmix``.
+COMMANDS = [separate, glitches]
