@@ -26,7 +26,6 @@ are collected in the report while the other days go on; an unreachable service s
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import fnmatch
 import glob
@@ -38,7 +37,6 @@ import mmap
 import os
 import re
 import shutil
-import struct
 import tempfile
 import time
 import warnings
@@ -336,37 +334,26 @@ def _spans(value: Any) -> list[Span]:
 # --- miniSEED records -------------------------------------------------------------------------------------------------
 
 
-def _record_lengths(data: bytes) -> list[int] | None:
-    """Lengths of the miniSEED 2 records in ``data`` (from blockette 1000); None when they cannot be told.
+def _records(path: Path) -> list[tuple[int, int, str, float, float]] | None:
+    """(offset, length, SEED id, start, end) of every miniSEED record, from :func:`unmix.io.integrity.walk` and its
+    header parser; None when the file holds no record that can be told. Bytes that end inside a record or that are no
+    record raise ``ValueError`` (ObsPy's reader skips such a last record silently)."""
+    from unmix.io.integrity import headers, walk
 
-    Raises ``ValueError`` when the bytes end inside a record: ObsPy's reader skips such a last record silently.
-    """
-    lengths, offset = [], 0
-    while offset < len(data):
-        head = data[offset:offset + 48]
-        if len(head) < 48 or head[6:7] not in (b"D", b"R", b"Q", b"M"):
-            if offset == 0:
-                return None
-            raise ValueError(f"incomplete miniSEED: {len(data) - offset} byte(s) after the last whole record")
-        order = ">" if 1900 <= struct.unpack(">H", head[20:22])[0] <= 2100 else "<"
-        n_blockettes = head[39]
-        position = struct.unpack(order + "H", head[46:48])[0]
-        length = None
-        for _ in range(n_blockettes):
-            if position < 48 or position + 7 > len(data) - offset:
-                break
-            kind, following = struct.unpack(order + "HH", data[offset + position:offset + position + 4])
-            if kind == 1000:
-                length = 1 << data[offset + position + 6]
-                break
-            position = following
-        if length is None or length < 128:
-            return None
-        if offset + length > len(data):
-            raise ValueError(f"incomplete miniSEED: the last record has {len(data) - offset} of {length} bytes")
-        lengths.append(length)
-        offset += length
-    return lengths
+    w = walk(path)
+    if not w.records:
+        return None
+    if w.cut is not None:
+        off, length = w.cut
+        raise ValueError(f"incomplete miniSEED: the last record has {w.size - off} of {length} bytes")
+    if w.bad:
+        first, last = w.bad[0]
+        if last == w.size and first >= sum(w.records[-1]):
+            raise ValueError(f"incomplete miniSEED: {w.size - first} byte(s) after the last whole record")
+        raise ValueError(f"incomplete miniSEED: bytes {first}–{last - 1} are no miniSEED record")
+    hd = headers(path, w.records)
+    return [(off, n, sid, float(t0), float(t1))
+            for (off, n), sid, t0, t1 in zip(w.records, hd.ids, hd.start, hd.end, strict=True)]
 
 
 # --- the request ------------------------------------------------------------------------------------------------------
@@ -439,21 +426,6 @@ class _Service:
 # --- checks of what was received --------------------------------------------------------------------------------------
 
 
-def _record_span(head: bytes) -> tuple[tuple[str, str, str, str], float, float]:
-    """(codes, first sample, end of the last sample) from a miniSEED 2 fixed header."""
-    order = ">" if 1900 <= struct.unpack(">H", head[20:22])[0] <= 2100 else "<"
-    text = head[8:20].decode("ascii", "replace")
-    codes = (text[10:12].strip(), text[0:5].strip(), text[5:7].strip(), text[7:10].strip())
-    year, doy, hour, minute, sec, _, frac = struct.unpack(order + "HHBBBBH", head[20:30])
-    nsamp, factor, mult = struct.unpack(order + "Hhh", head[30:36])
-    t0 = calendar.timegm((year, 1, 1, 0, 0, 0)) + (doy - 1) * DAY + hour * 3600 + minute * 60 + sec + frac * 1e-4
-    rate = 0.0
-    if factor and mult:
-        rate = {(True, True): factor * mult, (True, False): -factor / mult, (False, True): -mult / factor,
-                (False, False): 1.0 / (factor * mult)}[(factor > 0, mult > 0)]
-    return codes, t0, t0 + (nsamp / rate if rate > 0 else 0.0)
-
-
 def _check_mseed(path: Path) -> list[tuple[tuple[str, str, str, str], float, float]]:
     """Walk and parse a received miniSEED file; return (codes, start, end) per record (per trace when the records
     have no blockette 1000). Truncated or unreadable data raise ``ValueError``."""
@@ -461,12 +433,8 @@ def _check_mseed(path: Path) -> list[tuple[tuple[str, str, str, str], float, flo
 
     if path.stat().st_size == 0:
         raise ValueError("empty response")
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        lengths = _record_lengths(data)
-        spans, offset = [], 0
-        for n in lengths or []:
-            spans.append(_record_span(data[offset:offset + 48]))
-            offset += n
+    records = _records(path)
+    spans = [(tuple(sid.split(".")), t0, t1) for _, _, sid, t0, t1 in records or []]
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         try:
@@ -479,7 +447,7 @@ def _check_mseed(path: Path) -> list[tuple[tuple[str, str, str, str], float, flo
         raise ValueError(f"incomplete miniSEED: {bad[0][:160]}")
     if len(st) == 0:
         raise ValueError("no traces in the miniSEED")
-    if lengths is None:
+    if records is None:
         spans = [((tr.stats.network, tr.stats.station, tr.stats.location, tr.stats.channel),
                   tr.stats.starttime.timestamp, tr.stats.endtime.timestamp + tr.stats.delta) for tr in st]
     return spans
@@ -568,17 +536,15 @@ def _merge(sources: list[Path], target: Path, sid: str | None = None) -> None:
     seen: set[bytes] = set()
     with atomic_path(target) as tmp, tmp.open("wb") as out:
         for src in sources:
+            records = _records(src)
             with src.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                lengths = _record_lengths(data)
-                if not lengths:
+                if not records:
                     _copy_stream(f, out, sid)
                     continue
-                offset = 0
-                for n in lengths:
-                    record = data[offset:offset + n]
-                    offset += n
-                    if sid is not None and ".".join(_record_span(record[:48])[0]) != sid:
+                for offset, n, rid, _, _ in records:
+                    if sid is not None and rid != sid:
                         continue
+                    record = data[offset:offset + n]
                     key = hashlib.blake2b(record, digest_size=16).digest()
                     if key not in seen:
                         seen.add(key)
