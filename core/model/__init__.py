@@ -7,23 +7,12 @@ Typical use::
     table = predict("features.h5", model)        # unmix.clusters.ClusterTable
 """
 
-from importlib import import_module
-
 from unmix.model.config import PRESETS, ModelConfig, preset
-
-#: Where each public name lives; all but the configuration are imported on first use (they load PyTorch), so that
-#: reading a preset (the CLI's option help) stays cheap.
-_LAZY = {"ScalePrep": "data", "adjusted_rand_index": "metrics", "dominated_clusters": "metrics",
-         "precision_recall": "metrics", "FactorialVAE": "network", "build_network": "network",
-         "count_parameters": "network", "predict": "predict", "TrainedModel": "train", "Training": "train",
-         "format_log": "train", "load_model": "train", "train": "train"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f"unmix.model.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'unmix.model' has no attribute {name!r}")
-
+from unmix.model.data import ScalePrep
+from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
+from unmix.model.network import FactorialVAE, build_network, count_parameters
+from unmix.model.predict import predict
+from unmix.model.train import TrainedModel, Training, format_log, load_model, train
 
 __all__ = [
     "PRESETS",
