@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
+from unmix.intervals import merge_intervals
 from unmix.io import Record
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
@@ -132,16 +133,6 @@ def _filtered(y: np.ndarray, fs: float, band: tuple[float | None, float | None])
     return signal.sosfiltfilt(sos, y)
 
 
-def _merge_intervals(items: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(items):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 def build_display(
     records: list[Record],
     t_ref: float | None = None,
@@ -179,8 +170,8 @@ def build_display(
         t_ref=t_ref,
         components=components,
         traces={c: TraceDisplay(c, segments[c]) for c in components},
-        gaps=_merge_intervals(gaps),
-        overlaps=_merge_intervals(overlaps),
+        gaps=merge_intervals(gaps),
+        overlaps=merge_intervals(overlaps),
         band=band,
     )
 

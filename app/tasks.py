@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from obspy import Stream
 
+from unmix import pipeline
 from unmix.clusters import ClusterTable
 from unmix.gui.display import Display, build_display
 from unmix.io import Record, build_records, read_records
@@ -65,56 +64,44 @@ def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int 
     return Loaded(f"synthetic {span}, seed {seed}", records, displays, synthetic=params)
 
 
-# --- pipeline jobs --------------------------------------------------------------------------------------------------
-
-
-def synthetic_input_path(folder: str | Path, params: dict) -> Path:
-    """Where a synthetic record of these parameters is written for the feature store (one file per parameter set)."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(folder) / f"synthetic_seed{params.get('seed', 0)}_{digest}.mseed"
-
-
-def write_synthetic_input(params: dict, folder: str | Path, progress: Progress | None = None,
-                          token: CancelToken = NO_CANCEL) -> Path:
-    """Generate the synthetic record of ``params`` and write its mixture as miniSEED (skipped when already there)."""
-    from unmix.atomic import atomic_path, write_stream
-    from unmix.synthetic import SyntheticConfig, generate
-
-    path = synthetic_input_path(folder, params)
-    if path.exists():
-        return path
-    config = SyntheticConfig(**{k: params[k] for k in ("sols", "hours", "seed", "gaps", "start_sol") if k in params})
-    synth = generate(config, progress=progress, token=token)
-    with atomic_path(path) as tmp:
-        write_stream(synth.mixture, tmp, "MSEED")
-    return path
+# --- pipeline jobs: the GUI's adapters to unmix.pipeline (its defaults and reuse/resume policy) ----------------------
 
 
 def compute_features(inputs: list[str], out: str, config: dict, synthetic: list[dict] | None = None,
-                     work_dir: str | None = None, device: str = "auto", progress: Progress | None = None,
+                     work_dir: str | None = None, device: str = "auto", progress: Progress = no_progress,
                      token: CancelToken = NO_CANCEL) -> dict:
-    """Feature store of the inputs (``unmix.features.build_store``); synthetic records are written to files first.
-
-    Inputs already in the store are skipped, so re-running on an unchanged project recomputes nothing.
-    """
+    """Feature store of the inputs (``unmix.pipeline.features``); an input that fails fails the job."""
     from unmix.errors import ConfigError
-    from unmix.features import FeatureConfig, build_store
+    from unmix.features import FeatureConfig
 
-    progress = progress or no_progress
-    paths = [str(p) for p in inputs]
-    synthetic = synthetic or []
-    if synthetic:
-        folder = Path(work_dir) if work_dir else Path(out).parent
-        for i, params in enumerate(synthetic):
-            step = sub_progress(progress, 0.1 * i / len(synthetic), 0.1 * (i + 1) / len(synthetic))
-            paths.append(str(write_synthetic_input(params, folder, step, token)))
-    if not paths:
-        raise ConfigError("nothing to compute features of: open files or generate a synthetic record first")
-    report = build_store(paths, out, FeatureConfig.from_dict(config), device=device,
-                         progress=sub_progress(progress, 0.1 if synthetic else 0.0, 1.0), token=token)
+    report = pipeline.features(inputs, out, FeatureConfig.from_dict(config), synthetic=synthetic, work_dir=work_dir,
+                               device=device, progress=progress, token=token)
     if report["failures"]:
         raise ConfigError("features failed for: " + "; ".join(report["failures"]))
     return report
+
+
+def train_model(store: str, out: str, preset: str = pipeline.DEFAULT_PRESET, epochs: int | None = None,
+                clusters: int | None = None, seed: int | None = None, device: str = "auto", overwrite: bool = False,
+                progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
+    """Train, reuse or resume the model at ``out`` (``unmix.pipeline.train``); a JSON-ready summary."""
+    config = pipeline.default_model(preset, epochs=epochs, clusters=clusters, seed=seed)
+    return pipeline.train(store, out, config, overwrite=overwrite, device=device, progress=progress,
+                          token=token).summary()
+
+
+def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,
+                    progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> ClusterTable:
+    """Cluster every window and save the table, or reuse the up-to-date one on disk (``unmix.pipeline.cluster``)."""
+    from unmix.errors import ConfigError
+
+    if Path(out).suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError("the cluster table must be HDF5 (.h5): it keeps the posteriors and latents the views need",
+                          out)
+    table = pipeline.cluster(store, model, out, overwrite=overwrite, device=device, progress=progress,
+                             token=token).table
+    table.meta["table_path"] = str(out)
+    return table
 
 
 @dataclass
@@ -205,124 +192,17 @@ class Separated:
     options: dict = field(default_factory=dict)
 
 
-def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Union of (start, end) intervals, sorted."""
-    out: list[list[float]] = []
-    for a, b in sorted((float(a), float(b)) for a, b in spans if b > a):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
-def cluster_spans(table: ClusterTable, clusters: list[int], scale: int, key: str | None = None
-                  ) -> list[tuple[float, float]]:
-    """Merged UTC spans (POSIX seconds) of every window of ``clusters`` at ``scale`` (of record ``key`` if given)."""
-    from unmix.errors import ConfigError
-
-    s = table.scale_index(scale)
-    members = table.members(list(clusters), scale)
-    if key is not None and table.input_index is not None and table.record_index is not None and table.inputs:
-        keys = np.array([(table.inputs[int(i)].get("records") or [{}] * (int(j) + 1))[int(j)].get("key", "")
-                         for i, j in zip(table.input_index[members], table.record_index[members], strict=True)])
-        if np.any(keys == key):
-            members = members[keys == key]
-    if members.size == 0:
-        raise ConfigError(f"no window of cluster(s) {', '.join(map(str, clusters))} at scale {scale}")
-    return merge_spans([tuple(iv) for iv in table.intervals[members, s]])
-
-
 def separate_record(stream: Stream, method: str, options: dict | None = None,
                     spans: list[tuple[float, float]] | None = None, key: str = "", target: str = "record",
-                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Separated:
-    """Separate ``stream`` (or each of ``spans``, POSIX seconds) with a registered method (``unmix.separation``)."""
-    from obspy import UTCDateTime
-
+                    progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Separated:
+    """Separate ``stream`` (or each of ``spans``, POSIX seconds) in memory (``unmix.pipeline.separate_stream``)."""
     from unmix.errors import DataError
-    from unmix.separation import SeparationResult, get_method
 
-    progress = progress or no_progress
-    options = dict(options or {})
-    separator = get_method(method, **options)
-    pieces = [stream] if not spans else [stream.slice(UTCDateTime(a), UTCDateTime(b)) for a, b in spans]
-    pieces = [p for p in pieces if len(p) and any(tr.stats.npts > 1 for tr in p)]
-    if not pieces:
-        raise DataError(f"nothing to separate in {key or 'the record'}: the target holds no samples")
-    original, background, removed, infos = Stream(), Stream(), {}, []
-    for i, piece in enumerate(pieces):
-        token.check()
-        step = sub_progress(progress, i / len(pieces), (i + 1) / len(pieces))
-        result = separator.separate(piece, progress=step, token=token)
-        original += piece
-        background += result.background
-        for name, part in result.removed.items():
-            removed.setdefault(name, Stream())
-            removed[name] += part
-        infos.append(result.info)
-    info = dict(infos[0]) if len(infos) == 1 else {"method": method, "pieces": infos}
-    info.setdefault("method", method)
-    progress(1.0, "separated")
-    return Separated(key, original, SeparationResult(background, removed, info), target, method, options)
-
-
-def train_model(store: str, out: str, preset: str = "small", epochs: int | None = None, clusters: int | None = None,
-                seed: int | None = None, device: str = "auto", overwrite: bool = False,
-                progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> dict:
-    """Train the model (``unmix.model.train``), or reuse/resume the checkpoint already at ``out``.
-
-    A finished checkpoint of the same settings and store is reused as it is; an unfinished one (a cancelled run)
-    is resumed; one of other settings is refused unless ``overwrite``.
-    """
-    from unmix.errors import ConfigError
-    from unmix.features import FeatureStore
-    from unmix.model import load_model, train
-    from unmix.model import preset as model_preset
-
-    progress = progress or no_progress
-    config = model_preset(preset, epochs=epochs, clusters=clusters, seed=seed)
-    feature_store = FeatureStore(store)
-    path = Path(out)
-    resume = False
-    if path.exists() and not overwrite:
-        old = load_model(path)
-        if old.config.replace(epochs=config.epochs) != config or old.feature_digest != feature_store.config_hash:
-            raise ConfigError("holds a model of other settings or features; tick 'retrain' or choose another path",
-                              path)
-        if old.finished and old.epoch >= config.epochs:
-            progress(1.0, f"reusing the trained model ({old.epoch} epochs)")
-            return {"model": str(path), "reused": True, "epochs": old.epoch, "log": old.logs[-1] if old.logs else {}}
-        resume = True
-    model = train(feature_store, path, config, device=device, resume=resume, overwrite=overwrite and not resume,
-                  progress=progress, token=token)
-    return {"model": str(path), "reused": False, "resumed": resume, "epochs": model.epoch,
-            "log": model.logs[-1] if model.logs else {}}
-
-
-def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,
-                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> ClusterTable:
-    """Cluster every window (``unmix.model.predict``) and save the table; an up-to-date table on disk is reused."""
-    from unmix.errors import ConfigError
-    from unmix.model import load_model, predict
-
-    progress = progress or no_progress
-    path = Path(out)
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        raise ConfigError("the cluster table must be HDF5 (.h5): it keeps the posteriors and latents the views need",
-                          path)
-    trained = load_model(model)
-    if path.exists() and not overwrite:
-        table = ClusterTable.load(path)
-        if table.meta.get("model_digest") != trained.digest():
-            raise ConfigError("holds clusters of another model; tick 'recompute' or choose another path", path)
-        progress(1.0, "reusing the cluster table on disk")
-    else:
-        table = predict(store, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token)
-        token.check()
-        table.save(path, overwrite=True)
-        progress(1.0, "saved")
-    table.meta["table_path"] = str(path)
-    return table
+    try:
+        original, result = pipeline.separate_stream(stream, method, options, spans, progress, token)
+    except DataError as exc:
+        raise DataError(f"{key or 'the record'}: {exc.message}") from None
+    return Separated(key, original, result, target, method, dict(options or {}))
 
 
 def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt: str = "MSEED",

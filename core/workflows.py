@@ -91,7 +91,8 @@ def run_demo(
 ) -> str:
     """The whole chain on the embedded synthetic default, with the truth to score it.
 
-    synthetic record → read back from disk → features → train (CPU-small preset) → cluster → pick the background
+    synthetic record → read back from disk → features → train → cluster (the defaults and policy of
+    :mod:`unmix.pipeline`, as ``unmix features``/``train``/``cluster`` use them) → pick the background
     cluster (the most populated one at the finest scale, as an analyst would start) and the span with most
     glitches accepted by a template fit → separate it (template fit; scatcov with the background cluster's
     snippets as prior; hybrid) → export MSEED with provenance → SNR of the recovered background against the
@@ -99,12 +100,10 @@ def run_demo(
     """
     from obspy import UTCDateTime
 
+    from unmix import pipeline
     from unmix.export import export_separation
-    from unmix.features import build_store
     from unmix.io import read_record
     from unmix.mars_time import format_lmst
-    from unmix.model import predict, preset, train
-    from unmix.model.benchmark import SYNTHETIC_FEATURES
     from unmix.plotting import plot_overview
     from unmix.synthetic import SyntheticConfig, generate
 
@@ -141,16 +140,15 @@ def run_demo(
 
     t = time.perf_counter()
     store_path = out_dir / "features.h5"
-    build_store([data_dir / "mixture.mseed"], store_path, SYNTHETIC_FEATURES, device=device,
-                progress=sub_progress(progress, 0.05, 0.2), token=token)
-    say(f"features: {store_path} ({time.perf_counter() - t:.1f} s)")
+    pipeline.features([data_dir / "mixture.mseed"], store_path, device=device,
+                      progress=sub_progress(progress, 0.05, 0.2), token=token)
+    say(f"features: {store_path}, the default settings ({time.perf_counter() - t:.1f} s)")
 
     t = time.perf_counter()
-    changes = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
-    model = train(store_path, out_dir / "model.pt", preset("small", **changes), device=device,
-                  progress=sub_progress(progress, 0.2, 0.5), token=token)
-    table = predict(store_path, model, device=device, progress=sub_progress(progress, 0.5, 0.52), token=token)
-    table.save(out_dir / "clusters.h5")
+    model = pipeline.train(store_path, out_dir / "model.pt", pipeline.default_model(seed=seed, epochs=epochs),
+                           device=device, progress=sub_progress(progress, 0.2, 0.5), token=token).model
+    table = pipeline.cluster(store_path, model.path, out_dir / "clusters.h5", device=device,
+                             progress=sub_progress(progress, 0.5, 0.52), token=token).table
     scale = min(table.scales)
     si = table.scale_index(scale)
     occupancy = table.occupancy(scale)

@@ -28,11 +28,16 @@ from PySide6.QtWidgets import (
 
 from unmix.errors import ConfigError
 from unmix.gui.registry import JobRequest, JobSpec
-from unmix.gui.tasks import cluster_spans, compute_features, separate_record
+from unmix.gui.tasks import compute_features, separate_record
+from unmix.pipeline import DEFAULT_PRESET, cluster_spans, default_features, default_model
 from unmix.separation.registry import methods
 
-FEATURE_DEFAULTS = {"window": 65536, "hop": 1024, "scales": "1024,4096,16384,65536", "J": 8, "Q": 1,
-                    "model": "scat+cov", "components": "UVW"}
+_F = default_features()
+FEATURE_DEFAULTS = {"window": _F.window, "hop": _F.hop, "scales": ",".join(map(str, _F.scales)), "J": _F.J, "Q": _F.Q,
+                    "model": _F.model, "components": _F.components}
+"""The Features form's initial values: the pipeline layer's defaults (those of ``unmix features``)."""
+PRESET_LABELS = {"small": "small (CPU, minutes)", "paper": "paper (published, GPU)"}
+"""How the Train form names each preset of ``unmix.model.PRESETS``."""
 PRIOR_METHODS = tuple(name for name, spec in methods().items() if "prior" in spec.uses)
 """Methods whose prior comes from background cluster(s) of the cluster table."""
 TARGETS = {"record": ("whole record", "the record shown in the browser"),
@@ -173,6 +178,7 @@ class FeaturesForm(PipelineForm):
         self.Q = _spin(1, 8, FEATURE_DEFAULTS["Q"])
         self.model = QComboBox()
         self.model.addItems(["scat+cov", "cov"])
+        self.model.setCurrentText(FEATURE_DEFAULTS["model"])
         self.components = QLineEdit(FEATURE_DEFAULTS["components"])
         self.form.addRow("Store", self.store)
         self.form.addRow("Window (samples)", self.window_size)
@@ -198,15 +204,13 @@ class FeaturesForm(PipelineForm):
             self.store.set_default(results.default_path("features.h5"))
 
     def config(self) -> dict:
-        from unmix.features import FeatureConfig
-
         try:
             scales = tuple(int(s) for s in self.scales.text().replace(" ", "").split(",") if s)
         except ValueError:
             raise ConfigError(f"scales must be comma-separated integers, got {self.scales.text()!r}") from None
-        return FeatureConfig(window=self.window_size.value(), hop=self.hop.value(), scales=scales, J=self.J.value(),
-                             Q=self.Q.value(), model=self.model.currentText(),
-                             components=self.components.text().strip().upper()).to_dict()
+        return default_features(window=self.window_size.value(), hop=self.hop.value(), scales=scales,
+                                J=self.J.value(), Q=self.Q.value(), model=self.model.currentText(),
+                                components=self.components.text().strip().upper()).to_dict()
 
     def request(self) -> JobRequest:
         _results(self.window)
@@ -232,11 +236,13 @@ class TrainForm(PipelineForm):
         self.store = PathField("open", "Feature store", "HDF5 (*.h5)")
         self.model = PathField("save", "Model checkpoint", "Checkpoint (*.pt)")
         self.preset = QComboBox()
-        self.preset.addItem("small (CPU, minutes)", "small")
-        self.preset.addItem("paper (published, GPU)", "paper")
-        self.epochs = _spin(1, 100000, 60)
-        self.clusters = _spin(2, 64, 9)
-        self.seed = _spin(0, 2**31 - 1, 29)
+        for name, label in PRESET_LABELS.items():
+            self.preset.addItem(label, name)
+        self.preset.setCurrentIndex(self.preset.findData(DEFAULT_PRESET))
+        start = default_model()
+        self.epochs = _spin(1, 100000, start.epochs)
+        self.clusters = _spin(2, 64, start.clusters)
+        self.seed = _spin(0, 2**31 - 1, start.seed)
         self.retrain = QCheckBox("retrain")
         self.retrain.setToolTip("train anew even if the model file exists (otherwise it is reused or resumed)")
         self.preset.currentIndexChanged.connect(self._preset_changed)
@@ -249,11 +255,7 @@ class TrainForm(PipelineForm):
         self.form.addRow("", self.retrain)
 
     def _preset_changed(self, _index: int) -> None:
-        try:
-            from unmix.model.config import preset
-        except ImportError:
-            return
-        config = preset(self.preset.currentData())
+        config = default_model(self.preset.currentData())
         self.epochs.setValue(config.epochs)
         self.clusters.setValue(config.clusters)
         self.seed.setValue(config.seed)

@@ -119,7 +119,7 @@ class ResultsController(QObject):
 
     def input_files(self) -> list[str]:
         """Files behind the session: opened inputs, and synthetic records written beside the feature store."""
-        from unmix.gui.tasks import synthetic_input_path
+        from unmix.pipeline import synthetic_input_path
 
         project = self.window.project
         files = list(project.inputs)

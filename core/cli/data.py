@@ -8,6 +8,11 @@ from pathlib import Path
 import click
 
 from unmix.cli.common import allow_damaged_option, gap_options, job, with_options
+from unmix.features.config import EDGE_MODES, KEEP_MODES
+from unmix.pipeline import default_features
+
+#: the feature settings of the pipeline layer: the option defaults below
+_F = default_features()
 
 
 @click.command()
@@ -99,21 +104,22 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="feature store (HDF5); existing stores are extended, never mixed with other settings")
-@click.option("--window", type=click.IntRange(min=1), default=65536, show_default=True, help="window (samples)")
-@click.option("--hop", type=click.IntRange(min=1), default=1024, show_default=True, help="hop between windows")
-@click.option("--scales", default="1024,4096,16384,65536", show_default=True, help="comma-separated scales (samples)")
-@click.option("--J", "J", type=click.IntRange(min=1), default=8, show_default=True, help="octaves")
-@click.option("--Q", "Q", type=click.IntRange(min=1), default=1, show_default=True, help="wavelets per octave")
-@click.option("--wavelet", type=click.Choice(["battle_lemarie", "morlet"]), default="battle_lemarie", show_default=True)
-@click.option("--model", type=click.Choice(["scat+cov", "cov"]), default="scat+cov", show_default=True)
-@click.option("--keep", type=click.Choice(["last", "centre"]), default="last", show_default=True,
+@click.option("--window", type=click.IntRange(min=1), default=_F.window, show_default=True, help="window (samples)")
+@click.option("--hop", type=click.IntRange(min=1), default=_F.hop, show_default=True, help="hop between windows")
+@click.option("--scales", default=",".join(map(str, _F.scales)), show_default=True,
+              help="comma-separated scales (samples)")
+@click.option("--J", "J", type=click.IntRange(min=1), default=_F.J, show_default=True, help="octaves")
+@click.option("--Q", "Q", type=click.IntRange(min=1), default=_F.Q, show_default=True, help="wavelets per octave")
+@click.option("--wavelet", type=click.Choice(["battle_lemarie", "morlet"]), default=_F.wavelet, show_default=True)
+@click.option("--model", type=click.Choice(["scat+cov", "cov"]), default=_F.model, show_default=True)
+@click.option("--keep", type=click.Choice(KEEP_MODES), default=_F.keep, show_default=True,
               help="which sub-window of each scale describes a window (published: last)")
-@click.option("--edge", type=click.Choice(["record", "window"]), default="record", show_default=True,
+@click.option("--edge", type=click.Choice(EDGE_MODES), default=_F.edge, show_default=True,
               help="transform whole records (fast, no mirror artefacts) or every window separately (published)")
-@click.option("--components", default="UVW", show_default=True, help="components to use, in order")
+@click.option("--components", default=_F.components, show_default=True, help="components to use, in order")
 @click.option("--response", type=click.Path(exists=True, dir_okay=False), default=None,
               help="StationXML/RESP: remove the instrument response first")
-@click.option("--output", "response_output", type=click.Choice(["VEL", "ACC", "DISP"]), default="VEL",
+@click.option("--output", "response_output", type=click.Choice(["VEL", "ACC", "DISP"]), default=_F.response_output,
               show_default=True)
 @click.option("--rotate", is_flag=True, help="rotate to Z/N/E (needs --response); use --components ZNE")
 @click.option("--sampling-rate", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -132,8 +138,8 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
              response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler,
              replay):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
+    from unmix import pipeline
     from unmix.errors import ConfigError
-    from unmix.features import FeatureConfig, build_store
 
     ctx = click.get_current_context()
     if replay is not None and ctx.get_parameter_source("inputs").name == "DEFAULT_MAP":
@@ -145,18 +151,18 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
         scale_list = tuple(int(s) for s in scales.split(","))
     except ValueError:
         raise ConfigError(f"--scales must be comma-separated integers, got {scales!r}") from None
-    config = FeatureConfig(window=window, hop=hop, scales=scale_list, J=J, Q=Q, wavelet=wavelet, model=model,
-                           keep=keep, edge=edge, components=components.upper(),
-                           response=str(Path(response).resolve()) if response else None,
-                           response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
-                           gap_policy=gap_policy, max_fill=max_fill)
+    config = pipeline.default_features(window=window, hop=hop, scales=scale_list, J=J, Q=Q, wavelet=wavelet,
+                                       model=model, keep=keep, edge=edge, components=components.upper(),
+                                       response=str(Path(response).resolve()) if response else None,
+                                       response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
+                                       gap_policy=gap_policy, max_fill=max_fill)
     from unmix.features.store import NoFeaturesError
 
     with job("features") as (progress, token):
         try:
-            report = build_store(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
-                                 progress=progress, token=token, allow_damaged=allow_damaged,
-                                 on_error=lambda m: click.echo(f"error: {m}", err=True))
+            report = pipeline.features(inputs, out, config, device=device, workers=workers, scheduler=scheduler,
+                                       progress=progress, token=token, allow_damaged=allow_damaged,
+                                       on_error=lambda m: click.echo(f"error: {m}", err=True))
         except NoFeaturesError:
             raise SystemExit(2) from None  # every input failed (each said why, above); nothing was written
     for note in report["notes"]:

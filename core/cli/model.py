@@ -11,6 +11,19 @@ import click
 
 from unmix.cli.bench import bench
 from unmix.cli.common import job
+from unmix.pipeline import DEFAULT_PRESET
+
+
+def _list_presets(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from unmix.model.config import PRESETS
+
+    for name, config in PRESETS.items():
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        click.echo(f"{name}{default}: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
+    ctx.exit()
+
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 
@@ -24,44 +37,53 @@ def _echo_log(line: str) -> None:
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="model checkpoint (written periodically, atomically)")
-@click.option("--preset", "preset_name", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="model checkpoint (written periodically, atomically); one of the same settings and store already "
+                   "there is reused when finished and resumed otherwise")
+@click.option("--preset", "preset_name", type=click.Choice(["small", "paper"]), default=DEFAULT_PRESET,
+              show_default=True,
               help="network size and training settings: CPU-sized, or the published ones (≈196 M parameters, GPU)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the preset's epochs")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="override the preset's batch size")
 @click.option("--clusters", type=click.IntRange(min=2), default=None,
-              help="clusters per scale (small preset: 16, paper: 9)")
+              help="override the preset's clusters per scale (`unmix train --list-presets` shows the presets)")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="override the hidden width")
 @click.option("--latent", type=click.IntRange(min=1), default=None, help="override the latent dimension")
 @click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None,
               help="z-score only (published), log of positive columns first (small preset), or each sub-window's "
                    "own shape plus log level")
-@click.option("--seed", type=int, default=None, help="override the preset's seed (29)")
+@click.option("--seed", type=int, default=None,
+              help="override the preset's seed")
 @DEVICE
-@click.option("--resume", is_flag=True, help="continue training the checkpoint at --out")
+@click.option("--resume", is_flag=True,
+              help="continue the checkpoint at --out with the settings it was trained with (only --epochs may change)")
 @click.option("--overwrite", is_flag=True, help="replace an existing checkpoint at --out")
 @click.option("-q", "--quiet", is_flag=True, help="no per-epoch log lines")
+@click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=_list_presets,
+              help="print every preset's settings and exit")
 def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, seed, device, resume,
           overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
-    from unmix.model import Training, format_log, preset
+    from unmix import pipeline
+    from unmix.model import format_log
 
-    config = preset(preset_name, epochs=epochs, batch_size=batch_size, clusters=clusters, hidden=hidden,
-                    latent=latent, preprocessing=preprocessing, seed=seed)
-    if resume and not any(v is not None for v in (batch_size, clusters, hidden, latent, preprocessing, seed)):
-        config = None if epochs is None else config
-    elif resume:
+    changes = {"batch_size": batch_size, "clusters": clusters, "hidden": hidden, "latent": latent,
+               "preprocessing": preprocessing, "seed": seed}
+    if resume and any(v is not None for v in changes.values()):
         raise click.UsageError("--resume continues with the checkpoint's settings; only --epochs may change")
+    config = pipeline.default_model(preset_name, epochs=epochs, **changes)
+    if resume and epochs is None:
+        config = None
+
+    def on_epoch(log: dict, trained_with) -> None:
+        if not quiet and (log["epoch"] % trained_with.checkpoint_every == 0 or log["epoch"] == trained_with.epochs):
+            _echo_log(format_log(log))
+
     with job("training") as (progress, token):
-        run = Training(store, out, config, device=device, resume=resume, overwrite=overwrite, progress=progress,
-                       token=token)
-        every = run.config.checkpoint_every
-        for log in run:
-            if not quiet and (log["epoch"] % every == 0 or log["epoch"] == run.config.epochs):
-                _echo_log(format_log(log))
-        model = run.run()
-    last = model.logs[-1] if model.logs else {}
-    click.echo(f"{out}: {model.epoch} epochs, loss {last.get('loss', float('nan')):.4g}, "
+        done = pipeline.train(store, out, config, own_settings=resume, overwrite=overwrite, device=device,
+                              on_epoch=on_epoch, progress=progress, token=token)
+    model, last = done.model, done.last_log
+    how = "reused (already trained with these settings), " if done.reused else "resumed, " if done.resumed else ""
+    click.echo(f"{out}: {how}{model.epoch} epochs, loss {last.get('loss', float('nan')):.4g}, "
                f"{sum(p.numel() for p in model.network.parameters())} parameters, digest {model.digest()}")
 
 
@@ -69,22 +91,19 @@ def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent,
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="cluster table: .h5 (everything) or .csv (times, clusters, confidences)")
+              help="cluster table: .h5 (everything) or .csv (times, clusters, confidences); an .h5 table of the same "
+                   "model and store already there is reused")
 @DEVICE
 @click.option("--overwrite", is_flag=True, help="replace an existing table")
 def cluster(store, model, out, device, overwrite):
     """Cluster every window of STORE at every scale with MODEL; write the cluster table."""
-    from unmix.errors import ConfigError, OutputExistsError
-    from unmix.model import predict
+    from unmix import pipeline
 
-    if out.suffix.lower() not in (".h5", ".hdf5", ".csv"):
-        raise ConfigError(f"cluster table must end in .h5, .hdf5 or .csv, got {out.name!r}")
-    if out.exists() and not overwrite:
-        raise OutputExistsError("already exists; pass --overwrite to replace it", out)
     with job("clustering") as (progress, token):
-        table = predict(store, model, device=device, progress=progress, token=token)
-    table.save(out, overwrite=overwrite)
-    click.echo(f"{out}: {table.n_windows} windows × {len(table.scales)} scales")
+        done = pipeline.cluster(store, model, out, overwrite=overwrite, device=device, progress=progress,
+                                token=token)
+    table = done.table
+    click.echo(f"{out}: {'reused, ' if done.reused else ''}{table.n_windows} windows × {len(table.scales)} scales")
     for s in table.scales:
         click.echo(f"  scale {s}: occupancy {table.occupancy(s).tolist()}")
 

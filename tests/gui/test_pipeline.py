@@ -199,3 +199,23 @@ def test_real_record_features_to_deglitching(window, raw_file, load, qtbot, tmp_
     window.results_dock.setFloating(True)
     window.results_dock.resize(1100, 620)
     screenshot(window.results.panel, "real_S0235_deglitched_span")
+
+
+@pytest.mark.usefixtures("qapp")
+def test_forms_start_at_the_pipeline_defaults():
+    """The Features and Train forms show the defaults of ``unmix features`` / ``unmix train`` (unmix.pipeline)."""
+    from unmix import pipeline
+    from unmix.gui.panels.pipeline import PRESET_LABELS, FeaturesForm, TrainForm
+    from unmix.model.config import PRESETS
+
+    features = FeaturesForm()
+    assert features.config() == pipeline.default_features().to_dict()
+    train = TrainForm()
+    start = pipeline.default_model()
+    values = train.values()
+    assert values["preset"] == pipeline.DEFAULT_PRESET
+    assert (values["epochs"], values["clusters"], values["seed"]) == (start.epochs, start.clusters, start.seed)
+    assert set(PRESET_LABELS) == set(PRESETS)
+    train.preset.setCurrentIndex(train.preset.findData("paper"))
+    paper = pipeline.default_model("paper")
+    assert (train.epochs.value(), train.clusters.value()) == (paper.epochs, paper.clusters)

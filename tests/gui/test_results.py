@@ -68,7 +68,8 @@ def test_occupancy_runs_merge_and_tile():
 
 
 def test_merge_and_cluster_spans(shown):
-    from unmix.gui.tasks import cluster_spans, merge_spans
+    from unmix.intervals import merge_intervals as merge_spans
+    from unmix.pipeline import cluster_spans
 
     assert merge_spans([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
     _window, table = shown
@@ -214,7 +215,7 @@ def test_separation_view_toggles_and_export_dialog(window, qtbot, tmp_path, scre
 
 def test_separate_form_targets_and_scatcov_options(shown, qtbot):
     from unmix.errors import ConfigError
-    from unmix.gui.tasks import cluster_spans
+    from unmix.pipeline import cluster_spans
     from unmix.separation import get_method
 
     window, table = shown
