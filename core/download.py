@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import http.client
+import logging
 import socket
 import ssl
 import threading
@@ -23,10 +24,12 @@ import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import BinaryIO
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from unmix.errors import ConfigError
 from unmix.jobs import NO_CANCEL, CancelToken
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is waited for this long at most
@@ -266,6 +269,13 @@ def _late(limits: Limits) -> RequestFailed:
 # --- retries ----------------------------------------------------------------------------------------------------------
 
 
+def _redacted(url: str) -> str:
+    """``url`` without a user name or password, for the log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))) if parts.username else url
+
+
 def _pause(seconds: float, token: CancelToken) -> None:
     """Sleep, waking early to raise ``Cancelled`` when the token is cancelled."""
     end = time.monotonic() + seconds
@@ -299,5 +309,7 @@ def get(url: str, sink: BinaryIO, limits: Limits, user_agent: str = "unmix", tok
             wait = limits.retry_delay * 2 ** attempt
             if exc.retry_after is not None:
                 wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
+            log.warning("%s: %s; retry %d of %d in %.0f s", _redacted(url), exc.text, attempt + 1, limits.retries,
+                        wait)
             _pause(wait, token)
     raise AssertionError("unreachable")

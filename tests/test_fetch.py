@@ -476,13 +476,23 @@ def test_no_data_for_one_day_is_not_an_error(standin, tmp_path):
     assert len(standin.queries("dataselect")) == 2  # asked once: 204 is an answer, not a failure
 
 
-def test_backoff_doubles_and_honours_retry_after(monkeypatch, standin, tmp_path):
+def test_credentials_are_not_logged():
+    assert download._redacted("http://me:secret@host:8080/fdsnws?x=1") == "http://host:8080/fdsnws?x=1"
+    assert download._redacted("http://host/fdsnws") == "http://host/fdsnws"
+
+
+def test_backoff_doubles_and_honours_retry_after(monkeypatch, standin, tmp_path, caplog):
+    """Each retry is logged (URL, why, which retry, the wait), so a batch log shows a flaky data centre."""
+    caplog.set_level("WARNING", logger="unmix.download")
     waits: list[float] = []
     monkeypatch.setattr(download, "_pause", lambda seconds, token: waits.append(seconds))
     standin.add_fault("dataselect", 503, day="2019-05-23")
     report = fetch("XB", "ELYSE", "03", "BH?", *SPAN, tmp_path, provider=standin.url, retries=3, retry_delay=0.5,
                    response=False)
     assert waits == [0.5, 1.0, 2.0] and report.failures[0].endswith("(4 tries)")
+    retries = [r.getMessage() for r in caplog.records if r.name == "unmix.download"]
+    assert len(retries) == 3 and "HTTP 503" in retries[0] and "retry 1 of 3 in 0 s" in retries[0]
+    assert "retry 3 of 3 in 2 s" in retries[2] and standin.url.split("//")[1] in retries[0]
     waits.clear()
     standin.clear_faults()
     standin.add_fault("dataselect", 429, headers={"Retry-After": "7"}, times=1)
