@@ -42,6 +42,7 @@ from unmix import __version__
 from unmix.atomic import atomic_path, write_stream
 from unmix.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.lock import folder_lock
 
 FORMATS = {"MSEED": "mseed", "SAC": "sac"}
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -490,16 +491,23 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise ConfigError(f"cannot make the --out folder: {blocking} is a file, not a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
-    own = own_outputs(out)
-    report.ignored = [str(f) for f in files if str(f.resolve()) in own]
-    files = [f for f in files if str(f.resolve()) not in own]
     plan = ExportPlan(str(out), method, dict(options or {}), fmt, overwrite, gap_policy, max_fill, resample_to, model,
                       tuple(sources) if sources is not None else None, locations, dtype,
                       None if inventory is None else str(Path(inventory).resolve()), allow_damaged)
     from unmix.separation import get_method
 
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _export_files(files, out, plan, workers, report, progress, token)
+
+
+def _export_files(files: list[Path], out: Path, plan: ExportPlan, workers: int, report: ExportReport,
+                  progress: Progress, token: CancelToken) -> ExportReport:
+    """Separate and write ``files`` into ``out`` (held by :func:`folder_lock`), skipping the folder's own outputs."""
+    own = own_outputs(out)
+    report.ignored = [str(f) for f in files if str(f.resolve()) in own]
+    files = [f for f in files if str(f.resolve()) not in own]
     stems = output_stems(files)
     inputs_set = frozenset(str(f.resolve()) for f in files)
 

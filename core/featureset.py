@@ -15,7 +15,7 @@ import numpy as np
 
 from unmix.errors import ConfigError, DataError, OutputExistsError
 from unmix.features.config import FeatureConfig
-from unmix.features.lock import store_lock
+from unmix.lock import store_lock
 from unmix.features.store import (
     FeatureStore,
     _consolidate,

@@ -25,7 +25,7 @@ from unmix.cli import main
 from unmix.clusters import ClusterTable
 from unmix.errors import InputFileError
 from unmix.features import FeatureConfig, FeatureStore, build_store
-from unmix.features.lock import StoreBusyError, lock_path, store_lock
+from unmix.lock import StoreBusyError, lock_path, store_lock
 from unmix.jobs import Cancelled, CancelToken
 from unmix.synthetic import SyntheticConfig, generate
 
@@ -111,7 +111,7 @@ def test_a_held_store_is_refused_and_a_dead_holders_lock_is_taken_over(data, tmp
     out = tmp_path / "f.h5"
     holder = _python(f"""
         import time
-        from unmix.features.lock import store_lock
+        from unmix.lock import store_lock
         with store_lock({str(out)!r}):
             print("held", flush=True)
             time.sleep(600)

@@ -25,7 +25,7 @@ from unmix import __version__
 from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
 from unmix.features.config import FEATURE_FORMAT, FeatureConfig
 from unmix.features.distributed import run_on_dask
-from unmix.features.lock import store_lock
+from unmix.lock import store_lock
 from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.mars_time import sol_float
@@ -360,7 +360,7 @@ def build_store(
 
     ``workers > 0`` starts a local Dask cluster of that many processes; ``scheduler`` uses an existing
     dask.distributed cluster; otherwise everything runs in this process. Returns a small report. Only one run at a
-    time may write ``out`` (:class:`unmix.features.lock.StoreBusyError` otherwise). When no input gives features and
+    time may write ``out`` (:class:`unmix.lock.StoreBusyError` otherwise). When no input gives features and
     there is no store yet, nothing is written and :class:`NoFeaturesError` is raised.
     """
     from unmix.io import expand_inputs

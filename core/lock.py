@@ -1,4 +1,7 @@
-"""One writer per feature store: ``STORE.lock`` beside the store, locked with ``flock`` and naming its holder.
+"""One writer per output: a lock file beside (or inside) it, locked with ``flock`` and naming its holder.
+
+A feature store is locked by ``STORE.lock`` beside it (:func:`store_lock`); a separation output folder by
+``.unmix-separate.lock`` inside it (:func:`folder_lock`).
 
 The kernel releases an ``flock`` when its holder dies, so the lock of a killed run is stale by construction and the
 next run takes it over (its file is then rewritten). A run that finds the lock held gets one line naming the holder's
@@ -14,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from unmix.errors import UnmixError
@@ -22,8 +25,15 @@ from unmix.errors import UnmixError
 log = logging.getLogger(__name__)
 
 
-class StoreBusyError(UnmixError):
+class BusyError(UnmixError):
+    """Another run is writing the same output."""
+
+
+class StoreBusyError(BusyError):
     """Another run is writing the same feature store."""
+
+
+FOLDER_LOCK = ".unmix-separate.lock"
 
 
 def lock_path(store: Path) -> Path:
@@ -60,15 +70,12 @@ def _try_lock(lock: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def store_lock(store: str | Path) -> Iterator[Path]:
-    """Hold the store's lock for the duration of the block; :class:`StoreBusyError` when another run holds it."""
-    store = Path(store)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    lock = lock_path(store)
+def _held(lock: Path, busy: Callable[[str], BusyError]) -> Iterator[Path]:
+    """Hold ``lock`` for the duration of the block; ``busy(holder)`` is raised when another process holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
     fd = _try_lock(lock)
     if fd is None:
-        raise StoreBusyError(f"in use by another 'unmix features' run ({_holder_text(lock)}; lock {lock.name}); "
-                             "wait for it to finish", store)
+        raise busy(_holder_text(lock))
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -81,3 +88,20 @@ def store_lock(store: str | Path) -> Iterator[Path]:
             os.unlink(lock)  # still ours: nobody else can hold it before we close
         os.close(fd)
         log.debug("%s: lock released", lock)
+
+
+def store_lock(store: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Hold the store's lock for the duration of the block; :class:`StoreBusyError` when another run holds it."""
+    store = Path(store)
+    lock = lock_path(store)
+    return _held(lock, lambda holder: StoreBusyError(
+        f"in use by another 'unmix features' run ({holder}; lock {lock.name}); wait for it to finish", store))
+
+
+def folder_lock(folder: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Hold a separation output folder for the duration of the block; :class:`BusyError` when another run writes
+    into it (two runs into one folder would race on the same output names)."""
+    folder = Path(folder)
+    return _held(folder / FOLDER_LOCK, lambda holder: BusyError(
+        f"another 'unmix separate' run is writing into this folder ({holder}); wait for it to finish or choose "
+        "another --out", folder))
