@@ -45,6 +45,8 @@ class ClusterTable:
     record_index: np.ndarray | None = None  # (N,) int32
     inputs: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)  # model digest, store path, sampling rate, ...
+    names: dict[int, dict[int, str]] = field(default_factory=dict)  # scale → cluster → name given by the user
+    suggestions: dict[int, dict[int, dict]] = field(default_factory=dict)  # scale → cluster → {name, evidence}
 
     def __post_init__(self) -> None:
         self.scales = tuple(int(s) for s in self.scales)
@@ -52,6 +54,53 @@ class ClusterTable:
         if s != len(self.scales) or self.intervals.shape != (n, s, 2) or self.confidence.shape != (n, s):
             raise ConfigError(f"inconsistent cluster table shapes: cluster {self.cluster.shape}, intervals "
                               f"{self.intervals.shape}, confidence {self.confidence.shape}, scales {self.scales}")
+
+    # --- names ------------------------------------------------------------------------------------------------------
+
+    def set_name(self, scale: int, cluster: int, name: str | None) -> None:
+        """Name ``cluster`` at ``scale`` (``None`` or '' removes the name). Several clusters may share a name."""
+        self.scale_index(scale)
+        if not 0 <= int(cluster) < self.n_clusters:
+            raise ConfigError(f"no cluster {cluster}: this table has clusters 0–{self.n_clusters - 1}")
+        per_scale = self.names.setdefault(int(scale), {})
+        if not name:
+            per_scale.pop(int(cluster), None)
+            return
+        per_scale[int(cluster)] = check_name(name)
+
+    def name_of(self, scale: int, cluster: int) -> str:
+        """The user's name of ``cluster`` at ``scale``, else '' (suggestions are not names until accepted)."""
+        return self.names.get(int(scale), {}).get(int(cluster), "")
+
+    def label(self, scale: int, cluster: int) -> str:
+        """``'3'`` or ``'3 (quiet night)'``."""
+        name = self.name_of(scale, cluster)
+        return f"{cluster} ({name})" if name else str(cluster)
+
+    def resolve(self, spec: str | int | list, scale: int) -> list[int]:
+        """Cluster numbers of ``spec`` at ``scale``: numbers and names, comma-separated (``'3,5'``, ``'quiet'``,
+        ``'quiet,2'``); a name stands for every cluster of that name. Unknown names are one line listing the names."""
+        self.scale_index(scale)
+        items = spec if isinstance(spec, list) else str(spec).split(",")
+        out: list[int] = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            if item.lstrip("-").isdigit():
+                k = int(item)
+                if not 0 <= k < self.n_clusters:
+                    raise ConfigError(f"no cluster {k}: this table has clusters 0–{self.n_clusters - 1}")
+                found = [k]
+            else:
+                named = self.names.get(int(scale), {})
+                found = sorted(k for k, n in named.items() if n.lower() == item.lower())
+                if not found:
+                    known = ", ".join(sorted(set(named.values()))) or "none (see `unmix name`)"
+                    raise ConfigError(f"no cluster named {item!r} at scale {scale}; names there: {known}")
+            out += [k for k in found if k not in out]
+        if not out:
+            raise ConfigError("give at least one cluster (a number or a name)")
+        return out
 
     @property
     def n_windows(self) -> int:
@@ -127,6 +176,9 @@ class ClusterTable:
         f.attrs["scales"] = np.asarray(self.scales, np.int64)
         f.attrs["inputs"] = json.dumps(self.inputs)
         f.attrs["meta"] = json.dumps(self.meta, default=str)
+        f.attrs["names"] = json.dumps({str(s): {str(k): v for k, v in d.items()} for s, d in self.names.items()})
+        f.attrs["suggestions"] = json.dumps({str(s): {str(k): v for k, v in d.items()}
+                                             for s, d in self.suggestions.items()})
         for name in ("intervals", "lmst", "cluster", "confidence", "probabilities", "latent", "input_index",
                      "record_index"):
             value = getattr(self, name)
@@ -141,6 +193,7 @@ class ClusterTable:
             header = ["window", "input"]
             for s in self.scales:
                 header += [f"start_{s}", f"end_{s}", f"lmst_start_{s}", f"cluster_{s}", f"confidence_{s}"]
+                header += [f"name_{s}"] if self.names.get(s) else []
             w.writerow(header)
             for i in range(self.n_windows):
                 row = [i, self.input_index[i] if self.input_index is not None else ""]
@@ -148,6 +201,8 @@ class ClusterTable:
                     t0, t1 = self.intervals[i, j]
                     row += [str(UTCDateTime(t0)), str(UTCDateTime(t1)), format_lmst(UTCDateTime(t0)),
                             int(self.cluster[i, j]), f"{self.confidence[i, j]:.4f}"]
+                    s = self.scales[j]
+                    row += [self.name_of(s, int(self.cluster[i, j]))] if self.names.get(s) else []
                 w.writerow(row)
 
     @classmethod
@@ -220,4 +275,45 @@ def _read_table(f: h5py.File, path: Path) -> dict:
     index = arrays.get("input_index")
     if index is not None and n and (index.min() < 0 or index.max() >= len(inputs)):
         raise InputFileError("damaged cluster table: window inputs point outside its input list", path)
-    return {"scales": tuple(int(s) for s in scales), "inputs": inputs, "meta": meta, **arrays}
+    names = _read_names(f, "names", scales, K, path, lambda v: isinstance(v, str) and bool(_valid_name(v)))
+    suggestions = _read_names(f, "suggestions", scales, K, path,
+                              lambda v: isinstance(v, dict) and isinstance(v.get("name"), str)
+                              and _valid_name(v["name"]) and isinstance(v.get("evidence", ""), str))
+    return {"scales": tuple(int(s) for s in scales), "inputs": inputs, "meta": meta, "names": names,
+            "suggestions": suggestions, **arrays}
+
+
+MAX_NAME = 40
+
+
+def _valid_name(name: str) -> str:
+    """``name`` stripped, or '' when it is not a usable cluster name (empty, too long, a number, control chars)."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or name.lstrip("-").isdigit() or "," in name:
+        return ""
+    return name if name.isprintable() else ""
+
+
+def check_name(name: str) -> str:
+    """A cluster name as stored, or one line saying what is wrong with it."""
+    valid = _valid_name(str(name))
+    if not valid:
+        raise ConfigError(f"cluster name {name!r} must be 1–{MAX_NAME} printable characters, not a number, no commas")
+    return valid
+
+
+def _read_names(f: h5py.File, attr: str, scales: np.ndarray, K: int, path: Path, ok) -> dict:
+    """``{scale: {cluster: value}}`` of a JSON attribute (absent in tables written before names existed)."""
+    if attr not in f.attrs:
+        return {}
+    raw = json_attr(f, attr, dict, path, "cluster table")
+    out: dict[int, dict] = {}
+    for s, per in raw.items():
+        if not (isinstance(s, str) and s.isdigit() and int(s) in set(scales.tolist()) and isinstance(per, dict)):
+            raise InputFileError(f"damaged cluster table: attribute {attr!r} names a scale it does not have", path)
+        for k, v in per.items():
+            if not (isinstance(k, str) and k.isdigit() and int(k) < K and ok(v)):
+                raise InputFileError(f"damaged cluster table: attribute {attr!r} has a bad entry for cluster {k!r}",
+                                     path)
+        out[int(s)] = {int(k): (v.strip() if isinstance(v, str) else v) for k, v in per.items()}
+    return out

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from unmix.cli.bench import bench
 from unmix.cli.common import job
@@ -106,6 +107,69 @@ def cluster(store, model, out, device, overwrite):
     click.echo(f"{out}: {'reused, ' if done.reused else ''}{table.n_windows} windows × {len(table.scales)} scales")
     for s in table.scales:
         click.echo(f"  scale {s}: occupancy {table.occupancy(s).tolist()}")
+        named = [table.label(s, k) for k in sorted(table.names.get(s, {}))]
+        if named:
+            click.echo(f"    named: {', '.join(named)}")
+
+
+@click.command()
+@click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scale", type=click.IntRange(min=1), default=None, help="scale (samples) to show or name")
+@click.option("--cluster", "cluster_number", type=click.IntRange(min=0), default=None, help="cluster to name")
+@click.option("--as", "new_name", default=None, metavar="NAME", help="name for --cluster ('' removes its name)")
+@click.option("--suggest", is_flag=True,
+              help="suggest names from evidence (catalogue overlap, time of day, rarity) and store the suggestions")
+@click.option("--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="with --suggest: catalogue(s) whose kinds may name clusters (glitch list, QuakeML, markers, "
+                   "truth.json); repeatable")
+@click.option("--accept", is_flag=True, help="make the stored suggestions names (names you gave are kept)")
+def name(table, scale, cluster_number, new_name, suggest, catalogs, accept):
+    """Show, suggest and set the names of the clusters of a cluster TABLE (.h5); names are stored in the table.
+
+    Names stand for cluster numbers elsewhere, e.g. `unmix separate --table T --background-cluster "quiet night"`.
+    """
+    from unmix.analysis.naming import accept as accept_suggestions
+    from unmix.analysis.naming import suggest as suggest_names
+    from unmix.catalogs import read_catalogs
+    from unmix.clusters import ClusterTable
+    from unmix.errors import ConfigError
+
+    t = ClusterTable.load(table)
+    if (cluster_number is None) != (new_name is None):
+        raise ConfigError("--cluster K and --as NAME go together")
+    scales = [scale] if scale is not None else list(t.scales)
+    for s in scales:
+        t.scale_index(s)
+    changed = False
+    if new_name is not None:
+        if scale is None:
+            raise ConfigError("naming a cluster needs --scale: clusters of different scales are different classes")
+        t.set_name(scale, cluster_number, new_name)
+        changed = True
+    evidence: dict[int, dict[int, str]] = {}
+    if suggest:
+        catalog = read_catalogs(catalogs) if catalogs else None
+        for s in t.scales:
+            found = suggest_names(t, s, catalog)
+            t.suggestions[s] = {sg.cluster: sg.to_dict() for sg in found if sg.name}
+            evidence[s] = {sg.cluster: sg.evidence for sg in found}
+        changed = True
+    elif catalogs:
+        raise ConfigError("--catalog is evidence for --suggest")
+    if accept:
+        click.echo(f"{accept_suggestions(t)} suggestion(s) accepted")
+        changed = True
+    if changed:
+        t.save(table, overwrite=True)
+    for s in scales:
+        occupancy = t.occupancy(s)
+        click.echo(f"scale {s}:")
+        for k in np.flatnonzero(occupancy):
+            sg = t.suggestions.get(s, {}).get(int(k))
+            hint = f"  suggested: {sg['name']}" if sg and sg["name"] != t.name_of(s, k) else ""
+            click.echo(f"  {t.label(s, int(k))}: {occupancy[k]} windows{hint}")
+            if int(k) in evidence.get(s, {}):
+                click.echo(f"      {evidence[s][int(k)]}")
 
 
 @click.command()
@@ -268,4 +332,4 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
             tmp.write_text(json.dumps(results, indent=1, default=str))
 
 #: The commands this module adds to ``unmix``.
-COMMANDS = [train, cluster, report]
+COMMANDS = [train, cluster, name, report]

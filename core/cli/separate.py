@@ -214,7 +214,9 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               help="with --model: the feature store the model clusters (made by `unmix features`)")
 @click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="instead of --model/--store: a saved cluster table (.h5)")
-@click.option("--background-cluster", default=None, help="cluster(s) whose windows are clean background, e.g. 3 or 3,5")
+@click.option("--background-cluster", default=None,
+              help="cluster(s) whose windows are clean background: numbers or names given with `unmix name`, e.g. "
+                   "3, 3,5 or 'quiet night'")
 @click.option("--scale", type=click.IntRange(min=1), default=None, help="scale (samples) of --background-cluster")
 @click.option("--prior", "prior_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="scatcov without a model: snippets of this clean-background file are the prior")
@@ -275,7 +277,6 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
         if uses_clusters:
             if background_cluster is None or scale is None:
                 raise ConfigError("--model/--table need --background-cluster K and --scale S")
-            clusters = _csv(background_cluster, int)
             if table is not None:
                 from unmix.clusters import ClusterTable
 
@@ -289,6 +290,9 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                 with job("clustering") as (progress, token):
                     cluster_table = predict(store, model, device=device, progress=progress, token=token)
                 model_info = {"path": str(model.resolve()), "sha256": file_sha256(model), "store": str(store.resolve())}
+            clusters = cluster_table.resolve(background_cluster, scale)
+            if model_info is not None and any(not c.strip().isdigit() for c in background_cluster.split(",")):
+                model_info["background_cluster"] = {"given": background_cluster, "clusters": clusters}
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
             from unmix.evaluation.cases import prior_snippets
