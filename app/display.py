@@ -137,11 +137,10 @@ def build_display(
     records: list[Record],
     t_ref: float | None = None,
     band: tuple[float | None, float | None] | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> Display:
     """Pyramids for every component of the segments of one instrument, optionally band-pass filtered first."""
-    progress = progress or no_progress
     records = sorted(records, key=lambda r: r.starttime)
     t_ref = records[0].starttime.timestamp if t_ref is None else t_ref
     components: list[str] = []
@@ -194,14 +193,13 @@ def compute_spectrogram(
     window_s: float = 50.0,
     max_columns: int = 4000,
     rows: int = 256,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> list[SpectrogramTile]:
     """``scipy.signal.spectrogram`` of one component per segment, in dB, resampled onto ``rows`` log-spaced frequencies.
 
     The hop grows with the segment so that each tile has at most ``max_columns`` columns.
     """
-    progress = progress or no_progress
     tiles: list[SpectrogramTile] = []
     traces = [tr for r in records for tr in r.stream if tr.stats.channel[-1] == component]
     for i, tr in enumerate(sorted(traces, key=lambda t: t.stats.starttime)):

@@ -37,9 +37,8 @@ def _displays(records: list[Record], progress: Progress, token: CancelToken) -> 
     return out
 
 
-def load_files(paths: list[str], progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Loaded:
+def load_files(paths: list[str], progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Loaded:
     """Read files/folders into records (``unmix.io.read_records``) and prepare their display."""
-    progress = progress or no_progress
     records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
     displays = _displays(records, sub_progress(progress, 0.7, 1.0), token)
     label = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} inputs"
@@ -47,12 +46,11 @@ def load_files(paths: list[str], progress: Progress | None = None, token: Cancel
 
 
 def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int = 0, gaps: int = 0,
-                       start_sol: int | None = 200, progress: Progress | None = None,
+                       start_sol: int | None = 200, progress: Progress = no_progress,
                        token: CancelToken = NO_CANCEL) -> Loaded:
     """Generate an InSight-like synthetic record (``unmix.synthetic.generate``) and prepare its display."""
     from unmix.synthetic import SyntheticConfig, generate
 
-    progress = progress or no_progress
     config = SyntheticConfig(sols=sols, hours=hours, seed=seed, gaps=gaps, start_sol=start_sol)
     synth = generate(config, progress=sub_progress(progress, 0.0, 0.8), token=token)
     records = build_records(synth.mixture)
@@ -133,14 +131,13 @@ class ClusterProducts:
     notes: list[str] = field(default_factory=list)
 
 
-def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, progress: Progress | None = None,
+def cluster_products(table: ClusterTable, scale: int, aligned: bool = True, progress: Progress = no_progress,
                      token: CancelToken = NO_CANCEL) -> ClusterProducts:
     """Time-of-day histograms, latent embedding and aligned waveforms of ``table`` at ``scale`` (``unmix.analysis``)."""
     from unmix.analysis.embedding import embed_latents
     from unmix.analysis.time_of_day import time_of_day
     from unmix.errors import UnmixError
 
-    progress = progress or no_progress
     tod = time_of_day(table, scale, bin_hours=1.0)
     counts = np.zeros((table.n_clusters, tod.counts.shape[1]))
     counts[tod.clusters] = tod.counts
@@ -206,7 +203,7 @@ def separate_record(stream: Stream, method: str, options: dict | None = None,
 
 
 def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt: str = "MSEED",
-                     sources: list[str] | None = None, overwrite: bool = False, progress: Progress | None = None,
+                     sources: list[str] | None = None, overwrite: bool = False, progress: Progress = no_progress,
                      token: CancelToken = NO_CANCEL) -> dict:
     """Separate every input file with the settings of ``separated`` and write the chosen sources: the batch export
     of ``unmix separate`` (``unmix.export.export_separation``), provenance JSON included."""

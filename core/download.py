@@ -309,7 +309,7 @@ def get(url: str, sink: BinaryIO, limits: Limits, user_agent: str = "unmix", tok
             wait = limits.retry_delay * 2 ** attempt
             if exc.retry_after is not None:
                 wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
-            log.warning("%s: %s; retry %d of %d in %.0f s", _redacted(url), exc.text, attempt + 1, limits.retries,
+            log.info("%s: %s; retry %d of %d in %.0f s", _redacted(url), exc.text, attempt + 1, limits.retries,
                         wait)
             _pause(wait, token)
     raise AssertionError("unreachable")

@@ -386,9 +386,8 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
 
 
 def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozenset[str] = frozenset(),
-                 progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> tuple[str, list[str]]:
+                 progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> tuple[str, list[str]]:
     """Separate one input file and write its outputs; returns ('done' | 'skipped', written paths)."""
-    progress = progress or no_progress
     path = Path(path)
     out_dir = Path(plan.out_dir)
     t_start = time.perf_counter()
@@ -453,7 +452,7 @@ def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str]) -> 
 def export_separation(inputs, out_dir: str | Path, method: str = "template", options: dict | None = None,
                       fmt: str = "MSEED", workers: int = 0, overwrite: bool = False, gap_policy: str = "split",
                       max_fill: int = 0, resample_to: float | None = None, model: dict | None = None,
-                      sources: list[str] | None = None, progress: Progress | None = None,
+                      sources: list[str] | None = None, progress: Progress = no_progress,
                       token: CancelToken = NO_CANCEL, locations: dict[str, str] | str | None = None,
                       dtype: str = "float64", inventory: str | Path | None = None,
                       allow_damaged: bool = False) -> ExportReport:
@@ -465,7 +464,6 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     their provenance lists the damage."""
     from unmix.io import expand_inputs
 
-    progress = progress or no_progress
     fmt = fmt.upper()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -15,7 +15,6 @@ import numpy as np
 
 from unmix.errors import ConfigError, DataError, OutputExistsError
 from unmix.features.config import FeatureConfig
-from unmix.lock import store_lock
 from unmix.features.store import (
     FeatureStore,
     _consolidate,
@@ -26,6 +25,7 @@ from unmix.features.store import (
     features_for_file,
 )
 from unmix.io.record import Record
+from unmix.lock import store_lock
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
 

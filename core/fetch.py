@@ -635,7 +635,7 @@ class _Run:
 def fetch(network: str, station: str, location: str, channel: str, start: str | UTCDateTime,
           end: str | UTCDateTime, out_dir: str | Path, provider: str = "IRIS", response: bool = True,
           overwrite: bool = False, recheck_empty: bool = False, timeout: float = 60.0,
-          progress: Progress | None = None, token: CancelToken = NO_CANCEL, deadline: float = 600.0,
+          progress: Progress = no_progress, token: CancelToken = NO_CANCEL, deadline: float = 600.0,
           max_bytes: int = 256_000_000, retries: int = 3, retry_delay: float = 2.0) -> FetchReport:
     """Download miniSEED day files (and StationXML) for one request into ``out_dir``; return what happened.
 
@@ -645,7 +645,6 @@ def fetch(network: str, station: str, location: str, channel: str, start: str | 
     more times, ``retry_delay`` s apart (doubled each time). Raises :class:`FetchError` when the data centre cannot
     be reached or has no data at all for the request; other failures are listed in the report.
     """
-    progress = progress or no_progress
     network, station = _code(network, "network"), _code(station, "station")
     location = "" if location.strip() in ("", "--") else _code(location, "location")
     channel = _code(channel, "channel")

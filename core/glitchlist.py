@@ -17,12 +17,11 @@ from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progre
 
 def detect_glitches(inputs: str | Path | Iterable[str | Path], options: dict | None = None, gap_policy: str = "split",
                     max_fill: int = 0, resample_to: float | None = None, allow_damaged: bool = False,
-                    progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> Catalog:
+                    progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Catalog:
     """The glitches the template deglitcher (configured by ``options``) finds and accepts in every record."""
     from unmix.baselines.template import TemplateDeglitcher
     from unmix.io import read_records
 
-    progress = progress or no_progress
     records = read_records(inputs, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
     separator = TemplateDeglitcher(**(options or {}))
     detections: list[dict] = []

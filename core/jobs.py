@@ -79,12 +79,11 @@ def sub_progress(progress: Progress | None, start: float, stop: float) -> Progre
 def iterate(
     items: Iterable[T],
     total: int,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     message: str = "",
 ) -> Iterator[T]:
     """Yield ``items``, reporting progress after each and checking the token before each."""
-    progress = progress or no_progress
     for i, item in enumerate(items):
         token.check()
         yield item

@@ -578,11 +578,10 @@ def _to_stream(data: np.ndarray, config: SyntheticConfig, segments: list[tuple[i
     return Stream(traces)
 
 
-def generate(config: SyntheticConfig | None = None, progress: Progress | None = None,
+def generate(config: SyntheticConfig | None = None, progress: Progress = no_progress,
              token: CancelToken = NO_CANCEL) -> SyntheticRecord:
     """Generate a synthetic record (see the module docstring); reports progress and honours cancellation."""
     config = config if config is not None else SyntheticConfig()
-    progress = progress or no_progress
     fs, npts, t0 = config.sampling_rate, config.npts, config.starttime
     if npts < 2:
         raise ConfigError("the record would have fewer than 2 samples")

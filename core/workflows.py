@@ -25,7 +25,7 @@ def run_synth(
     gaps: int = 0,
     fmt: str = "MSEED",
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     network: str | None = None,
 ) -> list[Path]:
@@ -33,7 +33,6 @@ def run_synth(
     ``network``: the network code of the record (default: the synthetic ``SY``)."""
     from unmix.synthetic import SyntheticConfig, generate
 
-    progress = progress or no_progress
     out_dir = Path(out_dir)
     if not overwrite and out_dir.is_dir() and ((out_dir / "truth.json").exists() or any(out_dir.glob("mixture*"))):
         raise OutputExistsError("already contains a synthetic record; pass --overwrite to replace it", out_dir)
@@ -85,7 +84,7 @@ def run_demo(
     n_prior: int = 20,
     device: str = "auto",
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     echo: Callable[[str], None] = print,
 ) -> str:
@@ -107,7 +106,6 @@ def run_demo(
     from unmix.plotting import plot_overview
     from unmix.synthetic import SyntheticConfig, generate
 
-    progress = progress or no_progress
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError("already holds a demo run; pass --overwrite to replace it", out_dir)

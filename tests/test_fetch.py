@@ -483,7 +483,7 @@ def test_credentials_are_not_logged():
 
 def test_backoff_doubles_and_honours_retry_after(monkeypatch, standin, tmp_path, caplog):
     """Each retry is logged (URL, why, which retry, the wait), so a batch log shows a flaky data centre."""
-    caplog.set_level("WARNING", logger="unmix.download")
+    caplog.set_level("INFO", logger="unmix.download")
     waits: list[float] = []
     monkeypatch.setattr(download, "_pause", lambda seconds, token: waits.append(seconds))
     standin.add_fault("dataselect", 503, day="2019-05-23")

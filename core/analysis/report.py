@@ -270,7 +270,7 @@ def make_report(
     table: ClusterTable,
     out_dir: str | Path,
     catalog: Catalog | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     overwrite: bool = False,
     scales: list[int] | None = None,
@@ -284,7 +284,6 @@ def make_report(
     waveforms and is checked against the table. ``waveforms=False`` skips the products that re-read input files.
     Returns the written paths, ``report.json`` last.
     """
-    progress = progress or no_progress
     out_dir = Path(out_dir)
     summary_path = out_dir / "report.json"
     if summary_path.exists() and not overwrite:

@@ -130,7 +130,7 @@ def cluster_waveforms(
     min_confidence: float = 0.0,
     feature_config=None,
     cache: dict | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> dict[int, ClusterWaveforms]:
     """Aligned snippets, weighted centroid and its spectrum for every non-empty cluster at ``scale``.
@@ -139,7 +139,6 @@ def cluster_waveforms(
     (:func:`unmix.snippets.read_snippets`; ``cache`` shares file reads between calls). ``components`` defaults to
     those of the store's features.
     """
-    progress = progress or no_progress
     if components is None:  # the components the features were made of (e.g. 'V' for a BHV-only record)
         cfg = feature_config if feature_config is not None else table.meta.get("feature_config") or {}
         components = str((cfg if isinstance(cfg, dict) else cfg.to_dict()).get("components") or "UVW")

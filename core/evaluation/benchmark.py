@@ -85,9 +85,8 @@ def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -
 
 
 def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_options: dict | None = None,
-             progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> dict:
+             progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
     """Every method on one case: per component SNR in/out, gain and correlation of the removed part."""
-    progress = progress or no_progress
     ids = [tr.id for tr in case.mixture]
     mixture = np.stack([np.asarray(tr.data, dtype=np.float64) for tr in case.mixture])
     out: dict = {"case": case.name, "info": case.info, "methods": {}}
@@ -149,11 +148,10 @@ def run_synthetic_benchmark(
     method_options: dict | None = None,
     glitch_options: dict | None = None,
     burst_options: dict | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> dict:
     """Cases 1 (glitches) and/or 2 (atmospheric bursts) on each background file and seed, every method."""
-    progress = progress or no_progress
     unknown = set(kinds) - set(CASE_KINDS)
     if unknown:
         raise ConfigError(f"unknown case kind(s) {sorted(unknown)}; choose from {', '.join(CASE_KINDS)}")
@@ -185,13 +183,12 @@ def run_real_benchmark(
     prior_file: str | Path | None = None,
     prior_count: int = 20,
     prior_length: int = 2048,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> dict:
     """Every method on a raw record, compared with what an expert reference removed (see
     :func:`unmix.evaluation.metrics.reference_metrics`). scatcov's prior snippets come from ``prior_file``
     (a deglitched record of another event, in counts)."""
-    progress = progress or no_progress
     record = read_record(raw)
     ref = max(read_records(reference), key=lambda r: r.npts)
     ref_by_id = {tr.id: tr for tr in ref.stream}

@@ -25,9 +25,9 @@ from unmix import __version__
 from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
 from unmix.features.config import FEATURE_FORMAT, FeatureConfig
 from unmix.features.distributed import run_on_dask
-from unmix.lock import store_lock
 from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.lock import store_lock
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
 

@@ -15,7 +15,7 @@ from obspy.io.mseed import InternalMSEEDWarning
 
 from unmix.errors import DataError, InputFileError
 from unmix.io.integrity import mseed_damage
-from unmix.jobs import NO_CANCEL, CancelToken, Progress, iterate
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, iterate, no_progress
 
 _NOT_WAVEFORMS = {".xml", ".txt", ".json", ".png", ".md", ".h5", ".hdf5", ".csv", ".zarr", ".pt", ".log", ".pdf"}
 _GLOB_CHARS = set("*?[")
@@ -190,7 +190,7 @@ def check_samples(stream: Stream, path: str | Path | None = None) -> None:
 def read_stream(
     inputs: str | Path | Iterable[str | Path],
     format: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> Stream:

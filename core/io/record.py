@@ -19,7 +19,7 @@ from obspy import Stream, Trace, UTCDateTime
 
 from unmix.errors import ConfigError, DataError
 from unmix.io.read import read_stream
-from unmix.jobs import NO_CANCEL, CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,7 @@ def read_records(
     max_fill: int = 0,
     resample_to: float | None = None,
     format: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> list[Record]:

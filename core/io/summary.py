@@ -7,7 +7,7 @@ from pathlib import Path
 
 from unmix.io.read import read_stream
 from unmix.io.record import build_records
-from unmix.jobs import NO_CANCEL, CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.mars_time import format_lmst
 
 
@@ -16,7 +16,7 @@ def summarize(
     gap_policy: str = "split",
     max_fill: int = 0,
     resample_to: float | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
 ) -> dict:
