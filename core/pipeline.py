@@ -278,5 +278,98 @@ def separate_stream(stream, method: str, options: dict | None = None,
     return target, SeparationResult(background, removed, info)
 
 
-__all__ = ["DEFAULT_PRESET", "Clustered", "Trained", "cluster", "cluster_spans", "default_features", "default_model",
+# --- cluster-driven targets (the paper's workflow) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """One window chosen as a separation target: its table row, the span of its sub-window at the scale."""
+
+    window: int
+    cluster: int
+    start: float  # POSIX seconds
+    end: float
+    confidence: float
+
+
+def cluster_targets(table: ClusterTable, clusters: list[int], scale: int, count: int = 1) -> list[ClusterTarget]:
+    """The ``count`` most confident windows of ``clusters`` at ``scale`` whose sub-windows do not overlap (each a
+    target of its own, as the published workflow separates the most confident window of a cluster)."""
+    if count < 1:
+        raise ConfigError("the number of target windows must be at least 1")
+    s = table.scale_index(scale)
+    chosen: list[ClusterTarget] = []
+    for i in table.members(list(clusters), scale):
+        a, b = (float(v) for v in table.intervals[i, s])
+        if all(b <= t.start or a >= t.end for t in chosen):
+            chosen.append(ClusterTarget(int(i), int(table.cluster[i, s]), a, b, float(table.confidence[i, s])))
+            if len(chosen) == count:
+                break
+    if not chosen:
+        raise ConfigError(f"no window of cluster(s) {', '.join(map(str, clusters))} at scale {scale}")
+    return chosen
+
+
+def _target_stream(snippets, k: int):
+    """The ``k``-th snippet as an ObsPy Stream with the ids, start and rate of the record it was cut from."""
+    from obspy import Stream, Trace
+
+    traces = []
+    for c, sid in enumerate(snippets.ids):
+        net, sta, loc, cha = sid.split(".")
+        traces.append(Trace(snippets.data[k, c].copy(), header={
+            "network": net, "station": sta, "location": loc, "channel": cha, "starttime": snippets.starts[k],
+            "sampling_rate": snippets.sampling_rate}))
+    return Stream(traces)
+
+
+def target_stem(source: str, target: ClusterTarget, table: ClusterTable, scale: int) -> str:
+    """``<input stem>.c<cluster>-s<scale>.<UTC start>``: one set of output names per target."""
+    from obspy import UTCDateTime
+
+    return f"{Path(source).stem}.c{target.cluster}-s{scale}.{UTCDateTime(target.start).strftime('%Y%m%dT%H%M%S')}"
+
+
+def separate_cluster_windows(table: ClusterTable, clusters: list[int], scale: int, out_dir: str | Path,
+                             method: str, options: dict | None = None, count: int = 1, fmt: str = "MSEED",
+                             overwrite: bool = False, table_path: str | Path | None = None,
+                             progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
+    """Separate the ``count`` most confident windows of ``clusters`` at ``scale`` (:func:`cluster_targets`), read
+    from the table's input files, and export each as ``unmix separate`` does (products + provenance, written last).
+
+    Targets already exported (their provenance exists) are skipped unless ``overwrite``; the output folder is
+    locked for the run. Returns ``{'done': [stems], 'skipped': [stems], 'outputs': [paths]}``."""
+    from unmix.export import PROVENANCE_SUFFIX, export_result
+    from unmix.lock import folder_lock
+    from unmix.separation import get_method
+    from unmix.snippets import read_snippets
+
+    targets = cluster_targets(table, clusters, scale, count)
+    components = str((table.meta.get("feature_config") or {}).get("components", "UVW"))
+    separator = get_method(method, **dict(options or {}))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"done": [], "skipped": [], "outputs": []}
+    cache: dict = {}
+    with folder_lock(out):
+        for k, target in enumerate(targets):
+            snippets = read_snippets(table, [target.window], scale, components, token=token, cache=cache)
+            stem = target_stem(snippets.sources[0], target, table, scale)
+            if (out / f"{stem}{PROVENANCE_SUFFIX}").exists() and not overwrite:
+                report["skipped"].append(stem)
+                continue
+            step = sub_progress(progress, k / len(targets), (k + 1) / len(targets))
+            result = separator.separate(_target_stream(snippets, 0), progress=step, token=token)
+            result.info["target"] = {"table": str(table_path) if table_path else "", "cluster": target.cluster,
+                                     "cluster_name": table.name_of(scale, target.cluster), "scale": int(scale),
+                                     "window": target.window, "confidence": target.confidence,
+                                     "input": snippets.sources[0], "start": target.start, "end": target.end}
+            report["outputs"] += export_result(result, out, stem, fmt=fmt, overwrite=overwrite)
+            report["done"].append(stem)
+    progress(1.0, "separated")
+    return report
+
+
+__all__ = ["DEFAULT_PRESET", "ClusterTarget", "Clustered", "Trained", "cluster", "cluster_spans", "cluster_targets",
+           "separate_cluster_windows", "default_features", "default_model",
            "features", "separate_stream", "synthetic_input_path", "train", "write_synthetic_input"]

@@ -125,3 +125,41 @@ def test_name_command_and_separate_by_name(tmp_path):
                              "--method", "scatcov", "--table", str(table_path), "--background-cluster", "wind",
                              "--scale", "1024"])
     assert r.exit_code == 2 and "no cluster named 'wind'" in r.output
+
+
+def test_separate_the_most_confident_windows_of_a_cluster(tmp_path):
+    """``separate --table T --target-cluster K --scale S --count N``: the published workflow's targets."""
+    generate(SyntheticConfig(hours=2.0, seed=8)).write(tmp_path / "syn")
+    store = tmp_path / "s.h5"
+    build_store([tmp_path / "syn" / "mixture.mseed"], store,
+                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
+    model = pipeline.train(store, tmp_path / "m.pt", pipeline.default_model(hidden=16, latent=4, clusters=3,
+                                                                            epochs=2), device="cpu").path
+    table_path = tmp_path / "t.h5"
+    table = pipeline.cluster(store, model, table_path, device="cpu").table
+    k = int(np.argmin(np.where(table.occupancy(4096) > 0, table.occupancy(4096), 10**9)))
+    targets = pipeline.cluster_targets(table, [k], 4096, count=3)
+    assert [t.confidence for t in targets] == sorted((t.confidence for t in targets), reverse=True)
+    assert all(a.end <= b.start or b.end <= a.start for a in targets for b in targets if a is not b)
+    table.set_name(4096, k, "odd")
+    table.save(table_path, overwrite=True)
+    args = ["separate", "--out", str(tmp_path / "sep"), "--method", "highpass", "--table", str(table_path),
+            "--target-cluster", "odd", "--scale", "4096", "--count", "2"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "2 window(s) of cluster odd" in r.output, r.output
+    provs = sorted((tmp_path / "sep").glob("*.provenance.json"))
+    assert len(provs) == 2
+    info = json.loads(provs[0].read_text())
+    target = json.dumps(info)
+    assert '"cluster_name": "odd"' in target and '"scale": 4096' in target
+    from unmix.io import read_file
+
+    background = read_file(next((tmp_path / "sep").glob("*background*")))
+    assert len(background) == 3 and all(tr.stats.npts == 4096 for tr in background)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "2 already done" in r.output
+    r = CliRunner().invoke(main, ["separate", "--out", str(tmp_path / "x"), "--target-cluster", "0", "--scale",
+                                  "4096"])
+    assert r.exit_code == 2 and "needs the cluster table" in r.output
+    r = CliRunner().invoke(main, ["separate", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "give INPUTS" in r.output

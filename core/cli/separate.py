@@ -200,7 +200,7 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="output directory (one file per separated source per input, plus a provenance JSON)")
 @click.option("--method", type=MethodChoice(), default=None,
@@ -217,7 +217,14 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
 @click.option("--background-cluster", default=None,
               help="cluster(s) whose windows are clean background: numbers or names given with `unmix name`, e.g. "
                    "3, 3,5 or 'quiet night'")
-@click.option("--scale", type=click.IntRange(min=1), default=None, help="scale (samples) of --background-cluster")
+@click.option("--scale", type=click.IntRange(min=1), default=None,
+              help="scale (samples) of --background-cluster and --target-cluster")
+@click.option("--target-cluster", default=None,
+              help="instead of INPUTS: separate the most confident windows of this cluster (number or name) at "
+                   "--scale, read from the table's input files (the published workflow); needs --table or "
+                   "--model/--store")
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="with --target-cluster: how many windows (the most confident ones that do not overlap)")
 @click.option("--prior", "prior_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="scatcov without a model: snippets of this clean-background file are the prior")
 @click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
@@ -242,9 +249,9 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               callback=lambda ctx, param, value: _replay(ctx, value),
               help="re-run the configuration recorded in this provenance JSON (on its recorded input unless INPUTS "
                    "are given; options given here win)")
-def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, prior_file, fmt, workers,
-             inventory, device, locations, dtype, detections, overwrite, gap_policy, max_fill, resample_to,
-             allow_damaged, replay, **method_opts):
+def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, target_cluster, count,
+             prior_file, fmt, workers, inventory, device, locations, dtype, detections, overwrite, gap_policy,
+             max_fill, resample_to, allow_damaged, replay, **method_opts):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -262,7 +269,11 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     from unmix.separation.registry import method_spec
 
     uses_clusters = model is not None or table is not None
-    if uses_clusters or prior_file is not None:
+    if bool(inputs) == (target_cluster is not None):
+        raise click.UsageError("give INPUTS to separate, or --target-cluster K (with --table or --model/--store)")
+    if target_cluster is not None and not uses_clusters:
+        raise ConfigError("--target-cluster needs the cluster table: --table T, or --model M --store S")
+    if (uses_clusters and target_cluster is None) or prior_file is not None:
         if method is not None and "prior" not in method_spec(method).uses:
             raise ConfigError("--model/--table/--prior give scatcov or hybrid their prior; they do not combine with "
                               f"--method {method}")
@@ -272,26 +283,18 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     options = _method_options(method_opts, (method,), inventory, device)[method]
     if detections is not None:
         options["detections"] = _detections(detections, method)
-    model_info = None
-    if spec.requires_prior or ("prior" in spec.uses and (uses_clusters or prior_file is not None)):
+    model_info, cluster_table = None, None
+    if uses_clusters and target_cluster is None and (background_cluster is None or scale is None):
+        raise ConfigError("--model/--table need --background-cluster K and --scale S")
+    if uses_clusters:
+        cluster_table, model_info = _cluster_table(table, model, store, device)
+    wants_prior = (uses_clusters and target_cluster is None) or background_cluster is not None or prior_file is not None
+    if spec.requires_prior or ("prior" in spec.uses and wants_prior):
         if uses_clusters:
             if background_cluster is None or scale is None:
                 raise ConfigError("--model/--table need --background-cluster K and --scale S")
-            if table is not None:
-                from unmix.clusters import ClusterTable
-
-                cluster_table = ClusterTable.load(table)
-                model_info = {"table": str(table.resolve()), "table_sha256": file_sha256(table)}
-            else:
-                if store is None:
-                    raise ConfigError("--model needs --store: the feature store it clusters (see `unmix features`)")
-                from unmix.model.predict import predict
-
-                with job("clustering") as (progress, token):
-                    cluster_table = predict(store, model, device=device, progress=progress, token=token)
-                model_info = {"path": str(model.resolve()), "sha256": file_sha256(model), "store": str(store.resolve())}
             clusters = cluster_table.resolve(background_cluster, scale)
-            if model_info is not None and any(not c.strip().isdigit() for c in background_cluster.split(",")):
+            if any(not c.strip().isdigit() for c in background_cluster.split(",")):
                 model_info["background_cluster"] = {"given": background_cluster, "clusters": clusters}
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
@@ -303,6 +306,10 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
         else:
             raise ConfigError(f"--method {method} needs a prior: --model/--store or --table with --background-cluster "
                               "and --scale, or --prior FILE")
+    if target_cluster is not None:
+        _separate_targets(cluster_table, target_cluster, scale, count, out_dir, method, options, fmt, overwrite,
+                          table)
+        return
     with job(f"separating ({method})") as (progress, token):
         report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
                                    max_fill, resample_to, model_info, progress=progress, token=token,
@@ -316,6 +323,38 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
             click.echo(f"failed: {message}" if path in message else f"failed: {path}: {message}", err=True)
         raise ConfigError(f"{len(report.failed)} of {len(report.failed) + len(report.done) + len(report.skipped)} "
                           f"input(s) failed: {', '.join(Path(p).name for p, _ in report.failed)}")
+
+
+def _cluster_table(table: Path | None, model: Path | None, store: Path | None, device: str):
+    """The cluster table of --table, or of --model on --store (clustered now), with what goes into the provenance."""
+    from unmix.export import file_sha256
+
+    if table is not None:
+        from unmix.clusters import ClusterTable
+
+        return ClusterTable.load(table), {"table": str(table.resolve()), "table_sha256": file_sha256(table)}
+    if store is None:
+        raise ConfigError("--model needs --store: the feature store it clusters (see `unmix features`)")
+    from unmix.model.predict import predict
+
+    with job("clustering") as (progress, token):
+        cluster_table = predict(store, model, device=device, progress=progress, token=token)
+    return cluster_table, {"path": str(model.resolve()), "sha256": file_sha256(model), "store": str(store.resolve())}
+
+
+def _separate_targets(cluster_table, target_cluster: str, scale: int | None, count: int, out_dir: Path, method: str,
+                      options: dict, fmt: str, overwrite: bool, table: Path | None) -> None:
+    """``--target-cluster``: the most confident windows of a cluster, separated and exported one by one."""
+    from unmix import pipeline
+
+    if scale is None:
+        raise ConfigError("--target-cluster needs --scale S")
+    clusters = cluster_table.resolve(target_cluster, scale)
+    with job(f"separating cluster {target_cluster} ({method})") as (progress, token):
+        report = pipeline.separate_cluster_windows(cluster_table, clusters, scale, out_dir, method, options, count,
+                                                   fmt.upper(), overwrite, table, progress=progress, token=token)
+    click.echo(f"{len(report['done'])} window(s) of cluster {target_cluster} at scale {scale} separated, "
+               f"{len(report['skipped'])} already done ({len(report['outputs'])} file(s) written) into {out_dir}")
 
 
 @click.command()
