@@ -170,9 +170,8 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
     click.echo(f"{report['store']}: {report['n_windows']} windows from {report['inputs']} input(s) "
                f"({report['computed']} computed now, {len(report['skipped'])} already done)")
     if report["failures"]:
-        click.echo(f"{len(report['failures'])} input(s) failed:", err=True)
-        for f in report["failures"]:
-            click.echo(f"  {f}", err=True)
+        names = ", ".join(Path(str(f).split(": ")[0]).name for f in report["failures"])
+        click.echo(f"{len(report['failures'])} input(s) failed (each said why above): {names}", err=True)
         raise SystemExit(1)
 
 #: The commands this module adds to ``unmix``.
