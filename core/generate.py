@@ -37,7 +37,7 @@ from unmix.synthetic import SYNTHETIC_NETWORK
 #: A realisation is "inside the cluster's spread" when its distance is below this percentile of the real members'.
 INSIDE_PERCENTILE = 90.0
 DEFAULT_PRIOR = 32
-DEFAULT_TOL = 0.5
+DEFAULT_TOL = 0.1
 DEFAULT_MAX_ITER = 200
 MAX_COUNT = 100
 _GRAD_BUDGET = 256 << 20

@@ -22,7 +22,7 @@ from unmix.cli.common import job
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the starting noise")
 @click.option("--max-iter", type=click.IntRange(min=0), default=None, help="L-BFGS iterations at most [200]")
 @click.option("--tol", type=click.FloatRange(min=0), default=None,
-              help="stop a waveform at sqrt(loss) <= TOL (a real member scores about 1) [0.5]")
+              help="stop a waveform at sqrt(loss) <= TOL (a real member scores about 1) [0.1]")
 @click.option("--n-prior", type=click.IntRange(min=3), default=None,
               help="real members that set the target statistics [32]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
