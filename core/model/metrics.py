@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from unmix.matching import ari_from_contingency
+
 
 def contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Counts of each (label of ``a``, label of ``b``) pair."""
@@ -19,21 +21,9 @@ def adjusted_rand_index(labels_true: np.ndarray, labels_pred: np.ndarray) -> flo
     labels_true, labels_pred = np.asarray(labels_true), np.asarray(labels_pred)
     if labels_true.shape != labels_pred.shape:
         raise ValueError("label arrays differ in length")
-    n = labels_true.size
-    if n < 2:
+    if labels_true.size < 2:
         return 1.0
-    t = contingency(labels_true, labels_pred)
-
-    def pairs(x: np.ndarray) -> float:
-        x = x.astype(np.float64)
-        return float((x * (x - 1) / 2).sum())
-
-    index, rows, cols = pairs(t), pairs(t.sum(1)), pairs(t.sum(0))
-    expected = rows * cols / (n * (n - 1) / 2)
-    maximum = (rows + cols) / 2
-    if maximum == expected:  # both partitions trivial (one cluster or all singletons)
-        return 1.0
-    return (index - expected) / (maximum - expected)
+    return ari_from_contingency(contingency(labels_true, labels_pred))
 
 
 def dominated_clusters(clusters: np.ndarray, is_target: np.ndarray, share: float = 0.5) -> np.ndarray:
