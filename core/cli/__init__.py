@@ -109,7 +109,8 @@ def main(ctx: click.Context, self_test: bool, self_test_out: str | None, verbose
 
 # The commands live in one submodule per area; each lists its commands in ``COMMANDS``.
 from unmix.cli import bench, data, fetch, model, separate  # noqa: E402
+from unmix.cli import generate as _generate  # noqa: E402
 
-for _area in (data, fetch, model, separate, bench):
+for _area in (data, fetch, model, _generate, separate, bench):
     for _command in _area.COMMANDS:
         main.add_command(_command)

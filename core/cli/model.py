@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from unmix.cli.bench import bench
 from unmix.cli.common import job
@@ -128,6 +127,8 @@ def name(table, scale, cluster_number, new_name, suggest, catalogs, accept):
 
     Names stand for cluster numbers elsewhere, e.g. `unmix separate --table T --background-cluster "quiet night"`.
     """
+    import numpy as np
+
     from unmix.analysis.naming import accept as accept_suggestions
     from unmix.analysis.naming import suggest as suggest_names
     from unmix.catalogs import read_catalogs
