@@ -186,6 +186,19 @@ class SpectrogramTile:
     image: np.ndarray
 
 
+SPECTROGRAM_COLUMNS_PER_SPAN = 120
+"""About this many windows across the visible span: the window follows the zoom (long windows for a sol, short
+ones for a minute), so that time and frequency resolution stay balanced on screen."""
+
+
+def spectrogram_window(span_s: float, sampling_rate: float) -> float:
+    """Window length (s) for a visible span of ``span_s`` seconds: a power-of-two number of samples near
+    ``span_s / 120``, at least 32 samples and at most 2**15."""
+    target = max(float(span_s), 0.0) / SPECTROGRAM_COLUMNS_PER_SPAN * sampling_rate
+    nperseg = 2 ** int(np.clip(np.round(np.log2(max(target, 1.0))), 5, 15))
+    return nperseg / sampling_rate
+
+
 def compute_spectrogram(
     records: list[Record],
     component: str,
@@ -193,12 +206,15 @@ def compute_spectrogram(
     window_s: float = 50.0,
     max_columns: int = 4000,
     rows: int = 256,
+    x_range: tuple[float, float] | None = None,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> list[SpectrogramTile]:
     """``scipy.signal.spectrogram`` of one component per segment, in dB, resampled onto ``rows`` log-spaced frequencies.
 
-    The hop grows with the segment so that each tile has at most ``max_columns`` columns.
+    Only the part of each segment inside ``x_range`` (seconds after ``t_ref``) is computed when it is given, so that
+    a zoomed-in view with a short window stays cheap. The hop grows with the segment so that each tile has at most
+    ``max_columns`` columns.
     """
     tiles: list[SpectrogramTile] = []
     traces = [tr for r in records for tr in r.stream if tr.stats.channel[-1] == component]
@@ -206,6 +222,13 @@ def compute_spectrogram(
         token.check()
         fs = tr.stats.sampling_rate
         y = np.asarray(np.ma.getdata(tr.data), dtype=np.float64)
+        t0 = tr.stats.starttime.timestamp - t_ref
+        if x_range is not None:
+            i0 = max(int(np.floor((x_range[0] - t0) * fs)), 0)
+            i1 = min(int(np.ceil((x_range[1] - t0) * fs)) + 1, y.size)
+            if i1 <= i0:
+                continue
+            y, t0 = y[i0:i1], t0 + i0 / fs
         nperseg = int(min(2 ** np.round(np.log2(window_s * fs)), y.size))
         if nperseg < 16:
             continue
@@ -219,7 +242,6 @@ def compute_spectrogram(
         index = np.clip(np.searchsorted(log_f, grid), 1, log_f.size - 1)
         w = ((grid - log_f[index - 1]) / (log_f[index] - log_f[index - 1]))[:, None]
         image = ((1.0 - w) * db[index - 1] + w * db[index]).T.astype(np.float32)
-        t0 = tr.stats.starttime.timestamp - t_ref
         half = hop / fs / 2.0
         tiles.append(SpectrogramTile(t0 + t[0] - half, t0 + t[-1] + half, float(f[1]), float(f[-1]), image))
         progress((i + 1) / len(traces), "spectrogram")

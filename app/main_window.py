@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from unmix import __version__
 from unmix.errors import UnmixError
-from unmix.gui.display import Display, build_display, compute_spectrogram
+from unmix.gui.display import Display, build_display, compute_spectrogram, spectrogram_window
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
@@ -45,7 +45,9 @@ class MainWindow(QMainWindow):
         self.records: dict[str, list[Record]] = {}
         self.displays: dict[str, Display] = {}
         self.filtered: dict[tuple[str, Any], Display] = {}
-        self.spectrograms: dict[tuple[str, str], list] = {}
+        # (key, component) → (window length in s, (x0, x1) covered, tiles); recomputed when the zoom asks for
+        # another window length or pans outside the covered span
+        self.spectrograms: dict[tuple[str, str], tuple[float, tuple[float, float], list]] = {}
         self.current_key: str | None = None
         self._background: dict[str, Worker] = {}
         self.setWindowTitle(f"Unmix {__version__}")
@@ -58,7 +60,11 @@ class MainWindow(QMainWindow):
         self.waveform.set_axis_mode(self.preferences.axis_mode)
         self.waveform.filter_requested.connect(self._filter_requested)
         self.waveform.axis_mode_changed.connect(self._axis_mode_changed)
-        self.waveform.range_changed.connect(lambda x0, x1: self.spectrogram.set_x_range(x0, x1))
+        self.waveform.range_changed.connect(self._range_changed)
+        self._spectrogram_timer = QTimer(self)
+        self._spectrogram_timer.setSingleShot(True)
+        self._spectrogram_timer.setInterval(250)  # debounce: recompute once the user stops zooming
+        self._spectrogram_timer.timeout.connect(self._request_spectrogram)
         self.setCentralWidget(self.waveform)
 
         self.record_list = RecordList()
@@ -311,24 +317,55 @@ class MainWindow(QMainWindow):
         self._run_background("filter", build_display, apply, records=self.records[key],
                              t_ref=self.displays[key].t_ref, band=band)
 
+    def _range_changed(self, x0: float, x1: float) -> None:
+        self.spectrogram.set_x_range(x0, x1)
+        if self.current_key is not None:
+            self._spectrogram_timer.start()
+
+    def spectrogram_request(self) -> tuple[float, tuple[float, float]] | None:
+        """Window length (s) for the browser's visible span, and the span to compute (the visible one, one span
+        either side, within the record)."""
+        key = self.current_key
+        if key is None or not self.records.get(key):
+            return None
+        x0, x1 = self.waveform.x_range()
+        lo, hi = self.displays[key].span
+        width = x1 - x0
+        window_s = spectrogram_window(min(width, hi - lo), self.records[key][0].sampling_rate)
+        return window_s, (max(x0 - width, lo), min(x1 + width, hi))
+
     def _request_spectrogram(self) -> None:
+        """Show the spectrogram of the visible span, computed in a worker with a window chosen from the span."""
         key, comp = self.current_key, self.spectrogram.component()
-        if key is None or not comp:
+        wanted = self.spectrogram_request()
+        if key is None or not comp or wanted is None:
             return
-        if (key, comp) in self.spectrograms:
-            self.spectrogram.set_tiles(self.spectrograms[(key, comp)], f"{key}{comp}")
-            self.spectrogram_shown.emit(comp)
-            return
-        self.spectrogram.clear("computing…")
+        window_s, cover = wanted
+        x0, x1 = self.waveform.x_range()
+        lo, hi = self.displays[key].span
+        label = f"{key}{comp}   window {window_s:g} s"
+        cached = self.spectrograms.get((key, comp))
+        if cached is not None:
+            c_window, (c0, c1), tiles = cached
+            if c_window == window_s and c0 <= max(x0, lo) + 1e-6 and c1 >= min(x1, hi) - 1e-6:
+                if self.spectrogram.images and self.spectrogram.shown == (key, comp, c_window, c0, c1):
+                    return
+                self.spectrogram.set_tiles(tiles, label)
+                self.spectrogram.shown = (key, comp, c_window, c0, c1)
+                self.spectrogram_shown.emit(comp)
+                return
+        if self.spectrogram.images and self.spectrogram.shown[:2] == (key, comp):
+            self.spectrogram.set_status(f"{key}{comp}   recomputing with a {window_s:g} s window…")
+        else:
+            self.spectrogram.clear("computing…")
 
         def apply(tiles: list) -> None:
-            self.spectrograms[(key, comp)] = tiles
+            self.spectrograms[(key, comp)] = (window_s, cover, tiles)
             if self.current_key == key and self.spectrogram.component() == comp:
-                self.spectrogram.set_tiles(tiles, f"{key}{comp}")
-                self.spectrogram_shown.emit(comp)
+                self._request_spectrogram()
 
         self._run_background("spectrogram", compute_spectrogram, apply, records=self.records[key], component=comp,
-                             t_ref=self.displays[key].t_ref)
+                             t_ref=self.displays[key].t_ref, window_s=window_s, x_range=cover, max_columns=1500)
 
     def _axis_mode_changed(self, mode: str) -> None:
         self.preferences.axis_mode = mode

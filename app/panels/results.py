@@ -94,6 +94,9 @@ class ResultsController(QObject):
         window.display_shown.connect(lambda _key: self.overlay.redraw())
         window.filtered_shown.connect(lambda _band: self.overlay.redraw())
         window.waveform.axis_mode_changed.connect(self.panel.separation.set_axis_mode)
+        self._linking = False  # the browser and the separation view follow each other's x range
+        window.waveform.range_changed.connect(self._browser_range_changed)
+        self.panel.separation.range_changed.connect(self._separation_range_changed)
 
     # --- paths ----------------------------------------------------------------------------------------------------
 
@@ -204,8 +207,11 @@ class ResultsController(QObject):
 
     def separation_done(self, separated: Separated) -> None:
         self.separated = separated
+        display = self.window.displays.get(separated.key)
         self.panel.separation.set_result(separated.original, separated.result, self.window.waveform.axis_mode,
-                                         separated.target)
+                                         separated.target, t_ref=display.t_ref if display is not None else None)
+        if self._linked():
+            self._browser_range_changed(*self.window.waveform.x_range())
         self.panel.tabs.setCurrentWidget(self.panel.separation)
         self.show_dock()
         self._refresh_forms()
@@ -223,6 +229,26 @@ class ResultsController(QObject):
         self.exported.emit(written)
 
     # --- interaction ----------------------------------------------------------------------------------------------
+
+    def _linked(self) -> bool:
+        """The separation view follows the browser when both show the same record (hence the same time origin)."""
+        return self.separated is not None and self.separated.key == self.window.current_key
+
+    def _browser_range_changed(self, x0: float, x1: float) -> None:
+        if self._linked() and not self._linking:
+            self._linking = True
+            try:
+                self.panel.separation.set_x_range(x0, x1)
+            finally:
+                self._linking = False
+
+    def _separation_range_changed(self, x0: float, x1: float) -> None:
+        if self._linked() and not self._linking:
+            self._linking = True
+            try:
+                self.window.waveform.set_x_range(x0, x1)
+            finally:
+                self._linking = False
 
     def show_dock(self) -> None:
         dock = getattr(self.window, "results_dock", None)

@@ -300,10 +300,19 @@ class AlignedView(QWidget):
         self.status.setText(f"  amplitude spectrum of each cluster's centroid, component {comp}{self._scale_text}")
 
 
+SEPARATION_ROW_HEIGHT = 105
+"""Minimum height (px) of each separation row: docked, the rows scroll instead of shrinking to a few pixels."""
+
+
 class SeparationView(QWidget):
-    """Original, background and removed parts of each component on linked time axes, each with a toggle."""
+    """Per component, the original and the background on one row and the removed part on the row below (so that
+    neither hides the other), on the browser's time origin; each layer has a toggle.
+
+    ``range_changed(x0, x1)`` is emitted when the user pans or zooms the rows; the owner links it to the browser.
+    """
 
     export_requested = Signal()
+    range_changed = Signal(float, float)
 
     LAYERS = (("original", "Original", "#8c8c8c"), ("background", "Background", "#1f4e99"),
               ("removed", "Removed", "#c0392b"))
@@ -318,6 +327,7 @@ class SeparationView(QWidget):
             box.setChecked(True)
             shown = "#5a5a5a" if key == "original" else colour
             box.setStyleSheet(f"QCheckBox {{ color: {shown}; font-weight: bold; }}")
+            box.setToolTip(f"{text}: drawn in {'its own row' if key == 'removed' else 'the upper row'}, this colour")
             box.toggled.connect(self._visibility)
             self.toggles[key] = box
             widgets.append(box)
@@ -326,65 +336,91 @@ class SeparationView(QWidget):
         self.export_button.clicked.connect(self.export_requested)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        self.graphics.ci.setSpacing(0)
         self.plots: list[pg.PlotItem] = []
+        self.removed_plots: list[pg.PlotItem] = []
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
+        self.offsets: dict[str, float] = {}
         self.result = None
+        self.t_ref = 0.0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_Header(*widgets, self.export_button, self.status))
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(_scrolling(self.graphics), 1)
 
-    def set_result(self, original, result, axis_mode: str = "utc", target: str = "") -> None:
-        """Draw ``original`` (Stream) with ``result.background`` and the sum of ``result.removed`` (None clears)."""
+    def all_plots(self) -> list[pg.PlotItem]:
+        """Every row, top to bottom."""
+        return [p for pair in zip(self.plots, self.removed_plots, strict=True) for p in pair]
+
+    def set_result(self, original, result, axis_mode: str = "utc", target: str = "",
+                   t_ref: float | None = None) -> None:
+        """Draw ``original`` (Stream), ``result.background`` and the sum of ``result.removed`` (None clears).
+
+        ``t_ref`` is the browser's time origin (POSIX s) so that both show one x for one time; by default the
+        separation's first sample.
+        """
         self.graphics.clear()
-        self.plots, self.curves = [], {key: [] for key, _t, _c in self.LAYERS}
-        self.offsets: dict[str, float] = {}
+        self.plots, self.removed_plots = [], []
+        self.curves = {key: [] for key, _t, _c in self.LAYERS}
+        self.offsets = {}
         self.result = result
         self.export_button.setEnabled(result is not None)
         if result is None:
             self.status.setText("No separation yet")
             return
         background = result.background
-        t_ref = min(tr.stats.starttime.timestamp for tr in background)
+        self.t_ref = min(tr.stats.starttime.timestamp for tr in background) if t_ref is None else float(t_ref)
         first = None
         ids = [tr.id for tr in background]
-        for row, trace_id in enumerate(ids):
-            axis = TimeAxis("bottom")
-            axis.set_reference(t_ref)
-            axis.set_mode(axis_mode)
-            plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
-            plot.setLabel("left", trace_id.split(".")[-1])
-            plot.getAxis("left").setWidth(64)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
-            plot.getViewBox().setMouseEnabled(x=True, y=False)
+        for i, trace_id in enumerate(ids):
             layers = {"original": _select(original, trace_id), "background": _select(background, trace_id),
                       "removed": _sum_removed(result.removed, trace_id)}
-            # the removed part is centred on zero: shift the record by the background's mean so that they overlay
-            level = float(np.mean([np.mean(tr.data) for tr in layers["background"]])) if layers["background"] else 0.0
-            self.offsets[trace_id] = level
-            for key, _text, colour in self.LAYERS:
-                shift = 0.0 if key == "removed" else level
-                for tr in layers[key]:
-                    x = tr.stats.starttime.timestamp - t_ref + np.arange(tr.stats.npts) * tr.stats.delta
-                    y = np.asarray(tr.data, dtype=np.float64) - shift
-                    curve = plot.plot(x, y, pen=pg.mkPen(colour, width=1))
-                    curve.setDownsampling(auto=True, method="peak")
-                    curve.setClipToView(True)
-                    curve.setVisible(self.toggles[key].isChecked())
-                    self.curves[key].append(curve)
-            if first is None:
-                first = plot
-            else:
-                plot.setXLink(first)
-            if row < len(ids) - 1:
-                plot.getAxis("bottom").setStyle(showValues=False)
-            self.plots.append(plot)
-        names = ", ".join(result.removed) or "nothing"
-        method = result.info.get("method", "") if isinstance(result.info, dict) else ""
-        where = f" from {target}" if target else ""
-        self.status.setText(f"  {method + ': ' if method else ''}removed {names}{where}; original and background "
-                            "drawn less the background's mean")
+            unit = _unit(layers["background"] or layers["original"])
+            comp = trace_id.split(".")[-1]
+            self.offsets[trace_id] = 0.0  # drawn in the record's own values: nothing is shifted
+            for part, keys in (("upper", ("original", "background")), ("removed", ("removed",))):
+                axis = TimeAxis("bottom")
+                axis.set_reference(self.t_ref)
+                axis.set_mode(axis_mode)
+                plot = self.graphics.addPlot(row=len(self.plots) + len(self.removed_plots), col=0,
+                                             axisItems={"bottom": axis})
+                name = "removed" if part == "removed" else comp
+                plot.setLabel("left", f"{name} [{unit}]", **{"font-size": "8pt"})
+                plot.getAxis("left").setWidth(72)
+                plot.getAxis("left").enableAutoSIPrefix(False)
+                plot.setMenuEnabled(False)
+                plot.hideButtons()
+                plot.showGrid(x=True, y=False, alpha=0.15)
+                plot.getViewBox().setMouseEnabled(x=True, y=False)
+                for key in keys:
+                    colour = dict((k, c) for k, _t, c in self.LAYERS)[key]
+                    for tr in layers[key]:
+                        x = tr.stats.starttime.timestamp - self.t_ref + np.arange(tr.stats.npts) * tr.stats.delta
+                        curve = plot.plot(x, np.asarray(tr.data, dtype=np.float64), pen=pg.mkPen(colour, width=1))
+                        curve.setDownsampling(auto=True, method="peak")
+                        curve.setClipToView(True)
+                        curve.setVisible(self.toggles[key].isChecked())
+                        self.curves[key].append(curve)
+                if first is None:
+                    first = plot
+                else:
+                    plot.setXLink(first)
+                last = i == len(ids) - 1 and part == "removed"
+                if not last:
+                    plot.getAxis("bottom").setStyle(showValues=False)
+                    plot.getAxis("bottom").setPen(pg.mkPen("#b0b0b0"))
+                (self.removed_plots if part == "removed" else self.plots).append(plot)
+        self.graphics.setMinimumHeight(len(self.all_plots()) * SEPARATION_ROW_HEIGHT + 30)
+        if first is not None:
+            first.getViewBox().sigXRangeChanged.connect(self._range_changed)
+        self._caption()
+        self.status.setText(f"  {_separation_summary(result, target)}")
+
+    def x_range(self) -> tuple[float, float]:
+        if not self.plots:
+            return 0.0, 1.0
+        x0, x1 = self.plots[0].getViewBox().viewRange()[0]
+        return float(x0), float(x1)
 
     def set_x_range(self, x0: float, x1: float) -> None:
         if self.plots:
@@ -392,13 +428,49 @@ class SeparationView(QWidget):
 
     def set_axis_mode(self, mode: str) -> None:
         """UTC, LMST or relative time, as in the browser."""
-        for plot in self.plots:
+        for plot in self.all_plots():
             plot.getAxis("bottom").set_mode(mode)
+        self._caption()
+
+    def _caption(self) -> None:
+        """The x caption (date, sol or origin) under the last row, for the left edge of the visible span."""
+        rows = self.all_plots()
+        if rows:
+            bottom = rows[-1].getAxis("bottom")
+            bottom.setLabel(bottom.describe(self.x_range()[0]))
+
+    def _range_changed(self, *_args) -> None:
+        self._caption()
+        self.range_changed.emit(*self.x_range())
 
     def _visibility(self, *_args) -> None:
         for key, curves in self.curves.items():
             for curve in curves:
                 curve.setVisible(self.toggles[key].isChecked())
+
+
+_RESPONSE_UNITS = {"VEL": "m/s", "ACC": "m/s²", "DISP": "m"}
+
+
+def _unit(traces: list) -> str:
+    """Unit of the traces' samples: the response removal's output recorded by ObsPy, else raw counts."""
+    for tr in traces:
+        for step in tr.stats.get("processing", []):
+            if "remove_response" in step:
+                for output, unit in _RESPONSE_UNITS.items():
+                    if f"output='{output}'" in step or f'output="{output}"' in step:
+                        return unit
+    return "counts"
+
+
+def _separation_summary(result, target: str = "") -> str:
+    """One line: method, what was removed (the removed parts' names, unless the method calls its one part just
+    'removed'), and from where."""
+    names = [n for n in result.removed if n != "removed"]
+    what = ", ".join(names) if names else ("the separated part" if result.removed else "nothing")
+    method = result.info.get("method", "") if isinstance(result.info, dict) else ""
+    where = f" from {target}" if target else ""
+    return f"{method + ': ' if method else ''}removed {what}{where}"
 
 
 def _log_ticks(lo: float, hi: float) -> list:

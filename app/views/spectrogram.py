@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPaintEvent
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from unmix.gui.display import SpectrogramTile
 from unmix.gui.views.time_axis import TimeAxis
+from unmix.gui.views.waveform import LEFT_AXIS_WIDTH, RIGHT_MARGIN
 
 
 class LogFrequencyAxis(pg.AxisItem):
@@ -24,6 +26,46 @@ class LogFrequencyAxis(pg.AxisItem):
         return [f"{10 ** v:.3g}" for v in values]
 
 
+class ColourScale(QWidget):
+    """Horizontal colour scale (PSD in dB) in the view's header row.
+
+    It sits outside the plot on purpose: a colour bar inside the plot item narrows its view box, and the
+    spectrogram's time axis would no longer line up with the waveform browser's.
+    """
+
+    def __init__(self, colormap: pg.ColorMap, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.colormap = colormap
+        self.levels: tuple[float, float] | None = None
+        self.setFixedSize(190, 20)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def set_levels(self, levels: tuple[float, float] | None) -> None:
+        self.levels = levels
+        self.setToolTip("" if levels is None else f"PSD from {levels[0]:.0f} to {levels[1]:.0f} dB")
+        self.update()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802
+        if self.levels is None:
+            return
+        painter = QPainter(self)
+        metrics = painter.fontMetrics()
+        lo, hi = (f"{v:.0f}" for v in self.levels)
+        left, right = metrics.horizontalAdvance(lo) + 4, metrics.horizontalAdvance(f"{hi} dB") + 4
+        bar = QRectF(left, 4, max(self.width() - left - right, 10), self.height() - 8)
+        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
+        for pos, colour in zip(*self.colormap.getStops(mode="qcolor"), strict=True):
+            gradient.setColorAt(float(pos), QColor(colour))
+        painter.fillRect(bar, gradient)
+        painter.setPen(QColor("#303030"))
+        painter.drawRect(bar)
+        align = Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(QRectF(0, 0, left - 2, self.height()), align | Qt.AlignmentFlag.AlignRight, lo)
+        painter.drawText(QRectF(bar.right() + 3, 0, right, self.height()), align | Qt.AlignmentFlag.AlignLeft,
+                         f"{hi} dB")
+        painter.end()
+
+
 class SpectrogramView(QWidget):
     """Power spectral density (dB) against time and frequency; emits ``component_changed`` for the owner to compute."""
 
@@ -34,22 +76,28 @@ class SpectrogramView(QWidget):
         self.component_combo = QComboBox()
         self.component_combo.currentTextChanged.connect(lambda c: c and self.component_changed.emit(c))
         self.status = QLabel("")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 2)
         top.addWidget(QLabel("Component"))
         top.addWidget(self.component_combo)
         top.addWidget(self.status, 1)
+        self.colormap = pg.colormap.get("viridis")
+        self.scale_legend = ColourScale(self.colormap)
+        top.addWidget(QLabel("PSD"))
+        top.addWidget(self.scale_legend)
         self.axis = TimeAxis("bottom")
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": LogFrequencyAxis("left")}, background="w")
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setLabel("left", "Frequency", units="Hz")
-        self.plot.getAxis("left").setWidth(72)
+        self.plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        m_left, m_top, m_right, m_bottom = self.plot.getPlotItem().layout.getContentsMargins()
+        self.plot.getPlotItem().layout.setContentsMargins(m_left, m_top, m_right + RIGHT_MARGIN, m_bottom)
         self.plot.getViewBox().setMouseEnabled(x=False, y=False)
         self.plot.disableAutoRange()
-        self.colormap = pg.colormap.get("viridis")
-        self.colorbar: pg.ColorBarItem | None = None
         self.images: list[pg.ImageItem] = []
+        self.shown: tuple = ()  # what the owner drew last (key, component, window, covered span)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -82,6 +130,11 @@ class SpectrogramView(QWidget):
         for image in self.images:
             self.plot.removeItem(image)
         self.images = []
+        self.shown = ()
+        self.scale_legend.set_levels(None)
+        self.status.setText(message)
+
+    def set_status(self, message: str) -> None:
         self.status.setText(message)
 
     def set_tiles(self, tiles: list[SpectrogramTile], label: str = "") -> None:
@@ -100,11 +153,5 @@ class SpectrogramView(QWidget):
             image.setRect(QRectF(tile.x0, lo, tile.x1 - tile.x0, hi - lo))
             self.plot.addItem(image)
             self.images.append(image)
-        if self.colorbar is None:
-            self.colorbar = pg.ColorBarItem(values=levels, colorMap=self.colormap, label="PSD (dB)", interactive=False,
-                                            width=12)
-            self.colorbar.setImageItem(self.images, insert_in=self.plot.getPlotItem())
-        else:
-            self.colorbar.setLevels(levels)
-            self.colorbar.setImageItem(self.images)
+        self.scale_legend.set_levels(levels)
         self.plot.setYRange(np.log10(min(t.f_min for t in tiles)), np.log10(max(t.f_max for t in tiles)), padding=0)

@@ -15,6 +15,12 @@ _NICE = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600
 _LMST_RATE = 86400.0 / SECONDS_PER_SOL
 
 
+def lmst_sol(lmst_seconds: float) -> int:
+    """Sol number of LMST seconds since sol 0 midnight, rounded to the millisecond first so that a value a hair
+    below midnight (299.99999999977 sols, float error of the Mars-time conversion) is the sol the ticks show."""
+    return math.floor(round(lmst_seconds, 3) / 86400.0)
+
+
 class TimeAxis(pg.AxisItem):
     """Bottom axis whose ticks fall on round clock times of the chosen mode.
 
@@ -113,5 +119,5 @@ class TimeAxis(pg.AxisItem):
         if self.mode == "utc":
             return f"UTC  {UTCDateTime(self.to_clock(v)).strftime('%Y-%m-%d')}"
         if self.mode == "lmst":
-            return f"LMST at InSight, sol {math.floor(self.to_clock(v) / 86400.0)}"
+            return f"LMST at InSight, sol {lmst_sol(self.to_clock(v))}"
         return f"seconds after {UTCDateTime(self.t_ref).strftime('%Y-%m-%dT%H:%M:%S')}"

@@ -16,6 +16,9 @@ from unmix.gui.views.time_axis import AXIS_MODES, TimeAxis
 TRACE_COLOURS = ("#1f4e99", "#2a7a3b", "#a23b2c", "#6b3fa0", "#8a6d1f")
 GAP_BRUSH = (150, 150, 150, 70)
 OVERLAP_BRUSH = (230, 140, 0, 90)
+LEFT_AXIS_WIDTH = 72
+RIGHT_MARGIN = 8
+"""Left axis width and right margin (px) shared by every view x-aligned with the browser."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class WaveformView(QWidget):
         self.graphics.setBackground("w")
         self.graphics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.graphics.ci.setSpacing(0)
+        # no left margin and a fixed right one: the spectrogram (another widget) uses the same, so that one time
+        # falls on the same screen column in both
+        self.graphics.ci.setContentsMargins(0, 4, RIGHT_MARGIN, 4)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -132,7 +138,7 @@ class WaveformView(QWidget):
             axis.set_mode(self.axis_mode)
             plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
             plot.setLabel("left", f"{display.key.split('.')[-1]}{comp}")
-            plot.getAxis("left").setWidth(72)
+            plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
             plot.showGrid(x=True, y=False, alpha=0.15)
             plot.setMenuEnabled(False)
             plot.hideButtons()
