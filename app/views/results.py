@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from scipy import signal
 
 from unmix.gui.views.occupancy import CLUSTER_COLOURS, cluster_colour
 from unmix.gui.views.time_axis import TimeAxis
@@ -50,6 +51,24 @@ def _scrolling(graphics: pg.GraphicsLayoutWidget) -> QScrollArea:
 
 def _set_rows(graphics: pg.GraphicsLayoutWidget, rows: int) -> None:
     graphics.setMinimumHeight(max(rows, 1) * ROW_HEIGHT)
+
+
+def _axis_titles(plot: pg.PlotItem, i: int, n: int, cols: int, x_title: str, y_title: str) -> None:
+    """Axis titles on the small multiples' outer edges: x under the last row's plots, y left of the first column."""
+    style = {"font-size": "8pt"}
+    if i + cols >= n:
+        plot.setLabel("bottom", x_title, **style)
+    if i % cols == 0:
+        plot.setLabel("left", y_title, **style)
+
+
+def detrended(y: np.ndarray) -> np.ndarray:
+    """``y`` (..., T) less its least-squares line along the last axis: at coarse scales the drift of a long window
+    would otherwise dominate what is drawn. NaN-free input expected; a constant series becomes zeros."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape[-1] < 2:
+        return y - y.mean(axis=-1, keepdims=True)
+    return signal.detrend(y, axis=-1, type="linear")
 
 
 class _Header(QWidget):
@@ -113,9 +132,12 @@ class HistogramView(QWidget):
             bars = pg.BarGraphItem(x=centres, height=share, width=widths * 0.9, brush=cluster_colour(k, 200),
                                    pen=pg.mkPen(None))
             plot.addItem(bars)
-            plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
-            plot.getAxis("bottom").setTicks([[(h, f"{h:02d}") for h in range(0, 25, 3)]])
-            plot.getAxis("left").setWidth(36)
+            plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.04)
+            bottom = plot.getAxis("bottom")
+            bottom.setTicks([[(h, f"{h:02d}") for h in range(0, 25, 3)]])
+            bottom.setStyle(hideOverlappingLabels=False)  # keep 00 and 24 at the ends of the sol
+            plot.getAxis("left").setWidth(44)
+            _axis_titles(plot, i, len(shown), cols, "LMST hour", "% of windows")
             plot.showGrid(x=True, y=True, alpha=0.15)
             self.plots.append(plot)
             self.bars.append(bars)
@@ -258,18 +280,20 @@ class AlignedView(QWidget):
             plot.hideButtons()
             curves = []
             if n:
-                for w in a.waveforms[:MAX_DRAWN_MEMBERS]:
-                    curves.append(plot.plot(a.times, w[c], pen=pg.mkPen((120, 120, 120, 70), width=1)))
+                members = detrended(a.waveforms[:MAX_DRAWN_MEMBERS, c])
+                for w in members:
+                    curves.append(plot.plot(a.times, w, pen=pg.mkPen((120, 120, 120, 70), width=1)))
             if a.centroid is not None:
-                curves.append(plot.plot(a.times, a.centroid[c], pen=pg.mkPen(_colour(k), width=2.5)))
+                curves.append(plot.plot(a.times, detrended(a.centroid[c]), pen=pg.mkPen(_colour(k), width=2.5)))
             for curve in curves:  # coarse scales are 65536 samples long
                 curve.setDownsampling(auto=True, method="peak")
                 curve.setClipToView(True)
-            plot.getAxis("left").setWidth(36)
+            plot.getAxis("left").setWidth(44)
+            _axis_titles(plot, i, len(keys), cols, "time (s)", "amplitude (std.)")
             self.plots.append(plot)
         comp = self.components[c] if c < len(self.components) else ""
-        self.status.setText(f"  standardised, aligned windows (grey) and centroid (colour), component {comp}"
-                            f"{self._scale_text}; time in s")
+        self.status.setText(f"  standardised, aligned windows (grey) and centroid (colour), linear trend removed, "
+                            f"component {comp}{self._scale_text}")
 
 
     def _draw_spectra(self, c: int) -> None:
