@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from unmix import __version__
@@ -52,7 +52,11 @@ class MainWindow(QMainWindow):
         self._background: dict[str, Worker] = {}
         self.setWindowTitle(f"Unmix {__version__}")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        screen = QGuiApplication.primaryScreen()
+        available = screen.availableGeometry() if screen is not None else None
+        # 1400×900 where it fits, else the screen (a 1366×768 laptop): the window's minimum is well below that
+        self.resize(min(1400, available.width()) if available else 1400, min(900, available.height()) if available
+                    else 900)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
@@ -70,7 +74,7 @@ class MainWindow(QMainWindow):
         self.record_list = RecordList()
         self.record_list.selected.connect(self.show_key)
         self.records_dock = self._dock("Records", self.record_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.record_list.setMinimumWidth(300)
+        self.record_list.setMinimumWidth(200)
         self.spectrogram = SpectrogramView()
         self.spectrogram.component_changed.connect(lambda _c: self._request_spectrogram())
         self.spectrogram_dock = self._dock("Spectrogram", self.spectrogram, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -98,7 +102,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._docks_sized:
             self._docks_sized = True
-            self.resizeDocks([self.records_dock, self.jobs_dock], [340, 340], Qt.Orientation.Horizontal)
+            side = max(240, min(340, int(self.width() * 0.22)))  # leave the traces most of a small screen
+            self.resizeDocks([self.records_dock, self.jobs_dock], [side, side], Qt.Orientation.Horizontal)
             self.resizeDocks([self.spectrogram_dock], [320], Qt.Orientation.Vertical)
 
     # --- construction ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class ColourScale(QWidget):
         super().__init__(parent)
         self.colormap = colormap
         self.levels: tuple[float, float] | None = None
-        self.setFixedSize(190, 20)
+        self.setFixedSize(220, 20)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     def set_levels(self, levels: tuple[float, float] | None) -> None:
@@ -51,6 +51,7 @@ class ColourScale(QWidget):
         painter = QPainter(self)
         metrics = painter.fontMetrics()
         lo, hi = (f"{v:.0f}" for v in self.levels)
+        lo = f"PSD {lo}"
         left, right = metrics.horizontalAdvance(lo) + 4, metrics.horizontalAdvance(f"{hi} dB") + 4
         bar = QRectF(left, 4, max(self.width() - left - right, 10), self.height() - 8)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
@@ -84,7 +85,6 @@ class SpectrogramView(QWidget):
         top.addWidget(self.status, 1)
         self.colormap = pg.colormap.get("viridis")
         self.scale_legend = ColourScale(self.colormap)
-        top.addWidget(QLabel("PSD"))
         top.addWidget(self.scale_legend)
         self.axis = TimeAxis("bottom")
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": LogFrequencyAxis("left")}, background="w")

@@ -8,7 +8,16 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from unmix.gui.display import FILTER_PRESETS, Display
 from unmix.gui.views.time_axis import AXIS_MODES, TimeAxis
@@ -64,6 +73,10 @@ class WaveformView(QWidget):
 
         self.title = QLabel("No record: open files (Ctrl+O), drop them here, or generate a synthetic record")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # the title may be clipped, never widen the window: a 1366-px laptop screen must hold the whole window
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(60)
+        self.title.setToolTip(self.title.text())
         self.axis_combo = QComboBox()
         for mode, text in AXIS_MODES.items():
             self.axis_combo.addItem(text, mode)
@@ -74,6 +87,9 @@ class WaveformView(QWidget):
         self.filter_combo = QComboBox()
         self.filter_combo.addItems(list(FILTER_PRESETS))
         self.filter_combo.setCurrentIndex(1)
+        self.filter_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.filter_combo.setMinimumContentsLength(12)
+        self.filter_combo.setToolTip("Band-pass preset")
         self.filter_check.toggled.connect(self._filter_changed)
         self.filter_combo.currentIndexChanged.connect(self._preset_changed)
         tools = QHBoxLayout()
@@ -124,11 +140,11 @@ class WaveformView(QWidget):
         self.graphics.clear()
         self.plots, self.curves = [], []
         if display is None:
-            self.title.setText("No record")
+            self._set_title("No record")
             return
         band = display.band
         extra = "" if band is None else f"   filtered {_band_text(band)}"
-        self.title.setText(f"<b>{display.key}</b>{extra}")
+        self._set_title(f"<b>{display.key}</b>{extra}")
         lo, hi = display.span
         pad = max(0.02 * (hi - lo), 1.0)
         first: pg.PlotItem | None = None
@@ -170,6 +186,10 @@ class WaveformView(QWidget):
         else:
             self.set_x_range(lo, hi)
         self.refresh()
+
+    def _set_title(self, text: str) -> None:
+        self.title.setText(text)
+        self.title.setToolTip(text)
 
     def refresh(self) -> None:
         """Redraw the visible range from the pyramids (cheap: a few thousand points per row)."""
