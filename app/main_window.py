@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from unmix import __version__
 from unmix.errors import UnmixError
+from unmix.gui.appicon import app_icon
 from unmix.gui.display import Display, build_display, compute_spectrogram, spectrogram_window
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.current_key: str | None = None
         self._background: dict[str, Worker] = {}
         self.setWindowTitle(f"Unmix {__version__}")
+        self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         screen = QGuiApplication.primaryScreen()
         available = screen.availableGeometry() if screen is not None else None
