@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_allocator()
     app = QApplication.instance() or QApplication(argv)
+    from unmix.gui.appicon import APP_ID, app_icon
+
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName(APP_ID)  # Wayland/X11 match the window to the installed desktop entry
     window = create_window(argv[1:])
     _install_excepthook(window)
     window.show()

@@ -20,7 +20,7 @@ def _declared() -> tuple[dict[str, str], list[str]]:
 
 def test_every_package_folder_is_listed_under_its_unmix_name():
     mapping, packages = _declared()
-    assert mapping == {"unmix": "core", "unmix.gui": "app"}
+    assert mapping == {"unmix": "core", "unmix.gui": "app", "unmix.gui.resources": "resources"}
     found = []
     for name, folder in mapping.items():
         for init in sorted((ROOT / folder).rglob("__init__.py")):
@@ -54,7 +54,7 @@ def test_unmix_imports_from_a_folder_with_its_own_core_and_app(tmp_path):
 
 def test_the_wheel_installs_only_unmix(tmp_path):
     src = tmp_path / "src"  # a clean copy: a build/ folder left in the checkout would leak old files into the wheel
-    for name in ("core", "app"):
+    for name in ("core", "app", "resources"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
@@ -67,7 +67,9 @@ def test_the_wheel_installs_only_unmix(tmp_path):
         names = set(z.namelist())
     assert {t for t in top if not t.endswith(".dist-info")} == {"unmix"}
     assert {"unmix/__init__.py", "unmix/cli/__init__.py", "unmix/gui/__init__.py", "unmix/gui/views/__init__.py",
-            "unmix/py.typed"} <= names
+            "unmix/py.typed", "unmix/gui/resources/icons/unmix.svg", "unmix/gui/resources/icons/unmix-512.png",
+            "unmix/gui/resources/io.github.unmix.Unmix.desktop",
+            "unmix/gui/resources/io.github.unmix.Unmix.metainfo.xml"} <= names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as z:
         scripts = z.read(entry).decode()
