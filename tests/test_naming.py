@@ -163,3 +163,35 @@ def test_separate_the_most_confident_windows_of_a_cluster(tmp_path):
     assert r.exit_code == 2 and "needs the cluster table" in r.output
     r = CliRunner().invoke(main, ["separate", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "give INPUTS" in r.output
+
+
+def test_match_two_runs_and_carry_names(tmp_path):
+    generate(SyntheticConfig(hours=2.0, seed=8)).write(tmp_path / "syn")
+    store = tmp_path / "s.h5"
+    build_store([tmp_path / "syn" / "mixture.mseed"], store,
+                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
+    tables = []
+    for seed in (1, 2):
+        m = pipeline.train(store, tmp_path / f"m{seed}.pt", pipeline.default_model(
+            hidden=16, latent=4, clusters=3, epochs=2, seed=seed), device="cpu").path
+        tables.append(pipeline.cluster(store, m, tmp_path / f"t{seed}.h5", device="cpu").table)
+    a, b = tmp_path / "t1.h5", tmp_path / "t2.h5"
+    runner = CliRunner()
+    r = runner.invoke(main, ["match", str(a), str(a)])
+    assert r.exit_code == 0 and "ARI 1.000, 100.0% on matched clusters" in r.output, r.output
+    busiest = int(np.argmax(tables[0].occupancy(1024)))
+    tables[0].set_name(1024, busiest, "bulk")
+    tables[0].save(a, overwrite=True)
+    r = runner.invoke(main, ["match", str(a), str(b), "--scale", "1024", "--copy-names", "--json",
+                             str(tmp_path / "m.json")])
+    assert r.exit_code == 0 and f"{busiest} (bulk) → " in r.output, r.output
+    from unmix.matching import match_clusters
+
+    m = match_clusters(tables[0].cluster[:, 0], tables[1].cluster[:, 0])
+    assert f"ARI {m.ari:.3f}" in r.output
+    assert ClusterTable.load(b).name_of(1024, m.mapping[busiest]) == "bulk"
+    assert json.loads((tmp_path / "m.json").read_text())[0]["mapping"][str(busiest)] == m.mapping[busiest]
+    r = runner.invoke(main, ["match", str(a), str(a), "--scale", "1024", "--scale-b", "4096"])
+    assert r.exit_code == 0 and "scale 1024 → 4096" in r.output
+    r = runner.invoke(main, ["match", str(a), str(b), "--scale", "1024", "--scale-b", "4096"])
+    assert r.exit_code == 2 and "same table twice" in r.output

@@ -174,6 +174,62 @@ def name(table, scale, cluster_number, new_name, suggest, catalogs, accept):
 
 
 @click.command()
+@click.argument("table_a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("table_b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scale", type=click.IntRange(min=1), default=None, help="only this scale (default: every shared one)")
+@click.option("--scale-b", type=click.IntRange(min=1), default=None,
+              help="compare --scale of A with this scale of B (the same table twice: how the scales nest)")
+@click.option("--copy-names", is_flag=True, help="give B's matched clusters the names of A's (B is rewritten)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the matchings as JSON")
+def match(table_a, table_b, scale, scale_b, copy_names, json_out):
+    """Align the clusters of cluster table B with those of A (Hungarian method on their co-occurrence) and say how
+    well they agree: two training seeds, a retrained model, two scales of one table.
+
+    Windows are paired by their sub-window start time; per scale: ARI, the share of windows on matched clusters, and
+    each cluster of A with its partner in B and the windows they share.
+    """
+    from unmix.atomic import atomic_path
+    from unmix.clusters import ClusterTable
+    from unmix.errors import ConfigError
+    from unmix.matching import match_clusters, match_tables
+
+    a, b = ClusterTable.load(table_a), ClusterTable.load(table_b)
+    if scale_b is not None:
+        if scale is None or table_a.resolve() != table_b.resolve():
+            raise ConfigError("--scale-b compares two scales of one table: give the same table twice and --scale")
+        found = {(scale, scale_b): match_clusters(a.cluster[:, a.scale_index(scale)],
+                                                  b.cluster[:, b.scale_index(scale_b)])}
+    else:
+        found = {(s, s): m for s, m in match_tables(a, b, None if scale is None else (scale,)).items()}
+    for (sa, sb), m in found.items():
+        where = f"scale {sa}" if sa == sb else f"scale {sa} → {sb}"
+        click.echo(f"{where}: {m.n_windows} shared windows, ARI {m.ari:.3f}, {m.agreement:.1%} on matched clusters")
+        rows = {int(k): i for i, k in enumerate(m.clusters_a)}
+        cols = {int(k): j for j, k in enumerate(m.clusters_b)}
+        for ka, kb in sorted(m.mapping.items()):
+            both = int(m.contingency[rows[ka], cols[kb]])
+            click.echo(f"  {a.label(sa, ka)} → {b.label(sb, kb)}: {both} of {int(m.contingency[rows[ka]].sum())} "
+                       "windows")
+        for ka in sorted(set(rows) - set(m.mapping)):
+            click.echo(f"  {a.label(sa, ka)} → (no partner)")
+    if copy_names:
+        copied = 0
+        for (sa, sb), m in found.items():
+            for ka, kb in m.mapping.items():
+                if a.name_of(sa, ka):
+                    b.set_name(sb, kb, a.name_of(sa, ka))
+                    copied += 1
+        b.save(table_b, overwrite=True)
+        click.echo(f"{copied} name(s) copied into {table_b}")
+    if json_out:
+        data = [{"scale_a": sa, "scale_b": sb, "ari": m.ari, "agreement": m.agreement, "windows": m.n_windows,
+                 "mapping": {str(k): int(v) for k, v in m.mapping.items()}} for (sa, sb), m in found.items()]
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(data, indent=1))
+
+
+@click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -333,4 +389,4 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
             tmp.write_text(json.dumps(results, indent=1, default=str))
 
 #: The commands this module adds to ``unmix``.
-COMMANDS = [train, cluster, name, report]
+COMMANDS = [train, cluster, name, match, report]
