@@ -70,3 +70,14 @@ def test_samples_shown_with_seconds_at_the_record_rate(qtbot):
         current_key = "a"
 
     assert current_rate(Win()) == 10.0 and current_rate(None) == 20.0
+
+
+def test_results_scale_combo_uses_the_table_rate(qtbot):
+    from unmix.gui.views.results import ResultsPanel
+
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.set_scales((1024, 4096), 10.0)
+    assert [panel.scale_combo.itemText(i) for i in range(2)] == ["1024 (102 s)", "4096 (410 s)"]
+    panel.set_scales((1024,), None)
+    assert panel.scale_combo.itemText(0) == "1024"
