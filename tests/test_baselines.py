@@ -96,11 +96,12 @@ def test_template_spike_is_fitted_and_named():
 
 
 def test_template_bad_options_and_cancel():
-    with pytest.raises(ConfigError):
-        TemplateDeglitcher(detector="psychic")
-    with pytest.raises(ConfigError):
-        TemplateDeglitcher(min_variance_reduction=1.5)
     tr, _, _ = _glitchy([100.0], [20.0])
+    for bad in ({"detector": "psychic"}, {"min_variance_reduction": 1.5}):
+        with pytest.raises(ConfigError):
+            TemplateDeglitcher(**bad).separate(Stream([tr.copy()]))  # stored by the constructor, checked here
+        with pytest.raises(ConfigError):
+            get_method("template", **bad)
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
@@ -118,7 +119,7 @@ def test_highpass_removes_the_low_frequencies():
     np.testing.assert_allclose(res.background[0].data + res.removed["low_frequency"][0].data, tr.data)
     assert res.background[0].id == tr.id
     with pytest.raises(ConfigError):
-        HighpassSeparator(freq=0.0)
+        HighpassSeparator(freq=0.0).separate(Stream([tr]))
     with pytest.raises(ConfigError, match="Nyquist"):
         HighpassSeparator(freq=15.0).separate(Stream([tr]))
 

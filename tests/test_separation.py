@@ -230,14 +230,14 @@ def test_separator_cancels_between_iterations():
 
 def test_separator_refuses_bad_input():
     prior = np.zeros((4, 3, 256)) + _rand(4, 3, 256)
-    with pytest.raises(ConfigError, match="prior"):
-        ScatCovSeparator()
-    with pytest.raises(ConfigError, match="clusters"):
-        ScatCovSeparator(table=object())
-    with pytest.raises(ConfigError, match="overlap"):
-        ScatCovSeparator(prior=prior, piece=256, overlap=256)
-    with pytest.raises(ConfigError, match="device"):
-        ScatCovSeparator(prior=prior, device="tpu")
+    for bad, match in (({}, "prior"), ({"table": object()}, "clusters"),
+                       ({"prior": prior, "piece": 256, "overlap": 256}, "overlap"),
+                       ({"prior": prior, "device": "tpu"}, "device")):
+        stored = ScatCovSeparator(**bad)  # the constructor only stores (scikit-learn style) ...
+        with pytest.raises(ConfigError, match=match):  # ... separate() checks
+            stored.separate(_stream(_rand(3, 600)))
+        with pytest.raises(ConfigError, match=match):  # and so does the registry, before any work
+            get_method("scatcov", **bad)
     sep = ScatCovSeparator(prior=prior, piece=256, max_iter=1, J=5, device="cpu")
     st = _stream(_rand(3, 600))
     st[1].data[5] = np.nan

@@ -25,7 +25,6 @@ either side) and, when accepted, removed.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,8 @@ from unmix.catalogs import Catalog, glitch_onsets, read_catalog, seed_mismatch
 from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
 from unmix.io.response import read_inventory
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.base import BaseSeparator
 from unmix.separation.result import SeparationResult
 
 DETECTORS = ("matched", "jerk", "both")
@@ -93,11 +93,12 @@ def _place(wave: np.ndarray, offset: int, n: int) -> np.ndarray:
     return col
 
 
-class TemplateDeglitcher:
+class TemplateDeglitcher(BaseSeparator):
     """Classical template-fit deglitcher (see the module docstring); removed parts ``glitches`` and ``spikes``.
 
     ``info['catalogue']`` lists the accepted glitches: channel, onset (UTC, sub-sample), ``amplitude`` (signed peak
     of the fitted glitch in the data's units, e.g. counts), the group's variance reduction and the spike's peak.
+    The constructor only stores its arguments; they are checked when :meth:`separate` runs.
     """
 
     name = "template"
@@ -125,22 +126,12 @@ class TemplateDeglitcher:
         max_group: int = 4,
         detections: str | Path | None = None,
     ) -> None:
-        if detector not in DETECTORS:
-            raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-        if not 0 < min_variance_reduction < 1:
-            raise ConfigError("min_variance_reduction must be in (0, 1)")
-        if subsample < 1 or search < 0 or fit_length <= 0 or template_duration <= 0:
-            raise ConfigError("subsample ≥ 1, search ≥ 0, fit_length > 0 and template_duration > 0 are required")
-        if not 0 < cc_threshold <= 1 or jerk_threshold <= 0:
-            raise ConfigError("cc_threshold must be in (0, 1] and jerk_threshold > 0")
-        self.inventory = read_inventory(inventory) if isinstance(inventory, str | Path) else inventory
-        self.inventory_label = str(inventory) if isinstance(inventory, str | Path) else (
-            "inventory" if inventory is not None else "InSight VBB poles/zeros (default)")
+        self.inventory = inventory
         self.paz = paz
         self.detector = detector
         self.cc_threshold = cc_threshold
         self.jerk_threshold = jerk_threshold
-        self.detect_band = tuple(detect_band)
+        self.detect_band = detect_band
         self.search = search
         self.fit_length = fit_length
         self.margin = margin
@@ -153,24 +144,62 @@ class TemplateDeglitcher:
         self.spike_search = spike_search
         self.min_spike_gain = min_spike_gain
         self.sweeps = sweeps
-        self.max_group = max(1, int(max_group))
-        self.detections = None if detections is None else str(detections)
-        self.pre = 2.0
+        self.max_group = max_group
+        self.detections = detections
 
-    def params(self) -> dict:
-        """The configuration, JSON-ready (for provenance)."""
+    #: seconds of template before the onset
+    pre = 2.0
+
+    @property
+    def inventory_label(self) -> str:
+        """How the response is given: the StationXML path, 'inventory', or the default VBB poles/zeros."""
+        if isinstance(self.inventory, str | Path):
+            return str(self.inventory)
+        return "inventory" if self.inventory is not None else "InSight VBB poles/zeros (default)"
+
+    def provenance_params(self) -> dict:
+        """The checked configuration, JSON-ready (for provenance); raises :class:`ConfigError` for a bad one."""
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
+        if not 0 < self.min_variance_reduction < 1:
+            raise ConfigError("min_variance_reduction must be in (0, 1)")
+        if self.subsample < 1 or self.search < 0 or self.fit_length <= 0 or self.template_duration <= 0:
+            raise ConfigError("subsample ≥ 1, search ≥ 0, fit_length > 0 and template_duration > 0 are required")
+        if not 0 < self.cc_threshold <= 1 or self.jerk_threshold <= 0:
+            raise ConfigError("cc_threshold must be in (0, 1] and jerk_threshold > 0")
         keys = ("detector", "cc_threshold", "jerk_threshold", "detect_band", "search", "fit_length", "margin",
                 "subsample", "template_duration", "min_separation", "min_variance_reduction", "min_glitch_gain",
                 "fit_spikes", "spike_search", "min_spike_gain", "sweeps", "max_group", "detections")
-        return {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
+        out = {"response": self.inventory_label, **{k: getattr(self, k) for k in keys}}
+        out.update(detect_band=tuple(self.detect_band), max_group=self._max_group, detections=self._detections)
+        return out
+
+    def check_params(self) -> None:
+        """Also reads the StationXML given as a path (so a missing or bad file is refused before any work)."""
+        super().check_params()
+        self._response()
+
+    @property
+    def _max_group(self) -> int:
+        return max(1, int(self.max_group))
+
+    @property
+    def _detections(self) -> str | None:
+        return None if self.detections is None else str(self.detections)
+
+    def _response(self) -> Inventory | None:
+        """The response inventory (a StationXML path is read once and kept while ``inventory`` is unchanged)."""
+        if not isinstance(self.inventory, str | Path):
+            return self.inventory
+        cached = getattr(self, "_read_response", None)
+        if cached is None or cached[0] != self.inventory:
+            self._read_response = (self.inventory, read_inventory(self.inventory))
+        return self._read_response[1]
 
     # -- public ---------------------------------------------------------------------------------------------------
 
-    def separate(self, stream: Stream, progress: Progress | None = None,
-                 token: CancelToken | None = None) -> SeparationResult:
+    def _separate(self, stream: Stream, progress: Progress, token: CancelToken) -> SeparationResult:
         """Split every trace into background, glitches and (if fitted) spikes."""
-        progress = progress or no_progress
-        t_start = time.perf_counter()
         traces = stream.split() if any(isinstance(tr.data, np.ma.MaskedArray) for tr in stream) else stream
         if len(traces) == 0:
             raise DataError("nothing to separate: the stream has no traces")
@@ -188,7 +217,6 @@ class TemplateDeglitcher:
             b.data = np.asarray(tr.data, dtype=np.float64) - g - s
             background.append(b)
             catalogue += cat
-        elapsed = time.perf_counter() - t_start
         note = (f"unmix {__version__} template deglitcher: {len(catalogue)} glitch(es) removed "
                 f"(VR ≥ {self.min_variance_reduction:.0%}, response: {self.inventory_label})")
         for st in (background, glitches, spikes):
@@ -198,17 +226,16 @@ class TemplateDeglitcher:
         if self.fit_spikes:
             removed["spikes"] = spikes
         progress(1.0, "done")
-        info = {"method": "template", "params": self.params(), "seconds": elapsed, "catalogue": catalogue}
+        info: dict = {"catalogue": catalogue}
         if listed is not None:
-            info["detections"] = {"file": self.detections, "listed": sum(
+            info["detections"] = {"file": self._detections, "listed": sum(
                 int(self._listed_onsets(tr, listed).size) for tr in traces), "removed": len(catalogue)}
         return SeparationResult(background, removed, info)
 
-    def separate_trace(self, tr: Trace, progress: Progress | None = None, token: CancelToken | None = None,
+    def separate_trace(self, tr: Trace, progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
                        listed: Catalog | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """Fitted glitch and spike series (same length as ``tr``) and the catalogue of accepted glitches; with
         ``listed`` only the glitches of that catalogue are fitted (no detection)."""
-        progress = progress or no_progress
         x = np.asarray(tr.data, dtype=np.float64)
         fs = float(tr.stats.sampling_rate)
         paz = self._paz(tr)
@@ -222,8 +249,7 @@ class TemplateDeglitcher:
         progress(0.2, f"{tr.id}: {candidates.size} candidate(s)")
         groups = self._groups(candidates, fs, x.size)
         for gi, (w0, w1, members) in enumerate(groups):
-            if token is not None:
-                token.check()
+            token.check()
             # glitches accepted in earlier groups are known: fit what is left of the data
             work = x[w0:w1] - glitches[w0:w1] - spikes[w0:w1]
             fit = self._fit_group(work, members, w0, gbank, fs)
@@ -254,7 +280,7 @@ class TemplateDeglitcher:
         """The glitch list of ``detections`` (None without one); refused when it is for other SEED ids."""
         if self.detections is None:
             return None
-        catalog = read_catalog(self.detections)
+        catalog = read_catalog(self._detections)
         line = seed_mismatch(catalog, [tr.id for tr in traces])
         if line is not None:
             raise DataError(f"--detections: {line.replace(': its overlays will not match', '')}")
@@ -310,8 +336,9 @@ class TemplateDeglitcher:
         t.data = np.asarray(t.data, dtype=np.float64)
         t.detrend("linear")
         t.taper(0.05)
-        if self.inventory is not None:
-            t.remove_response(inventory=self.inventory, output="ACC", water_level=60)
+        inventory = self._response()
+        if inventory is not None:
+            t.remove_response(inventory=inventory, output="ACC", water_level=60)
         else:
             t.simulate(paz_remove=paz.as_obspy_dict(), water_level=60)
             t.differentiate()
@@ -336,9 +363,10 @@ class TemplateDeglitcher:
         before = int(np.ceil((self.pre + self.search + self.margin) * fs))
         after = int(np.ceil((self.fit_length + self.search + self.margin) * fs))
         groups: list[tuple[int, int, list[float]]] = []
+        max_group = self._max_group
         for c in candidates:
             lo, hi = max(int(c) - before, 0), min(int(c) + after, npts)
-            if groups and lo < groups[-1][1] and len(groups[-1][2]) < self.max_group:
+            if groups and lo < groups[-1][1] and len(groups[-1][2]) < max_group:
                 w0, _, members = groups[-1]
                 groups[-1] = (w0, hi, [*members, float(c)])
             else:
@@ -426,9 +454,10 @@ class TemplateDeglitcher:
     # -- templates ------------------------------------------------------------------------------------------------
 
     def _paz(self, tr: Trace) -> Paz:
-        if self.inventory is None:
+        inventory = self._response()
+        if inventory is None:
             return self.paz
-        return paz_from_inventory(self.inventory, tr.id, tr.stats.starttime)
+        return paz_from_inventory(inventory, tr.id, tr.stats.starttime)
 
     def _bank(self, kind: str, fs: float, paz: Paz) -> _Bank:
         shifts = np.arange(self.subsample) / self.subsample / fs

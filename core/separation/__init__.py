@@ -1,5 +1,6 @@
 """Source separation in scattering-covariance space (issue #5).
 
+* :class:`BaseSeparator`: the base class of methods (parameters, configuration check, provenance and timing);
 * :class:`SeparationLoss`: the published three-term loss and its gradient for a batch of problems;
 * :func:`separate_array` / :func:`separate_signals`: pieces, standardisation, one batched L-BFGS solve, stitching;
 * :class:`ScatCovSeparator` (``--method scatcov``): the same on ObsPy Streams, prior from snippets or clusters;
@@ -10,7 +11,8 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "HybridSeparator": "hybrid", "SeparationLoss": "loss", "METHODS": "registry", "get_method": "registry",
+    "BaseSeparator": "base", "HybridSeparator": "hybrid", "SeparationLoss": "loss", "METHODS": "registry",
+    "get_method": "registry",
     "register_method": "registry", "SeparationResult": "result", "Separator": "result",
     "ScatCovSeparator": "scatcov", "SolveReport": "solver", "piece_starts": "solver", "separate_array": "solver",
     "separate_signals": "solver", "stitch": "solver", "taper_weights": "solver",
@@ -25,6 +27,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BaseSeparator",
     "HybridSeparator",
     "METHODS",
     "ScatCovSeparator",

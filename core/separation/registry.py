@@ -10,6 +10,11 @@ plugins do: the entry point's name is the method's name and its object a separat
 
 An option's type, default and help come from the separator's constructor signature and class docstring (and, for a
 method with ``config_fields``, the fields and docstrings of its configuration dataclasses, accepted as flat keys).
+
+A separator class is best a subclass of :class:`unmix.separation.base.BaseSeparator` (store the constructor's
+arguments, implement ``_separate``): it gets ``get_params``/``set_params``, a configuration check before any work
+(:func:`get_method` calls ``check_params``) and the method, parameters and timing in its result's provenance. Any
+object with ``separate(stream, progress, token)`` (:class:`unmix.separation.result.Separator`) also works.
 """
 
 from __future__ import annotations
@@ -250,13 +255,17 @@ def register_method(name: str) -> Callable:
 
 
 def get_method(name: str, **options: Any) -> Any:
-    """The configured separator ``name`` from flat option keys (an unknown key → :class:`ConfigError`)."""
+    """The configured separator ``name`` from flat option keys; an unknown key or an invalid configuration is a
+    :class:`ConfigError`."""
     spec = method_spec(name)
     spec.check_options(options)
     factory = spec.load()
     separator = getattr(factory, "from_options", factory)(**options)
     if not hasattr(separator, "name"):
         separator.name = name
+    check = getattr(separator, "check_params", None)  # BaseSeparator: constructors only store, so check here
+    if callable(check):
+        check()
     return separator
 
 

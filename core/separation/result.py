@@ -9,7 +9,7 @@ import numpy as np
 from obspy import Stream, Trace
 
 from unmix.errors import DataError
-from unmix.jobs import CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 
 @dataclass
@@ -17,7 +17,8 @@ class SeparationResult:
     """The background and each removed source as Streams with the input's ids, start times and rates.
 
     ``background + sum(removed.values())`` equals the input sample by sample. ``info`` holds the method, its
-    parameters and timings (written into the provenance JSON by the export).
+    parameters and timings (written into the provenance JSON by the export): ``method``, ``params``, ``total_s``
+    (wall seconds; also as ``seconds``, the key the baselines wrote before) and what the method reports.
     """
 
     background: Stream
@@ -46,12 +47,16 @@ def checked_signals(stream: Stream) -> list[np.ndarray]:
 
 
 class Separator(Protocol):
-    """A configured separation method (configuration in the constructor, scikit-learn style)."""
+    """A configured separation method (configuration in the constructor, scikit-learn style).
+
+    :class:`unmix.separation.base.BaseSeparator` implements it (the built-in methods subclass it): it checks the
+    configuration, times the call and writes ``method``, ``params`` and ``total_s`` into ``info``.
+    """
 
     name: str
 
-    def separate(self, stream: Stream, progress: Progress | None = None,
-                 token: CancelToken | None = None) -> SeparationResult: ...
+    def separate(self, stream: Stream, progress: Progress = no_progress,
+                 token: CancelToken = NO_CANCEL) -> SeparationResult: ...
 
 
 # The registry lives in unmix.separation.registry; these names stay importable from here.

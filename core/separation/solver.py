@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import minimize
 
 from unmix.errors import ConfigError, DataError
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.separation.loss import SeparationLoss
 
 STANDARDIZE = ("time", "global", None)
@@ -127,15 +127,14 @@ def separate_signals(
     device: str | torch.device = "auto",
     chunk_budget: int | None = None,
     optimizer: str = "batched",
-    progress: Progress | None = None,
-    token: CancelToken | None = None,
+    progress: Progress = no_progress,
+    token: CancelToken = NO_CANCEL,
 ) -> tuple[list[np.ndarray], SolveReport]:
     """Background estimates of 1-D ``signals`` (each with the prior component ``groups[i]`` of ``prior`` ``(R, C,
     Tp)``), solved as one batch.  Signals shorter than the piece are returned unchanged (listed in
     ``report.unseparated``).  ``optimizer``: ``'batched'`` (an independent L-BFGS per problem, all evaluated together)
     or ``'scipy'`` (SciPy L-BFGS-B on the sum of the losses, as the published code on one problem).  Cancellable
     between L-BFGS iterations (``token``), reports progress."""
-    progress = progress or no_progress
     if standardize not in STANDARDIZE:
         raise ConfigError(f"standardize must be 'time', 'global' or None, got {standardize!r}")
     if max_iter < 0 or tol < 0:
@@ -162,8 +161,7 @@ def separate_signals(
         report.stopped = "nothing to separate"
         return outputs, report
     t0 = time.perf_counter()
-    if token is not None:
-        token.check()
+    token.check()
     progress(0.0, "preparing prior statistics")
     loss = SeparationLoss(np.stack(pieces), prior_std.transpose(1, 0, 2), group=pgroup, J=J, Q=Q, wavelet=wavelet,
                           high_freq=high_freq, x_weight=x_weight, indep_weight=indep_weight, dtype=dtype,
@@ -226,7 +224,7 @@ class _Stop(Exception):
 
 
 def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, report: SolveReport,
-                   progress: Progress, token: CancelToken | None, memory: int = 10, max_ls: int = 20
+                   progress: Progress, token: CancelToken, memory: int = 10, max_ls: int = 20
                    ) -> np.ndarray:
     """L-BFGS run independently for every problem, evaluated as one batch.
 
@@ -254,8 +252,7 @@ def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: flo
     for it in range(max_iter):
         if not bool(active.any()):
             break
-        if token is not None:
-            token.check()
+        token.check()
         idx = active.nonzero()[:, 0]
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]  # newest first
         d, gd = _direction(g, idx, slots, S, Y, rho, gamma, has_history)
@@ -289,8 +286,7 @@ def _batched_lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: flo
         stalled = int((failures >= 2).sum())
         report.stopped = (f"{conv}/{P} reached the tolerance, {stalled} stopped by line-search failures, "
                           f"{P - conv - stalled} at max_iter")
-    if token is not None:
-        token.check()
+    token.check()
     return x.cpu().double().numpy()
 
 
@@ -347,15 +343,14 @@ def _line_search(loss: SeparationLoss, x: torch.Tensor, f: torch.Tensor, g: torc
 
 
 def _lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, report: SolveReport,
-           progress: Progress, token: CancelToken | None) -> np.ndarray:
+           progress: Progress, token: CancelToken) -> np.ndarray:
     """SciPy L-BFGS-B (published settings: ``maxcor=10``, tolerances off) on the sum of the problems' losses,
     starting from the mixture; stops when ``sqrt(mean loss) <= tol`` or after ``max_iter`` iterations."""
     shape = x0.shape
     P = shape[0]
 
     def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
-        if token is not None:
-            token.check()
+        token.check()
         lo, gr = loss.loss_and_grad(torch.from_numpy(v.reshape(shape)))
         report.n_eval += 1
         return float(lo.sum()), gr.double().cpu().numpy().reshape(-1)
@@ -365,8 +360,7 @@ def _lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, repo
         mean = float(res.fun) / P
         report.history.append(mean)
         progress(report.n_iter / max(max_iter, 1), f"iteration {report.n_iter}, loss {mean:.4g}")
-        if token is not None:
-            token.check()
+        token.check()
         if np.sqrt(max(mean, 0.0)) <= tol:
             raise _Stop
 
@@ -396,7 +390,7 @@ def _lbfgs(loss: SeparationLoss, x0: np.ndarray, max_iter: int, tol: float, repo
     return np.asarray(res.x if res.x is not None else state["x"]).reshape(shape)
 
 
-def separate_array(x, prior, progress: Progress | None = None, token: CancelToken | None = None, **options
+def separate_array(x, prior, progress: Progress = no_progress, token: CancelToken = NO_CANCEL, **options
                    ) -> tuple[np.ndarray, SolveReport]:
     """Background of ``x`` ``(C, T)`` (or ``(T,)``) given prior snippets ``(R, C, Tp)`` (one component: ``(R, Tp)``
     or ``(R, 1, Tp)``, used for every row of ``x``).  ``options``: those of :func:`separate_signals`."""

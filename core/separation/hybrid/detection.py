@@ -64,7 +64,7 @@ def candidate_groups(merged: list[tuple[float, float]], length: int, max_group: 
     return groups
 
 
-def detect(W: Whitened, dc: DetectionConfig, subsample: int, extra: list[Window], token: CancelToken | None
+def detect(W: Whitened, dc: DetectionConfig, subsample: int, extra: list[Window], token: CancelToken
            ) -> list[tuple[float, np.ndarray]]:
     """Accepted glitches: (grid onset sample, per-component mask of significant amplitudes)."""
     merged = candidates(statistic(W), W.fs, dc, extra)
@@ -73,8 +73,7 @@ def detect(W: Whitened, dc: DetectionConfig, subsample: int, extra: list[Window]
     banks = W.bank("glitch", subsample)
     accepted: list[tuple[float, np.ndarray]] = []
     for grp in candidate_groups(merged, W.length, dc.max_group):
-        if token is not None:
-            token.check()
+        token.check()
         accepted += select(W, banks, grp, dc, subsample)
     return accepted
 

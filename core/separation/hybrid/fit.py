@@ -37,7 +37,7 @@ class FitSettings:
 
 
 def fit_group(X: np.ndarray, fs: float, pazs: list[Paz], snippets: np.ndarray | None, extra: list[Window],
-              cfg: FitSettings, token: CancelToken | None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+              cfg: FitSettings, token: CancelToken) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Glitch and spike series ``(C, n)`` of time-aligned components ``X`` and the accepted glitches."""
     C, n = X.shape
     W = whiten_group(X, fs, pazs, snippets, cfg.templates, cfg.detection, rise_times=cfg.rise.rise_times)

@@ -102,7 +102,7 @@ def _pieces(cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[Spa
 
 def residual(cleaned: list[np.ndarray], comps_idx: list[int], intervals: list[Spans], prior: np.ndarray,
              fs_list: list[float], rc: ResidualConfig, sc: SolverConfig, device: str, progress: Progress,
-             token: CancelToken | None) -> tuple[list[np.ndarray], dict]:
+             token: CancelToken) -> tuple[list[np.ndarray], dict]:
     """Scattering-covariance residual on the given sample spans (tapered at their edges), zero elsewhere."""
     from unmix.scattering import resolve_device
     from unmix.separation.scatcov import _DTYPES

@@ -14,7 +14,8 @@ from obspy import Inventory, Stream, Trace
 from unmix import __version__
 from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, paz_from_inventory
-from unmix.jobs import CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import CancelToken, Progress, sub_progress
+from unmix.separation.base import BaseSeparator
 from unmix.separation.hybrid import residual as res
 from unmix.separation.hybrid.config import (
     CONFIGS,
@@ -67,7 +68,7 @@ class _Run:
     label: str
 
 
-class HybridSeparator:
+class HybridSeparator(BaseSeparator):
     """Templates (glitches, spikes) + scattering-covariance residual; see :mod:`unmix.separation.hybrid`.
 
     Prior (optional, as :class:`~unmix.separation.scatcov.ScatCovSeparator`): ``prior`` snippets ``(R, C, T)`` or a
@@ -119,6 +120,10 @@ class HybridSeparator:
     def flat_params(self) -> dict[str, Any]:
         """The checked configuration as flat keys plus the response's label (no arrays or tables), for provenance."""
         return self._flat(self._resolve(read_inventory=False))
+
+    def provenance_params(self) -> dict[str, Any]:
+        """``info['params']``: :meth:`flat_params`."""
+        return self.flat_params()
 
     # ------------------------------------------------------------------ configuration
 
@@ -180,7 +185,7 @@ class HybridSeparator:
         opts.update(extra)
         return ScatCovSeparator(**opts)
 
-    def _prior_array(self, run: _Run, stream: Stream, comps: str, progress: Progress, token: CancelToken | None
+    def _prior_array(self, run: _Run, stream: Stream, comps: str, progress: Progress, token: CancelToken
                      ) -> np.ndarray | None:
         if run.prior is not None:
             return run.prior
@@ -212,11 +217,8 @@ class HybridSeparator:
 
     # ------------------------------------------------------------------ separation
 
-    def separate(self, stream: Stream, progress: Progress | None = None,
-                 token: CancelToken | None = None) -> SeparationResult:
+    def _separate(self, stream: Stream, progress: Progress, token: CancelToken) -> SeparationResult:
         """Background, glitches, spikes and residual of every trace of ``stream`` (input untouched)."""
-        progress = progress or no_progress
-        t_start = time.perf_counter()
         run = self._resolve()
         data = checked_signals(stream)
         prior, comp_idx = self._prior_and_components(run, stream, progress, token)
@@ -230,11 +232,10 @@ class HybridSeparator:
         background, removed = _assemble(stream, data, {"glitches": glitches, "spikes": spikes, "residual": residual},
                                         note)
         progress(1.0, "done")
-        info = {"method": self.name, "params": self._flat(run), "mode": mode, "catalogue": sum(catalogues, []),
-                "fit_s": round(fit_s, 4), "residual": res_info, "total_s": round(time.perf_counter() - t_start, 4)}
+        info = {"mode": mode, "catalogue": sum(catalogues, []), "fit_s": round(fit_s, 4), "residual": res_info}
         return SeparationResult(background, removed, info)
 
-    def _prior_and_components(self, run: _Run, stream: Stream, progress: Progress, token: CancelToken | None
+    def _prior_and_components(self, run: _Run, stream: Stream, progress: Progress, token: CancelToken
                               ) -> tuple[np.ndarray | None, list[int]]:
         """The prior snippets (or None) and, per trace, its component's index in them."""
         letters = [component_letter(tr) for tr in stream]
@@ -264,7 +265,7 @@ class HybridSeparator:
         return extra
 
     def _fit_templates(self, run: _Run, stream: Stream, data: list[np.ndarray], prior: np.ndarray | None,
-                       comp_idx: list[int], progress: Progress, token: CancelToken | None
+                       comp_idx: list[int], progress: Progress, token: CancelToken
                        ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[dict]]]:
         """Glitch and spike series and the catalogue of every trace; time-aligned traces of one sensor are fitted
         jointly (shared onsets)."""
@@ -278,8 +279,7 @@ class HybridSeparator:
         catalogues: list[list[dict]] = [[] for _ in data]
         fit_prog = sub_progress(progress, 0.05, 0.35)
         for si, members in enumerate(sets.values()):
-            if token is not None:
-                token.check()
+            token.check()
             fs = float(stream[members[0]].stats.sampling_rate)
             X = np.stack([data[i] for i in members])
             snippets = None if prior is None else np.stack([prior[:, comp_idx[i]] for i in members], 1)
@@ -294,7 +294,7 @@ class HybridSeparator:
 
     def _residual_part(self, run: _Run, stream: Stream, data: list[np.ndarray], glitches: list[np.ndarray],
                        spikes: list[np.ndarray], catalogues: list[list[dict]], prior: np.ndarray | None,
-                       comp_idx: list[int], progress: Progress, token: CancelToken | None
+                       comp_idx: list[int], progress: Progress, token: CancelToken
                        ) -> tuple[list[np.ndarray], dict, str]:
         """The residual of every trace, its report and the mode; fades templates out where 'auto' flags spans
         (``glitches``, ``spikes`` and ``catalogues`` are updated in place)."""

@@ -9,26 +9,27 @@ from __future__ import annotations
 import numpy as np
 from obspy import Stream
 
+from unmix.jobs import CancelToken, Progress
+from unmix.separation.base import BaseSeparator
 from unmix.separation.result import SeparationResult
 
 
-class ToySeparator:
+class ToySeparator(BaseSeparator):
     """Removes the mean of each trace (a toy method)."""
 
     name = "toy"
 
     def __init__(self, scale: float = 1.0, removed_name: str = "offset") -> None:
-        self.scale = float(scale)
+        self.scale = scale
         self.removed_name = removed_name
 
-    def separate(self, stream: Stream, progress=None, token=None) -> SeparationResult:
+    def _separate(self, stream: Stream, progress: Progress, token: CancelToken) -> SeparationResult:
         background, removed = stream.copy(), stream.copy()
         for b, r in zip(background, removed, strict=True):
             data = np.asarray(r.data, dtype=np.float64)
-            r.data = np.full_like(data, self.scale * data.mean())
+            r.data = np.full_like(data, float(self.scale) * data.mean())
             b.data = data - r.data
-        return SeparationResult(background, {self.removed_name: removed},
-                                {"method": "toy", "params": {"scale": self.scale, "removed_name": self.removed_name}})
+        return SeparationResult(background, {self.removed_name: removed})
 
 
 def spec():
