@@ -17,11 +17,11 @@ from unmix.errors import ConfigError, DataError, OutputExistsError
 from unmix.features.config import FeatureConfig
 from unmix.features.store import (
     FeatureStore,
+    FileFeatures,
     _consolidate,
     _shard_meta,
     _write_shard,
     add_records,
-    empty_result,
     features_for_file,
 )
 from unmix.io.record import Record
@@ -87,19 +87,16 @@ class FeatureSet(FeatureStore):
         self.path = path
         return path
 
-    def _shard_result(self, i: int, entry: dict) -> dict:
+    def _shard_result(self, i: int, entry: dict) -> FileFeatures:
         """What :func:`unmix.features.store.features_for_file` returns for input ``i`` (its windows only)."""
         mine = self._arrays["windows/input"] == i
-        return {**entry, "record_index": [self._arrays["windows/record"][mine]],
-                "features": {s: [self.features(s, complex_values=True)[mine]] for s in self.scales},
-                "intervals": {s: [self.intervals(s)[mine]] for s in self.scales}}
+        return FileFeatures(entry["path"], entry["sha256"], entry["size"],
+                            {s: [self.features(s, complex_values=True)[mine]] for s in self.scales},
+                            {s: [self.intervals(s)[mine]] for s in self.scales}, entry["records"], entry["notes"],
+                            [self._arrays["windows/record"][mine]])
 
 
-def _entry(result: dict) -> dict:
-    return {k: result[k] for k in ("path", "sha256", "size", "records", "notes")}
-
-
-def _records_result(records: list[Record], config: FeatureConfig, device: str) -> dict:
+def _records_result(records: list[Record], config: FeatureConfig, device: str) -> FileFeatures:
     """Features of in-memory records in the form :func:`features_for_file` gives for a file."""
     from unmix.features.extract import make_engine
 
@@ -109,29 +106,28 @@ def _records_result(records: list[Record], config: FeatureConfig, device: str) -
         if not config.response and not set(config.components) <= set(rec.components):
             raise DataError(f"{rec.key} has components {rec.components}, the configuration needs "
                             f"{config.components} (FeatureConfig(components=...))", rec.sources_label)
-    out = empty_result(path, config)
+    out = FileFeatures.empty(path, config)
     add_records(out, records, config, make_engine(config, device), path or None)
     return out
 
 
-def _assemble(results: list[dict], config: FeatureConfig) -> FeatureSet:
+def _assemble(results: list[FileFeatures], config: FeatureConfig) -> FeatureSet:
     """One feature set from per-input results (inputs without windows are dropped)."""
-    results = [r for r in results if r["records"]]
+    results = [r for r in results if r.records]
     if not results:
         raise DataError("no windows: every record is shorter than one window of "
                         f"{config.window} samples (or has no data)")
-    rates = {rec["sampling_rate"] for r in results for rec in r["records"]}
+    rates = {rec["sampling_rate"] for r in results for rec in r.records}
     if len(rates) > 1:
         raise DataError(f"records at different sampling rates {sorted(rates)}; a feature set holds one rate")
-    arrays = {"windows/input": np.concatenate([np.full(sum(len(x) for x in r["record_index"]), i, np.int32)
-                                               for i, r in enumerate(results)]),
-              "windows/record": np.concatenate([x for r in results for x in r["record_index"]]).astype(np.int32)}
+    arrays = {"windows/input": np.concatenate([np.full(r.n_windows, i, np.int32) for i, r in enumerate(results)]),
+              "windows/record": np.concatenate([x for r in results for x in r.record_index]).astype(np.int32)}
     for s in config.scales:
-        feats = np.concatenate([x for r in results for x in r["features"][s]])
+        feats = np.concatenate([x for r in results for x in r.features[s]])
         arrays[f"features/{s}"] = np.stack([feats.real, feats.imag], axis=-1).astype(np.float32)
-        arrays[f"intervals/{s}"] = np.concatenate([x for r in results for x in r["intervals"][s]])
+        arrays[f"intervals/{s}"] = np.concatenate([x for r in results for x in r.intervals[s]])
         arrays[f"lmst/{s}"] = sol_float(arrays[f"intervals/{s}"])
-    return FeatureSet(config, [_entry(r) for r in results], arrays)
+    return FeatureSet(config, [r.entry() for r in results], arrays)
 
 
 def extract(data: str | Path | Record | Iterable[str | Path | Record], config: FeatureConfig | None = None,

@@ -188,8 +188,8 @@ def read_snippets(
     indices: Sequence[int] | np.ndarray,
     scale: int,
     components: str = "UVW",
-    progress: Progress | None = None,
-    token: CancelToken | None = NO_CANCEL,
+    progress: Progress = no_progress,
+    token: CancelToken = NO_CANCEL,
     feature_config=None,
     cache: dict | None = None,
 ) -> Snippets:
@@ -199,8 +199,6 @@ def read_snippets(
     the feature configuration (``feature_config``, else ``table.meta['feature_config']``, else raw counts, gaps split).
     A file that moved or whose sha256 differs from the table's record is an :class:`InputFileError`.
     """
-    progress = progress or no_progress
-    token = token or NO_CANCEL  # core/separation/ still passes None (it keeps ``CancelToken | None`` for now)
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     s = table.scale_index(scale)
     if table.input_index is None or not table.inputs:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from unmix.errors import UnmixError
 from unmix.h5safe import DiskFullError
 from unmix.jobs import CancelToken, Progress
 
+if TYPE_CHECKING:
+    from unmix.features.store import FileFeatures
 
-def run_on_dask(compute: Callable[[str, dict, str], Any], todo: list[tuple[Path, Path]], config: dict, device: str,
-                workers: int, scheduler: str | None, accept, failures: list[str], progress: Progress,
-                token: CancelToken, on_error=None) -> None:
+
+def run_on_dask(compute: Callable[[str, dict, str], FileFeatures], todo: list[tuple[Path, Path]], config: dict,
+                device: str, workers: int, scheduler: str | None, accept: Callable[[FileFeatures, Path], None],
+                failures: list[str], progress: Progress, token: CancelToken, on_error=None) -> None:
     """Submit ``compute(path, config, device)`` for every input; ``accept(result, shard)`` runs here as results arrive.
 
-    ``compute`` (:func:`unmix.features.store.features_for_file`) must be importable by the workers. An input's
-    :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk stops all.
+    ``compute`` (:func:`unmix.features.store.features_for_file`) must be importable by the workers; its
+    :class:`~unmix.features.store.FileFeatures` (a dataclass of lists and arrays) comes back through Dask's own
+    transport. An input's :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk
+    stops all.
     """
     from dask.distributed import Client, LocalCluster, as_completed
 

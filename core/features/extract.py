@@ -90,9 +90,8 @@ def assemble(blocks: np.ndarray, starts: np.ndarray, config: FeatureConfig, desc
 
 
 def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: CancelToken = NO_CANCEL,
-                     progress: Progress | None = None) -> np.ndarray:
+                     progress: Progress = no_progress) -> np.ndarray:
     """Block statistics (C, K, n_blocks) of a whole record (C, L), computed chunk by chunk with margins."""
-    progress = progress or no_progress
     b = config.block
     nblk = x.shape[-1] // b
     core = CHUNK_BLOCKS
@@ -112,7 +111,7 @@ def block_statistics(x: np.ndarray, engine, config: FeatureConfig, token: Cancel
 
 
 def record_features(record: Record, config: FeatureConfig, engine=None, device: str = "auto",
-                    token: CancelToken = NO_CANCEL, progress: Progress | None = None) -> WindowFeatures:
+                    token: CancelToken = NO_CANCEL, progress: Progress = no_progress) -> WindowFeatures:
     """Multi-scale features of every window of ``record`` (windows that do not fit are not made)."""
     engine = engine or make_engine(config, device)
     description = engine.description
@@ -142,8 +141,7 @@ def record_features(record: Record, config: FeatureConfig, engine=None, device: 
                 part = assemble(y[j], np.array([0]), config, description)
                 for s in config.scales:
                     feats[s].append(part[s])
-            if progress:
-                progress(min(i + batch, n_win) / n_win, "scattering")
+            progress(min(i + batch, n_win) / n_win, "scattering")
         feats = {s: np.concatenate(v) for s, v in feats.items()}
     t0 = record.starttime.timestamp
     intervals = {}

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -42,16 +43,43 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def empty_result(path: str, config: FeatureConfig) -> dict:
-    """The per-input result that :func:`add_records` fills (``path`` "" for records held only in memory)."""
-    return {"path": str(path), "sha256": file_digest(path) if path else "",
-            "size": os.path.getsize(path) if path else 0, "records": [], "notes": [],
-            "features": {s: [] for s in config.scales}, "intervals": {s: [] for s in config.scales},
-            "record_index": []}
+@dataclass
+class FileFeatures:
+    """One input's features and provenance: what :func:`features_for_file` returns and a shard holds.
+
+    ``path``, ``sha256`` and ``size`` name the input (``path`` "" for records held only in memory); ``records`` and
+    ``notes`` are its provenance in the store; ``features`` and ``intervals`` hold per scale one array per record
+    with windows, ``record_index`` per record the record's index of each of its windows. A dataclass of lists, dicts
+    and arrays: Dask moves it between processes as it is.
+    """
+
+    path: str
+    sha256: str
+    size: int
+    features: dict[int, list[np.ndarray]]
+    intervals: dict[int, list[np.ndarray]]
+    records: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    record_index: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, path: str | Path, config: FeatureConfig) -> FileFeatures:
+        """No windows yet (:func:`add_records` fills it); the digest and size of ``path`` when it is a file."""
+        return cls(str(path), file_digest(path) if path else "", os.path.getsize(path) if path else 0,
+                   {s: [] for s in config.scales}, {s: [] for s in config.scales})
+
+    @property
+    def n_windows(self) -> int:
+        return sum(len(r) for r in self.record_index)
+
+    def entry(self) -> dict:
+        """The input's entry in a store's ``inputs``: path, sha256, size, records and notes."""
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, "records": self.records,
+                "notes": self.notes}
 
 
 def features_for_file(path: str, config_dict: dict, device: str = "auto", token: CancelToken = NO_CANCEL,
-                      progress: Progress | None = None) -> dict:
+                      progress: Progress = no_progress) -> FileFeatures:
     """Compute one input file's features (runs in-process or on a Dask worker); returns arrays and provenance."""
     from unmix.allocator import tune_allocator
     from unmix.features.extract import make_engine
@@ -64,20 +92,20 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
     config = FeatureConfig.from_dict(config_dict)
     records = read_records(path, gap_policy=config.gap_policy, max_fill=config.max_fill,
                            resample_to=config.sampling_rate, allow_damaged=allow_damaged)
-    out = empty_result(path, config)
-    out["notes"] += [f"damaged input used (--allow-damaged): {d}" for d in dict.fromkeys(d for r in records
-                                                                                         for d in r.damage)]
+    out = FileFeatures.empty(path, config)
+    out.notes += [f"damaged input used (--allow-damaged): {d}" for d in dict.fromkeys(d for r in records
+                                                                                      for d in r.damage)]
     reasons = add_records(out, records, config, make_engine(config, device), path, token, progress)
-    if not out["records"]:
+    if not out.records:
         raise DataError("no windows: " + ("; ".join(dict.fromkeys(reasons)) or "no data"), path)
-    rates = {r["sampling_rate"] for r in out["records"]}
+    rates = {r["sampling_rate"] for r in out.records}
     if len(rates) > 1:
         raise DataError(f"records at different sampling rates {sorted(rates)}; set a sampling rate to resample", path)
     return out
 
 
-def add_records(out: dict, records: list, config: FeatureConfig, engine, where: str | Path | None,
-                token: CancelToken = NO_CANCEL, progress: Progress | None = None) -> list[str]:
+def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine, where: str | Path | None,
+                token: CancelToken = NO_CANCEL, progress: Progress = no_progress) -> list[str]:
     """Append the windows of ``records`` to ``out``; returns why records gave none (they are skipped with a note)."""
     from unmix.features.extract import record_features
     from unmix.io import remove_response, rotate_to_zne
@@ -90,7 +118,7 @@ def add_records(out: dict, records: list, config: FeatureConfig, engine, where: 
                 rec = rotate_to_zne(rec, config.response)
         comps = rec.components
         if not set(config.components) <= set(comps):
-            out["notes"].append(f"{rec.key} {rec.starttime}–{rec.endtime}: has components {comps}, needs "
+            out.notes.append(f"{rec.key} {rec.starttime}–{rec.endtime}: has components {comps}, needs "
                                 f"{config.components}; skipped")
             reasons.append(_component_reason(comps, config.components))
             continue
@@ -98,7 +126,7 @@ def add_records(out: dict, records: list, config: FeatureConfig, engine, where: 
         rec.stream.traces = [next(tr for tr in rec.stream if tr.stats.channel[-1] == c) for c in config.components]
         wf = record_features(rec, config, engine=engine, token=token, progress=progress)
         if wf.n_windows == 0:
-            out["notes"].append(f"{rec.key} {rec.starttime}–{rec.endtime}: {rec.npts} samples, shorter than one "
+            out.notes.append(f"{rec.key} {rec.starttime}–{rec.endtime}: {rec.npts} samples, shorter than one "
                                 f"window of {config.window}; skipped")
             reasons.append(f"{rec.npts} samples ({rec.npts / rec.sampling_rate:.0f} s), shorter than one window of "
                            f"{config.window} samples ({config.window / rec.sampling_rate:.0f} s)")
@@ -106,13 +134,13 @@ def add_records(out: dict, records: list, config: FeatureConfig, engine, where: 
         if not all(np.isfinite(wf.features[s]).all() for s in config.scales):
             raise DataError(f"{rec.key}: non-finite (NaN or infinite) features; are there NaN or infinite samples?",
                             where)
-        out["records"].append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
-                               "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
-                               "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
+        out.records.append({"key": rec.key, "channels": wf.channels, "start": str(rec.starttime),
+                            "end": str(rec.endtime), "sampling_rate": rec.sampling_rate, "npts": rec.npts,
+                            "n_windows": wf.n_windows, "notes": rec.notes, "damage": rec.damage})
         for s in config.scales:
-            out["features"][s].append(wf.features[s])
-            out["intervals"][s].append(wf.intervals[s])
-        out["record_index"].append(np.full(wf.n_windows, len(out["records"]) - 1, np.int32))
+            out.features[s].append(wf.features[s])
+            out.intervals[s].append(wf.intervals[s])
+        out.record_index.append(np.full(wf.n_windows, len(out.records) - 1, np.int32))
     return reasons
 
 
@@ -125,18 +153,17 @@ def _as_real(z: np.ndarray) -> np.ndarray:
     return np.stack([z.real, z.imag], axis=-1).astype(np.float32)
 
 
-def _write_shard(result: dict, config: FeatureConfig, path: Path) -> None:
+def _write_shard(result: FileFeatures, config: FeatureConfig, path: Path) -> None:
     with h5_atomic_writer(path, "feature shard") as f:
-        meta = {k: result[k] for k in ("path", "sha256", "size", "records", "notes")}
-        f.attrs["meta"] = json.dumps(meta)
+        f.attrs["meta"] = json.dumps(result.entry())
         f.attrs["config_hash"] = config.digest()
-        n = sum(len(r) for r in result["record_index"])
-        f["record_index"] = np.concatenate(result["record_index"]) if n else np.zeros(0, np.int32)
+        n = result.n_windows
+        f["record_index"] = np.concatenate(result.record_index) if n else np.zeros(0, np.int32)
         C, K = len(config.components), len(build_description(config.J, config.Q, config.model))
         for s in config.scales:
-            feats = result["features"][s]
+            feats = result.features[s]
             f[f"features/{s}"] = _as_real(np.concatenate(feats)) if n else np.zeros((0, C, K, 2), np.float32)
-            f[f"intervals/{s}"] = np.concatenate(result["intervals"][s]) if n else np.zeros((0, 2))
+            f[f"intervals/{s}"] = np.concatenate(result.intervals[s]) if n else np.zeros((0, 2))
 
 
 class NoFeaturesError(DataError):
@@ -348,7 +375,7 @@ def build_store(
     device: str = "auto",
     workers: int = 0,
     scheduler: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     on_error=None,
     allow_damaged: bool = False,
@@ -370,8 +397,8 @@ def build_store(
     _read_existing(out, config)  # refuse another configuration before taking the lock
     files = [p.resolve() for p in expand_inputs(inputs)]
     with store_lock(out):
-        return _build_locked(files, out, config, device, workers, scheduler, progress or no_progress, token,
-                             on_error, allow_damaged)
+        return _build_locked(files, out, config, device, workers, scheduler, progress, token, on_error,
+                             allow_damaged)
 
 
 def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: str, workers: int,
@@ -399,7 +426,7 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
     notes: list[str] = []
     cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
 
-    def accept(result: dict, shard: Path) -> None:
+    def accept(result: FileFeatures, shard: Path) -> None:
         parts_dir.mkdir(parents=True, exist_ok=True)
         _write_shard(result, config, shard)
         meta = _shard_meta(shard, config)
@@ -407,10 +434,10 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
             raise InputFileError("the shard just written cannot be read back", shard)
         shards.append(shard)
         metas[shard] = meta
-        notes.extend(f"{Path(result['path']).name}: {n}" for n in result["notes"])
-        log.info("%s: %d window(s) computed", result["path"], sum(r["n_windows"] for r in result["records"]))
-        for n in result["notes"]:
-            log.debug("%s: %s", result["path"], n)
+        notes.extend(f"{Path(result.path).name}: {n}" for n in result.notes)
+        log.info("%s: %d window(s) computed", result.path, sum(r["n_windows"] for r in result.records))
+        for n in result.notes:
+            log.debug("%s: %s", result.path, n)
 
     try:
         _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9), token,
