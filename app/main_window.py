@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         for n, key in enumerate(PIPELINE_KEYS, start=1):
             self._action(jobs, f"{key.capitalize()}…", lambda _c=False, k=key: self._show_job(k), f"Ctrl+{n}")
         self._action(jobs, "E&xport separated sources…", self.results.open_export_dialog, "Ctrl+E")
+        self._action(jobs, "Cluster &names…", self.results.open_names_dialog)
         jobs.addSeparator()
         self._action(jobs, "&Cancel running job", self.jobs.cancel, "Ctrl+.")
         view = bar.addMenu("&View")

@@ -75,6 +75,7 @@ class ResultsController(QObject):
     separation_shown = Signal()
     window_jumped = Signal(int)
     exported = Signal(object)
+    names_changed = Signal()
 
     def __init__(self, window: Any) -> None:
         super().__init__(window)
@@ -86,6 +87,7 @@ class ResultsController(QObject):
         self.panel.scale_changed.connect(self.show_scale)
         self.panel.latent.window_clicked.connect(self.jump_to_window)
         self.panel.separation.export_requested.connect(self.open_export_dialog)
+        self.panel.names_requested.connect(self.open_names_dialog)
         self.bar = OccupancyBar()
         self.bar.hide()
         window.waveform.layout().insertWidget(1, self.bar)
@@ -200,10 +202,15 @@ class ResultsController(QObject):
                                           {"table": table, "scale": scale}, apply))
 
     def _show_products(self, products: ClusterProducts) -> None:
-        self.panel.set_products(products)
+        self.panel.set_products(products, self._label_of(products.scale))
         for note in products.notes:
             self.window.jobs.append_log(f"  {note}")
         self.products_shown.emit(products.scale)
+
+    def _label_of(self, scale: int):
+        """How the views show cluster ``k`` at ``scale``: its number, and its name when it has one."""
+        table = self.table
+        return (lambda k: table.label(scale, k)) if table is not None else str
 
     def separation_done(self, separated: Separated) -> None:
         self.separated = separated
@@ -290,6 +297,36 @@ class ResultsController(QObject):
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.open()
         return dialog
+
+    def table_path(self) -> Path | None:
+        """The file of the current cluster table: the project's, else where the model wrote it (None: no file)."""
+        if self.table is None:
+            return None
+        path = self.paths.get("table") or self.table.meta.get("table_path")
+        return Path(path) if path else None
+
+    def open_names_dialog(self):
+        """The "Cluster names" dialog for the current table (a status-bar line when there is none yet)."""
+        from unmix.gui.dialogs.cluster_names import ClusterNamesDialog
+
+        if self.table is None:
+            self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
+            return None
+        dialog = ClusterNamesDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
+        dialog.names_saved.connect(self._names_saved)
+        return dialog
+
+    def _names_saved(self, path: Path | None) -> None:
+        """Show the new names wherever clusters are shown: legend, result views, the forms' fields."""
+        self.overlay.redraw()
+        scale = self.panel.scale()
+        if scale in self.products:
+            self.panel.set_products(self.products[scale], self._label_of(scale))
+        self._refresh_forms()
+        named = sum(len(per) for per in self.table.names.values()) if self.table is not None else 0
+        where = f"saved in {path}" if path else "not saved: the table has no file"
+        self.window.jobs.append_log(f"Cluster names: {named} named cluster(s), {where}")
+        self.names_changed.emit()
 
     def scatcov_options(self, clusters: list[int], scale: int) -> dict:
         """Options of the scattering-covariance separator: prior from ``clusters`` at ``scale`` of the table."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
@@ -118,14 +121,16 @@ class Legend(QWidget):
         self.row.setSpacing(8)
         self.labels: list[QLabel] = []
 
-    def set_counts(self, counts: np.ndarray | list[int]) -> None:
+    def set_counts(self, counts: np.ndarray | list[int], label_of: Callable[[int], str] = str) -> None:
+        """One chip per cluster: ``label_of(k)`` (the table's ``label``: number and name) and its windows."""
         for label in self.labels:
             self.row.removeWidget(label)
             label.deleteLater()
         self.labels = []
         for k, n in enumerate(counts):
-            label = QLabel(f"<span style='color:{CLUSTER_COLOURS[k % len(CLUSTER_COLOURS)]}'>■</span> {k}: {int(n)}")
-            label.setToolTip(f"cluster {k}: {int(n)} windows at this scale")
+            text = html.escape(label_of(k))
+            label = QLabel(f"<span style='color:{CLUSTER_COLOURS[k % len(CLUSTER_COLOURS)]}'>■</span> {text}: {int(n)}")
+            label.setToolTip(f"cluster {text}: {int(n)} windows at this scale")
             self.row.addWidget(label)
             self.labels.append(label)
 
@@ -262,7 +267,8 @@ class OccupancyOverlay:
                 self.items.append((plot, item))
         if table is None or self.scale is None:
             return
-        self.bar.legend.set_counts(table.occupancy(self.scale))
+        scale = self.scale
+        self.bar.legend.set_counts(table.occupancy(scale), lambda k: table.label(scale, k))
         if not self.visible or self.waveform.display is None or not self.waveform.plots:
             return
         starts, ends, k = self.runs()

@@ -6,7 +6,9 @@ compute nothing but what drawing needs.
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -60,6 +62,11 @@ def _axis_titles(plot: pg.PlotItem, i: int, n: int, cols: int, x_title: str, y_t
         plot.setLabel("bottom", x_title, **style)
     if i % cols == 0:
         plot.setLabel("left", y_title, **style)
+
+
+def _label(view: QWidget, k: int) -> str:
+    """Cluster ``k`` as the view's ``label_of`` (set by :meth:`ResultsPanel.set_products`) gives it: number and name."""
+    return html.escape(getattr(view, "label_of", str)(int(k)))
 
 
 def detrended(y: np.ndarray) -> np.ndarray:
@@ -125,7 +132,8 @@ class HistogramView(QWidget):
             share = 100.0 * counts[k] / total
             top = max(top, float(share.max()))
             plot = self.graphics.addPlot(row=i // cols, col=i % cols)
-            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({int(total)} windows)", size="9pt")
+            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {_label(self, k)}</span> ({int(total)} windows)",
+                          size="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.setMouseEnabled(x=False, y=False)
@@ -195,7 +203,7 @@ class LatentView(QWidget):
                                          tip=lambda x, y, data: f"window {data}")
             scatter.sigClicked.connect(self._clicked)
             self.plot.addItem(scatter)
-            self.legend.addItem(scatter, f"cluster {k} ({int(sel.sum())})")
+            self.legend.addItem(scatter, f"cluster {_label(self, int(k))} ({int(sel.sum())})")
             self.scatters.append(scatter)
         self.plot.setLabel("bottom", f"{method} 1" if method else "dimension 1")
         self.plot.setLabel("left", f"{method} 2" if method else "dimension 2")
@@ -275,7 +283,8 @@ class AlignedView(QWidget):
             a = self.aligned[k]
             plot = self.graphics.addPlot(row=i // cols, col=i % cols)
             n = 0 if a.waveforms is None else len(a.waveforms)
-            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {k}</span> ({n} aligned)", size="9pt")
+            plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {_label(self, k)}</span> ({n} aligned)",
+                          size="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
             curves = []
@@ -315,7 +324,7 @@ class AlignedView(QWidget):
                 continue
             ok = (a.freqs > 0) & np.isfinite(a.spectrum[c]) & (a.spectrum[c] > 0)
             curve = plot.plot(a.freqs[ok], a.spectrum[c][ok], pen=pg.mkPen(_colour(k), width=2))
-            legend.addItem(curve, f"cluster {k}")
+            legend.addItem(curve, f"cluster {_label(self, k)}")
             lo, hi = (min(lo, a.freqs[ok].min()), max(hi, a.freqs[ok].max())) if ok.any() else (lo, hi)
         if hi > lo > 0:
             plot.getAxis("bottom").setTicks(_log_ticks(lo, hi))
@@ -529,6 +538,7 @@ class ResultsPanel(QWidget):
     """The result views as tabs, with the scale they show."""
 
     scale_changed = Signal(int)
+    names_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -539,6 +549,10 @@ class ResultsPanel(QWidget):
         self.scale_combo.setToolTip("Scale of the clustering shown in these views")
         self.scale_combo.currentIndexChanged.connect(self._scale_changed)
         self.summary = QLabel("")
+        self.names_button = QPushButton("Names…")
+        self.names_button.setToolTip("name the clusters of the table (names are saved in the table file)")
+        self.names_button.setEnabled(False)
+        self.names_button.clicked.connect(self.names_requested)
         self.tabs = QTabWidget()
         self.histograms = HistogramView()
         self.latent = LatentView()
@@ -550,11 +564,12 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.separation, "Separation")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.summary))
+        layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.names_button, self.summary))
         layout.addWidget(self.tabs, 1)
         self.scale_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     def set_scales(self, scales: tuple[int, ...], rate: float | None, current: int | None = None) -> None:
+        self.names_button.setEnabled(bool(scales))
         self.scale_combo.blockSignals(True)
         self.scale_combo.clear()
         for s in scales:
@@ -577,8 +592,11 @@ class ResultsPanel(QWidget):
         if scale is not None:
             self.scale_changed.emit(scale)
 
-    def set_products(self, products) -> None:
-        """Fill the cluster views from an ``unmix.gui.tasks.ClusterProducts`` (None clears them)."""
+    def set_products(self, products, label_of: Callable[[int], str] = str) -> None:
+        """Fill the cluster views from an ``unmix.gui.tasks.ClusterProducts`` (None clears them); ``label_of(k)``
+        is how a cluster is shown (the table's ``label``: number and name)."""
+        for view in (self.histograms, self.latent, self.aligned):
+            view.label_of = label_of
         if products is None:
             self.histograms.set_data(None, None)
             self.latent.set_data(None)
