@@ -41,6 +41,7 @@ from obspy import Stream
 from unmix import __version__
 from unmix.atomic import atomic_path, write_stream
 from unmix.errors import ConfigError, DataError, OutputExistsError, UnmixError, describe_os_error
+from unmix.hashing import file_sha256
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.lock import folder_lock
 
@@ -101,14 +102,6 @@ class ExportReport:
         own = f", {len(self.ignored)} own output(s) ignored" if self.ignored else ""
         return (f"{len(self.done)} separated, {len(self.skipped)} already done, {len(self.failed)} failed{own} "
                 f"({len(self.outputs)} file(s) written)")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _summary(value):

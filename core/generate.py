@@ -544,7 +544,7 @@ def write_generation(synthesis: Synthesis, out: str | Path, table_path: str | Pa
     from unmix import __version__
     from unmix.atomic import atomic_path, write_stream
     from unmix.errors import OutputExistsError
-    from unmix.features.store import file_digest
+    from unmix.hashing import file_sha256
 
     out = Path(out)
     prov = provenance_path(out)
@@ -556,10 +556,10 @@ def write_generation(synthesis: Synthesis, out: str | Path, table_path: str | Pa
     with atomic_path(out) as tmp:
         write_stream(stream, tmp, "MSEED")
     record = {"tool": "unmix generate", "version": __version__, "output": out.name,
-              "output_sha256": file_digest(out), "synthetic": True, "network": SYNTHETIC_NETWORK,
+              "output_sha256": file_sha256(out), "synthetic": True, "network": SYNTHETIC_NETWORK,
               "traces": [tr.id for tr in stream],
               "table": str(table_path) if table_path else None,
-              "table_sha256": file_digest(Path(table_path)) if table_path else None,
+              "table_sha256": file_sha256(Path(table_path)) if table_path else None,
               **synthesis.info, "quality": quality}
     with atomic_path(prov) as tmp:
         tmp.write_text(json.dumps(record, indent=1, default=str))

@@ -19,11 +19,11 @@ def detect_glitches(inputs: str | Path | Iterable[str | Path], options: dict | N
                     max_fill: int = 0, resample_to: float | None = None, allow_damaged: bool = False,
                     progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Catalog:
     """The glitches the template deglitcher (configured by ``options``) finds and accepts in every record."""
-    from unmix.baselines.template import TemplateDeglitcher
     from unmix.io import read_records
+    from unmix.separation import get_method
 
+    separator = get_method("template", **(options or {}))  # bad options stop here, before any file is read
     records = read_records(inputs, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
-    separator = TemplateDeglitcher(**(options or {}))
     detections: list[dict] = []
     for k, record in enumerate(records):
         token.check()

@@ -52,7 +52,7 @@ def _field(mapping: dict, key: str, kinds, path: Path, what: str = "") -> Any:
 
 
 def _check_sha(file: str, recorded: Any, path: Path, what: str) -> None:
-    from unmix.export import file_sha256
+    from unmix.hashing import file_sha256
 
     if not isinstance(recorded, str):
         raise InputFileError(f"damaged provenance: no SHA-256 of the {what}", path)

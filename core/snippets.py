@@ -162,14 +162,14 @@ def _feature_options(table: ClusterTable, feature_config) -> dict:
 
 
 def _load_input(entry: dict, options: dict, rate: float | None) -> list:
-    from unmix.features.store import file_digest
+    from unmix.hashing import file_sha256
     from unmix.io import read_records, remove_response, rotate_to_zne
 
     path = Path(entry["path"])
     if not path.is_file():
         raise InputFileError("input of the cluster table is missing (moved or deleted?)", path)
     digest = entry.get("sha256")
-    if digest and file_digest(path) != digest:
+    if digest and file_sha256(path) != digest:
         raise InputFileError("input of the cluster table has changed since its features were computed (sha256 "
                              "differs)", path)
     # an input whose features were computed with --allow-damaged (its records list the damage) is read the same way

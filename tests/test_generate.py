@@ -17,7 +17,6 @@ from unmix.cli.generate import COMMANDS, generate
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError
 from unmix.features import FeatureConfig, FeatureStore
-from unmix.features.store import file_digest
 from unmix.generate import (
     Normaliser,
     _invert_prep,
@@ -26,6 +25,7 @@ from unmix.generate import (
     provenance_path,
     synthesize,
 )
+from unmix.hashing import file_sha256
 from unmix.jobs import Cancelled, CancelToken
 from unmix.model.data import fit_scale
 from unmix.scattering import ScatteringCovariance
@@ -163,7 +163,7 @@ def test_cli_writes_waveforms_and_provenance(clustered, tmp_path):
     st = read(str(out))
     assert len(st) == 6 and {tr.stats.network for tr in st} == {"SY"}
     prov = json.loads(provenance_path(out).read_text())
-    assert prov["table_sha256"] == file_digest(Path(table_path)) and prov["output_sha256"] == file_digest(out)
+    assert prov["table_sha256"] == file_sha256(Path(table_path)) and prov["output_sha256"] == file_sha256(out)
     assert prov["cluster"] == clustered["busiest"] and prov["seed"] == 4 and prov["count"] == 2
     assert prov["iterations"] >= 1 and set(prov["quality"]["families"]) == {"cov", "scat"}
     again = CliRunner().invoke(_cli(), args)

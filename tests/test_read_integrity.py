@@ -314,12 +314,12 @@ def test_features_with_allow_damaged_notes_the_damage(tmp_path, clean):
 
 def test_prior_snippets_read_a_damaged_input_the_way_its_features_were_computed(tmp_path, clean):
     """A store built with --allow-damaged lists the damage of its inputs; reading their snippets again must not fail."""
-    from unmix.features.store import file_digest
+    from unmix.hashing import file_sha256
     from unmix.snippets import _load_input
 
     p = _write(tmp_path, _poke(clean, 20 * RECLEN, bytes(4 * RECLEN)), "zero.mseed")
     options = {"gap_policy": "split", "max_fill": 0, "response": None}
-    entry = {"path": str(p), "sha256": file_digest(p), "records": [{"key": "XB.ELYSE.02.BH", "damage": []}]}
+    entry = {"path": str(p), "sha256": file_sha256(p), "records": [{"key": "XB.ELYSE.02.BH", "damage": []}]}
     with pytest.raises(InputFileError, match="damaged miniSEED"):
         _load_input(entry, options, None)
     entry["records"][0]["damage"] = ["zero.mseed: 4 of 265 records unreadable"]

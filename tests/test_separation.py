@@ -312,7 +312,7 @@ def test_glitch_removal_on_real_background_reduces_the_error(ucla):
 @pytest.mark.realdata
 def test_prior_from_a_cluster_table_never_overlaps_the_target(insight, ucla):
     from unmix.clusters import ClusterTable
-    from unmix.features.store import file_digest
+    from unmix.hashing import file_sha256
     from unmix.io import read_records
     from unmix.mars_time import sol_float
 
@@ -327,7 +327,7 @@ def test_prior_from_a_cluster_table_never_overlaps_the_target(insight, ucla):
     table = ClusterTable(scales=(scale,), intervals=iv, lmst=sol_float(iv), cluster=p.argmax(-1).astype(np.int16),
                          confidence=p.max(-1), probabilities=p, input_index=np.zeros(n, np.int32),
                          record_index=np.zeros(n, np.int32),
-                         inputs=[{"path": str(path), "sha256": file_digest(path),
+                         inputs=[{"path": str(path), "sha256": file_sha256(path),
                                   "records": [{"key": rec.key, "sampling_rate": fs}]}])
     target = rec.stream.slice(rec.starttime + 2000.0, rec.starttime + 2000.0 + 1500 / fs)
     sep = ScatCovSeparator(table=table, clusters=[0, 1], scale=scale, n_prior=4, near_lmst=True, piece=1024,

@@ -7,7 +7,7 @@ from obspy import UTCDateTime, read
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, DataError, InputFileError
 from unmix.features import FeatureConfig, FeatureStore, build_store
-from unmix.features.store import file_digest
+from unmix.hashing import file_sha256
 from unmix.jobs import Cancelled, CancelToken
 from unmix.mars_time import lmst_hours, lmst_to_utc, sol_float
 from unmix.snippets import hour_distance, lmst_distance, read_snippets, select_windows, window_lmst_hours
@@ -174,7 +174,7 @@ def test_read_snippets_on_real_10sps_record(insight):
     st.merge()
     t0 = max(tr.stats.starttime for tr in st) + 600
     starts = t0.timestamp + 1024 / 10 * np.arange(20)
-    entry = {"path": str(path), "sha256": file_digest(path), "records": [{"key": "XB.ELYSE.03.BH",
+    entry = {"path": str(path), "sha256": file_sha256(path), "records": [{"key": "XB.ELYSE.03.BH",
                                                                           "sampling_rate": 10.0}]}
     t = make_table(starts, scales=(1024,), k=2, rate=10.0, inputs=[entry])
     snip = read_snippets(t, [0, 7, 19], 1024)

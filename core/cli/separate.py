@@ -260,7 +260,8 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     product and miniSEED quality Q, so they never merge with raw data; SAC outputs get KUSER0-2/KEVNM and, with
     --inventory, station coordinates and orientation.
     """
-    from unmix.export import export_separation, file_sha256
+    from unmix.export import export_separation
+    from unmix.hashing import file_sha256
 
     if replay is not None and click.get_current_context().get_parameter_source("inputs").name == "DEFAULT_MAP":
         from unmix.replay import check_recorded_input
@@ -327,7 +328,7 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
 
 def _cluster_table(table: Path | None, model: Path | None, store: Path | None, device: str):
     """The cluster table of --table, or of --model on --store (clustered now), with what goes into the provenance."""
-    from unmix.export import file_sha256
+    from unmix.hashing import file_sha256
 
     if table is not None:
         from unmix.clusters import ClusterTable

@@ -10,7 +10,6 @@ Reading validates shapes, dtypes and declared sizes, and refuses non-finite feat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,20 +26,13 @@ from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
 from unmix.features.config import FEATURE_FORMAT, FeatureConfig
 from unmix.features.distributed import run_on_dask
 from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
+from unmix.hashing import file_sha256
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.lock import store_lock
 from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
 
 log = logging.getLogger(__name__)
-
-
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -65,7 +57,7 @@ class FileFeatures:
     @classmethod
     def empty(cls, path: str | Path, config: FeatureConfig) -> FileFeatures:
         """No windows yet (:func:`add_records` fills it); the digest and size of ``path`` when it is a file."""
-        return cls(str(path), file_digest(path) if path else "", os.path.getsize(path) if path else 0,
+        return cls(str(path), file_sha256(path) if path else "", os.path.getsize(path) if path else 0,
                    {s: [] for s in config.scales}, {s: [] for s in config.scales})
 
     @property
@@ -409,7 +401,7 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
     parts_dir = out.with_name(out.name + ".parts")
     todo, skipped, shards, metas = [], [], [], {}
     for p in files:
-        digest = file_digest(p)
+        digest = file_sha256(p)
         shard = parts_dir / f"{digest[:24]}-{config.digest()}.h5"
         meta = _shard_meta(shard, config) if shard.exists() else None
         if digest in done:
