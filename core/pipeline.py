@@ -38,8 +38,8 @@ DEFAULT_PRESET = "small"
 
 
 def default_features(**changes) -> FeatureConfig:
-    """The feature settings every entry point starts from, with ``changes`` applied (None values ignored)."""
-    return FeatureConfig(**{k: v for k, v in changes.items() if v is not None})
+    """The feature settings every entry point starts from (the :class:`FeatureConfig` defaults), with ``changes``."""
+    return FeatureConfig(**changes)
 
 
 def default_model(preset: str = DEFAULT_PRESET, **changes):

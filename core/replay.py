@@ -162,12 +162,13 @@ def features_options(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     store = FeatureStore(path)  # validates the store (untrusted) and its configuration
     config, default = store.config, FeatureConfig()
     for f in fields(FeatureConfig):
-        if f.name not in _FEATURE_OPTIONS and f.name != "scales" and getattr(config, f.name) != getattr(default,
-                                                                                                       f.name):
+        if f.name not in _FEATURE_OPTIONS and f.name not in ("scales", "normalize") and \
+                getattr(config, f.name) != getattr(default, f.name):
             raise ConfigError(f"recorded {f.name}={getattr(config, f.name)!r} is not a command-line setting; "
                               "compute it from Python (unmix.features.build_store)", path)
     values: dict[str, Any] = {opt: getattr(config, name) for opt, name in _FEATURE_OPTIONS.items()}
     values["scales"] = ",".join(str(s) for s in config.scales)
+    values["normalize"] = str(config.normalize).lower()  # the option's spelling: none | each_ps
     digests = {}
     for entry in store.inputs:
         if not isinstance(entry.get("path"), str):

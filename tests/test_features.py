@@ -30,7 +30,7 @@ def _record(seed=0, hours=1.0):
 
 def test_window_mode_equals_published_each_ps_pyramid():
     rec = _record()
-    cfg = FeatureConfig(edge="window", **SMALL)
+    cfg = FeatureConfig(edge="window", normalize="each_ps", **SMALL)
     wf = record_features(rec, cfg, device="cpu")
     x = rec.to_array()[:, 4096:4096 + 16384].astype(np.float32)
     sc = ScatteringCovariance(J=8, model="scat+cov", normalize="each_ps", dtype=torch.float32, device="cpu")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from unmix.cli.common import allow_damaged_option, gap_options, job, with_options
-from unmix.features.config import EDGE_MODES, KEEP_MODES
+from unmix.features.config import EDGE_MODES, KEEP_MODES, NORMALIZE_MODES
 from unmix.pipeline import default_features
 
 #: the feature settings of the pipeline layer: the option defaults below
@@ -112,6 +112,10 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
 @click.option("--Q", "Q", type=click.IntRange(min=1), default=_F.Q, show_default=True, help="wavelets per octave")
 @click.option("--wavelet", type=click.Choice(["battle_lemarie", "morlet"]), default=_F.wavelet, show_default=True)
 @click.option("--model", type=click.Choice(["scat+cov", "cov"]), default=_F.model, show_default=True)
+@click.option("--normalize", type=click.Choice([str(m).lower() for m in NORMALIZE_MODES]),
+              default=str(_F.normalize).lower(), show_default=True,
+              help="none: keep each window's level (clusters separate quiet nights from windy days); each_ps: divide "
+                   "each first-layer channel by its RMS over the window, as the published code does")
 @click.option("--keep", type=click.Choice(KEEP_MODES), default=_F.keep, show_default=True,
               help="which sub-window of each scale describes a window (published: last)")
 @click.option("--edge", type=click.Choice(EDGE_MODES), default=_F.edge, show_default=True,
@@ -134,7 +138,7 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
               callback=lambda ctx, param, value: _replay_store(ctx, value),
               help="recompute with the configuration recorded in this feature store (on its recorded inputs unless "
                    "INPUTS are given; options given here win)")
-def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge, components, response,
+def features(inputs, out, window, hop, scales, J, Q, wavelet, model, normalize, keep, edge, components, response,
              response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler,
              replay):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
@@ -153,6 +157,7 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, keep, edge,
         raise ConfigError(f"--scales must be comma-separated integers, got {scales!r}") from None
     config = pipeline.default_features(window=window, hop=hop, scales=scale_list, J=J, Q=Q, wavelet=wavelet,
                                        model=model, keep=keep, edge=edge, components=components.upper(),
+                                       normalize=None if normalize == "none" else normalize,
                                        response=str(Path(response).resolve()) if response else None,
                                        response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
                                        gap_policy=gap_policy, max_fill=max_fill)
