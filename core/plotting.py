@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from obspy import Stream  # noqa: E402
+from obspy import Stream, UTCDateTime  # noqa: E402
 
 from unmix.atomic import atomic_path  # noqa: E402
 from unmix.mars_time import sol_float  # noqa: E402
@@ -26,14 +26,28 @@ def _minmax(t: np.ndarray, y: np.ndarray, bins: int = 4000) -> tuple[np.ndarray,
     return np.repeat(tt, 2), np.column_stack([lo, hi]).ravel()
 
 
-def plot_overview(stream: Stream, path: str | Path, title: str = "", overlays: dict[str, list] | None = None) -> Path:
+def plot_overview(stream: Stream, path: str | Path, title: str = "", overlays: dict[str, list] | None = None,
+                  clusters: dict[str, tuple] | None = None) -> Path:
     """One panel per trace, UTC on the bottom axis and LMST (sol + time of day) on the top axis; PNG written atomically.
 
     ``overlays`` maps a label to a list of UTCDateTime marks (e.g. glitch onsets) drawn as vertical ticks.
+    ``clusters`` maps a row label (e.g. ``'51 s'``) to ``(intervals, cluster)`` of a cluster table at one scale
+    (POSIX seconds, shape (N, 2), and cluster numbers): drawn as a coloured band per scale under the traces.
     """
-    n = len(stream)
-    fig, axes = plt.subplots(n, 1, figsize=(12, 1.9 * n + 1.2), sharex=True, squeeze=False)
-    axes = axes[:, 0]
+    from unmix.analysis.occupancy import CLUSTER_COLOURS, occupancy_runs
+
+    n, bands = len(stream), list((clusters or {}).items())
+    fig, axes = plt.subplots(n + len(bands), 1, figsize=(12, 1.9 * n + 0.45 * len(bands) + 1.2), sharex=True,
+                             squeeze=False, gridspec_kw={"height_ratios": [1.0] * n + [0.22] * len(bands)})
+    axes, band_axes = axes[:n, 0], axes[n:, 0]
+    for ax, (label, (intervals, cluster)) in zip(band_axes, bands, strict=True):
+        starts, ends, k = occupancy_runs(np.asarray(intervals, float), np.asarray(cluster))
+        x0 = np.array([UTCDateTime(t).matplotlib_date for t in starts])
+        x1 = np.array([UTCDateTime(t).matplotlib_date for t in ends])
+        ax.broken_barh(list(zip(x0, x1 - x0, strict=True)), (0, 1),
+                       facecolors=[CLUSTER_COLOURS[int(c) % len(CLUSTER_COLOURS)] for c in k])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, labelpad=22, fontsize=8)
     t_ref = min(tr.stats.starttime for tr in stream)
     for ax, tr in zip(axes, stream, strict=True):
         t = tr.times("matplotlib")
@@ -47,8 +61,10 @@ def plot_overview(stream: Stream, path: str | Path, title: str = "", overlays: d
                 ax.vlines(x, 0.88, 1.0, transform=ax.get_xaxis_transform(), color=f"C{k + 1}", lw=1.0, label=label)
     if overlays and any(overlays.values()):
         axes[0].legend(loc="upper right", fontsize=8)
-    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    axes[-1].set_xlabel(f"UTC from {t_ref.strftime('%Y-%m-%d %H:%M:%S')}")
+    bottom = band_axes[-1] if len(band_axes) else axes[-1]
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    bottom.set_xlabel(f"UTC from {t_ref.strftime('%Y-%m-%d %H:%M:%S')}" + (" (bands: clusters per scale)"
+                                                                            if len(band_axes) else ""))
     t0_num = t_ref.matplotlib_date
     sol0 = float(sol_float(t_ref))
     sols_per_day = 86400.0 / 88775.244147

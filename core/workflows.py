@@ -73,6 +73,30 @@ def _target_span(table, background: int, scale_index: int, length: float, onsets
     return best_start, best_start + length
 
 
+def _clustering_quality(record, table, truth_path: Path, rate: float, table_path: Path) -> list[str]:
+    """One line per scale: ARI against the synthetic truth's classes and the glitch clusters' precision/recall/F1;
+    the clusters get the names suggested from the truth (stored in the table, as ``unmix name --suggest`` does)."""
+    from unmix.analysis.naming import suggest_all
+    from unmix.catalogs import read_catalog
+    from unmix.model.benchmark import LABELS, score_scale, synthetic_labels
+
+    lines = []
+    for s in table.scales:
+        sc = score_scale(table, synthetic_labels(record, table, s), s)
+        glitch = ("no glitch window" if not np.isfinite(sc.glitch_share) else
+                  f"glitch clusters precision {sc.glitch_precision:.2f}, recall {sc.glitch_share:.2f}, F1 "
+                  f"{sc.glitch_f1:.2f}")
+        lines.append(f"clusters at {s} samples ({s / rate:.0f} s): ARI {sc.ari:.2f} against the truth "
+                     f"({len(LABELS)} classes: {', '.join(LABELS)}); {glitch}")
+    table.suggestions = suggest_all(table, read_catalog(truth_path))
+    s = min(table.scales)
+    named = [f"{k} {v['name']}" for k, v in sorted(table.suggestions.get(s, {}).items())]
+    lines.append(f"suggested names at {s} samples (from the truth catalogue and time of day): "
+                 + (", ".join(named) or "none"))
+    table.save(table_path, overwrite=True)
+    return lines
+
+
 def run_demo(
     out_dir: str | Path = "unmix-demo",
     seed: int = 0,
@@ -129,9 +153,6 @@ def run_demo(
     record.write(data_dir)
     rec = read_record(data_dir / "mixture.mseed")
     glitch_onsets = [g.onset for g in record.glitches if g.kind == "glitch"]
-    png = plot_overview(rec.stream, out_dir / "overview.png",
-                        title=f"Synthetic InSight record (seed {seed}) with {len(glitch_onsets)} glitches",
-                        overlays={"glitch onsets": glitch_onsets})
     say(f"synthetic record: {rec.key} {rec.components} {rec.sampling_rate:g} sps, {rec.npts} samples, "
         f"LMST {format_lmst(rec.starttime)} – {format_lmst(rec.endtime)}; truth: {len(record.glitches)} "
         f"glitches/spikes, {len(record.events)} wind bursts and quakes")
@@ -153,6 +174,14 @@ def run_demo(
     background = int(np.argmax(occupancy))
     say(f"model: {model.epoch} epochs ({time.perf_counter() - t:.1f} s); clusters at scale {scale}: "
         + ", ".join(f"{k}:{n}" for k, n in enumerate(occupancy) if n) + f"; background cluster = {background}")
+    for line in _clustering_quality(record, table, data_dir / "truth.json", rec.sampling_rate,
+                                    out_dir / "clusters.h5"):
+        say(line)
+    png = plot_overview(rec.stream, out_dir / "overview.png",
+                        title=f"Synthetic InSight record (seed {seed}) with {len(glitch_onsets)} glitches",
+                        overlays={"glitch onsets": glitch_onsets},
+                        clusters={f"{s / rec.sampling_rate:.0f} s": (table.intervals[:, j], table.cluster[:, j])
+                                  for j, s in enumerate(table.scales)})
 
     from unmix.baselines.template import TemplateDeglitcher
 

@@ -86,6 +86,11 @@ def test_demo_runs_the_whole_chain(tmp_path):
     png = out / "overview.png"
     assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "LMST" in r.output and "background cluster" in r.output
+    quality = [ln for ln in r.output.splitlines() if ln.startswith("clusters at ")]
+    assert len(quality) == 4 and all("ARI" in ln and "against the truth" in ln for ln in quality)
+    from unmix.clusters import ClusterTable
+
+    assert ClusterTable.load(out / "clusters.h5").suggestions  # names suggested from the truth, stored
     for method in ("template", "scatcov", "hybrid"):
         line = next(ln for ln in r.output.splitlines() if ln.startswith(f"{method}: BHU"))
         assert "gain" in line or "no glitch in the span" in line

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 from scipy import signal
 
-from unmix.gui.views.occupancy import CLUSTER_COLOURS, cluster_colour
+from unmix.analysis.occupancy import CLUSTER_COLOURS
+from unmix.gui.views.occupancy import cluster_colour
 from unmix.gui.views.time_axis import TimeAxis
 
 MAX_DRAWN_MEMBERS = 40

@@ -10,6 +10,40 @@ from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError
 from unmix.snippets import midpoints
 
+CLUSTER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                   "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173", "#3182bd", "#e6550d")
+"""One colour per cluster (tab10 then darker tab20c tones); the same in every view."""
+
+
+def occupancy_runs(intervals: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge windows into runs of one cluster: ``(starts, ends, cluster)`` in the intervals' time unit.
+
+    Each instant is given to the window whose sub-window is centred nearest to it (at the finest scale, with hop
+    equal to the scale, that is the sub-window itself); no window reaches beyond its own sub-window, so gaps in the
+    windows stay empty. Consecutive pieces of the same cluster that touch are merged.
+    """
+    intervals = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+    clusters = np.asarray(clusters).reshape(-1)
+    if intervals.shape[0] == 0:
+        empty = np.empty(0)
+        return empty, empty, np.empty(0, dtype=int)
+    order = np.argsort(intervals.mean(axis=1), kind="stable")
+    lo, hi, k = intervals[order, 0], intervals[order, 1], clusters[order].astype(int)
+    centre = (lo + hi) / 2
+    mid = (centre[1:] + centre[:-1]) / 2
+    starts = np.maximum(lo, np.concatenate([[-np.inf], mid]))
+    ends = np.minimum(hi, np.concatenate([mid, [np.inf]]))
+    keep = ends > starts
+    starts, ends, k = starts[keep], ends[keep], k[keep]
+    if starts.size == 0:
+        return starts, ends, k
+    tol = 1e-6 * max(float(np.median(ends - starts)), 1e-9)
+    new_run = np.ones(starts.size, dtype=bool)
+    new_run[1:] = (k[1:] != k[:-1]) | (starts[1:] - ends[:-1] > tol)
+    first = np.flatnonzero(new_run)
+    last = np.concatenate([first[1:] - 1, [starts.size - 1]])
+    return starts[first], ends[last], k[first]
+
 
 @dataclass
 class Occupancy:

@@ -56,7 +56,7 @@ def shown(window, qtbot):
 
 
 def test_occupancy_runs_merge_and_tile():
-    from unmix.gui.views.occupancy import occupancy_runs
+    from unmix.analysis.occupancy import occupancy_runs
 
     iv = np.array([[0, 10], [10, 20], [20, 30], [30, 40], [60, 70]], float)
     starts, ends, k = occupancy_runs(iv, np.array([1, 1, 2, 2, 2]))
@@ -232,6 +232,8 @@ def test_separate_form_targets_and_scatcov_options(shown, qtbot):
     options = request.kwargs["options"]
     assert options["table"] is table and options["clusters"] == [1, 2] and options["scale"] == 4096
     assert options["n_prior"] == 7 and options["max_iter"] == 3
+    # the prior the form computes plus only the options changed from the registry's defaults
+    assert set(options) == {"table", "clusters", "scale", "device", "n_prior", "max_iter"}
     assert get_method("scatcov", **options).name == "scatcov"  # the core separator accepts what the form gives
     form.set_values(method="hybrid")
     assert get_method("hybrid", **form.request().kwargs["options"]).name == "hybrid"
