@@ -23,14 +23,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QSpinBox,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
 from unmix.errors import ConfigError
+from unmix.gui.option_widgets import OptionsForm
 from unmix.gui.registry import JobRequest, JobSpec
 from unmix.gui.tasks import compute_features, separate_record
 from unmix.pipeline import DEFAULT_PRESET, cluster_spans, default_features, default_model
-from unmix.separation.registry import methods
+from unmix.separation.registry import MethodSpec, method_spec, methods
 
 _F = default_features()
 FEATURE_DEFAULTS = {"window": _F.window, "hop": _F.hop, "scales": ",".join(map(str, _F.scales)), "J": _F.J, "Q": _F.Q,
@@ -48,17 +50,24 @@ METHODS = tuple((name, spec.title, spec.description) for name, spec in
 """(key, label, tooltip) of every method of the registry, those that take a prior first (the default: scatcov)."""
 
 
-def _options_tip(method: str | None) -> str:
-    """The tooltip of "Other options": the method's option keys from the registry."""
-    from unmix.separation.registry import method_spec
-
-    if method is None:
-        return ""
+def _options_tip(method: str, form: OptionsForm) -> str:
+    """The tooltip of "Other options": the method's option keys, those without a field of their own first."""
     try:
-        keys = ", ".join(method_spec(method).option_names())
+        keys = ", ".join(form.spec.option_names())
     except ConfigError as exc:
         return str(exc)
-    return f"more options of {method}, e.g. key=value; key=value (JSON values). Keys: {keys}"
+    rest = ", ".join(o.name for o in form.rest) or "none"
+    return (f"more options of {method} as KEY=VALUE; KEY=VALUE (JSON values); they override the fields above. "
+            f"Without a field: {rest}. Keys: {keys}")
+
+
+def _method_spec(name: str, listed: MethodSpec) -> MethodSpec:
+    """The registry entry of ``name`` (a plugin's own :class:`MethodSpec` when it has one); a plugin that cannot be
+    loaded keeps its listing, and running it says why."""
+    try:
+        return method_spec(name)
+    except ConfigError:
+        return listed
 
 
 class PathField(QWidget):
@@ -321,35 +330,34 @@ class ClusterForm(PipelineForm):
 
 
 class SeparateForm(PipelineForm):
-    """Method and its options; for scatcov and hybrid the background cluster(s) and scale of the prior; the target
-    (current record, visible span, or every window of some clusters)."""
+    """Method and its options; for methods that take a prior (scatcov, hybrid) the background cluster(s) and scale of
+    the prior; the target (current record, visible span, or every window of some clusters).
+
+    The method's options are fields generated from its registry entry (:mod:`unmix.gui.option_widgets`), one
+    sub-form per method, initialised to the registry defaults; a job gets only the options changed from them (plus
+    the prior the form computes), so its provenance names what the user chose. Options without a field (tuples,
+    objects) go in the "Other options" line, shown for methods that have such options."""
 
     key = "separate"
+    LEGACY = ("n_prior", "max_iter", "freq", "residual")
+    """Keys of the former hand-written fields: in an older project file they hold for every method that has them."""
 
     def __init__(self, window: Any = None) -> None:
         super().__init__(window)
+        specs = {name: _method_spec(name, spec) for name, spec in methods().items()}
+        self.specs = dict(sorted(specs.items(), key=lambda item: "prior" not in item[1].uses))
         self.method = QComboBox()
-        for key, text, tip in METHODS:
-            self.method.addItem(text, key)
-            self.method.setItemData(self.method.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        for key, spec in self.specs.items():
+            self.method.addItem(spec.title, key)
+            self.method.setItemData(self.method.count() - 1, spec.description, Qt.ItemDataRole.ToolTipRole)
         self.background = QLineEdit("0")
         self.background.setToolTip("background cluster(s) whose statistics the background keeps, e.g. 0,3")
         self.scale = QComboBox()
-        self.n_prior = _spin(1, 1000, 20)
-        self.n_prior.setToolTip("prior snippets: the most confident windows of the background cluster(s)")
-        self.max_iter = _spin(1, 10000, 100)
-        self.max_iter.setToolTip("L-BFGS iterations at most (published: until sqrt(loss) ≤ 0.1)")
-        self.freq = QDoubleSpinBox()
-        self.freq.setRange(0.001, 10.0)
-        self.freq.setDecimals(3)
-        self.freq.setValue(0.1)
-        self.freq.setSuffix(" Hz")
-        self.residual = QComboBox()
-        self.residual.addItem("auto", "auto")
-        self.residual.addItem("none", "none")
-        self.residual.setToolTip("hybrid: 'auto' lets the scattering separation remove what the templates do not "
-                                 "explain where the record is unlike the prior (wind, bursts); 'none' fits templates "
-                                 "only and keeps marsquakes and long periods untouched (records with events)")
+        self.options: dict[str, OptionsForm] = {}
+        """The generated option fields of every method."""
+        self.method_box = QWidget()
+        self._method_layout = QVBoxLayout(self.method_box)
+        self._method_layout.setContentsMargins(0, 0, 0, 0)
         self.extra = QLineEdit()
         self.extra.setPlaceholderText("KEY=VALUE; KEY=VALUE")
         self.target = QComboBox()
@@ -361,24 +369,39 @@ class SeparateForm(PipelineForm):
         self.form.addRow("Method", self.method)
         self.form.addRow("Background cluster(s)", self.background)
         self.form.addRow("Scale", self.scale)
-        self.form.addRow("Prior snippets", self.n_prior)
-        self.form.addRow("Iterations", self.max_iter)
-        self.form.addRow("High-pass corner", self.freq)
-        self.form.addRow("Hybrid residual", self.residual)
+        self.form.addRow(self.method_box)
         self.form.addRow("Other options", self.extra)
         self.form.addRow("Target", self.target)
         self.form.addRow("Target cluster(s)", self.target_clusters)
+        self._label_width = max(self.fontMetrics().horizontalAdvance(text)
+                                for text in ("Background cluster(s)", "Other options"))
+        for key in self.specs:
+            self.method_options(key)
         self.method.currentIndexChanged.connect(self._enable)
         self.target.currentIndexChanged.connect(self._enable)
         self._enable()
 
+    def method_options(self, method: str | None = None) -> OptionsForm:
+        """The generated option fields of ``method`` (default: the chosen one)."""
+        method = method or self.method.currentData()
+        if method not in self.options:
+            form = OptionsForm(self.specs[method])
+            form.align_labels(self._label_width)  # the generated fields line up with the form's own
+            form.setVisible(method == self.method.currentData())
+            self._method_layout.addWidget(form)
+            self.options[method] = form
+        return self.options[method]
+
     def _enable(self, *_args) -> None:
         method, target = self.method.currentData(), self.target.currentData()
-        self.extra.setToolTip(_options_tip(method))
-        prior = method in PRIOR_METHODS
-        for row, on in ((self.background, prior), (self.n_prior, prior), (self.max_iter, prior),
-                        (self.freq, method == "highpass"), (self.residual, method == "hybrid"),
-                        (self.target_clusters, target == "cluster"),
+        prior = "prior" in self.specs[method].uses
+        for key, form in self.options.items():
+            form.setVisible(key == method)
+        # "Other options" only where some option has no field (or when it holds text, e.g. from an older project)
+        form = self.options[method]
+        self.extra.setToolTip(_options_tip(method, form))
+        self.form.setRowVisible(self.extra, bool(form.rest or not form.fields or self.extra.text().strip()))
+        for row, on in ((self.background, prior), (self.target_clusters, target == "cluster"),
                         (self.scale, prior or target == "cluster")):
             row.setEnabled(on)
             label = self.form.labelForField(row)
@@ -387,13 +410,35 @@ class SeparateForm(PipelineForm):
 
     def values(self) -> dict:
         return {"method": self.method.currentData(), "background": self.background.text(),
-                "scale": self.scale.currentData(), "n_prior": self.n_prior.value(), "max_iter": self.max_iter.value(),
-                "freq": self.freq.value(), "residual": self.residual.currentData(), "target": self.target.currentData(),
-                "target_clusters": self.target_clusters.text(), "extra": self.extra.text()}
+                "scale": self.scale.currentData(), "target": self.target.currentData(),
+                "target_clusters": self.target_clusters.text(),
+                "extra": self.extra.text(),
+                **{f"{key}.{name}": value for key, form in self.options.items()
+                   for name, value in form.changed().items()}}
 
     def set_values(self, **values: Any) -> None:
+        """Method options are ``METHOD.OPTION`` keys (flat, as project files hold only plain values). Values that
+        name the ``method`` are a whole state: options they do not give return to the registry defaults. An option
+        key without a method sets that option of the chosen method; the keys of the former fixed fields
+        (:attr:`LEGACY`, in older project files) set it for every method that has it, as those fields did."""
         scale = values.pop("scale", None)
+        loose = {k: values.pop(k) for k in list(values) if k not in ("method", "background", "target",
+                                                                       "target_clusters", "extra")}
         super().set_values(**values)
+        if "method" in values:
+            for form in self.options.values():
+                form.reset()
+        method = self.method.currentData()
+        for name, value in loose.items():
+            key, dot, option = name.partition(".")
+            if dot:  # METHOD.OPTION (an unknown method or option is ignored, as other unknown names)
+                if key in self.specs:
+                    self.method_options(key).set_values({option: value})
+                continue
+            targets = [k for k in self.specs if name in self.method_options(k).fields] if name in self.LEGACY else []
+            for key in targets or [method]:
+                self.method_options(key).set_values({name: value})
+        self._enable()
         if scale is not None:
             self._wanted_scale = int(scale)
             self.refresh()
@@ -417,11 +462,11 @@ class SeparateForm(PipelineForm):
 
     def _extra(self, method: str) -> dict[str, Any]:
         """"Other options": ``KEY=VALUE`` pairs separated by ';', checked against the method's registry entry."""
-        from unmix.separation.registry import method_spec, parse_options
+        from unmix.separation.registry import parse_options
 
         pairs = [p.strip() for p in self.extra.text().split(";") if p.strip()]
         options = parse_options(pairs, "Other options")
-        method_spec(method).check_options(options, "Other options")
+        self.specs[method].check_options(options, "Other options")
         return options
 
     def _clusters(self, edit: QLineEdit, what: str) -> list[int]:
@@ -443,19 +488,16 @@ class SeparateForm(PipelineForm):
         method, target = self.method.currentData(), self.target.currentData()
         table = results.table
         scale = self.scale.currentData()
+        prior = "prior" in self.specs[method].uses
         options: dict[str, Any] = {}
-        if method == "highpass":
-            options["freq"] = self.freq.value()
-        if method in PRIOR_METHODS or target == "cluster":
+        if prior or target == "cluster":
             if table is None:
                 raise ConfigError("this needs a cluster table: run Cluster first (or open a project that has one)")
             if scale is None:
                 raise ConfigError("choose a scale")
-        if method in PRIOR_METHODS:
+        if prior:
             options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
-            options.update(n_prior=self.n_prior.value(), max_iter=self.max_iter.value())
-        if method == "hybrid":
-            options["residual"] = self.residual.currentData()
+        options.update(self.method_options(method).changed())  # only what differs from the registry's defaults
         options.update(self._extra(method))
         stream = _stream(window.records[key])
         spans = None
