@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
@@ -289,7 +290,7 @@ class MainWindow(QMainWindow):
         self._background[kind] = worker
 
         def finished(result: object) -> None:
-            if self._background.get(kind) is worker:
+            if shiboken6.isValid(self) and self._background.get(kind) is worker:  # not after the window is gone
                 on_result(result)
 
         def done() -> None:
@@ -481,6 +482,9 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        for worker in self._background.values():
+            worker.cancel()
+        self._background.clear()  # a view computation finishing later has no view to draw into
         self.jobs.clear_queue()
         cancel_all(5000)
         super().closeEvent(event)

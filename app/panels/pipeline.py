@@ -28,15 +28,17 @@ from PySide6.QtWidgets import (
 )
 
 from unmix.errors import ConfigError
+from unmix.features.config import NORMALIZE_MODES
 from unmix.gui.option_widgets import OptionsForm
 from unmix.gui.registry import JobRequest, JobSpec
 from unmix.gui.tasks import compute_features, separate_record
+from unmix.gui.widgets import ElidedPathEdit, SamplesSpinBox, SecondsLabel, current_rate
 from unmix.pipeline import DEFAULT_PRESET, cluster_spans, default_features, default_model
 from unmix.separation.registry import MethodSpec, method_spec, methods
 
 _F = default_features()
 FEATURE_DEFAULTS = {"window": _F.window, "hop": _F.hop, "scales": ",".join(map(str, _F.scales)), "J": _F.J, "Q": _F.Q,
-                    "model": _F.model, "components": _F.components}
+                    "model": _F.model, "components": _F.components, "normalize": _F.normalize}
 """The Features form's initial values: the pipeline layer's defaults (those of ``unmix features``)."""
 PRESET_LABELS = {"small": "small (CPU, minutes)", "paper": "paper (published, GPU)"}
 """How the Train form names each preset of ``unmix.model.PRESETS``."""
@@ -76,7 +78,7 @@ class PathField(QWidget):
     def __init__(self, kind: str = "save", caption: str = "", filter_: str = "") -> None:
         super().__init__()
         self.kind, self.caption, self.filter = kind, caption, filter_
-        self.edit = QLineEdit()
+        self.edit = ElidedPathEdit()
         button = QToolButton()
         button.setText("…")
         button.clicked.connect(self._browse)
@@ -179,10 +181,17 @@ class FeaturesForm(PipelineForm):
     def __init__(self, window: Any = None) -> None:
         super().__init__(window)
         self.store = PathField("save", "Feature store", "HDF5 (*.h5)")
-        self.window_size = _spin(256, 2**22, FEATURE_DEFAULTS["window"])
-        self.hop = _spin(1, 2**22, FEATURE_DEFAULTS["hop"])
+        self.window_size = SamplesSpinBox(256, 2**22, FEATURE_DEFAULTS["window"])
+        self.hop = SamplesSpinBox(1, 2**22, FEATURE_DEFAULTS["hop"])
         self.scales = QLineEdit(FEATURE_DEFAULTS["scales"])
         self.scales.setToolTip("comma-separated scales in samples; each a multiple of the smallest")
+        self.scales_seconds = SecondsLabel(self.scales)
+        self.normalize = QComboBox()
+        for mode in NORMALIZE_MODES:
+            self.normalize.addItem("none" if mode is None else mode, mode)
+        self.normalize.setCurrentIndex(self.normalize.findData(FEATURE_DEFAULTS["normalize"]))
+        self.normalize.setToolTip("none: keep each window's level (quiet nights and windy days stay apart); "
+                                  "each_ps: divide each channel by its RMS over the window, as the published code")
         self.J = _spin(1, 16, FEATURE_DEFAULTS["J"])
         self.Q = _spin(1, 8, FEATURE_DEFAULTS["Q"])
         self.model = QComboBox()
@@ -193,6 +202,8 @@ class FeaturesForm(PipelineForm):
         self.form.addRow("Window (samples)", self.window_size)
         self.form.addRow("Hop (samples)", self.hop)
         self.form.addRow("Scales", self.scales)
+        self.form.addRow("", self.scales_seconds)
+        self.form.addRow("Normalise", self.normalize)
         self.form.addRow("J / Q", _pair(self.J, self.Q))
         self.form.addRow("Model", self.model)
         self.form.addRow("Components", self.components)
@@ -200,17 +211,23 @@ class FeaturesForm(PipelineForm):
     def values(self) -> dict:
         return {"store": self.store.text(), "window": self.window_size.value(), "hop": self.hop.value(),
                 "scales": self.scales.text(), "J": self.J.value(), "Q": self.Q.value(),
-                "model": self.model.currentText(), "components": self.components.text()}
+                "model": self.model.currentText(), "components": self.components.text(),
+                "normalize": self.normalize.currentText()}
 
     def set_values(self, **values: Any) -> None:
         if "window" in values:
             values["window_size"] = values.pop("window")
+        if "normalize" in values:
+            self.normalize.setCurrentText(str(values.pop("normalize") or "none"))
         super().set_values(**values)
 
     def refresh(self) -> None:
         results = getattr(self.window, "results", None)
         if results is not None:
             self.store.set_default(results.default_path("features.h5"))
+        rate = current_rate(self.window)
+        for widget in (self.window_size, self.hop, self.scales_seconds):
+            widget.set_rate(rate)
 
     def config(self) -> dict:
         try:
@@ -219,7 +236,8 @@ class FeaturesForm(PipelineForm):
             raise ConfigError(f"scales must be comma-separated integers, got {self.scales.text()!r}") from None
         return default_features(window=self.window_size.value(), hop=self.hop.value(), scales=scales,
                                 J=self.J.value(), Q=self.Q.value(), model=self.model.currentText(),
-                                components=self.components.text().strip().upper()).to_dict()
+                                components=self.components.text().strip().upper(),
+                                normalize=self.normalize.currentData()).to_dict()
 
     def request(self) -> JobRequest:
         _results(self.window)
@@ -351,7 +369,8 @@ class SeparateForm(PipelineForm):
             self.method.addItem(spec.title, key)
             self.method.setItemData(self.method.count() - 1, spec.description, Qt.ItemDataRole.ToolTipRole)
         self.background = QLineEdit("0")
-        self.background.setToolTip("background cluster(s) whose statistics the background keeps, e.g. 0,3")
+        self.background.setToolTip("background cluster(s) whose statistics the background keeps: numbers or "
+                                   "names, e.g. 0,3 or quiet night")
         self.scale = QComboBox()
         self.options: dict[str, OptionsForm] = {}
         """The generated option fields of every method."""
@@ -365,7 +384,8 @@ class SeparateForm(PipelineForm):
             self.target.addItem(text, key)
             self.target.setItemData(self.target.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.target_clusters = QLineEdit("1")
-        self.target_clusters.setToolTip("for 'every window of the clusters': which clusters, e.g. 2 or 2,5")
+        self.target_clusters.setToolTip("for 'every window of the clusters': which clusters (numbers or names), "
+                                        "e.g. 2, 2,5 or glitch")
         self.form.addRow("Method", self.method)
         self.form.addRow("Background cluster(s)", self.background)
         self.form.addRow("Scale", self.scale)
@@ -469,14 +489,12 @@ class SeparateForm(PipelineForm):
         self.specs[method].check_options(options, "Other options")
         return options
 
-    def _clusters(self, edit: QLineEdit, what: str) -> list[int]:
+    def _clusters(self, edit: QLineEdit, what: str, table, scale: int) -> list[int]:
+        """Cluster numbers and/or names ('2', 'quiet night', 'quiet night,2') at ``scale`` of ``table``."""
         try:
-            found = [int(k) for k in edit.text().replace(" ", "").split(",") if k]
-        except ValueError:
-            raise ConfigError(f"{what} must be comma-separated cluster numbers, got {edit.text()!r}") from None
-        if not found:
-            raise ConfigError(f"give at least one {what}")
-        return found
+            return table.resolve(edit.text(), scale)
+        except ConfigError as exc:
+            raise ConfigError(f"{what}: {exc.message}") from None
 
     def request(self) -> JobRequest:
         results = _results(self.window)
@@ -496,7 +514,8 @@ class SeparateForm(PipelineForm):
             if scale is None:
                 raise ConfigError("choose a scale")
         if prior:
-            options.update(results.scatcov_options(self._clusters(self.background, "background cluster"), scale))
+            background = self._clusters(self.background, "background cluster", table, scale)
+            options.update(results.scatcov_options(background, scale))
         options.update(self.method_options(method).changed())  # only what differs from the registry's defaults
         options.update(self._extra(method))
         stream = _stream(window.records[key])
@@ -508,7 +527,7 @@ class SeparateForm(PipelineForm):
             spans = [(t_ref + x0, t_ref + x1)]
             text = f"{key}, visible span ({x1 - x0:.0f} s)"
         elif target == "cluster":
-            clusters = self._clusters(self.target_clusters, "target cluster")
+            clusters = self._clusters(self.target_clusters, "target cluster", table, scale)
             spans = cluster_spans(table, clusters, scale, key.split("#")[0])
             text = f"{key}, {len(spans)} span(s) of cluster(s) {', '.join(map(str, clusters))} at scale {scale}"
         return JobRequest("Separate", separate_record,

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from scipy import signal
 
 from unmix.analysis.occupancy import CLUSTER_COLOURS
 from unmix.gui.views.occupancy import cluster_colour
@@ -71,12 +70,19 @@ def _label(view: QWidget, k: int) -> str:
 
 
 def detrended(y: np.ndarray) -> np.ndarray:
-    """``y`` (..., T) less its least-squares line along the last axis: at coarse scales the drift of a long window
-    would otherwise dominate what is drawn. NaN-free input expected; a constant series becomes zeros."""
+    """``y`` (..., T) less its least-squares line along the last axis, fitted on the finite samples (aligned windows
+    are NaN where a member does not reach): at coarse scales the drift of a long window would otherwise dominate what
+    is drawn. NaN stays NaN; a constant series becomes zeros."""
     y = np.asarray(y, dtype=np.float64)
-    if y.shape[-1] < 2:
-        return y - y.mean(axis=-1, keepdims=True)
-    return signal.detrend(y, axis=-1, type="linear")
+    t = np.arange(y.shape[-1], dtype=np.float64)
+    ok = np.isfinite(y)
+    n = ok.sum(axis=-1, keepdims=True)
+    safe = np.where(ok, y, 0.0)
+    tm = np.where(ok, t, 0.0).sum(axis=-1, keepdims=True) / np.maximum(n, 1)
+    ym = safe.sum(axis=-1, keepdims=True) / np.maximum(n, 1)
+    dt = np.where(ok, t - tm, 0.0)
+    slope = (dt * (safe - ym)).sum(axis=-1, keepdims=True) / np.maximum((dt * dt).sum(axis=-1, keepdims=True), 1e-300)
+    return np.where(ok, y - ym - slope * (t - tm), np.nan)
 
 
 class _Header(QWidget):
