@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from obspy import Inventory, Stream, Trace
@@ -107,7 +108,7 @@ class TemplateDeglitcher(BaseSeparator):
         self,
         inventory: Inventory | str | Path | None = None,
         paz: Paz = VBB_PAZ,
-        detector: str = "both",
+        detector: Literal["matched", "jerk", "both"] = "both",
         cc_threshold: float = 0.8,
         jerk_threshold: float = 8.0,
         detect_band: tuple[float, float] = (0.01, 1.0),

@@ -7,7 +7,7 @@ types the algorithm uses (called by :meth:`HybridSeparator.separate <unmix.separ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from unmix.errors import ConfigError
@@ -138,12 +138,16 @@ class ResidualConfig:
     pieces is flagged the whole trace goes to the scattering separation), ``residual_weight`` λ,
     ``residual_margin`` (s), and ``fallback`` (``'scatcov'`` or ``'none'``) for a record without any template."""
 
-    residual: str | bool = "auto"
+    residual: str | bool = field(default="auto", metadata={"help": (
+        "'auto': the scattering separation also acts where the record is unlike the prior (wind, bursts); "
+        "'glitches': only around fitted glitches; 'none': templates only, marsquakes and long periods untouched "
+        "(use it for records with events)")})
     outlier_factor: float = 2.0
     record_share: float = 1.0
     residual_weight: float = 0.0
     residual_margin: float = 20.0
-    fallback: str = "scatcov"
+    fallback: str = field(default="scatcov", metadata={"help": (
+        "'scatcov' or 'none': what a trace without any fitted template gets")})
 
     def checked(self) -> ResidualConfig:
         """Validated copy with ``residual`` as one of :data:`RESIDUALS`."""
