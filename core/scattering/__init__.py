@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unmix.devices import resolve_device
 from unmix.errors import ConfigError, DataError
 from unmix.scattering.description import (
     CHANNEL_MODES,
@@ -45,13 +46,6 @@ def default_budget(device: torch.device, cpu_bytes: int) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return max(cpu_bytes, free // 4)
     return cpu_bytes
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``'auto'`` is CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class ScatteringCovariance:
