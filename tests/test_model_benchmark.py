@@ -65,3 +65,31 @@ def test_seed_agreement_matches_renumbered_clusterings():
     assert [o["seeds"] for o in out] == [[29, 30], [29, 31], [30, 31]]
     assert out[0]["ari"][1024] == pytest.approx(1.0) and out[0]["agreement"][1024] == pytest.approx(1.0)
     assert out[1]["agreement"][1024] == pytest.approx(0.75) and out[1]["ari"][1024] < 0.8
+
+
+def test_bench_clustering_prints_glitch_f1_and_seed_agreement(monkeypatch):
+    from click.testing import CliRunner
+
+    import unmix.model.benchmark as bm
+    from unmix.cli import main
+    from unmix.pipeline import default_model
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        counts = {name: 1 for name in LABELS}
+        runs = [{"seed": s, "training_s": 1.0, "occupancy": {},
+                 "scores": [bm.ScaleScore(1024, 0.7 + 0.1 * i, 0.5, counts, 1.0, 2 / 3)]}
+                for i, s in enumerate(kwargs["train_seeds"])]
+        return {"features": {"window": 65536, "hop": 1024, "scales": [1024], "normalize": None}, "windows": 10,
+                "runs": runs, "times": {"features_s": 0.0},
+                "agreement": [{"seeds": [29, 30], "ari": {1024: 0.85}, "agreement": {1024: 0.9}}]}
+
+    monkeypatch.setattr(bm, "synthetic_benchmark", fake)
+    r = CliRunner().invoke(main, ["bench", "clustering", "--no-real", "--train-seeds", "29,30", "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    assert seen["model"] == default_model(epochs=2)  # the default path, only the asked-for change
+    assert "glitch P/R/F1 1.00/0.50/0.67" in r.output
+    assert "glitch F1 mean 0.67 (min 0.67)" in r.output and "ARI mean 0.750" in r.output
+    assert "seed agreement ARI mean 0.850" in r.output and "seeds 29 vs 30: ARI 1024 0.850" in r.output

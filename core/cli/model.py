@@ -317,6 +317,8 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the small preset's epochs")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
 @click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None)
+@click.option("--ensemble", type=click.IntRange(min=1), default=None,
+              help="override the default preset's ensemble size (models per training seed, clustered by consensus)")
 @click.option("--real/--no-real", default=True, show_default=True,
               help="also run on the real 10-sps record with its MPS glitch list")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -324,9 +326,11 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @DEVICE
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
-def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, real, data_dir, device, json_out):
-    """Clustering quality: per-scale ARI against known synthetic sources, glitch share, and glitch-cluster
-    precision/recall on a real record with a catalogue (feature settings for short records, see docs)."""
+def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, ensemble, real, data_dir, device,
+                     json_out):
+    """Clustering quality of the default path (the settings of `unmix features` and `unmix train`): per-scale ARI
+    against known synthetic sources, glitch-cluster precision/recall/F1, agreement between training seeds, and
+    glitch-cluster precision/recall on a real record with a catalogue (feature settings for a 3-h record, see docs)."""
     import platform
 
     import numpy as np
@@ -334,14 +338,14 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
 
     from unmix.atomic import atomic_path
     from unmix.errors import ConfigError, InputFileError
-    from unmix.model import preset
     from unmix.model.benchmark import real_benchmark, synthetic_benchmark
+    from unmix.pipeline import default_model
 
     try:
         seeds = tuple(int(s) for s in train_seeds.split(","))
     except ValueError:
         raise ConfigError(f"--train-seeds must be comma-separated integers, got {train_seeds!r}") from None
-    config = preset("small", epochs=epochs, clusters=clusters, preprocessing=preprocessing)
+    config = default_model(epochs=epochs, clusters=clusters, preprocessing=preprocessing, ensemble=ensemble)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
     data = data_dir or _default_data()
@@ -355,17 +359,25 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
     f = r["features"]
     click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
-               f"{config.epochs} epochs, preprocessing {config.preprocessing}, pca {config.pca}; "
-               f"features {r['times']['features_s']:.1f} s")
+               f"{config.epochs} epochs, ensemble {config.ensemble}, preprocessing {config.preprocessing}, pca "
+               f"{config.pca}; features {r['times']['features_s']:.1f} s")
     click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
     for run in r["runs"]:
-        parts = [f"{s.scale}: ARI {s.ari:.3f}, glitch share {s.glitch_share:.2f}" for s in run["scores"]]
+        parts = [f"{s.scale}: ARI {s.ari:.3f}, glitch P/R/F1 {s.glitch_precision:.2f}/{s.glitch_share:.2f}/"
+                 f"{s.glitch_f1:.2f}" for s in run["scores"]]
         click.echo(f"  seed {run['seed']} ({run['training_s']:.0f} s): " + "; ".join(parts))
     for j, s in enumerate(r["runs"][0]["scores"]):
         aris = [run["scores"][j].ari for run in r["runs"]]
-        shares = [run["scores"][j].glitch_share for run in r["runs"]]
-        click.echo(f"  scale {s.scale}: ARI mean {np.mean(aris):.3f} (range {min(aris):.3f}–{max(aris):.3f}), glitch "
-                   f"share mean {np.mean(shares):.2f}")
+        f1s = [run["scores"][j].glitch_f1 for run in r["runs"] if not np.isnan(run["scores"][j].glitch_f1)]
+        agree = [a["ari"][s.scale] for a in r["agreement"]]
+        f1_text = f"glitch F1 mean {np.mean(f1s):.2f} (min {min(f1s):.2f})" if f1s else "no glitch windows"
+        seeds_ari = f", seed agreement ARI mean {np.mean(agree):.3f} (min {min(agree):.3f})" if agree else ""
+        click.echo(f"  scale {s.scale}: ARI mean {np.mean(aris):.3f} (range {min(aris):.3f}–{max(aris):.3f}), "
+                   f"{f1_text}{seeds_ari}")
+    for a in r["agreement"]:
+        click.echo(f"  seeds {a['seeds'][0]} vs {a['seeds'][1]}: ARI "
+                   + ", ".join(f"{sc} {v:.3f}" for sc, v in a["ari"].items()) + "; matched agreement "
+                   + ", ".join(f"{sc} {v:.2f}" for sc, v in a["agreement"].items()))
     if real:
         with job("bench clustering (real)") as (progress, token):
             rr = real_benchmark(data, model=config, train_seeds=seeds, device=device, progress=progress, token=token)
@@ -377,7 +389,8 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
         for run in rr["runs"]:
             click.echo(f"  seed {run['seed']}: glitch cluster(s) {run['glitch_clusters']}"
                        f"{' (none glitch-dominated; the most glitch-rich)' if run['fallback'] else ''}: precision "
-                       f"{run['precision']:.2f}, recall {run['recall']:.2f}")
+                       f"{run['precision']:.2f}, recall {run['recall']:.2f}, "
+                       f"F1 {_f1(run['precision'], run['recall']):.2f}")
         click.echo(f"  mean precision {np.mean([x['precision'] for x in rr['runs']]):.2f}, mean recall "
                    f"{np.mean([x['recall'] for x in rr['runs']]):.2f}")
     if json_out:
@@ -387,6 +400,10 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, r
                     run["scores"] = [vars(s) for s in run["scores"]]
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(results, indent=1, default=str))
+
+def _f1(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
 
 #: The commands this module adds to ``unmix``.
 COMMANDS = [train, cluster, name, match, report]

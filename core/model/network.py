@@ -153,15 +153,18 @@ class FactorialVAE(nn.Module):
         return {"loss": total, "rec": rec, "gauss": gauss, "cat": cat}
 
     @torch.no_grad()
-    def infer(self, x: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
-        """Deterministic inference: posterior probabilities and the latent mean conditioned on them."""
+    def infer(self, x: dict[int, torch.Tensor],
+              prob: dict[int, torch.Tensor] | None = None) -> dict[int, dict[str, torch.Tensor]]:
+        """Deterministic inference: posterior probabilities and the latent mean conditioned on them.
+
+        ``prob`` (per scale, optional) replaces the network's own posteriors, e.g. by an ensemble's consensus.
+        """
         out = {}
         for s, h in self.shared(x).items():
             head = self.heads[_key(s)]
-            logits = head.logits(head.qy(h))
-            prob = F.softmax(logits, dim=-1)
-            mu, _ = head.encode_z(h, prob)
-            out[s] = {"prob": prob, "latent": mu}
+            p = F.softmax(head.logits(head.qy(h)), dim=-1) if prob is None else prob[s]
+            mu, _ = head.encode_z(h, p)
+            out[s] = {"prob": p, "latent": mu}
         return out
 
 

@@ -22,13 +22,14 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
 
     The network runs in evaluation mode (BatchNorm running statistics); the latent is the mean of q(z|x, y) with y
     the posterior probabilities, not a random Gumbel draw, so the same model and store always give the same table.
+    An ensemble gives its members' consensus (:meth:`unmix.model.TrainedModel.infer`).
     """
     progress = progress or no_progress
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     dev = resolve_device(device)
     model = model if isinstance(model, TrainedModel) else load_model(model, dev)
     model.check_store(store)
-    net = model.network.to(dev).eval()
+    model.to(dev)
     x = model.inputs({s: store.features(s) for s in model.scales})
     n, S, K, Z = store.n_windows, len(model.scales), model.config.clusters, model.config.latent
     prob = np.zeros((n, S, K), np.float32)
@@ -36,7 +37,7 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
     starts = range(0, n, batch_size)
     for i, a in enumerate(starts):
         token.check()
-        out = net.infer({s: v[a:a + batch_size].to(dev) for s, v in x.items()})
+        out = model.infer({s: v[a:a + batch_size].to(dev) for s, v in x.items()})
         for j, s in enumerate(model.scales):
             prob[a:a + batch_size, j] = out[s]["prob"].cpu().numpy()
             latent[a:a + batch_size, j] = out[s]["latent"].cpu().numpy()

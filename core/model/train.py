@@ -5,6 +5,11 @@ to use or continue the model: network and optimiser state, completed epochs, RNG
 configuration, the feature configuration and its digest, the coefficient description, the scales, the train/validation
 split and the standardisation statistics. It is written every ``checkpoint_every`` epochs, at the end, and when the
 run is cancelled (then with the weights reached so far; resuming repeats the interrupted epoch from them).
+
+An ensemble (``ModelConfig.ensemble > 1``) stores member 0 where a single model's weights go (``model``,
+``optimizer``), the other members under ``members`` and ``member_optimizers``, and the consensus profiles
+(``consensus``: per scale a (K, M, K) table, :mod:`unmix.model.consensus`, fitted on the training windows at every
+save).
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from unmix.atomic import atomic_path
 from unmix.errors import ConfigError, DataError, InputFileError, OutputExistsError
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
+from unmix.model import consensus as cons
 from unmix.model.config import PRESETS, ModelConfig
 from unmix.model.data import ScalePrep, fit_scale, split_indices
 from unmix.model.network import FactorialVAE, build_network
 
 CHECKPOINT_FORMAT = "unmix-fgmvae/1"
 OCCUPANCY_WINDOWS = 4096
+#: Training windows (evenly spaced) on which an ensemble's consensus is fitted.
+CONSENSUS_WINDOWS = 50_000
+INFER_BATCH = 4096
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -55,6 +64,37 @@ class TrainedModel:
     logs: list[dict] = field(default_factory=list)
     finished: bool = False
     path: Path | None = None
+    members: list[FactorialVAE] = field(default_factory=list)  # ensemble members 1..M-1 (member 0 is ``network``)
+    consensus: dict[int, np.ndarray] | None = None  # per scale (K, M, K) profiles, :mod:`unmix.model.consensus`
+
+    @property
+    def networks(self) -> list[FactorialVAE]:
+        """Every member of the model (one network unless ``config.ensemble > 1``)."""
+        return [self.network, *self.members]
+
+    def to(self, device: torch.device) -> TrainedModel:
+        for net in self.networks:
+            net.to(device).eval()
+        return self
+
+    @torch.no_grad()
+    def infer(self, x: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+        """Posterior probabilities and latent means of a batch (an ensemble: the consensus posteriors, see
+        :mod:`unmix.model.consensus`, numbered like member 0's clusters; the latent is member 0's mean of q(z|x, y)
+        given them)."""
+        if not self.members:
+            return self.network.infer(x)
+        if self.consensus is None:
+            raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
+        outs = [net.infer(x) for net in self.networks]
+        prob = {}
+        for s in self.scales:
+            profile = torch.from_numpy(self.consensus[s]).to(outs[0][s]["prob"])
+            score = sum(o[s]["prob"] @ profile[:, m, :].T for m, o in enumerate(outs)) / len(outs)
+            total = score.sum(1, keepdim=True)
+            prob[s] = torch.where(total > 0, score / total.clamp_min(torch.finfo(score.dtype).tiny),
+                                  torch.full_like(score, 1.0 / score.shape[1]))
+        return self.network.infer(x, prob)
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -72,9 +112,12 @@ class TrainedModel:
             p = self.preps[s]
             for a in (p.columns, p.log, p.mean, p.std) + (() if p.projection is None else (p.projection,)):
                 h.update(np.ascontiguousarray(a).tobytes())
-        for k, v in sorted(self.network.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        for net in self.networks:
+            for k, v in sorted(net.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        for s in sorted(self.consensus or {}):
+            h.update(np.ascontiguousarray(self.consensus[s], np.float64).tobytes())
         return h.hexdigest()[:16]
 
     def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
@@ -188,9 +231,34 @@ def _model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.devi
         raise _damaged(path, detail[:200]) from None
     _check_weights(ck["model"], net.state_dict(), path)
     net.load_state_dict(ck["model"])
-    net.to(resolve_device(device)).eval()
-    return TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
-                        int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path)
+    states = ck.get("members", [])
+    if not isinstance(states, list) or len(states) != config.ensemble - 1:
+        raise _damaged(path, f"an ensemble of {config.ensemble} needs {config.ensemble - 1} further member(s)")
+    members = []
+    for i, state in enumerate(states, start=1):
+        if not isinstance(state, dict):
+            raise _damaged(path, f"member {i}'s weights are not a dictionary")
+        member = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+        _check_weights(state, member.state_dict(), path)
+        member.load_state_dict(state)
+        members.append(member)
+    profiles = _read_consensus(ck.get("consensus"), config, net.scales, path) if members else None
+    model = TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
+                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles)
+    return model.to(resolve_device(device))
+
+
+def _read_consensus(raw, config: ModelConfig, scales: tuple[int, ...], path: Path | None) -> dict[int, np.ndarray]:
+    """The ensemble's consensus profiles, checked: per scale a (K, M, K) table of per-member distributions."""
+    if not isinstance(raw, dict) or set(raw) != {str(s) for s in scales}:
+        raise _damaged(path, "the ensemble's consensus is missing or does not cover its scales")
+    out = {}
+    for s in scales:
+        a = raw[str(s)]
+        if not isinstance(a, torch.Tensor) or not cons.is_profile_table(a.numpy(), config.ensemble, config.clusters):
+            raise _damaged(path, f"the ensemble's consensus at scale {s} is not a table of cluster profiles")
+        out[s] = a.numpy().astype(np.float64)
+    return out
 
 
 def _split_from(ck: dict, n: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -262,22 +330,29 @@ class Training:
             model = _model_from_checkpoint(ck, self.out, self.device)
             model.check_store(self.store)
             model.config = self.config
-            model.network.config = self.config
+            for net in model.networks:
+                net.config = self.config
         else:
             self.train_idx, self.val_idx = split_indices(n, self.config.val_fraction, self.config.seed)
             preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, self.config.preprocessing,
                                   self.config.pca) for s in self.store.scales}
-            torch.manual_seed(self.config.seed)
             C = preps[self.store.scales[0]].channels
-            net = build_network(self.config, {s: p.n_features for s, p in preps.items()}, C).to(self.device)
-            model = TrainedModel(self.config, net, preps, self.store.config.to_dict(), self.store.config_hash,
-                                 _description_dict(self.store.description))
+            nets = []
+            for i in range(self.config.ensemble):
+                torch.manual_seed(self.config.member_seed(i))
+                nets.append(build_network(self.config, {s: p.n_features for s, p in preps.items()}, C).to(self.device))
+            model = TrainedModel(self.config, nets[0], preps, self.store.config.to_dict(), self.store.config_hash,
+                                 _description_dict(self.store.description), members=nets[1:])
         self.model = model
         self.x = model.inputs(arrays)
-        self.optimizer = torch.optim.Adam(model.network.parameters(), lr=self.config.lr)
+        self.optimizers = [torch.optim.Adam(net.parameters(), lr=self.config.lr) for net in model.networks]
         if ck is not None:
             try:
-                self.optimizer.load_state_dict(ck["optimizer"])
+                states = [ck["optimizer"], *ck.get("member_optimizers", [])]
+                if len(states) != len(self.optimizers):
+                    raise ValueError("one optimiser state per ensemble member expected")
+                for opt, state in zip(self.optimizers, states, strict=True):
+                    opt.load_state_dict(state)
                 torch.set_rng_state(ck["rng"]["torch"])
                 if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
                     torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
@@ -288,12 +363,42 @@ class Training:
         self.steps_per_epoch = max(1, self.n_train // self.batch)
         self._times: list[float] = []
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Member 0's optimiser (the only one of a single model)."""
+        return self.optimizers[0]
+
+    # -- ensemble consensus -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_consensus(self) -> None:
+        """Fit the ensemble's consensus profiles on (up to CONSENSUS_WINDOWS, evenly spaced) training windows;
+        nothing to do for a single model."""
+        m = self.model
+        if not m.members:
+            return
+        idx = self.train_idx
+        if len(idx) > CONSENSUS_WINDOWS:
+            idx = idx[np.linspace(0, len(idx) - 1, CONSENSUS_WINDOWS).round().astype(np.int64)]
+        probs: dict[int, list[list[np.ndarray]]] = {s: [[] for _ in m.networks] for s in m.scales}
+        for net in m.networks:
+            net.eval()
+        for a in range(0, len(idx), INFER_BATCH):
+            xb = self._batch(torch.from_numpy(np.asarray(idx[a:a + INFER_BATCH])))
+            for i, net in enumerate(m.networks):
+                for s, r in net.infer(xb).items():
+                    probs[s][i].append(r["prob"].cpu().numpy())
+        m.consensus = {s: cons.fit([np.concatenate(p) for p in probs[s]]) for s in m.scales}
+
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def checkpoint(self, partial: bool = False) -> Path | None:
         """Write the checkpoint atomically (nothing when the run has no output path: in memory only)."""
         m = self.model
         if self.out is None:
             return None
+        was_training = m.network.training
+        self.fit_consensus()
+        for net in m.networks:
+            net.train(was_training)
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         state = {
@@ -308,6 +413,10 @@ class Training:
             "preps": {str(s): p.to_state() for s, p in m.preps.items()}, "digest": m.digest(),
             "torch_version": str(torch.__version__),
         }
+        if m.members:
+            state["members"] = [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in m.members]
+            state["member_optimizers"] = [_to_cpu(opt.state_dict()) for opt in self.optimizers[1:]]
+            state["consensus"] = {str(s): torch.from_numpy(a) for s, a in m.consensus.items()}
         with atomic_path(self.out, overwrite=True) as tmp:
             torch.save(state, tmp)
         m.path = self.out
@@ -318,40 +427,51 @@ class Training:
         return {s: v[idx].to(self.device, non_blocking=True) for s, v in self.x.items()}
 
     def _epoch(self, epoch: int) -> dict:
-        cfg, net = self.config, self.model.network
-        net.train()
+        """One epoch of every member in turn (each its own batch order); the log holds the members' mean losses."""
+        cfg, nets = self.config, self.model.networks
         tau = cfg.temperature(epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
         sums = {"loss": 0.0, "rec": 0.0, "gauss": 0.0, "cat": 0.0}
-        total_epochs = max(cfg.epochs, 1)
-        for step in range(self.steps_per_epoch):
-            self.token.check()
-            xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
-            terms = train_step(net, self.optimizer, xb, tau, cfg.clip)
-            for k in sums:
-                sums[k] += float(terms[k].detach())
-            frac = (epoch + (step + 1) / self.steps_per_epoch) / total_epochs
-            self.progress(frac, f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{self.steps_per_epoch}")
-        log = {"epoch": epoch + 1, "temperature": tau, **{k: v / self.steps_per_epoch for k, v in sums.items()}}
+        total = max(cfg.epochs, 1) * len(nets) * self.steps_per_epoch
+        for i, (net, opt) in enumerate(zip(nets, self.optimizers, strict=True)):
+            net.train()
+            gen = torch.Generator().manual_seed(cfg.member_seed(i) * 1_000_003 + epoch)
+            order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
+            for step in range(self.steps_per_epoch):
+                self.token.check()
+                xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
+                terms = train_step(net, opt, xb, tau, cfg.clip)
+                for k in sums:
+                    sums[k] += float(terms[k].detach())
+                done = (epoch * len(nets) + i) * self.steps_per_epoch + step + 1
+                who = f" member {i + 1}/{len(nets)}" if len(nets) > 1 else ""
+                self.progress(done / total,
+                              f"epoch {epoch + 1}/{cfg.epochs}{who} step {step + 1}/{self.steps_per_epoch}")
+        n = self.steps_per_epoch * len(nets)
+        log = {"epoch": epoch + 1, "temperature": tau, **{k: v / n for k, v in sums.items()}}
         log.update(self._evaluate(tau))
         return log
 
     @torch.no_grad()
     def _evaluate(self, tau: float) -> dict:
-        net = self.model.network
-        net.eval()
+        """Validation loss terms (members' mean) and member 0's cluster occupancy on the validation windows."""
+        nets = self.model.networks
+        for net in nets:
+            net.eval()
         idx = self.val_idx if len(self.val_idx) >= 2 else self.train_idx[:OCCUPANCY_WINDOWS]
         xb = self._batch(torch.from_numpy(np.asarray(idx)))
         out = {}
         if len(self.val_idx) >= 2:
-            terms = net.loss(xb, net(xb, tau))
-            out.update({f"val_{k}": float(v) for k, v in terms.items()})
-        inf = net.infer(xb)
+            sums: dict[str, float] = {}
+            for net in nets:
+                for k, v in net.loss(xb, net(xb, tau)).items():
+                    sums[k] = sums.get(k, 0.0) + float(v) / len(nets)
+            out.update({f"val_{k}": v for k, v in sums.items()})
+        inf = nets[0].infer(xb)
         K = self.config.clusters
         out["occupancy"] = {str(s): np.bincount(r["prob"].argmax(-1).cpu().numpy(), minlength=K).tolist()
                             for s, r in inf.items()}
-        net.train()
+        for net in nets:
+            net.train()
         return out
 
     # -- the loop ---------------------------------------------------------------------------------------------------
@@ -371,15 +491,20 @@ class Training:
                 log["eta_s"] = float(np.mean(self._times[-5:]) * (cfg.epochs - m.epoch))
                 m.logs.append(log)
                 m.finished = m.epoch >= cfg.epochs
+                if m.finished and self.out is None:
+                    self.fit_consensus()  # in memory only (a checkpoint fits the consensus when it is written)
                 if m.finished or m.epoch % cfg.checkpoint_every == 0:
                     self.checkpoint()
                 self.progress(m.epoch / cfg.epochs, format_log(log))
                 yield log
-        m.network.eval()
+        for net in m.networks:
+            net.eval()
 
     def run(self) -> TrainedModel:
         for _ in self:
             pass
+        if self.model.members and self.model.consensus is None:  # in memory only: no checkpoint fitted it
+            self.fit_consensus()
         if not self.model.finished or (self.model.path is None and self.out is not None):
             self.model.finished = self.model.epoch >= self.config.epochs
             self.checkpoint()
