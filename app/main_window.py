@@ -19,6 +19,7 @@ from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
 from unmix.gui.tasks import Loaded
+from unmix.gui.views.catalog_overlay import CatalogController
 from unmix.gui.views.dialogs import SettingsDialog, ShortcutsDialog, show_error
 from unmix.gui.views.forms import load_request, synthetic_request
 from unmix.gui.views.jobs import JobPanel
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self.jobs.setMinimumWidth(260)
         self.results = ResultsController(self)
         self.results_dock = self._dock("Results", self.results.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.catalogs = CatalogController(self)
         self.tabifyDockWidget(self.spectrogram_dock, self.results_dock)
         self.spectrogram_dock.raise_()
 
@@ -132,6 +134,8 @@ class MainWindow(QMainWindow):
         self._action(file, "&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+D")
         self._action(file, "&Fetch data (FDSN)…", self.open_fetch_dialog, "Ctrl+Shift+F")
+        self._action(file, "Open &catalogues…", self.catalogs.open_dialog, "Ctrl+Shift+K")
+        self._action(file, "Remove catalogues", self.catalogs.clear)
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file.addSeparator()
@@ -150,6 +154,8 @@ class MainWindow(QMainWindow):
             self._action(jobs, f"{key.capitalize()}…", lambda _c=False, k=key: self._show_job(k), f"Ctrl+{n}")
         self._action(jobs, "E&xport separated sources…", self.results.open_export_dialog, "Ctrl+E")
         self._action(jobs, "Cluster &names…", self.results.open_names_dialog)
+        self._action(jobs, "Co&mpare cluster tables…", self.results.open_compare_dialog)
+        self._action(jobs, "Generate from a clus&ter…", self.results.open_generate_dialog)
         jobs.addSeparator()
         self._action(jobs, "&Cancel running job", self.jobs.cancel, "Ctrl+.")
         view = bar.addMenu("&View")
@@ -391,6 +397,9 @@ class MainWindow(QMainWindow):
             "selected": self.current_key,
             "pipeline": self.results.form_values(),
         })
+        for key in ("catalogs", "catalog_hidden"):
+            project.parameters.pop(key, None)
+        project.parameters.update(self.catalogs.project_parameters())
         return project
 
     def save_project(self) -> Path | None:
@@ -440,6 +449,7 @@ class MainWindow(QMainWindow):
         for synth in project.synthetic:
             self.jobs.start(synthetic_request(**synth))
         self.results.restore(project)
+        self.catalogs.restore(params)
         self.preferences.add_recent(str(Path(path).resolve()))
         self.setWindowTitle(f"Unmix {__version__} — {Path(path).name}")
         return project
@@ -456,6 +466,7 @@ class MainWindow(QMainWindow):
         self.spectrogram.clear()
         self.span_label.setText("")
         self.results.clear()
+        self.catalogs.clear()
         self.project = Project()
 
     # --- misc -----------------------------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ MAX_NUMBER = 1e12
 SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2**32 - 1), "gaps": (0, 10_000),
                   "start_sol": (0, 100_000)}
 """Fields of a synthetic record (``unmix.synthetic.SyntheticConfig``) and their allowed ranges."""
-PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline"}
+PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline", "catalogs", "catalog_hidden"}
+MAX_CATALOGS = 100
 TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results"}
 
 
@@ -159,6 +160,10 @@ def _parameters(params: Any) -> None:
     for key in ("filter", "selected"):
         if key in params:
             _text(params[key], f"parameters.{key}", MAX_TEXT, allow_none=True)
+    for i, item in enumerate(_list(params.get("catalogs", []), "parameters.catalogs", MAX_CATALOGS)):
+        _text(item, f"parameters.catalogs[{i}]", MAX_PATH)  # catalogue files overlaid on the browser
+    for i, item in enumerate(_list(params.get("catalog_hidden", []), "parameters.catalog_hidden", 1000)):
+        _text(item, f"parameters.catalog_hidden[{i}]", 64)  # catalogue kinds not shown
     pipeline = params.get("pipeline")
     if pipeline is not None:
         for form, values in _object(pipeline, "parameters.pipeline", limit=50).items():
