@@ -15,6 +15,7 @@ from unmix import __version__
 from unmix.errors import UnmixError
 from unmix.gui.appicon import app_icon
 from unmix.gui.display import Display, build_display, compute_spectrogram, spectrogram_window
+from unmix.gui.export_figure import install_export_menu
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
@@ -142,6 +143,8 @@ class MainWindow(QMainWindow):
         self._action(file, "Open &project…", self.open_project_dialog, "Ctrl+Shift+O")
         self._action(file, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
         self._action(file, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        file.addSeparator()
+        self.export_menu = install_export_menu(self, file)
         file.addSeparator()
         self._action(file, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         file.addSeparator()
