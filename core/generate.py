@@ -515,6 +515,19 @@ def generation_quality(generated: np.ndarray, snippets: np.ndarray, J: int = 8, 
     return result
 
 
+def synthesis_quality(synthesis: Synthesis, table: ClusterTable, seed: int | None = None) -> dict | None:
+    """:func:`generation_quality` of ``synthesis`` against the real members it was made from, with the scattering
+    settings of ``table``'s feature configuration (what ``unmix generate`` and the GUI report); ``seed`` defaults to
+    the synthesis's. None when fewer than 3 members were read (no leave-one-out spread)."""
+    if len(synthesis.snippets) < 3:
+        return None
+    cfg = _feature_config(table)
+    return generation_quality(synthesis.data, synthesis.snippets.data, J=int(cfg.get("J", 8)), Q=int(cfg.get("Q", 1)),
+                              wavelet=str(cfg.get("wavelet", "battle_lemarie")),
+                              high_freq=float(cfg.get("high_freq", 0.425)),
+                              seed=int(synthesis.info.get("seed", 0) if seed is None else seed))
+
+
 def _np_std(z: np.ndarray) -> np.ndarray:
     d = z - z.mean(0, keepdims=True)
     return np.sqrt((np.abs(d) ** 2).sum(0) / max(z.shape[0] - 1, 1))
@@ -569,5 +582,5 @@ def write_generation(synthesis: Synthesis, out: str | Path, table_path: str | Pa
 __all__ = ["DEFAULT_MAX_ITER", "DEFAULT_PRIOR", "DEFAULT_TOL", "INSIDE_PERCENTILE", "DecodedFeatures", "Normaliser",
            "PROVENANCE_SUFFIX",
            "Synthesis", "SynthesisLoss", "decode_cluster", "generation_quality", "mean_spectrum_noise",
-           "provenance_path", "read_cluster_snippets", "synthesize", "white_noise",
+           "provenance_path", "read_cluster_snippets", "synthesis_quality", "synthesize", "white_noise",
            "write_generation"]

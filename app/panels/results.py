@@ -88,6 +88,8 @@ class ResultsController(QObject):
         self.panel.latent.window_clicked.connect(self.jump_to_window)
         self.panel.separation.export_requested.connect(self.open_export_dialog)
         self.panel.names_requested.connect(self.open_names_dialog)
+        self.panel.compare_requested.connect(self.open_compare_dialog)
+        self.panel.generate_requested.connect(self.open_generate_dialog)
         self.bar = OccupancyBar()
         self.bar.hide()
         window.waveform.layout().insertWidget(1, self.bar)
@@ -315,6 +317,26 @@ class ResultsController(QObject):
         dialog = ClusterNamesDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
         dialog.names_saved.connect(self._names_saved)
         return dialog
+
+    def open_compare_dialog(self):
+        """The "Compare cluster tables" dialog for the current table (a status-bar line when there is none yet)."""
+        from unmix.gui.dialogs.compare_tables import CompareTablesDialog
+
+        if self.table is None:
+            self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
+            return None
+        dialog = CompareTablesDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
+        dialog.names_saved.connect(self._names_saved)
+        return dialog
+
+    def open_generate_dialog(self):
+        """The "Generate from a cluster" dialog for the current table (a status-bar line when there is none yet)."""
+        from unmix.gui.dialogs.generate_cluster import GenerateClusterDialog
+
+        if self.table is None:
+            self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
+            return None
+        return GenerateClusterDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
 
     def _names_saved(self, path: Path | None) -> None:
         """Show the new names wherever clusters are shown: legend, result views, the forms' fields."""

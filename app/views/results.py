@@ -546,6 +546,8 @@ class ResultsPanel(QWidget):
 
     scale_changed = Signal(int)
     names_requested = Signal()
+    compare_requested = Signal()
+    generate_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -560,6 +562,16 @@ class ResultsPanel(QWidget):
         self.names_button.setToolTip("name the clusters of the table (names are saved in the table file)")
         self.names_button.setEnabled(False)
         self.names_button.clicked.connect(self.names_requested)
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.setToolTip("match the clusters with those of another cluster table (or of another scale) "
+                                       "and copy names across")
+        self.compare_button.clicked.connect(self.compare_requested)
+        self.generate_button = QPushButton("Generate…")
+        self.generate_button.setToolTip("synthesise waveforms with the statistics of a cluster and save them as "
+                                        "miniSEED")
+        self.generate_button.clicked.connect(self.generate_requested)
+        for button in (self.compare_button, self.generate_button):
+            button.setEnabled(False)
         self.tabs = QTabWidget()
         self.histograms = HistogramView()
         self.latent = LatentView()
@@ -571,12 +583,14 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.separation, "Separation")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.names_button, self.summary))
+        layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.names_button, self.compare_button,
+                                  self.generate_button, self.summary))
         layout.addWidget(self.tabs, 1)
         self.scale_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     def set_scales(self, scales: tuple[int, ...], rate: float | None, current: int | None = None) -> None:
-        self.names_button.setEnabled(bool(scales))
+        for button in (self.names_button, self.compare_button, self.generate_button):
+            button.setEnabled(bool(scales))
         self.scale_combo.blockSignals(True)
         self.scale_combo.clear()
         for s in scales:

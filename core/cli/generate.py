@@ -50,12 +50,7 @@ def generate(table, cluster_spec, scale, out, count, length, seed, max_iter, tol
         result = gen.synthesize(t, clusters[0], scale, n=count, length=length, seed=seed, device=device,
                                 progress=progress, token=token, **options)
         token.check()
-        quality = None
-        if len(result.snippets) >= 3:
-            cfg = t.meta.get("feature_config") or {}
-            quality = gen.generation_quality(result.data, result.snippets.data, J=int(cfg.get("J", 8)),
-                                             Q=int(cfg.get("Q", 1)), wavelet=str(cfg.get("wavelet", "battle_lemarie")),
-                                             high_freq=float(cfg.get("high_freq", 0.425)), seed=seed)
+        quality = gen.synthesis_quality(result, t, seed)
     written, prov = gen.write_generation(result, out, table, quality, overwrite=overwrite)
     click.echo(f"wrote {count} waveform(s) of cluster {t.label(scale, clusters[0])} at scale {scale} to {written} "
                f"({result.info['iterations']} iterations, {result.info['seconds_per_waveform']} s per waveform)")
