@@ -31,7 +31,7 @@ def figure_views(window: Any) -> dict[str, Callable[[], QWidget | None]]:
         "Separation": lambda: _scrolled_content(panel.separation),
     }
     jobs = getattr(window, "jobs", None)
-    if jobs is not None and getattr(jobs, "loss_curve", None) is not None:
+    if jobs is not None and getattr(getattr(jobs, "loss_curve", None), "epochs", None):  # after a training
         views["Training loss"] = lambda: jobs.loss_curve
     return views
 

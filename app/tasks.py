@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +80,29 @@ def compute_features(inputs: list[str], out: str, config: dict, synthetic: list[
     return report
 
 
+def epoch_point(log: dict, epochs: int) -> dict:
+    """One training epoch as structured progress: ``{"kind": "epoch", "epoch", "epochs", "terms": {name: value}}``
+    with the loss and its terms (training and validation), and the epoch's seconds and ETA when given."""
+    skip = {"epoch", "temperature", "seconds", "eta_s"}
+    terms = {k: float(v) for k, v in log.items()
+             if k not in skip and isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)}
+    point = {"kind": "epoch", "epoch": int(log.get("epoch", 0)), "epochs": int(epochs), "terms": terms}
+    for key in ("seconds", "eta_s", "temperature"):
+        if isinstance(log.get(key), int | float):
+            point[key] = float(log[key])
+    return point
+
+
 def train_model(store: str, out: str, preset: str = pipeline.DEFAULT_PRESET, epochs: int | None = None,
                 clusters: int | None = None, seed: int | None = None, device: str = "auto", overwrite: bool = False,
-                progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
-    """Train, reuse or resume the model at ``out`` (``unmix.pipeline.train``); a JSON-ready summary."""
+                progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+                report: Callable[[dict], None] | None = None) -> dict:
+    """Train, reuse or resume the model at ``out`` (``unmix.pipeline.train``); a JSON-ready summary. ``report``
+    receives each epoch's losses (:func:`epoch_point`), for the loss curve."""
     config = pipeline.default_model(preset, epochs=epochs, clusters=clusters, seed=seed)
-    return pipeline.train(store, out, config, overwrite=overwrite, device=device, progress=progress,
-                          token=token).summary()
+    on_epoch = None if report is None else (lambda log, cfg: report(epoch_point(log, cfg.epochs)))
+    return pipeline.train(store, out, config, overwrite=overwrite, device=device, on_epoch=on_epoch,
+                          progress=progress, token=token).summary()
 
 
 def cluster_windows(store: str, model: str, out: str, device: str = "auto", overwrite: bool = False,

@@ -29,6 +29,7 @@ class WorkerSignals(QObject):
     """Signals of a :class:`Worker`; they live in the GUI thread, so slots run there."""
 
     progress = Signal(float, str)
+    report = Signal(object)  # structured progress (a dict, e.g. one training epoch's losses), never throttled
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
@@ -36,7 +37,8 @@ class WorkerSignals(QObject):
 
 
 class Worker(QRunnable):
-    """Runs ``fn(*args, progress=..., token=..., **kwargs)`` off the GUI thread.
+    """Runs ``fn(*args, progress=..., token=..., **kwargs)`` off the GUI thread; a function that takes ``report``
+    also gets ``report=`` a callable whose dicts arrive as the ``report`` signal (structured progress).
 
     Progress is throttled to one signal per ``min_interval`` seconds (plus the final 1.0). An
     :class:`~unmix.errors.UnmixError` becomes ``failed(message, "")``; any other exception ``failed(message,
@@ -54,6 +56,7 @@ class Worker(QRunnable):
         self.min_interval = min_interval
         self._last_emit = 0.0
         self.running = False
+        self.reports = _accepts_report(fn)
 
     def _progress(self, fraction: float, message: str = "") -> None:
         now = time.monotonic()
@@ -74,7 +77,8 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         try:
-            result = self.fn(*self.args, progress=self._progress, token=self.token, **self.kwargs)
+            extra = {"report": self.signals.report.emit} if self.reports else {}
+            result = self.fn(*self.args, progress=self._progress, token=self.token, **extra, **self.kwargs)
         except Cancelled:
             self.signals.cancelled.emit()
         except UnmixError as exc:
@@ -86,6 +90,16 @@ class Worker(QRunnable):
         finally:
             self.running = False
             self.signals.done.emit()
+
+
+def _accepts_report(fn: Callable[..., Any]) -> bool:
+    """Whether a job function takes ``report=`` (a callable receiving structured progress, e.g. epoch losses)."""
+    import inspect
+
+    try:
+        return "report" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def cancel_all(wait_ms: int = 5000) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -23,7 +24,12 @@ from unmix.errors import UnmixError
 from unmix.gui.panels import pipeline
 from unmix.gui.registry import JobRequest, JobSpec, jobs
 from unmix.gui.views import forms
+from unmix.gui.views.loss_curve import LossCurve, epoch_line
 from unmix.gui.workers import Worker
+
+_EPOCH_MESSAGE = re.compile(r"^epoch \d+")
+"""Progress messages inside a training epoch (``epoch k/N step i/M``) and its summary: a job that reports its epochs
+gets one log line per epoch from the report instead."""
 
 
 def format_eta(seconds: float) -> str:
@@ -76,6 +82,8 @@ class JobPanel(QWidget):
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)  # a narrow dock shows whole lines
         self.log.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths break too
         self.log.setPlaceholderText("Job log")
+        self.loss_curve = LossCurve()
+        self.loss_curve.hide()  # shown by the first epoch a job reports
 
         top = QHBoxLayout()
         top.addWidget(self.job_combo, 1)
@@ -89,6 +97,7 @@ class JobPanel(QWidget):
         layout.addWidget(self.forms)
         layout.addWidget(self.current)
         layout.addLayout(bar)
+        layout.addWidget(self.loss_curve, 1)
         layout.addWidget(self.log, 1)
 
     @property
@@ -119,6 +128,7 @@ class JobPanel(QWidget):
         self.request_ = request
         self.worker = worker = Worker(request.fn, title=request.title, **request.kwargs)
         worker.signals.progress.connect(self._on_progress)
+        worker.signals.report.connect(self._on_report)
         worker.signals.finished.connect(self._on_finished)
         worker.signals.failed.connect(self._on_failed)
         worker.signals.cancelled.connect(self._on_cancelled)
@@ -155,9 +165,17 @@ class JobPanel(QWidget):
             self.eta.setText(f"ETA {format_eta(elapsed * (1.0 - fraction) / fraction)}")
         title = self.request_.title if self.request_ else ""
         self.current.setText(f"<b>{title}</b>: {message}" if message else f"<b>{title}</b>")
-        if message and message != self._last_message:
+        quiet = self.worker is not None and self.worker.reports and _EPOCH_MESSAGE.match(message)
+        if message and message != self._last_message and not quiet:
             self.append_log(f"  {message}")
             self._last_message = message
+
+    def _on_report(self, point: object) -> None:
+        """Structured progress: a training epoch goes to the loss curve and is the epoch's one log line."""
+        if isinstance(point, dict) and point.get("kind") == "epoch":
+            self.loss_curve.add(point)
+            self.loss_curve.show()
+            self.append_log(f"  {epoch_line(point)}")
 
     def _on_finished(self, result: object) -> None:
         request = self.request_
