@@ -78,8 +78,10 @@ class LossCurve(QWidget):
                 pen = pg.mkPen(colour, width=2 if base == "loss" else 1,
                                style=pg.QtCore.Qt.PenStyle.DashLine if name.startswith("val_") else
                                pg.QtCore.Qt.PenStyle.SolidLine)
+                # validation terms share their term's colour, dashed, and stay out of the legend (half its size)
                 curve = self.plot.plot(pen=pen, symbol="o", symbolSize=4, symbolBrush=colour, symbolPen=None,
-                                       name=name)
+                                       name=None if name.startswith("val_") else name)
                 self.curves[name] = curve
             curve.setData(self.epochs, series, connect="finite")
-        self.title.setText(f"Training loss: epoch {epoch}/{point.get('epochs', '?')}")
+        dashed = ", dashed: validation" if any(k.startswith("val_") for k in self.values) else ""
+        self.title.setText(f"Training loss: epoch {epoch}/{point.get('epochs', '?')}{dashed}")

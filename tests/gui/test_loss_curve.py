@@ -102,3 +102,37 @@ def test_panel_draws_the_loss_curve_and_logs_one_line_per_epoch(window, qtbot, s
     with qtbot.waitSignal(jobs.job_finished, timeout=20000):
         jobs.start(JobRequest("Train", fake_training, {"epochs": 2}))
     assert curve.curves["loss"].getData()[0].tolist() == [1, 2]
+
+
+def _run_form(qtbot, win, key: str, **values) -> object:
+    """Fill a pipeline form, press Run and wait for the job; its result (a failure fails the test)."""
+    from PySide6.QtCore import Qt
+
+    jobs = win.jobs
+    qtbot.waitUntil(lambda: not jobs.busy and not jobs.queue, timeout=60000)
+    jobs.select(key)
+    jobs.form(key).set_values(**values)
+    with qtbot.waitSignal(jobs.job_finished, timeout=180000) as blocker:
+        qtbot.mouseClick(jobs.run_button, Qt.MouseButton.LeftButton)
+    return blocker.args[1]
+
+
+def test_real_training_draws_its_loss_curve(window, qtbot, tmp_path, prefs, errors, screenshot):
+    """Features and a 3-epoch training of a 1-hour synthetic record through the panel: three points per term and
+    three epoch lines in the log, no step lines."""
+    prefs.device = "cpu"
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=30000):
+        window.generate_synthetic(hours=1.0, seed=11, start_sol=240)
+    _run_form(qtbot, window, "features", store=str(tmp_path / "features.h5"), window=4096, hop=1024,
+              scales="1024,4096", J=6, Q=1)
+    window.jobs.log.clear()
+    _run_form(qtbot, window, "train", model=str(tmp_path / "model.pt"), preset="small", epochs=3, clusters=4, seed=3)
+    assert not errors
+    curve = window.jobs.loss_curve
+    assert curve.epochs == [1, 2, 3] and "loss" in curve.curves
+    assert np.all(np.isfinite(curve.values["loss"]))
+    log = window.jobs.log.toPlainText()
+    assert log.count(" epoch ") == 3 and "step" not in log
+    window.jobs_dock.setFloating(True)
+    window.jobs_dock.resize(380, 720)
+    screenshot(window.jobs, "loss_curve_real_training")
