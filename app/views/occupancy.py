@@ -8,10 +8,14 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPicture
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
 
 from unmix.analysis.occupancy import CLUSTER_COLOURS, occupancy_runs
+from unmix.intervals import merge_intervals
+
+NO_WINDOWS_COLOUR = QColor(90, 90, 90, 110)
+"""Hatching of the spans without any window at the scale shown."""
 
 
 def cluster_colour(k: int, alpha: int = 255) -> QColor:
@@ -89,16 +93,24 @@ class Legend(QWidget):
         self.row.setSpacing(8)
         self.labels: list[QLabel] = []
 
-    def set_counts(self, counts: np.ndarray | list[int], label_of: Callable[[int], str] = str) -> None:
-        """One chip per cluster: ``label_of(k)`` (the table's ``label``: number and name) and its windows."""
+    def set_counts(self, counts: np.ndarray | list[int], label_of: Callable[[int], str] = str,
+                   note: str = "") -> None:
+        """One chip per cluster: ``label_of(k)`` (the table's ``label``: number and name) and its windows in the
+        record shown; ``note`` (e.g. the record has no windows in the table) replaces the chips when there are none."""
         for label in self.labels:
             self.row.removeWidget(label)
             label.deleteLater()
         self.labels = []
+        if note and not int(np.sum(counts)):
+            label = QLabel(html.escape(note))
+            label.setToolTip(note)
+            self.row.addWidget(label)
+            self.labels.append(label)
+            return
         for k, n in enumerate(counts):
             text = html.escape(label_of(k))
             label = QLabel(f"<span style='color:{CLUSTER_COLOURS[k % len(CLUSTER_COLOURS)]}'>■</span> {text}: {int(n)}")
-            label.setToolTip(f"cluster {text}: {int(n)} windows at this scale")
+            label.setToolTip(f"cluster {text}: {int(n)} windows of this record at this scale")
             self.row.addWidget(label)
             self.labels.append(label)
 
@@ -116,6 +128,8 @@ class OccupancyBar(QWidget):
         self.scale_combo = QComboBox()
         self.scale_combo.setToolTip("Scale of the clustering shown")
         self.legend = Legend()
+        self.no_windows = QLabel("")
+        self.no_windows.setStyleSheet("color: #555")
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 0, 4, 2)
         row.addWidget(self.toggle)
@@ -123,6 +137,8 @@ class OccupancyBar(QWidget):
         row.addWidget(self.scale_combo)
         row.addSpacing(8)
         row.addWidget(self.legend)
+        row.addSpacing(8)
+        row.addWidget(self.no_windows)
         row.addStretch(1)
         for w in (self.toggle, self.scale_combo):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -177,6 +193,7 @@ class OccupancyOverlay:
         self.scale: int | None = None
         self.items: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self.marked: tuple[float, float] | None = None
+        self.gaps: list[tuple[float, float, str]] = []  # spans without windows (relative s) and why
         bar.changed.connect(self._changed)
 
     def set_table(self, table) -> None:
@@ -203,16 +220,15 @@ class OccupancyOverlay:
                 plot.removeItem(item)
         self.items = []
 
+    def wanted(self) -> np.ndarray:
+        """Mask of the table's windows that belong to the record shown (never the other records' windows)."""
+        return record_windows(self.table, self.waveform.display)
+
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Runs of the current scale in the browser's relative seconds (only windows of the shown record)."""
         display, table = self.waveform.display, self.table
         s = table.scale_index(self.scale)
-        wanted = np.ones(table.n_windows, dtype=bool)
-        keys = window_keys(table)
-        if keys is not None and display is not None:
-            base = display.key.split("#")[0]
-            if np.any(keys == base):
-                wanted = keys == base
+        wanted = self.wanted()
         starts, ends, k = occupancy_runs(table.intervals[wanted, s], table.cluster[wanted, s])
         t_ref = display.t_ref if display is not None else 0.0
         return starts - t_ref, ends - t_ref, k
@@ -235,15 +251,33 @@ class OccupancyOverlay:
                 self.items.append((plot, item))
         if table is None or self.scale is None:
             return
-        scale = self.scale
-        self.bar.legend.set_counts(table.occupancy(scale), lambda k: table.label(scale, k))
-        if not self.visible or self.waveform.display is None or not self.waveform.plots:
+        scale, display = self.scale, self.waveform.display
+        wanted = self.wanted()
+        s = table.scale_index(scale)
+        counts = np.bincount(table.cluster[wanted, s].astype(int), minlength=table.n_clusters)[: table.n_clusters]
+        self.bar.legend.set_counts(counts, lambda k: table.label(scale, k),
+                                   note="no windows of this record in the cluster table")
+        self.gaps = []
+        if display is not None:
+            rate = table.meta.get("sampling_rate")
+            self.gaps = no_window_spans(display, table.intervals[wanted, s], scale, max(table.scales),
+                                        float(rate) if rate else None)
+        total = sum(b - a for a, b, _ in self.gaps)
+        self.bar.no_windows.setText(f"▨ no windows: {len(self.gaps)} span{'s' * (len(self.gaps) != 1)}, "
+                                    f"{_duration(total)}" if self.gaps else "")
+        self.bar.no_windows.setToolTip("Hatched: no window is classified there at this scale. Why:\n"
+                                       + "\n".join(sorted({why for *_ab, why in self.gaps})) if self.gaps else "")
+        if not self.visible or display is None or not self.waveform.plots:
             return
         starts, ends, k = self.runs()
         for plot in self.waveform.plots:
             item = SpanItem(starts, ends, k)
             plot.addItem(item, ignoreBounds=True)
             self.items.append((plot, item))
+            if self.gaps:
+                hatch = NoWindowsItem(self.gaps)
+                plot.addItem(hatch, ignoreBounds=True)
+                self.items.append((plot, hatch))
 
 
 def window_keys(table) -> np.ndarray | None:
@@ -255,3 +289,133 @@ def window_keys(table) -> np.ndarray | None:
         return np.array([names[i][j] for i, j in zip(table.input_index, table.record_index, strict=True)])
     except (IndexError, KeyError, TypeError):
         return None
+
+
+def record_windows(table, display) -> np.ndarray:
+    """Mask of ``table``'s windows in the record ``display`` shows: its record key (when the table names records)
+    and its time span. A record without windows gets an empty mask, never every window of the table."""
+    n = table.n_windows
+    if display is None:
+        return np.ones(n, dtype=bool)
+    lo, hi = display.span
+    lo, hi = lo + display.t_ref, hi + display.t_ref
+    iv = np.asarray(table.intervals, dtype=np.float64)
+    wanted = (iv[:, :, 1].max(axis=1) > lo) & (iv[:, :, 0].min(axis=1) <= hi)
+    keys = window_keys(table)
+    if keys is not None:
+        wanted &= keys == display.key.split("#")[0]
+    return wanted
+
+
+def no_window_spans(display, intervals: np.ndarray, scale: int, window: int,
+                    rate: float | None) -> list[tuple[float, float, str]]:
+    """Parts of the record shown (relative seconds) that no window covers at this scale, each with the reason.
+
+    ``intervals``: the record's windows at the scale (POSIX seconds); ``window``: the feature window (the largest
+    scale). Features keep each window's last sub-window at the finer scales, so the first ``window - scale`` samples
+    of a record (and of each segment after a gap) have no window of their own; gaps have no samples at all.
+    """
+    data = merge_intervals([(seg.t0, seg.t1 + seg.dt) for tr in display.traces.values() for seg in tr.segments])
+    if not data:
+        return []
+    covered = merge_intervals([(float(a) - display.t_ref, float(b) - display.t_ref) for a, b in intervals])
+    dt = min(seg.dt for tr in display.traces.values() for seg in tr.segments)
+    tol = 1.5 * dt
+    lo, hi = data[0][0], data[-1][1]
+    holes, cursor = [], lo
+    for a, b in covered:
+        if a > cursor + tol:
+            holes.append((cursor, min(a, hi)))
+        cursor = max(cursor, b)
+    if hi > cursor + tol:
+        holes.append((cursor, hi))
+    out: list[tuple[float, float, str]] = []
+    for a, b in holes:
+        # split each hole into the pieces with samples and the gaps between them
+        pieces, at = [], a
+        for d0, d1 in data:
+            if d1 <= a or d0 >= b:
+                continue
+            if d0 > at + tol:
+                pieces.append((at, d0, None))
+            pieces.append((max(d0, a), min(d1, b), (d0, d1)))
+            at = min(d1, b)
+        if b > at + tol:
+            pieces.append((at, b, None))
+        for p0, p1, seg in pieces:
+            if p1 - p0 <= tol:
+                continue
+            if seg is None:
+                why = "data gap: no samples, so no windows"
+            elif abs(p0 - seg[0]) <= tol:
+                where = "the record" if seg[0] - lo <= tol else "a segment after a gap"
+                why = (f"first window length of {where}: features keep one sub-window of {_samples_text(scale, rate)}"
+                       f" per {_samples_text(window, rate)} window (the last by default), so the first "
+                       f"{_duration(p1 - p0)} have no window of their own at this scale")
+            elif abs(p1 - seg[1]) <= tol:
+                where = "the record" if hi - seg[1] <= tol else "a segment before a gap"
+                why = f"end of {where}: shorter than one hop, no window ends here"
+            else:
+                why = "no windows in the cluster table here (not computed or dropped)"
+            out.append((p0, p1, why))
+    return out
+
+
+def _samples_text(n: int, rate: float | None) -> str:
+    return f"{n} samples" + (f" ({_duration(n / rate)})" if rate else "")
+
+
+class NoWindowsItem(pg.GraphicsObject):
+    """Grey hatched full-height bands over the spans without windows; hovering one shows why it has none."""
+
+    def __init__(self, spans: list[tuple[float, float, str]]) -> None:
+        super().__init__()
+        self.spans = spans
+        self.setZValue(-15)
+        self.setAcceptHoverEvents(True)
+        self.setToolTip(spans[0][2] if len(spans) == 1 else "no windows here (hover a band for why)")
+
+    def reason_at(self, x: float) -> str | None:
+        """Why the band at data x has no windows (None outside every band)."""
+        for a, b, why in self.spans:
+            if a <= x <= b:
+                return why
+        return None
+
+    def hoverEvent(self, ev) -> None:  # noqa: N802
+        if not ev.isExit():
+            why = self.reason_at(float(ev.pos().x()))
+            if why:
+                self.setToolTip(why)
+
+    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802, N803
+        return None, None
+
+    def viewRangeChanged(self) -> None:  # noqa: N802
+        self.prepareGeometryChange()
+        self.update()
+
+    def _view_y(self) -> tuple[float, float]:
+        vb = self.getViewBox()
+        if vb is None:
+            return 0.0, 1.0
+        y0, y1 = vb.viewRange()[1]
+        pad = 0.05 * (y1 - y0)
+        return y0 - pad, y1 + pad
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        y0, y1 = self._view_y()
+        x0, x1 = self.spans[0][0], self.spans[-1][1]
+        return QRectF(x0, y0, x1 - x0, y1 - y0)
+
+    def paint(self, painter: QPainter, *_args) -> None:
+        y0, y1 = self._view_y()
+        painter.setPen(QPen(Qt.PenStyle.NoPen))
+        painter.setBrush(QColor(0, 0, 0, 18))
+        for a, b, _why in self.spans:
+            painter.drawRect(QRectF(a, y0, b - a, y1 - y0))
+        brush = QBrush(NO_WINDOWS_COLOUR, Qt.BrushStyle.BDiagPattern)
+        brush.setTransform(painter.transform().inverted()[0])  # hatch in screen pixels, not data units
+        painter.setBrush(brush)
+        for a, b, _why in self.spans:
+            painter.drawRect(QRectF(a, y0, b - a, y1 - y0))
