@@ -99,34 +99,41 @@ def select_windows(
     near_lmst: float | tuple[float, float] | None = None,
     lmst_tolerance_hours: float = 2.0,
     min_confidence: float = 0.0,
+    per_cluster: bool = False,
 ) -> np.ndarray:
     """Up to ``n`` window indices in any of ``clusters`` at ``scale``, most confident first.
 
     Their sub-windows at ``scale`` overlap neither each other nor any ``exclude`` (t0, t1) interval (POSIX seconds or
     UTCDateTime, e.g. the separation target). With ``near_lmst`` (hours, or an (h0, h1) span such as the target's) only
     windows whose sub-window midpoint is within ``lmst_tolerance_hours`` of that LMST time of day are kept (any sol;
-    wrap-around at 24 h).
+    wrap-around at 24 h). ``per_cluster``: up to ``n`` windows of each cluster (the published prior: R per prior
+    cluster), the clusters in the order given, no two overlapping across clusters either; otherwise ``n`` over their
+    union.
     """
     if n <= 0:
         raise ConfigError(f"the number of windows to select must be > 0, got {n}")
     if near_lmst is not None and lmst_tolerance_hours < 0.0:
         raise ConfigError(f"the LMST tolerance must be ≥ 0 hours, got {lmst_tolerance_hours}")
     s = table.scale_index(scale)
-    candidates = table.members(list(np.atleast_1d(clusters)), scale, min_confidence)
-    iv = table.intervals[candidates, s]
-    keep = np.all(np.isfinite(iv), axis=1)
-    if near_lmst is not None:
-        hours = window_lmst_hours(table, scale)[candidates]
-        keep &= lmst_distance(hours, near_lmst) <= lmst_tolerance_hours
+    groups = [[k] for k in np.atleast_1d(clusters)] if per_cluster else [list(np.atleast_1d(clusters))]
+    hours = window_lmst_hours(table, scale) if near_lmst is not None else None
     occupied = _Occupied(_merge(exclude))
     chosen: list[int] = []
-    for i, (a, b), ok in zip(candidates, iv, keep, strict=True):
-        if not ok or occupied.overlaps(a, b):
-            continue
-        occupied.add(a, b)
-        chosen.append(int(i))
-        if len(chosen) == n:
-            break
+    for group in groups:
+        candidates = table.members(group, scale, min_confidence)
+        iv = table.intervals[candidates, s]
+        keep = np.all(np.isfinite(iv), axis=1)
+        if hours is not None:
+            keep &= lmst_distance(hours[candidates], near_lmst) <= lmst_tolerance_hours
+        taken = 0
+        for i, (a, b), ok in zip(candidates, iv, keep, strict=True):
+            if not ok or occupied.overlaps(a, b):
+                continue
+            occupied.add(a, b)
+            chosen.append(int(i))
+            taken += 1
+            if taken == n:
+                break
     return np.asarray(chosen, dtype=np.int64)
 
 
@@ -192,12 +199,15 @@ def read_snippets(
     token: CancelToken = NO_CANCEL,
     feature_config=None,
     cache: dict | None = None,
+    detrend: str | None = None,
 ) -> Snippets:
     """Read the sub-window at ``scale`` of each window in ``indices`` from the table's input files.
 
     Files are read once (``cache`` may be shared between calls) with the gap policy, response removal and rotation of
     the feature configuration (``feature_config``, else ``table.meta['feature_config']``, else raw counts, gaps split).
     A file that moved or whose sha256 differs from the table's record is an :class:`InputFileError`.
+    ``detrend='spline'``: every record is detrended as a whole before the snippets are cut (the published prior:
+    ObsPy's spline detrend, order 2, knots every 2000 samples, on the whole day file).
     """
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     s = table.scale_index(scale)
@@ -215,9 +225,9 @@ def read_snippets(
         ri = int(table.record_index[i]) if table.record_index is not None else -1
         meta = recs_meta[ri] if 0 <= ri < len(recs_meta) else {}
         rate = meta.get("sampling_rate") or table.meta.get("sampling_rate")
-        key = (str(entry["path"]), rate, tuple(sorted(options.items(), key=lambda kv: kv[0])))
+        key = (str(entry["path"]), rate, tuple(sorted(options.items(), key=lambda kv: kv[0])), detrend)
         if key not in cache:
-            cache[key] = _load_input(entry, options, rate)
+            cache[key] = _detrended(_load_input(entry, options, rate), detrend)
         t0 = float(table.intervals[i, s, 0])
         x, start, chan, fs = _cut(cache[key], meta.get("key"), t0, scale, components, entry["path"])
         data.append(x)
@@ -232,6 +242,18 @@ def read_snippets(
     arr = np.stack(data) if data else np.zeros((0, C, scale))
     return Snippets(arr, starts, ids or [], rates.pop() if rates else float(table.meta.get("sampling_rate", 0.0)),
                     indices, int(scale), sources)
+
+
+def _detrended(records: list, mode: str | None) -> list:
+    """The records with every trace's trend (:func:`unmix.separation.solver.trend`) removed; unchanged for None."""
+    if mode is None:
+        return records
+    from unmix.separation.solver import detrended
+
+    for rec in records:
+        for tr in rec.stream:
+            tr.data = detrended(np.asarray(tr.data, dtype=np.float64), mode)[0]
+    return records
 
 
 def _cut(records: list, key: str | None, t0: float, npts: int, components: str, path) -> tuple:

@@ -1,9 +1,10 @@
-"""``--method scatcov``: the published scattering-covariance separation as a :class:`Separator` on ObsPy Streams."""
+"""``--method scatcov``: the scattering-covariance separation as a :class:`Separator` on ObsPy Streams, with two
+protocols: ``'fast'`` (Unmix's default, few snippets and iterations) and ``'paper'`` (the published settings)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -14,9 +15,18 @@ from unmix.jobs import CancelToken, Progress, sub_progress
 from unmix.scattering import resolve_device
 from unmix.separation.base import BaseSeparator
 from unmix.separation.result import SeparationResult, checked_signals, component_letter
-from unmix.separation.solver import OPTIMIZERS, STANDARDIZE, separate_signals
+from unmix.separation.solver import DETRENDS, OPTIMIZERS, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+PROTOCOLS = ("fast", "paper")
+#: the values an option left at None takes under each protocol. 'paper' is the published srcsep/fVAE separation
+#: (shared/docs/reference/facvae-pipeline.md §4): R = 300 snippets per prior cluster within ±2 h LMST of the target,
+#: spline detrend (order 2, knots every 2000 samples) of target and snippets, per-time-index whitening, L-BFGS up to
+#: 1000 iterations with the stop at sqrt(loss) <= 0.1. 'fast' is Unmix's own quick setting (not published).
+PROTOCOL_VALUES: dict[str, dict[str, Any]] = {
+    "fast": {"n_prior": 20, "near_lmst": False, "max_iter": 100, "detrend": "none", "per_cluster": False},
+    "paper": {"n_prior": 300, "near_lmst": True, "max_iter": 1000, "detrend": "spline", "per_cluster": True},
+}
 
 
 class ScatCovSeparator(BaseSeparator):
@@ -24,15 +34,26 @@ class ScatCovSeparator(BaseSeparator):
 
     Prior: either ``prior``, an array ``(R, C, T)`` of snippets (``C`` components in the order ``components``, default
     the record's component letters sorted, e.g. ``'UVW'``; ``C = 1`` serves every component), or a cluster
-    ``table`` (:class:`~unmix.clusters.ClusterTable`) with ``clusters`` at ``scale``: the ``n_prior`` most confident
+    ``table`` (:class:`~unmix.clusters.ClusterTable`) with ``clusters`` at ``scale``: the ``n_prior`` (most confident
+    windows to read; None: the protocol's, 20 over the clusters' union with 'fast', 300 per cluster with 'paper')
     windows that overlap neither each other nor the target (within ``lmst_tolerance`` hours of the target's LMST time
-    of day when ``near_lmst``) are read with :func:`unmix.snippets.read_snippets`.
+    of day when ``near_lmst`` (only windows near the target's LMST time of day; None: the protocol's, off with 'fast',
+    on with 'paper')) are read with :func:`unmix.snippets.read_snippets`.
 
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
-    overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` L-BFGS
-    iterations, early stop at ``sqrt(loss) <= tol`` (published: 0.1), ``standardize`` ``'time'`` (published) /
-    ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component, evaluated together) or
-    ``'scipy'`` (L-BFGS-B on the summed loss).  ``removed_name`` names the removed part in the result.
+    overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` (L-BFGS
+    iterations at most; None: the protocol's, 100 with 'fast', 1000 with 'paper') iterations, early stop at
+    ``sqrt(loss) <= tol`` (0.1 as published), ``standardize`` ``'time'`` (per-time-index whitening, as published)
+    / ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component, evaluated together) or
+    ``'scipy'`` (L-BFGS-B on the summed loss). ``detrend`` (``'none'``, ``'mean'``, ``'linear'`` or ``'spline'``:
+    order 2, knots every 2000 samples; None: the protocol's, 'none' with 'fast', 'spline' with 'paper') is removed
+    from the record and the snippets before separating and put back into the background; ``hold_mean`` keeps each
+    piece's mean in the background. ``removed_name`` names the removed part in the result.
+
+    ``protocol`` (``'fast'``: 20 snippets over the union of the prior clusters, no LMST filter, no detrend, 100
+    iterations; ``'paper'``: the published separation, 300 snippets per prior cluster within ±2 h LMST of the target,
+    spline detrend, 1000 iterations) gives the value of every option left at None (``n_prior``, ``near_lmst``,
+    ``max_iter``, ``detrend``); an option given explicitly wins over the protocol's value.
 
     The constructor only stores its arguments (``ScatCovSeparator(**s.get_params())`` is an equal separator); they
     are checked when :meth:`separate` runs.
@@ -46,13 +67,14 @@ class ScatCovSeparator(BaseSeparator):
         table: Any = None,
         clusters: int | list[int] | None = None,
         scale: int | None = None,
-        n_prior: int = 20,
-        near_lmst: bool = False,
+        protocol: Literal["fast", "paper"] = "fast",
+        n_prior: int | None = None,
+        near_lmst: bool | None = None,
         lmst_tolerance: float = 2.0,
         components: str | None = None,
         piece: int = 1024,
         overlap: int | None = None,
-        max_iter: int = 100,
+        max_iter: int | None = None,
         tol: float = 0.1,
         standardize: str | None = "time",
         J: int = 8,
@@ -65,8 +87,11 @@ class ScatCovSeparator(BaseSeparator):
         chunk_budget: int | None = None,
         optimizer: str = "batched",
         feature_config: Any = None,
+        detrend: Literal["none", "mean", "linear", "spline"] | None = None,
+        hold_mean: bool = False,
     ) -> None:
         self.prior, self.table, self.clusters, self.scale = prior, table, clusters, scale
+        self.protocol, self.detrend, self.hold_mean = protocol, detrend, hold_mean
         self.n_prior, self.near_lmst, self.lmst_tolerance = n_prior, near_lmst, lmst_tolerance
         self.components = components
         self.piece, self.overlap, self.max_iter, self.tol = piece, overlap, max_iter, tol
@@ -92,13 +117,26 @@ class ScatCovSeparator(BaseSeparator):
                 prior = prior[:, None]
             if prior.ndim != 3 or prior.shape[0] < 2:
                 raise ConfigError(f"prior must be an array (R >= 2, C, T), got shape {prior.shape}")
-        if self.n_prior < 2:
-            raise ConfigError(f"n_prior must be >= 2, got {self.n_prior}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be 'fast' or 'paper', got {self.protocol!r}")
+        proto = PROTOCOL_VALUES[self.protocol]
+
+        def pick(name: str) -> Any:
+            value = getattr(self, name)
+            return proto[name] if value is None else value
+
+        n_prior, near_lmst, max_iter, detrend = pick("n_prior"), pick("near_lmst"), pick("max_iter"), pick("detrend")
+        if prior is not None and self.n_prior is None and self.protocol == "paper":
+            n_prior = max(int(prior.shape[0]), 2)  # a given array is the prior: R selects only from a table
+        if detrend not in ("none", *DETRENDS):
+            raise ConfigError(f"detrend must be 'none', 'mean', 'linear' or 'spline', got {detrend!r}")
+        if n_prior < 2:
+            raise ConfigError(f"n_prior must be >= 2, got {n_prior}")
         piece = self.piece
         overlap = piece // 4 if self.overlap is None else self.overlap
         if piece < 64 or overlap < 0 or overlap >= piece:
             raise ConfigError(f"need piece >= 64 and 0 <= overlap < piece, got piece={piece}, overlap={overlap}")
-        if self.max_iter < 0 or self.tol < 0:
+        if max_iter < 0 or self.tol < 0:
             raise ConfigError("max_iter and tol must be non-negative")
         if self.standardize not in STANDARDIZE:
             raise ConfigError(f"standardize must be 'time', 'global' or None, got {self.standardize!r}")
@@ -113,19 +151,25 @@ class ScatCovSeparator(BaseSeparator):
         if not self.removed_name:
             raise ConfigError("removed_name must not be empty")
         return SimpleNamespace(
-            prior=prior, table=table, clusters=clusters, scale=scale, n_prior=int(self.n_prior),
-            near_lmst=bool(self.near_lmst), lmst_tolerance=float(self.lmst_tolerance), components=self.components,
-            piece=int(piece), overlap=int(overlap), max_iter=int(self.max_iter), tol=float(self.tol),
+            prior=prior, table=table, clusters=clusters, scale=scale, n_prior=int(n_prior),
+            near_lmst=bool(near_lmst), lmst_tolerance=float(self.lmst_tolerance), components=self.components,
+            piece=int(piece), overlap=int(overlap), max_iter=int(max_iter), tol=float(self.tol),
             standardize=self.standardize, J=int(self.J), Q=int(self.Q), x_weight=float(self.x_weight),
             indep_weight=float(self.indep_weight), dtype=self.dtype, device=self.device,
             removed_name=self.removed_name,
             chunk_budget=None if self.chunk_budget is None else int(self.chunk_budget), optimizer=self.optimizer,
-            feature_config=self.feature_config)
+            feature_config=self.feature_config, protocol=self.protocol, detrend=detrend,
+            hold_mean=bool(self.hold_mean), per_cluster=bool(proto["per_cluster"]))
 
     def provenance_params(self) -> dict:
-        """The checked configuration (without the prior array or table), for provenance."""
+        """The checked configuration (without the prior array or table), for provenance; the protocol and the options
+        that are new since it was introduced appear only when they differ from the 'fast' behaviour, so that earlier
+        provenance stays as it was."""
         c = self._checked()
-        return {k: getattr(c, k) for k in _PROVENANCE_KEYS}
+        out = {k: getattr(c, k) for k in _PROVENANCE_KEYS}
+        if c.protocol != "fast" or c.detrend != "none" or c.hold_mean:
+            out.update(protocol=c.protocol, detrend=c.detrend, hold_mean=c.hold_mean)
+        return out
 
     # ------------------------------------------------------------------ prior
 
@@ -140,18 +184,22 @@ class ScatCovSeparator(BaseSeparator):
         t0 = min(tr.stats.starttime for tr in stream)
         t1 = max(tr.stats.endtime for tr in stream)
         near = None
-        if c.near_lmst:
+        if c.near_lmst and c.protocol == "paper" and t1 - t0 < 20 * 3600:  # published: the target's LMST span
+            near = tuple(float(np.atleast_1d(lmst_hours(t.timestamp))[0]) for t in (t0, t1))
+        elif c.near_lmst:
             near = float(np.atleast_1d(lmst_hours(0.5 * (t0.timestamp + t1.timestamp)))[0])
         idx = select_windows(c.table, c.clusters, c.scale, c.n_prior,
                              exclude=[(t0.timestamp, t1.timestamp + stream[0].stats.delta)],
-                             near_lmst=near, lmst_tolerance_hours=c.lmst_tolerance)
+                             near_lmst=near, lmst_tolerance_hours=c.lmst_tolerance, per_cluster=c.per_cluster)
         if len(idx) < 2:
             raise DataError(f"only {len(idx)} window(s) of cluster(s) {c.clusters} at scale {c.scale} are "
                             "available as prior snippets (need >= 2 that do not overlap the target)")
+        # the published extractor detrends the whole record before cutting snippets; the target gets the same below
         snip = read_snippets(c.table, idx, c.scale, components=comps, progress=progress, token=token,
-                             feature_config=c.feature_config)
+                             feature_config=c.feature_config, detrend="spline" if c.detrend == "spline" else None)
         return snip.data, {"source": "clusters", "clusters": c.clusters, "scale": c.scale,
-                           "windows": [int(i) for i in idx], "near_lmst_hours": near,
+                           "windows": [int(i) for i in idx], "near_lmst_hours": near, "per_cluster": c.per_cluster,
+                           "record_detrended": c.detrend == "spline",
                            "first_start": str(snip.starts[0]) if snip.starts else None}
 
     # ------------------------------------------------------------------ separation
@@ -178,9 +226,13 @@ class ScatCovSeparator(BaseSeparator):
             signals, groups, prior, piece=c.piece, overlap=c.overlap, max_iter=c.max_iter, tol=c.tol,
             standardize=c.standardize, J=c.J, Q=c.Q, x_weight=c.x_weight, indep_weight=c.indep_weight,
             dtype=_DTYPES[c.dtype], device=device, chunk_budget=c.chunk_budget, optimizer=c.optimizer,
+            detrend=None if c.detrend == "none" else c.detrend, hold_mean=c.hold_mean,
+            prior_detrended=bool(prior_info.get("record_detrended")),
             progress=sub_progress(progress, 0.05, 1.0), token=token)
-        note = (f"unmix scatcov: scattering-covariance separation (J={c.J}, Q={c.Q}, R={report.n_prior}, "
-                f"piece={report.piece}, {report.n_iter} L-BFGS iterations, prior {prior_info['source']})")
+        proto = "paper protocol, " if c.protocol == "paper" else ""
+        note = (f"unmix scatcov: scattering-covariance separation ({proto}J={c.J}, Q={c.Q}, "
+                f"R={report.n_prior}, piece={report.piece}, {report.n_iter} L-BFGS iterations, "
+                f"prior {prior_info['source']})")
         background, removed = Stream(), Stream()
         for tr, x, bg in zip(stream, signals, bgs, strict=True):
             b = tr.copy()

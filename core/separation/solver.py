@@ -25,6 +25,45 @@ from unmix.separation.loss import SeparationLoss
 
 STANDARDIZE = ("time", "global", None)
 OPTIMIZERS = ("batched", "scipy")
+DETRENDS = ("mean", "linear", "spline", None)
+#: the published spline detrend (ObsPy ``detrend(type='spline')`` as called by the fVAE snippet extractor)
+SPLINE_ORDER, SPLINE_SPACING = 2, 2000
+
+
+def trend(x: np.ndarray, mode: str | None, order: int = SPLINE_ORDER, dspline: int = SPLINE_SPACING) -> np.ndarray:
+    """The trend of the 1-D series ``x`` that ``mode`` removes: ``'mean'`` (its mean), ``'linear'`` (least-squares
+    line), ``'spline'`` (least-squares spline of ``order`` with knots every ``dspline`` samples, ObsPy's
+    ``detrend(type='spline')``; a series shorter than two knot spacings gets one polynomial of ``order``) or None
+    (zeros).  ``x - trend(x)`` is what is separated; the trend goes back into the background."""
+    x = np.asarray(x, dtype=np.float64)
+    if mode is None or x.size == 0:
+        return np.zeros_like(x)
+    if mode == "mean":
+        return np.full_like(x, x.mean())
+    t = np.arange(x.size, dtype=np.float64)
+    if mode == "linear" or x.size <= order + 1:
+        deg = 1 if mode == "linear" else min(order, x.size - 1)
+        return np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, x, deg))
+    if mode != "spline":
+        raise ConfigError(f"detrend must be one of 'mean', 'linear', 'spline' or None, got {mode!r}")
+    from scipy.interpolate import LSQUnivariateSpline
+
+    knots = np.arange(dspline / 2.0, x.size - dspline / 2.0 + 2, dspline)
+    knots = knots[(knots > t[0]) & (knots < t[-1])]
+    if knots.size == 0:
+        return np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, x, order))
+    return LSQUnivariateSpline(t, x, knots, k=order)(t)
+
+
+def detrended(x: np.ndarray, mode: str | None, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` without its trend (:func:`trend`) over the last axis, and the trend (``x == part + trend`` exactly up
+    to rounding)."""
+    x = np.asarray(x, dtype=np.float64)
+    tr = np.zeros_like(x)
+    if mode is not None:
+        flat = x.reshape(-1, x.shape[-1])
+        tr = np.stack([trend(row, mode, **kw) for row in flat]).reshape(x.shape) if flat.size else tr
+    return x - tr, tr
 
 
 @dataclass
@@ -127,23 +166,30 @@ def separate_signals(
     device: str | torch.device = "auto",
     chunk_budget: int | None = None,
     optimizer: str = "batched",
+    detrend: str | None = None,
+    hold_mean: bool = False,
+    prior_detrended: bool = False,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> tuple[list[np.ndarray], SolveReport]:
     """Background estimates of 1-D ``signals`` (each with the prior component ``groups[i]`` of ``prior`` ``(R, C,
     Tp)``), solved as one batch.  Signals shorter than the piece are returned unchanged (listed in
     ``report.unseparated``).  ``optimizer``: ``'batched'`` (an independent L-BFGS per problem, all evaluated together)
-    or ``'scipy'`` (SciPy L-BFGS-B on the sum of the losses, as the published code on one problem).  Cancellable
-    between L-BFGS iterations (``token``), reports progress."""
-    if standardize not in STANDARDIZE:
-        raise ConfigError(f"standardize must be 'time', 'global' or None, got {standardize!r}")
-    if max_iter < 0 or tol < 0:
-        raise ConfigError("max_iter and tol must be non-negative")
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    if overlap < 0:
-        raise ConfigError(f"overlap must be >= 0, got {overlap}")
+    or ``'scipy'`` (SciPy L-BFGS-B on the sum of the losses, as the published code on one problem).
+
+    ``detrend`` (:func:`trend`) is taken off every signal and prior snippet (not the snippets with
+    ``prior_detrended``: cut from records detrended as a whole) and the signal's trend goes back into its background:
+    raw offsets and drifts are neither separated nor pulled to the prior's level. ``hold_mean``: each piece's
+    background keeps the piece's mean (a mean chosen piece by piece makes steps at the piece boundaries).
+    Cancellable between L-BFGS iterations (``token``), reports progress."""
+    _check_options(standardize, max_iter, tol, optimizer, overlap, detrend)
     signals, prior = _checked_inputs(signals, groups, prior)
+    trends = [np.zeros_like(s) for s in signals]
+    if detrend is not None:
+        parts = [detrended(s, detrend) for s in signals]
+        signals, trends = [p for p, _ in parts], [t for _, t in parts]
+        if not prior_detrended:
+            prior = detrended(prior, detrend)[0]
     longest = max((len(s) for s in signals), default=0)
     L = int(min(piece, prior.shape[2], longest))
     if L < 64:
@@ -156,7 +202,7 @@ def separate_signals(
     mu, sd = _standardizer(snip, standardize)
     prior_std = (snip - mu) / sd  # (R, C, L)
     pieces, owner, pgroup = _cut_pieces(signals, groups, L, ov, mu, sd, report)
-    outputs = [s.copy() for s in signals]
+    outputs = [s + t for s, t in zip(signals, trends, strict=True)]
     if not pieces:
         report.stopped = "nothing to separate"
         return outputs, report
@@ -171,13 +217,30 @@ def separate_signals(
     solve = _batched_lbfgs if optimizer == "batched" else _lbfgs
     b = solve(loss, np.stack(pieces), max_iter, tol, report, sub_progress(progress, 0.02, 1.0), token)
     report.solve_s = time.perf_counter() - t0 - report.setup_s
-    # stitch
     owner_arr = np.asarray(owner)
     for i, st in report.starts.items():
         g = groups[i]
-        outputs[i] = stitch(b[owner_arr == i] * sd[g] + mu[g], st, len(signals[i]))
+        est = b[owner_arr == i] * sd[g] + mu[g]
+        if hold_mean:
+            est += (np.stack([signals[i][a : a + L] for a in st]) - est).mean(-1, keepdims=True)
+        outputs[i] = stitch(est, st, len(signals[i])) + trends[i]
     progress(1.0, f"separated in {report.n_iter} iterations")
     return outputs, report
+
+
+def _check_options(standardize: str | None, max_iter: int, tol: float, optimizer: str, overlap: int,
+                   detrend: str | None) -> None:
+    """Raise :class:`ConfigError` for an invalid option of :func:`separate_signals`."""
+    if standardize not in STANDARDIZE:
+        raise ConfigError(f"standardize must be 'time', 'global' or None, got {standardize!r}")
+    if max_iter < 0 or tol < 0:
+        raise ConfigError("max_iter and tol must be non-negative")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if overlap < 0:
+        raise ConfigError(f"overlap must be >= 0, got {overlap}")
+    if detrend not in DETRENDS:
+        raise ConfigError(f"detrend must be one of 'mean', 'linear', 'spline' or None, got {detrend!r}")
 
 
 def _checked_inputs(signals: list[np.ndarray], groups: list[int], prior: np.ndarray

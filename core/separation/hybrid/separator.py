@@ -304,7 +304,8 @@ class HybridSeparator(BaseSeparator):
         mode = "templates"
         if prior is not None and sum(len(c) for c in catalogues) == 0 and rc.fallback == "scatcov":
             mode = "scatcov fallback (no template accepted)"
-            sc = self._scatcov(run, prior=prior, table=None, removed_name="residual")
+            sc = self._scatcov(run, prior=prior, table=None, removed_name="residual", detrend=res.DETREND,
+                               hold_mean=True)  # offsets and drifts are not separated (see the residual module)
             out = sc.separate(stream, sub_progress(progress, 0.35, 1.0), token)
             residual = [np.asarray(tr.data, dtype=np.float64) for tr in out.removed["residual"]]
             res_info = {"scatcov": {k: v for k, v in out.info.items() if k in ("n_iter", "n_problems", "solve_s")}}
