@@ -24,6 +24,22 @@ FILTER_PRESETS: dict[str, tuple[float | None, float | None]] = {
 """Band-pass presets: (low corner, high corner) in Hz; ``None`` means open on that side."""
 
 
+def check_band(low: float | None, high: float | None, sampling_rate: float) -> tuple[float | None, float | None]:
+    """A custom band's corners checked against the record: positive, low < high, high below Nyquist; the one-line
+    reason as ``ValueError`` otherwise."""
+    nyquist = 0.5 * sampling_rate
+    if low is None and high is None:
+        raise ValueError("give a low corner, a high corner or both")
+    for name, f in (("low", low), ("high", high)):
+        if f is not None and not f > 0:
+            raise ValueError(f"the {name} corner must be above 0 Hz")
+        if f is not None and f >= nyquist:
+            raise ValueError(f"the {name} corner ({f:g} Hz) must be below Nyquist ({nyquist:g} Hz)")
+    if low is not None and high is not None and low >= high:
+        raise ValueError(f"the low corner ({low:g} Hz) must be below the high corner ({high:g} Hz)")
+    return low, high
+
+
 class MinMaxPyramid:
     """Min/max envelopes of one evenly sampled series at block sizes ``factor**k``, for drawing ~2 points per pixel."""
 
@@ -106,6 +122,8 @@ class Display:
     gaps: list[tuple[float, float]] = field(default_factory=list)
     overlaps: list[tuple[float, float]] = field(default_factory=list)
     band: tuple[float | None, float | None] | None = None
+    unit: str = "counts"  # y unit of every row (m/s, m/s², m after response removal: unmix.gui.units)
+    conversion: str | None = None  # e.g. "VEL (m/s), ZNE"; None: as recorded
 
     @property
     def span(self) -> tuple[float, float]:

@@ -14,18 +14,21 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from unmix import __version__
 from unmix.errors import UnmixError
 from unmix.gui.appicon import app_icon
-from unmix.gui.display import Display, build_display, compute_spectrogram, spectrogram_window
+from unmix.gui.display import Display, compute_spectrogram, spectrogram_window
 from unmix.gui.export_figure import install_export_menu
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
 from unmix.gui.tasks import Loaded
+from unmix.gui.units import Conversion, build_view
+from unmix.gui.views.annotations import AnnotationController
 from unmix.gui.views.catalog_overlay import CatalogController
 from unmix.gui.views.dialogs import SettingsDialog, ShortcutsDialog, show_error
 from unmix.gui.views.forms import load_request, synthetic_request
 from unmix.gui.views.jobs import JobPanel
 from unmix.gui.views.records import RecordList
 from unmix.gui.views.spectrogram import SpectrogramView
+from unmix.gui.views.units import UnitsBar
 from unmix.gui.views.waveform import WaveformView
 from unmix.gui.workers import Worker, cancel_all
 from unmix.io import Record
@@ -68,6 +71,12 @@ class MainWindow(QMainWindow):
         self.waveform = WaveformView()
         self.waveform.set_axis_mode(self.preferences.axis_mode)
         self.waveform.filter_requested.connect(self._filter_requested)
+        self.waveform.filter_invalid.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.units = UnitsBar()
+        self.waveform.layout().insertWidget(1, self.units)
+        self.units.changed.connect(lambda _c: self._filter_requested(self.waveform.band()))
+        self.units.gain_requested.connect(lambda f: self.waveform.scale_gain(f) if f != 1.0
+                                          else self.waveform.reset_gain())
         self.waveform.axis_mode_changed.connect(self._axis_mode_changed)
         self.waveform.range_changed.connect(self._range_changed)
         self._spectrogram_timer = QTimer(self)
@@ -93,6 +102,10 @@ class MainWindow(QMainWindow):
         self.results = ResultsController(self)
         self.results_dock = self._dock("Results", self.results.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.catalogs = CatalogController(self)
+        self.annotations = AnnotationController(self)
+        self.annotations_dock = self._dock("Annotations", self.annotations.panel,
+                                           Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.spectrogram_dock, self.annotations_dock)
         self.tabifyDockWidget(self.spectrogram_dock, self.results_dock)
         self.spectrogram_dock.raise_()
 
@@ -162,7 +175,8 @@ class MainWindow(QMainWindow):
         jobs.addSeparator()
         self._action(jobs, "&Cancel running job", self.jobs.cancel, "Ctrl+.")
         view = bar.addMenu("&View")
-        for dock in (self.records_dock, self.spectrogram_dock, self.jobs_dock, self.results_dock):
+        for dock in (self.records_dock, self.spectrogram_dock, self.jobs_dock, self.results_dock,
+                     self.annotations_dock):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
         self._action(view, "Cycle time axis (UTC / LMST / relative)", self.waveform.cycle_axis_mode)
@@ -261,13 +275,14 @@ class MainWindow(QMainWindow):
         if key != self.current_key:
             self.current_key = key
             display = self.displays[key]
-            band = self.waveform.band()
-            self.waveform.set_display(self.filtered.get((key, band), display) if band else display)
+            band, conv = self.waveform.band(), self.units.conversion()
+            converted = band is not None or not conv.identity
+            self.waveform.set_display(self.filtered.get((key, band, conv), display) if converted else display)
             self.spectrogram.set_reference(display.t_ref, self.waveform.axis_mode)
             self.spectrogram.set_x_range(*self.waveform.x_range())
             self.spectrogram.set_components(display.components, self.spectrogram.component() or None)
             self._update_span_label()
-            if band is not None and (key, band) not in self.filtered:
+            if converted and (key, band, conv) not in self.filtered:
                 self._filter_requested(band)
             self._request_spectrogram()
             self.display_shown.emit(key)
@@ -315,25 +330,26 @@ class MainWindow(QMainWindow):
         key = self.current_key
         if key is None:
             return
-        if band is None:
+        conv: Conversion = self.units.conversion()
+        if band is None and conv.identity:
             self.waveform.set_display(self.displays[key], keep_range=True)
             self.filtered_shown.emit(None)
             return
-        if (key, band) in self.filtered:
-            self.waveform.set_display(self.filtered[(key, band)], keep_range=True)
+        if (key, band, conv) in self.filtered:
+            self.waveform.set_display(self.filtered[(key, band, conv)], keep_range=True)
             self.filtered_shown.emit(band)
             return
-        self.statusBar().showMessage("Filtering…")
+        self.statusBar().showMessage("Filtering…" if conv.identity else f"Converting to {conv.describe()}…")
 
         def apply(display: Display) -> None:
-            self.filtered[(key, band)] = display
-            if self.current_key == key and self.waveform.band() == band:
+            self.filtered[(key, band, conv)] = display
+            if self.current_key == key and self.waveform.band() == band and self.units.conversion() == conv:
                 self.waveform.set_display(display, keep_range=True)
                 self.statusBar().clearMessage()
                 self.filtered_shown.emit(band)
 
-        self._run_background("filter", build_display, apply, records=self.records[key],
-                             t_ref=self.displays[key].t_ref, band=band)
+        self._run_background("filter", build_view, apply, records=self.records[key],
+                             t_ref=self.displays[key].t_ref, band=band, conversion=conv)
 
     def _range_changed(self, x0: float, x1: float) -> None:
         self.spectrogram.set_x_range(x0, x1)
@@ -400,9 +416,11 @@ class MainWindow(QMainWindow):
             "selected": self.current_key,
             "pipeline": self.results.form_values(),
         })
-        for key in ("catalogs", "catalog_hidden"):
+        for key in ("catalogs", "catalog_hidden", "units", "response", "rotate"):
             project.parameters.pop(key, None)
         project.parameters.update(self.catalogs.project_parameters())
+        project.parameters.update(self.units.project_parameters())
+        project.annotations = self.annotations.project_annotations()
         return project
 
     def save_project(self) -> Path | None:
@@ -446,7 +464,10 @@ class MainWindow(QMainWindow):
         params = project.parameters
         if params.get("axis_mode"):
             self.waveform.set_axis_mode(str(params["axis_mode"]))
+        self.units.set_conversion(str(params.get("units") or "COUNTS"), params.get("response"),
+                                  bool(params.get("rotate")))
         self.waveform.set_filter(params.get("filter"))
+        self.annotations.restore(project.annotations)
         if project.inputs:
             self.jobs.start(load_request(project.inputs))
         for synth in project.synthetic:
@@ -470,6 +491,7 @@ class MainWindow(QMainWindow):
         self.span_label.setText("")
         self.results.clear()
         self.catalogs.clear()
+        self.annotations.clear()
         self.project = Project()
 
     # --- misc -----------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from unmix.atomic import atomic_path
 from unmix.errors import InputFileError
+from unmix.gui.annotations import parse_annotations
 
 FORMAT = "unmix-project"
 VERSION = 1
@@ -23,6 +24,7 @@ class Project:
     synthetic: list[dict[str, Any]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
+    annotations: list[dict[str, Any]] = field(default_factory=list)  # flat {kind, start, end, label, channel}
     path: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +60,8 @@ class Project:
         except ProjectFieldError as exc:
             raise InputFileError(f"field {exc.field!r}: {exc.problem}", path) from None
         project = cls(inputs=list(data.get("inputs", [])), synthetic=[dict(s) for s in data.get("synthetic", [])],
-                      parameters=dict(data.get("parameters", {})), results=dict(data.get("results", {})))
+                      parameters=dict(data.get("parameters", {})), results=dict(data.get("results", {})),
+                      annotations=[a.to_json() for a in parse_annotations(data.get("annotations", []))])
         project.path = path
         return project
 
@@ -74,9 +77,10 @@ MAX_NUMBER = 1e12
 SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2**32 - 1), "gaps": (0, 10_000),
                   "start_sol": (0, 100_000)}
 """Fields of a synthetic record (``unmix.synthetic.SyntheticConfig``) and their allowed ranges."""
-PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline", "catalogs", "catalog_hidden"}
+PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline", "catalogs", "catalog_hidden", "units", "response",
+                  "rotate"}
 MAX_CATALOGS = 100
-TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results"}
+TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results", "annotations"}
 
 
 class ProjectFieldError(ValueError):
@@ -160,6 +164,12 @@ def _parameters(params: Any) -> None:
     for key in ("filter", "selected"):
         if key in params:
             _text(params[key], f"parameters.{key}", MAX_TEXT, allow_none=True)
+    if "units" in params and params["units"] not in ("COUNTS", "VEL", "ACC", "DISP"):
+        raise ProjectFieldError("parameters.units", f"must be COUNTS, VEL, ACC or DISP, not {params['units']!r}")
+    if "response" in params:
+        _text(params["response"], "parameters.response", MAX_PATH, allow_none=True)  # StationXML of the browser
+    if "rotate" in params and not isinstance(params["rotate"], bool):
+        raise ProjectFieldError("parameters.rotate", f"must be true/false, not {_type_name(params['rotate'])}")
     for i, item in enumerate(_list(params.get("catalogs", []), "parameters.catalogs", MAX_CATALOGS)):
         _text(item, f"parameters.catalogs[{i}]", MAX_PATH)  # catalogue files overlaid on the browser
     for i, item in enumerate(_list(params.get("catalog_hidden", []), "parameters.catalog_hidden", 1000)):
@@ -190,3 +200,8 @@ def validate(data: dict[str, Any]) -> None:
     for key, value in _object(data.get("results", {}), "results", limit=100).items():
         _text(key, "results (name)", 64)
         _text(value, f"results.{key}", MAX_PATH)
+    try:  # analyst marks: flat objects, POSIX or ISO times (unmix.gui.annotations)
+        parse_annotations(data.get("annotations", []))
+    except ValueError as exc:
+        name, _, problem = str(exc).partition(": ")
+        raise ProjectFieldError(name, problem) from None
