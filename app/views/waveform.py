@@ -316,12 +316,16 @@ class WaveformView(QWidget):
             if gain == 1.0:
                 vb.enableAutoRange(axis="y")
                 continue
-            _x, y = curve.getData()
-            finite = y[np.isfinite(y)] if y is not None and len(y) else np.empty(0)
-            if not finite.size:
+            x, y = curve.getData()
+            if y is None or not len(y):
                 continue
-            lo, hi = float(finite.min()), float(finite.max())
-            mid, half = (lo + hi) / 2, max((hi - lo) / 2, 1e-30) / gain
+            x0, x1 = self.x_range()
+            shown = y[(x >= x0) & (x <= x1) & np.isfinite(y)]
+            if not shown.size:
+                continue
+            # centred on the median, so that a spike or a drift does not push the trace's body off the row
+            lo, hi, mid = float(shown.min()), float(shown.max()), float(np.median(shown))
+            half = max((hi - lo) / 2, 1e-30) / gain
             vb.disableAutoRange(axis="y")
             vb.setYRange(mid - half, mid + half, padding=0)
 

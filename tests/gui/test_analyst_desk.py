@@ -189,11 +189,14 @@ def test_per_row_gain_zooms_amplitude(window, qtbot, load, raw_file, screenshot)
     load(window, [raw_file])
     wf = window.waveform
     qtbot.wait(50)
-    _x, y = wf.curves[1].getData()
+    x, y = wf.curves[1].getData()
+    x0, x1 = wf.x_range()
+    y = y[(x >= x0) & (x <= x1)]
     full = float(np.nanmax(y) - np.nanmin(y))
     wf.set_gain(1, 4.0)
     lo, hi = wf.plots[1].getViewBox().viewRange()[1]
     assert hi - lo == pytest.approx(full / 4, rel=1e-3)
+    assert (lo + hi) / 2 == pytest.approx(float(np.nanmedian(y)), abs=1e-3 * full)
     assert "×4" in wf.plots[1].getAxis("left").labelText
     assert "×" not in wf.plots[0].getAxis("left").labelText  # the other rows keep their gain
     QTest.keyClick(wf, Qt.Key.Key_Up)

@@ -25,7 +25,7 @@ def test_open_real_file_shows_three_rows(window, raw_file, load, screenshot, pre
     load(window, [raw_file])
     assert len(window.waveform.plots) == 3
     labels = [p.getAxis("left").labelText for p in window.waveform.plots]
-    assert labels == ["BHU", "BHV", "BHW"]
+    assert labels == ["BHU [counts]", "BHV [counts]", "BHW [counts]"]  # unit on every row (#17)
     assert window.record_list.keys() == ["XB.ELYSE.02.BH"]
     assert "S0235" in window.span_label.text() and "2019-07-26 11:49:06" in window.span_label.text()
     assert window.device_label.text().startswith("Device: cpu") or "cuda" in window.device_label.text()
