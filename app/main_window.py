@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"Device: {self.preferences.effective_device()}"
                                   + (" (auto)" if choice == "auto" else ""))
 
-    def _run_background(self, kind: str, fn, on_result, **kwargs: Any) -> Worker:
+    def _run_background(self, kind: str, fn, on_result, on_failed=None, **kwargs: Any) -> Worker:
         """Run a view computation (filter, spectrogram); a newer request of the same kind supersedes the older."""
         old = self._background.get(kind)
         if old is not None:
@@ -323,6 +323,8 @@ class MainWindow(QMainWindow):
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(lambda m, d: self._job_failed(kind, m, d))
+        if on_failed is not None:
+            worker.signals.failed.connect(lambda _m, _d: on_failed())
         worker.signals.done.connect(done)
         return worker.start()
 
@@ -348,7 +350,11 @@ class MainWindow(QMainWindow):
                 self.statusBar().clearMessage()
                 self.filtered_shown.emit(band)
 
-        self._run_background("filter", build_view, apply, records=self.records[key],
+        def failed() -> None:  # e.g. the response file does not cover the record: back to counts, said once
+            if conv != Conversion() and self.units.conversion() == conv:
+                self.units.set_conversion("COUNTS", conv.response)
+
+        self._run_background("filter", build_view, apply, on_failed=failed, records=self.records[key],
                              t_ref=self.displays[key].t_ref, band=band, conversion=conv)
 
     def _range_changed(self, x0: float, x1: float) -> None:

@@ -141,6 +141,9 @@ def test_annotations_marked_saved_reloaded_and_exported(window, qtbot, load, raw
     assert ctl.annotations == kept and ctl.panel.table.rowCount() == 2
     qtbot.waitUntil(lambda: len(ctl.items) >= 2 * len(wf.plots), timeout=5000)  # drawn on the reopened record
 
+    ctl.go_to(1)  # double-click on a row: the browser centres on that mark
+    g0, g1 = wf.x_range()
+    assert (g0 + g1) / 2 == pytest.approx(kept[1].start - wf.display.t_ref, abs=0.5) and g1 - g0 == pytest.approx(60)
     for suffix in ("csv", "xml", "markers"):
         written = ctl.export(tmp_path / f"marks.{suffix}")
         if suffix == "csv":
@@ -232,3 +235,16 @@ def test_custom_filter_corners_checked_against_nyquist(window, qtbot, load, raw_
         window.open_project(path)
     qtbot.waitUntil(lambda: wf.display is not None and wf.display.band == (None, 0.5), timeout=60000)
     assert wf.band() == (None, 0.5)
+
+
+def test_response_that_does_not_cover_the_record_is_one_error_and_back_to_counts(window, qtbot, load, insight,
+                                                                                   errors):
+    raw, response = insight / "raw/XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed", insight / RESPONSE
+    if not raw.exists() or not response.exists():
+        pytest.skip("the 10-sps record or the 02.BH StationXML is missing")
+    load(window, [raw])  # location 03, the response file describes 02
+    with qtbot.waitSignal(window.filtered_shown, timeout=60000) as shown:
+        window.units.set_conversion("VEL", str(response))
+    assert shown.args == [None] and window.waveform.display.unit == "counts"
+    assert window.units.conversion().identity and window.units.response == str(response)
+    assert len(errors) == 1 and "no response for XB.ELYSE.03" in errors[0][1] and "Traceback" not in errors[0][1]
