@@ -80,7 +80,7 @@ def _ok(dialog):
     return dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
 
 
-def test_edit_suggest_accept_ok_saves_the_names(qtbot, saved, errors):
+def test_edit_suggest_accept_ok_saves_the_names(qtbot, saved, errors, screenshot):
     from unmix.clusters import ClusterTable
     from unmix.gui.dialogs.cluster_names import NAME_COLUMN, ClusterNamesDialog
 
@@ -102,7 +102,7 @@ def test_edit_suggest_accept_ok_saves_the_names(qtbot, saved, errors):
     assert suggested[2].suggestion == "glitch" and suggested[3].suggestion == ""
     assert "hold a catalogued glitch" in view.item(_row(view, 2), 3).toolTip()
     assert view.item(_row(view, 1), NAME_COLUMN).text() == "afternoon wind"  # typed text survives a suggestion
-    dialog.grab().save("/tmp/s3/names.png")
+    screenshot(dialog, "cluster_names_dialog")
     assert dialog.width() <= 1366 and dialog.height() <= 768
 
     qtbot.mouseClick(dialog.accept_button, Qt.MouseButton.LeftButton)  # fills the empty names only

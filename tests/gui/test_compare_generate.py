@@ -76,7 +76,7 @@ def _expected(a, b, matchings):
     return out
 
 
-def test_compare_with_another_file_shows_the_api_figures_and_copies_names(qtbot, pair, errors):
+def test_compare_with_another_file_shows_the_api_figures_and_copies_names(qtbot, pair, errors, screenshot):
     from unmix.clusters import ClusterTable
     from unmix.gui.dialogs.compare_tables import CompareTablesDialog
     from unmix.matching import match_tables
@@ -96,7 +96,7 @@ def test_compare_with_another_file_shows_the_api_figures_and_copies_names(qtbot,
     assert api[1024].mapping == {k: int(perm[k]) for k in range(4)}  # the renumbering is found
     assert 0.6 < api[1024].ari < 1.0 and api[1024].n_windows == 280
     assert dialog.views[0].cell(0, 0) == "0 (quiet night)" and dialog.views[0].cell(0, 2) == f"{perm[0]}"
-    dialog.grab().save("/tmp/s3/compare_tables.png")
+    screenshot(dialog, "compare_tables_dialog")
     assert dialog.width() <= 1366 and dialog.height() <= 768
 
     assert dialog.copy_button.isEnabled()
@@ -213,7 +213,7 @@ def _dialog(qtbot, clustered, window=None):
     return dialog
 
 
-def test_generate_shows_the_api_waveforms_and_quality_and_saves(qtbot, clustered, tmp_path, errors):
+def test_generate_shows_the_api_waveforms_and_quality_and_saves(qtbot, clustered, tmp_path, errors, screenshot):
     from obspy import read
 
     from unmix.generate import generation_quality, provenance_path, synthesize
@@ -247,7 +247,7 @@ def test_generate_shows_the_api_waveforms_and_quality_and_saves(qtbot, clustered
     dialog.waveforms.component.setCurrentIndex(2)
     assert np.array_equal(dialog.waveforms.curves[2].yData, api.data[1, 2])
     assert f"cluster {k} (busy)" in dialog.status.text()
-    dialog.grab().save("/tmp/s3/generate_cluster.png")
+    screenshot(dialog, "generate_cluster_dialog")
     assert dialog.width() <= 1366 and dialog.height() <= 768
 
     written, prov = dialog.save(tmp_path / "gen")  # the .mseed suffix is added

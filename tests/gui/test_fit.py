@@ -10,7 +10,7 @@ pytest.importorskip("pyqtgraph")
 pytestmark = pytest.mark.gui
 
 
-def test_main_window_fits_a_1366x768_screen(window, qtbot):
+def test_main_window_fits_a_1366x768_screen(window, qtbot, screenshot):
     from PySide6.QtWidgets import QPlainTextEdit
 
     hint = window.minimumSizeHint()
@@ -22,10 +22,10 @@ def test_main_window_fits_a_1366x768_screen(window, qtbot):
     assert window.waveform.width() >= 600  # the traces keep most of the screen
     assert window.jobs.log.lineWrapMode() == QPlainTextEdit.LineWrapMode.WidgetWidth
     window.jobs.append_log("Features: /home/analyst/projects/insight/S0235b/results/features-with-a-long-name.h5")
-    window.grab().save("/tmp/s3/f_fit_1366.png")
+    screenshot(window, "main_window_1366x768")
 
 
-def test_path_edit_elides_in_the_middle_with_the_path_as_tooltip(qtbot):
+def test_path_edit_elides_in_the_middle_with_the_path_as_tooltip(qtbot, screenshot):
     from unmix.gui.widgets import ElidedPathEdit
 
     edit = ElidedPathEdit()
@@ -44,7 +44,7 @@ def test_path_edit_elides_in_the_middle_with_the_path_as_tooltip(qtbot):
     edit.setText(path)
     assert edit.elided_text() == ""
     edit.resize(160, edit.height())
-    edit.grab().save("/tmp/s3/f_elided_path.png")
+    screenshot(edit, "pipeline_elided_path")
 
 
 def test_samples_shown_with_seconds_at_the_record_rate(qtbot):

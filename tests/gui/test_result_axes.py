@@ -24,7 +24,7 @@ def _drawn_tick_texts(axis) -> list[str]:
     return [text for _rect, _flags, text in specs[2]] if specs else []
 
 
-def test_lmst_histograms_have_titles_and_both_ends_of_the_sol(qtbot):
+def test_lmst_histograms_have_titles_and_both_ends_of_the_sol(qtbot, screenshot):
     from unmix.gui.views.results import HistogramView
 
     view = HistogramView()
@@ -43,10 +43,10 @@ def test_lmst_histograms_have_titles_and_both_ends_of_the_sol(qtbot):
             assert plot.getAxis("bottom").labelText == "LMST hour"
         if i % cols == 0:
             assert plot.getAxis("left").labelText == "% of windows"
-    view.grab().save("/tmp/s3/f_histograms.png")
+    screenshot(view, "results_time_of_day_axes")
 
 
-def test_aligned_windows_are_detrended_and_titled(qtbot):
+def test_aligned_windows_are_detrended_and_titled(qtbot, screenshot):
     from unmix.gui.tasks import AlignedSet
     from unmix.gui.views.results import AlignedView
 
@@ -67,4 +67,4 @@ def test_aligned_windows_are_detrended_and_titled(qtbot):
     assert view.plots[0].getAxis("bottom").labelText == "time (s)"
     assert view.plots[0].getAxis("left").labelText.startswith("amplitude")
     assert "trend removed" in view.status.text()
-    view.grab().save("/tmp/s3/f_aligned.png")
+    screenshot(view, "results_aligned_axes")

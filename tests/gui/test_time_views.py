@@ -43,13 +43,13 @@ def _screen_x(plot, view, x: float) -> int:
     return view.viewport().mapToGlobal(view.mapFromScene(scene)).x()
 
 
-def test_spectrogram_time_axis_lines_up_with_the_browser(window, tmp_path, load, qtbot):
+def test_spectrogram_time_axis_lines_up_with_the_browser(window, tmp_path, load, qtbot, screenshot):
     load(window, [_write(tmp_path)])
     qtbot.wait(100)
     t13 = UTCDateTime("2019-07-26T13:00:00").timestamp - window.displays[window.current_key].t_ref
     wave = _screen_x(window.waveform.plots[-1], window.waveform.graphics, t13)
     spec = _screen_x(window.spectrogram.plot.getPlotItem(), window.spectrogram.plot, t13)
-    window.grab().save("/tmp/s3/f_spectrogram_aligned.png")
+    screenshot(window, "spectrogram_aligned_with_browser")
     assert abs(wave - spec) <= 2, (wave, spec)
     for x in window.waveform.x_range():  # both ends: same origin and same scale
         wave = _screen_x(window.waveform.plots[-1], window.waveform.graphics, x)
@@ -57,7 +57,7 @@ def test_spectrogram_time_axis_lines_up_with_the_browser(window, tmp_path, load,
         assert abs(wave - spec) <= 2, (x, wave, spec)
 
 
-def test_spectrogram_window_follows_the_zoom(window, tmp_path, load, qtbot):
+def test_spectrogram_window_follows_the_zoom(window, tmp_path, load, qtbot, screenshot):
     load(window, [_write(tmp_path)])
     key, comp = window.current_key, window.spectrogram.component()
     whole = window.spectrograms[(key, comp)][0]
@@ -69,7 +69,7 @@ def test_spectrogram_window_follows_the_zoom(window, tmp_path, load, qtbot):
     assert zoomed <= whole / 8
     assert c0 <= x0 + 1800 and c1 >= x0 + 2400 and c1 - c0 < 3600  # only around the visible span
     assert tiles and f"window {zoomed:g} s" in window.spectrogram.status.text()
-    window.grab().save("/tmp/s3/f_spectrogram_zoomed.png")
+    screenshot(window, "spectrogram_zoomed")
 
 
 def test_spectrogram_window_from_span():
@@ -91,7 +91,7 @@ def test_lmst_caption_agrees_with_ticks_a_hair_before_midnight():
     assert axis.describe(v).endswith("sol 300")
 
 
-def test_separation_view_shares_the_browser_time_origin_and_range(window, qtbot, tmp_path, load):
+def test_separation_view_shares_the_browser_time_origin_and_range(window, qtbot, tmp_path, load, screenshot):
     from unmix.gui.tasks import separate_record
 
     load(window, [_write(tmp_path, hours=0.5)])
@@ -121,11 +121,11 @@ def test_separation_view_shares_the_browser_time_origin_and_range(window, qtbot,
     window.resizeDocks([window.results_dock], [320], Qt.Orientation.Vertical)
     qtbot.wait(100)
     assert min(p.getViewBox().height() for p in view.all_plots()) >= 50  # docked rows stay usable (they scroll)
-    window.grab().save("/tmp/s3/f_separation_docked.png")
+    screenshot(window, "separation_docked")
     window.results_dock.setFloating(True)
     window.results_dock.resize(1100, 700)
     qtbot.wait(100)
-    window.results.panel.grab().save("/tmp/s3/f_separation.png")
+    screenshot(window.results.panel, "separation_view")
 
 
 def test_separation_status_names_scatcov_part_once():
