@@ -66,12 +66,13 @@ def case(target: str, prior_event: str, seed: int = 0) -> tuple[Stream, np.ndarr
     return st, truth, prior
 
 
-def measure(method: str, options: dict, st: Stream, truth: np.ndarray, prior: np.ndarray) -> dict:
+def measure(method: str, options: dict, st: Stream, truth: np.ndarray, prior: np.ndarray, device: str = "cpu"
+            ) -> dict:
     """SNR in/out per trace, the low-passed error (RMS, largest excursion, offset over the trace) and seconds."""
     from unmix.separation import get_method
 
     t0 = time.perf_counter()
-    res = get_method(method, prior=prior, device="cpu", **options).separate(st.copy())
+    res = get_method(method, prior=prior, device=device, **options).separate(st.copy())
     seconds = time.perf_counter() - t0
     fs = st[0].stats.sampling_rate
     rows = []

@@ -90,3 +90,36 @@ def test_a_paper_run_from_the_cli_end_to_end(tmp_path):
 
     bg = read(str(next(out.glob("*background*"))))[0].data
     assert abs(bg.mean() - st[0].data.mean()) < 0.05 * st[0].data.std() + 1.0  # the trend is back in the background
+
+
+@pytest.mark.realdata
+def test_paper_prior_from_a_cluster_table_per_cluster_near_the_target_and_detrended(insight):
+    from unmix.clusters import ClusterTable
+    from unmix.hashing import file_sha256
+    from unmix.io import read_records
+    from unmix.mars_time import sol_float
+
+    path = insight / "background/XB.ELYSE.02.BH_S0185a_deglitched_UCLA_v4.mseed"
+    rec = read_records(path)[0]
+    fs, scale = rec.sampling_rate, 1024
+    starts = rec.starttime.timestamp + np.arange(0, rec.npts - scale, scale // 2) / fs
+    iv = np.stack([starts, starts + scale / fs], -1)[:, None]
+    n = len(starts)
+    p = np.random.default_rng(0).dirichlet(np.ones(2), size=(n, 1)).astype(np.float32)
+    table = ClusterTable(scales=(scale,), intervals=iv, lmst=sol_float(iv), cluster=p.argmax(-1).astype(np.int16),
+                         confidence=p.max(-1), probabilities=p, input_index=np.zeros(n, np.int32),
+                         record_index=np.zeros(n, np.int32),
+                         inputs=[{"path": str(path), "sha256": file_sha256(path),
+                                  "records": [{"key": rec.key, "sampling_rate": fs}]}])
+    target = rec.stream.slice(rec.starttime + 2000.0, rec.starttime + 2000.0 + 1500 / fs)
+    res = ScatCovSeparator(table=table, clusters=[0, 1], scale=scale, protocol="paper", n_prior=3, max_iter=1, J=6,
+                           device="cpu").separate(target)
+    info = res.info["prior"]
+    assert info["per_cluster"] and info["record_detrended"] and len(info["near_lmst_hours"]) == 2
+    windows = info["windows"]
+    assert sorted(table.cluster[windows, 0].tolist()) == [0, 0, 0, 1, 1, 1]  # R per prior cluster
+    hours = window_lmst_hours(table, scale)[windows]
+    assert np.all(lmst_distance(hours, tuple(info["near_lmst_hours"])) <= 2.0)
+    assert res.info["params"]["protocol"] == "paper" and res.info["params"]["detrend"] == "spline"
+    # the record's level is kept: the spline trend goes back into the background
+    assert abs(res.background[0].data.mean() - target[0].data.mean()) < 0.2 * target[0].data.std()
