@@ -384,7 +384,7 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
     path = Path(path)
     out_dir = Path(plan.out_dir)
     t_start = time.perf_counter()
-    sha = file_sha256(path)
+    sha = file_sha256(path, token)
     config = _json_safe(plan.configuration())
     prov_path, pending = out_dir / f"{stem}{PROVENANCE_SUFFIX}", _pending_path(out_dir, stem)
     state, prov_outputs = _prior_state(prov_path, sha, config)

@@ -401,7 +401,7 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
     parts_dir = out.with_name(out.name + ".parts")
     todo, skipped, shards, metas = [], [], [], {}
     for p in files:
-        digest = file_sha256(p)
+        digest = file_sha256(p, token)
         shard = parts_dir / f"{digest[:24]}-{config.digest()}.h5"
         meta = _shard_meta(shard, config) if shard.exists() else None
         if digest in done:
