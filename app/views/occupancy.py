@@ -321,6 +321,11 @@ def no_window_spans(display, intervals: np.ndarray, scale: int, window: int,
     covered = merge_intervals([(float(a) - display.t_ref, float(b) - display.t_ref) for a, b in intervals])
     dt = min(seg.dt for tr in display.traces.values() for seg in tr.segments)
     tol = 1.5 * dt
+    if not covered:
+        return [(a, b, "this record has no windows in the cluster table (features of another record or not "
+                       "computed)") for a, b in data]
+    # a span explained by the window length is at most one window long (a longer one means windows are missing)
+    longest = window / rate if rate else window * dt
     lo, hi = data[0][0], data[-1][1]
     holes, cursor = [], lo
     for a, b in covered:
@@ -347,6 +352,8 @@ def no_window_spans(display, intervals: np.ndarray, scale: int, window: int,
                 continue
             if seg is None:
                 why = "data gap: no samples, so no windows"
+            elif p1 - p0 > longest + tol:
+                why = "no windows in the cluster table here (not computed or dropped)"
             elif abs(p0 - seg[0]) <= tol:
                 where = "the record" if seg[0] - lo <= tol else "a segment after a gap"
                 why = (f"first window length of {where}: features keep one sub-window of {_samples_text(scale, rate)}"

@@ -127,6 +127,7 @@ def test_two_records_show_only_their_own_windows(overlay, screenshot):
     occ.redraw()
     assert occ.runs()[0].size == 0
     assert [lbl.text() for lbl in occ.bar.legend.labels] == ["no windows of this record in the cluster table"]
+    assert len(occ.gaps) == 1 and occ.gaps[0][2].startswith("this record has no windows in the cluster table")
 
 
 def test_no_windows_bands_at_every_scale(overlay, screenshot):
@@ -166,3 +167,19 @@ def test_no_windows_bands_at_every_scale(overlay, screenshot):
     occ.bar.set_scale(SCALES[0])
     browser.set_x_range(-200.0, 1200.0)
     screenshot(occ.host, "clusters_no_windows")
+
+
+def test_windows_missing_inside_a_record_are_not_blamed_on_the_window_length(overlay):
+    from unmix.gui.views.occupancy import no_window_spans
+
+    _occ, _browser, table, displays, (rec_a, _rec_b) = overlay
+    display = displays[rec_a[0].key]
+    s = table.scale_index(1024)
+    iv = table.intervals[table.input_index == 0, s]
+    t_ref = display.t_ref
+    dropped = (iv[:, 0] - t_ref > 3000.0) & (iv[:, 1] - t_ref < 5000.0)
+    spans = no_window_spans(display, iv[~dropped], 1024, WINDOW, RATE)
+    inside = [g for g in spans if g[0] > 2000.0 and g[1] < 6000.0]
+    assert len(inside) == 1 and inside[0][2].startswith("no windows in the cluster table here")
+    assert inside[0][1] - inside[0][0] == pytest.approx(iv[dropped, 1].max() - iv[dropped, 0].min(), abs=0.2)
+    assert "first window length of the record" in spans[0][2]
