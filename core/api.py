@@ -102,8 +102,8 @@ class FactorialGMVAE(ParamsMixin):
     def load(cls, checkpoint: str | Path, device: str = "auto") -> FactorialGMVAE:
         """A fitted estimator from a checkpoint written by :meth:`fit` or ``unmix train``. Its parameters carry the
         checkpoint's sizes over the ``small`` preset; the checkpoint's full configuration is ``config_``."""
+        from unmix.devices import resolve_device
         from unmix.model import load_model
-        from unmix.model.train import resolve_device
 
         model = load_model(checkpoint, resolve_device(device))
         c = model.config

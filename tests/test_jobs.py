@@ -10,8 +10,6 @@ import pytest
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, iterate, no_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-# core/separation/ and core/baselines/ are being rebuilt by another change (the method registry); they still take None
-NOT_YET = ("core/separation/", "core/baselines/")
 
 
 def test_the_null_token_is_never_cancelled_and_cannot_be():
@@ -50,7 +48,27 @@ def _none_checks(path: Path) -> list[str]:
 
 
 def test_no_token_is_compared_with_none():
-    paths = [p for p in [*ROOT.glob("core/**/*.py"), *ROOT.glob("app/**/*.py")]
-             if not str(p.relative_to(ROOT)).startswith(NOT_YET)]
+    paths = [*ROOT.glob("core/**/*.py"), *ROOT.glob("app/**/*.py")]
     found = [hit for p in paths for hit in _none_checks(p)]
     assert not found, "use the null token (unmix.jobs.NO_CANCEL) instead:\n" + "\n".join(found)
+
+
+def _none_defaults(path: Path) -> list[str]:
+    """Parameters called ``progress`` or ``token`` whose default is ``None``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args.posonlyargs + node.args.args
+            pairs = list(zip(args[len(args) - len(node.args.defaults):], node.args.defaults, strict=True))
+            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True) if d]
+            for arg, default in pairs:
+                if arg.arg in ("progress", "token") and isinstance(default, ast.Constant) and default.value is None:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}({arg.arg}=None)")
+    return found
+
+
+def test_progress_and_token_default_to_the_null_objects():
+    """Every long step defaults to ``no_progress`` and ``NO_CANCEL``, never ``None`` (issue #15 item 6)."""
+    paths = [*ROOT.glob("core/**/*.py"), *ROOT.glob("app/**/*.py")]
+    found = [hit for p in paths for hit in _none_defaults(p)]
+    assert not found, "default to unmix.jobs.no_progress / NO_CANCEL instead:\n" + "\n".join(found)

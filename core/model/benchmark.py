@@ -115,7 +115,7 @@ def seed_agreement(tables: dict[int, ClusterTable]) -> list[dict]:
 def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = None,
                         features: FeatureConfig | None = None, model: ModelConfig | None = None,
                         train_seeds: tuple[int, ...] | None = None, synthetic: dict | None = None,
-                        device: str = "auto", workdir: str | Path | None = None, progress: Progress | None = None,
+                        device: str = "auto", workdir: str | Path | None = None, progress: Progress = no_progress,
                         token: CancelToken = NO_CANCEL) -> dict:
     """Generate → features → train (one model per training seed) → predict → per-scale scores and seed agreement.
 
@@ -127,7 +127,6 @@ def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = 
     from unmix.pipeline import default_features, default_model
     from unmix.synthetic import SyntheticConfig, generate
 
-    progress = progress or no_progress
     features = features or default_features()
     model = model or default_model()
     seeds = tuple(train_seeds) if train_seeds else (model.seed,)
@@ -173,7 +172,7 @@ def glitch_windows(table: ClusterTable, scale: int, catalog) -> np.ndarray:
 
 def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES, model: ModelConfig | None = None,
                    train_seeds: tuple[int, ...] | None = None, device: str = "auto",
-                   workdir: str | Path | None = None, progress: Progress | None = None,
+                   workdir: str | Path | None = None, progress: Progress = no_progress,
                    token: CancelToken = NO_CANCEL) -> dict:
     """The real 10-sps record with its MPS glitch list: precision/recall of glitch cluster(s) at the finest scale.
 
@@ -184,7 +183,6 @@ def real_benchmark(data_dir: str | Path, features: FeatureConfig = REAL_FEATURES
 
     from unmix.catalogs import read_catalog
 
-    progress = progress or no_progress
     data_dir = Path(data_dir)
     model = model or preset("small")
     seeds = tuple(train_seeds) if train_seeds else (model.seed,)
@@ -232,8 +230,9 @@ def training_speed(config: ModelConfig, features: int = 420, scales: tuple[int, 
     ``features`` columns per component and scale (420: the real and imaginary parts of the 210 ``scat+cov``
     coefficients, J=8). Measures the speed of training alone: no data loading, no validation pass.
     """
+    from unmix.devices import resolve_device
     from unmix.model.network import build_network, count_parameters
-    from unmix.model.train import resolve_device, train_step
+    from unmix.model.train import train_step
 
     dev = resolve_device(device)
     torch.manual_seed(config.seed)

@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from unmix.clusters import ClusterTable
+from unmix.devices import resolve_device
 from unmix.errors import DataError
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
-from unmix.model.train import TrainedModel, load_model, resolve_device
+from unmix.model.train import TrainedModel, load_model
 
 PREDICT_BATCH = 4096
 
 
 def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, device: str = "auto",
-            batch_size: int = PREDICT_BATCH, progress: Progress | None = None,
+            batch_size: int = PREDICT_BATCH, progress: Progress = no_progress,
             token: CancelToken = NO_CANCEL) -> ClusterTable:
     """Cluster, confidence, posterior probabilities and deterministic latent mean of every window at every scale.
 
@@ -24,7 +25,6 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
     the posterior probabilities, not a random Gumbel draw, so the same model and store always give the same table.
     An ensemble gives its members' consensus (:meth:`unmix.model.TrainedModel.infer`).
     """
-    progress = progress or no_progress
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     dev = resolve_device(device)
     model = model if isinstance(model, TrainedModel) else load_model(model, dev)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from unmix.atomic import atomic_path
+from unmix.devices import resolve_device
 from unmix.errors import ConfigError, DataError, InputFileError, OutputExistsError
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
@@ -40,14 +41,6 @@ OCCUPANCY_WINDOWS = 4096
 #: Training windows (evenly spaced) on which an ensemble's consensus is fitted.
 CONSENSUS_WINDOWS = 50_000
 INFER_BATCH = 4096
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but PyTorch sees no GPU; use --device cpu or auto")
-    return torch.device(device)
 
 
 @dataclass
@@ -297,11 +290,11 @@ class Training:
 
     def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
                  device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-                 progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> None:
+                 progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> None:
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         self.out = None if out is None else Path(out)  # None: in memory only, no checkpoint is written
         self.device = resolve_device(device)
-        self.progress = progress or no_progress
+        self.progress = progress
         self.token = token
         if self.out is None and resume:
             raise ConfigError("resuming needs the checkpoint path")
@@ -513,7 +506,7 @@ class Training:
 
 def train(store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
           device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-          progress: Progress | None = None, token: CancelToken = NO_CANCEL) -> TrainedModel:
+          progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> TrainedModel:
     """Train a factorial GMVAE on ``store``, checkpointing to ``out``; returns the trained model."""
     return Training(store, out, config, device, resume, overwrite, progress, token).run()
 
