@@ -330,14 +330,11 @@ class CatalogController(QObject):
         self.items = []
 
     def _windows_of_record(self, table) -> np.ndarray | None:
-        from unmix.gui.views.occupancy import window_keys
+        """The table's windows in the record shown (the clusters bar's rule: never every window of the table)."""
+        from unmix.gui.views.occupancy import record_windows
 
         display = self.window.waveform.display
-        keys = window_keys(table)
-        if keys is None or display is None:
-            return None
-        base = display.key.split("#")[0]
-        return keys == base if np.any(keys == base) else None
+        return None if display is None else record_windows(table, display)
 
     def compare(self, entries) -> tuple[np.ndarray | None, HitSummary | None]:
         """Hit/miss status of ``entries`` against the chosen clusters at the scale of the cluster spans shown; the
