@@ -185,7 +185,7 @@ def check_training(ctx: _Context) -> str:
     store = FeatureStore(ctx.state["store"])
     config = preset("small", epochs=1, val_fraction=0.0, clusters=3, hidden=32, latent=4, checkpoint_every=1)
     n_train = store.n_windows
-    config = config.replace(batch_size=n_train // 2)  # one epoch = two optimisation steps
+    config = config.replace(batch_size=n_train // 2)  # one epoch = two optimisation steps per ensemble member
     steps: list[str] = []
 
     def progress(fraction: float, message: str = "") -> None:
@@ -195,8 +195,9 @@ def check_training(ctx: _Context) -> str:
     path = ctx.out / "model.pt"
     training = Training(store, path, config, device=ctx.device, progress=progress)
     logs = list(training)
-    if len(steps) != 2:
-        raise CheckFailed(f"expected 2 optimisation steps, the loop reported {len(steps)}: {steps}")
+    if len(steps) != 2 * config.ensemble:
+        raise CheckFailed(f"expected 2 optimisation steps per member ({config.ensemble} members), the loop reported "
+                          f"{len(steps)}: {steps}")
     loss = logs[-1]["loss"]
     if not np.isfinite(loss):
         raise CheckFailed(f"the training loss is not finite ({loss})")
