@@ -24,14 +24,16 @@ class Prior:
     table: ClusterTable | None = None
     clusters: tuple[int, ...] = ()
     scale: int | None = None
-    n_prior: int = 20
-    near_lmst: bool = False
+    n_prior: int | None = None  # None: the separator's protocol decides (fast: 20, paper: 300 per cluster)
+    near_lmst: bool | None = None
     components: str | None = None
 
     @classmethod
-    def from_clusters(cls, table: ClusterTable, clusters: int | list[int], scale: int, n_prior: int = 20,
-                      near_lmst: bool = False) -> Prior:
-        """The windows of ``clusters`` at ``scale`` (``near_lmst``: near the separated span's LMST time of day)."""
+    def from_clusters(cls, table: ClusterTable, clusters: int | list[int], scale: int, n_prior: int | None = None,
+                      near_lmst: bool | None = None) -> Prior:
+        """The windows of ``clusters`` at ``scale`` (``near_lmst``: near the separated span's LMST time of day).
+        ``n_prior``/``near_lmst`` left at None take the separator's protocol values (``protocol='fast'``: 20
+        snippets, no LMST filter; ``'paper'``: 300 per cluster within ±2 h LMST)."""
         if not isinstance(table, ClusterTable):
             raise ConfigError(f"table must be a ClusterTable, got {type(table).__name__}")
         s = table.scale_index(scale)
@@ -48,9 +50,10 @@ class Prior:
                               "a file and read it with unmix.read, or use Prior.from_array")
         if found < 2:
             raise ConfigError(f"cluster(s) {list(wanted)} hold {found} window(s) at scale {scale}; a prior needs >= 2")
-        if n_prior < 2:
+        if n_prior is not None and n_prior < 2:
             raise ConfigError(f"n_prior must be >= 2, got {n_prior}")
-        return cls(table=table, clusters=wanted, scale=int(scale), n_prior=int(n_prior), near_lmst=bool(near_lmst))
+        return cls(table=table, clusters=wanted, scale=int(scale), n_prior=None if n_prior is None else int(n_prior),
+                   near_lmst=None if near_lmst is None else bool(near_lmst))
 
     @classmethod
     def from_array(cls, snippets: np.ndarray, components: str | None = None) -> Prior:
@@ -70,13 +73,14 @@ class Prior:
         """The keyword arguments a separator takes for this prior."""
         if self.snippets is not None:
             return {"prior": self.snippets} | ({"components": self.components} if self.components else {})
-        return {"table": self.table, "clusters": list(self.clusters), "scale": self.scale,
-                "n_prior": self.n_prior} | ({"near_lmst": True} if self.near_lmst else {})
+        chosen = {k: v for k, v in (("n_prior", self.n_prior), ("near_lmst", self.near_lmst)) if v is not None}
+        return {"table": self.table, "clusters": list(self.clusters), "scale": self.scale} | chosen
 
     def __repr__(self) -> str:
         if self.snippets is not None:
             return f"Prior.from_array(shape {self.snippets.shape})"
-        return f"Prior.from_clusters(clusters {list(self.clusters)}, scale {self.scale}, n_prior {self.n_prior})"
+        n = "" if self.n_prior is None else f", n_prior {self.n_prior}"
+        return f"Prior.from_clusters(clusters {list(self.clusters)}, scale {self.scale}{n})"
 
 
 __all__ = ["Prior"]

@@ -143,6 +143,8 @@ def test_prior_validation(fitted, features):
     big = int(table.occupancy(1024).argmax())
     prior = unmix.Prior.from_clusters(table, big, 1024, n_prior=4)
     assert prior.options() == {"table": table, "clusters": [big], "scale": 1024, "n_prior": 4}
+    # left unset, the snippet count is the separator protocol's (fast: 20, paper: 300 per cluster), not fixed here
+    assert unmix.Prior.from_clusters(table, big, 1024).options() == {"table": table, "clusters": [big], "scale": 1024}
     with pytest.raises(ConfigError, match="scale 999 not in this table"):
         unmix.Prior.from_clusters(table, big, 999)
     with pytest.raises(ConfigError, match="clusters must be numbers"):

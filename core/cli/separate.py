@@ -300,9 +300,11 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
             from unmix.evaluation.cases import prior_snippets
+            from unmix.separation.scatcov import PROTOCOL_VALUES
 
-            options["prior"] = prior_snippets(prior_file, int(options.pop("n_prior", 20)),
-                                              int(options.get("piece", 1024)))
+            protocol = PROTOCOL_VALUES.get(str(options.get("protocol", "fast")), PROTOCOL_VALUES["fast"])
+            n_prior = options.pop("n_prior", None) or protocol["n_prior"]  # fast: 20; paper: 300
+            options["prior"] = prior_snippets(prior_file, int(n_prior), int(options.get("piece", 1024)))
             model_info = {"prior_file": str(prior_file.resolve()), "prior_sha256": file_sha256(prior_file)}
         else:
             raise ConfigError(f"--method {method} needs a prior: --model/--store or --table with --background-cluster "
