@@ -168,7 +168,7 @@ def _feature_options(table: ClusterTable, feature_config) -> dict:
             "rotate": bool(cfg.get("rotate", False))}
 
 
-def _load_input(entry: dict, options: dict, rate: float | None) -> list:
+def _load_input(entry: dict, options: dict, rate: float | None, token: CancelToken = NO_CANCEL) -> list:
     from unmix.hashing import file_sha256
     from unmix.io import read_records, remove_response, rotate_to_zne
 
@@ -176,13 +176,13 @@ def _load_input(entry: dict, options: dict, rate: float | None) -> list:
     if not path.is_file():
         raise InputFileError("input of the cluster table is missing (moved or deleted?)", path)
     digest = entry.get("sha256")
-    if digest and file_sha256(path) != digest:
+    if digest and file_sha256(path, token) != digest:
         raise InputFileError("input of the cluster table has changed since its features were computed (sha256 "
                              "differs)", path)
     # an input whose features were computed with --allow-damaged (its records list the damage) is read the same way
     damaged = any(r.get("damage") for r in entry.get("records", []) if isinstance(r, dict))
     records = read_records(path, gap_policy=options["gap_policy"], max_fill=options["max_fill"], resample_to=rate,
-                           allow_damaged=damaged)
+                           token=token, allow_damaged=damaged)
     if options["response"]:
         records = [remove_response(r, options["response"], output=options["response_output"]) for r in records]
         if options["rotate"]:
@@ -227,7 +227,7 @@ def read_snippets(
         rate = meta.get("sampling_rate") or table.meta.get("sampling_rate")
         key = (str(entry["path"]), rate, tuple(sorted(options.items(), key=lambda kv: kv[0])), detrend)
         if key not in cache:
-            cache[key] = _detrended(_load_input(entry, options, rate), detrend)
+            cache[key] = _detrended(_load_input(entry, options, rate, token), detrend)
         t0 = float(table.intervals[i, s, 0])
         x, start, chan, fs = _cut(cache[key], meta.get("key"), t0, scale, components, entry["path"])
         data.append(x)

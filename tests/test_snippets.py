@@ -185,3 +185,18 @@ def test_read_snippets_on_real_10sps_record(insight):
             first = int(round((starts[i] - tr.stats.starttime.timestamp) * 10.0))
             np.testing.assert_array_equal(snip.data[k, c], tr.data[first:first + 1024].astype(float))
     assert 0 <= lmst_hours(UTCDateTime(starts[0])) < 24
+
+
+def test_reading_snippets_stops_on_a_cancelled_token(tmp_path):
+    """Reading (and hashing) the table's input files checks the token, so a separation cancels while its prior loads."""
+    from unmix.snippets import _load_input
+
+    path = tmp_path / "x.mseed"
+    generate(SyntheticConfig(hours=0.5, seed=3)).mixture.write(str(path), format="MSEED")
+    token = CancelToken()
+    token.cancel()
+    entry = {"path": str(path), "sha256": file_sha256(path), "records": []}
+    options = {"gap_policy": "split", "max_fill": 0, "response": None, "response_output": "VEL", "rotate": False}
+    with pytest.raises(Cancelled):
+        _load_input(entry, options, None, token)
+    assert _load_input(entry, options, None)  # the default null token reads it
