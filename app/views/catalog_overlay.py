@@ -39,12 +39,13 @@ from unmix.gui.catalog_layers import (
     load_catalogs,
 )
 from unmix.gui.registry import JobRequest
+from unmix.gui.views.occupancy import FullHeightSpans
 
 CATALOG_FILTER = ("Catalogues (*.txt *.xml *.qml *.quakeml *.markers *.pf *.json);;All files (*)")
 SPAN_ALPHA = 45
 
 
-class CatalogItem(pg.GraphicsObject):
+class CatalogItem(FullHeightSpans):
     """Catalogue entries in data x (browser seconds): a translucent span and an onset line each; with a hit/miss
     status the onset line is green (hit), red and dashed (miss) or grey (no window there)."""
 
@@ -59,30 +60,6 @@ class CatalogItem(pg.GraphicsObject):
         self.setZValue(-15)  # above the cluster spans (-20), below the traces
         self._picture: QPicture | None = None
         self._key: tuple = ()
-
-    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802, N803
-        if ax == 0 and self.starts.size:
-            return float(self.starts.min()), float(self.ends.max())
-        return None, None
-
-    def viewRangeChanged(self) -> None:  # noqa: N802
-        self.prepareGeometryChange()
-        self._picture = None
-        self.update()
-
-    def _view_y(self) -> tuple[float, float]:
-        vb = self.getViewBox()
-        if vb is None:
-            return 0.0, 1.0
-        y0, y1 = vb.viewRange()[1]
-        return y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0)
-
-    def boundingRect(self) -> QRectF:  # noqa: N802
-        if not self.starts.size:
-            return QRectF()
-        y0, y1 = self._view_y()
-        x0, x1 = float(self.starts.min()), float(self.ends.max())
-        return QRectF(x0, y0, max(x1 - x0, 1e-9), y1 - y0)
 
     def paint(self, painter: QPainter, *_args) -> None:
         vb = self.getViewBox()

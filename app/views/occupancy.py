@@ -24,16 +24,13 @@ def cluster_colour(k: int, alpha: int = 255) -> QColor:
     return colour
 
 
-class SpanItem(pg.GraphicsObject):
-    """Coloured full-height spans ``[start, end)`` in data x; the height follows the view so it never autoranges y."""
+class FullHeightSpans(pg.GraphicsObject):
+    """Items drawn over the whole height of their view between ``starts`` and ``ends`` (data x): the height follows
+    the view, so the item never autoranges y. Subclasses set ``starts``/``ends`` (sorted by start) and paint."""
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, clusters: np.ndarray, alpha: int = 60) -> None:
-        super().__init__()
-        self.starts, self.ends, self.clusters = np.asarray(starts), np.asarray(ends), np.asarray(clusters)
-        self.alpha = alpha
-        self.setZValue(-20)
-        self._picture: QPicture | None = None
-        self._y: tuple = ()
+    starts: np.ndarray
+    ends: np.ndarray
+    _picture: QPicture | None = None
 
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802, N803
         if ax == 0 and self.starts.size:
@@ -58,7 +55,19 @@ class SpanItem(pg.GraphicsObject):
             return QRectF()
         y0, y1 = self._view_y()
         x0, x1 = float(self.starts.min()), float(self.ends.max())
-        return QRectF(x0, y0, x1 - x0, y1 - y0)
+        return QRectF(x0, y0, max(x1 - x0, 1e-9), y1 - y0)
+
+
+class SpanItem(FullHeightSpans):
+    """Coloured full-height spans ``[start, end)`` in data x; the height follows the view so it never autoranges y."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, clusters: np.ndarray, alpha: int = 60) -> None:
+        super().__init__()
+        self.starts, self.ends, self.clusters = np.asarray(starts), np.asarray(ends), np.asarray(clusters)
+        self.alpha = alpha
+        self.setZValue(-20)
+        self._picture: QPicture | None = None
+        self._y: tuple = ()
 
     def paint(self, painter: QPainter, *_args) -> None:
         vb = self.getViewBox()
@@ -372,12 +381,14 @@ def _samples_text(n: int, rate: float | None) -> str:
     return f"{n} samples" + (f" ({_duration(n / rate)})" if rate else "")
 
 
-class NoWindowsItem(pg.GraphicsObject):
+class NoWindowsItem(FullHeightSpans):
     """Grey hatched full-height bands over the spans without windows; hovering one shows why it has none."""
 
     def __init__(self, spans: list[tuple[float, float, str]]) -> None:
         super().__init__()
         self.spans = spans
+        self.starts = np.array([a for a, _b, _w in spans], dtype=float)
+        self.ends = np.array([b for _a, b, _w in spans], dtype=float)
         self.setZValue(-15)
         self.setAcceptHoverEvents(True)
         self.setToolTip(spans[0][2] if len(spans) == 1 else "no windows here (hover a band for why)")
@@ -396,24 +407,7 @@ class NoWindowsItem(pg.GraphicsObject):
                 self.setToolTip(why)
 
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802, N803
-        return None, None
-
-    def viewRangeChanged(self) -> None:  # noqa: N802
-        self.prepareGeometryChange()
-        self.update()
-
-    def _view_y(self) -> tuple[float, float]:
-        vb = self.getViewBox()
-        if vb is None:
-            return 0.0, 1.0
-        y0, y1 = vb.viewRange()[1]
-        pad = 0.05 * (y1 - y0)
-        return y0 - pad, y1 + pad
-
-    def boundingRect(self) -> QRectF:  # noqa: N802
-        y0, y1 = self._view_y()
-        x0, x1 = self.spans[0][0], self.spans[-1][1]
-        return QRectF(x0, y0, x1 - x0, y1 - y0)
+        return None, None  # the bands never widen the browser's x range
 
     def paint(self, painter: QPainter, *_args) -> None:
         y0, y1 = self._view_y()
