@@ -195,3 +195,14 @@ def test_match_two_runs_and_carry_names(tmp_path):
     assert r.exit_code == 0 and "scale 1024 → 4096" in r.output
     r = runner.invoke(main, ["match", str(a), str(b), "--scale", "1024", "--scale-b", "4096"])
     assert r.exit_code == 2 and "same table twice" in r.output
+
+
+def test_a_record_of_one_night_does_not_make_every_cluster_a_quiet_night():
+    table, _ = _table()
+    hours = (table.lmst[:, 0].mean(axis=1) % 1) * 24
+    night = (hours >= 18) | (hours < 6)
+    only_night = ClusterTable(scales=table.scales, intervals=table.intervals[night], lmst=table.lmst[night],
+                              cluster=table.cluster[night], confidence=table.confidence[night],
+                              probabilities=table.probabilities[night])
+    assert all(sg.name != "quiet night" for sg in suggest(only_night, 1024))
+    assert "record 100%" in suggest(only_night, 1024)[0].evidence

@@ -8,8 +8,9 @@ Rules, in order (the first that holds names the cluster):
 
 1. a catalogue kind (glitch, quake, …) present in at least half of the cluster's windows and at least twice as
    often as in the record → that kind;
-2. at least 75 % of the windows at night (18–06 LMST, when the Martian wind is weak) → ``quiet night``;
-3. at least 75 % in the windy afternoon hours (08–17 LMST) → ``windy day``;
+2. at least 75 % of the windows at night (18–06 LMST, when the Martian wind is weak), and at least 20 points more
+   than the record's own share (a record of one night alone says nothing about time of day) → ``quiet night``;
+3. the same for the windy afternoon hours (08–17 LMST) → ``windy day``;
 4. under 3 % of the windows → ``rare`` (a transient class worth a look);
 5. otherwise no suggestion (the evidence is listed all the same).
 """
@@ -28,6 +29,7 @@ DAY = (8.0, 17.0)
 MIN_SHARE = 0.75  # of a cluster's windows in one part of the sol
 MIN_EVENT_SHARE = 0.5  # of a cluster's windows holding a catalogued kind
 MIN_LIFT = 2.0  # how much more often than in the whole record
+MIN_CONTRAST = 0.2  # how much more of a cluster than of the record lies in one part of the sol
 RARE = 0.03
 
 
@@ -64,6 +66,11 @@ def _kind_flags(table: ClusterTable, catalog: Catalog | None, scale: int) -> dic
             for k in kinds}
 
 
+def _stands_out(inside: float, record: float) -> bool:
+    """Most of a cluster's windows lie in one part of the sol, clearly more than the record's windows do."""
+    return inside >= MIN_SHARE and inside >= record + MIN_CONTRAST
+
+
 def suggest(table: ClusterTable, scale: int, catalog: Catalog | None = None) -> list[Suggestion]:
     """One suggestion per occupied cluster at ``scale`` (rules: module docstring)."""
     s = table.scale_index(scale)
@@ -78,8 +85,8 @@ def suggest(table: ClusterTable, scale: int, catalog: Catalog | None = None) -> 
         m = int(members.sum())
         share = m / n
         at_night, by_day = float(night[members].mean()), float(day[members].mean())
-        facts = [f"{share:.0%} of the windows", f"{at_night:.0%} at night (18–06 LMST)",
-                 f"{by_day:.0%} in 08–17 LMST"]
+        facts = [f"{share:.0%} of the windows", f"{at_night:.0%} at night (18–06 LMST; record {night.mean():.0%})",
+                 f"{by_day:.0%} in 08–17 LMST (record {day.mean():.0%})"]
         name = ""
         for kind, f in flags.items():
             inside, base = float(f[members].mean()), float(f.mean())
@@ -87,8 +94,8 @@ def suggest(table: ClusterTable, scale: int, catalog: Catalog | None = None) -> 
             if not name and inside >= MIN_EVENT_SHARE and inside >= MIN_LIFT * base:
                 name = kind
         if not name:
-            name = ("quiet night" if at_night >= MIN_SHARE else "windy day" if by_day >= MIN_SHARE
-                    else "rare" if share < RARE else "")
+            name = ("quiet night" if _stands_out(at_night, float(night.mean())) else
+                    "windy day" if _stands_out(by_day, float(day.mean())) else "rare" if share < RARE else "")
         out.append(Suggestion(int(k), name, "; ".join(facts)))
     return out
 
