@@ -109,7 +109,7 @@ def test_name_command_and_separate_by_name(tmp_path):
                              "quiet night"])
     assert r.exit_code == 0 and f"{busiest} (quiet night)" in r.output, r.output
     r = runner.invoke(main, ["name", str(table_path), "--suggest", "--catalog", str(tmp_path / "syn" / "truth.json")])
-    assert r.exit_code == 0 and "at night (18–06 LMST)" in r.output, r.output
+    assert r.exit_code == 0 and "at night (18–06 LMST; record " in r.output, r.output
     assert ClusterTable.load(table_path).name_of(1024, busiest) == "quiet night"
     r = runner.invoke(main, ["name", str(table_path), "--cluster", "0", "--as", "x"])
     assert r.exit_code == 2 and "needs --scale" in r.output
