@@ -17,7 +17,6 @@ from obspy import UTCDateTime
 
 from unmix.atomic import atomic_path
 from unmix.catalogs import Catalog, CatalogEntry, write_catalog
-from unmix.errors import ConfigError
 
 KINDS = ("span", "pick")
 FIELDS = ("kind", "start", "end", "label", "channel")
@@ -107,16 +106,10 @@ def to_catalog(annotations: list[Annotation], source: str = "unmix annotations")
 
 def export_format(path: str | Path, fmt: str | None = None) -> str:
     """``csv``, ``quakeml`` or ``markers`` from ``fmt`` or the file's extension."""
-    if fmt:
-        if fmt.lower() not in EXPORT_FORMATS:
-            raise ConfigError(f"unknown annotation format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-        return fmt.lower()
-    suffix = Path(path).suffix.lower()
-    for name, suffixes in EXPORT_FORMATS.items():
-        if suffix in suffixes:
-            return name
-    raise ConfigError(f"cannot tell the annotation format from {Path(path).name!r}: use .csv, .xml (QuakeML) or "
-                      ".markers (Snuffler)")
+    from unmix.catalogs import format_for
+
+    return format_for(path, fmt, EXPORT_FORMATS, "annotation",
+                      "use .csv, .xml (QuakeML) or .markers (Snuffler)")
 
 
 def write_annotations(annotations: list[Annotation], path: str | Path, fmt: str | None = None) -> Path:

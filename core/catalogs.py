@@ -291,18 +291,20 @@ FORMATS = {"mps": (".txt", ".mps"), "quakeml": (".xml", ".qml", ".quakeml"), "ma
 _MARKERS_HEAD = "# Snuffler Markers File Version 0.2"
 
 
-def format_for(path: str | Path, fmt: str | None = None) -> str:
-    """The catalogue format of ``fmt`` or, when None, of the file's extension."""
+def format_for(path: str | Path, fmt: str | None = None, formats: dict[str, tuple[str, ...]] = FORMATS,
+               what: str = "catalogue",
+               hint: str = "use .txt (SEISglitch list), .xml (QuakeML) or .markers (Snuffler), or give the format"
+               ) -> str:
+    """The format of ``fmt`` or, when None, of the file's extension, among ``formats`` (name → suffixes)."""
     if fmt:
-        if fmt.lower() not in FORMATS:
-            raise ConfigError(f"unknown catalogue format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        if fmt.lower() not in formats:
+            raise ConfigError(f"unknown {what} format {fmt!r}; choose one of {', '.join(formats)}")
         return fmt.lower()
     suffix = Path(path).suffix.lower()
-    for name, suffixes in FORMATS.items():
+    for name, suffixes in formats.items():
         if suffix in suffixes:
             return name
-    raise ConfigError(f"cannot tell the catalogue format from {Path(path).name!r}: use .txt (SEISglitch list), "
-                      ".xml (QuakeML) or .markers (Snuffler), or give the format")
+    raise ConfigError(f"cannot tell the {what} format from {Path(path).name!r}: {hint}")
 
 
 def write_catalog(catalog: Catalog, path: str | Path, fmt: str | None = None, overwrite: bool = False) -> Path:
