@@ -21,7 +21,6 @@ from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
@@ -39,6 +38,7 @@ from unmix.analysis.naming import Suggestion, suggest
 from unmix.catalogs import Catalog
 from unmix.clusters import ClusterTable, check_name
 from unmix.errors import ConfigError, UnmixError
+from unmix.gui.dialogs.table_dialog import TableDialog
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 COLUMNS = ("Cluster", "Windows", "Name", "Suggested", "Evidence")
@@ -199,7 +199,7 @@ class ScaleNames(QTableWidget):
         return filled
 
 
-class ClusterNamesDialog(QDialog):
+class ClusterNamesDialog(TableDialog):
     """Names of the clusters of ``table`` per scale; "Suggest" (with an optional catalogue or the ground truth of a
     synthetic record), "Accept suggestions", OK (set and save to ``path``) / Cancel.
 
@@ -265,15 +265,6 @@ class ClusterNamesDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(buttons)
         self.resize(860, 440)
-
-    @classmethod
-    def open_for(cls, window: Any, table: ClusterTable, path: str | Path | None, scale: int | None = None
-                 ) -> ClusterNamesDialog:
-        """Open a window-modal dialog for the main window's table (as the other dialogs of the results)."""
-        dialog = cls(table, path, window, scale)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.open()
-        return dialog
 
     def _saved_text(self) -> None:
         if self.path is not None:

@@ -19,7 +19,6 @@ from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGridLayout,
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, UnmixError
+from unmix.gui.dialogs.table_dialog import TableDialog
 from unmix.matching import Matching, match_clusters, match_tables
 
 COLUMNS = ("Cluster", "Windows", "Partner", "Shared windows", "Share")
@@ -201,7 +201,7 @@ class PairsView(QWidget):
         return item.text() if item is not None else ""
 
 
-class CompareTablesDialog(QDialog):
+class CompareTablesDialog(TableDialog):
     """Compare the current ``table`` (file ``path``, may be None) with another table file or with itself at another
     scale; show ARI, agreement and the pairs per scale; "Copy names to the other table".
 
@@ -281,15 +281,6 @@ class CompareTablesDialog(QDialog):
         if scale is not None:
             self.set_scale(scale)
         self.resize(820, 520)
-
-    @classmethod
-    def open_for(cls, window: Any, table: ClusterTable, path: str | Path | None, scale: int | None = None
-                 ) -> CompareTablesDialog:
-        """Open a window-modal dialog for the main window's table."""
-        dialog = cls(table, path, window, scale)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.open()
-        return dialog
 
     def _scale_text(self, s: int) -> str:
         return f"{s}" + (f" ({s / self._rate:.0f} s)" if self._rate else "")

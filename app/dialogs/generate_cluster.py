@@ -19,7 +19,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGridLayout,
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, UnmixError
 from unmix.generate import DEFAULT_MAX_ITER, MAX_COUNT, Synthesis, synthesis_quality, synthesize, write_generation
+from unmix.gui.dialogs.table_dialog import TableDialog
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 
 QUALITY_COLUMNS = ("Statistics", "Generated inside", "Median distance", "Members median / p90",
@@ -178,7 +178,7 @@ class WaveformsView(QWidget):
             self.plots.ci.layout.setRowStretchFactor(i, 1)
 
 
-class GenerateClusterDialog(QDialog):
+class GenerateClusterDialog(TableDialog):
     """Choose a cluster and scale of ``table`` (file ``path``), count, length, seed and iterations; Generate (a job
     with progress and Cancel); the waveforms beside real members, the quality figures, "Save as miniSEED…".
 
@@ -289,15 +289,6 @@ class GenerateClusterDialog(QDialog):
         if cluster is not None:
             self.set_cluster(cluster)
         self.resize(900, 640)
-
-    @classmethod
-    def open_for(cls, window: Any, table: ClusterTable, path: str | Path | None, scale: int | None = None
-                 ) -> GenerateClusterDialog:
-        """Open a window-modal dialog for the main window's table."""
-        dialog = cls(table, path, window, scale)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.open()
-        return dialog
 
     def scale(self) -> int:
         return int(self.scale_combo.currentData())
