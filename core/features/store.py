@@ -223,16 +223,59 @@ class FeatureStore:
             raise damaged(exc, self.path, "feature store") from None
 
     def features(self, scale: int, complex_values: bool = False) -> np.ndarray:
-        """(N, C, K, 2) float32 real/imag parts, or (N, C, K) complex64; refuses NaN or infinite features."""
+        """(N, C, K, 2) float32 real/imag parts, or (N, C, K) complex64; refuses NaN or infinite features.
+
+        Loads every window: for large stores read pieces with :meth:`read_features`.
+        """
+        a = self.read_features(scale)
+        return a[..., 0] + 1j * a[..., 1] if complex_values else a
+
+    #: Windows per read that suit the storage layout (a multiple of the HDF5 chunk length).
+    chunk_windows = 4096
+
+    def read_features(self, scale: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Windows ``start:stop`` of ``scale`` as (n, C, K, 2) float32; refuses NaN or infinite features."""
         if int(scale) not in self.scales:
             raise ConfigError(f"scale {scale} not in this store (scales {', '.join(map(str, self.scales))})",
                               self.path)
-        a = self._read(f"features/{int(scale)}").astype(np.float32, copy=False)
+        start, stop, _ = slice(start, stop).indices(self.n_windows)
+        try:
+            with h5py.File(self.path, "r") as f:
+                a = f[f"features/{int(scale)}"][start:max(start, stop)]
+        except H5_ERRORS as exc:
+            raise damaged(exc, self.path, "feature store") from None
+        return self._finite(a.astype(np.float32, copy=False), scale, start)
+
+    def read_rows(self, scale: int, rows: np.ndarray) -> np.ndarray:
+        """Windows ``rows`` (any order, repeats allowed) of ``scale`` as (n, C, K, 2) float32.
+
+        Reads the span the rows cover piece by piece (:attr:`chunk_windows` at a time), so memory follows the
+        number of rows asked for, not the span.
+        """
+        rows = np.asarray(rows, np.int64)
+        C, K = len(self.config.components), len(self.description)
+        out = np.empty((len(rows), C, K, 2), np.float32)
+        if not len(rows):
+            return out
+        if rows.min() < 0 or rows.max() >= self.n_windows:
+            raise IndexError(f"window index outside 0..{self.n_windows - 1}")
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        for a in range(int(srt[0]) // self.chunk_windows * self.chunk_windows, int(srt[-1]) + 1,
+                       self.chunk_windows):
+            lo, hi = np.searchsorted(srt, [a, a + self.chunk_windows])
+            if hi > lo:
+                piece = self.read_features(scale, a, min(a + self.chunk_windows, self.n_windows))
+                out[order[lo:hi]] = piece[srt[lo:hi] - a]
+        return out
+
+    def _finite(self, a: np.ndarray, scale: int, start: int) -> np.ndarray:
         finite = np.isfinite(a).reshape(len(a), -1).all(axis=1)
         if not finite.all():
             raise DataError(f"{int((~finite).sum())} window(s) with NaN or infinite features at scale {scale} "
-                            f"(first: window {int(np.flatnonzero(~finite)[0])}); rebuild the store", self.path)
-        return a[..., 0] + 1j * a[..., 1] if complex_values else a
+                            f"(first: window {start + int(np.flatnonzero(~finite)[0])}); rebuild the store",
+                            self.path)
+        return a
 
     def intervals(self, scale: int) -> np.ndarray:
         """(N, 2) UTC start/end of each window's sub-window at ``scale`` (POSIX seconds)."""
