@@ -136,3 +136,47 @@ def test_real_mode_compares_with_the_reference(insight):
         assert m["samples"] == 142840
         assert m["corr_inside"] is not None and m["rel_rms_outside"] > 0
     assert "corr. inside" in markdown_tables(res)
+
+
+def test_quake_removed_measures_the_share_of_the_quake_taken_away():
+    from unmix.evaluation import quake_removed
+
+    rng = np.random.default_rng(1)
+    t = np.arange(24000) / 20.0
+    quake = np.where((t > 200) & (t < 800), np.sin(2 * np.pi * 1.0 * t) * np.exp(-(t - 200) / 300), 0.0)
+    steps = np.cumsum(rng.standard_normal(t.size)) * 0.01  # long-period, unrelated to the quake
+    assert quake_removed(np.zeros_like(t), quake, 20.0) == pytest.approx(0.0)
+    assert quake_removed(quake, quake, 20.0) == pytest.approx(1.0, abs=1e-6)
+    assert quake_removed(0.3 * quake + steps, quake, 20.0) == pytest.approx(0.3, abs=0.02)
+    assert quake_removed(steps, np.zeros_like(t), 20.0) is None
+
+
+def test_quake_case_keeps_the_quake_in_the_background_and_glitches_in_its_coda():
+    from unmix.evaluation import quake_case
+
+    bg = _background(n=72000)
+    case = quake_case(bg, span=24000, count=3, seed=4, duration=(300.0, 600.0), prior_count=5)
+    mixture = np.stack([tr.data for tr in case.mixture])
+    np.testing.assert_allclose(mixture, case.truth_background + case.truth_removed)
+    q = case.info["quake"]
+    assert 0 <= q["start_s"] < q["s_arrival_s"] < q["end_s"] <= 24000 / 20.0
+    assert all(q["s_arrival_s"] <= g["onset_s"] <= q["end_s"] for g in case.info["glitches"])
+    inside = np.abs(case.quake).sum(axis=0) > 0
+    assert inside.any() and not inside.all()
+    assert np.std(case.quake[:, inside]) > 0.5  # a quake of a few σ
+    out = run_case(case, ("template",))
+    for m in out["methods"]["template"]["components"].values():
+        assert m["quake_removed"] is not None and abs(m["quake_removed"]) < 0.1
+
+
+def test_bursts_with_a_quake_case_kind():
+    from unmix.evaluation.benchmark import _make_case
+
+    bg = _background(n=72000)
+    case = _make_case("bursts+quake", bg, 3, {}, {"span": 24000, "duration": (300.0, 600.0), "prior_count": 5},
+                      {"duration": (300.0, 600.0)})
+    b, q = case.info["bursts"][0], case.info["quake"]
+    assert q["start_s"] < b["end_s"] and q["end_s"] > b["start_s"]
+    mixture = np.stack([tr.data for tr in case.mixture])
+    np.testing.assert_allclose(mixture, case.truth_background + case.truth_removed)
+    assert case.info["kind"] == "bursts+quake" and case.quake is not None

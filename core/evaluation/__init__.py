@@ -7,18 +7,29 @@ from unmix.evaluation.benchmark import (
     run_synthetic_benchmark,
     write_results,
 )
-from unmix.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
-from unmix.evaluation.metrics import correlation, reference_metrics, separation_metrics, snr_db
+from unmix.evaluation.cases import (
+    BenchCase,
+    add_quake,
+    burst_case,
+    glitch_case,
+    load_background,
+    prior_snippets,
+    quake_case,
+)
+from unmix.evaluation.metrics import correlation, quake_removed, reference_metrics, separation_metrics, snr_db
 
 __all__ = [
     "DEFAULT_METHODS",
     "BenchCase",
+    "add_quake",
     "burst_case",
     "correlation",
     "glitch_case",
     "load_background",
     "markdown_tables",
     "prior_snippets",
+    "quake_case",
+    "quake_removed",
     "reference_metrics",
     "run_real_benchmark",
     "run_synthetic_benchmark",

@@ -17,8 +17,16 @@ from obspy import Stream
 from unmix import __version__
 from unmix.atomic import atomic_path
 from unmix.errors import ConfigError
-from unmix.evaluation.cases import BenchCase, burst_case, glitch_case, load_background, prior_snippets
-from unmix.evaluation.metrics import reference_metrics, separation_metrics
+from unmix.evaluation.cases import (
+    BenchCase,
+    add_quake,
+    burst_case,
+    glitch_case,
+    load_background,
+    prior_snippets,
+    quake_case,
+)
+from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.separation.registry import BUILTIN
@@ -26,7 +34,8 @@ from unmix.separation.registry import methods as registry_methods
 
 DEFAULT_METHODS = tuple(BUILTIN)
 """The built-in methods of the registry, in its order."""
-CASE_KINDS = ("glitches", "bursts")
+CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake")
+"""glitches; wind bursts; a marsquake with glitches in its coda; a wind burst over a marsquake."""
 
 
 def insight_dir() -> Path:
@@ -99,11 +108,28 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
             out["methods"][name] = {"skipped": problem, "seconds": seconds}
             continue
         comps = {}
+        fs = case.mixture[0].stats.sampling_rate
         for c, tid in enumerate(ids):
             est = background[tid][:mixture.shape[1]]
             comps[tid[-1]] = separation_metrics(mixture[c], case.truth_background[c], est)
+            if case.quake is not None:
+                comps[tid[-1]]["quake_removed"] = quake_removed(mixture[c] - est, case.quake[c], fs)
         out["methods"][name] = {"seconds": seconds, "components": comps}
     return out
+
+
+def _make_case(kind: str, bg, seed: int, glitch: dict, burst: dict, quake: dict) -> BenchCase:
+    if kind == "glitches":
+        return glitch_case(bg, seed=seed, **glitch)
+    if kind == "quake":
+        return quake_case(bg, seed=seed, **quake)
+    case = burst_case(bg, seed=seed, **burst)
+    if kind == "bursts+quake":
+        b = case.info["bursts"][0]
+        extra = {k: v for k, v in quake.items() if k in ("amplitude", "duration")}
+        case = add_quake(case, bg, seed=seed, overlap=(b["start_s"], b["end_s"]), **extra)
+        case.info["kind"] = kind
+    return case
 
 
 def _mean(values: list) -> float | None:
@@ -148,10 +174,15 @@ def run_synthetic_benchmark(
     method_options: dict | None = None,
     glitch_options: dict | None = None,
     burst_options: dict | None = None,
+    quake_options: dict | None = None,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> dict:
-    """Cases 1 (glitches) and/or 2 (atmospheric bursts) on each background file and seed, every method."""
+    """Cases of each kind (:data:`CASE_KINDS`) on each background file and seed, every method.
+
+    ``quake_options`` go to :func:`~unmix.evaluation.cases.quake_case` (its ``amplitude`` and ``duration`` also to
+    the quake under a burst); cases with a quake report the share of it each method removed (``quake_removed``).
+    """
     unknown = set(kinds) - set(CASE_KINDS)
     if unknown:
         raise ConfigError(f"unknown case kind(s) {sorted(unknown)}; choose from {', '.join(CASE_KINDS)}")
@@ -164,10 +195,7 @@ def run_synthetic_benchmark(
         token.check()
         bg = loaded.get(str(path)) or load_background(path)
         loaded[str(path)] = bg
-        if kind == "glitches":
-            case = glitch_case(bg, seed=seed, **(glitch_options or {}))
-        else:
-            case = burst_case(bg, seed=seed, **(burst_options or {}))
+        case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {})
         case.name = f"{kind}, {Path(path).name}, seed {seed}"
         cases.append(run_case(case, methods, method_options, sub_progress(progress, k / len(jobs),
                                                                           (k + 1) / len(jobs)), token))
@@ -239,17 +267,19 @@ def markdown_tables(results: dict) -> str:
     lines: list[str] = []
     if results["mode"] == "synthetic":
         for kind, methods in results["summary"].items():
+            quake = any("quake_removed" in m for slot in methods.values() for m in slot["components"].values())
             lines += [f"**Case: {kind}** (mean over {max(m.get('cases', 0) for m in methods.values())} case(s))", "",
                       "| method | component | input SNR (dB) | output SNR (dB) | gain (dB) | corr. removed "
-                      "| time (s) |",
-                      "|---|---|---|---|---|---|---|"]
+                      + ("| quake removed (0.5–2 Hz) " if quake else "") + "| time (s) |",
+                      "|---|---|---|---|---|---|---|" + ("---|" if quake else "")]
             for name, slot in methods.items():
                 if "skipped" in slot and not slot["components"]:
                     lines.append(f"| {name} | – | – | – | – | – | {slot['skipped']} |")
                     continue
                 for comp, m in slot["components"].items():
+                    q = f"{_fmt(m.get('quake_removed'), 3)} | " if quake else ""
                     lines.append(f"| {name} | {comp} | {_fmt(m['snr_in_db'])} | {_fmt(m['snr_out_db'])} | "
-                                 f"{_fmt(m['gain_db'])} | {_fmt(m['corr_removed'], 3)} | "
+                                 f"{_fmt(m['gain_db'])} | {_fmt(m['corr_removed'], 3)} | {q}"
                                  f"{_fmt(slot['seconds_mean'], 1)} |")
             lines.append("")
     else:

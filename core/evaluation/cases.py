@@ -10,6 +10,10 @@ target span.
   in the synthetic generator: a horizontal tilt projected on the U/V/W axes (or, for a fraction, one axis only),
   log-normal amplitudes with random sign.
 * :func:`burst_case`: atmospheric (wind) bursts of tens of minutes from :func:`unmix.synthetic.generate`.
+* :func:`quake_case`: a marsquake (the generator's P/S/coda model, 0.2–2 Hz) that must survive, with glitches inside
+  its coda; :func:`add_quake` puts such a quake under any case (e.g. over a wind burst). The quake belongs to the
+  background to keep; ``BenchCase.quake`` holds it so that the share of it a method removed can be measured
+  (:func:`unmix.evaluation.metrics.quake_removed`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class BenchCase:
     truth_removed: np.ndarray  # (C, n)
     prior: np.ndarray  # (R, C, T) clean background away from the target
     info: dict = field(default_factory=dict)
+    quake: np.ndarray | None = None  # (C, n) a synthetic marsquake inside truth_background, or None
 
     @property
     def components(self) -> list[str]:
@@ -116,6 +121,19 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
     truth = bg.data[:, s0:s0 + span].copy()
     lo, hi = 2.0, max(span / fs - 15.0, 2.5)
     onsets = np.sort(rng.uniform(lo, hi, count))
+    removed, per = _render_glitches(rng, bg, span, onsets, amplitude, amplitude_sigma, single_axis_fraction)
+    info = {"kind": "glitches", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
+            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
+            "prior_length": prior_length, "prior_offsets": tiles,
+            "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
+                         for o, p in zip(onsets, per, strict=True)]}
+    return BenchCase(f"glitches seed {seed}", _stream(bg, s0, truth + removed), truth, removed, prior, info)
+
+
+def _render_glitches(rng: np.random.Generator, bg: Background, span: int, onsets: np.ndarray, amplitude: float,
+                     amplitude_sigma: float, single_axis_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(C, span) acceleration-step glitches at ``onsets`` (s) and their (count, C) amplitudes."""
+    count, fs = len(onsets), bg.sampling_rate
     amps = amplitude * np.exp(amplitude_sigma * rng.standard_normal(count)) * rng.choice([-1.0, 1.0], count)
     azimuth = rng.uniform(0.0, 360.0, count)
     single = rng.uniform(size=count) < single_axis_fraction
@@ -127,7 +145,7 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
     for k in np.flatnonzero(single):
         per[k] = 0.0
         per[k, axis[k]] = amps[k]
-    removed = np.zeros_like(truth)
+    removed = np.zeros((len(comps), span))
     pre = 2.0
     pre_n = int(round(pre * fs))
     for k in range(count):
@@ -137,12 +155,7 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
         a, b = i0 - pre_n, min(i0 - pre_n + wave.size, span)
         for c in range(len(comps)):
             removed[c, max(a, 0):b] += per[k, c] * wave[max(a, 0) - a:b - a]
-    info = {"kind": "glitches", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
-            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
-            "prior_length": prior_length, "prior_offsets": tiles,
-            "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
-                         for o, p in zip(onsets, per, strict=True)]}
-    return BenchCase(f"glitches seed {seed}", _stream(bg, s0, truth + removed), truth, removed, prior, info)
+    return removed, per
 
 
 def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0, amplitude: float = 1.5,
@@ -178,6 +191,72 @@ def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0,
             "bursts": [{"start_s": float(e.start - start), "end_s": float(e.end - start), "amplitude": e.amplitude}
                        for e in rec.events]}
     return BenchCase(f"bursts seed {seed}", _stream(bg, s0, truth + wind), truth, wind, prior, info)
+
+
+def _quake(bg: Background, s0: int, span: int, seed: int, amplitude: float, duration: tuple[float, float],
+           overlap: tuple[float, float] | None, max_tries: int = 500) -> tuple[np.ndarray, dict]:
+    """(C, span) one synthetic marsquake wholly inside the span (and overlapping ``overlap``, s, when given)."""
+    fs = bg.sampling_rate
+    seconds = span / fs
+    if duration[0] > seconds:
+        raise ConfigError(f"a quake of ≥ {duration[0]:g} s does not fit in a {seconds:g}-s target span")
+    start = bg.starttime + s0 / fs
+    for attempt in range(max_tries):
+        cfg = SyntheticConfig(hours=seconds / 3600.0, start=start, sampling_rate=fs, include=("quakes",),
+                              seed=seed * 100019 + attempt, quake_rate_per_sol=SECONDS_PER_SOL / seconds,
+                              quake_amplitude_median=amplitude, quake_amplitude_sigma=0.0,
+                              quake_duration=tuple(duration))
+        rec = generate(cfg)
+        if len(rec.events) != 1 or rec.events[0].end > start + seconds:
+            continue
+        ev = rec.events[0]
+        a, b = ev.start - start, ev.end - start
+        if overlap is None or (a < overlap[1] and b > overlap[0]):
+            break
+    else:
+        raise ConfigError(f"could not place a quake of {duration} s in {seconds:g} s after {max_tries} tries")
+    data = np.stack([np.asarray(tr.data, dtype=np.float64)[:span] for tr in rec.sources["quakes"]])
+    sp = float(ev.params["s_minus_p_s"])
+    return data, {"start_s": float(a), "end_s": float(b), "s_arrival_s": float(a + sp), "amplitude": ev.amplitude}
+
+
+def add_quake(case: BenchCase, bg: Background, seed: int = 0, amplitude: float = 3.0,
+              duration: tuple[float, float] = (600.0, 1200.0), overlap: tuple[float, float] | None = None
+              ) -> BenchCase:
+    """Add a marsquake (median envelope ``amplitude`` σ) to ``case``'s mixture and to the background to keep."""
+    span = case.truth_background.shape[1]
+    quake, info = _quake(bg, int(case.info["span_offset"]), span, seed, amplitude, duration, overlap)
+    for c, tr in enumerate(case.mixture):
+        tr.data = np.asarray(tr.data, dtype=np.float64) + quake[c]
+    case.truth_background = case.truth_background + quake
+    case.quake = quake
+    case.info["quake"] = info
+    return case
+
+
+def quake_case(bg: Background, span: int = 36000, count: int = 4, seed: int = 0, amplitude: float = 3.0,
+               duration: tuple[float, float] = (600.0, 1200.0), glitch_amplitude: float = 4.0,
+               amplitude_sigma: float = 0.6, single_axis_fraction: float = 0.2, prior_count: int = 20,
+               prior_length: int = 2048, guard_seconds: float = 60.0) -> BenchCase:
+    """A marsquake to keep, with ``count`` glitches (median peak ``glitch_amplitude`` σ) inside its coda (from the
+    S arrival to the quake's end); ``count=0``: the quake alone."""
+    if count < 0:
+        raise ConfigError("the glitch count must be ≥ 0")
+    rng = np.random.default_rng(seed)
+    fs = bg.sampling_rate
+    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
+    truth = bg.data[:, s0:s0 + span].copy()
+    quake, qinfo = _quake(bg, s0, span, seed, amplitude, duration, None)
+    lo, hi = qinfo["s_arrival_s"], min(qinfo["end_s"], span / fs - 15.0)
+    onsets = np.sort(rng.uniform(lo, max(hi, lo + 1.0), count))
+    removed, per = _render_glitches(rng, bg, span, onsets, glitch_amplitude, amplitude_sigma, single_axis_fraction)
+    info = {"kind": "quake", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
+            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
+            "prior_length": prior_length, "prior_offsets": tiles, "quake": qinfo,
+            "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
+                         for o, p in zip(onsets, per, strict=True)]}
+    return BenchCase(f"quake seed {seed}", _stream(bg, s0, truth + quake + removed), truth + quake, removed, prior,
+                     info, quake)
 
 
 def prior_snippets(path: str | Path, count: int = 20, length: int = 2048, seed: int = 0,

@@ -72,3 +72,27 @@ def reference_metrics(raw: np.ndarray, reference: np.ndarray, background: np.nda
         "rel_rms_inside": rms(diff[inside]) / rms(ref_removed[inside]) if inside.any() else None,
         "rel_rms_outside": rms(diff[~inside]) / rms(out_raw) if (~inside).any() and rms(out_raw) > 0 else None,
     }
+
+
+#: The band around 1 Hz in which a marsquake's survival is measured (Hz).
+QUAKE_BAND = (0.5, 2.0)
+
+
+def quake_removed(removed: np.ndarray, quake: np.ndarray, sampling_rate: float,
+                  band: tuple[float, float] = QUAKE_BAND) -> float | None:
+    """Share of a quake a method removed, in ``band``: the least-squares coefficient of the band-passed quake in the
+    band-passed removed part (0: the quake is kept whole; 1: removed whole), over the samples where the quake is.
+
+    A removed part unrelated to the quake (glitches) does not count; a removed part that takes away a share ``a`` of
+    the quake gives ``a``. None when the quake has no energy in the band.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, band, btype="bandpass", fs=sampling_rate, output="sos")
+    q = sosfiltfilt(sos, np.asarray(quake, dtype=np.float64))
+    r = sosfiltfilt(sos, np.asarray(removed, dtype=np.float64))
+    where = np.asarray(quake) != 0
+    energy = float(np.sum(q[where] ** 2))
+    if energy == 0.0:
+        return None
+    return float(np.sum(r[where] * q[where]) / energy)
