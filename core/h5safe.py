@@ -96,11 +96,13 @@ def json_attr(f: h5py.File | h5py.Group, name: str, kind: type, path: Path, what
     return value
 
 
-def check_dataset(f: h5py.File, name: str, shape: tuple, kind: str, path: Path, what: str) -> h5py.Dataset:
+def check_dataset(f: h5py.File, name: str, shape: tuple, kind: str, path: Path, what: str,
+                  size_of: Path | None = None) -> h5py.Dataset:
     """Dataset ``name`` with exactly ``shape`` (``None`` = any length) and dtype kind in ``kind`` (e.g. ``'f'``).
 
     Also refuses a dataset that declares far more data than the file holds (a crafted size that would exhaust
-    memory when read) or that was never written (reading it would silently give zeros).
+    memory when read) or that was never written (reading it would silently give zeros). Errors name ``path``;
+    ``size_of`` is the file ``f`` was opened from when that is another (a store's segment: errors name the store).
     """
     obj = f.get(name)
     if not isinstance(obj, h5py.Dataset):
@@ -111,7 +113,7 @@ def check_dataset(f: h5py.File, name: str, shape: tuple, kind: str, path: Path, 
     if obj.dtype.kind not in kind:
         raise InputFileError(f"damaged {what}: dataset {name!r} has dtype {obj.dtype}", path)
     declared = int(np.prod(obj.shape, dtype=np.float64)) * obj.dtype.itemsize
-    size = path.stat().st_size
+    size = (size_of or path).stat().st_size
     if declared > MAX_DECLARED_RATIO * max(size, 1 << 20):
         raise InputFileError(f"damaged {what}: dataset {name!r} declares {declared / 1e9:.3g} GB in a "
                              f"{size / 1e6:.3g} MB file", path)

@@ -6,11 +6,11 @@ settings (the CLI's option defaults) does not load the scattering engine.
 
 from unmix.features.config import FeatureConfig
 
-__all__ = ["FeatureConfig", "FeatureStore", "build_store"]
+__all__ = ["FeatureConfig", "FeatureStore", "build_store", "compact_store"]
 
 
 def __getattr__(name: str):
-    if name in ("FeatureStore", "build_store"):
+    if name in ("FeatureStore", "build_store", "compact_store"):
         from unmix.features import store
 
         return getattr(store, name)

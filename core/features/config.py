@@ -8,7 +8,12 @@ from dataclasses import asdict, dataclass, field
 
 from unmix.errors import ConfigError
 
-FEATURE_FORMAT = "unmix-features/1"
+FEATURE_FORMAT = "unmix-features/2"
+"""A store's index file: configuration, inputs and the table of its segment files (``unmix.features.store``)."""
+FEATURE_FORMAT_V1 = "unmix-features/1"
+"""A single-file store (before the segment files); still read, and taken whole as the first segment on appending."""
+SEGMENT_FORMAT = "unmix-features-segment/2"
+"""One segment file of a store: the windows of one or more inputs."""
 EDGE_MODES = ("record", "window")
 KEEP_MODES = ("last", "centre")
 NORMALIZE_MODES = (None, "each_ps")
@@ -91,5 +96,6 @@ class FeatureConfig:
 
     def digest(self) -> str:
         """Stable hash of everything that changes the features (the response path is hashed by name)."""
-        payload = json.dumps({"format": FEATURE_FORMAT, **self.to_dict()}, sort_keys=True)
+        # format 1 named here on purpose: format 2 changed the files, not the numbers, so old stores keep their hash
+        payload = json.dumps({"format": FEATURE_FORMAT_V1, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

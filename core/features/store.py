@@ -1,18 +1,23 @@
-"""The feature store: one HDF5 file of windows × scales × features with times, provenance and configuration.
+"""The feature store: windows × scales × features with times, provenance and configuration, grown input by input.
 
-Writing is resumable and atomic: every input's features first go to a shard file (written under a temporary name,
-then renamed) in ``STORE.parts/``, named by the input's digest and the feature settings' digest; shards and the
-existing store are then consolidated into a new file that replaces the store in one rename. An interrupted run
-leaves the old store intact and its finished shards reusable. One run at a time writes a store (``STORE.lock``);
-a full disk leaves the old store and no temporary file. A store holds one sampling rate.
-Reading validates shapes, dtypes and declared sizes, and refuses non-finite features, with one line naming the file.
+A store is the file ``X.h5`` (a small index) and the folder ``X.h5.segments/`` of its segment files, one per input
+(layout, reasons and checks: :mod:`unmix.features.segments`). Adding inputs writes one segment each (under a
+temporary name, then renamed; named by the input's digest and the settings' digest) and then a new index over the
+old one in one rename: nothing already in the store is rewritten, so adding a sol costs about what computing it
+costs, whatever the store's size. An interrupted run leaves the old index valid and its finished segments reusable
+by the next run. One run at a time writes a store (``STORE.lock``); a full disk leaves the old store and no
+temporary file. A store holds one sampling rate. Single-file stores of format 1 are read as they are and converted
+without copying when an input is added. Reading validates shapes, dtypes and declared sizes, and refuses non-finite
+features, with one line naming the store (and the segment).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,15 +26,29 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from unmix import __version__
 from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
-from unmix.features.config import FEATURE_FORMAT, FeatureConfig
+from unmix.features.config import FEATURE_FORMAT, FEATURE_FORMAT_V1, SEGMENT_FORMAT, FeatureConfig
 from unmix.features.distributed import run_on_dask
+from unmix.features.segments import (
+    MOVE_TOGETHER,
+    Segment,
+    check_body,
+    check_segment,
+    legacy_id,
+    link_v1,
+    parse_table,
+    pending,
+    remove_unreferenced,
+    segment_meta,
+    segment_name,
+    segments_dir,
+    write_index,
+    write_segment,
+)
 from unmix.h5safe import H5_ERRORS, DiskFullError, check_dataset, damaged, h5_atomic_writer, json_attr
 from unmix.hashing import file_sha256
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
 from unmix.lock import store_lock
-from unmix.mars_time import sol_float
 from unmix.scattering import DESCRIPTION_DTYPE, build_description
 
 log = logging.getLogger(__name__)
@@ -37,7 +56,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FileFeatures:
-    """One input's features and provenance: what :func:`features_for_file` returns and a shard holds.
+    """One input's features and provenance: what :func:`features_for_file` returns and a segment holds.
 
     ``path``, ``sha256`` and ``size`` name the input (``path`` "" for records held only in memory); ``records`` and
     ``notes`` are its provenance in the store; ``features`` and ``intervals`` hold per scale one array per record
@@ -141,22 +160,6 @@ def _component_reason(have: str, want: str) -> str:
     return f"{only}{have} (needs {want}); pass --components {have}"
 
 
-def _as_real(z: np.ndarray) -> np.ndarray:
-    return np.stack([z.real, z.imag], axis=-1).astype(np.float32)
-
-
-def _write_shard(result: FileFeatures, config: FeatureConfig, path: Path) -> None:
-    with h5_atomic_writer(path, "feature shard") as f:
-        f.attrs["meta"] = json.dumps(result.entry())
-        f.attrs["config_hash"] = config.digest()
-        n = result.n_windows
-        f["record_index"] = np.concatenate(result.record_index) if n else np.zeros(0, np.int32)
-        C, K = len(config.components), len(build_description(config.J, config.Q, config.model))
-        for s in config.scales:
-            feats = result.features[s]
-            f[f"features/{s}"] = _as_real(np.concatenate(feats)) if n else np.zeros((0, C, K, 2), np.float32)
-            f[f"intervals/{s}"] = np.concatenate(result.intervals[s]) if n else np.zeros((0, 2))
-
 
 class NoFeaturesError(DataError):
     """No input gave features, so nothing was written (each failure was reported through ``on_error``)."""
@@ -168,7 +171,16 @@ class NoFeaturesError(DataError):
 
 
 class FeatureStore:
-    """Read access to a consolidated store (validated when opened; features checked finite when read)."""
+    """Read access to a feature store: its index and segment files, or a single format-1 file.
+
+    The index is validated when opened and every segment file must exist; a segment is checked the first time it is
+    read (:func:`unmix.features.segments.check_segment`); features are checked finite when read. Segment files are
+    opened for each read and closed again: many segments hold no file handles, and a store grown by another run
+    meanwhile is read as this one was opened.
+    """
+
+    #: The segment table; None for an in-memory subclass (:class:`unmix.FeatureSet`), which reads through ``_read``.
+    _segments: list[Segment] | None = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -176,6 +188,7 @@ class FeatureStore:
             raise InputFileError("no such feature store", self.path)
         if not h5py.is_hdf5(self.path):
             raise InputFileError("not a feature store (not an HDF5 file)", self.path)
+        self._checked: set[str] = set()
         try:
             with h5py.File(self.path, "r") as f:
                 self._open(f)
@@ -186,8 +199,9 @@ class FeatureStore:
 
     def _open(self, f: h5py.File) -> None:
         what = "feature store"
-        if f.attrs.get("format") != FEATURE_FORMAT:
-            raise InputFileError(f"not an Unmix feature store (format {f.attrs.get('format')!r})", self.path)
+        fmt = f.attrs.get("format")
+        if fmt not in (FEATURE_FORMAT, FEATURE_FORMAT_V1):
+            raise InputFileError(f"not an Unmix feature store (format {fmt!r})", self.path)
         try:
             self.config = FeatureConfig.from_dict(json_attr(f, "config", dict, self.path, what))
         except (TypeError, KeyError, ValueError, ConfigError) as exc:
@@ -198,29 +212,88 @@ class FeatureStore:
             raise InputFileError("damaged feature store: attribute 'inputs' is not a list of inputs", self.path)
         K = len(build_description(self.config.J, self.config.Q, self.config.model))
         self.description = check_dataset(f, "description", (K,), "V", self.path, what)[()].astype(DESCRIPTION_DTYPE)
-        n = check_dataset(f, "windows/input", (None,), "iu", self.path, what).shape[0]
-        shapes = {"windows/record": ((n,), "iu")}
-        for s in self.config.scales:
-            shapes[f"features/{s}"] = ((n, len(self.config.components), len(self.description), 2), "f")
-            shapes[f"intervals/{s}"] = ((n, 2), "f")
-            shapes[f"lmst/{s}"] = ((n, 2), "f")
-        for name, (shape, kind) in shapes.items():
-            check_dataset(f, name, shape, kind, self.path, what)
-        win_in, win_rec = f["windows/input"][()], f["windows/record"][()]
-        if n and (win_in.min() < 0 or win_in.max() >= len(self.inputs) or win_rec.min() < 0):
-            raise InputFileError("damaged feature store: window indices point outside its inputs", self.path)
-        self.n_windows = int(n)
+        self._v1: tuple[int, int] | None = None
+        if fmt == FEATURE_FORMAT_V1:
+            n = check_body(f, None, len(self.inputs), self.config, K, self.path, what)
+            st = os.stat(self.path)
+            self._v1 = (st.st_dev, st.st_ino)
+            self._segments = [Segment("", n, 0, len(self.inputs), legacy_id(f), 0)]
+            self._checked.add("")
+        else:
+            self._segments = parse_table(json_attr(f, "segments", list, self.path, what), len(self.inputs),
+                                         self.path)
+            folder = segments_dir(self.path)
+            for seg in self._segments:
+                if not (folder / seg.name).is_file():
+                    raise InputFileError(f"segment {folder.name}/{seg.name} is missing ({MOVE_TOGETHER})", self.path)
+        self._starts = np.array([seg.start for seg in self._segments], np.int64)
+        self.n_windows = int(sum(seg.n_windows for seg in self._segments))
 
     @property
     def scales(self) -> tuple[int, ...]:
         return self.config.scales
 
-    def _read(self, name: str) -> np.ndarray:
+    @property
+    def is_single_file(self) -> bool:
+        """A format-1 store (one file holding everything; appending to it converts it, see the module notes)."""
+        return getattr(self, "_v1", None) is not None
+
+    def files(self) -> list[Path]:
+        """Every file of the store: the index, then its segment files (a format-1 store is one file)."""
+        if self._segments is None:
+            return []
+        if self.is_single_file:
+            return [self.path]
+        return [self.path] + [segments_dir(self.path) / seg.name for seg in self._segments]
+
+    def _segment_file(self, seg: Segment) -> Path:
+        if not self.is_single_file:
+            return segments_dir(self.path) / seg.name
+        with contextlib.suppress(OSError):  # converted by a run since it was opened: now its first segment
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) != self._v1:
+                moved = segments_dir(self.path) / f"{seg.id}.h5"
+                st = os.stat(moved)
+                if (st.st_dev, st.st_ino) == self._v1:
+                    return moved
+        return self.path
+
+    def _read_segment(self, seg: Segment, name: str, lo: int, hi: int) -> np.ndarray:
+        file = self._segment_file(seg)
+        if seg.name not in self._checked:
+            check_segment(file, seg, self.path, self.config, self.inputs)
+            self._checked.add(seg.name)
         try:
-            with h5py.File(self.path, "r") as f:
-                return f[name][()]
+            with h5py.File(file, "r") as f:
+                a = f[name][lo:hi]
         except H5_ERRORS as exc:
-            raise damaged(exc, self.path, "feature store") from None
+            where = "" if self.is_single_file else f" segment {segments_dir(self.path).name}/{seg.name}"
+            raise damaged(exc, self.path, "feature store" + where) from None
+        return a + seg.first_input if name == "windows/input" and seg.first_input else a
+
+    def _read_span(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Windows ``start:stop`` of dataset ``name``, read from the segments that hold them."""
+        if self._segments is None:
+            return self._read(name)[start:stop]
+        pieces = []
+        i = max(0, int(np.searchsorted(self._starts, start, side="right")) - 1)
+        for seg in self._segments[i:]:
+            if seg.start >= stop:
+                break
+            lo, hi = max(start, seg.start) - seg.start, min(stop, seg.start + seg.n_windows) - seg.start
+            if hi > lo:
+                pieces.append(self._read_segment(seg, name, lo, hi))
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else self._empty(name)
+
+    def _empty(self, name: str) -> np.ndarray:
+        if name.startswith("features/"):
+            return np.zeros((0, len(self.config.components), len(self.description), 2), np.float32)
+        return np.zeros(0, np.int32) if name.startswith("windows/") else np.zeros((0, 2))
+
+    def _read(self, name: str) -> np.ndarray:
+        return self._read_span(name, 0, self.n_windows)
 
     def features(self, scale: int, complex_values: bool = False) -> np.ndarray:
         """(N, C, K, 2) float32 real/imag parts, or (N, C, K) complex64; refuses NaN or infinite features.
@@ -239,11 +312,7 @@ class FeatureStore:
             raise ConfigError(f"scale {scale} not in this store (scales {', '.join(map(str, self.scales))})",
                               self.path)
         start, stop, _ = slice(start, stop).indices(self.n_windows)
-        try:
-            with h5py.File(self.path, "r") as f:
-                a = f[f"features/{int(scale)}"][start:max(start, stop)]
-        except H5_ERRORS as exc:
-            raise damaged(exc, self.path, "feature store") from None
+        a = self._read_span(f"features/{int(scale)}", start, max(start, stop))
         return self._finite(a.astype(np.float32, copy=False), scale, start)
 
     def read_rows(self, scale: int, rows: np.ndarray) -> np.ndarray:
@@ -270,7 +339,7 @@ class FeatureStore:
         return out
 
     def _finite(self, a: np.ndarray, scale: int, start: int) -> np.ndarray:
-        finite = np.isfinite(a).reshape(len(a), -1).all(axis=1)
+        finite = np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
         if not finite.all():
             raise DataError(f"{int((~finite).sum())} window(s) with NaN or infinite features at scale {scale} "
                             f"(first: window {start + int(np.flatnonzero(~finite)[0])}); rebuild the store",
@@ -312,20 +381,11 @@ def _read_existing(path: Path, config: FeatureConfig) -> FeatureStore | None:
     return store
 
 
-def _shard_meta(path: Path, config: FeatureConfig) -> dict | None:
-    """The metadata of a finished shard made with ``config``; None when it is damaged or made otherwise."""
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("config_hash") != config.digest():
-                return None
-            meta = json.loads(f.attrs["meta"])
-            n = f["record_index"].shape[0]
-            if any(f[f"features/{s}"].shape[0] != n or f[f"intervals/{s}"].shape[0] != n for s in config.scales):
-                return None
-            meta["n_windows"] = int(n)
-            return meta
-    except (*H5_ERRORS, UnmixError):
-        return None
+def _names(store: FeatureStore | None) -> set[str]:
+    """The segment file names a store's index holds (none for a format-1 store)."""
+    if store is None or store.is_single_file:
+        return set()
+    return {seg.name for seg in store._segments}
 
 
 def _shard_rate(meta: dict) -> float:
@@ -334,7 +394,7 @@ def _shard_rate(meta: dict) -> float:
 
 def _select_shards(shards: list[Path], metas: dict[Path, dict], existing: FeatureStore | None,
                    failures: list[str], on_error) -> list[Path]:
-    """Shards to add: not yet in the store (re-read now), at the store's one sampling rate (in input order)."""
+    """Segments to add: not yet in the store (re-read now), at the store's one sampling rate (in input order)."""
     done = {i.get("sha256") for i in existing.inputs} if existing else set()
     rate = existing.sampling_rate if existing else None
     keep = []
@@ -358,49 +418,39 @@ def _select_shards(shards: list[Path], metas: dict[Path, dict], existing: Featur
 
 def _consolidate(out: Path, config: FeatureConfig, existing: FeatureStore | None, shards: list[Path],
                  metas: dict[Path, dict]) -> None:
-    description = build_description(config.J, config.Q, config.model)
-    parts: list[tuple[str, Path]] = [("store", existing.path)] if existing is not None else []
-    parts += [("shard", sh) for sh in shards]
+    """Add the finished segments ``shards`` to the store ``out`` (a new store when ``existing`` is None).
+
+    Segments written elsewhere are moved into the segments folder; a format-1 store becomes the first segment
+    (:func:`~unmix.features.segments.link_v1`); then the index is written atomically and segment files it does not
+    name are removed. Nothing already in the store is rewritten.
+    """
+    folder = segments_dir(out)
     inputs = list(existing.inputs) if existing else []
-    sizes = [existing.n_windows] if existing is not None else []
-    sizes += [metas[sh]["n_windows"] for sh in shards]
-    N = sum(sizes)
-    C, K = len(config.components), len(description)
-    chunk = max(1, min(N, 512))
-    with h5_atomic_writer(out, "feature store") as g:
-        g.attrs["format"] = FEATURE_FORMAT
-        g.attrs["config"] = json.dumps(config.to_dict())
-        g.attrs["config_hash"] = config.digest()
-        g.attrs["unmix_version"] = __version__
-        fields = [(n, "S8" if description.dtype[n].kind == "U" else description.dtype[n])
-                  for n in description.dtype.names]
-        g["description"] = np.array(description.tolist(), dtype=fields)
-        for s in config.scales:
-            g.create_dataset(f"features/{s}", (N, C, K, 2), np.float32, chunks=(chunk, C, K, 2), compression="lzf")
-            g.create_dataset(f"intervals/{s}", (N, 2), np.float64, chunks=(chunk, 2))
-            g.create_dataset(f"lmst/{s}", (N, 2), np.float64, chunks=(chunk, 2))
-        g.create_dataset("windows/input", (N,), np.int32)
-        g.create_dataset("windows/record", (N,), np.int32)
-        pos = 0
-        for (kind, p), n in zip(parts, sizes, strict=True):
-            with h5py.File(p, "r") as f:
-                for s in config.scales:
-                    g[f"features/{s}"][pos:pos + n] = f[f"features/{s}"][()]
-                    g[f"intervals/{s}"][pos:pos + n] = f[f"intervals/{s}"][()]
-                if kind == "store":
-                    for s in config.scales:
-                        g[f"lmst/{s}"][pos:pos + n] = f[f"lmst/{s}"][()]
-                    g["windows/input"][pos:pos + n] = f["windows/input"][()]
-                    g["windows/record"][pos:pos + n] = f["windows/record"][()]
-                else:
-                    for s in config.scales:
-                        g[f"lmst/{s}"][pos:pos + n] = sol_float(f[f"intervals/{s}"][()]) if n else np.zeros((0, 2))
-                    g["windows/input"][pos:pos + n] = len(inputs)
-                    g["windows/record"][pos:pos + n] = f["record_index"][()]
-                    meta = {k: v for k, v in metas[p].items() if k != "n_windows"}
-                    inputs.append(meta)
-            pos += n
-        g.attrs["inputs"] = json.dumps(inputs)
+    table = [seg.entry() for seg in existing._segments] if existing else []
+    converted = existing is not None and existing.is_single_file
+    if converted:
+        seg = existing._segments[0]
+        table = [{**seg.entry(), "name": link_v1(out, seg.id)}] if inputs else []
+    for sh in shards:
+        meta = metas[sh]
+        name = sh.name
+        if sh.parent.resolve() != folder.resolve():
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{meta['segment_id']}.h5"
+            os.replace(sh, folder / name)
+        table.append({"name": name, "n_windows": meta["n_windows"], "first_input": len(inputs),
+                      "id": meta["segment_id"]})
+        inputs.append({k: v for k, v in meta.items() if k not in ("n_windows", "segment_id")})
+    write_index(out, config, inputs, table)
+    if converted:
+        log.warning("%s: converted to the growing store format: this file is now the store's index and its earlier "
+                    "windows stay, unchanged, in %s/%s (a hard link, not a copy); a store is the file and its "
+                    ".segments folder", out, folder.name, table[0]["name"] if table else "")
+    remove_unreferenced(out, {e["name"] for e in table})
+
+
+_write_shard = write_segment  # the names unmix.featureset uses
+_shard_meta = segment_meta
 
 
 def build_store(
@@ -415,7 +465,7 @@ def build_store(
     on_error=None,
     allow_damaged: bool = False,
 ) -> dict:
-    """Compute features of every input not yet in ``out`` and consolidate them into it.
+    """Compute features of every input not yet in ``out`` and add them to it (a segment each, then the index).
 
     ``allow_damaged``: damaged inputs are used for what they hold (:func:`unmix.io.read_file`); their damage becomes
     notes of the input in the store.
@@ -436,39 +486,50 @@ def build_store(
                              allow_damaged)
 
 
+def _plan(files: list[Path], out: Path, existing: FeatureStore | None, config: FeatureConfig,
+          token: CancelToken) -> tuple[list[tuple[Path, Path]], list[str], list[Path], dict[Path, dict]]:
+    """Inputs to compute (with their segment paths), inputs skipped, and finished segments of earlier runs."""
+    done = {i.get("sha256") for i in existing.inputs} if existing else set()
+    taken = _names(existing)
+    folder = segments_dir(out)
+    todo, skipped, segments, metas = [], [], [], {}
+    for p in files:
+        digest = file_sha256(p, token)
+        seg = folder / segment_name(digest, config)
+        if seg.name in taken:  # never write over a segment of the store
+            seg = seg.with_name(f"{seg.stem}-{secrets.token_hex(4)}.h5")
+        meta = segment_meta(seg, config) if digest not in done and seg.exists() else None
+        if digest in done:
+            log.info("%s: already in %s, skipped", p, out.name)
+            skipped.append(str(p))
+        elif meta is not None and meta["sha256"] == digest:
+            log.info("%s: finished segment of an earlier run reused (%s)", p, seg.name)
+            segments.append(seg)
+            metas[seg] = meta
+            skipped.append(str(p))
+        else:
+            todo.append((p, seg))
+    return todo, skipped, segments, metas
+
+
 def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: str, workers: int,
                   scheduler: str | None, progress: Progress, token: CancelToken, on_error,
                   allow_damaged: bool = False) -> dict:
     existing = _read_existing(out, config)
-    done = {i.get("sha256") for i in existing.inputs} if existing else set()
-    parts_dir = out.with_name(out.name + ".parts")
-    todo, skipped, shards, metas = [], [], [], {}
-    for p in files:
-        digest = file_sha256(p, token)
-        shard = parts_dir / f"{digest[:24]}-{config.digest()}.h5"
-        meta = _shard_meta(shard, config) if shard.exists() else None
-        if digest in done:
-            log.info("%s: already in %s, skipped", p, out.name)
-            skipped.append(str(p))
-        elif meta is not None:
-            log.info("%s: finished part of an earlier run reused (%s)", p, shard.name)
-            shards.append(shard)
-            metas[shard] = meta
-            skipped.append(str(p))
-        else:
-            todo.append((p, shard))
+    folder = segments_dir(out)
+    todo, skipped, segments, metas = _plan(files, out, existing, config, token)
     failures: list[str] = []
     notes: list[str] = []
     cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
 
-    def accept(result: FileFeatures, shard: Path) -> None:
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        _write_shard(result, config, shard)
-        meta = _shard_meta(shard, config)
+    def accept(result: FileFeatures, segment: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_segment(result, config, segment)
+        meta = segment_meta(segment, config)
         if meta is None:
-            raise InputFileError("the shard just written cannot be read back", shard)
-        shards.append(shard)
-        metas[shard] = meta
+            raise InputFileError("the segment just written cannot be read back", segment)
+        segments.append(segment)
+        metas[segment] = meta
         notes.extend(f"{Path(result.path).name}: {n}" for n in result.notes)
         log.info("%s: %d window(s) computed", result.path, sum(r["n_windows"] for r in result.records))
         for n in result.notes:
@@ -479,25 +540,26 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
                  on_error)
         token.check()
         order = {str(p): i for i, p in enumerate(files)}
-        shards = sorted(set(shards), key=lambda sh: order.get(metas[sh]["path"], len(order)))
+        segments = sorted(set(segments), key=lambda sh: order.get(metas[sh]["path"], len(order)))
         existing = _read_existing(out, config)  # re-read: the store may have changed while computing
-        new_shards = _select_shards(shards, metas, existing, failures, on_error)
-        if not new_shards and existing is None:
+        new = _select_shards(segments, metas, existing, failures, on_error)
+        if not new and existing is None:
             if failures:
                 raise NoFeaturesError(failures)
             raise DataError("no input files given; nothing written", out)
-        if new_shards:
-            progress(0.95, "consolidating")
-            _consolidate(out, config, existing, new_shards, metas)
+        if new:
+            progress(0.95, "adding to the store")
+            _consolidate(out, config, existing, new, metas)
     except (UnmixError, Cancelled) as exc:
-        if not any(parts_dir.glob("*.h5")):
-            shutil.rmtree(parts_dir, ignore_errors=True)
-        elif isinstance(exc, DiskFullError):
-            raise DiskFullError(f"{exc.problem}; the finished parts in {parts_dir.name}/ are kept for the next run "
-                                "(remove it to free space)", exc.path) from None
+        left = pending(out, _names(existing))
+        if folder.is_dir() and not any(folder.glob("*.h5")):
+            shutil.rmtree(folder, ignore_errors=True)
+        elif isinstance(exc, DiskFullError) and left:
+            raise DiskFullError(f"{exc.problem}; the finished segments not yet in the store are kept in "
+                                f"{folder.name}/ for the next run", exc.path) from None
         raise
-    shutil.rmtree(parts_dir, ignore_errors=True)
     store = FeatureStore(out)
+    remove_unreferenced(out, _names(store))
     progress(1.0, "done")
     return {"store": str(out), "n_windows": store.n_windows, "inputs": len(store.inputs), "computed": len(todo)
             - len(failures), "skipped": skipped, "failures": failures, "notes": notes}
@@ -505,15 +567,15 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
 
 def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int, scheduler: str | None, accept,
              failures: list[str], step: Progress, token: CancelToken, on_error) -> None:
-    """Features of every ``(input, shard)`` in ``todo``, handed to ``accept``; failures are collected."""
+    """Features of every ``(input, segment)`` in ``todo``, handed to ``accept``; failures are collected."""
     if todo and (workers > 0 or scheduler):
         run_on_dask(features_for_file, todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
         return
-    for i, (p, shard) in enumerate(todo):
+    for i, (p, segment) in enumerate(todo):
         token.check()
         try:
             child = sub_progress(step, i / len(todo), (i + 1) / len(todo))
-            accept(features_for_file(str(p), cfg, device, token, child), shard)
+            accept(features_for_file(str(p), cfg, device, token, child), segment)
         except UnmixError as exc:
             if isinstance(exc, DiskFullError):
                 raise
@@ -521,3 +583,54 @@ def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int
             if on_error:
                 on_error(exc.message)
         step((i + 1) / len(todo), p.name)
+
+
+def compact_store(path: str | Path, progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
+    """Merge the segments of the store at ``path`` into one segment (under the store's lock).
+
+    Worth it after many small appends (fewer files to open). Copies every window once: the new segment is written
+    under a temporary name, then the index names it alone, then the old segments are removed; an interruption leaves
+    the store as it was. Returns ``{"store", "segments_before", "segments_after", "n_windows"}``.
+    """
+    path = Path(path)
+    with store_lock(path):
+        store = FeatureStore(path)
+        before = 0 if store.is_single_file else len(store._segments)
+        if before > 1:
+            folder = segments_dir(path)
+            ident = secrets.token_hex(8)
+            name = f"compact-{ident}.h5"
+            _write_merged(store, folder / name, ident, progress, token)
+            write_index(path, store.config, store.inputs, [{"name": name, "n_windows": store.n_windows,
+                                                            "first_input": 0, "id": ident}])
+            remove_unreferenced(path, {name})
+    progress(1.0, "done")
+    return {"store": str(path), "segments_before": before, "segments_after": min(before, 1),
+            "n_windows": store.n_windows}
+
+
+def _write_merged(store: FeatureStore, target: Path, ident: str, progress: Progress, token: CancelToken) -> None:
+    """One segment holding every window of ``store`` (read and written :attr:`~FeatureStore.chunk_windows` at a
+    time)."""
+    config, N = store.config, store.n_windows
+    C, K = len(config.components), len(store.description)
+    chunk = max(1, min(N, 512))
+    names = ["windows/input", "windows/record"] + [f"{kind}/{s}" for s in config.scales
+                                                  for kind in ("features", "intervals", "lmst")]
+    with h5_atomic_writer(target, "feature store segment") as g:
+        g.attrs["format"] = SEGMENT_FORMAT
+        g.attrs["segment_id"] = ident
+        g.attrs["config_hash"] = config.digest()
+        g.attrs["inputs"] = json.dumps(store.inputs)
+        for s in config.scales:
+            g.create_dataset(f"features/{s}", (N, C, K, 2), np.float32, chunks=(chunk, C, K, 2), compression="lzf")
+            g.create_dataset(f"intervals/{s}", (N, 2), np.float64, chunks=(chunk, 2))
+            g.create_dataset(f"lmst/{s}", (N, 2), np.float64, chunks=(chunk, 2))
+        g.create_dataset("windows/input", (N,), np.int32)
+        g.create_dataset("windows/record", (N,), np.int32)
+        step = store.chunk_windows
+        for a in range(0, N, step):
+            token.check()
+            for name in names:
+                g[name][a:a + step] = store._read_span(name, a, min(a + step, N))
+            progress(min(a + step, N) / N * 0.95, "merging segments")
