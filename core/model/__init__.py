@@ -5,6 +5,9 @@ Typical use::
     from unmix.model import preset, train, predict
     model = train("features.h5", "model.pt", preset("small", epochs=40))
     table = predict("features.h5", model)        # unmix.clusters.ClusterTable
+
+Stores larger than ``memory_budget`` (default :data:`DEFAULT_MEMORY_BUDGET`) are streamed from disk
+(:mod:`unmix.model.stream`).
 """
 
 from unmix.model.config import PRESETS, ModelConfig, preset
@@ -12,9 +15,11 @@ from unmix.model.data import ScalePrep
 from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
 from unmix.model.network import FactorialVAE, build_network, count_parameters
 from unmix.model.predict import predict
+from unmix.model.stream import DEFAULT_MEMORY_BUDGET
 from unmix.model.train import TrainedModel, Training, format_log, load_model, train
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "PRESETS",
     "FactorialVAE",
     "ModelConfig",

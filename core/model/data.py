@@ -9,6 +9,7 @@ inputs standardised exactly as in training, whatever subset of data it is applie
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,15 +44,19 @@ class ScalePrep:
 
     def apply(self, a: np.ndarray) -> np.ndarray:
         """(N, C, K, 2) store array → (N, C, F) float32 standardised inputs, or (N, 1, P) projected ones."""
+        x = self.standardise(a)
+        if self.projection is not None:
+            x = (x.reshape(len(x), -1) @ self.projection)[:, None, :]
+        return x.astype(np.float32)
+
+    def standardise(self, a: np.ndarray) -> np.ndarray:
+        """(N, C, K, 2) store array → (N, C, F) float64 standardised columns (before any projection)."""
         x = _shape(a, self.columns, self.ps_index, self.norm_pair) if self.ps_index is not None else \
             a[:, :, self.columns[:, 0], self.columns[:, 1]].astype(np.float64)
         if self.log.any():
             x[..., self.log] = np.log(np.maximum(x[..., self.log], np.finfo(np.float64).tiny))
         scale = np.divide(1.0, self.std, out=np.zeros_like(self.std), where=self.std > 0)
-        x = (x - self.mean) * scale
-        if self.projection is not None:
-            x = (x.reshape(len(x), -1) @ self.projection)[:, None, :]
-        return x.astype(np.float32)
+        return (x - self.mean) * scale
 
     def to_state(self) -> dict:
         state = {"columns": torch.from_numpy(self.columns), "log": torch.from_numpy(self.log),
@@ -106,29 +111,17 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
     """
     if a.shape[0] < 2:
         raise DataError(f"need at least 2 training windows to standardise features, got {a.shape[0]}")
-    cols = candidate_columns(description, a.shape[2])
-    ps_index = norm_pair = None
-    if preprocessing == "shape":
-        ps_index, norm_pair = _shape_pairs(description, cols)
-        x = _shape(a, cols, ps_index, norm_pair)
-    else:
-        x = a[:, :, cols[:, 0], cols[:, 1]].astype(np.float64)  # (N, C, F)
+    cols, ps_index, norm_pair = _candidates(description, a.shape[2], preprocessing)
+    x = _columns(a, cols, ps_index, norm_pair)  # (N, C, F) float64
     if not np.all(np.isfinite(x)):
         raise DataError("features contain NaN or infinite values")
     std0 = x.std(axis=0)
     scale0 = np.maximum(np.abs(x.mean(axis=0)), np.abs(x).max(axis=0))
-    varying = std0 > CONSTANT_RTOL * scale0  # (C, F)
-    keep = varying.any(axis=0)
-    if not keep.any():
-        raise DataError("every feature column is constant over the training windows")
+    varying, keep = _varying(std0, scale0)
     cols, x, varying = cols[keep], x[..., keep], varying[:, keep]
     if norm_pair is not None:
         norm_pair = norm_pair[keep]
-    log = np.zeros(cols.shape[0], bool)
-    if preprocessing == "log":
-        log = (x > 0).all(axis=(0, 1))
-    elif preprocessing == "shape":  # the level: log of the power spectrum, positive by construction
-        log = np.isin(cols[:, 0], ps_index) & (x > 0).all(axis=(0, 1))
+    log = _log_columns(preprocessing, cols, ps_index, (x > 0).all(axis=(0, 1)))
     x[..., log] = np.log(x[..., log])
     mean = x.mean(axis=0)
     std = np.where(varying, x.std(axis=0), 0.0)
@@ -140,6 +133,160 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
         var = sv[:p] ** 2 / len(flat)
         prep.projection = vt[:p].T / np.sqrt(max(var.mean(), np.finfo(np.float64).tiny))
     return prep
+
+
+class Moments:
+    """Per-column count, mean and sum of squared deviations, merged piece by piece (Chan et al.'s parallel update),
+    so that a mean and standard deviation over many windows need only one piece in memory at a time."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def add(self, x: np.ndarray) -> None:
+        """Add the rows of ``x`` (n, ...) float64."""
+        nb = len(x)
+        if nb == 0:
+            return
+        mb = x.mean(axis=0)
+        m2b = ((x - mb) ** 2).sum(axis=0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = nb, mb, m2b
+            return
+        n, d = self.n + nb, mb - self.mean
+        self.mean = self.mean + d * (nb / n)
+        self.m2 = self.m2 + m2b + d * d * (self.n * nb / n)
+        self.n = n
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation (as ``np.std``)."""
+        return np.sqrt(np.maximum(self.m2, 0.0) / self.n)
+
+
+class StreamingFit:
+    """:func:`fit_scale`'s decisions from training windows seen in pieces, for stores too large to load.
+
+    Pass 1 (:meth:`add`) gathers per-column moments of the candidate columns and of their logs, the largest modulus
+    and the minimum; :meth:`prep` then drops constant columns, picks log columns and gives means and standard
+    deviations exactly as :func:`fit_scale` defines them. With ``pca > 0`` pass 2 (:meth:`add_gram`, on the same
+    windows) accumulates the float64 Gram matrix of the standardised inputs and :meth:`finish` projects on its leading
+    eigenvectors, scaled like :func:`fit_scale`'s SVD (each axis up to its sign).
+    """
+
+    def __init__(self, description: np.ndarray, n_coefficients: int, preprocessing: str, pca: int = 0) -> None:
+        self.cols, self.ps_index, self.norm_pair = _candidates(description, n_coefficients, preprocessing)
+        self.preprocessing, self.pca = preprocessing, pca
+        self.raw, self.logs = Moments(), Moments()
+        self.absmax: np.ndarray | None = None
+        self.min: np.ndarray | None = None
+        self._prep: ScalePrep | None = None
+        self.gram: np.ndarray | None = None
+        self.n_gram = 0
+
+    def add(self, a: np.ndarray) -> None:
+        """Pass 1: training windows ``a`` (n, C, K, 2)."""
+        if not len(a):
+            return
+        x = _columns(a, self.cols, self.ps_index, self.norm_pair)
+        if not np.all(np.isfinite(x)):
+            raise DataError("features contain NaN or infinite values")
+        self.raw.add(x)
+        amax, lo = np.abs(x).max(axis=0), x.min(axis=0)
+        self.absmax = amax if self.absmax is None else np.maximum(self.absmax, amax)
+        self.min = lo if self.min is None else np.minimum(self.min, lo)
+        if self.preprocessing != "paper":
+            self.logs.add(np.log(np.maximum(x, np.finfo(np.float64).tiny)))
+
+    def prep(self) -> ScalePrep:
+        """The transform decided by pass 1 (without projection)."""
+        if self._prep is not None:
+            return self._prep
+        if self.raw.n < 2:
+            raise DataError(f"need at least 2 training windows to standardise features, got {self.raw.n}")
+        varying, keep = _varying(self.raw.std, np.maximum(np.abs(self.raw.mean), self.absmax))
+        cols, varying = self.cols[keep], varying[:, keep]
+        log = _log_columns(self.preprocessing, cols, self.ps_index, (self.min[:, keep] > 0).all(axis=0))
+        mean, std = self.raw.mean[:, keep], self.raw.std[:, keep]
+        if log.any():
+            mean[:, log], std[:, log] = self.logs.mean[:, keep][:, log], self.logs.std[:, keep][:, log]
+        norm_pair = None if self.norm_pair is None else self.norm_pair[keep]
+        self._prep = ScalePrep(cols, log, mean, np.where(varying, std, 0.0), None, self.ps_index, norm_pair)
+        return self._prep
+
+    def add_gram(self, a: np.ndarray) -> None:
+        """Pass 2 (only with ``pca > 0``): the same training windows again."""
+        z = self.prep().standardise(a).reshape(len(a), -1)
+        self.gram = z.T @ z if self.gram is None else self.gram + z.T @ z
+        self.n_gram += len(z)
+
+    def finish(self) -> ScalePrep:
+        """The fitted transform, with its projection when ``pca > 0`` (after pass 2)."""
+        prep = self.prep()
+        if self.pca > 0:
+            if self.n_gram != self.raw.n:
+                raise RuntimeError("pass 2 must see the training windows of pass 1")
+            prep.projection = _gram_projection(self.gram, self.n_gram, self.pca)
+        return prep
+
+
+def _gram_projection(gram: np.ndarray, n: int, pca: int) -> np.ndarray:
+    """Leading ``pca`` eigenvectors of the Gram matrix of ``n`` standardised windows, scaled as in fit_scale."""
+    w, v = np.linalg.eigh(gram)
+    order = np.argsort(w)[::-1][:min(pca, n, len(w))]
+    var = np.maximum(w[order], 0.0) / n
+    return v[:, order] / np.sqrt(max(var.mean(), np.finfo(np.float64).tiny))
+
+
+def fit_scale_pieces(pieces: Callable[[], Iterable[np.ndarray]], description: np.ndarray, n_coefficients: int,
+                     preprocessing: str, pca: int = 0) -> ScalePrep:
+    """:func:`fit_scale` on training windows given in pieces: ``pieces()`` yields (n, C, K, 2) arrays (called once,
+    or twice with ``pca > 0``)."""
+    fit = StreamingFit(description, n_coefficients, preprocessing, pca)
+    for a in pieces():
+        fit.add(a)
+    if pca > 0:
+        for a in pieces():
+            fit.add_gram(a)
+    return fit.finish()
+
+
+def _candidates(description: np.ndarray, n_coefficients: int, preprocessing: str
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Candidate columns, and for 'shape' the ps coefficients and each column's normalising pair."""
+    cols = candidate_columns(description, n_coefficients)
+    if preprocessing != "shape":
+        return cols, None, None
+    ps_index, norm_pair = _shape_pairs(description, cols)
+    return cols, ps_index, norm_pair
+
+
+def _columns(a: np.ndarray, cols: np.ndarray, ps_index: np.ndarray | None, norm_pair: np.ndarray | None
+             ) -> np.ndarray:
+    """The candidate columns of ``a`` (N, C, K, 2) as (N, C, F) float64 ('shape': divided by the sub-window's RMS)."""
+    if ps_index is not None:
+        return _shape(a, cols, ps_index, norm_pair)
+    return a[:, :, cols[:, 0], cols[:, 1]].astype(np.float64)
+
+
+def _varying(std0: np.ndarray, scale0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which (component, column) vary over the training windows, and which columns vary for some component."""
+    varying = std0 > CONSTANT_RTOL * scale0  # (C, F)
+    keep = varying.any(axis=0)
+    if not keep.any():
+        raise DataError("every feature column is constant over the training windows")
+    return varying, keep
+
+
+def _log_columns(preprocessing: str, cols: np.ndarray, ps_index: np.ndarray | None, positive: np.ndarray
+                 ) -> np.ndarray:
+    """Columns that get a log: 'log' every column positive in all training windows, 'shape' the positive ps ones."""
+    if preprocessing == "log":
+        return positive.copy()
+    if preprocessing == "shape":  # the level: log of the power spectrum, positive by construction
+        return np.isin(cols[:, 0], ps_index) & positive
+    return np.zeros(cols.shape[0], bool)
 
 
 def _shape_pairs(description: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -32,9 +33,12 @@ from unmix.errors import ConfigError, DataError, InputFileError, OutputExistsErr
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
 from unmix.model import consensus as cons
+from unmix.model import stream
 from unmix.model.config import PRESETS, ModelConfig
 from unmix.model.data import ScalePrep, fit_scale, split_indices
 from unmix.model.network import FactorialVAE, build_network
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "unmix-fgmvae/1"
 OCCUPANCY_WINDOWS = 4096
@@ -290,71 +294,99 @@ class Training:
 
     def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
                  device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-                 progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> None:
+                 progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+                 memory_budget: int | None = None) -> None:
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         self.out = None if out is None else Path(out)  # None: in memory only, no checkpoint is written
         self.device = resolve_device(device)
         self.progress = progress
         self.token = token
+        self.memory_budget = stream.memory_budget(memory_budget)
         if self.out is None and resume:
             raise ConfigError("resuming needs the checkpoint path")
         if self.out is not None and self.out.exists() and not resume and not overwrite:
             raise OutputExistsError("already exists; pass --overwrite to replace it or --resume to continue", self.out)
         if resume and not self.out.is_file():
             raise InputFileError("nothing to resume: no checkpoint at this path", self.out)
-        ck = None
-        if resume:
-            ck = read_checkpoint(self.out, resume=True)
-            try:
-                saved = ModelConfig.from_dict(ck["model_config"])
-            except (ConfigError, TypeError) as exc:
-                raise _damaged(self.out, f"bad model configuration ({exc})") from None
-            config = saved if config is None else saved.replace(epochs=config.epochs)
-        self.config = config or PRESETS["small"]
-        arrays = {s: self.store.features(s) for s in self.store.scales}
+        ck = read_checkpoint(self.out, resume=True) if resume else None
+        self.config = self._resumed_config(ck, config) if ck is not None else config or PRESETS["small"]
         n = self.store.n_windows
+        self.streaming = self._choose_mode()
+        arrays = None if self.streaming else {s: self.store.features(s) for s in self.store.scales}
         if n < 4:
             raise ConfigError(f"only {n} windows in the store; training needs at least 4", self.store.path)
+        self.model = self._resumed_model(ck) if ck is not None else self._new_model(arrays)
+        self.x = None if self.streaming else self.model.inputs(arrays)
+        self.optimizers = [torch.optim.Adam(net.parameters(), lr=self.config.lr) for net in self.model.networks]
         if ck is not None:
-            if ck["feature_digest"] != self.store.config_hash or int(ck["n_windows"]) != n:
-                raise ConfigError("the checkpoint was trained on other features (different configuration or number "
-                                  "of windows); start a new model instead of --resume", self.out)
-            self.train_idx, self.val_idx = _split_from(ck, n, self.out)
-            model = _model_from_checkpoint(ck, self.out, self.device)
-            model.check_store(self.store)
-            model.config = self.config
-            for net in model.networks:
-                net.config = self.config
-        else:
-            self.train_idx, self.val_idx = split_indices(n, self.config.val_fraction, self.config.seed)
-            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, self.config.preprocessing,
-                                  self.config.pca) for s in self.store.scales}
-            C = preps[self.store.scales[0]].channels
-            nets = []
-            for i in range(self.config.ensemble):
-                torch.manual_seed(self.config.member_seed(i))
-                nets.append(build_network(self.config, {s: p.n_features for s, p in preps.items()}, C).to(self.device))
-            model = TrainedModel(self.config, nets[0], preps, self.store.config.to_dict(), self.store.config_hash,
-                                 _description_dict(self.store.description), members=nets[1:])
-        self.model = model
-        self.x = model.inputs(arrays)
-        self.optimizers = [torch.optim.Adam(net.parameters(), lr=self.config.lr) for net in model.networks]
-        if ck is not None:
-            try:
-                states = [ck["optimizer"], *ck.get("member_optimizers", [])]
-                if len(states) != len(self.optimizers):
-                    raise ValueError("one optimiser state per ensemble member expected")
-                for opt, state in zip(self.optimizers, states, strict=True):
-                    opt.load_state_dict(state)
-                torch.set_rng_state(ck["rng"]["torch"])
-                if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
-                    torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
-            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-                raise _damaged(self.out, f"optimiser or random state ({type(exc).__name__})") from None
+            self._restore_state(ck)
         self.n_train = len(self.train_idx)
         self.batch = max(2, min(self.config.batch_size, self.n_train))
         self.steps_per_epoch = max(1, self.n_train // self.batch)
+        self.stream = stream.StreamedInputs(self.store, self.model, self.train_idx, self.val_idx, self.memory_budget,
+                                            self.batch) if self.streaming else None
         self._times: list[float] = []
+
+    def _choose_mode(self) -> bool:
+        """Stream from the store when holding it in memory would exceed the budget (logged, with why)."""
+        need = stream.in_memory_bytes(self.store, self.config.pca)
+        streaming = need > self.memory_budget
+        log.info("%s: %s (%s)", self.store.path, "streaming from the store" if streaming else "training in memory",
+                 stream.describe(need, self.memory_budget))
+        return streaming
+
+    def _resumed_config(self, ck: dict, config: ModelConfig | None) -> ModelConfig:
+        try:
+            saved = ModelConfig.from_dict(ck["model_config"])
+        except (ConfigError, TypeError) as exc:
+            raise _damaged(self.out, f"bad model configuration ({exc})") from None
+        return saved if config is None else saved.replace(epochs=config.epochs)
+
+    def _resumed_model(self, ck: dict) -> TrainedModel:
+        """The checkpoint's model and split, checked against the store."""
+        n = self.store.n_windows
+        if ck["feature_digest"] != self.store.config_hash or int(ck["n_windows"]) != n:
+            raise ConfigError("the checkpoint was trained on other features (different configuration or number "
+                              "of windows); start a new model instead of --resume", self.out)
+        self.train_idx, self.val_idx = _split_from(ck, n, self.out)
+        model = _model_from_checkpoint(ck, self.out, self.device)
+        model.check_store(self.store)
+        model.config = self.config
+        for net in model.networks:
+            net.config = self.config
+        return model
+
+    def _new_model(self, arrays: dict[int, np.ndarray] | None) -> TrainedModel:
+        """A fresh model: split, preprocessing fitted on the training windows (in passes when streaming), networks."""
+        cfg = self.config
+        self.train_idx, self.val_idx = split_indices(self.store.n_windows, cfg.val_fraction, cfg.seed)
+        if arrays is None:
+            preps = stream.fit_preps(self.store, self.train_idx, cfg.preprocessing, cfg.pca, self.progress,
+                                     self.token)
+        else:
+            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, cfg.preprocessing, cfg.pca)
+                     for s in self.store.scales}
+        C = preps[self.store.scales[0]].channels
+        nets = []
+        for i in range(cfg.ensemble):
+            torch.manual_seed(cfg.member_seed(i))
+            nets.append(build_network(cfg, {s: p.n_features for s, p in preps.items()}, C).to(self.device))
+        return TrainedModel(cfg, nets[0], preps, self.store.config.to_dict(), self.store.config_hash,
+                            _description_dict(self.store.description), members=nets[1:])
+
+    def _restore_state(self, ck: dict) -> None:
+        """Optimiser and random states of a resumed checkpoint."""
+        try:
+            states = [ck["optimizer"], *ck.get("member_optimizers", [])]
+            if len(states) != len(self.optimizers):
+                raise ValueError("one optimiser state per ensemble member expected")
+            for opt, state in zip(self.optimizers, states, strict=True):
+                opt.load_state_dict(state)
+            torch.set_rng_state(ck["rng"]["torch"])
+            if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise _damaged(self.out, f"optimiser or random state ({type(exc).__name__})") from None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -375,8 +407,7 @@ class Training:
         probs: dict[int, list[list[np.ndarray]]] = {s: [[] for _ in m.networks] for s in m.scales}
         for net in m.networks:
             net.eval()
-        for a in range(0, len(idx), INFER_BATCH):
-            xb = self._batch(torch.from_numpy(np.asarray(idx[a:a + INFER_BATCH])))
+        for xb in self._rows(idx):
             for i, net in enumerate(m.networks):
                 for s, r in net.infer(xb).items():
                     probs[s][i].append(r["prob"].cpu().numpy())
@@ -419,6 +450,27 @@ class Training:
     def _batch(self, idx: torch.Tensor) -> dict[int, torch.Tensor]:
         return {s: v[idx].to(self.device, non_blocking=True) for s, v in self.x.items()}
 
+    def _rows(self, idx: np.ndarray) -> Iterator[dict[int, torch.Tensor]]:
+        """Inputs (on the device) of the training windows ``idx`` (sorted), in pieces of at most INFER_BATCH."""
+        if not self.streaming:
+            for a in range(0, len(idx), INFER_BATCH):
+                yield self._batch(torch.from_numpy(np.asarray(idx[a:a + INFER_BATCH])))
+            return
+        select = np.isin(self.train_idx, idx)
+        for _, x in self.stream.pieces("train", self.token, select):
+            yield {s: v.to(self.device, non_blocking=True) for s, v in x.items()}
+
+    def _batches(self, seed: int) -> Iterator[dict[int, torch.Tensor]]:
+        """One epoch's training batches (on the device), shuffled with ``seed``."""
+        if self.streaming:
+            for xb in self.stream.epoch(seed, self.token):
+                yield {s: v.to(self.device, non_blocking=True) for s, v in xb.items()}
+            return
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
+        for step in range(self.steps_per_epoch):
+            yield self._batch(order[step * self.batch:(step + 1) * self.batch])
+
     def _epoch(self, epoch: int) -> dict:
         """One epoch of every member in turn (each its own batch order); the log holds the members' mean losses."""
         cfg, nets = self.config, self.model.networks
@@ -427,18 +479,16 @@ class Training:
         total = max(cfg.epochs, 1) * len(nets) * self.steps_per_epoch
         for i, (net, opt) in enumerate(zip(nets, self.optimizers, strict=True)):
             net.train()
-            gen = torch.Generator().manual_seed(cfg.member_seed(i) * 1_000_003 + epoch)
-            order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
-            for step in range(self.steps_per_epoch):
-                self.token.check()
-                xb = self._batch(order[step * self.batch:(step + 1) * self.batch])
-                terms = train_step(net, opt, xb, tau, cfg.clip)
-                for k in sums:
-                    sums[k] += float(terms[k].detach())
-                done = (epoch * len(nets) + i) * self.steps_per_epoch + step + 1
-                who = f" member {i + 1}/{len(nets)}" if len(nets) > 1 else ""
-                self.progress(done / total,
-                              f"epoch {epoch + 1}/{cfg.epochs}{who} step {step + 1}/{self.steps_per_epoch}")
+            with contextlib.closing(self._batches(cfg.member_seed(i) * 1_000_003 + epoch)) as batches:
+                for step in range(self.steps_per_epoch):
+                    self.token.check()
+                    terms = train_step(net, opt, next(batches), tau, cfg.clip)
+                    for k in sums:
+                        sums[k] += float(terms[k].detach())
+                    done = (epoch * len(nets) + i) * self.steps_per_epoch + step + 1
+                    who = f" member {i + 1}/{len(nets)}" if len(nets) > 1 else ""
+                    self.progress(done / total,
+                                  f"epoch {epoch + 1}/{cfg.epochs}{who} step {step + 1}/{self.steps_per_epoch}")
         n = self.steps_per_epoch * len(nets)
         log = {"epoch": epoch + 1, "temperature": tau, **{k: v / n for k, v in sums.items()}}
         log.update(self._evaluate(tau))
@@ -450,6 +500,11 @@ class Training:
         nets = self.model.networks
         for net in nets:
             net.eval()
+        if self.streaming:
+            out = self.stream.evaluate(nets, tau, self.config.clusters, OCCUPANCY_WINDOWS, self.device, self.token)
+            for net in nets:
+                net.train()
+            return out
         idx = self.val_idx if len(self.val_idx) >= 2 else self.train_idx[:OCCUPANCY_WINDOWS]
         xb = self._batch(torch.from_numpy(np.asarray(idx)))
         out = {}
@@ -506,9 +561,13 @@ class Training:
 
 def train(store: FeatureStore | str | Path, out: str | Path, config: ModelConfig | None = None,
           device: str | torch.device = "auto", resume: bool = False, overwrite: bool = False,
-          progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> TrainedModel:
-    """Train a factorial GMVAE on ``store``, checkpointing to ``out``; returns the trained model."""
-    return Training(store, out, config, device, resume, overwrite, progress, token).run()
+          progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+          memory_budget: int | None = None) -> TrainedModel:
+    """Train a factorial GMVAE on ``store``, checkpointing to ``out``; returns the trained model.
+
+    ``memory_budget`` (bytes; None: :data:`unmix.model.stream.DEFAULT_MEMORY_BUDGET`): a store whose model inputs
+    need more is streamed from disk (:mod:`unmix.model.stream`)."""
+    return Training(store, out, config, device, resume, overwrite, progress, token, memory_budget).run()
 
 
 def format_log(log: dict) -> str:

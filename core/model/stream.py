@@ -1,0 +1,295 @@
+"""Model inputs for stores larger than memory: a memory budget, and reading the store piece by piece.
+
+Training and prediction hold every window's features in memory when the store fits :data:`DEFAULT_MEMORY_BUDGET`
+(or the budget given); otherwise they *stream*: the preprocessing is fitted in passes over the training windows
+(:class:`unmix.model.data.StreamingFit`), each epoch reads the training windows in store chunks
+(:attr:`unmix.features.FeatureStore.chunk_windows` windows) in a shuffled order, several chunks at a time (a shuffle
+buffer, as many as the budget allows), the next buffer read by a background thread while the network trains on the
+current one. Inputs of chunks are kept for later epochs while they fit half of the budget (after a projection they
+are far smaller than the store's features).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import torch
+
+from unmix.errors import ConfigError
+from unmix.features import FeatureStore
+from unmix.jobs import CancelToken, Progress
+from unmix.model.data import ScalePrep, StreamingFit
+
+if TYPE_CHECKING:
+    from unmix.model.network import FactorialVAE
+    from unmix.model.train import TrainedModel
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Bytes of memory that model inputs may take before training and prediction stream from the store.
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+#: How often (s) a wait for the background reader checks the cancel token.
+POLL_S = 0.1
+#: Most windows evaluated in one forward pass.
+PIECE = 4096
+
+
+def memory_budget(value: int | None) -> int:
+    """The budget in bytes (None: :data:`DEFAULT_MEMORY_BUDGET`); refuses a budget that is not positive."""
+    budget = DEFAULT_MEMORY_BUDGET if value is None else int(value)
+    if budget <= 0:
+        raise ConfigError(f"the memory budget must be positive, got {budget} bytes")
+    return budget
+
+
+def window_bytes(store: FeatureStore) -> dict[int, int]:
+    """Bytes of one window's features per scale as read from the store (float32 real and imaginary parts)."""
+    per = len(store.config.components) * len(store.description) * 2 * 4
+    return {int(s): per for s in store.scales}
+
+
+def in_memory_bytes(store: FeatureStore, pca: int, fitting: bool = True) -> int:
+    """Estimated peak memory of holding ``store`` in memory as model inputs (today's in-memory path).
+
+    Every scale's features (float32), the inputs kept for the network (float32; as large as the features unless
+    projected on ``pca`` axes), and float64 working copies of one scale: about 9 times its features while fitting the
+    preprocessing (columns, temporaries, the SVD of a projection), 6 times while standardising.
+    """
+    per = window_bytes(store)
+    raw = sum(per.values())
+    inputs = 4 * pca * len(per) if pca > 0 else raw
+    return store.n_windows * (raw + inputs + (9 if fitting else 6) * max(per.values()))
+
+
+def describe(need: int, budget: int) -> str:
+    from dask.utils import format_bytes
+
+    return f"≈{format_bytes(need)} of model inputs, budget {format_bytes(budget)}"
+
+
+# -- reading in the background -----------------------------------------------------------------------------------------
+def prefetched(jobs: list[Callable[[threading.Event], T]], token: CancelToken) -> Iterator[T]:
+    """Results of ``jobs`` in order, each next one computed by a background thread while the caller uses the current.
+
+    A job gets a stop event to check between its pieces; closing the iterator (or a cancelled ``token`` while
+    waiting, checked every :data:`POLL_S`) sets it and drops the jobs not started.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="unmix-read")
+    try:
+        ahead = pool.submit(jobs[0], stop) if jobs else None
+        for i in range(len(jobs)):
+            current = ahead
+            ahead = pool.submit(jobs[i + 1], stop) if i + 1 < len(jobs) else None
+            while True:
+                token.check()
+                try:
+                    result = current.result(timeout=POLL_S)
+                    break
+                except TimeoutError:
+                    continue
+            yield result
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def read_raw(store: FeatureStore, rows: np.ndarray, stop: threading.Event | None = None) -> dict[int, np.ndarray]:
+    """Store features (n, C, K, 2) of ``rows`` at every scale (empty when stopped)."""
+    out = {}
+    for s in store.scales:
+        if stop is not None and stop.is_set():
+            return {}
+        out[s] = store.read_rows(s, rows)
+    return out
+
+
+class SplitChunks:
+    """The windows of one split (sorted window indices) grouped by store chunk: ``rows[i]`` lie in one chunk."""
+
+    def __init__(self, rows: np.ndarray, chunk: int) -> None:
+        rows = np.asarray(rows, np.int64)
+        cut = np.flatnonzero(np.diff(rows // chunk)) + 1
+        self.rows = np.split(rows, cut) if len(rows) else []
+        self.offsets = np.concatenate([[0], np.cumsum([len(r) for r in self.rows])]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.offsets[-1])
+
+
+class InputReader:
+    """Network inputs of a split's chunks, read from the store; kept for later while they fit ``cache_bytes``."""
+
+    def __init__(self, store: FeatureStore, model: TrainedModel, cache_bytes: int) -> None:
+        self.store, self.model, self.cache_bytes = store, model, cache_bytes
+        self._cache: dict[tuple[str, int], dict[int, torch.Tensor]] = {}
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def load(self, split: str, i: int, rows: np.ndarray, stop: threading.Event | None = None
+             ) -> dict[int, torch.Tensor]:
+        """Inputs (CPU float32) of ``rows``, chunk ``i`` of ``split``; empty when stopped."""
+        with self._lock:
+            hit = self._cache.get((split, i))
+        if hit is not None:
+            return hit
+        raw = read_raw(self.store, rows, stop)
+        if not raw:
+            return {}
+        x = self.model.inputs(raw)
+        size = sum(v.element_size() * v.nelement() for v in x.values())
+        with self._lock:
+            if self._cached + size <= self.cache_bytes:
+                self._cache[(split, i)] = x
+                self._cached += size
+        return x
+
+
+def _buffer(reader: InputReader, chunks: SplitChunks, group: np.ndarray, stop: threading.Event
+            ) -> dict[int, torch.Tensor]:
+    parts = []
+    for i in group:
+        parts.append(reader.load("train", int(i), chunks.rows[i], stop))
+        if stop.is_set():
+            return {}
+    return {s: torch.cat([p[s] for p in parts]) if len(parts) > 1 else parts[0][s] for s in parts[0]}
+
+
+def _batches(buffers: Iterator[dict[int, torch.Tensor]], perms: list[torch.Tensor], batch: int
+             ) -> Iterator[dict[int, torch.Tensor]]:
+    """Batches of ``batch`` rows from buffers each taken in its permutation's order (the remainder of one buffer
+    opens the next batch; the epoch's last partial batch is dropped, as in memory)."""
+    parts: list[dict[int, torch.Tensor]] = []
+    have = 0
+    with contextlib.closing(buffers):
+        for buf, perm in zip(buffers, perms, strict=True):
+            i = 0
+            while i < len(perm):
+                take = min(batch - have, len(perm) - i)
+                parts.append({s: v[perm[i:i + take]] for s, v in buf.items()})
+                have, i = have + take, i + take
+                if have == batch:
+                    yield parts[0] if len(parts) == 1 else {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
+                    parts, have = [], 0
+
+
+class StreamedInputs:
+    """The training and validation windows of a streaming run: epochs in shuffled batches, and pieces to evaluate."""
+
+    def __init__(self, store: FeatureStore, model: TrainedModel, train_idx: np.ndarray, val_idx: np.ndarray,
+                 budget: int, batch: int) -> None:
+        W = store.chunk_windows
+        self.store, self.model, self.batch = store, model, batch
+        self.splits = {"train": SplitChunks(train_idx, W), "val": SplitChunks(val_idx, W)}
+        per_input = sum(4 * p.channels * p.n_features for p in model.preps.values())
+        per = window_bytes(store)
+        transient = W * (sum(per.values()) + 6 * max(per.values()))
+        cache = budget // 2
+        self.buffer_chunks = int(np.clip((budget - cache - transient) // (3 * W * per_input), 1,
+                                         max(len(self.splits["train"]), 1)))
+        self.reader = InputReader(store, model, cache)
+        log.info("streaming %d training windows in chunks of %d, %d chunk(s) per shuffle buffer; inputs of ≈%d "
+                 "windows kept in memory", len(train_idx), W, self.buffer_chunks, cache // max(per_input, 1))
+
+    def epoch(self, seed: int, token: CancelToken) -> Iterator[dict[int, torch.Tensor]]:
+        """One epoch's batches (CPU): chunks in a seeded random order, rows permuted within each buffer."""
+        chunks = self.splits["train"]
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(chunks), generator=gen).numpy()
+        groups = [order[i:i + self.buffer_chunks] for i in range(0, len(order), self.buffer_chunks)]
+        perms = [torch.randperm(int(sum(len(chunks.rows[c]) for c in g)), generator=gen) for g in groups]
+        jobs = [partial(_buffer, self.reader, chunks, g) for g in groups]
+        return _batches(prefetched(jobs, token), perms, self.batch)
+
+    def pieces(self, split: str, token: CancelToken, select: np.ndarray | None = None
+               ) -> Iterator[tuple[np.ndarray, dict[int, torch.Tensor]]]:
+        """Per chunk in store order: positions (in the split) of the rows ``select`` picks (a mask over the split's
+        rows; None: all), and their inputs (CPU)."""
+        chunks = self.splits[split]
+        spans = [np.arange(chunks.offsets[i], chunks.offsets[i + 1]) for i in range(len(chunks))]
+        keep = [i for i in range(len(chunks)) if select is None or select[spans[i]].any()]
+        jobs = [partial(self.reader.load, split, i, chunks.rows[i]) for i in keep]
+        with contextlib.closing(prefetched(jobs, token)) as loaded:
+            for i, x in zip(keep, loaded, strict=True):
+                pos = spans[i]
+                if select is not None:
+                    sel = select[pos]
+                    pos, x = pos[sel], {s: v[torch.from_numpy(sel)] for s, v in x.items()}
+                for a in range(0, len(pos), PIECE):
+                    yield pos[a:a + PIECE], {s: v[a:a + PIECE] for s, v in x.items()}
+
+    @torch.no_grad()
+    def evaluate(self, nets: list[FactorialVAE], tau: float, clusters: int, occupancy_windows: int,
+                 device: torch.device, token: CancelToken) -> dict:
+        """Validation loss terms (members' mean, in batches) and member 0's cluster occupancy on at most
+        ``occupancy_windows`` evenly spaced validation windows (training windows when there is no validation)."""
+        n_val = self.splits["val"].n_windows
+        split = "val" if n_val >= 2 else "train"
+        n = self.splits[split].n_windows
+        occ = np.zeros(n, bool)
+        occ[np.linspace(0, n - 1, min(n, occupancy_windows)).round().astype(np.int64) if split == "val"
+            else np.arange(min(n, occupancy_windows))] = True
+        sums: dict[str, float] = {}
+        counts = {s: np.zeros(clusters, np.int64) for s in self.model.scales}
+        for pos, x in self.pieces(split, token, None if split == "val" else occ):
+            xb = {s: v.to(device) for s, v in x.items()}
+            for net in nets if split == "val" else ():
+                for k, v in net.loss(xb, net(xb, tau)).items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(pos) / (len(nets) * n)
+            sel = torch.from_numpy(occ[pos]).to(device)
+            if not occ[pos].any():
+                continue
+            for s, r in nets[0].infer({s: v[sel] for s, v in xb.items()}).items():
+                counts[s] += np.bincount(r["prob"].argmax(-1).cpu().numpy(), minlength=clusters)
+        out = {f"val_{k}": v for k, v in sums.items()}
+        out["occupancy"] = {str(s): c.tolist() for s, c in counts.items()}
+        return out
+
+
+def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pca: int, progress: Progress,
+              token: CancelToken) -> dict[int, ScalePrep]:
+    """Every scale's preprocessing fitted in passes over the training windows, one store chunk at a time."""
+    chunks = SplitChunks(train_idx, store.chunk_windows)
+    fits = {s: StreamingFit(store.description, len(store.description), preprocessing, pca) for s in store.scales}
+    passes = 2 if pca > 0 else 1
+    for p in range(passes):
+        jobs = [partial(read_raw, store, rows) for rows in chunks.rows]
+        with contextlib.closing(prefetched(jobs, token)) as loaded:
+            for i, raw in enumerate(loaded):
+                for s, a in raw.items():
+                    (fits[s].add if p == 0 else fits[s].add_gram)(a)
+                progress(0.0, f"fitting the preprocessing: pass {p + 1}/{passes}, chunk {i + 1}/{len(jobs)}")
+    return {s: f.finish() for s, f in fits.items()}
+
+
+def _window_inputs(store: FeatureStore, model: TrainedModel, start: int, stop_at: int, stop: threading.Event
+                   ) -> dict[int, torch.Tensor]:
+    raw = {}
+    for s in model.scales:
+        if stop.is_set():
+            return {}
+        raw[s] = store.read_features(s, start, stop_at)
+    return model.inputs(raw)
+
+
+def store_pieces(store: FeatureStore, model: TrainedModel, token: CancelToken
+                 ) -> Iterator[tuple[int, dict[int, torch.Tensor]]]:
+    """Every window's inputs (CPU) in store order, one chunk at a time: (first window, inputs)."""
+    n, W = store.n_windows, store.chunk_windows
+    starts = list(range(0, n, W))
+    jobs = [partial(_window_inputs, store, model, a, min(a + W, n)) for a in starts]
+    with contextlib.closing(prefetched(jobs, token)) as loaded:
+        yield from zip(starts, loaded, strict=True)
