@@ -8,7 +8,7 @@ from obspy import Stream
 from unmix import __version__
 from unmix.errors import ConfigError, DataError
 from unmix.jobs import CancelToken, Progress
-from unmix.separation.base import BaseSeparator
+from unmix.separation.base import BaseSeparator, PieceExtent, settle_seconds
 from unmix.separation.result import SeparationResult
 
 
@@ -21,6 +21,8 @@ class HighpassSeparator(BaseSeparator):
     """
 
     name = "highpass"
+    #: seconds of output per piece of a long record (:mod:`unmix.separation.pieces`)
+    piece_seconds = 6 * 3600.0
 
     def __init__(self, freq: float = 0.1, corners: int = 4, zerophase: bool = True) -> None:
         self.freq = freq
@@ -32,6 +34,12 @@ class HighpassSeparator(BaseSeparator):
         if self.freq <= 0 or self.corners < 1:
             raise ConfigError("the high-pass corner frequency must be > 0 and corners ≥ 1")
         return {"freq": float(self.freq), "corners": int(self.corners), "zerophase": bool(self.zerophase)}
+
+    def piece_extent(self, sampling_rate: float) -> PieceExtent:
+        """Pieces of :attr:`piece_seconds`; the margin lets the filter's start-up transient (each pass, when
+        zero-phase) decay to 1e-12 of the step that starts it, so pieces match the whole record to round-off."""
+        p = self.provenance_params()
+        return PieceExtent.of(self.piece_seconds, settle_seconds(p["freq"], p["corners"], 1e-12), sampling_rate)
 
     def _separate(self, stream: Stream, progress: Progress, token: CancelToken) -> SeparationResult:
         p = self.provenance_params()

@@ -40,10 +40,14 @@ from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, glitch_template, paz_from_inventory, spike_template
 from unmix.io.response import read_inventory
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
-from unmix.separation.base import BaseSeparator
+from unmix.separation.base import BaseSeparator, PieceExtent, settle_seconds
 from unmix.separation.result import SeparationResult
 
 DETECTORS = ("matched", "jerk", "both")
+#: the jerk detector's band (Hz) and taper (share of the trace at each end), and both detectors' filter corners
+JERK_BAND = (0.001, 0.1)
+JERK_TAPER = 0.05
+DETECT_CORNERS = 3
 
 
 @dataclass
@@ -150,6 +154,24 @@ class TemplateDeglitcher(BaseSeparator):
 
     #: seconds of template before the onset
     pre = 2.0
+    #: seconds of output per piece of a long record (:mod:`unmix.separation.pieces`)
+    piece_seconds = 8 * 3600.0
+
+    def piece_margin(self, kept_s: float) -> float:
+        """Seconds of context either side of a piece of ``kept_s`` seconds: a chain of ``max_group`` fit windows
+        plus a template (every glitch that reaches the kept part is fitted from the same data), beyond the zone the
+        detectors do not see as over the whole record: the jerk detector's taper (:data:`JERK_TAPER` of the whole
+        piece, margins included) and the start-up transients of both detectors' band-passes (decayed to 1e-4)."""
+        fit = self._max_group * (self.pre + self.fit_length + 2 * (self.search + self.margin)) + self.template_duration
+        matched = settle_seconds(self.detect_band[0], DETECT_CORNERS)
+        jerk = settle_seconds(JERK_BAND[0], DETECT_CORNERS)
+        # margin ≥ taper(kept + 2·margin) + jerk + fit, solved for the margin
+        return max(matched + fit, (JERK_TAPER * kept_s + jerk + fit) / (1.0 - 2.0 * JERK_TAPER))
+
+    def piece_extent(self, sampling_rate: float) -> PieceExtent:
+        """Pieces of :attr:`piece_seconds` with :meth:`piece_margin`."""
+        self.provenance_params()
+        return PieceExtent.of(self.piece_seconds, self.piece_margin(self.piece_seconds), sampling_rate)
 
     @property
     def inventory_label(self) -> str:
@@ -246,7 +268,7 @@ class TemplateDeglitcher(BaseSeparator):
         catalogue: list[dict] = []
         if x.size < gbank.waves.shape[1] // 2:
             return glitches, spikes, catalogue
-        candidates = self.detect(tr, paz) if listed is None else self._listed_onsets(tr, listed)
+        candidates = self.detect(tr, paz, token) if listed is None else self._listed_onsets(tr, listed)
         progress(0.2, f"{tr.id}: {candidates.size} candidate(s)")
         groups = self._groups(candidates, fs, x.size)
         for gi, (w0, w1, members) in enumerate(groups):
@@ -293,15 +315,17 @@ class TemplateDeglitcher(BaseSeparator):
         pos = (glitch_onsets(listed, tr.id) - tr.stats.starttime.timestamp) * fs
         return np.sort(pos[(pos >= 0) & (pos < tr.stats.npts)])
 
-    def detect(self, tr: Trace, paz: Paz | None = None) -> np.ndarray:
+    def detect(self, tr: Trace, paz: Paz | None = None, token: CancelToken = NO_CANCEL) -> np.ndarray:
         """Candidate onsets (fractional samples from the trace start), at least ``min_separation`` apart."""
         paz = paz or self._paz(tr)
         fs = float(tr.stats.sampling_rate)
         found: list[np.ndarray] = []
         if self.detector in ("matched", "both"):
-            found.append(self._matched(tr, paz))
+            token.check()
+            found.append(self._matched(tr, paz, token))
         if self.detector in ("jerk", "both"):
-            found.append(self._jerk(tr, paz))
+            token.check()
+            found.append(self._jerk(tr, paz, token))
         onsets = np.sort(np.concatenate(found)) if found else np.zeros(0)
         merged: list[float] = []
         for o in onsets:
@@ -315,10 +339,10 @@ class TemplateDeglitcher(BaseSeparator):
         t.detrend("linear")
         lo, hi = self.detect_band
         hi = min(hi, 0.45 * fs)
-        t.filter("bandpass", freqmin=lo, freqmax=hi, corners=3, zerophase=True)
+        t.filter("bandpass", freqmin=lo, freqmax=hi, corners=DETECT_CORNERS, zerophase=True)
         return t.data
 
-    def _matched(self, tr: Trace, paz: Paz) -> np.ndarray:
+    def _matched(self, tr: Trace, paz: Paz, token: CancelToken = NO_CANCEL) -> np.ndarray:
         fs = float(tr.stats.sampling_rate)
         length = self.pre + self.fit_length
         raw = glitch_template(fs, length + 120.0, 0.0, paz, self.pre + 120.0)
@@ -327,25 +351,28 @@ class TemplateDeglitcher(BaseSeparator):
         data = self._filtered(tr.data, fs)
         if data.size <= tpl.size:
             return np.zeros(0)
+        token.check()
         cc = correlate_template(data, tpl, mode="valid", normalize="full", method="auto")
         peaks, _ = find_peaks(np.abs(cc), height=self.cc_threshold, distance=max(1, int(self.min_separation * fs)))
         return peaks + self.pre * fs
 
-    def _jerk(self, tr: Trace, paz: Paz) -> np.ndarray:
+    def _jerk(self, tr: Trace, paz: Paz, token: CancelToken = NO_CANCEL) -> np.ndarray:
         fs = float(tr.stats.sampling_rate)
         t = tr.copy()
         t.data = np.asarray(t.data, dtype=np.float64)
         t.detrend("linear")
-        t.taper(0.05)
+        t.taper(JERK_TAPER)
         inventory = self._response()
         if inventory is not None:
             t.remove_response(inventory=inventory, output="ACC", water_level=60)
         else:
             t.simulate(paz_remove=paz.as_obspy_dict(), water_level=60)
             t.differentiate()
-        t.filter("bandpass", freqmin=0.001, freqmax=min(0.1, 0.45 * fs), corners=3, zerophase=True)
+        token.check()
+        t.filter("bandpass", freqmin=JERK_BAND[0], freqmax=min(JERK_BAND[1], 0.45 * fs), corners=DETECT_CORNERS,
+                 zerophase=True)
         jerk = np.gradient(t.data) * fs
-        edge = int(0.05 * jerk.size)
+        edge = int(JERK_TAPER * jerk.size)
         core_part = jerk[edge:jerk.size - edge] if jerk.size > 2 * edge + 10 else jerk
         sigma = 1.4826 * np.median(np.abs(core_part - np.median(core_part)))
         if not np.isfinite(sigma) or sigma <= 0:

@@ -8,15 +8,40 @@ style, :class:`unmix.params.ParamsMixin`: no validation in ``__init__``) and imp
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from obspy import Stream
 
-from unmix.errors import DataError
+from unmix.errors import ConfigError, DataError
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.params import ParamsMixin
 from unmix.separation.result import SeparationResult
+
+
+@dataclass(frozen=True)
+class PieceExtent:
+    """How a method runs over a long record in pieces (:mod:`unmix.separation.pieces`): each piece gives ``kept``
+    samples of output and sees ``margin`` samples more on either side, enough for its kept part to come out as it
+    would from the whole record."""
+
+    kept: int
+    margin: int
+
+    @classmethod
+    def of(cls, kept_s: float, margin_s: float, sampling_rate: float) -> PieceExtent:
+        """From seconds (the kept part rounded, the margin rounded up) at ``sampling_rate``."""
+        return cls(max(1, round(kept_s * sampling_rate)), max(0, math.ceil(margin_s * sampling_rate)))
+
+
+def settle_seconds(corner: float, corners: int, decay: float = 1e-4) -> float:
+    """Seconds until the start-up transient of a Butterworth high-pass (``corner`` Hz, ``corners`` poles) has
+    decayed by ``decay``: its slowest pole pair decays as exp(-2π·corner·sin(π/(2·corners))·t)."""
+    if not (corner > 0 and corners >= 1 and 0 < decay < 1):
+        raise ConfigError(f"a high-pass needs a corner > 0 Hz and corners >= 1, got {corner} Hz, {corners}")
+    return math.log(1.0 / decay) / (2.0 * math.pi * corner * math.sin(math.pi / (2 * corners)))
 
 
 class BaseSeparator(ParamsMixin):
@@ -27,6 +52,11 @@ class BaseSeparator(ParamsMixin):
     """
 
     name: str
+
+    def piece_extent(self, sampling_rate: float) -> PieceExtent | None:
+        """Kept and margin samples of the pieces a long record may be separated in (:mod:`unmix.separation.pieces`);
+        None (the default): the method needs the whole record."""
+        return None
 
     def separate(self, stream: Stream, progress: Progress = no_progress,
                  token: CancelToken = NO_CANCEL) -> SeparationResult:
@@ -57,4 +87,4 @@ class BaseSeparator(ParamsMixin):
         return self.get_params()
 
 
-__all__ = ["BaseSeparator"]
+__all__ = ["BaseSeparator", "PieceExtent", "settle_seconds"]

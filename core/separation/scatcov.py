@@ -13,9 +13,9 @@ from obspy import Stream
 from unmix.errors import ConfigError, DataError
 from unmix.jobs import CancelToken, Progress, sub_progress
 from unmix.scattering import resolve_device
-from unmix.separation.base import BaseSeparator
+from unmix.separation.base import BaseSeparator, PieceExtent
 from unmix.separation.result import SeparationResult, checked_signals, component_letter
-from unmix.separation.solver import DETRENDS, OPTIMIZERS, STANDARDIZE, separate_signals
+from unmix.separation.solver import DETRENDS, OPTIMIZERS, SPLINE_SPACING, STANDARDIZE, separate_signals
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PROTOCOLS = ("fast", "paper")
@@ -60,6 +60,8 @@ class ScatCovSeparator(BaseSeparator):
     """
 
     name = "scatcov"
+    #: solver pieces (``piece`` samples each) per piece of a long record (:mod:`unmix.separation.pieces`)
+    piece_problems = 256
 
     def __init__(
         self,
@@ -160,6 +162,17 @@ class ScatCovSeparator(BaseSeparator):
             chunk_budget=None if self.chunk_budget is None else int(self.chunk_budget), optimizer=self.optimizer,
             feature_config=self.feature_config, protocol=self.protocol, detrend=detrend,
             hold_mean=bool(self.hold_mean), per_cluster=bool(proto["per_cluster"]))
+
+    def piece_extent(self, sampling_rate: float) -> PieceExtent:
+        """Pieces of :attr:`piece_problems` solver pieces. The statistics are those of one solver piece (each is its
+        own problem, with its own L-BFGS), so the number of them per piece changes no problem's quality; 256 keeps
+        the solver's state (L-BFGS history of 2 × 10 copies per problem) to a few hundred MB. Margin: two solver
+        pieces (the problems and the stitching overlap at a piece's edge lie in it), plus two knot spacings with the
+        spline detrend. A 'mean' or 'linear' detrend is then fitted piece by piece, and the prior is selected for
+        each piece as for a record of its span."""
+        c = self._checked()
+        margin = 2 * c.piece + (2 * SPLINE_SPACING if c.detrend == "spline" else 0)
+        return PieceExtent(self.piece_problems * c.piece, margin)
 
     def provenance_params(self) -> dict:
         """The checked configuration (without the prior array or table), for provenance; the protocol and the options

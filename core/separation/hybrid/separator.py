@@ -15,11 +15,12 @@ from unmix import __version__
 from unmix.errors import ConfigError, DataError
 from unmix.instrument import VBB_PAZ, Paz, paz_from_inventory
 from unmix.jobs import CancelToken, Progress, sub_progress
-from unmix.separation.base import BaseSeparator
+from unmix.separation.base import BaseSeparator, PieceExtent
 from unmix.separation.hybrid import residual as res
 from unmix.separation.hybrid.config import (
     CONFIGS,
     FLAT_KEYS,
+    PRE,
     DetectionConfig,
     OnsetConfig,
     ResidualConfig,
@@ -86,6 +87,8 @@ class HybridSeparator(BaseSeparator):
     """
 
     name = "hybrid"
+    #: seconds of output per piece of a long record (:mod:`unmix.separation.pieces`)
+    piece_seconds = 6 * 3600.0
 
     def __init__(self, prior: np.ndarray | None = None, table: Any = None, clusters: int | list[int] | None = None,
                  scale: int | None = None, glitch_clusters: int | list[int] | None = None, n_prior: int = 20,
@@ -124,6 +127,24 @@ class HybridSeparator(BaseSeparator):
     def provenance_params(self) -> dict[str, Any]:
         """``info['params']``: :meth:`flat_params`."""
         return self.flat_params()
+
+    def piece_extent(self, sampling_rate: float) -> PieceExtent:
+        """Pieces of :attr:`piece_seconds` (hours: the record's whitening spectrum is a median Welch spectrum, well
+        estimated from hours). Margin: a chain of ``max_group`` whitened template supports (padding included) and
+        one more, the local noise's sliding median (``noise_span`` blocks), and the residual's reach (outlier spans
+        widened by a solver piece either side, the fade ramps); with ``use_template_detector`` at least the
+        template deglitcher's detection margin. Per piece, as per record before: the scattering fallback (no
+        template accepted) and ``record_share``."""
+        run = self._resolve(read_inventory=False)
+        tc, dc, fs = run.fit.templates, run.fit.detection, float(sampling_rate)
+        support = PRE + tc.template_duration + 2 * tc.whiten_segment / fs
+        margin = (dc.max_group + 1) * (support + 2 * dc.search) + (dc.noise_span + 1) * dc.noise_block
+        margin += 3 * run.solver.piece / fs + run.residual.residual_margin
+        if dc.use_template_detector:
+            from unmix.baselines.template import TemplateDeglitcher
+
+            margin = max(margin, TemplateDeglitcher().piece_margin(self.piece_seconds))
+        return PieceExtent.of(self.piece_seconds, margin, fs)
 
     # ------------------------------------------------------------------ configuration
 
@@ -250,7 +271,8 @@ class HybridSeparator(BaseSeparator):
             raise DataError(f"no prior snippets for some component of {''.join(letters)} (prior has {comps})")
         return prior, comp_idx
 
-    def _candidate_windows(self, run: _Run, stream: Stream, members: list[int], fs: float) -> list[Window]:
+    def _candidate_windows(self, run: _Run, stream: Stream, members: list[int], fs: float, token: CancelToken
+                           ) -> list[Window]:
         """Extra candidates: the template detector's detections and the glitch-cluster windows."""
         extra: list[Window] = []
         det_cfg = run.fit.detection
@@ -260,7 +282,7 @@ class HybridSeparator(BaseSeparator):
             det = TemplateDeglitcher(inventory=run.inventory, paz=self.paz)
             half = det_cfg.search * fs
             for i in members:
-                extra += [(p - half, p + half, det_cfg.threshold) for p in det.detect(stream[i])]
+                extra += [(p - half, p + half, det_cfg.threshold) for p in det.detect(stream[i], token=token)]
         extra += [(lo, hi, det_cfg.cluster_threshold) for lo, hi in self._cluster_windows(stream[members[0]])]
         return extra
 
@@ -283,7 +305,7 @@ class HybridSeparator(BaseSeparator):
             fs = float(stream[members[0]].stats.sampling_rate)
             X = np.stack([data[i] for i in members])
             snippets = None if prior is None else np.stack([prior[:, comp_idx[i]] for i in members], 1)
-            extra = self._candidate_windows(run, stream, members, fs)
+            extra = self._candidate_windows(run, stream, members, fs, token)
             g, s, cat = fit_group(X, fs, [self._paz(run, stream[i]) for i in members], snippets, extra, run.fit,
                                   token)
             for j, i in enumerate(members):
