@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self._action(file, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+D")
         self._action(file, "&Fetch data (FDSN)…", self.open_fetch_dialog, "Ctrl+Shift+F")
         self._action(file, "Open &catalogues…", self.catalogs.open_dialog, "Ctrl+Shift+K")
+        self._action(file, "Open cluster &table…", self.open_table_dialog, "Ctrl+Shift+T")
         self._action(file, "Remove catalogues", self.catalogs.clear)
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
@@ -206,6 +207,14 @@ class MainWindow(QMainWindow):
 
     def open_folder_dialog(self) -> None:
         self.open_paths(self.ask_folder())
+
+    def open_table_dialog(self) -> None:
+        """Open a cluster table written by ``unmix cluster`` (read in a job; its views fill as they are ready)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a cluster table", self.preferences.last_dir,
+                                              "Cluster tables (*.h5 *.hdf5);;All files (*)")
+        if path:
+            self.preferences.last_dir = str(Path(path).resolve().parent)
+            self.results.open_table(path)
 
     def open_fetch_dialog(self) -> QWidget:
         """The "Fetch data" dialog (FDSN download run as a job; the fetched files open in the browser)."""

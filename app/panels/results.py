@@ -11,14 +11,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from obspy import UTCDateTime
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout, QWidget
 
 from unmix.clusters import ClusterTable
 from unmix.gui.registry import JobRequest
 from unmix.gui.tasks import ClusterProducts, Separated, cluster_products
-from unmix.gui.views.occupancy import OccupancyBar, OccupancyOverlay, window_keys
+from unmix.gui.views.occupancy import OccupancyBar, OccupancyOverlay, window_key
 from unmix.gui.views.results import ResultsPanel
+from unmix.gui.views.timeline import TimelineData, timeline_data
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 RESULT_KEYS = ("store", "model", "table", "export")
@@ -71,6 +73,7 @@ class ResultsController(QObject):
     """Owns the pipeline's results for the main window and keeps the views and the project in step with them."""
 
     table_shown = Signal()
+    timeline_shown = Signal()
     products_shown = Signal(int)
     separation_shown = Signal()
     window_jumped = Signal(int)
@@ -98,6 +101,9 @@ class ResultsController(QObject):
         window.display_shown.connect(lambda _key: self.overlay.redraw())
         window.filtered_shown.connect(lambda _band: self.overlay.redraw())
         window.waveform.axis_mode_changed.connect(self.panel.separation.set_axis_mode)
+        window.waveform.axis_mode_changed.connect(self.panel.timeline.set_axis_mode)
+        self.panel.timeline.set_axis_mode(window.waveform.axis_mode)
+        self.panel.timeline.time_clicked.connect(self.jump_to_time)
         self._linking = False  # the browser and the separation view follow each other's x range
         window.waveform.range_changed.connect(self._browser_range_changed)
         self.panel.separation.range_changed.connect(self._separation_range_changed)
@@ -174,21 +180,36 @@ class ResultsController(QObject):
         self.table = table
         self.products = {}
         self.overlay.set_table(table)
+        self.panel.timeline.set_data(None)
         if table is None:
             self.panel.set_scales((), None)
             self.panel.set_products(None)
             return
+        self._overview(table)
         rate = table.meta.get("sampling_rate")
         self.panel.set_scales(table.scales, float(rate) if rate else None, self.overlay.scale)
         self._refresh_forms()
         self.table_shown.emit()
         self.show_scale(self.panel.scale())
 
+    def _overview(self, table: ClusterTable) -> None:
+        """The occupancy-over-time view of ``table``: its index is built in a worker (O(windows))."""
+        def apply(data: TimelineData) -> None:
+            if self.table is table:
+                scale = self.panel.scale() or table.scales[0]
+                self.panel.timeline.set_data(data, self._label_of(scale), table.occupancy(scale),
+                                             f" at scale {scale}", scale)
+                self.timeline_shown.emit()
+
+        self.window._run_background("occupancy overview", timeline_data, apply, table=table)
+
     def show_scale(self, scale: int | None) -> None:
         """Show the products of ``scale`` (computed in a job the first time) and the spans at that scale."""
         if self.table is None or scale is None:
             return
         self.bar.set_scale(scale)
+        self.panel.timeline.set_counts(self.table.occupancy(scale), self._label_of(scale), f" at scale {scale}",
+                                           scale)
         if scale in self.products:
             self._show_products(self.products[scale])
             return
@@ -272,8 +293,7 @@ class ResultsController(QObject):
             return
         s = table.scale_index(self.panel.scale() or table.scales[0])
         a, b = (float(v) for v in table.intervals[index, s])
-        keys = window_keys(table)
-        key = self._display_for(keys[index] if keys is not None else None, (a + b) / 2)
+        key = self._display_for(window_key(table, index), (a + b) / 2)
         if key is None:
             win.statusBar().showMessage(f"window {index} is in a record that is not open", 5000)
             return
@@ -284,6 +304,24 @@ class ResultsController(QObject):
         win.statusBar().showMessage(f"window {index}: cluster {int(table.cluster[index, s])} "
                                     f"(confidence {float(table.confidence[index, s]):.2f})", 8000)
         self.window_jumped.emit(index)
+
+    def jump_to_time(self, t: float) -> None:
+        """Show POSIX time ``t`` (10 minutes either side) in the browser, in the record shown when it covers ``t``,
+        else in another open record that does."""
+        win = self.window
+        current = win.current_key
+        key = current if current and self._covers(current, t) else self._display_for(None, t)
+        if key is None or not self._covers(key, t):
+            win.statusBar().showMessage(f"{UTCDateTime(t).strftime('%Y-%m-%d %H:%M:%S')} UTC is in no open record "
+                                        "(open its waveforms to see it)", 5000)
+            return
+        t_ref = win.displays[key].t_ref
+        win.show_key(key, span=(t - t_ref - 600.0, t - t_ref + 600.0))
+
+    def _covers(self, key: str, t: float) -> bool:
+        display = self.window.displays[key]
+        lo, hi = display.span
+        return lo - 1.0 <= t - display.t_ref <= hi + 1.0
 
     def _display_for(self, key: str | None, t: float) -> str | None:
         displays = self.window.displays
@@ -344,6 +382,9 @@ class ResultsController(QObject):
         scale = self.panel.scale()
         if scale in self.products:
             self.panel.set_products(self.products[scale], self._label_of(scale))
+        if self.table is not None and scale is not None:
+            self.panel.timeline.set_counts(self.table.occupancy(scale), self._label_of(scale), f" at scale {scale}",
+                                           scale)
         self._refresh_forms()
         named = sum(len(per) for per in self.table.names.values()) if self.table is not None else 0
         where = f"saved in {path}" if path else "not saved: the table has no file"
@@ -366,8 +407,20 @@ class ResultsController(QObject):
         self._refresh_forms()
         table = project.results.get("table")
         if table and Path(table).is_file():
-            self.window.jobs.start(JobRequest("Open cluster table", load_table, {"path": table},
-                                              lambda _w, t: self.set_table(t)))
+            self.open_table(table, show=False)
+
+    def open_table(self, path: str | os.PathLike, show: bool = True) -> None:
+        """Read a cluster table in a job (a mission's takes seconds) and show it; it becomes the project's table.
+        ``show`` raises the results dock once it is there."""
+        path = str(Path(path).resolve())
+
+        def apply(_window: Any, table: ClusterTable) -> None:
+            self.set_path("table", path)
+            self.set_table(table)
+            if show:
+                self.show_dock()
+
+        self.window.jobs.start(JobRequest("Open cluster table", load_table, {"path": path}, apply))
 
     def clear(self) -> None:
         self.separated = None

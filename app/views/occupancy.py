@@ -72,17 +72,15 @@ class SpanItem(FullHeightSpans):
     def paint(self, painter: QPainter, *_args) -> None:
         vb = self.getViewBox()
         (x0, x1), _ = vb.viewRange() if vb is not None else ((-np.inf, np.inf), None)
+        width = max(int(vb.width()), 1) if vb is not None else 0
         y = self._view_y()
-        key = (y, x0, x1)
+        key = (y, x0, x1, width)
         if self._picture is None or key != self._y:
             self._y = key
             self._picture = QPicture()
             p = QPainter(self._picture)
             p.setPen(Qt.PenStyle.NoPen)
-            # only the runs in view: long records have tens of thousands of them
-            i0 = int(np.searchsorted(self.ends, x0, side="left"))
-            i1 = int(np.searchsorted(self.starts, x1, side="right"))
-            starts, ends, clusters = self.starts[i0:i1], self.ends[i0:i1], self.clusters[i0:i1]
+            starts, ends, clusters = self.visible_runs(x0, x1, width)
             for k in np.unique(clusters):
                 p.setBrush(cluster_colour(int(k), self.alpha))
                 sel = clusters == k
@@ -90,6 +88,36 @@ class SpanItem(FullHeightSpans):
                     p.drawRect(QRectF(float(a), y[0], float(b - a), y[1] - y[0]))
             p.end()
         self._picture.play(painter)
+
+    def visible_runs(self, x0: float, x1: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runs drawn for the view ``[x0, x1]`` of ``width`` pixels: those in view (long records have tens of
+        thousands), one per pixel column at most (:func:`pixel_runs`) when there are more than pixels."""
+        i0 = int(np.searchsorted(self.ends, x0, side="left"))
+        i1 = int(np.searchsorted(self.starts, x1, side="right"))
+        starts, ends, clusters = self.starts[i0:i1], self.ends[i0:i1], self.clusters[i0:i1]
+        if width and starts.size > width:
+            return pixel_runs(starts, ends, clusters, x0, x1, width)
+        return starts, ends, clusters
+
+
+def pixel_runs(starts: np.ndarray, ends: np.ndarray, clusters: np.ndarray, x0: float, x1: float, width: int,
+               samples: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs (sorted, disjoint) decimated to ``width`` pixel columns of ``[x0, x1]``: each column takes the cluster
+    found most often at ``samples`` points across it (none where no run covers any), and neighbouring columns of one
+    cluster merge. What the runs look like at that width, in at most ``width`` runs."""
+    step = (x1 - x0) / width
+    at = x0 + (np.arange(width * samples) + 0.5) * (step / samples)
+    j = np.searchsorted(starts, at, side="right") - 1
+    covered = (j >= 0) & (at < ends[np.maximum(j, 0)])
+    column = np.arange(at.size) // samples
+    K = int(clusters.max()) + 1 if clusters.size else 1
+    votes = np.bincount(column[covered] * K + clusters[j[covered]].astype(np.int64),
+                        minlength=width * K).reshape(width, K)
+    best = np.where(votes.max(axis=1) > 0, votes.argmax(axis=1), -1)
+    edge = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    last = np.r_[edge[1:], width]
+    keep = best[edge] >= 0
+    return x0 + edge[keep] * step, x0 + last[keep] * step, best[edge][keep]
 
 
 class Legend(QWidget):
@@ -203,11 +231,13 @@ class OccupancyOverlay:
         self.items: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self.marked: tuple[float, float] | None = None
         self.gaps: list[tuple[float, float, str]] = []  # spans without windows (relative s) and why
+        self._wanted: tuple[tuple, np.ndarray] | None = None  # (table, record, span) → its windows' mask
         bar.changed.connect(self._changed)
 
     def set_table(self, table) -> None:
         """Show ``table`` (None: remove the overlay); keeps the chosen scale when the new table has it."""
         self.table = table
+        self._wanted = None
         if table is None:
             self.bar.hide()
             self.clear()
@@ -230,8 +260,13 @@ class OccupancyOverlay:
         self.items = []
 
     def wanted(self) -> np.ndarray:
-        """Mask of the table's windows that belong to the record shown (never the other records' windows)."""
-        return record_windows(self.table, self.waveform.display)
+        """Mask of the table's windows that belong to the record shown (never the other records' windows); kept
+        while the table and the record stay (a mission table has millions of windows)."""
+        display = self.waveform.display
+        key = (id(self.table), None if display is None else (display.key, display.span, display.t_ref))
+        if self._wanted is None or self._wanted[0] != key:
+            self._wanted = (key, record_windows(self.table, display))
+        return self._wanted[1]
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Runs of the current scale in the browser's relative seconds (only windows of the shown record)."""
@@ -289,14 +324,35 @@ class OccupancyOverlay:
                 self.items.append((plot, hatch))
 
 
-def window_keys(table) -> np.ndarray | None:
-    """Record key of every window, from the table's inputs (None when the table does not say)."""
+def _record_slots(table) -> tuple[np.ndarray, np.ndarray] | None:
+    """The record keys of the table's inputs in one array, and each window's index into it (None when the table
+    does not say which record a window is from)."""
     if table.input_index is None or table.record_index is None or not table.inputs:
         return None
     try:
-        names = [[r.get("key", "") for r in inp.get("records", [])] for inp in table.inputs]
-        return np.array([names[i][j] for i, j in zip(table.input_index, table.record_index, strict=True)])
-    except (IndexError, KeyError, TypeError):
+        names = [[str(r.get("key", "")) for r in inp.get("records", [])] for inp in table.inputs]
+    except (AttributeError, TypeError):
+        return None
+    sizes = np.array([len(n) for n in names], dtype=np.int64)
+    ii, rr = np.asarray(table.input_index, np.int64), np.asarray(table.record_index, np.int64)
+    if ii.size and (ii.min() < 0 or ii.max() >= len(names) or rr.min() < 0 or (rr >= sizes[ii]).any()):
+        return None
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return np.array([k for n in names for k in n] or [""]), offsets[ii] + rr
+
+
+def window_keys(table) -> np.ndarray | None:
+    """Record key of every window, from the table's inputs (None when the table does not say)."""
+    slots = _record_slots(table)
+    return None if slots is None else slots[0][slots[1]]
+
+
+def window_key(table, index: int) -> str | None:
+    """Record key of window ``index`` (None when the table does not say)."""
+    try:
+        i, j = int(table.input_index[index]), int(table.record_index[index])
+        return str(table.inputs[i]["records"][j].get("key", "")) if i >= 0 and j >= 0 else None
+    except (IndexError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -310,9 +366,10 @@ def record_windows(table, display) -> np.ndarray:
     lo, hi = lo + display.t_ref, hi + display.t_ref
     iv = np.asarray(table.intervals, dtype=np.float64)
     wanted = (iv[:, :, 1].max(axis=1) > lo) & (iv[:, :, 0].min(axis=1) <= hi)
-    keys = window_keys(table)
-    if keys is not None:
-        wanted &= keys == display.key.split("#")[0]
+    slots = _record_slots(table)
+    if slots is not None:
+        names, slot = slots
+        wanted &= (names == display.key.split("#")[0])[slot]
     return wanted
 
 
@@ -327,7 +384,7 @@ def no_window_spans(display, intervals: np.ndarray, scale: int, window: int,
     data = merge_intervals([(seg.t0, seg.t1 + seg.dt) for tr in display.traces.values() for seg in tr.segments])
     if not data:
         return []
-    covered = merge_intervals([(float(a) - display.t_ref, float(b) - display.t_ref) for a, b in intervals])
+    covered = _union(np.asarray(intervals, dtype=np.float64).reshape(-1, 2) - display.t_ref)
     dt = min(seg.dt for tr in display.traces.values() for seg in tr.segments)
     tol = 1.5 * dt
     if not covered:
@@ -375,6 +432,18 @@ def no_window_spans(display, intervals: np.ndarray, scale: int, window: int,
                 why = "no windows in the cluster table here (not computed or dropped)"
             out.append((p0, p1, why))
     return out
+
+
+def _union(intervals: np.ndarray) -> list[tuple[float, float]]:
+    """``merge_intervals`` of an (n, 2) array, without a Python loop over the intervals (a record may have tens of
+    thousands of windows)."""
+    if not len(intervals):
+        return []
+    order = np.argsort(intervals[:, 0], kind="stable")
+    a, reach = intervals[order, 0], np.maximum.accumulate(intervals[order, 1])
+    first = np.flatnonzero(np.r_[True, a[1:] > reach[:-1]])
+    last = np.r_[first[1:] - 1, a.size - 1]
+    return list(zip(a[first].tolist(), reach[last].tolist(), strict=True))
 
 
 def _samples_text(n: int, rate: float | None) -> str:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from unmix.analysis.occupancy import CLUSTER_COLOURS
 from unmix.gui.views.occupancy import cluster_colour
 from unmix.gui.views.time_axis import TimeAxis
+from unmix.gui.views.timeline import OccupancyTimeline
 
 MAX_DRAWN_MEMBERS = 40
 ROW_HEIGHT = 170
@@ -574,10 +575,12 @@ class ResultsPanel(QWidget):
             button.setEnabled(False)
         self.tabs = QTabWidget()
         self.histograms = HistogramView()
+        self.timeline = OccupancyTimeline()
         self.latent = LatentView()
         self.aligned = AlignedView()
         self.separation = SeparationView()
         self.tabs.addTab(self.histograms, "Time of day")
+        self.tabs.addTab(self.timeline, "Over time")
         self.tabs.addTab(self.latent, "Latent space")
         self.tabs.addTab(self.aligned, "Aligned waveforms")
         self.tabs.addTab(self.separation, "Separation")
