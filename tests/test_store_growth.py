@@ -18,11 +18,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from store_layouts import copy_store, write_v1
 
 import unmix.features.store as store_mod
 from unmix.errors import InputFileError
 from unmix.features import FeatureConfig, FeatureStore, build_store, compact_store
-from unmix.features.config import FEATURE_FORMAT, FEATURE_FORMAT_V1
+from unmix.features.config import FEATURE_FORMAT
 from unmix.features.segments import segments_dir
 from unmix.jobs import Cancelled
 from unmix.lock import StoreBusyError, store_lock
@@ -76,33 +77,6 @@ def _assert_same(a: FeatureStore, b: FeatureStore) -> None:
         assert np.array_equal(a.lmst(s), b.lmst(s))
     wa, wb = a.windows(), b.windows()
     assert all(np.array_equal(wa[k], wb[k]) for k in ("input", "record"))
-
-
-def _copy_store(src: Path, dst: Path) -> Path:
-    shutil.copy(src, dst)
-    if segments_dir(src).is_dir():
-        shutil.copytree(segments_dir(src), segments_dir(dst))
-    return dst
-
-
-def write_v1(store: FeatureStore, path: Path) -> Path:
-    """The single file earlier versions wrote (format 1) holding what ``store`` holds."""
-    with h5py.File(path, "w") as g:
-        g.attrs["format"] = FEATURE_FORMAT_V1
-        g.attrs["config"] = json.dumps(store.config.to_dict())
-        g.attrs["config_hash"] = store.config.digest()
-        g.attrs["unmix_version"] = "0.9"
-        g.attrs["inputs"] = json.dumps(store.inputs)
-        d = store.description
-        g["description"] = np.array(d.tolist(), dtype=[(n, "S8" if d.dtype[n].kind == "U" else d.dtype[n])
-                                                        for n in d.dtype.names])
-        for s in store.scales:
-            g.create_dataset(f"features/{s}", data=store.features(s), chunks=True, compression="lzf")
-            g[f"intervals/{s}"] = store.intervals(s)
-            g[f"lmst/{s}"] = store.lmst(s)
-        for k, v in store.windows().items():
-            g[f"windows/{k}"] = v.astype(np.int32)
-    return path
 
 
 # -- appending ---------------------------------------------------------------------------------------------------------
@@ -229,11 +203,19 @@ def _foreign(path: Path, other: Path) -> None:
     shutil.copy(FeatureStore(other).files()[1], _second(path))
 
 
+def _set_attr(path: Path, name: str, value: str) -> None:
+    with h5py.File(path, "r+") as f:
+        f.attrs[name] = value
+
+
 DAMAGE = {
     "missing": (lambda p, o: _second(p).unlink(), "is missing"),
     "truncated": (lambda p, o: _second(p).write_bytes(_second(p).read_bytes()[:5000]), "damaged"),
     "not HDF5": (lambda p, o: _second(p).write_bytes(b"no HDF5 here\n" * 500), "damaged"),
     "from another store": (_foreign, "not the one this store wrote"),
+    "other settings": (lambda p, o: _set_attr(_second(p), "config_hash", "0" * 16), "other feature settings"),
+    "other input": (lambda p, o: _set_attr(_second(p), "inputs", json.dumps([{"sha256": "0" * 64}])),
+                    "not those the index lists"),
     "one window more": (lambda p, o: _edit_table(p, lambda t: t[1].update(n_windows=t[1]["n_windows"] + 1)),
                         "shape"),
     "path traversal": (lambda p, o: _edit_table(p, lambda t: t[1].update(name="../x.h5")), "not a plain file name"),
@@ -249,7 +231,7 @@ DAMAGE = {
 def test_a_bad_segment_is_one_line_naming_store_and_segment(grown, data, tmp_path, how):
     other = tmp_path / "other.h5"
     build_store([data["c"]], other, CONFIG, device="cpu")
-    bad = _copy_store(grown, tmp_path / "bad.h5")
+    bad = copy_store(grown, tmp_path / "bad.h5")
     name = _second(bad).name
     shutil.copy(_second(bad), tmp_path / "x.h5")  # what "../x.h5" would reach: a real segment, still refused
     damage, words = DAMAGE[how]
@@ -261,7 +243,8 @@ def test_a_bad_segment_is_one_line_naming_store_and_segment(grown, data, tmp_pat
         store.windows()
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{bad}: ") and words in message, message
-    if how in ("missing", "truncated", "not HDF5", "from another store", "one window more"):
+    if how in ("missing", "truncated", "not HDF5", "from another store", "other settings", "other input",
+               "one window more"):
         assert f"bad.h5.segments/{name}" in message, message
 
 
@@ -275,7 +258,7 @@ def test_an_index_moved_without_its_folder_says_so(grown, tmp_path):
 # -- one writer, compaction --------------------------------------------------------------------------------------------
 
 def test_a_held_store_is_refused_to_other_writers(data, grown, tmp_path):
-    out = _copy_store(grown, tmp_path / "f.h5")
+    out = copy_store(grown, tmp_path / "f.h5")
     before = {p: _identity(p) for p in FeatureStore(out).files()}
     with store_lock(out):
         with pytest.raises(StoreBusyError):
@@ -287,7 +270,7 @@ def test_a_held_store_is_refused_to_other_writers(data, grown, tmp_path):
 
 def test_compacting_merges_segments_into_one(grown, together, tmp_path, monkeypatch):
     monkeypatch.setattr(FeatureStore, "chunk_windows", 64)  # several pieces, crossing the segment boundary
-    out = _copy_store(grown, tmp_path / "f.h5")
+    out = copy_store(grown, tmp_path / "f.h5")
     report = compact_store(out)
     assert report["segments_before"] == 2 and report["segments_after"] == 1
     store = FeatureStore(out)

@@ -20,13 +20,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from store_layouts import copy_store, snapshot, write_v1
 
 from unmix.cli import main
 from unmix.clusters import ClusterTable
 from unmix.errors import InputFileError
 from unmix.features import FeatureConfig, FeatureStore, build_store
-from unmix.lock import StoreBusyError, lock_path, store_lock
+from unmix.features.segments import segments_dir
 from unmix.jobs import Cancelled, CancelToken
+from unmix.lock import StoreBusyError, lock_path, store_lock
 from unmix.synthetic import SyntheticConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +94,16 @@ def _one_error_line(result, path: Path, *words: str) -> str:
 
 
 def _leftovers(store: Path) -> list[Path]:
-    return [p for p in store.parent.iterdir() if p.name.startswith((store.name, "." + store.name))]
+    """What is named after ``store`` beside it, then what its segments folder holds that its index does not name."""
+    beside = sorted(p for p in store.parent.iterdir() if p.name.startswith((store.name, "." + store.name)))
+    named = set(FeatureStore(store).files()) if store.exists() else set()
+    folder = segments_dir(store)
+    return beside + sorted(p for p in folder.iterdir() if p not in named) if folder.is_dir() else beside
+
+
+def _store_files(store: Path) -> list[Path]:
+    """What a finished store leaves: its index and its segments folder."""
+    return [store, segments_dir(store)]
 
 
 def _python(code: str, **kw) -> subprocess.Popen:
@@ -132,7 +143,7 @@ def test_a_held_store_is_refused_and_a_dead_holders_lock_is_taken_over(data, tmp
     assert lock_path(out).exists()  # the killed holder could not clean up: its lock is stale
     rep = build_store([data["s1"]], out, FeatureConfig(**SMALL), device="cpu")
     assert rep["inputs"] == 1 and not lock_path(out).exists()
-    assert _leftovers(out) == [out]
+    assert _leftovers(out) == _store_files(out)
 
 
 def test_two_features_runs_at_once_lose_nothing(data, tmp_path):
@@ -150,29 +161,31 @@ def test_two_features_runs_at_once_lose_nothing(data, tmp_path):
             assert proc.returncode == 2 and "in use by another 'unmix features' run" in err, err
     assert finished
     assert sorted(i["path"] for i in FeatureStore(out).inputs) == sorted(finished)  # the last writer kept all
-    assert _leftovers(out) == [out]
+    assert _leftovers(out) == _store_files(out)
 
 
 def test_parts_are_keyed_by_input_and_settings(data, tmp_path):
     out = tmp_path / "f.h5"
     token = CancelToken()
-    with pytest.raises(Cancelled):  # an interrupted UVW run leaves its finished part
+    with pytest.raises(Cancelled):  # an interrupted UVW run leaves its finished segment
         build_store([data["s1"]], out, FeatureConfig(**SMALL), device="cpu", token=token,
                     progress=lambda f, m="": token.cancel() if f >= 0.9 else None)
-    assert list(out.with_name(out.name + ".parts").glob("*.h5"))
+    assert not out.exists() and list(segments_dir(out).glob("*.h5"))
     rep = build_store([data["s1"]], out, FeatureConfig(components="V", **SMALL), device="cpu")
     assert rep["computed"] == 1 and FeatureStore(out).features(1024).shape[1] == 1
+    assert _leftovers(out) == _store_files(out)  # the UVW segment is gone
 
 
 def test_store_is_reread_before_consolidating(data, tmp_path):
-    """A store changed between the start of a run and its consolidation is re-read, not overwritten."""
+    """A store changed between the start of a run and the writing of its index is re-read, not overwritten."""
     out = tmp_path / "f.h5"
     cfg = FeatureConfig(**SMALL)
     other = tmp_path / "other.h5"
     build_store([data["s2"]], other, cfg, device="cpu")
 
     def progress(fraction, message=""):
-        if message == data["s1"].name and not out.exists():  # s1 computed, not yet consolidated
+        if message == data["s1"].name and not out.exists():  # s1 computed, not yet in the index
+            shutil.copytree(segments_dir(other), segments_dir(out), dirs_exist_ok=True)
             shutil.copy(other, out)  # what another writer (without the lock) made meanwhile
 
     build_store([data["s1"]], out, cfg, device="cpu", progress=progress)
@@ -182,10 +195,11 @@ def test_store_is_reread_before_consolidating(data, tmp_path):
 # -- disk full ---------------------------------------------------------------------------------------------------------
 
 def test_disk_full_during_consolidation_keeps_the_old_store(data, store, tmp_path):
+    """The file-size limit hits s2's segment; the store (index and s1's segment) stays byte-identical."""
     out = tmp_path / "f.h5"
     build_store([data["s1"]], out, FeatureConfig(**SMALL), device="cpu")
-    before = out.read_bytes()
-    limit = int(1.4 * len(before))  # room for a part (≈ one input), not for a store of two inputs
+    before = snapshot(out)
+    limit = FeatureStore(out).files()[1].stat().st_size // 2  # room for the index, not for a segment
     code = f"""
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -198,9 +212,9 @@ def test_disk_full_during_consolidation_keeps_the_old_store(data, store, tmp_pat
     assert proc.returncode == 2, err  # was a segmentation fault (139)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "disk full" in lines[0] and str(out) in lines[0], err
-    assert out.read_bytes() == before
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # no hidden temporary file
-    assert not lock_path(out).exists()
+    assert snapshot(out) == before  # no hidden temporary file either
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert not lock_path(out).exists() and _leftovers(out) == _store_files(out)
 
 
 # -- inputs without windows, mixed rates -------------------------------------------------------------------------------
@@ -218,12 +232,12 @@ def test_input_without_windows_says_why_and_leaves_nothing(data, tmp_path, name,
 def test_a_store_has_one_sampling_rate(data, tmp_path):
     out = tmp_path / "f.h5"
     build_store([data["s1"]], out, FeatureConfig(**SMALL), device="cpu")
-    before = out.read_bytes()
+    before = snapshot(out)
     result = _cli(["features", data["s2_10sps"], "--out", out, *CLI_SMALL])
     assert result.exit_code == 1
     first = result.stderr.splitlines()[0]
     assert str(data["s2_10sps"]) in first and "10 Hz" in first and "one rate" in first
-    assert out.read_bytes() == before and _leftovers(out) == [out]
+    assert snapshot(out) == before and _leftovers(out) == _store_files(out)
 
 
 # -- damaged feature stores --------------------------------------------------------------------------------------------
@@ -273,37 +287,46 @@ STORE_DAMAGE = {"wrong shape": _wrong_shape, "wrong dtype": _wrong_dtype, "missi
                 "window index out of range": _bad_index}
 
 
-def _damaged_store(store: Path, tmp_path: Path, how: str) -> Path:
+INDEX_DAMAGE = ("bad JSON attribute", "bad configuration", "description of another length")
+
+
+def _damaged_store(store: Path, tmp_path: Path, how: str, layout: str) -> Path:
+    """A damaged copy of ``store``: a single file (format 1), or an index and segments where the index (its
+    attributes, or the whole file) or the first segment (its windows) is damaged."""
     bad = tmp_path / "bad.h5"
+    if layout == "single file":
+        write_v1(FeatureStore(store), bad)
+    else:
+        copy_store(store, bad)
+    target = bad if layout == "single file" or how in INDEX_DAMAGE else FeatureStore(bad).files()[1]
     if how == "not HDF5":
         bad.write_bytes(b"this is not an HDF5 file\n" * 100)
     elif how == "truncated HDF5":
-        bad.write_bytes(store.read_bytes()[: store.stat().st_size // 2])
+        bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     else:
-        shutil.copy(store, bad)
-        with h5py.File(bad, "r+") as f:
+        with h5py.File(target, "r+") as f:
             STORE_DAMAGE[how](f)
     return bad
 
 
+@pytest.mark.parametrize("layout", ["single file", "segments"])
 @pytest.mark.parametrize("how", [*STORE_DAMAGE, "not HDF5", "truncated HDF5"])
-def test_damaged_store_is_one_line(store, model, tmp_path, how):
-    bad = _damaged_store(store, tmp_path, how)
-    before = bad.read_bytes()
+def test_damaged_store_is_one_line(store, model, tmp_path, how, layout):
+    bad = _damaged_store(store, tmp_path, how, layout)
+    before = snapshot(bad)
     with pytest.raises(InputFileError, match="feature store"):
         FeatureStore(bad).features(1024)
     for args in (["train", bad, "--out", tmp_path / "m.pt", "--epochs", "1", "--device", "cpu"],
                  ["cluster", bad, model, "--out", tmp_path / "t.h5", "--device", "cpu"],
                  ["report", bad, model, "--out", tmp_path / "rep", "--device", "cpu"]):
         _one_error_line(_cli(args), bad)
-    assert bad.read_bytes() == before
+    assert snapshot(bad) == before
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "t.h5").exists()
 
 
 def test_nan_features_are_refused_not_clustered(store, model, tmp_path):
-    bad = tmp_path / "nan.h5"
-    shutil.copy(store, bad)
-    with h5py.File(bad, "r+") as f:
+    bad = copy_store(store, tmp_path / "nan.h5")
+    with h5py.File(FeatureStore(bad).files()[1], "r+") as f:
         a = f["features/4096"][()]
         a[3, 0, 5, 0] = np.nan
         a[7, 0, 9, 1] = np.inf

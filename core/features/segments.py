@@ -143,8 +143,12 @@ def check_body(f: h5py.File, n: int | None, n_inputs: int, config: FeatureConfig
     return int(n)
 
 
-def check_segment(file: Path, seg: Segment, store: Path, config: FeatureConfig, inputs: list[dict]) -> None:
-    """Refuse a segment file that is missing, damaged or not the one the index names; one line naming both."""
+def check_segment(file: Path, seg: Segment, store: Path, config: FeatureConfig, config_hash: str,
+                  inputs: list[dict]) -> None:
+    """Refuse a segment file that is missing, damaged or not the one the index names; one line naming both.
+
+    ``config_hash`` is the index's: a segment must have been made with the same settings.
+    """
     label = f"{segments_dir(store).name}/{seg.name}"
     what = f"feature store segment {label}"
     if not file.is_file():
@@ -156,7 +160,7 @@ def check_segment(file: Path, seg: Segment, store: Path, config: FeatureConfig, 
             if fmt not in (SEGMENT_FORMAT, FEATURE_FORMAT_V1) or ident != seg.id:
                 raise InputFileError(f"segment {label} is not the one this store wrote there (id {ident[:40]!r}, "
                                      f"expected {seg.id[:40]!r}); {MOVE_TOGETHER}", store)
-            if f.attrs.get("config_hash") != config.digest():
+            if f.attrs.get("config_hash") != config_hash:
                 raise InputFileError(f"segment {label} was made with other feature settings; {MOVE_TOGETHER}", store)
             _check_inputs(f, seg, inputs[seg.first_input:seg.first_input + seg.n_inputs], store, what)
             K = len(build_description(config.J, config.Q, config.model))

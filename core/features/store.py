@@ -261,7 +261,7 @@ class FeatureStore:
     def _read_segment(self, seg: Segment, name: str, lo: int, hi: int) -> np.ndarray:
         file = self._segment_file(seg)
         if seg.name not in self._checked:
-            check_segment(file, seg, self.path, self.config, self.inputs)
+            check_segment(file, seg, self.path, self.config, self.config_hash, self.inputs)
             self._checked.add(seg.name)
         try:
             with h5py.File(file, "r") as f:
