@@ -80,5 +80,51 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(results, indent=1, default=str))
 
+@bench.command("scale")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder for the synthetic sols, stores and checkpoints (several GB at 128 sols)")
+@click.option("--sols", default="2,8,32,128", show_default=True, help="comma-separated store sizes in sols")
+@click.option("--steps", default="append,train,predict", show_default=True,
+              help="comma-separated steps to measure at each size")
+@click.option("--memory-budget", default=None, metavar="SIZE",
+              help="model inputs held in memory before streaming (e.g. 2GB; default: the model's default)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the results as JSON")
+def bench_scale(work, sols, steps, memory_budget, json_out):
+    """Wall time, windows/s and peak RSS of feature appending, one training epoch and clustering on stores of
+    growing size (tiled from one synthetic sol), each step in a fresh process, with the extrapolation to the
+    mission."""
+    import os
+    import platform
+
+    from unmix.atomic import atomic_path
+    from unmix.cli.common import job
+    from unmix.errors import ConfigError
+    from unmix.scaling import STEPS, format_table, run_scale_benchmark
+
+    chosen = [s.strip() for s in steps.split(",") if s.strip()]
+    if not chosen or set(chosen) - set(STEPS):
+        raise ConfigError(f"--steps: choose from {', '.join(STEPS)}")
+    try:
+        sizes = [int(v) for v in sols.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--sols: {sols!r} is not a comma-separated list of whole numbers") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError("--sols: give at least one size of 1 sol or more")
+    click.echo(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average "
+               f"{os.getloadavg()[0]:.1f}")
+    budget = None
+    if memory_budget is not None:
+        from unmix.cli.model import ByteSize
+
+        budget = ByteSize().convert(memory_budget, None, None)
+    with job("bench scale") as (progress, token):
+        results = run_scale_benchmark(work, sizes, chosen, budget, progress, token)
+    click.echo(format_table(results))
+    if json_out:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(results, indent=1, default=str))
+
+
 #: The commands this module adds to ``unmix``.
 COMMANDS = [bench]
