@@ -153,12 +153,13 @@ def _checkpoint_policy(path: Path, config, store, overwrite: bool, own_settings:
 def train(store: str | Path, out: str | Path, config=None, *, own_settings: bool = False, overwrite: bool = False,
           device: str = "auto", on_epoch: Callable[[dict, object], None] | None = None,
           progress: Progress = no_progress,
-          token: CancelToken = NO_CANCEL) -> Trained:
+          token: CancelToken = NO_CANCEL, memory_budget: int | None = None) -> Trained:
     """Train the factorial GMVAE on ``store`` into the checkpoint ``out`` (policy: module docstring).
 
     ``config``: a :class:`unmix.model.ModelConfig` (default: the :data:`DEFAULT_PRESET`). ``own_settings``: continue
     the checkpoint at ``out`` with the settings it was trained with (only ``config.epochs`` is taken, if given).
-    ``on_epoch`` is called with each epoch's log and the configuration trained with."""
+    ``on_epoch`` is called with each epoch's log and the configuration trained with. ``memory_budget`` (bytes; None:
+    the model's default): a store needing more is streamed from disk (:mod:`unmix.model.stream`)."""
     from unmix.features import FeatureStore
     from unmix.model import Training, load_model
 
@@ -169,7 +170,7 @@ def train(store: str | Path, out: str | Path, config=None, *, own_settings: bool
         progress(1.0, "reusing the trained model")
         return Trained(load_model(path, "cpu"), path, reused=True)
     run = Training(fs, path, config, device=device, resume=action == "resume", overwrite=overwrite,
-                   progress=progress, token=token)
+                   progress=progress, token=token, memory_budget=memory_budget)
     for log in run:
         if on_epoch is not None:
             on_epoch(log, run.config)
@@ -196,9 +197,11 @@ def _same_inputs(table: ClusterTable, store) -> bool:
 
 
 def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite: bool = False,
-            device: str = "auto", progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Clustered:
+            device: str = "auto", progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+            memory_budget: int | None = None) -> Clustered:
     """Cluster every window of ``store`` with ``model`` and save the table at ``out`` (.h5 keeps everything; .csv the
-    times, clusters and confidences); an up-to-date HDF5 table on disk is reused (policy: module docstring)."""
+    times, clusters and confidences); an up-to-date HDF5 table on disk is reused (policy: module docstring).
+    ``memory_budget``: as for :func:`train`."""
     from unmix.clusters import ClusterTable
     from unmix.features import FeatureStore
     from unmix.model import load_model, predict
@@ -217,7 +220,8 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
         return Clustered(table, path, reused=True)
-    table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token)
+    table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token,
+                    memory_budget=memory_budget)
     token.check()
     table.save(path, overwrite=True)
     progress(1.0, "saved")

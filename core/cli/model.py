@@ -28,6 +28,31 @@ def _list_presets(ctx: click.Context, _param, value: bool) -> None:
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes written like 2GB, 512MiB or 1e9 (dask.utils.parse_bytes)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        from dask.utils import parse_bytes
+
+        try:
+            size = int(parse_bytes(str(value)))
+        except (ValueError, TypeError):
+            self.fail(f"{value!r} is not a size (write e.g. 2GB, 512MiB)", param, ctx)
+        if size <= 0:
+            self.fail(f"{value!r}: the size must be positive", param, ctx)
+        return size
+
+
+MEMORY_BUDGET = click.option(
+    "--memory-budget", type=ByteSize(), default=None,
+    help="memory for the model's inputs (e.g. 2GB, 512MiB; default 2 GiB, unmix.model.DEFAULT_MEMORY_BUDGET); a "
+         "store needing more is read from disk in pieces")
+
+
 def _echo_log(line: str) -> None:
     from tqdm import tqdm
 
@@ -54,14 +79,15 @@ def _echo_log(line: str) -> None:
 @click.option("--seed", type=int, default=None,
               help="override the preset's seed")
 @DEVICE
+@MEMORY_BUDGET
 @click.option("--resume", is_flag=True,
               help="continue the checkpoint at --out with the settings it was trained with (only --epochs may change)")
 @click.option("--overwrite", is_flag=True, help="replace an existing checkpoint at --out")
 @click.option("-q", "--quiet", is_flag=True, help="no per-epoch log lines")
 @click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=_list_presets,
               help="print every preset's settings and exit")
-def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, seed, device, resume,
-          overwrite, quiet):
+def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, seed, device,
+          memory_budget, resume, overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
     from unmix import pipeline
     from unmix.model import format_log
@@ -80,7 +106,7 @@ def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent,
 
     with job("training") as (progress, token):
         done = pipeline.train(store, out, config, own_settings=resume, overwrite=overwrite, device=device,
-                              on_epoch=on_epoch, progress=progress, token=token)
+                              on_epoch=on_epoch, progress=progress, token=token, memory_budget=memory_budget)
     model, last = done.model, done.last_log
     how = "reused (already trained with these settings), " if done.reused else "resumed, " if done.resumed else ""
     click.echo(f"{out}: {how}{model.epoch} epochs, loss {last.get('loss', float('nan')):.4g}, "
@@ -94,14 +120,15 @@ def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent,
               help="cluster table: .h5 (everything) or .csv (times, clusters, confidences); an .h5 table of the same "
                    "model and store already there is reused")
 @DEVICE
+@MEMORY_BUDGET
 @click.option("--overwrite", is_flag=True, help="replace an existing table")
-def cluster(store, model, out, device, overwrite):
+def cluster(store, model, out, device, memory_budget, overwrite):
     """Cluster every window of STORE at every scale with MODEL; write the cluster table."""
     from unmix import pipeline
 
     with job("clustering") as (progress, token):
         done = pipeline.cluster(store, model, out, overwrite=overwrite, device=device, progress=progress,
-                                token=token)
+                                token=token, memory_budget=memory_budget)
     table = done.table
     click.echo(f"{out}: {'reused, ' if done.reused else ''}{table.n_windows} windows × {len(table.scales)} scales")
     for s in table.scales:

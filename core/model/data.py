@@ -56,7 +56,9 @@ class ScalePrep:
         if self.log.any():
             x[..., self.log] = np.log(np.maximum(x[..., self.log], np.finfo(np.float64).tiny))
         scale = np.divide(1.0, self.std, out=np.zeros_like(self.std), where=self.std > 0)
-        return (x - self.mean) * scale
+        x -= self.mean  # in place: x is a fresh array, and one copy less of a large input
+        x *= scale
+        return x
 
     def to_state(self) -> dict:
         state = {"columns": torch.from_numpy(self.columns), "log": torch.from_numpy(self.log),
