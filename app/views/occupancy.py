@@ -232,12 +232,13 @@ class OccupancyOverlay:
         self.marked: tuple[float, float] | None = None
         self.gaps: list[tuple[float, float, str]] = []  # spans without windows (relative s) and why
         self._wanted: tuple[tuple, np.ndarray] | None = None  # (table, record, span) → its windows' mask
+        self._extent: tuple | None = None  # the table's window_extent, once needed
         bar.changed.connect(self._changed)
 
     def set_table(self, table) -> None:
         """Show ``table`` (None: remove the overlay); keeps the chosen scale when the new table has it."""
         self.table = table
-        self._wanted = None
+        self._wanted = self._extent = None
         if table is None:
             self.bar.hide()
             self.clear()
@@ -265,7 +266,9 @@ class OccupancyOverlay:
         display = self.waveform.display
         key = (id(self.table), None if display is None else (display.key, display.span, display.t_ref))
         if self._wanted is None or self._wanted[0] != key:
-            self._wanted = (key, record_windows(self.table, display))
+            if display is not None and self._extent is None:
+                self._extent = window_extent(self.table)
+            self._wanted = (key, record_windows(self.table, display, self._extent))
         return self._wanted[1]
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -356,17 +359,24 @@ def window_key(table, index: int) -> str | None:
         return None
 
 
-def record_windows(table, display) -> np.ndarray:
+def window_extent(table) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Each window's earliest start and latest end over the scales (POSIX s) and its record slot
+    (:func:`_record_slots`): what :func:`record_windows` reads, worth keeping for a table of millions of windows."""
+    iv = np.asarray(table.intervals, dtype=np.float64)
+    return iv[:, :, 0].min(axis=1), iv[:, :, 1].max(axis=1), _record_slots(table)
+
+
+def record_windows(table, display, extent: tuple | None = None) -> np.ndarray:
     """Mask of ``table``'s windows in the record ``display`` shows: its record key (when the table names records)
-    and its time span. A record without windows gets an empty mask, never every window of the table."""
+    and its time span. A record without windows gets an empty mask, never every window of the table. ``extent``:
+    the table's :func:`window_extent`, when kept."""
     n = table.n_windows
     if display is None:
         return np.ones(n, dtype=bool)
     lo, hi = display.span
     lo, hi = lo + display.t_ref, hi + display.t_ref
-    iv = np.asarray(table.intervals, dtype=np.float64)
-    wanted = (iv[:, :, 1].max(axis=1) > lo) & (iv[:, :, 0].min(axis=1) <= hi)
-    slots = _record_slots(table)
+    first, last, slots = window_extent(table) if extent is None else extent
+    wanted = (last > lo) & (first <= hi)
     if slots is not None:
         names, slot = slots
         wanted &= (names == display.key.split("#")[0])[slot]

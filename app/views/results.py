@@ -139,7 +139,7 @@ class HistogramView(QWidget):
             total = counts[k].sum()
             share = 100.0 * counts[k] / total
             top = max(top, float(share.max()))
-            plot = self.graphics.addPlot(row=i // cols, col=i % cols)
+            plot = self.graphics.addPlot(row=i // cols, col=i % cols, enableMenu=False)  # no menu: 16 plots open faster
             plot.setTitle(f"<span style='color:{_colour(k)}'>cluster {_label(self, k)}</span> ({int(total)} windows)",
                           size="9pt")
             plot.setMenuEnabled(False)
