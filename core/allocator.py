@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Mapping
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
@@ -24,11 +25,15 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
-def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30, top_pad: int = 64 << 20) -> bool:
+def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30, top_pad: int = 64 << 20,
+                   not_the_users: Mapping[str, str] | None = None) -> bool:
     """Raise glibc's mmap and trim thresholds for this process; True when applied.
 
     A no-op (False) on other platforms and C libraries, when the user set any ``MALLOC_*_`` variable (theirs wins),
-    or when ``UNMIX_NO_MALLOC_TUNING`` is set. Called by the ``unmix`` and ``unmix-gui`` entry points.
+    or when ``UNMIX_NO_MALLOC_TUNING`` is set. ``not_the_users``: variable values a tool set, not the user (Dask
+    starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which gives back every freed block); a variable with
+    exactly such a value does not stop the tuning. Called by the ``unmix`` and ``unmix-gui`` entry points and by
+    every Dask task (:mod:`unmix.distributed`).
     """
     global _done
     if _done is not None:
@@ -36,7 +41,8 @@ def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 3
     _done = False
     if not sys.platform.startswith("linux") or os.environ.get("UNMIX_NO_MALLOC_TUNING"):
         return False
-    if any(v in os.environ for v in _ENV):
+    tools = {k: str(v) for k, v in (not_the_users or {}).items()}
+    if any(v in os.environ and os.environ[v] != tools.get(v) for v in _ENV):
         return False
     try:
         mallopt = _libc().mallopt

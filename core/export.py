@@ -26,12 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import sys
 import time
 import types
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -434,10 +432,18 @@ def _failure(path, exc: Exception) -> str:
     return f"{path}: {type(exc).__name__}: {exc}"
 
 
-def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str]) -> tuple[str, list[str] | str]:
-    """Worker entry: never raises for a bad input, returns ('failed', message) instead."""
+def _log_outcome(path: Path, status: str, payload) -> None:
+    log.info("%s: %s", path, {"done": f"separated ({len(payload)} file(s) written)", "skipped": "already done",
+                              }.get(status, f"failed: {payload}"))
+
+
+def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str],
+             token: CancelToken = NO_CANCEL) -> tuple[str, list[str] | str]:
+    """Task of one input on a Dask worker: never raises for a bad input, returns ('failed', message) instead."""
     try:
-        return process_file(path, stem, plan, inputs)
+        return process_file(path, stem, plan, inputs, no_progress, token)
+    except Cancelled:
+        raise
     except Exception as exc:  # keep going past anything a single file triggers
         return "failed", _failure(path, exc)
 
@@ -448,9 +454,11 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
                       sources: list[str] | None = None, progress: Progress = no_progress,
                       token: CancelToken = NO_CANCEL, locations: dict[str, str] | str | None = None,
                       dtype: str = "float64", inventory: str | Path | None = None,
-                      allow_damaged: bool = False) -> ExportReport:
+                      allow_damaged: bool = False, scheduler: str | None = None) -> ExportReport:
     """Separate every input and export the sources (see the module docstring); ``sources`` limits the written
-    sources by name (e.g. ``['background']``). ``workers > 1`` runs files in that many processes. ``locations``
+    sources by name (e.g. ``['background']``). ``workers > 1`` runs one Dask task per file on a local cluster of
+    that many processes, ``scheduler`` on an existing dask.distributed cluster (input and output paths must name the
+    same files there); the outputs and report are those of a run in this process. ``locations``
     overrides the location code of products (``{'background': 'B0'}`` or ``'background=B0'``), ``dtype`` is the
     sample type written, ``inventory`` a StationXML for SAC coordinates. Failures of single files are collected in
     the report, not raised. ``allow_damaged`` reads damaged inputs for what they hold (:func:`unmix.io.read_file`);
@@ -490,11 +498,11 @@ def export_separation(inputs, out_dir: str | Path, method: str = "template", opt
     get_method(method, **plan.options)  # configuration errors stop the batch before any file is touched
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        return _export_files(files, out, plan, workers, report, progress, token)
+        return _export_files(files, out, plan, workers, report, progress, token, scheduler)
 
 
 def _export_files(files: list[Path], out: Path, plan: ExportPlan, workers: int, report: ExportReport,
-                  progress: Progress, token: CancelToken) -> ExportReport:
+                  progress: Progress, token: CancelToken, scheduler: str | None = None) -> ExportReport:
     """Separate and write ``files`` into ``out`` (held by :func:`folder_lock`), skipping the folder's own outputs."""
     own = own_outputs(out)
     report.ignored = [str(f) for f in files if str(f.resolve()) in own]
@@ -503,15 +511,13 @@ def _export_files(files: list[Path], out: Path, plan: ExportPlan, workers: int, 
     inputs_set = frozenset(str(f.resolve()) for f in files)
 
     def record(path: Path, status: str, payload) -> None:
-        log.info("%s: %s", path, {"done": f"separated ({len(payload)} file(s) written)", "skipped": "already done",
-                                  }.get(status, f"failed: {payload}"))
         if status == "failed":
             report.failed.append((str(path), payload))
         else:
             (report.done if status == "done" else report.skipped).append(str(path))
             report.outputs += payload
 
-    if workers <= 1:
+    if not files or (workers <= 1 and not scheduler):
         for k, f in enumerate(files):
             token.check()
             sub = sub_progress(progress, k / len(files), (k + 1) / len(files))
@@ -521,28 +527,37 @@ def _export_files(files: list[Path], out: Path, plan: ExportPlan, workers: int, 
                 raise
             except Exception as exc:
                 status, payload = "failed", _failure(f, exc)
+            _log_outcome(f, status, payload)
             record(f, status, payload)
             progress((k + 1) / len(files), f.name)
         return report
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending = {pool.submit(_guarded, str(f), stems[f], plan, inputs_set): f for f in files}
-        done_count = 0
-        try:
-            while pending:
-                finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                if token.cancelled:
-                    raise Cancelled("cancelled by user")
-                for fut in finished:
-                    f = pending.pop(fut)
-                    status, payload = fut.result()
-                    record(f, status, payload)
-                    done_count += 1
-                    progress(done_count / len(files), f.name)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    outcomes = _separate_on_dask(files, stems, plan, inputs_set, workers, scheduler, progress, token)
+    for f in files:  # the report in input order, as in this process
+        record(f, *outcomes[f])
     return report
+
+
+def _separate_on_dask(files: list[Path], stems: dict[Path, str], plan: ExportPlan, inputs: frozenset[str],
+                      workers: int, scheduler: str | None, progress: Progress,
+                      token: CancelToken) -> dict[Path, tuple[str, list[str] | str]]:
+    """One Dask task per file (:func:`unmix.distributed.run_tasks`); each task commits its file's outputs itself, so
+    what finished is kept when the run stops. Returns (status, written paths or failure) per file."""
+    from unmix.distributed import run_tasks
+
+    if scheduler:  # workers elsewhere have another working directory
+        plan = replace(plan, out_dir=str(Path(plan.out_dir).resolve()))
+    outcomes: dict[Path, tuple[str, list[str] | str]] = {}
+
+    def handle(i: int, value, error: BaseException | None) -> None:
+        f = files[i]
+        outcomes[f] = ("failed", _failure(f, error)) if error is not None else value
+        _log_outcome(f, *outcomes[f])
+        progress(len(outcomes) / len(files), f.name)
+
+    paths = [str(f.resolve()) if scheduler else str(f) for f in files]
+    run_tasks(_guarded, [(p, stems[f], plan, inputs) for p, f in zip(paths, files, strict=True)], paths, workers,
+              scheduler, handle, token)
+    return outcomes
 
 
 def report_dict(report: ExportReport) -> dict:

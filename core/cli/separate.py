@@ -230,7 +230,11 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
 @click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
               show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="process files in this many worker processes (0/1: in this process)")
+              help="separate files on a local Dask cluster of this many worker processes, one file per task (0/1: "
+                   "in this process)")
+@click.option("--scheduler", default=None,
+              help="address of an existing dask.distributed scheduler to run one task per file on (its workers must "
+                   "see the input and --out paths)")
 @click.option("--inventory", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="StationXML for the template method's glitch templates (default: InSight VBB poles/zeros)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -250,8 +254,8 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               help="re-run the configuration recorded in this provenance JSON (on its recorded input unless INPUTS "
                    "are given; options given here win)")
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, target_cluster, count,
-             prior_file, fmt, workers, inventory, device, locations, dtype, detections, overwrite, gap_policy,
-             max_fill, resample_to, allow_damaged, replay, **method_opts):
+             prior_file, fmt, workers, scheduler, inventory, device, locations, dtype, detections, overwrite,
+             gap_policy, max_fill, resample_to, allow_damaged, replay, **method_opts):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
     INPUTS are files, directories (read recursively) or glob patterns. Finished inputs are skipped on a re-run,
@@ -316,7 +320,8 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     with job(f"separating ({method})") as (progress, token):
         report = export_separation(inputs, out_dir, method, options, fmt.upper(), workers, overwrite, gap_policy,
                                    max_fill, resample_to, model_info, progress=progress, token=token,
-                                   locations=locations, dtype=dtype, inventory=inventory, allow_damaged=allow_damaged)
+                                   locations=locations, dtype=dtype, inventory=inventory, allow_damaged=allow_damaged,
+                                   scheduler=scheduler)
     click.echo(report.summary())
     if report.failed and len(report.failed) + len(report.done) + len(report.skipped) == 1:
         path, message = report.failed[0]  # a single input: its problem is the one error line

@@ -14,43 +14,36 @@ if TYPE_CHECKING:
     from unmix.features.store import FileFeatures
 
 
-def run_on_dask(compute: Callable[[str, dict, str], FileFeatures], todo: list[tuple[Path, Path]], config: dict,
+def run_on_dask(compute: Callable[..., FileFeatures], todo: list[tuple[Path, Path]], config: dict,
                 device: str, workers: int, scheduler: str | None, accept: Callable[[FileFeatures, Path], None],
                 failures: list[str], progress: Progress, token: CancelToken, on_error=None) -> None:
-    """Submit ``compute(path, config, device)`` for every input; ``accept(result, shard)`` runs here as results arrive.
+    """Run ``compute(path, config, device, token=...)`` for every input on Dask (:func:`unmix.distributed.run_tasks`);
+    ``accept(result, shard)`` runs here as results arrive.
 
     ``compute`` (:func:`unmix.features.store.features_for_file`) must be importable by the workers; its
     :class:`~unmix.features.store.FileFeatures` (a dataclass of lists and arrays) comes back through Dask's own
-    transport. An input's :class:`UnmixError` is collected in ``failures`` (and passed to ``on_error``); a full disk
-    stops all.
+    transport. An input's :class:`UnmixError` (a worker that died on it included) is collected in ``failures`` (and
+    passed to ``on_error``); a full disk, cancelling and any other exception stop all.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from unmix.distributed import run_tasks
 
-    cluster = None
-    if scheduler:
-        client = Client(scheduler, timeout="20s")
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
-        futures = {client.submit(compute, str(p), config, device, pure=False, key=f"unmix-{shard.stem}"):
-                   (p, shard) for p, shard in todo}
-        for i, fut in enumerate(as_completed(futures)):
-            if token.cancelled:
-                client.cancel(list(futures))
-                token.check()
-            p, shard = futures[fut]
-            try:
-                accept(fut.result(), shard)
-            except DiskFullError:
-                raise
-            except UnmixError as exc:
-                failures.append(exc.message)
-                if on_error:
-                    on_error(exc.message)
-            progress((i + 1) / len(todo), p.name)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    finished = 0
+
+    def handle(i: int, result, error: BaseException | None) -> None:
+        nonlocal finished
+        path, shard = todo[i]
+        try:
+            if error is not None:
+                raise error
+            accept(result, shard)
+        except DiskFullError:
+            raise
+        except UnmixError as exc:
+            failures.append(exc.message)
+            if on_error:
+                on_error(exc.message)
+        finished += 1
+        progress(finished / len(todo), path.name)
+
+    run_tasks(compute, [(str(p), config, device) for p, _ in todo], [str(p) for p, _ in todo], workers, scheduler,
+              handle, token)

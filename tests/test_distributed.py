@@ -1,0 +1,139 @@
+"""Dask runs (``--workers N``/``--scheduler``) of ``separate`` give what a run in this process gives; the shared
+task runner (:mod:`unmix.distributed`) reports failing and dying tasks, stops on cancel, and leaves this process's
+environment as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from obspy import read
+
+from unmix.cli import main
+from unmix.distributed import run_tasks
+from unmix.errors import DataError, InputFileError
+from unmix.export import export_separation
+from unmix.jobs import Cancelled, CancelToken
+from unmix.synthetic import SyntheticConfig, generate
+
+TIMING_FIELDS = {"timings", "created", "total_s", "seconds"}
+WORKER_ENV = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> list[Path]:
+    """Two small synthetic records with dozens of glitches each, and an unreadable file between them."""
+    d = tmp_path_factory.mktemp("in")
+    good = [generate(SyntheticConfig(hours=0.5, seed=s, start=None, start_sol=100 + s, start_lmst=5.75,
+                                     glitch_rate_per_sol=400.0)).write(d / f"s{s}")["mixture"] for s in (1, 2)]
+    bad = d / "bad.mseed"
+    bad.write_bytes(b"not a miniSEED record " * 64)
+    return [good[0], bad, good[1]]
+
+
+def _untimed(value):
+    """A provenance without its timing fields (at any depth)."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    return [_untimed(v) for v in value] if isinstance(value, list) else value
+
+
+def _outputs(folder: Path) -> dict[str, dict]:
+    """Every visible output file of ``folder``: traces (id → samples) or provenance without its timing fields."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.name.endswith(".provenance.json"):
+            out[p.name] = _untimed(json.loads(p.read_text()))
+        else:
+            out[p.name] = {tr.id: (str(tr.stats.starttime), tr.data) for tr in read(str(p))}
+    return out
+
+
+def _assert_same_outputs(a: Path, b: Path) -> None:
+    oa, ob = _outputs(a), _outputs(b)
+    assert sorted(oa) == sorted(ob)
+    assert sum(n.endswith(".provenance.json") for n in oa) == 2 and len(oa) > 2
+    for name, content in oa.items():
+        if name.endswith(".json"):
+            assert content == ob[name], name
+            assert len(content["records"][0]["info"]["catalogue"]) > 10  # glitches were found and removed
+            continue
+        assert sorted(content) == sorted(ob[name]), name
+        for tid, (start, data) in content.items():
+            assert ob[name][tid][0] == start
+            np.testing.assert_array_equal(ob[name][tid][1], data, err_msg=f"{name} {tid}")
+
+
+def test_dask_separation_equals_in_process_and_reports_the_bad_input(inputs, tmp_path):
+    here = export_separation(inputs, tmp_path / "here", "template")
+    env = {k: os.environ.get(k) for k in WORKER_ENV}
+    dask = export_separation(inputs, tmp_path / "dask", "template", workers=2)
+    assert {k: os.environ.get(k) for k in WORKER_ENV} == env  # the workers' settings do not leak into this process
+    assert here.done == dask.done == [str(inputs[0]), str(inputs[2])]
+    assert [p for p, _ in dask.failed] == [str(inputs[1])] and dask.failed == here.failed
+    assert dask.outputs == [o.replace(str(tmp_path / "here"), str(tmp_path / "dask")) for o in here.outputs]
+    _assert_same_outputs(tmp_path / "here", tmp_path / "dask")
+    again = export_separation(inputs, tmp_path / "dask", "template", workers=2)  # finished inputs are skipped
+    assert again.skipped == here.done and not again.done and len(again.failed) == 1
+
+
+def test_cli_workers_smoke(inputs, tmp_path):
+    good = [str(inputs[0]), str(inputs[2])]
+    res = CliRunner().invoke(main, ["separate", *good, "--out", str(tmp_path / "o"), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert "2 separated, 0 already done, 0 failed" in res.output
+    assert len(list((tmp_path / "o").glob("*.provenance.json"))) == 2
+    res = CliRunner().invoke(main, ["separate", *good, str(inputs[1]), "--out", str(tmp_path / "o"), "--workers", "2"])
+    assert res.exit_code != 0 and "0 separated, 2 already done, 1 failed" in res.output
+    assert "1 of 3 input(s) failed: bad.mseed" in res.output
+
+
+def _task(kind: str, folder: str, token: CancelToken) -> str:
+    """Test task: 'ok' returns, 'error' raises a user error, 'die' ends its worker process, 'wait' runs until the
+    run is cancelled (and notes that it saw it)."""
+    if kind == "error":
+        raise InputFileError("cannot be read", "broken.mseed")
+    if kind == "die":
+        os._exit(3)
+    if kind == "wait":
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            if token.cancelled:
+                Path(folder, "saw-cancel").write_text("yes")
+                token.check()
+            time.sleep(0.05)
+    return f"{kind} done"
+
+
+def test_run_tasks_reports_errors_and_dead_workers_and_goes_on(tmp_path):
+    got = {}
+    run_tasks(_task, [("ok", str(tmp_path)), ("error", str(tmp_path)), ("die", str(tmp_path)), ("ok", str(tmp_path))],
+              ["a", "b", "c", "d"], 2, None, lambda i, v, e: got.__setitem__(i, (v, e)), CancelToken())
+    assert got[0] == ("ok done", None) and got[3] == ("ok done", None)
+    assert isinstance(got[1][1], InputFileError) and got[1][1].message == "broken.mseed: cannot be read"
+    assert isinstance(got[2][1], DataError) and got[2][1].message.startswith("c: the Dask worker died")
+
+
+def test_cancel_stops_running_tasks(tmp_path):
+    token = CancelToken()
+    started = time.monotonic()
+
+    def handle(i, value, error):
+        assert (value, error) == ("ok done", None)
+        threading.Timer(0.5, token.cancel).start()  # the long task is running by now
+
+    with pytest.raises(Cancelled):
+        run_tasks(_task, [("wait", str(tmp_path)), ("ok", str(tmp_path))], ["long", "short"], 2, None, handle, token)
+    assert time.monotonic() - started < 100  # did not wait for the long task's 120 s
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "saw-cancel").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "saw-cancel").exists()  # the task itself saw the cancel through its token
