@@ -16,7 +16,8 @@ from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precisi
 from unmix.model.network import FactorialVAE, build_network, count_parameters
 from unmix.model.predict import predict
 from unmix.model.stream import DEFAULT_MEMORY_BUDGET
-from unmix.model.train import TrainedModel, Training, format_log, load_model, train
+from unmix.model.train import Training, format_log, train
+from unmix.model.trained import TrainedModel, load_model
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",

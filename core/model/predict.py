@@ -14,7 +14,7 @@ from unmix.errors import DataError
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.model import stream
-from unmix.model.train import TrainedModel, load_model
+from unmix.model.trained import TrainedModel, load_model
 
 log = logging.getLogger(__name__)
 PREDICT_BATCH = 4096

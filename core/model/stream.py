@@ -28,7 +28,7 @@ from unmix.model.data import ScalePrep, StreamingFit
 
 if TYPE_CHECKING:
     from unmix.model.network import FactorialVAE
-    from unmix.model.train import TrainedModel
+    from unmix.model.trained import TrainedModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,250 @@
+"""A trained model and its checkpoint read back: what a model needs to be applied or continued, validated on load.
+
+The checkpoint is written by :class:`unmix.model.train.Training` (its contents: :mod:`unmix.model.train`); reading
+takes weights only (no code is unpickled) and checks every field, shape and value it uses, with one line naming the
+file when something is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unmix.devices import resolve_device
+from unmix.errors import ConfigError, DataError, InputFileError
+from unmix.features import FeatureStore
+from unmix.model import consensus as cons
+from unmix.model.config import ModelConfig
+from unmix.model.data import ScalePrep
+from unmix.model.network import FactorialVAE, build_network
+
+CHECKPOINT_FORMAT = "unmix-fgmvae/1"
+
+
+@dataclass
+class TrainedModel:
+    """A trained (or partly trained) model with everything needed to apply it to a feature store."""
+
+    config: ModelConfig
+    network: FactorialVAE
+    preps: dict[int, ScalePrep]
+    feature_config: dict
+    feature_digest: str
+    description: dict
+    epoch: int = 0
+    logs: list[dict] = field(default_factory=list)
+    finished: bool = False
+    path: Path | None = None
+    members: list[FactorialVAE] = field(default_factory=list)  # ensemble members 1..M-1 (member 0 is ``network``)
+    consensus: dict[int, np.ndarray] | None = None  # per scale (K, M, K) profiles, :mod:`unmix.model.consensus`
+
+    @property
+    def networks(self) -> list[FactorialVAE]:
+        """Every member of the model (one network unless ``config.ensemble > 1``)."""
+        return [self.network, *self.members]
+
+    def to(self, device: torch.device) -> TrainedModel:
+        for net in self.networks:
+            net.to(device).eval()
+        return self
+
+    @torch.no_grad()
+    def infer(self, x: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+        """Posterior probabilities and latent means of a batch (an ensemble: the consensus posteriors, see
+        :mod:`unmix.model.consensus`, numbered like member 0's clusters; the latent is member 0's mean of q(z|x, y)
+        given them)."""
+        if not self.members:
+            return self.network.infer(x)
+        if self.consensus is None:
+            raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
+        outs = [net.infer(x) for net in self.networks]
+        prob = {}
+        for s in self.scales:
+            profile = torch.from_numpy(self.consensus[s]).to(outs[0][s]["prob"])
+            score = sum(o[s]["prob"] @ profile[:, m, :].T for m, o in enumerate(outs)) / len(outs)
+            total = score.sum(1, keepdim=True)
+            prob[s] = torch.where(total > 0, score / total.clamp_min(torch.finfo(score.dtype).tiny),
+                                  torch.full_like(score, 1.0 / score.shape[1]))
+        return self.network.infer(x, prob)
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return self.network.scales
+
+    @property
+    def components(self) -> str:
+        return str(self.feature_config.get("components", ""))
+
+    def digest(self) -> str:
+        """Hash of what determines the outputs: configuration, preprocessing and weights."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        h.update(self.feature_digest.encode())
+        for s in self.scales:
+            p = self.preps[s]
+            for a in (p.columns, p.log, p.mean, p.std) + (() if p.projection is None else (p.projection,)):
+                h.update(np.ascontiguousarray(a).tobytes())
+        for net in self.networks:
+            for k, v in sorted(net.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        for s in sorted(self.consensus or {}):
+            h.update(np.ascontiguousarray(self.consensus[s], np.float64).tobytes())
+        return h.hexdigest()[:16]
+
+    def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
+        """Store arrays (N, C, K, 2) per scale → standardised network inputs (N, C, F) per scale (CPU float32).
+
+        Refuses features that become non-finite (far outside anything the model was fitted on).
+        """
+        out = {}
+        for s in self.scales:
+            x = self.preps[s].apply(arrays[s])
+            if not np.isfinite(x).all():
+                bad = int((~np.isfinite(x.reshape(len(x), -1)).all(axis=1)).sum())
+                raise DataError(f"{bad} window(s) at scale {s} give non-finite model inputs (features far outside "
+                                "the model's range)")
+            out[s] = torch.from_numpy(x)
+        return out
+
+    def check_store(self, store: FeatureStore) -> None:
+        """Refuse a store whose features were made differently from the training features."""
+        if store.config_hash != self.feature_digest:
+            raise ConfigError(f"features were made with another configuration (hash {store.config_hash}) than the "
+                              f"model's training features ({self.feature_digest}); rebuild them with the model's "
+                              "feature settings", store.path)
+        if len(next(iter(self.description.values()), [])) != len(store.description):
+            raise InputFileError("damaged model checkpoint: its feature description does not match the store's",
+                                 self.path)
+
+
+def description_dict(description: np.ndarray) -> dict:
+    return {name: [x.item() if hasattr(x, "item") else x for x in description[name]]
+            for name in description.dtype.names}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a checkpoint written by :func:`train` (weights only; no code is unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError("no such model checkpoint", path)
+    return model_from_checkpoint(read_checkpoint(path), path, device)
+
+
+#: What every checkpoint holds (name → type); resuming also needs :data:`_RESUME_FIELDS`.
+_FIELDS = {"model_config": dict, "model": dict, "preps": dict, "channels": int, "epoch": int, "logs": list,
+           "finished": bool, "feature_config": dict, "feature_digest": str, "description": dict}
+_RESUME_FIELDS = {"optimizer": dict, "rng": dict, "n_windows": int, "train_idx": torch.Tensor,
+                  "val_idx": torch.Tensor}
+
+
+def read_checkpoint(path: Path, resume: bool = False) -> dict:
+    """The checkpoint's contents (weights only: no code is unpickled), its fields checked; one line otherwise."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputFileError(f"not a readable model checkpoint ({type(exc).__name__}: truncated, damaged or not "
+                             "written by 'unmix train')", path) from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError("not an Unmix model checkpoint (written by 'unmix train')", path)
+    for name, kind in {**_FIELDS, **(_RESUME_FIELDS if resume else {})}.items():
+        if not isinstance(ck.get(name), kind):
+            raise InputFileError(f"damaged model checkpoint: {name!r} is missing or not a {kind.__name__}", path)
+    return ck
+
+
+def damaged(path: Path | None, problem: str) -> InputFileError:
+    return InputFileError(f"damaged model checkpoint: {problem}", path)
+
+
+def _check_preps(preps: dict[int, ScalePrep], ck: dict, path: Path | None) -> None:
+    """Preprocessing arrays of consistent shapes, finite, pointing inside the feature description."""
+    n_coef = len(next(iter(ck["description"].values()), []))
+    n_comp = len(str(ck["feature_config"].get("components", "")))
+    if not preps:
+        raise damaged(path, "no scales")
+    for s, p in preps.items():
+        F = p.columns.shape[0] if p.columns.ndim == 2 else -1
+        ok = (p.columns.shape == (F, 2) and p.log.shape == (F,) and p.mean.shape == (n_comp, F)
+              and p.std.shape == (n_comp, F) and F > 0 and (p.projection is None or p.projection.shape[0] == n_comp * F)
+              and p.columns[:, 0].min() >= 0 and p.columns[:, 0].max() < n_coef and set(np.unique(p.columns[:, 1]))
+              <= {0, 1} and (p.std >= 0).all())
+        arrays = (p.mean, p.std) + (() if p.projection is None else (p.projection,))
+        if not ok or not all(np.isfinite(a).all() for a in arrays):
+            raise damaged(path, f"preprocessing of scale {s} is inconsistent or not finite")
+        if p.channels != int(ck["channels"]):
+            raise damaged(path, f"scale {s} has {p.channels} channels, the network {ck['channels']}")
+
+
+def _check_weights(state: dict, expected: dict, path: Path | None) -> None:
+    """Weights with the network's names, shapes and dtypes, all finite."""
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise damaged(path, f"weights do not fit the network (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, v in state.items():
+        e = expected[k]
+        if not isinstance(v, torch.Tensor) or v.shape != e.shape or v.dtype != e.dtype:
+            got = f"{tuple(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
+            raise damaged(path, f"weight {k!r} is {got}, expected {tuple(e.shape)} {e.dtype}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise damaged(path, f"weight {k!r} holds NaN or infinite values")
+
+
+def model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.device) -> TrainedModel:
+    try:
+        config = ModelConfig.from_dict(ck["model_config"])
+        preps = {int(s): ScalePrep.from_state(d) for s, d in ck["preps"].items()}
+        _check_preps(preps, ck, path)
+        net = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+    except InputFileError:
+        raise
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as exc:
+        detail = (exc.problem if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
+        raise damaged(path, detail[:200]) from None
+    _check_weights(ck["model"], net.state_dict(), path)
+    net.load_state_dict(ck["model"])
+    states = ck.get("members", [])
+    if not isinstance(states, list) or len(states) != config.ensemble - 1:
+        raise damaged(path, f"an ensemble of {config.ensemble} needs {config.ensemble - 1} further member(s)")
+    members = []
+    for i, state in enumerate(states, start=1):
+        if not isinstance(state, dict):
+            raise damaged(path, f"member {i}'s weights are not a dictionary")
+        member = build_network(config, {s: p.n_features for s, p in preps.items()}, int(ck["channels"]))
+        _check_weights(state, member.state_dict(), path)
+        member.load_state_dict(state)
+        members.append(member)
+    profiles = _read_consensus(ck.get("consensus"), config, net.scales, path) if members else None
+    model = TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
+                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles)
+    return model.to(resolve_device(device))
+
+
+def _read_consensus(raw, config: ModelConfig, scales: tuple[int, ...], path: Path | None) -> dict[int, np.ndarray]:
+    """The ensemble's consensus profiles, checked: per scale a (K, M, K) table of per-member distributions."""
+    if not isinstance(raw, dict) or set(raw) != {str(s) for s in scales}:
+        raise damaged(path, "the ensemble's consensus is missing or does not cover its scales")
+    out = {}
+    for s in scales:
+        a = raw[str(s)]
+        if not isinstance(a, torch.Tensor) or not cons.is_profile_table(a.numpy(), config.ensemble, config.clusters):
+            raise damaged(path, f"the ensemble's consensus at scale {s} is not a table of cluster profiles")
+        out[s] = a.numpy().astype(np.float64)
+    return out
+
+
+def split_from(ck: dict, n: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The checkpoint's train/validation window indices, checked to lie in [0, n)."""
+    out = []
+    for name in ("train_idx", "val_idx"):
+        a = ck[name]
+        if a.dtype != torch.int64 or a.ndim != 1 or (a.numel() and (int(a.min()) < 0 or int(a.max()) >= n)):
+            raise damaged(path, f"{name!r} is not a list of window indices below {n}")
+        out.append(a.numpy())
+    if not len(out[0]):
+        raise damaged(path, "no training windows")
+    return out[0], out[1]
