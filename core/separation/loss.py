@@ -31,10 +31,14 @@ import numpy as np
 import torch
 
 from unmix.errors import ConfigError, DataError
+from unmix.jobs import NO_CANCEL, CancelToken
 from unmix.scattering import ScatteringCovariance, default_budget, resolve_device
 from unmix.scattering.transform import Plan, antisym_full, dct2, dct3, full_rows, half_idft, layer1, modulus
 
 DEFAULT_CHUNK_BUDGET = 192 << 20
+#: (problem, snippet) pairs of the cross term per chunk, in units of ``chunk`` (a cross pair costs far less than a
+#: second-layer transform: about 1/30 of one with its gradient)
+CROSS_PAIRS = 30
 
 
 def _layer2_rows(R: torch.Tensor, A: torch.Tensor, lp: torch.Tensor, plan: Plan, no_mean: bool
@@ -111,7 +115,8 @@ class SeparationLoss:
     (published: 8, 1, Battle-Lemarie, 0.425); ``filter_dtype='float32'`` reproduces the published numbers to
     round-off.  ``x_weight``, ``indep_weight``: the published weights (1, 1).  ``chunk_budget``: bytes of autograd
     working memory per chunk of (problem, snippet) pairs (default 192 MiB on the CPU, a quarter of the free memory
-    on a GPU).
+    on a GPU). ``token`` is checked before every chunk of the statistics (prior and mixture side, at construction)
+    and of each loss evaluation, so that a cancel is seen within a chunk's time.
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class SeparationLoss:
         filter_dtype: str = "float64",
         chunk_budget: int | None = None,
         eps: float = 1e-30,
+        token: CancelToken = NO_CANCEL,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = dtype
@@ -174,6 +180,7 @@ class SeparationLoss:
         per_pair = sum((gr.n + 1) * gr.M for gr in self.plan.groups) + 3 * (J * Q + 2) * T
         self.chunk = max(1, int(chunk_budget // (per_pair * torch.empty((), dtype=cplx).element_size() * 6)))
         self.x = x
+        self.token = token
         with torch.no_grad():
             self._prior_side(n)
             self._mixture_side(x)
@@ -182,14 +189,16 @@ class SeparationLoss:
         """Snippet-side quantities ``n`` ``(G, R, T)``: statistics, first layer, centred second-layer rows (cross
         term)."""
         G, Rn, T = n.shape
-        nl1 = layer1(n.reshape(G * Rn, 1, T), self.plan)
-        self.prior_l1 = tuple(t.reshape(G, Rn, *t.shape[1:]) for t in nl1)
-        phi, rows = [], []
+        flat = n.reshape(G * Rn, 1, T)
+        l1, phi, rows = [], [], []
         step = 2 * self.chunk  # no graph: about half the memory per transform
         for i in range(0, G * Rn, step):
-            part = tuple(t[i : i + step] for t in nl1)
+            self.token.check()
+            part = layer1(flat[i : i + step], self.plan)  # row by row: the same values as one call on all
+            l1.append(part)
             phi.append(self._stats_from_l1(*part))
             rows.append(_layer2_rows(*part, self.plan, no_mean=True)[1])
+        self.prior_l1 = tuple(torch.cat(t).reshape(G, Rn, *t[0].shape[1:]) for t in zip(*l1, strict=True))
         self.phi_prior = torch.cat(phi).reshape(G, Rn, -1)
         self.s = _std(self.phi_prior, 1)
         self.prior_rows = [torch.cat(r).reshape(G, Rn, *r[0].shape[1:]) for r in zip(*rows, strict=True)]
@@ -198,15 +207,27 @@ class SeparationLoss:
         """Mixture-side quantities of ``x`` ``(P, T)``, problem by problem chunk."""
         phi_x, s_x, c01, c10 = [], [], [], []
         for sel in self._problem_chunks(torch.arange(x.shape[0])):
+            self.token.check()
             phi_x.append(self.phi(x[sel]))
             xl1 = layer1(x[sel][:, None], self.plan)
-            s_x.append(torch.stack([_std(self._stats_from_l1(*l1), 0) for l1 in self._pair_l1(xl1, sel)]))
+            s_x.append(torch.stack([self._pair_std(l1) for l1 in self._pair_l1(xl1, sel)]))
             _, xrows = _layer2_rows(*xl1, self.plan, no_mean=True)
             a, b = self._cross(xrows, sel)
             c01.append(_std(a, 1))
             c10.append(_std(b, 1))
         self.phi_x, self.s_x = torch.cat(phi_x), torch.cat(s_x)
         self.c01, self.c10 = torch.cat(c01), torch.cat(c10)
+
+    def _pair_std(self, l1: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Standard deviation over the snippets of the statistics of ``u + n_k`` from their first layers ``l1``
+        (``R`` rows), in chunks of snippets (one problem's statistics of all its pairs take seconds with a long
+        prior)."""
+        step = 2 * self.chunk
+        phi = []
+        for i in range(0, l1[0].shape[0], step):
+            self.token.check()
+            phi.append(self._stats_from_l1(*(t[i : i + step] for t in l1)))
+        return _std(torch.cat(phi), 0)
 
     # ------------------------------------------------------------------ statistics
 
@@ -222,8 +243,10 @@ class SeparationLoss:
         return self._stats_from_l1(*layer1(x[:, None], self.plan))
 
     def _problem_chunks(self, problems: torch.Tensor) -> list[torch.Tensor]:
-        """Problems in chunks of about ``chunk / 2`` (two transforms with gradient per problem for terms A, C)."""
-        n = max(1, self.chunk // 2)
+        """Problems in chunks of about ``chunk / 2`` (two transforms with gradient per problem for terms A, C), and
+        of at most ``CROSS_PAIRS × chunk`` (problem, snippet) pairs of the cross term C (with a long prior, 16
+        problems' cross terms took seconds: a cancel waited for them)."""
+        n = max(1, min(self.chunk // 2, CROSS_PAIRS * self.chunk // self.R))
         return [problems[i : i + n] for i in range(0, len(problems), n)]
 
     def _pair_l1(self, ul1, problems: torch.Tensor):
@@ -298,6 +321,7 @@ class SeparationLoss:
         loss = torch.zeros(len(problems), dtype=self.dtype, device=self.device)
         with torch.enable_grad():
             for sel in self._problem_chunks(torch.arange(len(problems))):
+                self.token.check()
                 ps = problems[sel]
                 bs = b[sel.to(self.device)]
                 pd, g = ps.to(self.device), self.group[ps].to(self.device)
@@ -329,6 +353,7 @@ class SeparationLoss:
             filled += seg[2] - seg[1]
         norm = 1.0 / (R * self.K)
         for chunk in chunks:
+            self.token.check()
             owners = sorted({i for i, _, _ in chunk})
             pos = {i: j for j, i in enumerate(owners)}
             sel = torch.as_tensor(owners, device=dev)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unmix.jobs import CancelToken, Progress
+from unmix.jobs import NO_CANCEL, CancelToken, Progress
 from unmix.separation.hybrid.config import PRE, ResidualConfig, SolverConfig
 
 Spans = list[list[int]]
@@ -38,8 +38,8 @@ def glitch_spans(catalogue: list[dict], fs: float, margin: float, template_durat
     return iv
 
 
-def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc: SolverConfig
-                  ) -> tuple[Spans, dict]:
+def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc: SolverConfig,
+                  token: CancelToken = NO_CANCEL) -> tuple[Spans, dict]:
     """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics: pieces whose
     background term of the separation loss (mean whitened distance of their scattering covariances to the
     snippets') exceeds ``outlier_factor`` × the largest value of the snippets themselves; one piece of margin."""
@@ -55,16 +55,19 @@ def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc
     starts = sorted(set(list(range(0, x.size - L + 1, L)) + [x.size - L]))
     pieces = np.stack([(x[a : a + L] - x[a : a + L].mean()) / sd for a in starts])
     sn = snip / sd
-    loss = SeparationLoss(sn[:2], sn, J=sc.J, device="cpu")
+    loss = SeparationLoss(sn[:2], sn, J=sc.J, device="cpu", token=token)
 
     def score(phi: torch.Tensor) -> np.ndarray:
         d = phi[:, None] - loss.phi_prior[0][None]
         return ((d.real.square() + d.imag.square()) / (loss.s[0].square() + 1e-30)).mean((1, 2)).numpy()
 
     with torch.no_grad():
-        sp = np.concatenate([score(loss.phi(torch.as_tensor(pieces[i : i + 64])))
-                             for i in range(0, len(pieces), 64)])
-        limit = outlier_factor * float(score(loss.phi(torch.as_tensor(sn))).max())
+        scores = []
+        for i in range(0, len(pieces), 64):
+            token.check()
+            scores.append(score(loss.phi(torch.as_tensor(pieces[i : i + 64]))))
+        sp = np.concatenate(scores)
+        limit = outlier_factor * float(score(loss.phi_prior[0]).max())  # the snippets' own statistics
     iv: Spans = []
     for a, v in zip(starts, sp, strict=True):
         if v > limit:

@@ -339,7 +339,7 @@ class HybridSeparator(BaseSeparator):
                          for cat, fs in zip(catalogues, rates, strict=True)]
             else:
                 spans, res_info["outliers"] = _auto_spans(run, data, cleaned, glitches, spikes, catalogues, prior,
-                                                          comp_idx)
+                                                          comp_idx, token)
             if any(spans):
                 mode = f"templates + scattering residual ({rc.residual})"
                 residual, info_r = res.residual(cleaned, comp_idx, spans, prior, rates, rc, run.solver, self.device,
@@ -349,8 +349,8 @@ class HybridSeparator(BaseSeparator):
 
 
 def _auto_spans(run: _Run, data: list[np.ndarray], cleaned: list[np.ndarray], glitches: list[np.ndarray],
-                spikes: list[np.ndarray], catalogues: list[list[dict]], prior: np.ndarray, comp_idx: list[int]
-                ) -> tuple[list[res.Spans], list[dict]]:
+                spikes: list[np.ndarray], catalogues: list[list[dict]], prior: np.ndarray, comp_idx: list[int],
+                token: CancelToken) -> tuple[list[res.Spans], list[dict]]:
     """``residual='auto'``: per trace the spans unlike the prior (all of it past ``record_share``) and the checks.
     Where the cleaned record does not look like the prior the template model is not trusted either: templates fade
     out there (over one piece; ``glitches``, ``spikes``, ``cleaned`` and ``catalogues`` updated in place) and the
@@ -358,7 +358,8 @@ def _auto_spans(run: _Run, data: list[np.ndarray], cleaned: list[np.ndarray], gl
     rc = run.residual
     spans, checks = [], []
     for x, ci in zip(cleaned, comp_idx, strict=True):
-        iv, chk = res.outlier_spans(x, prior[:, ci if prior.shape[1] > 1 else 0], rc.outlier_factor, run.solver)
+        iv, chk = res.outlier_spans(x, prior[:, ci if prior.shape[1] > 1 else 0], rc.outlier_factor, run.solver,
+                                    token)
         if iv and chk["flagged_pieces"] >= rc.record_share * chk["pieces"]:
             iv = [[0, x.size]]  # mostly unlike the prior: the scattering separation takes it all
         spans.append(iv)
