@@ -16,7 +16,7 @@ from unmix.instrument import glitch_template
 from unmix.io.append import AppendedFiles
 from unmix.jobs import Cancelled, CancelToken
 from unmix.separation.base import PieceExtent
-from unmix.separation.pieces import combined_info, piece_bounds, sample_grid, separate_in_pieces
+from unmix.separation.pieces import combined_info, join_pieces, piece_bounds, sample_grid, separate_in_pieces
 from unmix.synthetic import SyntheticConfig, generate
 
 HOUR = 3600.0
@@ -138,6 +138,39 @@ def test_pieces_written_one_after_the_other_read_back_as_the_whole(tmp_path):
     for a, b in zip(back, whole, strict=True):
         assert a.stats.starttime == b.stats.starttime and a.stats.npts == b.stats.npts
         assert np.max(np.abs(a.data - b.data)) <= 1e-9 * np.sqrt(np.mean(b.data**2))
+
+
+def test_joined_pieces_are_the_whole_record_trace_by_trace():
+    x = _record(3.0)
+    sep = HighpassSeparator()
+    sep.piece_seconds = HOUR / 2
+    parts = list(separate_in_pieces(x, sep))
+    joined = join_pieces([p.removed["low_frequency"] for p in parts])
+    whole = sep.separate(x).removed["low_frequency"]
+    assert len(parts) == 6 and [tr.id for tr in joined] == [tr.id for tr in whole]
+    for a, b in zip(joined, whole, strict=True):
+        assert a.stats.starttime == b.stats.starttime and a.stats.npts == b.stats.npts
+        assert np.max(np.abs(a.data - b.data)) <= 1e-9 * np.sqrt(np.mean(b.data**2))
+    later = parts[-1].background.copy()
+    for tr in later:
+        tr.stats.starttime += 60.0  # a gap: a run of its own
+    assert len(join_pieces([parts[0].background, later])) == 6
+
+
+def test_scatcov_in_pieces_tiles_the_record_and_its_parts_add_up():
+    from unmix.separation.scatcov import ScatCovSeparator
+
+    rng = np.random.default_rng(4)
+    x = _record(1.0)[:1]
+    x[0].data = x[0].data[:4096].copy()
+    sep = ScatCovSeparator(prior=rng.standard_normal((8, 1, 256)), piece=256, max_iter=2, device="cpu")
+    sep.piece_problems = 4
+    assert sep.piece_extent(20.0) == PieceExtent(kept=1024, margin=512)
+    parts = list(separate_in_pieces(x, sep))
+    assert len(parts) == 4 and [p.info["piece"]["index"] for p in parts] == [0, 1, 2, 3]
+    background, removed = _joined(parts, "background")[0], _joined(parts, "removed")[0]
+    assert background.stats.starttime == x[0].stats.starttime and background.stats.npts == 4096
+    np.testing.assert_allclose(background.data + removed.data, x[0].data, atol=1e-9 * np.abs(x[0].data).max())
 
 
 def test_cancelling_inside_a_long_record_stops_within_a_second():

@@ -154,6 +154,27 @@ def separate_in_pieces(stream, separator, progress: Progress = no_progress, toke
         del kept
 
 
+def join_pieces(streams: list[Stream]) -> Stream:
+    """The pieces of one product (in time order) joined into one trace per channel run: a trace continues the last
+    one of its id that ends one sample before it starts (for writers that cannot append, e.g. SAC)."""
+    runs: list[list[Trace]] = []
+    last: dict[str, list[Trace]] = {}
+    for tr in (tr for st in streams for tr in st):
+        run = last.get(tr.id)
+        if run is not None and abs(tr.stats.starttime - (run[-1].stats.endtime + run[-1].stats.delta)) < \
+                0.5 * tr.stats.delta and tr.stats.sampling_rate == run[-1].stats.sampling_rate:
+            run.append(tr)
+        else:
+            last[tr.id] = run = [tr]
+            runs.append(run)
+    out = Stream()
+    for run in runs:
+        tr = Trace(header=run[0].stats.copy())
+        tr.data = np.concatenate([t.data for t in run]) if len(run) > 1 else run[0].data
+        out.append(tr)
+    return out
+
+
 def combined_info(infos: list[dict]) -> dict:
     """One ``info`` for a record separated in pieces: the method and parameters (of the first piece), the summed
     ``total_s``/``seconds``, the ``catalogue`` of every piece channel by channel (as over the whole record) and,
@@ -174,4 +195,4 @@ def combined_info(infos: list[dict]) -> dict:
     return out
 
 
-__all__ = ["Grid", "combined_info", "piece_bounds", "sample_grid", "separate_in_pieces"]
+__all__ = ["Grid", "combined_info", "join_pieces", "piece_bounds", "sample_grid", "separate_in_pieces"]
