@@ -258,39 +258,39 @@ class FeatureStore:
                     return moved
         return self.path
 
-    def _read_segment(self, seg: Segment, name: str, lo: int, hi: int) -> np.ndarray:
+    def _read_segment(self, seg: Segment, name: str, lo: int, hi: int, out: np.ndarray) -> None:
+        """Windows ``lo:hi`` of the segment's dataset ``name`` into ``out`` (checked on its first read)."""
         file = self._segment_file(seg)
         if seg.name not in self._checked:
             check_segment(file, seg, self.path, self.config, self.config_hash, self.inputs)
             self._checked.add(seg.name)
         try:
             with h5py.File(file, "r") as f:
-                a = f[name][lo:hi]
+                f[name].read_direct(out, np.s_[lo:hi])
         except H5_ERRORS as exc:
             where = "" if self.is_single_file else f" segment {segments_dir(self.path).name}/{seg.name}"
             raise damaged(exc, self.path, "feature store" + where) from None
-        return a + seg.first_input if name == "windows/input" and seg.first_input else a
+        if name == "windows/input":
+            out += seg.first_input
 
     def _read_span(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Windows ``start:stop`` of dataset ``name``, read from the segments that hold them."""
+        """Windows ``start:stop`` of dataset ``name``, read from the segments that hold them into one array."""
         if self._segments is None:
             return self._read(name)[start:stop]
-        pieces = []
+        out = self._empty(name, max(0, stop - start))
         i = max(0, int(np.searchsorted(self._starts, start, side="right")) - 1)
         for seg in self._segments[i:]:
             if seg.start >= stop:
                 break
             lo, hi = max(start, seg.start) - seg.start, min(stop, seg.start + seg.n_windows) - seg.start
             if hi > lo:
-                pieces.append(self._read_segment(seg, name, lo, hi))
-        if len(pieces) == 1:
-            return pieces[0]
-        return np.concatenate(pieces) if pieces else self._empty(name)
+                self._read_segment(seg, name, lo, hi, out[seg.start + lo - start:seg.start + hi - start])
+        return out
 
-    def _empty(self, name: str) -> np.ndarray:
+    def _empty(self, name: str, n: int) -> np.ndarray:
         if name.startswith("features/"):
-            return np.zeros((0, len(self.config.components), len(self.description), 2), np.float32)
-        return np.zeros(0, np.int32) if name.startswith("windows/") else np.zeros((0, 2))
+            return np.empty((n, len(self.config.components), len(self.description), 2), np.float32)
+        return np.empty(n, np.int32) if name.startswith("windows/") else np.empty((n, 2))
 
     def _read(self, name: str) -> np.ndarray:
         return self._read_span(name, 0, self.n_windows)
