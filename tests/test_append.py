@@ -63,3 +63,24 @@ def test_appended_files_appear_together_and_not_on_error(tmp_path):
         files.append(failed / "c.mseed", _pieces(st, 2)[0])
         raise RuntimeError("disk trouble")
     assert list(failed.iterdir()) == []  # neither the target nor a temporary file
+
+
+def test_outputs_appear_in_the_order_opened_and_a_failed_one_stops_the_rest(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    original, renamed = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        renamed.append(os.path.basename(dst))
+        if renamed[-1] == "b.mseed":
+            raise OSError(errno.EIO, "Input/output error", str(dst))
+        return original(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output"), AppendedFiles() as files:
+        for part in _pieces(make_stream(npts=3_000), 2):
+            for name in "abc":
+                files.append(tmp_path / f"{name}.mseed", part)
+    assert renamed == ["a.mseed", "b.mseed"]  # c was never put in place
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mseed"]  # and its temporary file is gone

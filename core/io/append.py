@@ -24,10 +24,12 @@ from unmix.atomic import atomic_path
 
 
 class MiniSeedAppender:
-    """Appends streams to an open binary file as miniSEED records (each trace's ``stats.mseed`` encoding)."""
+    """Appends streams to an open binary file as miniSEED records (each trace's ``stats.mseed`` encoding); a
+    failed write (e.g. a full disk) is an OSError naming ``name`` (the output it becomes; default the file's)."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO, name: str | Path | None = None) -> None:
         self._fh = fh
+        self.name = str(name if name is not None else getattr(fh, "name", "output"))
         self._sha = hashlib.sha256()
         self.bytes = 0
         self.ids: set[str] = set()
@@ -40,7 +42,8 @@ class MiniSeedAppender:
         buffer = io.BytesIO()
         stream.write(buffer, format="MSEED")
         data = buffer.getbuffer()
-        self._fh.write(data)
+        with self._named_errors():
+            self._fh.write(data)
         self._sha.update(data)
         self.bytes += len(data)
         self.ids.update(tr.id for tr in stream)
@@ -55,8 +58,16 @@ class MiniSeedAppender:
 
     def finish(self) -> None:
         """Flush what was written to the disk."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with self._named_errors():
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    @contextlib.contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.name) from exc
 
 
 @contextlib.contextmanager
@@ -64,35 +75,49 @@ def appended_mseed(target: str | Path, overwrite: bool = True) -> Iterator[MiniS
     """A :class:`MiniSeedAppender` on a temporary file that replaces ``target`` when the block ends without error
     (and is removed otherwise)."""
     with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
-        appender = MiniSeedAppender(fh)
+        appender = MiniSeedAppender(fh, target)
         yield appender
         appender.finish()
 
 
 class AppendedFiles:
     """Several miniSEED outputs written piece by piece, each opened at its first piece (:func:`appended_mseed`);
-    as a context manager, all of them appear at their targets when the block ends without error, none otherwise."""
+    as a context manager, they appear at their targets in the order they were opened when the block ends without
+    error (as outputs written one after the other would), none otherwise."""
 
     def __init__(self, overwrite: bool = True) -> None:
         self.overwrite = overwrite
         self.files: dict[Path, MiniSeedAppender] = {}
-        self._stack = contextlib.ExitStack()
+        self._open: list[contextlib.AbstractContextManager] = []
 
     def append(self, target: str | Path, stream: Stream) -> MiniSeedAppender:
         """Append ``stream`` to the output ``target`` (opened on first use); returns its appender."""
         target = Path(target)
         if target not in self.files:
-            self.files[target] = self._stack.enter_context(appended_mseed(target, self.overwrite))
+            manager = appended_mseed(target, self.overwrite)
+            self.files[target] = manager.__enter__()
+            self._open.append(manager)
         appender = self.files[target]
         appender.append(stream)
         return appender
 
     def __enter__(self) -> AppendedFiles:
-        self._stack.__enter__()
         return self
 
-    def __exit__(self, *exc) -> bool | None:
-        return self._stack.__exit__(*exc)
+    def __exit__(self, kind, exc, tb) -> None:
+        managers, self._open = self._open, []
+        failure: BaseException | None = None
+        for manager in managers:  # in opening order; once one failed, the others are only cleaned up
+            try:
+                if failure is None:
+                    manager.__exit__(kind, exc, tb)
+                else:
+                    manager.__exit__(type(failure), failure, failure.__traceback__)
+            except BaseException as err:  # e.g. the rename failed: the later outputs must not appear
+                if exc is None and failure is None:
+                    failure = err
+        if failure is not None:
+            raise failure
 
 
 __all__ = ["AppendedFiles", "MiniSeedAppender", "appended_mseed"]
