@@ -524,7 +524,10 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
 
     def accept(result: FileFeatures, segment: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        write_segment(result, config, segment)
+        try:
+            write_segment(result, config, segment)
+        except DiskFullError as exc:  # name the store, which is kept as it was
+            raise DiskFullError(exc.problem, out) from None
         meta = segment_meta(segment, config)
         if meta is None:
             raise InputFileError("the segment just written cannot be read back", segment)
