@@ -175,6 +175,13 @@ def test_a_resumed_streaming_run_continues_exactly(mixture, tmp_path):
     assert resumed.digest() == model.digest()
 
 
+def test_streaming_without_a_validation_split_counts_occupancy_on_training_windows(base, tmp_path):
+    mixture_store(base, tmp_path / "few.h5", 300)
+    cfg = TINY.replace(val_fraction=0.0, epochs=1, pca=4)
+    model = train(tmp_path / "few.h5", tmp_path / "m.pt", cfg, device="cpu", memory_budget=TINY_BUDGET)
+    assert "val_loss" not in model.logs[-1] and sum(model.logs[-1]["occupancy"]["4096"]) == 300
+
+
 def test_predict_streaming_gives_the_in_memory_table(mixture, tmp_path):
     path, _ = mixture
     model = train(path, tmp_path / "m.pt", TINY.replace(ensemble=2, epochs=2), device="cpu")

@@ -6,7 +6,7 @@ Training and prediction hold every window's features in memory when the store fi
 (:attr:`unmix.features.FeatureStore.chunk_windows` windows) in a shuffled order, several chunks at a time (a shuffle
 buffer, as many as the budget allows), the next buffer read by a background thread while the network trains on the
 current one. Inputs of chunks are kept for later epochs while they fit half of the budget (after a projection they
-are far smaller than the store's features).
+are far smaller than the store's features); what they leave sizes the shuffle buffer.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class StreamedInputs:
         per_input = sum(4 * p.channels * p.n_features for p in model.preps.values())
         per = window_bytes(store)
         transient = W * (sum(per.values()) + 6 * max(per.values()))
-        cache = budget // 2
+        cache = min(budget // 2, per_input * (len(train_idx) + len(val_idx)))
         self.buffer_chunks = int(np.clip((budget - cache - transient) // (3 * W * per_input), 1,
                                          max(len(self.splits["train"]), 1)))
         self.reader = InputReader(store, model, cache)
@@ -244,16 +244,17 @@ class StreamedInputs:
             else np.arange(min(n, occupancy_windows))] = True
         sums: dict[str, float] = {}
         counts = {s: np.zeros(clusters, np.int64) for s in self.model.scales}
-        for pos, x in self.pieces(split, token, None if split == "val" else occ):
-            xb = {s: v.to(device) for s, v in x.items()}
-            for net in nets if split == "val" else ():
-                for k, v in net.loss(xb, net(xb, tau)).items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(pos) / (len(nets) * n)
-            sel = torch.from_numpy(occ[pos]).to(device)
-            if not occ[pos].any():
-                continue
-            for s, r in nets[0].infer({s: v[sel] for s, v in xb.items()}).items():
-                counts[s] += np.bincount(r["prob"].argmax(-1).cpu().numpy(), minlength=clusters)
+        with contextlib.closing(self.pieces(split, token, None if split == "val" else occ)) as pieces:
+            for pos, x in pieces:
+                token.check()
+                xb = {s: v.to(device) for s, v in x.items()}
+                for net in nets if split == "val" else ():
+                    for k, v in net.loss(xb, net(xb, tau)).items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * len(pos) / (len(nets) * n)
+                if occ[pos].any():
+                    sel = torch.from_numpy(occ[pos]).to(device)
+                    for s, r in nets[0].infer({s: v[sel] for s, v in xb.items()}).items():
+                        counts[s] += np.bincount(r["prob"].argmax(-1).cpu().numpy(), minlength=clusters)
         out = {f"val_{k}": v for k, v in sums.items()}
         out["occupancy"] = {str(s): c.tolist() for s, c in counts.items()}
         return out
@@ -270,6 +271,7 @@ def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pc
         with contextlib.closing(prefetched(jobs, token)) as loaded:
             for i, raw in enumerate(loaded):
                 for s, a in raw.items():
+                    token.check()
                     (fits[s].add if p == 0 else fits[s].add_gram)(a)
                 progress(0.0, f"fitting the preprocessing: pass {p + 1}/{passes}, chunk {i + 1}/{len(jobs)}")
     return {s: f.finish() for s, f in fits.items()}

@@ -72,6 +72,11 @@ class Training:
     ``progress``/``token`` follow the job protocol: the token is checked between optimisation steps, progress is
     reported after each step. Use :meth:`run` to go to the end and get the :class:`TrainedModel`. ``out=None``
     trains in memory only: no checkpoint is written (``unmix.FactorialGMVAE`` without ``checkpoint``).
+
+    ``memory_budget`` (bytes; None: :data:`unmix.model.stream.DEFAULT_MEMORY_BUDGET`): when holding the store's
+    features and inputs would need more, the run *streams* them from the store (``streaming`` is True; the
+    preprocessing is fitted in passes, epochs read shuffled chunks, :mod:`unmix.model.stream`); otherwise everything
+    is held in memory, exactly as without a budget.
     """
 
     def __init__(self, store: FeatureStore | str | Path, out: str | Path | None, config: ModelConfig | None = None,
@@ -238,15 +243,17 @@ class Training:
             for a in range(0, len(idx), INFER_BATCH):
                 yield self._batch(torch.from_numpy(np.asarray(idx[a:a + INFER_BATCH])))
             return
-        select = np.isin(self.train_idx, idx)
-        for _, x in self.stream.pieces("train", self.token, select):
-            yield {s: v.to(self.device, non_blocking=True) for s, v in x.items()}
+        with contextlib.closing(self.stream.pieces("train", self.token, np.isin(self.train_idx, idx))) as pieces:
+            for _, x in pieces:
+                self.token.check()
+                yield {s: v.to(self.device, non_blocking=True) for s, v in x.items()}
 
     def _batches(self, seed: int) -> Iterator[dict[int, torch.Tensor]]:
         """One epoch's training batches (on the device), shuffled with ``seed``."""
         if self.streaming:
-            for xb in self.stream.epoch(seed, self.token):
-                yield {s: v.to(self.device, non_blocking=True) for s, v in xb.items()}
+            with contextlib.closing(self.stream.epoch(seed, self.token)) as batches:
+                for xb in batches:
+                    yield {s: v.to(self.device, non_blocking=True) for s, v in xb.items()}
             return
         gen = torch.Generator().manual_seed(seed)
         order = torch.from_numpy(self.train_idx)[torch.randperm(self.n_train, generator=gen)]
