@@ -37,11 +37,15 @@ OnResult = Callable[[int, Any, "BaseException | None"], None]
 
 
 class _SchedulerToken(CancelToken):
-    """A task's token: cancelled once the client has set the run's Dask :class:`~distributed.Event`."""
+    """A task's token: cancelled once the client has set the run's Dask :class:`~distributed.Event`.
 
-    def __init__(self, name: str) -> None:
+    On a local cluster it also carries the client's advice of how many torch threads a task should use (the Dask
+    :class:`~distributed.Variable` ``threads``): when fewer tasks than workers are left, the last ones take over the
+    cores of the idle workers."""
+
+    def __init__(self, name: str, threads: str | None = None) -> None:
         super().__init__()
-        self._name, self._next, self._seen = name, 0.0, False
+        self._name, self._threads, self._next, self._seen = name, threads, 0.0, False
 
     def cancel(self) -> None:
         raise TypeError("a task cannot cancel its run; the client does")
@@ -54,6 +58,8 @@ class _SchedulerToken(CancelToken):
             self._next = time.monotonic() + CANCEL_POLL_S
             try:
                 self._seen = Event(self._name).is_set()
+                if self._threads is not None:
+                    _use_threads(self._threads)
             except Exception:  # the scheduler is gone: nobody waits for this result any more
                 self._seen = True
         return self._seen
@@ -63,14 +69,28 @@ class _SchedulerToken(CancelToken):
             raise Cancelled("cancelled by user")
 
 
-def _run_task(func: Callable, args: tuple, cancel_event: str):
-    """What a worker runs: ``func(*args, token=...)`` in a process whose allocator is tuned as in-process."""
+def _use_threads(variable: str) -> None:
+    """Give torch (where the task uses it) the number of threads the client advises now."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    from distributed import Variable
+
+    n = int(Variable(variable).get(timeout=5))
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+
+
+def _run_task(func: Callable, args: tuple, shared: dict[str, Any], cancel_event: str, threads: str | None):
+    """What a worker runs: ``func(*args, **shared, token=...)`` in a process whose allocator is tuned as in-process."""
     import dask
 
     from unmix.allocator import tune_allocator
 
     tune_allocator(not_the_users=dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-    return func(*args, token=_SchedulerToken(cancel_event))
+    return func(*args, **shared, token=_SchedulerToken(cancel_event, threads))
 
 
 class _QuickExit(WorkerPlugin):
@@ -127,8 +147,10 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _local_cluster(workers: int) -> Iterator[Any]:
-    """A local cluster of ``workers`` single-task processes, set up as the module docstring says. Dask's nanny puts
-    its worker environment into this process's too; this process gets its own back."""
+    """A local cluster of ``workers`` single-task processes, set up as the module docstring says. A worker holds only
+    the task it runs (none queued behind it), so a worker that dies takes the blame of that task alone, and a task
+    that killed two workers fails. Dask's nanny puts its worker environment into this process's too; this process
+    gets its own back."""
     import dask
     from distributed import LocalCluster
 
@@ -137,7 +159,8 @@ def _local_cluster(workers: int) -> Iterator[Any]:
     saved = {k: os.environ.get(k) for k in (*environ, "PYTHONHASHSEED")}
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                              "distributed.scheduler.allowed-failures": 1}):
+                              "distributed.scheduler.allowed-failures": 1,
+                              "distributed.scheduler.worker-saturation": 1.0}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None)
         with cluster:
@@ -151,46 +174,67 @@ def _local_cluster(workers: int) -> Iterator[Any]:
 
 
 def run_tasks(func: Callable, calls: Sequence[tuple], labels: Sequence[str], workers: int, scheduler: str | None,
-              on_result: OnResult, token: CancelToken) -> None:
-    """Run ``func(*call, token=...)`` for every call on Dask (see :func:`dask_client`) and call ``on_result`` here as
-    each finishes, in the order they finish. ``labels`` name the calls (input paths): a call whose worker died is
-    handed on as a :class:`DataError` of its label. ``token`` is checked every 0.1 s; cancelling it stops the tasks
-    (they see it at their next check) and raises :class:`Cancelled`. An exception of ``on_result`` stops all."""
-    from distributed import Event
+              on_result: OnResult, token: CancelToken, shared: dict[str, Any] | None = None) -> None:
+    """Run ``func(*call, **shared, token=...)`` for every call on Dask (see :func:`dask_client`) and call
+    ``on_result`` here as each finishes, in the order they finish.
 
+    ``shared`` values go to the workers once, not with every call. ``labels`` name the calls (input paths): a call
+    whose worker died is handed on as a :class:`DataError` of its label. ``token`` is checked every 0.1 s; cancelling
+    it stops the tasks (they see it at their next check) and raises :class:`Cancelled`. An exception of
+    ``on_result`` stops all. On a local cluster, unless the user set ``OMP_NUM_THREADS``, the last tasks get the
+    cores of workers that have nothing left to do."""
+    from distributed import Event, Variable, as_completed
+
+    if not calls:
+        return
     run = uuid.uuid4().hex[:12]
+    adapt = not scheduler and "OMP_NUM_THREADS" not in os.environ
     with dask_client(workers, scheduler) as client:
         cancel = Event(f"unmix-cancel-{run}", client=client)
-        pending = {client.submit(_run_task, func, call, cancel.name, pure=False, key=f"unmix-{run}-{i}"): i
-                   for i, call in enumerate(calls)}
+        threads = Variable(f"unmix-threads-{run}", client=client) if adapt else None
+        advice = _advise(threads, workers, len(calls), None)
+        common = {k: client.scatter(v, broadcast=False, hash=False) for k, v in (shared or {}).items()}
+        index = {client.submit(_run_task, func, call, common, cancel.name, threads and threads.name, pure=False,
+                               key=f"unmix-{run}-{i}"): i for i, call in enumerate(calls)}
+        finished = as_completed(list(index))
         try:
-            while pending:
-                if token.cancelled:
-                    raise Cancelled("cancelled by user")
-                finished = [f for f in pending if f.done()]
-                if not finished:
+            while not finished.is_empty():
+                token.check()
+                batch = finished.next_batch(block=False)
+                if not batch:
                     time.sleep(_WAIT_S)
-                for fut in finished:
-                    i = pending.pop(fut)
+                for fut in batch:
+                    if not fut.done():  # its worker died after it finished: Dask computes it again
+                        finished.add(fut)
+                        continue
+                    i = index.pop(fut)
                     value, error = _outcome(fut, labels[i])
                     fut.release()
+                    advice = _advise(threads, workers, len(index), advice)
                     on_result(i, value, error)
         except BaseException:
             cancel.set()
-            client.cancel(list(pending))
+            client.cancel(list(index))
             raise
+
+
+def _advise(threads, workers: int, left: int, advice: int | None) -> int | None:
+    """Set the threads each task should use while ``left`` tasks remain (see :class:`_SchedulerToken`)."""
+    if threads is None or left == 0:
+        return advice
+    n = threads_per_worker(min(workers, left))
+    if n != advice:
+        threads.set(n)
+    return n
 
 
 def _outcome(fut, label: str) -> tuple[Any, BaseException | None]:
     """A finished future's value, or what went wrong (a dead worker as a :class:`DataError` of ``label``)."""
     from distributed import KilledWorker
 
-    if fut.status == "finished":
-        return fut.result(), None
     try:
-        error = fut.exception()
-    except BaseException as exc:  # e.g. CancelledError: the scheduler lost the task
-        error = exc
-    if isinstance(error, KilledWorker):
-        error = DataError("the Dask worker died while working on this input (out of memory?)", label)
-    return None, error
+        return fut.result(), None
+    except KilledWorker:
+        return None, DataError("the Dask worker died while working on this input (out of memory?)", label)
+    except Exception as exc:  # the task's own error, or the scheduler's (e.g. CancelledError: it lost the task)
+        return None, exc

@@ -437,7 +437,7 @@ def _log_outcome(path: Path, status: str, payload) -> None:
                               }.get(status, f"failed: {payload}"))
 
 
-def _guarded(path: str, stem: str, plan: ExportPlan, inputs: frozenset[str],
+def _guarded(path: str, stem: str, *, plan: ExportPlan, inputs: frozenset[str],
              token: CancelToken = NO_CANCEL) -> tuple[str, list[str] | str]:
     """Task of one input on a Dask worker: never raises for a bad input, returns ('failed', message) instead."""
     try:
@@ -555,8 +555,8 @@ def _separate_on_dask(files: list[Path], stems: dict[Path, str], plan: ExportPla
         progress(len(outcomes) / len(files), f.name)
 
     paths = [str(f.resolve()) if scheduler else str(f) for f in files]
-    run_tasks(_guarded, [(p, stems[f], plan, inputs) for p, f in zip(paths, files, strict=True)], paths, workers,
-              scheduler, handle, token)
+    run_tasks(_guarded, [(p, stems[f]) for p, f in zip(paths, files, strict=True)], paths, workers, scheduler, handle,
+              token, shared={"plan": plan, "inputs": inputs})
     return outcomes
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,13 +18,14 @@ from click.testing import CliRunner
 from obspy import read
 
 from unmix.cli import main
-from unmix.distributed import run_tasks
+from unmix.distributed import run_tasks, threads_per_worker
 from unmix.errors import DataError, InputFileError
 from unmix.export import export_separation
 from unmix.jobs import Cancelled, CancelToken
 from unmix.synthetic import SyntheticConfig, generate
 
 TIMING_FIELDS = {"timings", "created", "total_s", "seconds"}
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 WORKER_ENV = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")
 
 
@@ -57,10 +60,10 @@ def _outputs(folder: Path) -> dict[str, dict]:
     return out
 
 
-def _assert_same_outputs(a: Path, b: Path) -> None:
+def _assert_same_outputs(a: Path, b: Path, inputs: int = 2) -> None:
     oa, ob = _outputs(a), _outputs(b)
     assert sorted(oa) == sorted(ob)
-    assert sum(n.endswith(".provenance.json") for n in oa) == 2 and len(oa) > 2
+    assert sum(n.endswith(".provenance.json") for n in oa) == inputs and len(oa) > inputs
     for name, content in oa.items():
         if name.endswith(".json"):
             assert content == ob[name], name
@@ -96,9 +99,18 @@ def test_cli_workers_smoke(inputs, tmp_path):
     assert "1 of 3 input(s) failed: bad.mseed" in res.output
 
 
-def _task(kind: str, folder: str, token: CancelToken) -> str:
+def _task(kind: str, folder: str, token: CancelToken):
     """Test task: 'ok' returns, 'error' raises a user error, 'die' ends its worker process, 'wait' runs until the
-    run is cancelled (and notes that it saw it)."""
+    run is cancelled (and notes that it saw it), 'setup' returns the worker's allocator and thread settings."""
+    if kind == "setup":
+        from unmix import allocator
+
+        return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"), allocator._done
+    if kind == "threads":
+        import torch
+
+        token.check()  # asks the scheduler, and takes the advised thread count
+        return torch.get_num_threads()
     if kind == "error":
         raise InputFileError("cannot be read", "broken.mseed")
     if kind == "die":
@@ -115,11 +127,22 @@ def _task(kind: str, folder: str, token: CancelToken) -> str:
 
 def test_run_tasks_reports_errors_and_dead_workers_and_goes_on(tmp_path):
     got = {}
-    run_tasks(_task, [("ok", str(tmp_path)), ("error", str(tmp_path)), ("die", str(tmp_path)), ("ok", str(tmp_path))],
-              ["a", "b", "c", "d"], 2, None, lambda i, v, e: got.__setitem__(i, (v, e)), CancelToken())
+    kinds = ("ok", "error", "die", "ok", "setup")
+    run_tasks(_task, [(k, str(tmp_path)) for k in kinds], list("abcde"), 2, None,
+              lambda i, v, e: got.__setitem__(i, (v, e)), CancelToken())
     assert got[0] == ("ok done", None) and got[3] == ("ok done", None)
+    threads = os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(2))  # the user's setting wins
+    assert got[4] == ((None, threads, GLIBC), None)  # no Dask trim threshold; the allocator tuned as in-process
     assert isinstance(got[1][1], InputFileError) and got[1][1].message == "broken.mseed: cannot be read"
     assert isinstance(got[2][1], DataError) and got[2][1].message.startswith("c: the Dask worker died")
+
+
+def test_the_last_task_takes_the_cores_of_idle_workers(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a user's setting would win
+    got = {}
+    run_tasks(_task, [("threads", str(tmp_path))], ["a"], 2, None, lambda i, v, e: got.__setitem__(i, (v, e)),
+              CancelToken())
+    assert got[0] == (threads_per_worker(1), None)  # its worker started with threads_per_worker(2)
 
 
 def test_cancel_stops_running_tasks(tmp_path):
@@ -137,3 +160,20 @@ def test_cancel_stops_running_tasks(tmp_path):
     while not (tmp_path / "saw-cancel").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (tmp_path / "saw-cancel").exists()  # the task itself saw the cancel through its token
+
+
+def test_separate_on_an_existing_scheduler(inputs, tmp_path, monkeypatch):
+    """Workers started by someone else (Dask's own settings: MALLOC_TRIM_THRESHOLD_=65536) still get the tuned
+    allocator, and a relative --out names the same folder there."""
+    from distributed import LocalCluster
+
+    here = export_separation(inputs[2:], tmp_path / "here", "template")
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        got = {}
+        run_tasks(_task, [("setup", str(tmp_path))], ["x"], 0, cluster.scheduler_address,
+                  lambda i, v, e: got.__setitem__(i, (v, e)), CancelToken())
+        assert got[0][1] is None and got[0][0][0] == "65536" and got[0][0][2] == GLIBC
+        monkeypatch.chdir(tmp_path)
+        there = export_separation(inputs[2:], "there", "template", scheduler=cluster.scheduler_address)
+    assert there.done == here.done and len(there.outputs) == len(here.outputs)
+    _assert_same_outputs(tmp_path / "here", tmp_path / "there", 1)
