@@ -29,6 +29,7 @@ import logging
 import sys
 import time
 import types
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,9 +314,14 @@ def derived_product(tr) -> str | None:
     return None
 
 
-def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken):
+def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken,
+                      sink: Callable[[dict[str, Stream]], None]) -> tuple[list[dict], float]:
+    """Separate every record of ``path``, long ones in pieces (:mod:`unmix.separation.pieces`); ``sink`` gets the
+    products of every piece in time order, ``{'background': ..., <removed>: ...}``. Returns each record's info and
+    the time reading ended."""
     from unmix.io import read_records
     from unmix.separation import get_method
+    from unmix.separation.pieces import combined_info, separate_in_pieces
 
     records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged)
     for record in records:
@@ -325,20 +331,24 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
                                 "data; separate the raw record instead", path)
     t_read = time.perf_counter()
     separator = get_method(plan.method, **plan.options)
-    sources: dict[str, Stream] = {"background": Stream()}
     infos = []
     for k, record in enumerate(records):
         token.check()
-        result = separator.separate(record.stream, sub_progress(progress, k / len(records), (k + 1) / len(records)),
-                                    token)
-        sources["background"] += result.background
-        for name, st in result.removed.items():
-            sources.setdefault(name, Stream())
-            sources[name] += st
+        piece_infos = []
+        sub = sub_progress(progress, k / len(records), (k + 1) / len(records))
+        for part in separate_in_pieces(record.stream, separator, sub, token):
+            sink({"background": part.background, **part.removed})
+            piece_infos.append(part.info)
+            del part
         infos.append({"record": record.key, "start": str(record.starttime), "end": str(record.endtime),
                       "npts": record.npts, "notes": record.notes, "damage": record.damage,
-                      "info": _json_safe(result.info)})
-    return sources, infos, t_read
+                      "info": _json_safe(combined_info(piece_infos))})
+    return infos, t_read
+
+
+def _write_pending(pending: Path, sha: str, names: list[str]) -> None:
+    with atomic_path(pending, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"input_sha256": sha, "outputs": names}))
 
 
 def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], provenance: dict, fmt: str,
@@ -348,8 +358,7 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
     out_dir = prov_path.parent
     prov_path.unlink(missing_ok=True)  # no provenance may vouch for a mix of old and new files
     names = sorted({t.name for t, _ in targets} | ours)
-    with atomic_path(pending, overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"input_sha256": provenance["input_sha256"], "outputs": names}))
+    _write_pending(pending, provenance["input_sha256"], names)
     written, files = [], []
     try:
         for target, st in targets:
@@ -363,7 +372,14 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
         if not any((out_dir / n).exists() for n in names):
             pending.unlink(missing_ok=True)
         raise
-    for stale in ours - {t.name for t, _ in targets}:  # outputs of the interrupted run that this one does not make
+    return _finish(written, files, prov_path, pending, ours, provenance, clock)
+
+
+def _finish(written: list[str], files: list[dict], prov_path: Path, pending: Path, ours: set[str],
+            provenance: dict, clock: tuple[float, float, float]) -> list[str]:
+    """After the outputs: remove the interrupted run's others, write the provenance, drop the pending note."""
+    out_dir = prov_path.parent
+    for stale in ours - {Path(w).name for w in written}:  # outputs of the interrupted run that this one does not make
         (out_dir / stale).unlink(missing_ok=True)
     t_start, t_read, t_sep = clock
     t_write = time.perf_counter()
@@ -374,6 +390,49 @@ def _commit(targets, products, prov_path: Path, pending: Path, ours: set[str], p
         tmp.write_text(json.dumps(provenance, indent=1, default=_jsonable))
     pending.unlink(missing_ok=True)
     return [*written, str(prov_path)]
+
+
+class _Appending:
+    """The sink of :func:`_separate_records` for miniSEED: every product's pieces labelled and appended to
+    ``<stem>.<product>.mseed`` (:class:`unmix.io.append.AppendedFiles`); a product's target is checked and named in
+    the pending note before its first piece is written."""
+
+    def __init__(self, files, plan: ExportPlan, stem: str, inputs: frozenset[str], ours: set[str], prov_path: Path,
+                 pending: Path, sha: str) -> None:
+        self.files, self.plan, self.stem, self.inputs, self.ours = files, plan, stem, inputs, ours
+        self.prov_path, self.pending, self.sha = prov_path, pending, sha
+        self.targets: dict[str, Path] = {}
+        self.raw_ids: dict[str, list[str]] = {}
+        self.locations: dict[str, set[str]] = {}
+
+    def __call__(self, parts: dict[str, Stream]) -> None:
+        for name, st in parts.items():
+            if self.plan.sources is not None and name not in self.plan.sources:
+                continue
+            if name not in self.targets:
+                target = Path(self.plan.out_dir) / f"{self.stem}.{name}.{FORMATS['MSEED']}"
+                _check_targets([(target, None)], self.inputs, self.ours, self.plan.overwrite)
+                if not self.targets:
+                    self.prov_path.unlink(missing_ok=True)  # no provenance may vouch for a mix of old and new files
+                self.targets[name] = target
+                _write_pending(self.pending, self.sha, self.names())
+            self.raw_ids.setdefault(name, []).extend(label_product(st, name, self.plan))
+            self.locations.setdefault(name, set()).update(tr.stats.location for tr in st)
+            self.files.append(self.targets[name], st)
+
+    def names(self) -> list[str]:
+        """The outputs the pending note names: this run's targets so far and the interrupted run's."""
+        return sorted({t.name for t in self.targets.values()} | self.ours)
+
+    def entries(self) -> list[dict]:
+        """The provenance's ``files`` entries, from what the appenders wrote."""
+        out = []
+        for name, target in self.targets.items():
+            app = self.files.files[target]
+            out.append({"name": target.name, "bytes": app.bytes, "sha256": app.sha256, "product": name,
+                        "ids": sorted(app.ids), "raw_ids": sorted(set(self.raw_ids[name])),
+                        "processing": list(app.processing)})
+        return out
 
 
 def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozenset[str] = frozenset(),
@@ -394,10 +453,62 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
     note = _read_json(pending) or {}
     ours = {Path(str(n)).name for n in note.get("outputs", []) if note.get("input_sha256") == sha}
     ours |= set(prov_outputs) if state == "incomplete" else set()
-    sources, infos, t_read = _separate_records(path, plan, progress, token)
+    provenance = {"input": str(path), "input_sha256": sha, "configuration": config}
+    if plan.fmt == "SAC":
+        written = _separate_whole_files(path, stem, plan, inputs, ours, prov_path, pending, provenance, progress,
+                                        token, t_start)
+    else:
+        written = _separate_appending(path, stem, plan, inputs, ours, prov_path, pending, provenance, progress, token,
+                                      t_start)
+    progress(1.0, path.name)
+    return "done", written
+
+
+def _provenance(plan: ExportPlan, given: dict, infos: list[dict], locations: dict[str, set[str]]) -> dict:
+    """The provenance of one input before its outputs are listed (``given``: input, its digest, configuration)."""
+    return {
+        "tool": "unmix", "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "input": given["input"], "input_sha256": given["input_sha256"], "method": plan.method,
+        "configuration": given["configuration"], "model": plan.model, "records": infos, "dataquality": DATAQUALITY,
+        "damage": list(dict.fromkeys(d for info in infos for d in info["damage"])),
+        "products": {name: sorted(locs) for name, locs in locations.items()},
+    }
+
+
+def _separate_appending(path: Path, stem: str, plan: ExportPlan, inputs: frozenset[str], ours: set[str],
+                        prov_path: Path, pending: Path, provenance: dict, progress: Progress, token: CancelToken,
+                        t_start: float) -> list[str]:
+    """miniSEED: separate and append every piece to the outputs as it comes (memory bounded by a piece)."""
+    from unmix.io.append import AppendedFiles
+
+    files = AppendedFiles(overwrite=True)
+    sink = _Appending(files, plan, stem, inputs, ours, prov_path, pending, provenance["input_sha256"])
+    try:
+        with files:
+            infos, t_read = _separate_records(path, plan, progress, token, sink)
+    except BaseException:  # the temporary files are gone; the note stays while older outputs remain
+        if sink.targets and not any((prov_path.parent / n).exists() for n in sink.names()):
+            pending.unlink(missing_ok=True)
+        raise
+    t_sep = time.perf_counter()
+    provenance = _provenance(plan, provenance, infos, sink.locations)
+    written = [str(t) for t in sink.targets.values()]
+    return _finish(written, sink.entries(), prov_path, pending, ours, provenance, (t_start, t_read, t_sep))
+
+
+def _separate_whole_files(path: Path, stem: str, plan: ExportPlan, inputs: frozenset[str], ours: set[str],
+                          prov_path: Path, pending: Path, provenance: dict, progress: Progress, token: CancelToken,
+                          t_start: float) -> list[str]:
+    """SAC (one file per trace, not appendable): the pieces joined per product, then written as before."""
+    from unmix.separation.pieces import join_pieces
+
+    pieces: dict[str, list[Stream]] = {"background": []}
+    infos, t_read = _separate_records(path, plan, progress, token,
+                                      lambda parts: [pieces.setdefault(n, []).append(st) for n, st in parts.items()])
+    sources = {name: join_pieces(parts) for name, parts in pieces.items()}
     t_sep = time.perf_counter()
     inventory = None
-    if plan.inventory is not None and plan.fmt == "SAC":
+    if plan.inventory is not None:
         from unmix.io import read_inventory
 
         inventory = read_inventory(plan.inventory)
@@ -406,21 +517,14 @@ def process_file(path: str | Path, stem: str, plan: ExportPlan, inputs: frozense
         if plan.sources is not None and name not in plan.sources:
             continue
         raw_ids = label_product(st, name, plan, inventory)
-        for target, part in _stream_files(st, out_dir, stem, name, plan.fmt):
+        for target, part in _stream_files(st, Path(plan.out_dir), stem, name, plan.fmt):
             targets.append((target, part))
             products[target] = (name, raw_ids)
     _check_targets(targets, inputs, ours, plan.overwrite)
-    provenance = {
-        "tool": "unmix", "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "input": str(path), "input_sha256": sha, "method": plan.method, "configuration": config,
-        "model": plan.model, "records": infos, "dataquality": DATAQUALITY,
-        "damage": list(dict.fromkeys(d for info in infos for d in info["damage"])),
-        "products": {name: sorted({tr.stats.location for tr in st}) for name, st in sources.items()
-                     if plan.sources is None or name in plan.sources},
-    }
-    written = _commit(targets, products, prov_path, pending, ours, provenance, plan.fmt, (t_start, t_read, t_sep))
-    progress(1.0, path.name)
-    return "done", written
+    provenance = _provenance(plan, provenance, infos, {name: {tr.stats.location for tr in st}
+                                                       for name, st in sources.items()
+                                                       if plan.sources is None or name in plan.sources})
+    return _commit(targets, products, prov_path, pending, ours, provenance, plan.fmt, (t_start, t_read, t_sep))
 
 
 def _failure(path, exc: Exception) -> str:

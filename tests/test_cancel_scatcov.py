@@ -56,8 +56,6 @@ def _stream(npts: int = 3 * T) -> Stream:
         "starttime": UTCDateTime("2019-05-22T00:00:00")})])
 
 
-@pytest.mark.xfail(strict=True, reason="core/separation/solver.py separate_signals does not yet pass its token to "
-                   "SeparationLoss (one keyword: token=token); remove this mark with that change")
 def test_cancelling_a_scatcov_separation_during_its_prior_statistics_stops_within_a_second():
     token = CancelToken()
     messages: list[str] = []

@@ -211,7 +211,7 @@ def separate_signals(
     progress(0.0, "preparing prior statistics")
     loss = SeparationLoss(np.stack(pieces), prior_std.transpose(1, 0, 2), group=pgroup, J=J, Q=Q, wavelet=wavelet,
                           high_freq=high_freq, x_weight=x_weight, indep_weight=indep_weight, dtype=dtype,
-                          device=device, chunk_budget=chunk_budget)
+                          device=device, chunk_budget=chunk_budget, token=token)
     report.setup_s = time.perf_counter() - t0
     report.n_problems = loss.P
     solve = _batched_lbfgs if optimizer == "batched" else _lbfgs
