@@ -134,7 +134,7 @@ def run_demo(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError("already holds a demo run; pass --overwrite to replace it", out_dir)
     if overwrite and out_dir.exists():
-        for name in ("features.h5", "model.pt", "clusters.h5", "separated", "target.mseed"):
+        for name in ("features.h5", "features.h5.segments", "model.pt", "clusters.h5", "separated", "target.mseed"):
             p = out_dir / name
             if p.is_dir():
                 shutil.rmtree(p)

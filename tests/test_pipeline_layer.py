@@ -66,6 +66,8 @@ def test_cancelled_training_is_resumed_to_the_same_model(data, tmp_path):
 def test_a_model_of_a_smaller_store_is_not_reused(data, tmp_path):
     store = tmp_path / "store.h5"
     shutil.copy(data["store"], store)
+    segments = data["store"].with_name(data["store"].name + ".segments")
+    shutil.copytree(segments, store.with_name(store.name + ".segments"))
     out = tmp_path / "m.pt"
     pipeline.train(store, out, pipeline.default_model(**TINY), device="cpu")
     pipeline.features([data["b"]], store, FeatureConfig(**SMALL), device="cpu")

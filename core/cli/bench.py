@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from unmix.cli.common import ByteSize
+
 
 @click.group("bench")
 def bench() -> None:
@@ -86,7 +88,7 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
 @click.option("--sols", default="2,8,32,128", show_default=True, help="comma-separated store sizes in sols")
 @click.option("--steps", default="append,train,predict", show_default=True,
               help="comma-separated steps to measure at each size")
-@click.option("--memory-budget", default=None, metavar="SIZE",
+@click.option("--memory-budget", type=ByteSize(), default=None,
               help="model inputs held in memory before streaming (e.g. 2GB; default: the model's default)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
@@ -113,13 +115,8 @@ def bench_scale(work, sols, steps, memory_budget, json_out):
         raise ConfigError("--sols: give at least one size of 1 sol or more")
     click.echo(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average "
                f"{os.getloadavg()[0]:.1f}")
-    budget = None
-    if memory_budget is not None:
-        from unmix.cli.model import ByteSize
-
-        budget = ByteSize().convert(memory_budget, None, None)
     with job("bench scale") as (progress, token):
-        results = run_scale_benchmark(work, sizes, chosen, budget, progress, token)
+        results = run_scale_benchmark(work, sizes, chosen, memory_budget, progress, token)
     click.echo(format_table(results))
     if json_out:
         with atomic_path(json_out) as tmp:

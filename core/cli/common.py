@@ -90,3 +90,22 @@ def with_options(options):
             f = opt(f)
         return f
     return deco
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes written like 2GB, 512MiB or 1e9 (dask.utils.parse_bytes)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        from dask.utils import parse_bytes
+
+        try:
+            size = int(parse_bytes(str(value)))
+        except (ValueError, TypeError):
+            self.fail(f"{value!r} is not a size (write e.g. 2GB, 512MiB)", param, ctx)
+        if size <= 0:
+            self.fail(f"{value!r}: the size must be positive", param, ctx)
+        return size

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from unmix.cli.bench import bench
-from unmix.cli.common import job
+from unmix.cli.common import ByteSize, job
 from unmix.pipeline import DEFAULT_PRESET
 
 
@@ -26,25 +26,6 @@ def _list_presets(ctx: click.Context, _param, value: bool) -> None:
 
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-
-
-class ByteSize(click.ParamType):
-    """A size in bytes written like 2GB, 512MiB or 1e9 (dask.utils.parse_bytes)."""
-
-    name = "SIZE"
-
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
-        from dask.utils import parse_bytes
-
-        try:
-            size = int(parse_bytes(str(value)))
-        except (ValueError, TypeError):
-            self.fail(f"{value!r} is not a size (write e.g. 2GB, 512MiB)", param, ctx)
-        if size <= 0:
-            self.fail(f"{value!r}: the size must be positive", param, ctx)
-        return size
 
 
 MEMORY_BUDGET = click.option(
