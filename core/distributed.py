@@ -3,10 +3,13 @@ scheduler, each result handed back as it finishes.
 
 Workers are set up for this work, as the process of an in-process run is. Dask starts its worker processes with
 ``MALLOC_TRIM_THRESHOLD_=65536``, so glibc handed every freed block back to the kernel and the scattering transform
-page-faulted its tensors in afresh on every batch (features of 5 sols on 2 cores: 80–120 s instead of 32 s, most
-of it system time); every task therefore tunes the allocator (:func:`unmix.allocator.tune_allocator`) over Dask's
-value, and a local cluster does not set it at all. A local cluster gives each of its ``N`` workers one task at a
-time and ``cores // N`` math-library threads (Dask's default is 1).
+page-faulted its tensors in afresh on every batch (features of 5 sols on 2 cores: 2–3 times the in-process time,
+half of it system time); every task therefore tunes the allocator (:func:`unmix.allocator.tune_allocator`) over
+Dask's value, and a local cluster does not set it at all. Tasks run in a thread, and glibc gives a thread an arena
+whose heaps hold at most 64 MiB, so every larger block (a record of a few sols) was mapped afresh each time: local
+workers start with one arena for all threads (``GLIBC_TUNABLES=glibc.malloc.arena_max=1``; workers of another
+scheduler profit from the same setting). A local cluster gives each of its ``N`` workers one task at a time and
+``cores // N`` math-library threads (Dask's default is 1).
 
 A task gets a cancel token that asks the scheduler (at most every :data:`CANCEL_POLL_S`) whether the run was
 cancelled, so a running task stops at its next check, also on workers of a remote scheduler.
@@ -85,12 +88,17 @@ def _use_threads(variable: str) -> None:
 
 def _run_task(func: Callable, args: tuple, shared: dict[str, Any], cancel_event: str, threads: str | None):
     """What a worker runs: ``func(*args, **shared, token=...)`` in a process whose allocator is tuned as in-process."""
+    _tune_allocator()
+    return func(*args, **shared, token=_SchedulerToken(cancel_event, threads))
+
+
+def _tune_allocator() -> None:
+    """:func:`unmix.allocator.tune_allocator` over the settings Dask gives its workers."""
     import dask
 
     from unmix.allocator import tune_allocator
 
     tune_allocator(not_the_users=dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-    return func(*args, **shared, token=_SchedulerToken(cancel_event, threads))
 
 
 class _QuickExit(WorkerPlugin):
@@ -155,7 +163,8 @@ def _local_cluster(workers: int) -> Iterator[Any]:
     from distributed import LocalCluster
 
     threads = str(threads_per_worker(workers))
-    environ = {"MALLOC_TRIM_THRESHOLD_": None, **dict.fromkeys(_THREAD_VARS, threads)}
+    environ = {"MALLOC_TRIM_THRESHOLD_": None, "GLIBC_TUNABLES": "glibc.malloc.arena_max=1",
+               **dict.fromkeys(_THREAD_VARS, threads)}
     saved = {k: os.environ.get(k) for k in (*environ, "PYTHONHASHSEED")}
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,

@@ -26,7 +26,8 @@ from unmix.synthetic import SyntheticConfig, generate
 
 TIMING_FIELDS = {"timings", "created", "total_s", "seconds"}
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-WORKER_ENV = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")
+WORKER_ENV = ("MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "PYTHONHASHSEED")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,8 @@ def _task(kind: str, folder: str, token: CancelToken):
     if kind == "setup":
         from unmix import allocator
 
-        return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"), allocator._done
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"), allocator._done,
+                os.environ.get("GLIBC_TUNABLES"))
     if kind == "threads":
         import torch
 
@@ -132,7 +134,8 @@ def test_run_tasks_reports_errors_and_dead_workers_and_goes_on(tmp_path):
               lambda i, v, e: got.__setitem__(i, (v, e)), CancelToken())
     assert got[0] == ("ok done", None) and got[3] == ("ok done", None)
     threads = os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(2))  # the user's setting wins
-    assert got[4] == ((None, threads, GLIBC), None)  # no Dask trim threshold; the allocator tuned as in-process
+    tunables = os.environ.get("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")  # one arena for the task threads too
+    assert got[4] == ((None, threads, GLIBC, tunables), None)  # no Dask trim threshold; allocator tuned as here
     assert isinstance(got[1][1], InputFileError) and got[1][1].message == "broken.mseed: cannot be read"
     assert isinstance(got[2][1], DataError) and got[2][1].message.startswith("c: the Dask worker died")
 
