@@ -180,3 +180,16 @@ def test_bursts_with_a_quake_case_kind():
     mixture = np.stack([tr.data for tr in case.mixture])
     np.testing.assert_allclose(mixture, case.truth_background + case.truth_removed)
     assert case.info["kind"] == "bursts+quake" and case.quake is not None
+
+
+def test_cli_quake_case_reports_the_share_of_the_quake_removed(tmp_path, insight):
+    bg = next((insight / "background").glob("*S0185a*UCLA*"))
+    out = tmp_path / "q.json"
+    args = ["bench", "separation", "--case", "quake", "--methods", "template", "--seeds", "0", "--count", "2",
+            "--burst-span", "24000", "--background", str(bg), "--prior-count", "4", "--json", str(out)]
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    assert "quake removed" in r.output
+    data = json.loads(out.read_text())
+    m = data["summary"]["quake"]["template"]["components"]["all"]
+    assert m["quake_removed"] is not None and abs(m["quake_removed"]) < 0.1

@@ -101,7 +101,10 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
 @click.option("--real", is_flag=True, help="compare with the UCLA deglitching of the raw S0235b record instead")
 @click.option("--background", "backgrounds", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="glitch-free background file(s) (default: shared background/*UCLA*)")
-@click.option("--case", "cases", type=click.Choice(["glitches", "bursts", "both"]), default="both", show_default=True)
+@click.option("--case", "cases", type=click.Choice(["glitches", "bursts", "both", "quake", "bursts+quake", "all"]),
+              default="both", show_default=True,
+              help="both: glitches and bursts; quake: a marsquake with --count glitches in its coda; bursts+quake: a "
+                   "wind burst over a marsquake (quake cases report the share of the quake removed); all: every kind")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds")
 @click.option("--count", type=click.IntRange(min=0), default=4, show_default=True, help="glitches per target")
 @click.option("--span", type=click.IntRange(min=64), default=8192, show_default=True,
@@ -134,7 +137,13 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
                      json_out, md_out, overwrite, **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
-    from unmix.evaluation.benchmark import insight_dir, markdown_tables, run_real_benchmark, run_synthetic_benchmark
+    from unmix.evaluation.benchmark import (
+        CASE_KINDS,
+        insight_dir,
+        markdown_tables,
+        run_real_benchmark,
+        run_synthetic_benchmark,
+    )
     from unmix.evaluation.benchmark import write_results as write
 
     for path in (json_out, md_out):
@@ -158,13 +167,15 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
             if not backgrounds:
                 raise ConfigError(f"no background/*UCLA* files under {data}; give --background")
         options = _method_options(method_opts, names, inventory, device)
-        kinds = ("glitches", "bursts") if cases == "both" else (cases,)
+        kinds = {"both": ("glitches", "bursts"), "all": CASE_KINDS}.get(cases, (cases,))
         with job("separation benchmark") as (progress, token):
             results = run_synthetic_benchmark(
                 backgrounds, kinds, _csv(seeds, int), names, options,
                 glitch_options={"span": span, "count": count, "amplitude": amplitude, "prior_count": prior_count,
                                 "prior_length": prior_length},
                 burst_options={"span": burst_span, "count": burst_count, "amplitude": burst_amplitude,
+                               "prior_count": prior_count, "prior_length": prior_length},
+                quake_options={"span": burst_span, "count": count, "glitch_amplitude": amplitude,
                                "prior_count": prior_count, "prior_length": prior_length},
                 progress=progress, token=token)
     click.echo(markdown_tables(results))
