@@ -122,12 +122,21 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
     lo, hi = 2.0, max(span / fs - 15.0, 2.5)
     onsets = np.sort(rng.uniform(lo, hi, count))
     removed, per = _render_glitches(rng, bg, span, onsets, amplitude, amplitude_sigma, single_axis_fraction)
-    info = {"kind": "glitches", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
-            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
-            "prior_length": prior_length, "prior_offsets": tiles,
-            "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
-                         for o, p in zip(onsets, per, strict=True)]}
+    info = {**_span_info("glitches", bg, seed, s0, span, prior, prior_length, tiles),
+            "glitches": _glitch_info(onsets, per)}
     return BenchCase(f"glitches seed {seed}", _stream(bg, s0, truth + removed), truth, removed, prior, info)
+
+
+def _span_info(kind: str, bg: Background, seed: int, s0: int, span: int, prior: np.ndarray, prior_length: int,
+               tiles: list[int]) -> dict:
+    """What every case records of its target span and prior snippets."""
+    return {"kind": kind, "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / bg.sampling_rate),
+            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
+            "prior_length": prior_length, "prior_offsets": tiles}
+
+
+def _glitch_info(onsets: np.ndarray, per: np.ndarray) -> list[dict]:
+    return [{"onset_s": float(o), "amplitudes": [float(v) for v in p]} for o, p in zip(onsets, per, strict=True)]
 
 
 def _render_glitches(rng: np.random.Generator, bg: Background, span: int, onsets: np.ndarray, amplitude: float,
@@ -185,9 +194,7 @@ def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0,
     else:
         raise ConfigError(f"could not place {count} burst(s) of {duration} s in {seconds:g} s after {max_tries} tries")
     wind = np.stack([np.asarray(tr.data, dtype=np.float64)[:span] for tr in rec.sources["wind"]])
-    info = {"kind": "bursts", "background": bg.path, "seed": seed, "span_start": str(start), "span_offset": s0,
-            "span_samples": span, "prior_snippets": int(prior.shape[0]), "prior_length": prior_length,
-            "prior_offsets": tiles,
+    info = {**_span_info("bursts", bg, seed, s0, span, prior, prior_length, tiles),
             "bursts": [{"start_s": float(e.start - start), "end_s": float(e.end - start), "amplitude": e.amplitude}
                        for e in rec.events]}
     return BenchCase(f"bursts seed {seed}", _stream(bg, s0, truth + wind), truth, wind, prior, info)
@@ -250,11 +257,8 @@ def quake_case(bg: Background, span: int = 36000, count: int = 4, seed: int = 0,
     lo, hi = qinfo["s_arrival_s"], min(qinfo["end_s"], span / fs - 15.0)
     onsets = np.sort(rng.uniform(lo, max(hi, lo + 1.0), count))
     removed, per = _render_glitches(rng, bg, span, onsets, glitch_amplitude, amplitude_sigma, single_axis_fraction)
-    info = {"kind": "quake", "background": bg.path, "seed": seed, "span_start": str(bg.starttime + s0 / fs),
-            "span_offset": s0, "span_samples": span, "prior_snippets": int(prior.shape[0]),
-            "prior_length": prior_length, "prior_offsets": tiles, "quake": qinfo,
-            "glitches": [{"onset_s": float(o), "amplitudes": [float(v) for v in p]}
-                         for o, p in zip(onsets, per, strict=True)]}
+    info = {**_span_info("quake", bg, seed, s0, span, prior, prior_length, tiles), "quake": qinfo,
+            "glitches": _glitch_info(onsets, per)}
     return BenchCase(f"quake seed {seed}", _stream(bg, s0, truth + quake + removed), truth + quake, removed, prior,
                      info, quake)
 
