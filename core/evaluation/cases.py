@@ -182,22 +182,26 @@ def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0,
     if duration[0] > seconds:
         raise ConfigError(f"bursts of ≥ {duration[0]:g} s do not fit in a {seconds:g}-s target span")
     start = bg.starttime + s0 / fs
-    for attempt in range(max_tries):
-        cfg = SyntheticConfig(hours=seconds / 3600.0, start=start, sampling_rate=fs, include=("wind",),
-                              seed=seed * 100003 + attempt, wind_rate_per_sol=count * SECONDS_PER_SOL / seconds,
-                              wind_night_fraction=1.0, dust_devil_fraction=0.0, wind_duration=tuple(duration),
-                              wind_amplitude_median=amplitude, wind_amplitude_sigma=0.3)
-        rec = generate(cfg)
-        end = start + seconds
-        if len(rec.events) == count and all(e.end <= end for e in rec.events):
-            break
-    else:
-        raise ConfigError(f"could not place {count} burst(s) of {duration} s in {seconds:g} s after {max_tries} tries")
+    rec = _placed(lambda attempt: SyntheticConfig(
+        hours=seconds / 3600.0, start=start, sampling_rate=fs, include=("wind",), seed=seed * 100003 + attempt,
+        wind_rate_per_sol=count * SECONDS_PER_SOL / seconds, wind_night_fraction=1.0, dust_devil_fraction=0.0,
+        wind_duration=tuple(duration), wind_amplitude_median=amplitude, wind_amplitude_sigma=0.3),
+        count, start + seconds, lambda ev: True, max_tries, f"{count} burst(s) of {duration} s in {seconds:g} s")
     wind = np.stack([np.asarray(tr.data, dtype=np.float64)[:span] for tr in rec.sources["wind"]])
     info = {**_span_info("bursts", bg, seed, s0, span, prior, prior_length, tiles),
             "bursts": [{"start_s": float(e.start - start), "end_s": float(e.end - start), "amplitude": e.amplitude}
                        for e in rec.events]}
     return BenchCase(f"bursts seed {seed}", _stream(bg, s0, truth + wind), truth, wind, prior, info)
+
+
+def _placed(config_of, count: int, end, accept, max_tries: int, what: str):
+    """The first synthetic record (``config_of(attempt)``) with exactly ``count`` events, all ending by ``end`` and
+    each accepted by ``accept``."""
+    for attempt in range(max_tries):
+        rec = generate(config_of(attempt))
+        if len(rec.events) == count and all(e.end <= end and accept(e) for e in rec.events):
+            return rec
+    raise ConfigError(f"could not place {what} after {max_tries} tries")
 
 
 def _quake(bg: Background, s0: int, span: int, seed: int, amplitude: float, duration: tuple[float, float],
@@ -208,20 +212,17 @@ def _quake(bg: Background, s0: int, span: int, seed: int, amplitude: float, dura
     if duration[0] > seconds:
         raise ConfigError(f"a quake of ≥ {duration[0]:g} s does not fit in a {seconds:g}-s target span")
     start = bg.starttime + s0 / fs
-    for attempt in range(max_tries):
-        cfg = SyntheticConfig(hours=seconds / 3600.0, start=start, sampling_rate=fs, include=("quakes",),
-                              seed=seed * 100019 + attempt, quake_rate_per_sol=SECONDS_PER_SOL / seconds,
-                              quake_amplitude_median=amplitude, quake_amplitude_sigma=0.0,
-                              quake_duration=tuple(duration))
-        rec = generate(cfg)
-        if len(rec.events) != 1 or rec.events[0].end > start + seconds:
-            continue
-        ev = rec.events[0]
-        a, b = ev.start - start, ev.end - start
-        if overlap is None or (a < overlap[1] and b > overlap[0]):
-            break
-    else:
-        raise ConfigError(f"could not place a quake of {duration} s in {seconds:g} s after {max_tries} tries")
+
+    def overlaps(ev) -> bool:
+        return overlap is None or (ev.start - start < overlap[1] and ev.end - start > overlap[0])
+
+    rec = _placed(lambda attempt: SyntheticConfig(
+        hours=seconds / 3600.0, start=start, sampling_rate=fs, include=("quakes",), seed=seed * 100019 + attempt,
+        quake_rate_per_sol=SECONDS_PER_SOL / seconds, quake_amplitude_median=amplitude, quake_amplitude_sigma=0.0,
+        quake_duration=tuple(duration)), 1, start + seconds, overlaps, max_tries,
+        f"a quake of {duration} s in {seconds:g} s")
+    ev = rec.events[0]
+    a, b = ev.start - start, ev.end - start
     data = np.stack([np.asarray(tr.data, dtype=np.float64)[:span] for tr in rec.sources["quakes"]])
     sp = float(ev.params["s_minus_p_s"])
     return data, {"start_s": float(a), "end_s": float(b), "s_arrival_s": float(a + sp), "amplitude": ev.amplitude}
