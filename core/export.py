@@ -316,34 +316,119 @@ def derived_product(tr) -> str | None:
 
 def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: CancelToken,
                       sink: Callable[[dict[str, Stream]], None]) -> tuple[list[dict], float]:
-    """Separate every record of ``path``, long ones in pieces (:mod:`unmix.separation.pieces`); ``sink`` gets the
-    products of every piece in time order, ``{'background': ..., <removed>: ...}``. Returns each record's info and
-    the time reading ended."""
-    from unmix.io import read_records
+    """Separate every record of ``path``, long ones in pieces (:mod:`unmix.separation.pieces`) and long files
+    window by window (:mod:`unmix.io.windows`); ``sink`` gets the products of every piece in time order,
+    ``{'background': ..., <removed>: ...}``. Returns each record's info and the time the (first) reading ended."""
     from unmix.separation import get_method
-    from unmix.separation.pieces import combined_info, separate_in_pieces
+    from unmix.separation.pieces import separate_in_pieces
 
-    records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged)
+    separator = get_method(plan.method, **plan.options)
+    windows: list = _reading_windows(path, plan, separator) or [None]
+    infos, t_read = _RecordInfos(), None
+    for w, window in enumerate(windows):
+        token.check()
+        records = _read_checked(path, plan, None if window is None else window.read)
+        t_read = t_read or time.perf_counter()
+        for k, record in enumerate(records):
+            token.check()
+            keep = None if window is None else window.keep
+            step = (w + k / len(records)) / len(windows), (w + (k + 1) / len(records)) / len(windows)
+            parts = []
+            for part in separate_in_pieces(record.stream, separator, sub_progress(progress, *step), token, keep):
+                sink({"background": part.background, **part.removed})
+                parts.append((part.info, _kept_span(part.background)))
+                del part
+            infos.add(record, parts, keep)
+    return infos.entries(), t_read
+
+
+def _reading_windows(path: Path, plan: ExportPlan, separator) -> list | None:
+    """The windows a long miniSEED input is read in (pads: the method's piece margin and the longest gap filled),
+    or None to read it whole (short, other formats, damaged inputs read for what they hold, resampled records, and
+    methods that need the whole record)."""
+    from unmix.io.windows import read_windows
+
+    extent_of = getattr(separator, "piece_extent", None)
+    if plan.allow_damaged or plan.resample_to is not None or not callable(extent_of):
+        return None
+    fill = plan.max_fill if plan.gap_policy == "fill" else 0
+
+    def pad(rate: float) -> float | None:
+        extent = extent_of(rate)
+        return None if extent is None else (extent.margin + fill) / rate
+
+    return read_windows(path, pad)
+
+
+def _read_checked(path: Path, plan: ExportPlan, window) -> list:
+    """The records of ``path`` (in ``window``), refusing Unmix's own outputs as inputs."""
+    from unmix.io import read_records
+
+    records = read_records(path, plan.gap_policy, plan.max_fill, plan.resample_to, allow_damaged=plan.allow_damaged,
+                           window=window)
     for record in records:
         for tr in record.stream:
             if (product := derived_product(tr)) is not None:
                 raise DataError(f"{tr.id} is an Unmix output ({product}, location {tr.stats.location}), not raw "
                                 "data; separate the raw record instead", path)
-    t_read = time.perf_counter()
-    separator = get_method(plan.method, **plan.options)
-    infos = []
-    for k, record in enumerate(records):
-        token.check()
-        piece_infos = []
-        sub = sub_progress(progress, k / len(records), (k + 1) / len(records))
-        for part in separate_in_pieces(record.stream, separator, sub, token):
-            sink({"background": part.background, **part.removed})
-            piece_infos.append(part.info)
-            del part
-        infos.append({"record": record.key, "start": str(record.starttime), "end": str(record.endtime),
-                      "npts": record.npts, "notes": record.notes, "damage": record.damage,
-                      "info": _json_safe(combined_info(piece_infos))})
-    return infos, t_read
+    return records
+
+
+def _kept_span(stream: Stream) -> tuple | None:
+    """(first sample, last sample, samples) of a piece's kept part; None when it is empty."""
+    if len(stream) == 0:
+        return None
+    return (min(tr.stats.starttime for tr in stream), max(tr.stats.endtime for tr in stream),
+            max(tr.stats.npts for tr in stream))
+
+
+class _RecordInfos:
+    """The provenance's ``records``: one entry per record, a record that runs on from one reading window into the
+    next (it starts in the window's pad) being one entry, its sample numbers counted from its first window."""
+
+    def __init__(self) -> None:
+        self._done: list[dict] = []
+        self._open: dict[str, dict] = {}  # record key -> the entry still growing, with its pieces and trace starts
+
+    def add(self, record, parts: list[tuple[dict, tuple | None]], keep) -> None:
+        spans = [s for _, s in parts if s is not None]
+        if not spans:
+            return
+        starts = {tr.id: tr.stats.starttime for tr in record.stream}
+        entry = self._open.get(record.key)
+        if entry is None or keep is None or record.starttime >= keep[0]:
+            if entry is not None:
+                self._done.append(self._close(entry))
+            entry = self._open[record.key] = {"record": record, "start": spans[0][0], "npts": 0, "pieces": [],
+                                              "starts": starts, "notes": [], "damage": []}
+        shifts = {cid: round((t - entry["starts"].get(cid, t)) * record.sampling_rate) for cid, t in starts.items()}
+        entry["pieces"] += [_shifted(info, shifts) for info, s in parts if s is not None]
+        entry["end"] = spans[-1][1]
+        entry["npts"] += sum(s[2] for s in spans)
+        entry["notes"] += [n for n in record.notes if n not in entry["notes"]]
+        entry["damage"] += [d for d in record.damage if d not in entry["damage"]]
+
+    @staticmethod
+    def _close(entry: dict) -> dict:
+        from unmix.separation.pieces import combined_info
+
+        return {"record": entry["record"].key, "start": str(entry["start"]), "end": str(entry["end"]),
+                "npts": entry["npts"], "notes": entry["notes"], "damage": entry["damage"],
+                "info": _json_safe(combined_info(entry["pieces"]))}
+
+    def entries(self) -> list[dict]:
+        done = self._done + [self._close(e) for e in self._open.values()]
+        return sorted(done, key=lambda e: (e["record"], e["start"]))
+
+
+def _shifted(info: dict, shifts: dict[str, int]) -> dict:
+    """A piece's info with its catalogue's ``onset_sample`` counted from its record's first window."""
+    if not any(shifts.values()) or not isinstance(info.get("catalogue"), list):
+        return info
+    return {**info, "catalogue": [
+        {**e, "onset_sample": e["onset_sample"] + shifts.get(e.get("channel"), 0)}
+        if isinstance(e, dict) and isinstance(e.get("onset_sample"), int | float) else e
+        for e in info["catalogue"]]}
 
 
 def _write_pending(pending: Path, sha: str, names: list[str]) -> None:

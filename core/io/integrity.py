@@ -323,6 +323,38 @@ def mseed_damage(path: str | Path, stream: Stream | None, complaints: list[str])
     return damage, salvaged
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a miniSEED file's record headers say, without decoding a sample: whether its structure is sound (the
+    damage :func:`mseed_damage` would name without decoding), its span and its channels' rates."""
+
+    damage: tuple[str, ...]
+    start: float  # first sample (s, POSIX)
+    end: float  # one sample after the last
+    rates: dict[str, float]  # channel id -> sampling rate (Hz)
+
+
+def layout(path: str | Path) -> Layout | None:
+    """The :class:`Layout` of ``path`` from one walk over its records; ``None`` when it holds no record with a
+    known rate. Decoding problems (Steim frames that fail) are not seen here: a reader must still watch libmseed's
+    warnings."""
+    w = walk(path)
+    if not w.records:
+        return None
+    hd = headers(path, w.records)
+    damage = _structure(w, hd)
+    islands = _islands(hd)
+    damage += _island_words(hd, islands, w.records)
+    keep = np.ones(len(w.records), dtype=bool)
+    keep[islands] = False
+    damage += [cut] if (cut := _looks_cut(hd, keep)) else []
+    known = hd.rate > 0
+    if not known.any():
+        return None
+    rates = {cid: float(r) for cid, r in zip(np.array(hd.ids)[known], hd.rate[known], strict=True)}
+    return Layout(tuple(damage), float(hd.start[known].min()), float(hd.end[known].max()), rates)
+
+
 def _read_records(path: Path, records: list[tuple[int, int]]) -> Stream:
     buf = io.BytesIO()
     with open(path, "rb") as fh:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from obspy import Stream, read
+from obspy import Stream, UTCDateTime, read
 from obspy.core.util.base import ENTRY_POINTS, buffered_load_entry_point
 from obspy.io.mseed import InternalMSEEDWarning
 
@@ -120,7 +120,8 @@ def _choose_format(path: Path, format: str | None) -> str:
     return fmt
 
 
-def read_file(path: str | Path, format: str | None = None, allow_damaged: bool = False) -> Stream:
+def read_file(path: str | Path, format: str | None = None, allow_damaged: bool = False,
+              window: tuple[UTCDateTime, UTCDateTime] | None = None) -> Stream:
     """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file.
 
     The format is recognised among :data:`WAVEFORM_FORMATS` only (never PICKLE), then read with that format named,
@@ -128,6 +129,10 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
     truncated last record, records that do not decode, a file cut at a record boundary; see
     :mod:`unmix.io.integrity`) is refused unless ``allow_damaged``: then the records that decode cleanly are used and
     every trace carries the damage in ``stats.unmix_damage`` (a list of sentences).
+
+    ``window`` (start, end): only the samples in that span. A miniSEED file is then read by libmseed's time
+    selection, so memory follows the window, not the file; the caller has checked the file's structure
+    (:func:`unmix.io.integrity.layout`), and any decoding complaint in the window refuses it.
     """
     path = Path(path)
     if not path.exists():
@@ -137,9 +142,13 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
     if path.stat().st_size == 0:
         raise InputFileError("file is empty (0 bytes)", path)
     fmt = _choose_format(path, format)
-    stream, error, complaints = _obspy_read(path, fmt)
+    stream, error, complaints = _obspy_read(path, fmt, window)
     damage: list[str] = []
-    if fmt == "MSEED":
+    if window is not None and fmt == "MSEED":
+        if complaints:
+            raise InputFileError(f"damaged miniSEED: libmseed says {complaints[0]} (--allow-damaged uses the "
+                                 "readable part)", path)
+    elif fmt == "MSEED":
         damage, salvaged = mseed_damage(path, stream, complaints)
         if damage and not allow_damaged:
             raise InputFileError(f"damaged miniSEED: {'; '.join(damage)} (--allow-damaged uses the readable part)",
@@ -157,12 +166,15 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
     return stream
 
 
-def _obspy_read(path: Path, fmt: str) -> tuple[Stream | None, str, list[str]]:
-    """ObsPy's read of ``path`` as ``fmt``: (stream or None, the error in one line, libmseed's complaints)."""
+def _obspy_read(path: Path, fmt: str, window: tuple[UTCDateTime, UTCDateTime] | None = None
+                ) -> tuple[Stream | None, str, list[str]]:
+    """ObsPy's read of ``path`` as ``fmt`` (within ``window``): (stream or None, the error in one line, libmseed's
+    complaints)."""
+    span = {} if window is None else {"starttime": window[0], "endtime": window[1]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            stream, error = read(glob.escape(str(path)), format=fmt), ""
+            stream, error = read(glob.escape(str(path)), format=fmt, **span), ""
         except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
             stream, error = None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     complaints = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, InternalMSEEDWarning)]
@@ -193,11 +205,12 @@ def read_stream(
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
+    window: tuple[UTCDateTime, UTCDateTime] | None = None,
 ) -> Stream:
     """Read every file named by ``inputs`` into one Stream (inputs on disk are never modified).
 
     Files found by walking a directory that are not waveforms are skipped; a file named explicitly must be readable.
-    ``allow_damaged``: see :func:`read_file`.
+    ``allow_damaged``, ``window``: see :func:`read_file`.
     """
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -209,7 +222,7 @@ def read_stream(
     skipped: list[Path] = []
     for path in iterate(files, len(files), progress, token, "reading"):
         try:
-            stream += read_file(path, format=format, allow_damaged=allow_damaged)
+            stream += read_file(path, format=format, allow_damaged=allow_damaged, window=window)
         except InputFileError as exc:
             if path.resolve() in explicit or "unknown or unsupported" not in exc.problem:
                 raise

@@ -403,9 +403,11 @@ def read_records(
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
+    window: tuple[UTCDateTime, UTCDateTime] | None = None,
 ) -> list[Record]:
-    """Read files and return their records (see :func:`build_records`; ``allow_damaged``: :func:`read_file`)."""
-    stream = read_stream(inputs, format, progress, token, allow_damaged=allow_damaged)
+    """Read files and return their records (see :func:`build_records`; ``allow_damaged``, ``window``:
+    :func:`~unmix.io.read.read_file`)."""
+    stream = read_stream(inputs, format, progress, token, allow_damaged=allow_damaged, window=window)
     records = build_records(stream, gap_policy, max_fill, resample_to, allow_damaged=allow_damaged)
     for rec in records:
         log.debug("read %s %s–%s: %d samples at %g Hz, %d gap(s)%s", rec.key, rec.starttime, rec.endtime, rec.npts,

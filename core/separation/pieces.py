@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
+from unmix.errors import DataError
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 from unmix.separation.base import PieceExtent
 from unmix.separation.result import SeparationResult
@@ -39,6 +40,11 @@ class Grid:
         """Time of sample ``index`` of the grid."""
         return self.start + index / self.sampling_rate
 
+    def index(self, t: UTCDateTime) -> int:
+        """The first sample at or after ``t`` (within 1e-3 sample), clipped to ``[0, npts]``: windows that meet
+        at ``t`` split the samples of one file without gap or repeat."""
+        return min(max(math.ceil((t - self.start) * self.sampling_rate - 1e-3), 0), self.npts)
+
 
 def sample_grid(stream: Stream) -> Grid | None:
     """The grid of ``stream``'s traces, or None when they differ in rate, lie off one grid or hold masked gaps."""
@@ -55,14 +61,19 @@ def sample_grid(stream: Stream) -> Grid | None:
     return Grid(start, fs, offsets, max(o + tr.stats.npts for o, tr in zip(offsets, stream, strict=True)))
 
 
-def piece_bounds(npts: int, extent: PieceExtent | None) -> list[tuple[int, int, int, int]]:
+def piece_bounds(npts: int, extent: PieceExtent | None, keep: tuple[int, int] | None = None
+                 ) -> list[tuple[int, int, int, int]]:
     """``(lo, a, b, hi)`` per piece: it sees samples ``[lo, hi)`` and keeps ``[a, b)``. The kept parts are spread
-    evenly (each at most ``extent.kept``) and tile ``[0, npts)``; one piece (the whole) when ``npts`` is at most
-    ``kept + 2·margin`` or there is no extent."""
-    if extent is None or npts <= extent.kept + 2 * extent.margin:
+    evenly (each at most ``extent.kept``) and tile ``keep`` (default ``[0, npts)``); one piece (the whole) when
+    ``npts`` is at most ``kept + 2·margin`` or there is no extent. A piece sees at most ``extent.margin`` samples
+    beyond its kept part (the whole record without an extent)."""
+    if keep is None and (extent is None or npts <= extent.kept + 2 * extent.margin):
         return [(0, 0, npts, npts)]
-    count = math.ceil(npts / extent.kept)
-    edges = [round(k * npts / count) for k in range(count + 1)]
+    k0, k1 = keep if keep is not None else (0, npts)
+    if extent is None:
+        return [(0, k0, k1, npts)]
+    count = max(1, math.ceil((k1 - k0) / extent.kept))
+    edges = [k0 + round(k * (k1 - k0) / count) for k in range(count + 1)]
     m = extent.margin
     return [(max(0, a - m), a, b, min(npts, b + m)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
@@ -127,18 +138,26 @@ def _kept_result(result: SeparationResult, stream: Stream, grid: Grid, bounds: t
                             _kept_info(result.info, t0, t1, shifts, piece))
 
 
-def separate_in_pieces(stream, separator, progress: Progress = no_progress, token: CancelToken = NO_CANCEL
-                       ) -> Iterator[SeparationResult]:
+def separate_in_pieces(stream, separator, progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+                       keep: tuple[UTCDateTime, UTCDateTime] | None = None) -> Iterator[SeparationResult]:
     """Separate ``stream`` (an ObsPy Stream or a :class:`~unmix.io.record.Record`) with ``separator`` piece by
     piece (see the module docstring); yields the kept part of every piece in time order, each with the info of its
     piece (``info['piece']``: index, kept ``start``/``end``, the span it ``seen``). One piece: the very result of
-    ``separator.separate(stream, progress, token)``."""
+    ``separator.separate(stream, progress, token)``.
+
+    ``keep`` (start, end): give back only the samples from ``start`` (included) to ``end`` (excluded); the rest of
+    ``stream`` is margin (a window of a longer file, :mod:`unmix.io.windows`). Needs one sample grid."""
     stream = getattr(stream, "stream", stream)
     grid = sample_grid(stream)
     extent_of = getattr(separator, "piece_extent", None)
     extent = extent_of(grid.sampling_rate) if grid is not None and callable(extent_of) else None
-    bounds = piece_bounds(grid.npts, extent) if grid is not None else [(0, 0, 0, 0)]
-    if len(bounds) == 1:
+    if keep is not None and grid is None:
+        raise DataError("a window of a record can only be separated when its traces share one sample grid")
+    span = None if keep is None else (grid.index(keep[0]), grid.index(keep[1]))
+    if span is not None and span[1] <= span[0]:
+        return
+    bounds = piece_bounds(grid.npts, extent, span) if grid is not None else [(0, 0, 0, 0)]
+    if keep is None and len(bounds) == 1:
         yield separator.separate(stream, progress, token)
         return
     total = sum(hi - lo for lo, _, _, hi in bounds)
