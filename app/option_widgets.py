@@ -1,10 +1,11 @@
 """Qt widgets generated from a separation method's registry options (:mod:`unmix.separation.registry`).
 
 The registry is the single source of a method's options: their names, types, defaults and help. This module turns
-each option of a simple type into a field (int → spin box, float → decimal spin box, bool → check box, a string with
-a known set of choices → combo box, another string → line edit) whose initial value is the registry default and
-whose tooltip is the option's help. Options the pipeline supplies itself (prior, cluster table, device, …) and
-options of other types (arrays, tuples, objects) get no field; the form offers a ``KEY=VALUE`` line for those.
+each option of a simple type into a field (int → spin box, float → decimal spin box, bool → check box, an optional
+bool → None/True/False combo box, a string with a known set of choices → combo box, another string → line edit)
+whose initial value is the registry default and whose tooltip is the option's help. Options the pipeline supplies
+itself (prior, cluster table, device, …) and options of other types (arrays, tuples, objects) get no field; the form
+offers a ``KEY=VALUE`` line for those.
 
 The toolkit-free part (:class:`Field`, :func:`field_for`, :func:`method_fields`, the choice parsing) uses no widget,
 so tests can check it without a window.
@@ -41,6 +42,9 @@ PIPELINE_OPTIONS = frozenset({"prior", "table", "clusters", "scale", "device", "
 """Options the Separate form supplies itself (the prior from the cluster table, the device preference)."""
 FEATURED = ("residual", "n_prior", "max_iter", "tol", "freq")
 """Options shown above the "advanced" area whatever the method (besides those the method's entry documents)."""
+PRIOR_OPTIONS = ("n_prior", "near_lmst")
+"""The choices of the cluster prior (:class:`unmix.Prior`): how many windows, and only those near the target's LMST
+time of day; None leaves them to the separator's protocol. Shown above the "advanced" area where a method has them."""
 MAX_PLAIN = 6
 """A method with at most this many fields shows them all; one with more keeps the rest in an "advanced" area."""
 NONE_TEXT = "None"
@@ -168,6 +172,8 @@ def field_for(option: OptionSpec, doc: str = "") -> Field | None:
     choices = literal_choices(option.type)
     if not choices and base & {"str", "bool"} and "str" in base:
         choices = help_choices(option.help) or doc_choices(doc, option.name)
+    if not choices and base == {"bool"} and optional:
+        choices = (None, True, False)  # None: the method decides (e.g. a separator's protocol), as in the API
     if choices:
         values = list(choices)
         if optional and None not in values:
@@ -206,10 +212,10 @@ def method_fields(spec: MethodSpec) -> tuple[list[Field], list[OptionSpec]]:
 
 def featured(spec: MethodSpec, fields_: list[Field]) -> list[Field]:
     """The fields shown outside the "advanced" area: all when there are few, else those the method's entry
-    documents (:attr:`MethodSpec.help`) and those named in :data:`FEATURED`."""
+    documents (:attr:`MethodSpec.help`) and those named in :data:`FEATURED` or :data:`PRIOR_OPTIONS`."""
     if len(fields_) <= MAX_PLAIN:
         return list(fields_)
-    names = {name for name, _ in spec.help} | set(FEATURED)
+    names = {name for name, _ in spec.help} | set(FEATURED) | set(PRIOR_OPTIONS)
     return [f for f in fields_ if f.name in names]
 
 

@@ -236,3 +236,19 @@ def export_separated(separated: Separated, inputs: list[str], out_dir: str, fmt:
                                overwrite=overwrite, sources=sources, progress=progress, token=token)
     return {"folder": str(Path(out_dir).resolve()), "files": list(report.outputs), "summary": report.summary(),
             "failed": list(report.failed), "skipped": list(report.skipped)}
+
+
+def separate_cluster(table: ClusterTable, cluster: int, scale: int, out_dir: str, method: str, options: dict,
+                     count: int, fmt: str, overwrite: bool, table_path: str | None = None,
+                     progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
+    """Separate and export the ``count`` most confident windows of ``cluster`` at ``scale``, read from the table's
+    input files: ``unmix separate --target-cluster`` (``unmix.pipeline.separate_cluster_windows``). Returns its
+    report with the folder and the cluster's label."""
+    from unmix.errors import ConfigError
+
+    if not out_dir:
+        raise ConfigError("choose an output folder")
+    report = pipeline.separate_cluster_windows(table, [int(cluster)], int(scale), out_dir, method, options, count,
+                                               fmt, overwrite, table_path, progress=progress, token=token)
+    return {**report, "folder": str(Path(out_dir).resolve()), "cluster": table.label(scale, cluster),
+            "scale": int(scale), "method": method}

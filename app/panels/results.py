@@ -98,6 +98,7 @@ class ResultsController(QObject):
         window.waveform.layout().insertWidget(1, self.bar)
         self.overlay = OccupancyOverlay(window.waveform, self.bar)
         self.bar.changed.connect(lambda _visible, scale: self.panel.set_scale(scale))
+        self.bar.separate_requested.connect(self.open_separate_dialog)
         window.display_shown.connect(lambda _key: self.overlay.redraw())
         window.filtered_shown.connect(lambda _band: self.overlay.redraw())
         window.waveform.axis_mode_changed.connect(self.panel.separation.set_axis_mode)
@@ -375,6 +376,18 @@ class ResultsController(QObject):
             self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
             return None
         return GenerateClusterDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
+
+    def open_separate_dialog(self, cluster: int, scale: int | None = None):
+        """The "Separate this cluster's windows" dialog for ``cluster`` at ``scale`` (default: the scale shown) of
+        the current table; its output folder defaults to one per cluster and scale in the results folder."""
+        from unmix.gui.dialogs.separate_cluster import SeparateClusterDialog
+
+        scale = scale or self.overlay.scale or self.panel.scale()
+        if self.table is None or scale is None:
+            self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
+            return None
+        folder = self.folder() / f"separated-cluster{int(cluster)}-scale{int(scale)}"
+        return SeparateClusterDialog.open_for(self.window, self.table, self.table_path(), scale, cluster, folder)
 
     def _names_saved(self, path: Path | None) -> None:
         """Show the new names wherever clusters are shown: legend, result views, the forms' fields."""

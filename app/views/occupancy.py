@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QWidget
 
 from unmix.analysis.occupancy import CLUSTER_COLOURS, occupancy_runs
 from unmix.intervals import merge_intervals
@@ -120,8 +120,15 @@ def pixel_runs(starts: np.ndarray, ends: np.ndarray, clusters: np.ndarray, x0: f
     return x0 + edge[keep] * step, x0 + last[keep] * step, best[edge][keep]
 
 
+SEPARATE_ACTION = "Separate this cluster's windows…"
+"""The action on a cluster's chip that opens the "Separate this cluster's windows" dialog."""
+
+
 class Legend(QWidget):
-    """Colour chips with each cluster's number of windows."""
+    """Colour chips with each cluster's number of windows; a chip's context menu offers :data:`SEPARATE_ACTION`
+    (``separate_requested(cluster)``)."""
+
+    separate_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -147,15 +154,34 @@ class Legend(QWidget):
         for k, n in enumerate(counts):
             text = html.escape(label_of(k))
             label = QLabel(f"<span style='color:{CLUSTER_COLOURS[k % len(CLUSTER_COLOURS)]}'>■</span> {text}: {int(n)}")
-            label.setToolTip(f"cluster {text}: {int(n)} windows of this record at this scale")
+            label.setToolTip(f"cluster {text}: {int(n)} windows of this record at this scale (right-click: "
+                             "separate the cluster's most confident windows)")
+            label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            label.customContextMenuRequested.connect(lambda pos, k=k, chip=label: self._menu(k, chip, pos))
             self.row.addWidget(label)
             self.labels.append(label)
 
+    def cluster_menu(self, k: int) -> QMenu:
+        """The context menu of cluster ``k``'s chip."""
+        menu = QMenu(self)
+        action = menu.addAction(SEPARATE_ACTION)
+        action.setToolTip("separate the most confident windows of this cluster at this scale and export them "
+                          "(unmix separate --target-cluster)")
+        action.triggered.connect(lambda: self.separate_requested.emit(int(k)))
+        return menu
+
+    def _menu(self, k: int, chip: QLabel, pos) -> None:
+        menu = self.cluster_menu(k)
+        menu.exec(chip.mapToGlobal(pos))
+        menu.deleteLater()
+
 
 class OccupancyBar(QWidget):
-    """Toggle, scale chooser and legend for the cluster spans; emits ``changed(visible, scale)``."""
+    """Toggle, scale chooser and legend for the cluster spans; emits ``changed(visible, scale)``, and
+    ``separate_requested(cluster, scale)`` from a chip's context menu."""
 
     changed = Signal(bool, int)
+    separate_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -181,6 +207,7 @@ class OccupancyBar(QWidget):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.toggle.toggled.connect(self._emit)
         self.scale_combo.currentIndexChanged.connect(self._emit)
+        self.legend.separate_requested.connect(self._separate)
 
     def set_scales(self, scales: tuple[int, ...], rate: float | None, current: int | None = None) -> None:
         self.scale_combo.blockSignals(True)
@@ -205,6 +232,11 @@ class OccupancyBar(QWidget):
         scale = self.scale()
         if scale is not None:
             self.changed.emit(self.toggle.isChecked(), scale)
+
+    def _separate(self, cluster: int) -> None:
+        scale = self.scale()
+        if scale is not None:
+            self.separate_requested.emit(int(cluster), scale)
 
 
 def _duration(seconds: float) -> str:
