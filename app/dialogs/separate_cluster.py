@@ -75,11 +75,17 @@ class SeparateClusterDialog(QDialog):
         self.setWindowTitle("Separate this cluster's windows")
         self.table, self.path, self.window_ = table, (Path(path) if path else None), window
         self.scale = int(table.scales[table.scale_index(scale)])
-        defaults = cli_defaults()
         self.specs: dict[str, MethodSpec] = {name: _method_spec(name, spec) for name, spec in methods().items()}
         self.options: dict[str, OptionsForm] = {}
-        occupancy = table.occupancy(self.scale)
+        self._fields(cluster, folder, cli_defaults())
+        self._layout()
+        self.method.currentIndexChanged.connect(self._method_changed)
+        self._label_width = self.fontMetrics().horizontalAdvance("Background cluster(s)")
+        self._method_changed()
+        self.setMinimumWidth(560)
 
+    def _fields(self, cluster: int, folder: str | Path, defaults: dict[str, Any]) -> None:
+        table, occupancy = self.table, self.table.occupancy(self.scale)
         self.cluster = QComboBox()
         for k in range(table.n_clusters):
             self.cluster.addItem(f"{table.label(self.scale, k)} — {int(occupancy[k])} windows", k)
@@ -113,19 +119,19 @@ class SeparateClusterDialog(QDialog):
         self.overwrite.setChecked(bool(defaults["overwrite"]))
         self.overwrite.setToolTip("unticked: windows already separated in this folder are skipped")
 
-        rate = table.meta.get("sampling_rate")
+    def _layout(self) -> None:
+        rate = self.table.meta.get("sampling_rate")
         seconds = f" ({self.scale / float(rate):.0f} s)" if rate else ""
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("Scale", QLabel(f"{self.scale}{seconds}"))
         form.addRow("Cluster", self.cluster)
         form.addRow("Method", self.method)
-        form.addRow(self.method_box)
         form.addRow("Background cluster(s)", self.background)
+        form.addRow(self.method_box)
         form.addRow("Windows", self.count)
         form.addRow("Format", self.format)
         form.addRow("Output folder", self.out)
         form.addRow("", self.overwrite)
-        self.form = form
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.separate_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.separate_button.setText("Separate")
@@ -138,9 +144,6 @@ class SeparateClusterDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
-        self.method.currentIndexChanged.connect(self._method_changed)
-        self._method_changed()
-        self.resize(560, 0)
 
     @classmethod
     def open_for(cls, window: Any, table: ClusterTable, path: str | Path | None, scale: int, cluster: int,
@@ -157,6 +160,7 @@ class SeparateClusterDialog(QDialog):
         method = method or self.method.currentData()
         if method not in self.options:
             self.options[method] = OptionsForm(self.specs[method])
+            self.options[method].align_labels(self._label_width)  # the method's fields line up with the form's
             self._method_layout.addWidget(self.options[method])
         return self.options[method]
 
