@@ -13,7 +13,7 @@ from obspy import Stream, read
 from tests.test_pieces import _record
 from unmix.baselines import HighpassSeparator, TemplateDeglitcher
 from unmix.export import export_separation
-from unmix.io import windows
+from unmix.io import integrity, windows
 from unmix.io.windows import read_windows
 from unmix.synthetic import SyntheticConfig, generate
 
@@ -54,7 +54,8 @@ def _assert_same_outputs(a_dir, b_dir, tolerance: float = 1e-9) -> None:
             assert np.max(np.abs(x.data - y.data)) <= tolerance * rms, name
 
 
-def test_windows_tile_a_long_file_and_short_or_foreign_files_are_read_whole(tmp_path):
+def test_windows_tile_a_long_file_and_short_or_foreign_files_are_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(integrity, "CHUNK_RECORDS", 16)  # runs of records as fine as this small file needs
     raw = _as_raw(generate(SyntheticConfig(hours=3.5, seed=2, include=("background",))).mixture, tmp_path / "x.mseed")
     found = read_windows(tmp_path / "x.mseed", lambda rate: 100.0, window_s=HOUR)
     assert found is not None and len(found) == 4
@@ -62,7 +63,9 @@ def test_windows_tile_a_long_file_and_short_or_foreign_files_are_read_whole(tmp_
     assert found[0].keep[0] == start and found[-1].keep[1] > end
     for w0, w1 in zip(found[:-1], found[1:], strict=True):
         assert w0.keep[1] == w1.keep[0] and w0.keep[1] - w0.keep[0] == HOUR
-    assert all(abs((w.keep[0] - w.read[0]) - (100.0 + 2 / 20.0)) < 1e-6 for w in found)
+    assert all(abs((w.keep[0] - w.read.start) - (100.0 + 2 / 20.0)) < 1e-6 for w in found)
+    size = (tmp_path / "x.mseed").stat().st_size
+    assert all(sum(b - a for a, b in w.read.ranges) < 0.5 * size for w in found)  # only the window's records
     assert read_windows(tmp_path / "x.mseed", lambda rate: 100.0, window_s=4 * HOUR) is None  # one window
     assert read_windows(tmp_path / "x.mseed", lambda rate: None, window_s=HOUR) is None  # method needs it whole
     raw[:1].write(str(tmp_path / "x.sac"), format="SAC")
@@ -111,6 +114,26 @@ def test_a_gap_gives_the_same_records_window_by_window(tmp_path, monkeypatch):
     _assert_same_outputs(tmp_path / "win", tmp_path / "whole")
     whole, win = _provenance(tmp_path / "whole")["records"], _provenance(tmp_path / "win")["records"]
     assert len(whole) == 2
+    assert [[r[k] for k in ("record", "start", "end", "npts")] for r in win] == \
+        [[r[k] for k in ("record", "start", "end", "npts")] for r in whole]
+
+
+def test_windows_inside_a_long_gap_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(HighpassSeparator, "piece_seconds", HOUR / 4)
+    x = _record(4.0)
+    gapped = Stream()
+    for tr in x:
+        gapped += Stream([tr.slice(tr.stats.starttime, tr.stats.starttime + 1.0 * HOUR),
+                          tr.slice(tr.stats.starttime + 3.0 * HOUR, tr.stats.endtime)])
+    _as_raw(gapped, tmp_path / "x.mseed")
+    monkeypatch.setattr(integrity, "CHUNK_RECORDS", 16)
+    found = read_windows(tmp_path / "x.mseed", lambda rate: HighpassSeparator().piece_extent(rate).margin / rate,
+                         window_s=HOUR / 2)
+    assert found is not None and any(not w.read.ranges for w in found)  # windows that fall in the gap
+    _separate(tmp_path / "x.mseed", tmp_path / "whole", 1e9, monkeypatch, method="highpass")
+    _separate(tmp_path / "x.mseed", tmp_path / "win", HOUR / 2, monkeypatch, method="highpass")
+    _assert_same_outputs(tmp_path / "win", tmp_path / "whole")
+    whole, win = _provenance(tmp_path / "whole")["records"], _provenance(tmp_path / "win")["records"]
     assert [[r[k] for k in ("record", "start", "end", "npts")] for r in win] == \
         [[r[k] for k in ("record", "start", "end", "npts")] for r in whole]
 

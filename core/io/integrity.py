@@ -12,6 +12,7 @@ file.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,9 +51,32 @@ def _is_control_header(head: np.ndarray) -> bool:
     return len(text) == 8 and text[:6].strip().isdigit() and text[6:7] in b"VAST"
 
 
-def _skip_control_headers(path: str | Path, data: np.ndarray) -> int:
+class _FileBytes:
+    """A file's bytes as an int8 array that is read 16 MiB at a time: slices of at most that length (a record, a
+    header) cost one read when they fall outside the block held, so a walk over a large file holds one block, not
+    the file (a memory map would count every page it touched as resident)."""
+
+    BLOCK = 1 << 24
+
+    def __init__(self, path: str | Path) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 (closed by close())
+        self.size = os.fstat(self._fh.fileno()).st_size
+        self._base, self._buf = 0, np.zeros(0, np.int8)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop = key.start or 0, min(self.size, key.stop if key.stop is not None else self.size)
+        if start < self._base or stop > self._base + self._buf.size:
+            self._fh.seek(start)
+            self._base, self._buf = start, np.frombuffer(self._fh.read(max(self.BLOCK, stop - start)), np.int8)
+        return self._buf[start - self._base:stop - self._base]
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _skip_control_headers(path: str | Path, data: _FileBytes) -> int:
     """Offset of the first data record: a full SEED volume's control headers are skipped (ObsPy does the same)."""
-    if not _is_control_header(data[:8]):
+    if not _is_control_header(data[0:8]):
         return 0
     try:
         length = int(get_record_information(path)["record_length"])
@@ -64,9 +88,17 @@ def _skip_control_headers(path: str | Path, data: np.ndarray) -> int:
     return min(off, int(data.size))
 
 
-def walk(path: str | Path) -> Walk:
-    """Walk ``path`` record by record (libmseed's ``ms_detect``), collecting unreadable byte ranges and a cut tail."""
-    data = np.memmap(path, dtype=np.int8, mode="r")
+def walk(path: str | Path, heads: bytearray | None = None) -> Walk:
+    """Walk ``path`` record by record (libmseed's ``ms_detect``), collecting unreadable byte ranges and a cut tail;
+    ``heads`` gets the fixed header (48 bytes) of every record found, in order."""
+    data = _FileBytes(path)
+    try:
+        return _walk(path, data, heads)
+    finally:
+        data.close()
+
+
+def _walk(path: str | Path, data: _FileBytes, heads: bytearray | None) -> Walk:
     out = Walk(int(data.size))
     off, bad_from = _skip_control_headers(path, data), None
     while off < out.size:
@@ -83,13 +115,14 @@ def walk(path: str | Path) -> Walk:
                 out.cut = (off, length)
                 break
             out.records.append((off, length))
+            if heads is not None:
+                heads += data[off:off + _FIXED_HEADER].tobytes()
             off += length
             continue
         bad_from = off if bad_from is None else bad_from
         off = min(off + STEP, out.size)
     if bad_from is not None:
         out.bad.append((bad_from, out.size))
-    del data
     return out
 
 
@@ -196,10 +229,17 @@ def _u16(h: np.ndarray, col: int, big: np.ndarray) -> np.ndarray:
 
 def headers(path: str | Path, records: list[tuple[int, int]]) -> Headers:
     """Parse the fixed header of every record (vectorised; the walk has already checked that each one is valid)."""
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    offsets = np.array([o for o, _ in records], dtype=np.int64).reshape(-1, 1)
-    h = np.asarray(data[offsets + np.arange(_FIXED_HEADER)])
-    del data
+    data = _FileBytes(path)
+    try:
+        heads = b"".join(data[o:o + _FIXED_HEADER].tobytes() for o, _ in records)
+    finally:
+        data.close()
+    return parse_headers(heads)
+
+
+def parse_headers(heads: bytes | bytearray) -> Headers:
+    """:class:`Headers` of records from their fixed headers (48 bytes each, one after the other)."""
+    h = np.frombuffer(bytes(heads), np.uint8).reshape(-1, _FIXED_HEADER)
     year_be, day_be = h[:, 20].astype(np.int64) * 256 + h[:, 21], h[:, 22].astype(np.int64) * 256 + h[:, 23]
     big = (year_be >= 1900) & (year_be <= 2500) & (day_be >= 1) & (day_be <= 366)
     year, day = _u16(h, 20, big), _u16(h, 22, big)
@@ -332,16 +372,34 @@ class Layout:
     start: float  # first sample (s, POSIX)
     end: float  # one sample after the last
     rates: dict[str, float]  # channel id -> sampling rate (Hz)
+    chunks: np.ndarray  # (n, 4) float64: first byte, byte after the last, first and last time of runs of records
+
+    def ranges(self, start: float, end: float) -> tuple[tuple[int, int], ...]:
+        """Byte ranges (merged where they meet) of the runs of records that hold samples in ``[start, end]``."""
+        rows = self.chunks[(self.chunks[:, 3] >= start) & (self.chunks[:, 2] <= end)]
+        out: list[list[int]] = []
+        for a, b in rows[:, :2].astype(np.int64):
+            if out and out[-1][1] == a:
+                out[-1][1] = int(b)
+            else:
+                out.append([int(a), int(b)])
+        return tuple((a, b) for a, b in out)
+
+
+#: Records per run in :attr:`Layout.chunks` (≈ 0.5 MB of 512-byte records): how finely a window's bytes are found.
+CHUNK_RECORDS = 1024
 
 
 def layout(path: str | Path) -> Layout | None:
     """The :class:`Layout` of ``path`` from one walk over its records; ``None`` when it holds no record with a
     known rate. Decoding problems (Steim frames that fail) are not seen here: a reader must still watch libmseed's
     warnings."""
-    w = walk(path)
+    heads = bytearray()
+    w = walk(path, heads)
     if not w.records:
         return None
-    hd = headers(path, w.records)
+    hd = parse_headers(heads)
+    del heads
     damage = _structure(w, hd)
     islands = _islands(hd)
     damage += _island_words(hd, islands, w.records)
@@ -351,8 +409,24 @@ def layout(path: str | Path) -> Layout | None:
     known = hd.rate > 0
     if not known.any():
         return None
-    rates = {cid: float(r) for cid, r in zip(np.array(hd.ids)[known], hd.rate[known], strict=True)}
-    return Layout(tuple(damage), float(hd.start[known].min()), float(hd.end[known].max()), rates)
+    ids = np.array(hd.ids)
+    rates = {str(cid): float(hd.rate[known][np.argmax(ids[known] == cid)]) for cid in np.unique(ids[known])}
+    return Layout(tuple(damage), float(hd.start[known].min()), float(hd.end[known].max()), rates,
+                  _chunks(w.records, hd))
+
+
+def _chunks(records: list[tuple[int, int]], hd: Headers) -> np.ndarray:
+    """:attr:`Layout.chunks`: runs of :data:`CHUNK_RECORDS` consecutive records (a new run where bytes between
+    records are skipped or where time does not run on, e.g. at a gap or the next channel), each with its byte span
+    and time span."""
+    where = np.array(records, dtype=np.int64)
+    end = where[:, 0] + where[:, 1]
+    t_end = np.maximum(hd.end, hd.start)
+    breaks = np.flatnonzero((where[1:, 0] != end[:-1]) | (np.abs(hd.start[1:] - t_end[:-1]) > 1.0)) + 1
+    starts = np.union1d(np.arange(0, len(records), CHUNK_RECORDS), breaks)
+    stops = np.append(starts[1:], len(records))
+    return np.array([(where[a, 0], end[b - 1], hd.start[a:b].min(), t_end[a:b].max())
+                     for a, b in zip(starts, stops, strict=True)], dtype=np.float64)
 
 
 def _read_records(path: Path, records: list[tuple[int, int]]) -> Stream:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import glob
+import io
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,16 @@ _GLOB_CHARS = set("*?[")
 WAVEFORM_FORMATS = ("MSEED", "SAC", "GSE2", "SEISAN", "Q", "SH_ASC", "SACXY", "SLIST", "TSPAIR", "AH", "GCF",
                     "SEGY", "SU")
 _REFUSED = {"PICKLE": "ObsPy's PICKLE format can run code when read; Unmix never reads it"}
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A span of a file to read: samples from ``start`` to ``end``; for miniSEED, ``ranges`` (byte ranges that hold
+    the span's records, :meth:`unmix.io.integrity.Layout.ranges`) lets only those bytes be read."""
+
+    start: UTCDateTime
+    end: UTCDateTime
+    ranges: tuple[tuple[int, int], ...] | None = None
 
 
 def expand_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -121,7 +133,7 @@ def _choose_format(path: Path, format: str | None) -> str:
 
 
 def read_file(path: str | Path, format: str | None = None, allow_damaged: bool = False,
-              window: tuple[UTCDateTime, UTCDateTime] | None = None) -> Stream:
+              window: TimeWindow | None = None) -> Stream:
     """Read one waveform file with ObsPy, turning every failure into an :class:`InputFileError` naming the file.
 
     The format is recognised among :data:`WAVEFORM_FORMATS` only (never PICKLE), then read with that format named,
@@ -132,7 +144,8 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
 
     ``window`` (start, end): only the samples in that span. A miniSEED file is then read by libmseed's time
     selection, so memory follows the window, not the file; the caller has checked the file's structure
-    (:func:`unmix.io.integrity.layout`), and any decoding complaint in the window refuses it.
+    (:func:`unmix.io.integrity.layout`), and any decoding complaint in the window refuses it. A window with no
+    samples (a gap of the file) gives an empty stream.
     """
     path = Path(path)
     if not path.exists():
@@ -156,6 +169,8 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
         stream = salvaged if salvaged is not None else stream
     if stream is None:
         raise InputFileError(f"corrupt or truncated {fmt} data ({error})", path)
+    if len(stream) == 0 and window is not None:
+        return stream  # nothing in this span of the file (a gap): not an error
     if len(stream) == 0:
         raise InputFileError("contains no waveform traces" + (f" ({'; '.join(damage)})" if damage else ""), path)
     for tr in stream:
@@ -166,19 +181,34 @@ def read_file(path: str | Path, format: str | None = None, allow_damaged: bool =
     return stream
 
 
-def _obspy_read(path: Path, fmt: str, window: tuple[UTCDateTime, UTCDateTime] | None = None
+def _obspy_read(path: Path, fmt: str, window: TimeWindow | None = None
                 ) -> tuple[Stream | None, str, list[str]]:
     """ObsPy's read of ``path`` as ``fmt`` (within ``window``): (stream or None, the error in one line, libmseed's
     complaints)."""
-    span = {} if window is None else {"starttime": window[0], "endtime": window[1]}
+    span = {} if window is None else {"starttime": window.start, "endtime": window.end}
+    source = glob.escape(str(path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            stream, error = read(glob.escape(str(path)), format=fmt, **span), ""
+            if window is not None and window.ranges is not None and fmt == "MSEED":
+                if not window.ranges:
+                    return Stream(), "", []
+                source = io.BytesIO(_byte_ranges(path, window.ranges))
+            stream, error = read(source, format=fmt, **span), ""
         except Exception as exc:  # ObsPy raises many types for corrupt data; all are input problems
             stream, error = None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     complaints = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, InternalMSEEDWarning)]
     return stream, error, complaints
+
+
+def _byte_ranges(path: Path, ranges: tuple[tuple[int, int], ...]) -> bytes:
+    """The bytes of ``path`` in ``ranges``, one after the other."""
+    with open(path, "rb") as fh:
+        parts = []
+        for a, b in ranges:
+            fh.seek(a)
+            parts.append(fh.read(b - a))
+    return b"".join(parts)
 
 
 def check_samples(stream: Stream, path: str | Path | None = None) -> None:
@@ -205,7 +235,7 @@ def read_stream(
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
-    window: tuple[UTCDateTime, UTCDateTime] | None = None,
+    window: TimeWindow | None = None,
 ) -> Stream:
     """Read every file named by ``inputs`` into one Stream (inputs on disk are never modified).
 
@@ -227,7 +257,7 @@ def read_stream(
             if path.resolve() in explicit or "unknown or unsupported" not in exc.problem:
                 raise
             skipped.append(path)
-    if len(stream) == 0:
+    if len(stream) == 0 and window is None:
         where = ", ".join(str(i) for i in inputs)
         raise InputFileError(f"no readable waveform data ({len(skipped)} file(s) skipped as unknown formats)", where)
     return stream

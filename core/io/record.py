@@ -18,7 +18,7 @@ import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
 from unmix.errors import ConfigError, DataError
-from unmix.io.read import read_stream
+from unmix.io.read import TimeWindow, read_stream
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -403,7 +403,7 @@ def read_records(
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
     allow_damaged: bool = False,
-    window: tuple[UTCDateTime, UTCDateTime] | None = None,
+    window: TimeWindow | None = None,
 ) -> list[Record]:
     """Read files and return their records (see :func:`build_records`; ``allow_damaged``, ``window``:
     :func:`~unmix.io.read.read_file`)."""

@@ -3,7 +3,9 @@
 A file longer than :data:`WINDOW_SECONDS` is cut into windows of that length (the last one shorter) that tile its
 span: each window's samples are *kept*, and it is read with a pad on either side (``pad(rate)`` seconds, e.g. a
 separation method's piece margin) so that what is computed for its kept samples comes out as from the whole file.
-libmseed's time selection decodes only the records of the padded window (:func:`unmix.io.read.read_file`).
+Only the bytes of the records that reach into the padded window are read (the record headers are indexed once,
+:class:`unmix.io.integrity.Layout`), and libmseed's time selection decodes only those records
+(:func:`unmix.io.read.read_file`).
 
 Only sound miniSEED files are read so (the record headers are walked once, :func:`unmix.io.integrity.layout`);
 anything else — other formats, damaged files, files of one window or less — is read whole, as before.
@@ -19,7 +21,7 @@ from pathlib import Path
 from obspy import UTCDateTime
 
 from unmix.io.integrity import layout
-from unmix.io.read import detect_format
+from unmix.io.read import TimeWindow, detect_format
 
 #: The kept length of a reading window (s): one day, the size of the mission's day files.
 WINDOW_SECONDS = 86400.0
@@ -30,7 +32,7 @@ class ReadWindow:
     """One window of a file: the samples it keeps (``keep``: start included, end excluded) and the span read."""
 
     keep: tuple[UTCDateTime, UTCDateTime]
-    read: tuple[UTCDateTime, UTCDateTime]
+    read: TimeWindow
 
 
 def read_windows(path: str | Path, pad: Callable[[float], float | None], window_s: float | None = None
@@ -53,7 +55,8 @@ def read_windows(path: str | Path, pad: Callable[[float], float | None], window_
     count = math.ceil((lay.end - lay.start) / window_s)
     start = UTCDateTime(lay.start)
     edges = [start + k * window_s for k in range(count)] + [UTCDateTime(lay.end) + 1.0]
-    return [ReadWindow((a, b), (a - margin, b + margin)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [ReadWindow((a, b), TimeWindow(a - margin, b + margin, lay.ranges(float(a - margin), float(b + margin))))
+            for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 __all__ = ["WINDOW_SECONDS", "ReadWindow", "read_windows"]
