@@ -137,3 +137,19 @@ def test_dask_local_cluster_gives_same_store(synth_dir, tmp_path):
     wa, wb = a.windows()["input"], b.windows()["input"]
     for k, sha in enumerate(order_a):
         np.testing.assert_allclose(fa[wa == k], fb[wb == order_b.index(sha)], rtol=1e-5, atol=1e-6)
+
+
+def test_an_existing_scheduler_sends_features_back_and_gives_the_same_store(synth_dir, tmp_path):
+    """Workers of a local cluster write their own segments; those of another scheduler may not see the store's
+    folder, so their features come back and this process writes them: the same store either way."""
+    from distributed import LocalCluster
+
+    inputs = [synth_dir / "s1" / "mixture.mseed"]
+    cfg = FeatureConfig(**SMALL)
+    build_store(inputs, tmp_path / "local.h5", cfg, device="cpu", workers=1)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        build_store(inputs, tmp_path / "remote.h5", cfg, device="cpu", scheduler=cluster.scheduler_address)
+    a, b = FeatureStore(tmp_path / "local.h5"), FeatureStore(tmp_path / "remote.h5")
+    assert [i["sha256"] for i in a.inputs] == [i["sha256"] for i in b.inputs]
+    np.testing.assert_array_equal(a.features(4096), b.features(4096))
+    np.testing.assert_array_equal(a.intervals(4096), b.intervals(4096))

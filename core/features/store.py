@@ -115,6 +115,23 @@ def features_for_file(path: str, config_dict: dict, device: str = "auto", token:
     return out
 
 
+def segment_for_file(path: str, config_dict: dict, segment: str, device: str = "auto",
+                     token: CancelToken = NO_CANCEL) -> dict:
+    """:func:`features_for_file`, written as the segment file ``segment`` where it ran (a worker of a local Dask
+    cluster, which sees the store's folder): only the summary travels back (:func:`_summary`). A worker that stops
+    after writing leaves a finished segment, which the next run reuses."""
+    result = features_for_file(path, config_dict, device, token)
+    config = FeatureConfig.from_dict({k: v for k, v in config_dict.items() if k != "allow_damaged"})
+    Path(segment).parent.mkdir(parents=True, exist_ok=True)
+    write_segment(result, config, Path(segment))
+    return _summary(result)
+
+
+def _summary(result: FileFeatures) -> dict:
+    """What the store's builder needs of a computed input once its segment is written."""
+    return {"path": result.path, "notes": list(result.notes), "n_windows": result.n_windows}
+
+
 def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine, where: str | Path | None,
                 token: CancelToken = NO_CANCEL, progress: Progress = no_progress) -> list[str]:
     """Append the windows of ``records`` to ``out``; returns why records gave none (they are skipped with a note)."""
@@ -522,25 +539,28 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
     notes: list[str] = []
     cfg = config.to_dict() | ({"allow_damaged": True} if allow_damaged else {})
 
-    def accept(result: FileFeatures, segment: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
+    def accept(result: FileFeatures | dict, segment: Path) -> None:
+        """A computed input: its features (written here) or the summary of a worker that wrote its segment."""
+        if isinstance(result, FileFeatures):
+            folder.mkdir(parents=True, exist_ok=True)
             write_segment(result, config, segment)
-        except DiskFullError as exc:  # name the store, which is kept as it was
-            raise DiskFullError(exc.problem, out) from None
+            result = _summary(result)
         meta = segment_meta(segment, config)
         if meta is None:
             raise InputFileError("the segment just written cannot be read back", segment)
         segments.append(segment)
         metas[segment] = meta
-        notes.extend(f"{Path(result.path).name}: {n}" for n in result.notes)
-        log.info("%s: %d window(s) computed", result.path, sum(r["n_windows"] for r in result.records))
-        for n in result.notes:
-            log.debug("%s: %s", result.path, n)
+        notes.extend(f"{Path(result['path']).name}: {n}" for n in result["notes"])
+        log.info("%s: %d window(s) computed", result["path"], result["n_windows"])
+        for n in result["notes"]:
+            log.debug("%s: %s", result["path"], n)
 
     try:
-        _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9), token,
-                 on_error)
+        try:
+            _compute(todo, cfg, device, workers, scheduler, accept, failures, sub_progress(progress, 0.0, 0.9),
+                     token, on_error)
+        except DiskFullError as exc:  # name the store, which is kept as it was
+            raise DiskFullError(exc.problem, out) from None
         token.check()
         order = {str(p): i for i, p in enumerate(files)}
         segments = sorted(set(segments), key=lambda sh: order.get(metas[sh]["path"], len(order)))
@@ -571,8 +591,13 @@ def _build_locked(files: list[Path], out: Path, config: FeatureConfig, device: s
 def _compute(todo: list[tuple[Path, Path]], cfg: dict, device: str, workers: int, scheduler: str | None, accept,
              failures: list[str], step: Progress, token: CancelToken, on_error) -> None:
     """Features of every ``(input, segment)`` in ``todo``, handed to ``accept``; failures are collected."""
-    if todo and (workers > 0 or scheduler):
-        run_on_dask(features_for_file, todo, cfg, device, workers, scheduler, accept, failures, step, token, on_error)
+    if todo and scheduler:
+        run_on_dask(features_for_file, todo, [(str(p), cfg) for p, _ in todo], device, workers, scheduler, accept,
+                    failures, step, token, on_error)
+        return
+    if todo and workers > 0:
+        run_on_dask(segment_for_file, todo, [(str(p), cfg, str(seg)) for p, seg in todo], device, workers, None,
+                    accept, failures, step, token, on_error)
         return
     for i, (p, segment) in enumerate(todo):
         token.check()
