@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 
 #: The model preset every entry point starts from (``unmix train``, the GUI's Train form, the demo).
 DEFAULT_PRESET = "small"
+#: ``unmix separate``'s method when none is given and no prior is asked for (a prior makes it scatcov).
+DEFAULT_SEPARATION_METHOD = "template"
+#: How many windows ``separate --target-cluster`` separates by default (the most confident one).
+DEFAULT_TARGET_COUNT = 1
+#: The waveform format separated products are written in by default.
+DEFAULT_OUTPUT_FORMAT = "MSEED"
 
 
 def default_features(**changes) -> FeatureConfig:
@@ -335,7 +341,8 @@ def target_stem(source: str, target: ClusterTarget, table: ClusterTable, scale: 
 
 
 def separate_cluster_windows(table: ClusterTable, clusters: list[int], scale: int, out_dir: str | Path,
-                             method: str, options: dict | None = None, count: int = 1, fmt: str = "MSEED",
+                             method: str, options: dict | None = None, count: int = DEFAULT_TARGET_COUNT,
+                             fmt: str = DEFAULT_OUTPUT_FORMAT,
                              overwrite: bool = False, table_path: str | Path | None = None,
                              progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
     """Separate the ``count`` most confident windows of ``clusters`` at ``scale`` (:func:`cluster_targets`), read

@@ -35,18 +35,15 @@ from unmix.gui.registry import JobRequest
 from unmix.gui.tasks import separate_cluster
 from unmix.separation.registry import MethodSpec, methods
 
-DEFAULT_METHOD = "template"
-"""``unmix separate --target-cluster``'s method when ``--method`` is not given (``method or "template"`` in
-``unmix.cli.separate.separate``; the CLI has no constant for it)."""
 NO_BACKGROUND = "none"
 
 
 def cli_defaults() -> dict[str, Any]:
-    """The defaults of ``unmix separate --target-cluster``: method, count, format and overwrite (the last three are
-    the defaults of :func:`unmix.pipeline.separate_cluster_windows`, which the CLI's options repeat)."""
+    """The defaults of ``unmix separate --target-cluster`` (from :mod:`unmix.pipeline`, as the CLI takes them):
+    method, count, format and overwrite."""
     params = inspect.signature(pipeline.separate_cluster_windows).parameters
-    return {"method": DEFAULT_METHOD, "count": params["count"].default, "fmt": params["fmt"].default,
-            "overwrite": params["overwrite"].default}
+    return {"method": pipeline.DEFAULT_SEPARATION_METHOD, "count": pipeline.DEFAULT_TARGET_COUNT,
+            "fmt": pipeline.DEFAULT_OUTPUT_FORMAT, "overwrite": params["overwrite"].default}
 
 
 def outcome_text(report: dict) -> str:
@@ -229,4 +226,4 @@ class SeparateClusterDialog(QDialog):
         super().accept()
 
 
-__all__ = ["DEFAULT_METHOD", "SeparateClusterDialog", "cli_defaults", "outcome_text", "show_outcome"]
+__all__ = ["SeparateClusterDialog", "cli_defaults", "outcome_text", "show_outcome"]

@@ -9,6 +9,7 @@ import click
 from unmix.cli.bench import bench
 from unmix.cli.common import gap_options, job, with_options
 from unmix.errors import ConfigError, OutputExistsError
+from unmix.pipeline import DEFAULT_OUTPUT_FORMAT, DEFAULT_SEPARATION_METHOD, DEFAULT_TARGET_COUNT
 from unmix.separation.registry import BUILTIN
 
 
@@ -234,12 +235,12 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               help="instead of INPUTS: separate the most confident windows of this cluster (number or name) at "
                    "--scale, read from the table's input files (the published workflow); needs --table or "
                    "--model/--store")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--count", type=click.IntRange(min=1), default=DEFAULT_TARGET_COUNT, show_default=True,
               help="with --target-cluster: how many windows (the most confident ones that do not overlap)")
 @click.option("--prior", "prior_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="scatcov without a model: snippets of this clean-background file are the prior")
-@click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False), default="MSEED",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["MSEED", "SAC"], case_sensitive=False),
+              default=DEFAULT_OUTPUT_FORMAT, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="separate files on a local Dask cluster of this many worker processes, one file per task (0/1: "
                    "in this process)")
@@ -289,12 +290,12 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
         raise click.UsageError("give INPUTS to separate, or --target-cluster K (with --table or --model/--store)")
     if target_cluster is not None and not uses_clusters:
         raise ConfigError("--target-cluster needs the cluster table: --table T, or --model M --store S")
-    if (uses_clusters and target_cluster is None) or prior_file is not None:
+    if (uses_clusters and target_cluster is None) or prior_file is not None or background_cluster is not None:
         if method is not None and "prior" not in method_spec(method).uses:
-            raise ConfigError("--model/--table/--prior give scatcov or hybrid their prior; they do not combine with "
-                              f"--method {method}")
+            raise ConfigError("--model/--table/--prior/--background-cluster give scatcov or hybrid their prior; "
+                              f"they do not combine with --method {method}")
         method = method or "scatcov"
-    method = method or "template"
+    method = method or DEFAULT_SEPARATION_METHOD
     spec = method_spec(method)
     options = _method_options(method_opts, (method,), inventory, device)[method]
     if detections is not None:
