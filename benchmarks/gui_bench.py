@@ -1,7 +1,8 @@
 """GUI benchmark (#17): open time, pan/zoom frame time of the waveform browser, event-loop lateness during jobs, and
 the cancel latency of a scatcov separation run as the GUI runs it.
 
-Run headless: ``python benchmarks/gui_bench.py`` (``--quick`` skips the 10-sol record and shortens the jobs). Frame
+Run headless: ``python benchmarks/gui_bench.py`` (``--quick`` skips the 10-sol record and shortens the jobs,
+``--frames-only`` skips the jobs). Frame
 time = set the browser's x range, redraw its traces from the min/max pyramids (what the 20-ms refresh timer does) and
 paint the window (``QWidget.grab``); the sequence zooms from the whole record to ~1/256 of it and pans at each
 level. Lateness: a 10-ms QTimer measures how late each of its ticks comes while a job runs on the worker pool.
@@ -163,6 +164,7 @@ def _separation_cancel(app, stream, delays=(2.0, 10.0, 45.0)) -> list[tuple[floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 10-sol record; shorter jobs")
+    parser.add_argument("--frames-only", action="store_true", help="only the open and frame-time table (no jobs)")
     parser.add_argument("--job-seconds", type=float, default=None, help="run each job this long, then cancel it")
     args = parser.parse_args(argv)
     job_s = args.job_seconds or (15.0 if args.quick else 30.0)
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             win.deleteLater()
             app.processEvents()
         cancel_all(10000)
-        if RAW.exists():
+        if RAW.exists() and not args.frames_only:
             win = _window(tmp)
             _open(app, win, lambda: win.open_paths([str(RAW)]))
             store, model = tmp / "features.h5", tmp / "model.pt"

@@ -1,17 +1,24 @@
-"""Waveform browser: one row per component on a shared time axis, drawn from min/max pyramids."""
+"""Waveform browser: one row per component on a shared time axis, drawn from min/max pyramids; optionally the rows
+of every loaded record stacked on that axis (as Snuffler does).
+
+Cheap to repaint on purpose (a pan or zoom repaints every row): one visible time axis under the last row, the grid
+and the row separators drawn by a light item per row from ticks computed once per range change, not by axes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QEvent, QLineF, QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGraphicsObject,
+    QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -33,6 +40,114 @@ MAX_GAIN = 1e4
 LEFT_AXIS_WIDTH = 72
 RIGHT_MARGIN = 8
 """Left axis width and right margin (px) shared by every view x-aligned with the browser."""
+GRID_MAJOR = QColor("#d9d9d9")
+GRID_MINOR = QColor("#efefef")
+SEPARATOR = QColor("#b0b0b0")
+RECORD_SEPARATOR = QColor("#404040")
+"""Opaque grid and separator colours (no blending on a white background)."""
+STACK_TIP = "Show the rows of every loaded record stacked on one time axis; off: the selected record only"
+TICK_TEXT_CACHE = 4096
+
+
+class CachedTimeAxis(TimeAxis):
+    """The browser's time axis: tick texts are kept per (mode, reference, spacing, value), so a pan formats only
+    the ticks that came into view (a tick's view value is the same float at every pan)."""
+
+    def __init__(self, orientation: str = "bottom", **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self._texts: dict[tuple[str, float, float, float], str] = {}
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        if len(self._texts) > TICK_TEXT_CACHE:
+            self._texts.clear()
+        out = []
+        for v in values:
+            key = (self.mode, self.t_ref, spacing, v)
+            text = self._texts.get(key)
+            if text is None:
+                text = self._texts[key] = self.format(v, spacing)
+            out.append(text)
+        return out
+
+
+class TimeGrid(QGraphicsObject):
+    """Vertical grid lines of one row at the time axis's ticks, and the line under the row, drawn in the row's
+    pixel frame behind the traces: a few lines per repaint instead of an axis repaint (pyqtgraph's grid is drawn
+    by the axis over the whole row)."""
+
+    def __init__(self, vb: pg.ViewBox, separator: bool, record_start: bool = False) -> None:
+        super().__init__(vb)
+        self.vb = vb
+        self.separator = separator
+        self.record_start = record_start
+        self.major = self.minor = np.empty(0)
+        self.setZValue(-1e5)  # above the view's background, below its items
+        self._rect = QRectF(vb.rect())
+        vb.sigResized.connect(self._resized)
+
+    def _resized(self, *_args) -> None:
+        self.prepareGeometryChange()
+        self._rect = QRectF(self.vb.rect())
+
+    def set_ticks(self, major: np.ndarray, minor: np.ndarray) -> None:
+        self.major, self.minor = major, minor
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return self._rect
+
+    def paint(self, p: QPainter, *_args) -> None:
+        rect = self._rect
+        x0, x1 = self.vb.viewRange()[0]
+        if x1 <= x0 or rect.width() <= 0:
+            return
+        scale = rect.width() / (x1 - x0)
+        top, bottom = rect.top(), rect.bottom()
+        for values, colour in ((self.minor, GRID_MINOR), (self.major, GRID_MAJOR)):
+            if values.size:
+                p.setPen(QPen(colour, 0))
+                p.drawLines([QLineF(x, top, x, bottom) for x in rect.left() + (values - x0) * scale])
+        if self.separator:
+            p.setPen(QPen(SEPARATOR, 0))
+            p.drawLine(QLineF(rect.left(), bottom, rect.right(), bottom))
+        if self.record_start:
+            p.setPen(QPen(RECORD_SEPARATOR, 2))
+            p.drawLine(QLineF(rect.left(), top + 1, rect.right(), top + 1))
+
+
+class RecordTag(QGraphicsRectItem):
+    """The record's key in the top-left corner of its first row (stacked view), fixed on screen while panning."""
+
+    def __init__(self, vb: pg.ViewBox, text: str, bold: bool) -> None:
+        super().__init__(vb)
+        self.text = QGraphicsSimpleTextItem(text, self)
+        font = QFont(self.text.font())
+        font.setBold(bold)
+        self.text.setFont(font)
+        self.text.setBrush(QBrush(QColor("#202020")))
+        self.text.setPos(4, 1)
+        self.setRect(self.text.boundingRect().adjusted(0, 0, 8, 2))
+        self.setBrush(QBrush(QColor(255, 255, 255, 215)))
+        self.setPen(QPen(Qt.PenStyle.NoPen))
+        self.setPos(2, 3)
+        self.setZValue(1e4)
+
+
+@dataclass(eq=False)
+class _Row:
+    """One row of the browser: a component of a shown record, shifted by ``shift`` seconds from the record's own
+    time origin to the browser's (that of :attr:`WaveformView.display`); ``index`` is its place in ``plots``
+    when it belongs to the shown record, else None (then ``gain`` is its amplitude zoom)."""
+
+    display: Display
+    component: str
+    plot: pg.PlotItem
+    curve: pg.PlotDataItem
+    shift: float
+    grid: TimeGrid
+    index: int | None
+    gain: float = 1.0
+    tag: RecordTag | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -66,7 +181,11 @@ class WaveformView(QWidget):
     """Rows of traces with linked x axes; draws a :class:`~unmix.gui.display.Display`, computes nothing heavy.
 
     Signals: ``filter_requested(band or None)`` when the user toggles/changes the filter (the owner computes the
-    filtered display in a worker and calls :meth:`set_display`), ``axis_mode_changed(mode)``, ``range_changed(x0, x1)``.
+    filtered display in a worker and calls :meth:`set_display`), ``axis_mode_changed(mode)``, ``range_changed(x0, x1)``,
+    ``stack_changed(on)``.
+
+    ``plots``/``curves`` are the rows of the shown record (``display``), what the overlays draw on; ``rows`` are
+    every row drawn, stacked records' rows included.
     """
 
     filter_requested = Signal(object)
@@ -74,6 +193,7 @@ class WaveformView(QWidget):
     filter_invalid = Signal(str)
     axis_mode_changed = Signal(str)
     range_changed = Signal(float, float)
+    stack_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,6 +203,9 @@ class WaveformView(QWidget):
         self.axis_mode = "utc"
         self.plots: list[pg.PlotItem] = []
         self.curves: list[pg.PlotDataItem] = []
+        self.rows: list[_Row] = []
+        self.records: dict[str, Display] = {}  # every loaded record (for the stacked view), from set_records
+        self._caption = ""
         self.gains: list[float] = []  # amplitude zoom per row: 1 fits the visible data, 2 shows half its range
 
         self.title = QLabel("No record: open files (Ctrl+O), drop them here, or generate a synthetic record")
@@ -106,6 +229,10 @@ class WaveformView(QWidget):
         self.filter_combo.setToolTip("Band-pass preset")
         self.filter_check.toggled.connect(self._filter_changed)
         self.filter_combo.currentIndexChanged.connect(self._preset_changed)
+        self.stack_check = QCheckBox("All records")
+        self.stack_check.setToolTip(STACK_TIP + " (load two or more)")
+        self.stack_check.setEnabled(False)
+        self.stack_check.toggled.connect(self._stack_toggled)
         self.low_edit, self.high_edit = QLineEdit(), QLineEdit()
         for edit, text in ((self.low_edit, "low Hz"), (self.high_edit, "high Hz")):
             edit.setPlaceholderText(text)
@@ -129,11 +256,13 @@ class WaveformView(QWidget):
         tools.addWidget(QLabel("Axis"))
         tools.addWidget(self.axis_combo)
         tools.addSpacing(8)
+        tools.addWidget(self.stack_check)
+        tools.addSpacing(8)
         tools.addWidget(self.filter_check)
         tools.addWidget(self.filter_combo)
         tools.addWidget(self.low_edit)
         tools.addWidget(self.high_edit)
-        for w in (self.axis_combo, self.filter_check, self.filter_combo):
+        for w in (self.axis_combo, self.stack_check, self.filter_check, self.filter_combo):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
         self.graphics = pg.GraphicsLayoutWidget()
@@ -161,59 +290,128 @@ class WaveformView(QWidget):
         """Show ``display`` (one instrument); with ``keep_range`` the visible span is kept (e.g. after filtering)."""
         old_range = self.x_range() if keep_range and self.plots else None
         self.display = display
-        self.graphics.clear()
-        self.plots, self.curves = [], []
         if display is None or len(self.gains) != len(display.components):
             self.gains = [1.0] * (len(display.components) if display is not None else 0)
+        self._build(old_range)
+
+    def set_records(self, displays: Mapping[str, Display]) -> None:
+        """The loaded records (key → unfiltered display, in loading order) that "All records" stacks; the shown
+        record's rows always come from :meth:`set_display` (filtered or converted)."""
+        self.records = dict(displays)
+        self.stack_check.setEnabled(len(self.records) >= 2)
+        self.stack_check.setToolTip(STACK_TIP if len(self.records) >= 2 else STACK_TIP + " (load two or more)")
+        if self.stack_check.isChecked():
+            self._build(self.x_range() if self.plots else None)
+
+    @property
+    def stacked(self) -> bool:
+        """True when the rows of every loaded record are shown (the toggle is on and two or more are loaded)."""
+        return self.stack_check.isChecked() and len(self.records) >= 2 and self.display is not None
+
+    def set_stacked(self, on: bool) -> None:
+        self.stack_check.setChecked(on)
+
+    def _stack_toggled(self, on: bool) -> None:
+        self._build(self.x_range() if self.plots else None)
+        self.stack_changed.emit(on)
+
+    def shown_displays(self) -> list[Display]:
+        """The records drawn, top to bottom: the shown one alone, or every loaded record (the shown one as given to
+        :meth:`set_display`) in loading order."""
+        if self.display is None:
+            return []
+        if not self.stacked:
+            return [self.display]
+        shown = [self.display if key == self.display.key else d for key, d in self.records.items()]
+        return shown if any(d is self.display for d in shown) else [self.display, *shown]
+
+    def _build(self, old_range: tuple[float, float] | None) -> None:
+        """Rebuild the rows (one per component of every shown record) on one linked time axis."""
+        self.graphics.clear()
+        self.rows, self.plots, self.curves = [], [], []
+        display = self.display
         if display is None:
             self._set_title("No record")
             return
+        self._set_title(self._title_text())
+        shown = self.shown_displays()
+        spans = [(a + d.t_ref - display.t_ref, b + d.t_ref - display.t_ref) for d in shown for a, b in [d.span]]
+        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+        n_rows = sum(len(d.components) for d in shown)
+        first: pg.PlotItem | None = None
+        for disp in shown:
+            for i, comp in enumerate(disp.components):
+                row = self._add_row(disp, i, comp, last=len(self.rows) == n_rows - 1, limits=(lo, hi))
+                if first is None:
+                    first = row.plot
+                else:
+                    row.plot.setXLink(first)
+        assert first is not None
+        first.getViewBox().sigXRangeChanged.connect(self._range_changed)
+        first.getViewBox().sigResized.connect(lambda *_: self._update_grid())
+        self._caption = ""
+        self.set_x_range(*(old_range if old_range is not None else display.span))
+        self._update_grid()
+        self.refresh()
+
+    def _title_text(self) -> str:
+        display = self.display
+        assert display is not None
         band = display.band
         extra = "" if band is None else f"   filtered {_band_text(band)}"
         if display.conversion:
             extra += f"   {display.conversion}"
-        self._set_title(f"<b>{display.key}</b>{extra}")
-        lo, hi = display.span
-        pad = max(0.02 * (hi - lo), 1.0)
-        first: pg.PlotItem | None = None
-        for row, comp in enumerate(display.components):
-            axis = TimeAxis("bottom")
-            axis.set_reference(display.t_ref)
+        if self.stacked:
+            others = len(self.records) - 1
+            extra += f"   + {others} other record{'s' * (others != 1)} stacked" + (
+                " (as recorded)" if band is not None or display.conversion else "")
+        return f"<b>{display.key}</b>{extra}"
+
+    def _add_row(self, disp: Display, i: int, comp: str, last: bool, limits: tuple[float, float]) -> _Row:
+        """One row: the component's curve, its record's gaps and overlaps, the grid; only the last row shows the
+        time axis (the inner rows are separated by a line of their grid)."""
+        assert self.display is not None
+        current = disp is self.display
+        axis_items = {}
+        if last:
+            axis = CachedTimeAxis("bottom")
+            axis.set_reference(self.display.t_ref)
             axis.set_mode(self.axis_mode)
-            plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
-            plot.setLabel("left", self._row_label(row, comp))
-            plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
-            plot.showGrid(x=True, y=False, alpha=0.15)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
-            vb = plot.getViewBox()
-            vb.setMouseEnabled(x=True, y=False)
-            vb.enableAutoRange(axis="y")
-            vb.setAutoVisible(y=True)
-            vb.setLimits(xMin=lo - pad, xMax=hi + pad, minXRange=20.0 / max(_rate(display), 1e-9))
-            for a, b in display.gaps:
-                plot.addItem(pg.LinearRegionItem((a, b), movable=False, brush=GAP_BRUSH, pen=pg.mkPen(None)))
-            for a, b in display.overlaps:
-                plot.addItem(pg.LinearRegionItem((a, b), movable=False, brush=OVERLAP_BRUSH, pen=pg.mkPen(None)))
-            curve = plot.plot(pen=pg.mkPen(TRACE_COLOURS[row % len(TRACE_COLOURS)], width=1))
-            curve.setClipToView(False)
-            if first is None:
-                first = plot
-            else:
-                plot.setXLink(first)
-            if row < len(display.components) - 1:
-                plot.getAxis("bottom").setStyle(showValues=False)
-                plot.getAxis("bottom").setPen(pg.mkPen("#b0b0b0"))
+            axis_items["bottom"] = axis
+        plot = self.graphics.addPlot(row=len(self.rows), col=0, axisItems=axis_items)
+        plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        if not last:
+            plot.hideAxis("bottom")
+        vb = plot.getViewBox()
+        vb.setMouseEnabled(x=True, y=False)
+        vb.enableAutoRange(axis="y")
+        vb.setAutoVisible(y=True)
+        lo, hi = limits
+        pad = max(0.02 * (hi - lo), 1.0)
+        vb.setLimits(xMin=lo - pad, xMax=hi + pad, minXRange=20.0 / max(_rate(self.display), 1e-9))
+        shift = disp.t_ref - self.display.t_ref
+        for spans, brush in ((disp.gaps, GAP_BRUSH), (disp.overlaps, OVERLAP_BRUSH)):
+            for a, b in spans:
+                plot.addItem(pg.LinearRegionItem((a + shift, b + shift), movable=False, brush=brush,
+                                                 pen=pg.mkPen(None)))
+        curve = plot.plot(pen=pg.mkPen(TRACE_COLOURS[i % len(TRACE_COLOURS)], width=1))
+        curve.setClipToView(False)
+        record_start = self.stacked and i == 0
+        grid = TimeGrid(vb, separator=not last, record_start=record_start and bool(self.rows))
+        row = _Row(disp, comp, plot, curve, shift, grid, len(self.plots) if current else None)
+        if record_start:
+            note = "   (selected" + (", filtered)" if disp.band is not None else ")") if current else ""
+            row.tag = RecordTag(vb, f"{disp.key}  [{disp.unit}]{note}", bold=current)
+        self.rows.append(row)
+        if current:
             self.plots.append(plot)
             self.curves.append(curve)
-        if first is not None:
-            first.getViewBox().sigXRangeChanged.connect(self._range_changed)
-        self.graphics.ci.layout.setRowStretchFactor(len(self.plots) - 1, 1)
-        if old_range is not None:
-            self.set_x_range(*old_range)
-        else:
-            self.set_x_range(lo, hi)
-        self.refresh()
+        if self.stacked:
+            plot.getAxis("left").setStyle(maxTickLevel=0)
+        plot.setLabel("left", self._label(row))
+        return row
 
     def _set_title(self, text: str) -> None:
         self.title.setText(text)
@@ -221,29 +419,54 @@ class WaveformView(QWidget):
 
     def refresh(self) -> None:
         """Redraw the visible range from the pyramids (cheap: a few thousand points per row)."""
-        if self.display is None or not self.plots:
+        self._refresh_timer.stop()  # a refresh pending from the range change would redo this one
+        if self.display is None or not self.rows:
             return
         x0, x1 = self.x_range()
         width = x1 - x0
-        pixels = max(int(self.plots[0].getViewBox().width()), 200)
-        for comp, curve in zip(self.display.components, self.curves, strict=True):
-            x, y = self.display.traces[comp].query(x0 - width / 2, x1 + width / 2, 2 * pixels)
-            curve.setData(x, y, connect="finite")
+        pixels = max(int(self.rows[0].plot.getViewBox().width()), 200)
+        for row in self.rows:
+            a, b = x0 - row.shift - width / 2, x1 - row.shift + width / 2
+            x, y = row.display.traces[row.component].query(a, b, 2 * pixels)
+            row.curve.setData(x + row.shift if row.shift else x, y, connect="finite")
         self._apply_gains()
-        bottom = self.plots[-1].getAxis("bottom")
-        bottom.setLabel(bottom.describe(x0))
+        self._update_caption()
+
+    def _update_caption(self) -> None:
+        """The time axis caption (date or sol of the left edge), set only when it changes (a label change
+        re-lays the axis out)."""
+        bottom = self.bottom_axis()
+        if bottom is None:
+            return
+        caption = bottom.describe(self.x_range()[0])
+        if caption != self._caption or caption != bottom.labelText:
+            self._caption = caption
+            bottom.setLabel(caption)
+
+    def _update_grid(self) -> None:
+        """Grid lines of every row at the time axis's ticks (once per range change, shared by the rows)."""
+        bottom = self.bottom_axis()
+        if bottom is None or not self.rows:
+            return
+        x0, x1 = self.x_range()
+        levels = bottom.tickValues(x0, x1, max(self.rows[0].plot.getViewBox().width(), 1.0))
+        major = np.asarray(levels[0][1] if levels else [], float)
+        minor = np.asarray(levels[1][1] if len(levels) > 1 else [], float)
+        minor = minor[~np.isin(minor, major)]
+        for row in self.rows:
+            row.grid.set_ticks(major, minor)
 
     # --- navigation -----------------------------------------------------------------------------------------------
 
     def x_range(self) -> tuple[float, float]:
-        if not self.plots:
+        if not self.rows:
             return 0.0, 1.0
-        x0, x1 = self.plots[0].getViewBox().viewRange()[0]
+        x0, x1 = self.rows[0].plot.getViewBox().viewRange()[0]
         return float(x0), float(x1)
 
     def set_x_range(self, x0: float, x1: float) -> None:
-        if self.plots:
-            self.plots[0].setXRange(x0, x1, padding=0)
+        if self.rows:
+            self.rows[0].plot.setXRange(x0, x1, padding=0)
 
     def pan(self, fraction: float) -> None:
         x0, x1 = self.x_range()
@@ -271,55 +494,83 @@ class WaveformView(QWidget):
         self.axis_combo.blockSignals(True)
         self.axis_combo.setCurrentIndex(list(AXIS_MODES).index(mode))
         self.axis_combo.blockSignals(False)
-        for plot in self.plots:
-            plot.getAxis("bottom").set_mode(mode)
-        if self.plots:
-            bottom = self.plots[-1].getAxis("bottom")
-            bottom.setLabel(bottom.describe(self.x_range()[0]))
+        bottom = self.bottom_axis()
+        if bottom is not None:
+            bottom.set_mode(mode)
+            self._update_caption()
+            self._update_grid()
         if changed:
             self.axis_mode_changed.emit(mode)
 
     def bottom_axis(self) -> TimeAxis | None:
-        return self.plots[-1].getAxis("bottom") if self.plots else None
+        """The one visible time axis: under the last row."""
+        return self.rows[-1].plot.getAxis("bottom") if self.rows else None
 
     # --- amplitude ------------------------------------------------------------------------------------------------
 
-    def _row_label(self, row: int, comp: str) -> str:
-        """``BHU [m/s]``, with ``×4`` when the row's amplitude is zoomed."""
-        assert self.display is not None
-        gain = self.gains[row] if row < len(self.gains) else 1.0
+    def _gain(self, row: _Row) -> float:
+        if row.index is not None:
+            return self.gains[row.index] if row.index < len(self.gains) else 1.0
+        return row.gain
+
+    def _label(self, row: _Row) -> str:
+        """``BHU [m/s]``, with ``×4`` when the row's amplitude is zoomed; stacked (low rows) only ``U ×4``, the
+        record's tag names the channel and the unit."""
+        gain = self._gain(row)
         zoom = "" if gain == 1.0 else f" ×{gain:g}"
-        return f"{self.display.key.split('#')[0].split('.')[-1]}{comp}{zoom} [{self.display.unit}]"
+        if self.stacked:
+            return f"{row.component}{zoom}"
+        return f"{row.display.key.split('#')[0].split('.')[-1]}{row.component}{zoom} [{row.display.unit}]"
 
     def set_gain(self, row: int, gain: float) -> None:
-        """Amplitude zoom of one row: the row shows 1/gain of its visible data range, centred (1: fit)."""
+        """Amplitude zoom of one row of the shown record: the row shows 1/gain of its visible data range, centred
+        (1: fit)."""
         if not 0 <= row < len(self.gains):
             return
-        self.gains[row] = float(min(max(gain, 1.0 / MAX_GAIN), MAX_GAIN))
-        if self.display is not None and row < len(self.plots):
-            self.plots[row].setLabel("left", self._row_label(row, self.display.components[row]))
+        self.gains[row] = _clamp_gain(gain)
+        for r in self.rows:
+            if r.index == row:
+                r.plot.setLabel("left", self._label(r))
+        self._apply_gains()
+
+    def _set_row_gain(self, row: _Row, gain: float) -> None:
+        if row.index is not None:
+            self.set_gain(row.index, gain)
+            return
+        row.gain = _clamp_gain(gain)
+        row.plot.setLabel("left", self._label(row))
         self._apply_gains()
 
     def scale_gain(self, factor: float, row: int | None = None) -> None:
-        """Multiply the gain of one row (None: every row) by ``factor``."""
-        for r in range(len(self.gains)) if row is None else [row]:
+        """Multiply the gain of one row of the shown record (None: every row, stacked ones too) by ``factor``."""
+        if row is not None:
+            if 0 <= row < len(self.gains):
+                self.set_gain(row, self.gains[row] * factor)
+            return
+        for r in range(len(self.gains)):
             self.set_gain(r, self.gains[r] * factor)
+        for other in self.rows:
+            if other.index is None:
+                self._set_row_gain(other, other.gain * factor)
 
     def reset_gain(self) -> None:
         for r in range(len(self.gains)):
             self.set_gain(r, 1.0)
+        for other in self.rows:
+            if other.index is None:
+                self._set_row_gain(other, 1.0)
 
     def _apply_gains(self) -> None:
-        for row, (plot, curve) in enumerate(zip(self.plots, self.curves, strict=False)):
-            vb = plot.getViewBox()
-            gain = self.gains[row] if row < len(self.gains) else 1.0
+        x0, x1 = self.x_range()
+        for row in self.rows:
+            vb = row.plot.getViewBox()
+            gain = self._gain(row)
             if gain == 1.0:
                 vb.enableAutoRange(axis="y")
                 continue
-            x, y = curve.getData()
+            x, y = row.curve.getData()
             if y is None or not len(y):
                 continue
-            x0, x1 = self.x_range()
             shown = y[(x >= x0) & (x <= x1) & np.isfinite(y)]
             if not shown.size:
                 continue
@@ -333,17 +584,22 @@ class WaveformView(QWidget):
         """Shift+wheel over a row zooms that row's amplitude."""
         if (event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
                 and self.plots):
-            row = self.row_at(self.graphics.mapToScene(event.position().toPoint()))
+            row = self.row_under(self.graphics.mapToScene(event.position().toPoint()))
             if row is not None:
                 delta = event.angleDelta().y() or event.angleDelta().x()
-                self.scale_gain(1.25 if delta > 0 else 0.8, row)
+                self._set_row_gain(row, self._gain(row) * (1.25 if delta > 0 else 0.8))
                 return True
         return super().eventFilter(obj, event)
 
     def row_at(self, scene_pos) -> int | None:
-        """The row whose plot area holds a scene position."""
-        for row, plot in enumerate(self.plots):
-            if plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+        """The row of the shown record (index in ``plots``) whose plot area holds a scene position."""
+        row = self.row_under(scene_pos)
+        return None if row is None else row.index
+
+    def row_under(self, scene_pos) -> _Row | None:
+        """The row (of any shown record) whose plot area holds a scene position."""
+        for row in self.rows:
+            if row.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
                 return row
         return None
 
@@ -444,6 +700,7 @@ class WaveformView(QWidget):
     # --- events ---------------------------------------------------------------------------------------------------
 
     def _range_changed(self, *_args) -> None:
+        self._update_grid()
         self._refresh_timer.start()
         self.range_changed.emit(*self.x_range())
 
@@ -459,6 +716,10 @@ class WaveformView(QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._refresh_timer.start()
+
+
+def _clamp_gain(gain: float) -> float:
+    return float(min(max(gain, 1.0 / MAX_GAIN), MAX_GAIN))
 
 
 def _rate(display: Display) -> float:
