@@ -64,6 +64,15 @@ def _open(app, win, start) -> float:
     return time.perf_counter() - t0
 
 
+def _stack(win) -> None:
+    """Show every loaded record stacked in the browser (what its "All records" toggle does)."""
+    view = win.waveform
+    if not hasattr(view, "set_records"):
+        raise SystemExit("this browser cannot stack records")
+    view.set_records(win.displays)
+    view.set_stacked(True)
+
+
 def _frames(app, win) -> tuple[np.ndarray, np.ndarray]:
     """Frame times (ms, wall and this thread's CPU) over a zoom-and-pan sequence of the browser: set the range,
     redraw the traces (what the browser's 20-ms refresh timer does) and let the event loop paint every view the
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 10-sol record; shorter jobs")
     parser.add_argument("--frames-only", action="store_true", help="only the open and frame-time table (no jobs)")
+    parser.add_argument("--no-stacked", action="store_true", help="skip the two stacked records")
     parser.add_argument("--job-seconds", type=float, default=None, help="run each job this long, then cancel it")
     args = parser.parse_args(argv)
     job_s = args.job_seconds or (15.0 if args.quick else 30.0)
@@ -182,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if RAW.exists():
         cases.append(("S0235b 2 h (20 sps)", lambda w: w.open_paths([str(RAW)])))
     cases.append(("synthetic 1 sol", lambda w: w.generate_synthetic(sols=1.0, seed=0)))
+    if not args.no_stacked:
+        cases.append(("2 × synthetic 1 sol, stacked", lambda w: w.generate_synthetic(sols=1.0, seed=0)))
     if not args.quick:
         cases.append(("synthetic 10 sols", lambda w: w.generate_synthetic(sols=10.0, seed=0)))
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -191,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, start in cases:
             win = _window(tmp)
             opened = _open(app, win, lambda w=win, s=start: s(w))
+            if name.endswith("stacked"):
+                _open(app, win, lambda w=win: w.generate_synthetic(sols=1.0, seed=1))
+                _stack(win)
             ms, cpu = _frames(app, win)
             print(f"| {name} | {opened:.2f} | {ms.size} | {np.median(ms):.1f} | {np.percentile(ms, 95):.1f} | "
                   f"{ms.max():.1f} | {np.median(cpu):.1f} / {np.percentile(cpu, 95):.1f} |", flush=True)

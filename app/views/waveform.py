@@ -148,6 +148,7 @@ class _Row:
     index: int | None
     gain: float = 1.0
     tag: RecordTag | None = field(default=None)
+    data: tuple[np.ndarray, np.ndarray] = field(default=(np.empty(0), np.empty(0)))
 
 
 @dataclass(frozen=True)
@@ -386,8 +387,7 @@ class WaveformView(QWidget):
             plot.hideAxis("bottom")
         vb = plot.getViewBox()
         vb.setMouseEnabled(x=True, y=False)
-        vb.enableAutoRange(axis="y")
-        vb.setAutoVisible(y=True)
+        vb.disableAutoRange()
         lo, hi = limits
         pad = max(0.02 * (hi - lo), 1.0)
         vb.setLimits(xMin=lo - pad, xMax=hi + pad, minXRange=20.0 / max(_rate(self.display), 1e-9))
@@ -428,9 +428,12 @@ class WaveformView(QWidget):
         for row in self.rows:
             a, b = x0 - row.shift - width / 2, x1 - row.shift + width / 2
             x, y = row.display.traces[row.component].query(a, b, 2 * pixels)
-            row.curve.setData(x + row.shift if row.shift else x, y, connect="finite")
+            row.data = (x + row.shift if row.shift else x, y)
+            row.curve.setData(*row.data, connect="finite")
         self._apply_gains()
         self._update_caption()
+        for row in self.rows:  # the views' transforms now: set while painting, they would ask for a second paint
+            row.plot.getViewBox().updateMatrix()
 
     def _update_caption(self) -> None:
         """The time axis caption (date or sol of the left edge), set only when it changes (a label change
@@ -561,23 +564,25 @@ class WaveformView(QWidget):
                 self._set_row_gain(other, 1.0)
 
     def _apply_gains(self) -> None:
+        """Each row's y range from the points it shows in the visible span: fitted at gain 1 (as pyqtgraph's auto
+        range would, but set now rather than while painting, which painted every frame twice), 1/gain of it
+        around the median otherwise."""
         x0, x1 = self.x_range()
         for row in self.rows:
+            x, y = row.data
+            shown = y[(x >= x0) & (x <= x1)]
+            shown = shown[np.isfinite(shown)]
+            if not shown.size:
+                continue
+            lo, hi = float(shown.min()), float(shown.max())
             vb = row.plot.getViewBox()
             gain = self._gain(row)
             if gain == 1.0:
-                vb.enableAutoRange(axis="y")
-                continue
-            x, y = row.curve.getData()
-            if y is None or not len(y):
-                continue
-            shown = y[(x >= x0) & (x <= x1) & np.isfinite(y)]
-            if not shown.size:
+                vb.setYRange(lo, hi)
                 continue
             # centred on the median, so that a spike or a drift does not push the trace's body off the row
-            lo, hi, mid = float(shown.min()), float(shown.max()), float(np.median(shown))
+            mid = float(np.median(shown))
             half = max((hi - lo) / 2, 1e-30) / gain
-            vb.disableAutoRange(axis="y")
             vb.setYRange(mid - half, mid + half, padding=0)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
