@@ -195,13 +195,25 @@ def build_display(
 
 @dataclass
 class SpectrogramTile:
-    """Power (dB) of one gap-free segment: ``image[time, frequency]`` over [x0, x1] × [log10 f_min, log10 f_max]."""
+    """Power (dB) of one gap-free segment: ``image[time, frequency]`` over [x0, x1] × [log10 f_min, log10 f_max].
+
+    ``unit`` is the unit of the samples it was computed from (counts, m/s, m/s², m: the display's), so that the dB
+    are relative to 1 unit²/Hz; ``band`` the display filter applied first (None: unfiltered).
+    """
 
     x0: float
     x1: float
     f_min: float
     f_max: float
     image: np.ndarray
+    unit: str = "counts"
+    band: tuple[float | None, float | None] | None = None
+
+
+def psd_unit(unit: str) -> str:
+    """The colour bar's unit for samples in ``unit``: dB relative to 1 unit²/Hz (a compound unit in parentheses)."""
+    squared = f"({unit})²" if "/" in unit or "²" in unit else f"{unit}²"
+    return f"dB rel. 1 {squared}/Hz"
 
 
 SPECTROGRAM_COLUMNS_PER_SPAN = 120
@@ -228,39 +240,82 @@ def compute_spectrogram(
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> list[SpectrogramTile]:
-    """``scipy.signal.spectrogram`` of one component per segment, in dB, resampled onto ``rows`` log-spaced frequencies.
+    """Spectrogram of one component of raw ``records`` (counts, unfiltered); see :func:`display_spectrogram`, which
+    the browser uses so that the spectrogram shows what the trace rows show."""
+    traces = sorted((tr for r in records for tr in r.stream if tr.stats.channel[-1] == component),
+                    key=lambda t: t.stats.starttime)
+    segments = [(np.asarray(np.ma.getdata(tr.data), dtype=np.float64), tr.stats.starttime.timestamp - t_ref,
+                 tr.stats.sampling_rate) for tr in traces]
+    return _spectrogram_tiles(segments, window_s, max_columns, rows, x_range, progress, token)
 
-    Only the part of each segment inside ``x_range`` (seconds after ``t_ref``) is computed when it is given, so that
-    a zoomed-in view with a short window stays cheap. The hop grows with the segment so that each tile has at most
-    ``max_columns`` columns.
-    """
+
+def display_spectrogram(
+    display: Display,
+    component: str,
+    window_s: float = 50.0,
+    max_columns: int = 4000,
+    rows: int = 256,
+    x_range: tuple[float, float] | None = None,
+    progress: Progress = no_progress,
+    token: CancelToken = NO_CANCEL,
+) -> list[SpectrogramTile]:
+    """Spectrogram of one component of a :class:`Display`: of the very samples its rows draw (response removed to
+    its unit and band-pass filtered by its band, when they were), so that the trace and its spectrogram never
+    disagree on units or filter. Times are the display's (seconds after ``display.t_ref``)."""
+    trace = display.traces.get(component)
+    if trace is None:
+        return []
+    segments = [(seg.raw, seg.t0, 1.0 / seg.dt) for seg in sorted(trace.segments, key=lambda s: s.t0)]
+    tiles = _spectrogram_tiles(segments, window_s, max_columns, rows, x_range, progress, token)
+    for tile in tiles:
+        tile.unit, tile.band = display.unit, display.band
+    return tiles
+
+
+def _spectrogram_tiles(
+    segments: list[tuple[np.ndarray, float, float]],
+    window_s: float,
+    max_columns: int,
+    rows: int,
+    x_range: tuple[float, float] | None,
+    progress: Progress,
+    token: CancelToken,
+) -> list[SpectrogramTile]:
+    """One tile per (samples, t0, rate) segment: only its part inside ``x_range`` when given (a zoomed-in view with
+    a short window stays cheap), with a hop that keeps at most ``max_columns`` columns."""
     tiles: list[SpectrogramTile] = []
-    traces = [tr for r in records for tr in r.stream if tr.stats.channel[-1] == component]
-    for i, tr in enumerate(sorted(traces, key=lambda t: t.stats.starttime)):
+    for i, (y, t0, fs) in enumerate(segments):
         token.check()
-        fs = tr.stats.sampling_rate
-        y = np.asarray(np.ma.getdata(tr.data), dtype=np.float64)
-        t0 = tr.stats.starttime.timestamp - t_ref
         if x_range is not None:
             i0 = max(int(np.floor((x_range[0] - t0) * fs)), 0)
             i1 = min(int(np.ceil((x_range[1] - t0) * fs)) + 1, y.size)
             if i1 <= i0:
                 continue
             y, t0 = y[i0:i1], t0 + i0 / fs
-        nperseg = int(min(2 ** np.round(np.log2(window_s * fs)), y.size))
-        if nperseg < 16:
-            continue
-        hop = max(nperseg // 2, int(np.ceil(y.size / max_columns)))
-        noverlap = max(nperseg - hop, 0)
-        f, t, sxx = signal.spectrogram(y, fs=fs, nperseg=nperseg, noverlap=noverlap, detrend="linear",
-                                       scaling="density", mode="psd")
-        db = 10.0 * np.log10(np.maximum(sxx[1:], 1e-30))
-        log_f = np.log10(f[1:])
-        grid = np.linspace(log_f[0], log_f[-1], rows)
-        index = np.clip(np.searchsorted(log_f, grid), 1, log_f.size - 1)
-        w = ((grid - log_f[index - 1]) / (log_f[index] - log_f[index - 1]))[:, None]
-        image = ((1.0 - w) * db[index - 1] + w * db[index]).T.astype(np.float32)
-        half = hop / fs / 2.0
-        tiles.append(SpectrogramTile(t0 + t[0] - half, t0 + t[-1] + half, float(f[1]), float(f[-1]), image))
-        progress((i + 1) / len(traces), "spectrogram")
+        tile = _segment_tile(np.asarray(y, dtype=np.float64), t0, fs, window_s, max_columns, rows)
+        if tile is not None:
+            tiles.append(tile)
+        progress((i + 1) / len(segments), "spectrogram")
     return tiles
+
+
+def _segment_tile(y: np.ndarray, t0: float, fs: float, window_s: float, max_columns: int,
+                  rows: int) -> SpectrogramTile | None:
+    """``scipy.signal.spectrogram`` of one segment in dB, resampled onto ``rows`` log-spaced frequencies; None when
+    the segment is shorter than 16 samples."""
+    nperseg = int(min(2 ** np.round(np.log2(window_s * fs)), y.size))
+    if nperseg < 16:
+        return None
+    hop = max(nperseg // 2, int(np.ceil(y.size / max_columns)))
+    noverlap = max(nperseg - hop, 0)
+    f, t, sxx = signal.spectrogram(y, fs=fs, nperseg=nperseg, noverlap=noverlap, detrend="linear",
+                                   scaling="density", mode="psd")
+    floor = max(float(sxx.max(initial=0.0)), 1e-300) * 1e-30  # relative: PSD in m²/Hz can be ~1e-25
+    db = 10.0 * np.log10(np.maximum(sxx[1:], floor))
+    log_f = np.log10(f[1:])
+    grid = np.linspace(log_f[0], log_f[-1], rows)
+    index = np.clip(np.searchsorted(log_f, grid), 1, log_f.size - 1)
+    w = ((grid - log_f[index - 1]) / (log_f[index] - log_f[index - 1]))[:, None]
+    image = ((1.0 - w) * db[index - 1] + w * db[index]).T.astype(np.float32)
+    half = hop / fs / 2.0
+    return SpectrogramTile(t0 + t[0] - half, t0 + t[-1] + half, float(f[1]), float(f[-1]), image)

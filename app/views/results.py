@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -16,6 +18,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -26,9 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from unmix.analysis.occupancy import CLUSTER_COLOURS
+from unmix.errors import InputFileError, UnmixError
 from unmix.gui.views.occupancy import cluster_colour
 from unmix.gui.views.time_axis import TimeAxis
 from unmix.gui.views.timeline import OccupancyTimeline
+
+if TYPE_CHECKING:
+    from obspy import Stream, Trace
 
 MAX_DRAWN_MEMBERS = 40
 ROW_HEIGHT = 170
@@ -354,9 +361,11 @@ class SeparationView(QWidget):
 
     export_requested = Signal()
     range_changed = Signal(float, float)
+    message = Signal(str)  # one line for the log: a reference loaded, or why it was not
 
     LAYERS = (("original", "Original", "#8c8c8c"), ("background", "Background", "#1f4e99"),
               ("removed", "Removed", "#c0392b"))
+    REFERENCE_COLOUR = "#e08a00"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -375,6 +384,21 @@ class SeparationView(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_requested)
+        self.reference_button = QPushButton("Reference…")
+        self.reference_button.setToolTip("draw a reference waveform file (an expert deglitching, a synthetic truth) "
+                                         "over the background of the matching channels")
+        self.reference_button.clicked.connect(self.choose_reference)
+        self.clear_reference_button = QPushButton("Clear reference")
+        self.clear_reference_button.setEnabled(False)
+        self.clear_reference_button.clicked.connect(self.clear_reference)
+        self.reference_info = QLabel("")
+        self.reference_info.setStyleSheet(f"color: {self.REFERENCE_COLOUR};")
+        self.reference_info.setWordWrap(True)
+        self.reference_info.hide()
+        self.reference: Stream | None = None
+        self.reference_path: str | None = None
+        self.reference_curves: dict[str, list[pg.PlotDataItem]] = {}
+        self.legends: list[pg.LegendItem] = []  # one per row with a reference, in its view box
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.ci.setSpacing(0)
@@ -386,7 +410,9 @@ class SeparationView(QWidget):
         self.t_ref = 0.0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(_Header(*widgets, self.export_button, self.status))
+        layout.addWidget(_Header(*widgets, self.reference_button, self.clear_reference_button, self.export_button,
+                                 self.status))
+        layout.addWidget(self.reference_info)
         layout.addWidget(_scrolling(self.graphics), 1)
 
     def all_plots(self) -> list[pg.PlotItem]:
@@ -403,11 +429,13 @@ class SeparationView(QWidget):
         self.graphics.clear()
         self.plots, self.removed_plots = [], []
         self.curves = {key: [] for key, _t, _c in self.LAYERS}
+        self.reference_curves, self.legends = {}, []
         self.offsets = {}
         self.result = result
         self.export_button.setEnabled(result is not None)
         if result is None:
             self.status.setText("No separation yet")
+            self.reference_info.hide()
             return
         background = result.background
         self.t_ref = min(tr.stats.starttime.timestamp for tr in background) if t_ref is None else float(t_ref)
@@ -456,6 +484,8 @@ class SeparationView(QWidget):
             first.getViewBox().sigXRangeChanged.connect(self._range_changed)
         self._caption()
         self.status.setText(f"  {_separation_summary(result, target)}")
+        if self.reference is not None:
+            self._draw_reference()
 
     def x_range(self) -> tuple[float, float]:
         if not self.plots:
@@ -482,7 +512,115 @@ class SeparationView(QWidget):
 
     def _range_changed(self, *_args) -> None:
         self._caption()
+        self._reference_fit()
         self.range_changed.emit(*self.x_range())
+
+    # --- reference overlay ----------------------------------------------------------------------------------------
+
+    def choose_reference(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Reference waveforms (drawn over the background)",
+                                              self.reference_path or "",
+                                              "Waveforms (*.mseed *.miniseed *.sac *.SAC);;All files (*)")
+        if path:
+            self.load_reference(path)
+
+    def load_reference(self, path: str | Path) -> bool:
+        """Read ``path`` and draw it over the background of the matching channels; a file that cannot be used
+        gives one line (view status and ``message``), naming it, and leaves the view as it was."""
+        try:
+            stream = read_reference(path)
+            if self.result is not None:
+                unmatched = [tr.id for tr in self.result.background if not match_reference(stream, tr.id)]
+                if len(unmatched) == len(self.result.background):
+                    ids = ", ".join(sorted({tr.id for tr in stream}))
+                    raise InputFileError(f"no trace matches the separation's channels (the file holds {ids})", path)
+        except UnmixError as exc:
+            line = f"reference not loaded: {exc.message}"
+            self.status.setText(f"  {line}")
+            self.message.emit(line)
+            return False
+        self.reference, self.reference_path = stream, str(path)
+        self.clear_reference_button.setEnabled(True)
+        self._draw_reference()
+        self.message.emit(f"reference {self.reference_path}: {len(stream)} trace(s) drawn over the background")
+        return True
+
+    def clear_reference(self) -> None:
+        """Remove the reference curves and forget the file."""
+        self._remove_reference_curves()
+        self.reference, self.reference_path = None, None
+        self.clear_reference_button.setEnabled(False)
+        self.reference_info.hide()
+
+    def _remove_reference_curves(self) -> None:
+        for legend in self.legends:
+            scene = legend.scene()
+            if scene is not None:
+                scene.removeItem(legend)
+        drawn = {id(c) for curves in self.reference_curves.values() for c in curves}
+        for plot in self.plots:
+            for curve in [c for c in plot.listDataItems() if id(c) in drawn]:
+                plot.removeItem(curve)
+        self.reference_curves, self.legends = {}, []
+
+    def _draw_reference(self) -> None:
+        """One curve per reference trace on the upper row of the background trace it matches, in the file's
+        values (the view's unit), with a legend naming the file."""
+        self._remove_reference_curves()
+        if self.result is None or self.reference is None:
+            return
+        name = Path(self.reference_path or "").name
+        pen = pg.mkPen(self.REFERENCE_COLOUR, width=1)
+        for plot, bg in zip(self.plots, self.result.background, strict=False):
+            matched = match_reference(self.reference, bg.id)
+            curves = []
+            for tr in matched:
+                x = tr.stats.starttime.timestamp - self.t_ref + np.arange(tr.stats.npts) * tr.stats.delta
+                curve = plot.plot(x, _samples(tr), pen=pen, connect="finite")
+                curve.setDownsampling(auto=True, method="peak")
+                curve.setClipToView(True)
+                curve.setZValue(5)
+                curves.append(curve)
+            self.reference_curves[bg.id] = curves
+            if curves and not self.legends:
+                self.legends.append(self._reference_legend(plot, curves[0], name))
+        self._reference_fit()
+
+    def _reference_legend(self, plot: pg.PlotItem, curve: pg.PlotDataItem, name: str) -> pg.LegendItem:
+        """A small legend (background, reference file) in the top right corner of the first row with a reference."""
+        legend = pg.LegendItem(offset=(-6, 4), labelTextSize="8pt", labelTextColor="#303030",
+                               brush=(255, 255, 255, 235), pen=pg.mkPen((190, 190, 190)), verSpacing=-6)
+        legend.setParentItem(plot.getViewBox())
+        background = self._background_curve(plot)
+        if background is not None:
+            legend.addItem(background, "background")
+        legend.addItem(curve, f"reference: {html.escape(name)}")
+        return legend
+
+    def _background_curve(self, plot: pg.PlotItem) -> pg.PlotDataItem | None:
+        mine = set(map(id, plot.listDataItems()))
+        return next((c for c in self.curves["background"] if id(c) in mine), None)
+
+    def _reference_fit(self) -> None:
+        """Correlation and SNR of the background against the reference over the visible span, per channel."""
+        if self.result is None or self.reference is None:
+            self.reference_info.hide()
+            return
+        x0, x1 = self.x_range()
+        parts = []
+        for bg in self.result.background:
+            matched = match_reference(self.reference, bg.id)
+            fit = reference_fit(bg, matched, self.t_ref, x0, x1) if matched else None
+            comp = bg.stats.channel[-1:]
+            if matched and matched[0].id != bg.id:
+                comp = f"{comp} (← {matched[0].id})"
+            parts.append(f"{comp}: no overlap" if fit is None and matched else f"{comp}: no match" if fit is None
+                         else f"{comp}: r {fit[0]:.3f}, SNR {fit[1]:.1f} dB")
+        unit = _unit(list(self.result.background))
+        note = f"; the file carries no unit: drawn as {unit}" if unit != _unit(list(self.reference)) else ""
+        self.reference_info.setText(f"Reference {Path(self.reference_path or '').name} vs background, visible "
+                                    f"span: {'; '.join(parts)}{note}")
+        self.reference_info.show()
 
     def _visibility(self, *_args) -> None:
         for key, curves in self.curves.items():
@@ -502,6 +640,61 @@ def _unit(traces: list) -> str:
                     if f"output='{output}'" in step or f'output="{output}"' in step:
                         return unit
     return "counts"
+
+
+def read_reference(path: str | Path) -> Stream:
+    """The traces of a reference waveform file (``unmix.io.read_file``: recognised waveform formats only, never a
+    pickle); :class:`InputFileError` naming the file when it cannot be read or holds no samples."""
+    from unmix.io import read_file
+
+    stream = read_file(path)
+    stream.traces = [tr for tr in stream if tr.stats.npts > 0]
+    if not len(stream):
+        raise InputFileError("no samples in the file", path)
+    return stream
+
+
+def match_reference(reference: Stream, trace_id: str) -> list[Trace]:
+    """The reference traces of ``trace_id``: the same id; else the same component letter (last letter of the
+    channel code) at the same station; else that letter anywhere in the file (location/channel codes differ)."""
+    net, sta, _loc, cha = trace_id.split(".")
+    same = [tr for tr in reference if tr.id == trace_id]
+    if same:
+        return same
+    letter = [tr for tr in reference if tr.stats.channel[-1:] == cha[-1:]]
+    station = [tr for tr in letter if (tr.stats.network, tr.stats.station) == (net, sta)]
+    return station or letter
+
+
+def reference_fit(background: Trace, reference: list[Trace], t_ref: float, x0: float, x1: float
+                  ) -> tuple[float, float] | None:
+    """(correlation, SNR dB) of ``background`` against ``reference`` over [x0, x1] (seconds after ``t_ref``): the
+    reference is interpolated onto the background's samples there (``unmix.evaluation.metrics``, up to an offset);
+    None with fewer than 3 common samples or a constant series."""
+    from unmix.evaluation.metrics import correlation, snr_db
+
+    st = background.stats
+    x = st.starttime.timestamp - t_ref + np.arange(st.npts) * st.delta
+    keep = (x >= x0) & (x <= x1)
+    x, y = x[keep], _samples(background)[keep]
+    ref = np.full(x.size, np.nan)
+    for tr in reference:
+        rx = tr.stats.starttime.timestamp - t_ref + np.arange(tr.stats.npts) * tr.stats.delta
+        inside = np.isnan(ref) & (x >= rx[0]) & (x <= rx[-1])
+        ref[inside] = np.interp(x[inside], rx, _samples(tr))
+    ok = np.isfinite(ref) & np.isfinite(y)
+    r = correlation(y[ok], ref[ok]) if ok.sum() >= 3 else None
+    if r is None:
+        return None
+    return r, snr_db(ref[ok], y[ok])
+
+
+def _samples(tr: Trace) -> np.ndarray:
+    """A trace's samples as float64, masked (gap) samples as NaN."""
+    data = tr.data
+    if np.ma.isMaskedArray(data):
+        return np.ma.filled(data.astype(np.float64), np.nan)
+    return np.asarray(data, dtype=np.float64)
 
 
 def _separation_summary(result, target: str = "") -> str:

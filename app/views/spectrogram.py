@@ -8,7 +8,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPaintEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from unmix.gui.display import SpectrogramTile
+from unmix.gui.display import SpectrogramTile, psd_unit
 from unmix.gui.views.time_axis import TimeAxis
 from unmix.gui.views.waveform import LEFT_AXIS_WIDTH, RIGHT_MARGIN
 
@@ -27,32 +27,50 @@ class LogFrequencyAxis(pg.AxisItem):
 
 
 class ColourScale(QWidget):
-    """Horizontal colour scale (PSD in dB) in the view's header row.
+    """Horizontal colour scale (PSD in dB relative to 1 unit²/Hz) in the view's header row.
 
     It sits outside the plot on purpose: a colour bar inside the plot item narrows its view box, and the
     spectrogram's time axis would no longer line up with the waveform browser's.
     """
 
+    BAR_WIDTH = 130
+
     def __init__(self, colormap: pg.ColorMap, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.colormap = colormap
         self.levels: tuple[float, float] | None = None
-        self.setFixedSize(220, 20)
+        self.unit = psd_unit("counts")
+        self.setFixedSize(self.BAR_WIDTH + 60, 20)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
-    def set_levels(self, levels: tuple[float, float] | None) -> None:
+    def set_levels(self, levels: tuple[float, float] | None, unit: str | None = None) -> None:
+        """Levels in dB and the colour bar's unit (:func:`~unmix.gui.display.psd_unit`)."""
         self.levels = levels
-        self.setToolTip("" if levels is None else f"PSD from {levels[0]:.0f} to {levels[1]:.0f} dB")
+        if unit is not None:
+            self.unit = unit
+        self.setToolTip("" if levels is None else f"PSD from {levels[0]:.0f} to {levels[1]:.0f} {self.unit}")
+        left, right = self._text_widths()
+        self.setFixedWidth(left + self.BAR_WIDTH + right)
         self.update()
+
+    def texts(self) -> tuple[str, str]:
+        """What is written left and right of the bar."""
+        if self.levels is None:
+            return "", ""
+        lo, hi = (f"{v:.0f}" for v in self.levels)
+        return f"PSD {lo}", f"{hi} {self.unit}"
+
+    def _text_widths(self) -> tuple[int, int]:
+        metrics = self.fontMetrics()
+        lo, hi = self.texts()
+        return metrics.horizontalAdvance(lo) + 4, metrics.horizontalAdvance(hi) + 4
 
     def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802
         if self.levels is None:
             return
         painter = QPainter(self)
-        metrics = painter.fontMetrics()
-        lo, hi = (f"{v:.0f}" for v in self.levels)
-        lo = f"PSD {lo}"
-        left, right = metrics.horizontalAdvance(lo) + 4, metrics.horizontalAdvance(f"{hi} dB") + 4
+        lo, hi = self.texts()
+        left, right = self._text_widths()
         bar = QRectF(left, 4, max(self.width() - left - right, 10), self.height() - 8)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         for pos, colour in zip(*self.colormap.getStops(mode="qcolor"), strict=True):
@@ -62,8 +80,7 @@ class ColourScale(QWidget):
         painter.drawRect(bar)
         align = Qt.AlignmentFlag.AlignVCenter
         painter.drawText(QRectF(0, 0, left - 2, self.height()), align | Qt.AlignmentFlag.AlignRight, lo)
-        painter.drawText(QRectF(bar.right() + 3, 0, right, self.height()), align | Qt.AlignmentFlag.AlignLeft,
-                         f"{hi} dB")
+        painter.drawText(QRectF(bar.right() + 3, 0, right, self.height()), align | Qt.AlignmentFlag.AlignLeft, hi)
         painter.end()
 
 
@@ -138,8 +155,9 @@ class SpectrogramView(QWidget):
         self.status.setText(message)
 
     def set_tiles(self, tiles: list[SpectrogramTile], label: str = "") -> None:
-        """Draw precomputed tiles; colour levels from robust percentiles of all of them."""
-        self.clear(label)
+        """Draw precomputed tiles; colour levels from robust percentiles of all of them, the colour bar in the unit
+        and the status with the filter of the samples they were computed from."""
+        self.clear(label + (_band_text(tiles[0].band) if tiles else ""))
         if not tiles:
             self.status.setText("no segment long enough for a spectrogram")
             return
@@ -153,5 +171,15 @@ class SpectrogramView(QWidget):
             image.setRect(QRectF(tile.x0, lo, tile.x1 - tile.x0, hi - lo))
             self.plot.addItem(image)
             self.images.append(image)
-        self.scale_legend.set_levels(levels)
+        self.scale_legend.set_levels(levels, psd_unit(tiles[0].unit))
         self.plot.setYRange(np.log10(min(t.f_min for t in tiles)), np.log10(max(t.f_max for t in tiles)), padding=0)
+
+
+def _band_text(band: tuple[float | None, float | None] | None) -> str:
+    """'   filtered 0.1–1 Hz' (or high-/low-pass) for the status; '' when unfiltered."""
+    if band is None:
+        return ""
+    lo, hi = band
+    if lo is not None and hi is not None:
+        return f"   filtered {lo:g}–{hi:g} Hz"
+    return f"   high-pass {lo:g} Hz" if lo is not None else f"   low-pass {hi:g} Hz"
