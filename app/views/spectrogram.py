@@ -12,6 +12,10 @@ from unmix.gui.display import SpectrogramTile, psd_unit
 from unmix.gui.views.time_axis import TimeAxis
 from unmix.gui.views.waveform import LEFT_AXIS_WIDTH, RIGHT_MARGIN
 
+MAX_RANGE_DB = 100.0
+"""At most this many dB between the colour scale's ends: a band-pass display leaves most frequencies 150 dB and
+more down, and the band itself would otherwise get a sliver of the colours."""
+
 
 class LogFrequencyAxis(pg.AxisItem):
     """Left axis for data plotted in log10(frequency): ticks at 1-2-5 decades, labelled in Hz."""
@@ -33,7 +37,7 @@ class ColourScale(QWidget):
     spectrogram's time axis would no longer line up with the waveform browser's.
     """
 
-    BAR_WIDTH = 130
+    BAR_WIDTH = 110
 
     def __init__(self, colormap: pg.ColorMap, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,7 +62,7 @@ class ColourScale(QWidget):
         if self.levels is None:
             return "", ""
         lo, hi = (f"{v:.0f}" for v in self.levels)
-        return f"PSD {lo}", f"{hi} {self.unit}"
+        return lo, f"{hi} {self.unit}"
 
     def _text_widths(self) -> tuple[int, int]:
         metrics = self.fontMetrics()
@@ -155,14 +159,16 @@ class SpectrogramView(QWidget):
         self.status.setText(message)
 
     def set_tiles(self, tiles: list[SpectrogramTile], label: str = "") -> None:
-        """Draw precomputed tiles; colour levels from robust percentiles of all of them, the colour bar in the unit
-        and the status with the filter of the samples they were computed from."""
+        """Draw precomputed tiles; colour levels from robust percentiles of all of them (at most
+        :data:`MAX_RANGE_DB` apart), the colour bar in the unit and the status with the filter of the samples they
+        were computed from."""
         self.clear(label + (_band_text(tiles[0].band) if tiles else ""))
         if not tiles:
             self.status.setText("no segment long enough for a spectrogram")
             return
         values = np.concatenate([t.image[::4, ::2].ravel() for t in tiles])
-        levels = (float(np.percentile(values, 2)), float(np.percentile(values, 99.5)))
+        top = float(np.percentile(values, 99.5))
+        levels = (max(float(np.percentile(values, 2)), top - MAX_RANGE_DB), top)
         for tile in tiles:
             image = pg.ImageItem(tile.image, axisOrder="col-major")
             image.setColorMap(self.colormap)

@@ -99,3 +99,59 @@ def test_colour_bar_names_the_unit(qtbot, unit, text):
     assert view.scale_legend.texts()[1].endswith(text)
     assert text in view.scale_legend.toolTip() and "filtered 0.1–1 Hz" in view.status.text()
     assert view.scale_legend.width() > view.scale_legend.fontMetrics().horizontalAdvance(f"0 {text}")
+
+
+def _window_uses_display_spectrogram() -> bool:
+    from unmix.gui import main_window
+
+    return hasattr(main_window, "display_spectrogram")
+
+
+@pytest.mark.skipif(not _window_uses_display_spectrogram(),
+                    reason="unmix.gui.main_window still computes the spectrogram from the raw records")
+def test_window_spectrogram_follows_units_and_custom_filter(window, qtbot, tmp_path, load, insight_module, records,
+                                                            screenshot):
+    """In the window: the spectrogram's tiles come from the display the browser shows, after a units change and
+    after a custom filter, and its colour bar names the unit."""
+    from obspy import Stream
+
+    path = tmp_path / "s0235b_30min.mseed"
+    stream = Stream([tr.copy() for rec in records for tr in rec.stream])
+    for tr in stream:
+        tr.stats.pop("mseed", None)  # its encoding is that of the raw file (int32)
+    stream.write(str(path), format="MSEED")
+    load(window, [path])
+    key, comp = window.current_key, window.spectrogram.component()
+    counts_db = _band_db(window.spectrograms[(key, comp)][2], 0.2, 1.0)
+    assert window.spectrogram.scale_legend.texts()[1].endswith("dB rel. 1 counts²/Hz")
+    with qtbot.waitSignal(window.spectrogram_shown, timeout=30000):
+        window.units.set_conversion("VEL", str(insight_module / RESPONSE))
+    tiles = window.spectrograms[(key, comp)][2]
+    assert window.spectrogram_sources[(key, comp)] is window.waveform.display  # one source of truth
+    assert {t.unit for t in tiles} == {"m/s"} and counts_db - _band_db(tiles, 0.2, 1.0) > 200.0
+    assert window.spectrogram.scale_legend.texts()[1].endswith("dB rel. 1 (m/s)²/Hz")
+    with qtbot.waitSignal(window.spectrogram_shown, timeout=30000):
+        window.waveform.set_custom_band(0.1, 1.0)
+    tiles = window.spectrograms[(key, comp)][2]
+    assert {(t.unit, t.band) for t in tiles} == {("m/s", (0.1, 1.0))}
+    assert window.spectrogram_sources[(key, comp)] is window.waveform.display
+    assert _band_db(tiles, 4.0, 8.0) < _band_db(tiles, 0.3, 0.6) - 40.0
+    assert "filtered 0.1–1 Hz" in window.spectrogram.status.text()
+    screenshot(window, "spectrogram_units_filter")
+
+
+def test_colour_range_is_bounded(qtbot):
+    """A band-passed display leaves most frequencies far down: the colours span at most MAX_RANGE_DB from the top."""
+    from unmix.gui.display import SpectrogramTile
+    from unmix.gui.views.spectrogram import MAX_RANGE_DB, SpectrogramView
+
+    view = SpectrogramView()
+    qtbot.addWidget(view)
+    image = np.full((40, 64), -320.0, np.float32)
+    image[:, 20:30] = np.linspace(-170.0, -150.0, 10)
+    view.set_tiles([SpectrogramTile(0.0, 100.0, 0.01, 10.0, image, "m/s", (0.1, 1.0))])
+    lo, hi = view.scale_legend.levels
+    assert -155.0 < hi <= -150.0 and lo == pytest.approx(hi - MAX_RANGE_DB)
+    image[:, :] = np.linspace(-200.0, -150.0, 64)  # within range: the 2nd percentile stays the floor
+    view.set_tiles([SpectrogramTile(0.0, 100.0, 0.01, 10.0, image, "m/s")])
+    assert view.scale_legend.levels[0] == pytest.approx(np.percentile(image[::4, ::2], 2))
