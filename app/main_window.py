@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from unmix import __version__
 from unmix.errors import UnmixError
 from unmix.gui.appicon import app_icon
-from unmix.gui.display import Display, compute_spectrogram, spectrogram_window
+from unmix.gui.display import Display, display_spectrogram, spectrogram_window
 from unmix.gui.export_figure import install_export_menu
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         # (key, component) → (window length in s, (x0, x1) covered, tiles); recomputed when the zoom asks for
         # another window length or pans outside the covered span
         self.spectrograms: dict[tuple[str, str], tuple[float, tuple[float, float], list]] = {}
+        self.spectrogram_sources: dict[tuple[str, str], Display] = {}  # the display each cached entry comes from
         self.current_key: str | None = None
         self._background: dict[str, Worker] = {}
         self.setWindowTitle(f"Unmix {__version__}")
@@ -271,6 +272,7 @@ class MainWindow(QMainWindow):
             self.displays[display.key] = display
             self.records[display.key] = [r for r in loaded.records if r.key == display.key]
             new_keys.append(display.key)
+        self.waveform.set_records(self.displays)
         self.record_list.add_records(loaded.label, loaded.records, {k: self.displays[k].t_ref for k in new_keys})
         if new_keys:
             self.record_list.select_key(new_keys[0])
@@ -345,10 +347,12 @@ class MainWindow(QMainWindow):
         if band is None and conv.identity:
             self.waveform.set_display(self.displays[key], keep_range=True)
             self.filtered_shown.emit(None)
+            self._request_spectrogram()
             return
         if (key, band, conv) in self.filtered:
             self.waveform.set_display(self.filtered[(key, band, conv)], keep_range=True)
             self.filtered_shown.emit(band)
+            self._request_spectrogram()
             return
         self.statusBar().showMessage("Filtering…" if conv.identity else f"Converting to {conv.describe()}…")
 
@@ -358,6 +362,7 @@ class MainWindow(QMainWindow):
                 self.waveform.set_display(display, keep_range=True)
                 self.statusBar().clearMessage()
                 self.filtered_shown.emit(band)
+                self._request_spectrogram()
 
         def failed() -> None:  # e.g. the response file does not cover the record: back to counts, said once
             if conv != Conversion() and self.units.conversion() == conv:
@@ -383,24 +388,36 @@ class MainWindow(QMainWindow):
         window_s = spectrogram_window(min(width, hi - lo), self.records[key][0].sampling_rate)
         return window_s, (max(x0 - width, lo), min(x1 + width, hi))
 
+    def _shown_display(self, key: str) -> Display | None:
+        """What the browser draws for ``key``: converted to the chosen units and filtered (None while computing)."""
+        band, conv = self.waveform.band(), self.units.conversion()
+        if band is None and conv.identity:
+            return self.displays[key]
+        return self.filtered.get((key, band, conv))
+
     def _request_spectrogram(self) -> None:
-        """Show the spectrogram of the visible span, computed in a worker with a window chosen from the span."""
+        """Show the spectrogram of the visible span, computed in a worker with a window chosen from the span, from
+        the samples the browser draws (its units and filter: ``display_spectrogram``)."""
         key, comp = self.current_key, self.spectrogram.component()
         wanted = self.spectrogram_request()
         if key is None or not comp or wanted is None:
+            return
+        source = self._shown_display(key)
+        if source is None:  # the conversion or filter is still running; its result asks again
+            self.spectrogram.clear("waiting for the converted or filtered record…")
             return
         window_s, cover = wanted
         x0, x1 = self.waveform.x_range()
         lo, hi = self.displays[key].span
         label = f"{key}{comp}   window {window_s:g} s"
-        cached = self.spectrograms.get((key, comp))
+        cached = self.spectrograms.get((key, comp)) if self.spectrogram_sources.get((key, comp)) is source else None
         if cached is not None:
             c_window, (c0, c1), tiles = cached
             if c_window == window_s and c0 <= max(x0, lo) + 1e-6 and c1 >= min(x1, hi) - 1e-6:
-                if self.spectrogram.images and self.spectrogram.shown == (key, comp, c_window, c0, c1):
+                if self.spectrogram.images and self.spectrogram.shown == (key, comp, c_window, c0, c1, id(source)):
                     return
                 self.spectrogram.set_tiles(tiles, label)
-                self.spectrogram.shown = (key, comp, c_window, c0, c1)
+                self.spectrogram.shown = (key, comp, c_window, c0, c1, id(source))
                 self.spectrogram_shown.emit(comp)
                 return
         if self.spectrogram.images and self.spectrogram.shown[:2] == (key, comp):
@@ -410,11 +427,12 @@ class MainWindow(QMainWindow):
 
         def apply(tiles: list) -> None:
             self.spectrograms[(key, comp)] = (window_s, cover, tiles)
+            self.spectrogram_sources[(key, comp)] = source
             if self.current_key == key and self.spectrogram.component() == comp:
                 self._request_spectrogram()
 
-        self._run_background("spectrogram", compute_spectrogram, apply, records=self.records[key], component=comp,
-                             t_ref=self.displays[key].t_ref, window_s=window_s, x_range=cover, max_columns=1500)
+        self._run_background("spectrogram", display_spectrogram, apply, display=source, component=comp,
+                             window_s=window_s, x_range=cover, max_columns=1500)
 
     def _axis_mode_changed(self, mode: str) -> None:
         self.preferences.axis_mode = mode
@@ -430,6 +448,7 @@ class MainWindow(QMainWindow):
             "filter": self.waveform.filter_preset(),
             "selected": self.current_key,
             "pipeline": self.results.form_values(),
+            "stacked": self.waveform.stack_check.isChecked(),
         })
         for key in ("catalogs", "catalog_hidden", "units", "response", "rotate"):
             project.parameters.pop(key, None)
@@ -482,6 +501,7 @@ class MainWindow(QMainWindow):
         self.units.set_conversion(str(params.get("units") or "COUNTS"), params.get("response"),
                                   bool(params.get("rotate")))
         self.waveform.set_filter(params.get("filter"))
+        self.waveform.set_stacked(bool(params.get("stacked", False)))
         self.annotations.restore(project.annotations)
         if project.inputs:
             self.jobs.start(load_request(project.inputs))
@@ -499,9 +519,11 @@ class MainWindow(QMainWindow):
         self.displays.clear()
         self.filtered.clear()
         self.spectrograms.clear()
+        self.spectrogram_sources.clear()
         self.current_key = None
         self.record_list.clear()
         self.waveform.set_display(None)
+        self.waveform.set_records({})
         self.spectrogram.clear()
         self.span_label.setText("")
         self.results.clear()

@@ -78,7 +78,7 @@ SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2
                   "start_sol": (0, 100_000)}
 """Fields of a synthetic record (``unmix.synthetic.SyntheticConfig``) and their allowed ranges."""
 PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline", "catalogs", "catalog_hidden", "units", "response",
-                  "rotate"}
+                  "rotate", "stacked"}
 MAX_CATALOGS = 100
 TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results", "annotations"}
 
@@ -170,6 +170,8 @@ def _parameters(params: Any) -> None:
         _text(params["response"], "parameters.response", MAX_PATH, allow_none=True)  # StationXML of the browser
     if "rotate" in params and not isinstance(params["rotate"], bool):
         raise ProjectFieldError("parameters.rotate", f"must be true/false, not {_type_name(params['rotate'])}")
+    if "stacked" in params and not isinstance(params["stacked"], bool):  # the browser shows every record stacked
+        raise ProjectFieldError("parameters.stacked", f"must be true/false, not {_type_name(params['stacked'])}")
     for i, item in enumerate(_list(params.get("catalogs", []), "parameters.catalogs", MAX_CATALOGS)):
         _text(item, f"parameters.catalogs[{i}]", MAX_PATH)  # catalogue files overlaid on the browser
     for i, item in enumerate(_list(params.get("catalog_hidden", []), "parameters.catalog_hidden", 1000)):

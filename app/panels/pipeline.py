@@ -32,6 +32,7 @@ from unmix.features.config import NORMALIZE_MODES
 from unmix.gui.option_widgets import OptionsForm
 from unmix.gui.registry import JobRequest, JobSpec
 from unmix.gui.tasks import compute_features, separate_record
+from unmix.gui.views.forms import ResponseFields, rotated_components
 from unmix.gui.widgets import ElidedPathEdit, SamplesSpinBox, SecondsLabel, current_rate
 from unmix.pipeline import DEFAULT_PRESET, cluster_spans, default_features, default_model
 from unmix.separation.registry import MethodSpec, method_spec, methods
@@ -174,7 +175,8 @@ class PipelineForm(QWidget):
 
 
 class FeaturesForm(PipelineForm):
-    """Window, hop, scales, J, Q, model and components of the feature store, and where it goes."""
+    """Window, hop, scales, J, Q, model, components, response removal and rotation of the feature store, and where
+    it goes."""
 
     key = "features"
 
@@ -198,6 +200,9 @@ class FeaturesForm(PipelineForm):
         self.model.addItems(["scat+cov", "cov"])
         self.model.setCurrentText(FEATURE_DEFAULTS["model"])
         self.components = QLineEdit(FEATURE_DEFAULTS["components"])
+        self.response_fields = ResponseFields()
+        self.response_fields.rotate_toggled.connect(
+            lambda on: self.components.setText(rotated_components(self.components.text(), on)))
         self.form.addRow("Store", self.store)
         self.form.addRow("Window (samples)", self.window_size)
         self.form.addRow("Hop (samples)", self.hop)
@@ -207,18 +212,21 @@ class FeaturesForm(PipelineForm):
         self.form.addRow("J / Q", _pair(self.J, self.Q))
         self.form.addRow("Model", self.model)
         self.form.addRow("Components", self.components)
+        self.form.addRow("Response", self.response_fields)
 
     def values(self) -> dict:
         return {"store": self.store.text(), "window": self.window_size.value(), "hop": self.hop.value(),
                 "scales": self.scales.text(), "J": self.J.value(), "Q": self.Q.value(),
                 "model": self.model.currentText(), "components": self.components.text(),
-                "normalize": self.normalize.currentText()}
+                "normalize": self.normalize.currentText(), **self.response_fields.values()}
 
     def set_values(self, **values: Any) -> None:
         if "window" in values:
             values["window_size"] = values.pop("window")
         if "normalize" in values:
             self.normalize.setCurrentText(str(values.pop("normalize") or "none"))
+        self.response_fields.set_values(**{k: values.pop(k) for k in ("response", "response_output", "rotate")
+                                           if k in values})
         super().set_values(**values)
 
     def refresh(self) -> None:
@@ -237,7 +245,7 @@ class FeaturesForm(PipelineForm):
         return default_features(window=self.window_size.value(), hop=self.hop.value(), scales=scales,
                                 J=self.J.value(), Q=self.Q.value(), model=self.model.currentText(),
                                 components=self.components.text().strip().upper(),
-                                normalize=self.normalize.currentData()).to_dict()
+                                normalize=self.normalize.currentData(), **self.response_fields.options()).to_dict()
 
     def request(self) -> JobRequest:
         _results(self.window)

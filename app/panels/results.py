@@ -90,6 +90,7 @@ class ResultsController(QObject):
         self.panel.scale_changed.connect(self.show_scale)
         self.panel.latent.window_clicked.connect(self.jump_to_window)
         self.panel.separation.export_requested.connect(self.open_export_dialog)
+        self.panel.separation.message.connect(lambda line: self.window.jobs.append_log(f"  {line}"))
         self.panel.names_requested.connect(self.open_names_dialog)
         self.panel.compare_requested.connect(self.open_compare_dialog)
         self.panel.generate_requested.connect(self.open_generate_dialog)

@@ -137,7 +137,8 @@ def test_project_save_and_reopen(window, raw_file, load, qtbot, tmp_path, prefs)
     data = json.loads(path.read_text())
     assert data["format"] == "unmix-project" and data["inputs"] == [str(raw_file)]
     assert data["parameters"] | {"pipeline": None} == {"axis_mode": "lmst", "filter": "Long period 0.01–0.1 Hz",
-                                                      "selected": "XB.ELYSE.02.BH", "pipeline": None}
+                                                      "selected": "XB.ELYSE.02.BH", "pipeline": None,
+                                                      "stacked": False}
     assert not list(tmp_path.glob("*.part"))
 
     other = MainWindow(prefs)

@@ -104,3 +104,27 @@ def test_stacked_follows_the_shown_record_and_gains(two):
     assert view.gains == [1.0] * 3 and [r.gain for r in view.rows[:3]] == [1.0] * 3
     view.set_records({b.key: b})  # A closed: back to one record
     assert not view.stacked and len(view.rows) == 3 and not view.stack_check.isEnabled()
+
+
+def test_the_main_window_stacks_what_it_loads_and_the_project_keeps_it(window, raw_file, load, qtbot, tmp_path,
+                                                                       prefs):
+    from unmix.gui.main_window import MainWindow
+
+    other_file = raw_file.parent / "XB.ELYSE.03.BH_2019-05-22T2319_raw.mseed"  # another instrument
+    if not other_file.exists():
+        pytest.skip(f"{other_file} not found")
+    load(window, [raw_file])
+    assert not window.waveform.stack_check.isEnabled()  # one record: nothing to stack
+    load(window, [other_file])
+    assert window.waveform.stack_check.isEnabled() and len(window.waveform.records) == 2
+    window.waveform.set_stacked(True)
+    assert window.waveform.stacked and len(window.waveform.shown_displays()) == 2
+    path = window._write_project(tmp_path / "stacked.unmix.json")
+    window.clear_session()
+    assert not window.waveform.stack_check.isEnabled() and not window.waveform.records
+    again = MainWindow(prefs)
+    qtbot.addWidget(again)
+    again.show()
+    again.open_paths([str(path)])
+    qtbot.waitUntil(lambda: len(again.waveform.records) == 2, timeout=60000)
+    assert again.waveform.stacked
