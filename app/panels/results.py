@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from obspy import UTCDateTime
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout, QWidget
@@ -94,6 +95,7 @@ class ResultsController(QObject):
         self.panel.names_requested.connect(self.open_names_dialog)
         self.panel.compare_requested.connect(self.open_compare_dialog)
         self.panel.generate_requested.connect(self.open_generate_dialog)
+        self.panel.separate_requested.connect(self._separate_busiest)
         self.bar = OccupancyBar()
         self.bar.hide()
         window.waveform.layout().insertWidget(1, self.bar)
@@ -377,6 +379,13 @@ class ResultsController(QObject):
             self.window.statusBar().showMessage("no cluster table yet: run Cluster first (or open a project)", 5000)
             return None
         return GenerateClusterDialog.open_for(self.window, self.table, self.table_path(), self.panel.scale())
+
+    def _separate_busiest(self):
+        """The Separate button: the dialog for the scale shown, preset to its busiest cluster (it can be changed)."""
+        scale = self.panel.scale()
+        if self.table is None or scale is None:
+            return self.open_separate_dialog(0, scale)
+        return self.open_separate_dialog(int(np.argmax(self.table.occupancy(scale))), scale)
 
     def open_separate_dialog(self, cluster: int, scale: int | None = None):
         """The "Separate this cluster's windows" dialog for ``cluster`` at ``scale`` (default: the scale shown) of

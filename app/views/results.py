@@ -742,6 +742,7 @@ class ResultsPanel(QWidget):
     names_requested = Signal()
     compare_requested = Signal()
     generate_requested = Signal()
+    separate_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -764,7 +765,11 @@ class ResultsPanel(QWidget):
         self.generate_button.setToolTip("synthesise waveforms with the statistics of a cluster and save them as "
                                         "miniSEED")
         self.generate_button.clicked.connect(self.generate_requested)
-        for button in (self.compare_button, self.generate_button):
+        self.separate_button = QPushButton("Separate…")
+        self.separate_button.setToolTip("separate the most confident windows of a cluster at this scale and export "
+                                        "them (unmix separate --target-cluster)")
+        self.separate_button.clicked.connect(self.separate_requested)
+        for button in (self.compare_button, self.generate_button, self.separate_button):
             button.setEnabled(False)
         self.tabs = QTabWidget()
         self.histograms = HistogramView()
@@ -780,12 +785,12 @@ class ResultsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_Header(QLabel("Scale"), self.scale_combo, self.names_button, self.compare_button,
-                                  self.generate_button, self.summary))
+                                  self.generate_button, self.separate_button, self.summary))
         layout.addWidget(self.tabs, 1)
         self.scale_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     def set_scales(self, scales: tuple[int, ...], rate: float | None, current: int | None = None) -> None:
-        for button in (self.names_button, self.compare_button, self.generate_button):
+        for button in (self.names_button, self.compare_button, self.generate_button, self.separate_button):
             button.setEnabled(bool(scales))
         self.scale_combo.blockSignals(True)
         self.scale_combo.clear()

@@ -229,3 +229,19 @@ def test_optional_bools_are_none_true_or_false_and_scatcov_offers_the_prior_choi
         assert (sep.near_lmst, sep.n_prior) == (value, 5)
     options.set_values({"near_lmst": None})
     assert "near_lmst" not in options.changed()
+
+
+def test_the_results_panels_separate_button_opens_the_dialog_on_the_busiest_cluster(window, qtbot, clustered):
+    from unmix.gui.dialogs.separate_cluster import SeparateClusterDialog
+
+    results = window.results
+    assert not results.panel.separate_button.isEnabled()  # no table yet
+    results.table = clustered["table"]
+    window.project.results["table"] = str(clustered["path"])
+    results.panel.set_scales(clustered["table"].scales, 20.0, SCALE)
+    assert results.panel.separate_button.isEnabled()
+    results.panel.separate_button.click()
+    dialogs = window.findChildren(SeparateClusterDialog)
+    assert len(dialogs) == 1 and dialogs[0].isVisible()
+    assert dialogs[0].scale == SCALE and dialogs[0].cluster.currentData() == clustered["busiest"]
+    dialogs[0].reject()
