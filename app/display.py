@@ -229,26 +229,6 @@ def spectrogram_window(span_s: float, sampling_rate: float) -> float:
     return nperseg / sampling_rate
 
 
-def compute_spectrogram(
-    records: list[Record],
-    component: str,
-    t_ref: float,
-    window_s: float = 50.0,
-    max_columns: int = 4000,
-    rows: int = 256,
-    x_range: tuple[float, float] | None = None,
-    progress: Progress = no_progress,
-    token: CancelToken = NO_CANCEL,
-) -> list[SpectrogramTile]:
-    """Spectrogram of one component of raw ``records`` (counts, unfiltered); see :func:`display_spectrogram`, which
-    the browser uses so that the spectrogram shows what the trace rows show."""
-    traces = sorted((tr for r in records for tr in r.stream if tr.stats.channel[-1] == component),
-                    key=lambda t: t.stats.starttime)
-    segments = [(np.asarray(np.ma.getdata(tr.data), dtype=np.float64), tr.stats.starttime.timestamp - t_ref,
-                 tr.stats.sampling_rate) for tr in traces]
-    return _spectrogram_tiles(segments, window_s, max_columns, rows, x_range, progress, token)
-
-
 def display_spectrogram(
     display: Display,
     component: str,

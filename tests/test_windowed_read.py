@@ -29,6 +29,15 @@ def _as_raw(st: Stream, path, record_length: int = 512) -> Stream:
     return st
 
 
+def _gapped(x: Stream, gap_start: float, gap_end: float) -> Stream:
+    """``x`` without the samples from ``gap_start`` to ``gap_end`` seconds after its start."""
+    out = Stream()
+    for tr in x:
+        t0 = tr.stats.starttime
+        out += Stream([tr.slice(t0, t0 + gap_start), tr.slice(t0 + gap_end, tr.stats.endtime)])
+    return out
+
+
 def _outputs(folder) -> dict[str, Stream]:
     return {p.name.split(".")[-2]: read(str(p)) for p in sorted(folder.glob("*.mseed"))}
 
@@ -103,12 +112,7 @@ def test_template_window_by_window_finds_the_glitches_at_the_joins(tmp_path, mon
 
 def test_a_gap_gives_the_same_records_window_by_window(tmp_path, monkeypatch):
     monkeypatch.setattr(HighpassSeparator, "piece_seconds", HOUR / 2)
-    x = _record(4.0)
-    gapped = Stream()
-    for tr in x:
-        gapped += Stream([tr.slice(tr.stats.starttime, tr.stats.starttime + 1.3 * HOUR),
-                          tr.slice(tr.stats.starttime + 1.4 * HOUR, tr.stats.endtime)])
-    _as_raw(gapped, tmp_path / "x.mseed")
+    _as_raw(_gapped(_record(4.0), 1.3 * HOUR, 1.4 * HOUR), tmp_path / "x.mseed")
     _separate(tmp_path / "x.mseed", tmp_path / "whole", 1e9, monkeypatch, method="highpass")
     _separate(tmp_path / "x.mseed", tmp_path / "win", HOUR, monkeypatch, method="highpass")
     _assert_same_outputs(tmp_path / "win", tmp_path / "whole")
@@ -120,12 +124,7 @@ def test_a_gap_gives_the_same_records_window_by_window(tmp_path, monkeypatch):
 
 def test_windows_inside_a_long_gap_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(HighpassSeparator, "piece_seconds", HOUR / 4)
-    x = _record(4.0)
-    gapped = Stream()
-    for tr in x:
-        gapped += Stream([tr.slice(tr.stats.starttime, tr.stats.starttime + 1.0 * HOUR),
-                          tr.slice(tr.stats.starttime + 3.0 * HOUR, tr.stats.endtime)])
-    _as_raw(gapped, tmp_path / "x.mseed")
+    _as_raw(_gapped(_record(4.0), 1.0 * HOUR, 3.0 * HOUR), tmp_path / "x.mseed")
     monkeypatch.setattr(integrity, "CHUNK_RECORDS", 16)
     found = read_windows(tmp_path / "x.mseed", lambda rate: HighpassSeparator().piece_extent(rate).margin / rate,
                          window_s=HOUR / 2)
