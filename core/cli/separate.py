@@ -128,14 +128,23 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
               help="StationXML for the template method (--real default: the shared 02.BH response)")
 @click.option("--prior-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="--real: deglitched record of another event for scatcov's prior (default: S0185a UCLA)")
+@click.option("--prior", "prior_source", type=click.Choice(["file", "clusters"]), default="file", show_default=True,
+              help="scatcov/hybrid prior: file, snippets of the background away from the target (--real: of "
+                   "--prior-file); clusters, the quietest cluster (finest scale) of the default model trained on the "
+                   "background record, as separate --table --background-cluster --scale (the published protocol)")
+@click.option("--prior-work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="--prior clusters: folder keeping the features, model and table (reused by reruns; default: a "
+                   "temporary folder)")
+@click.option("--prior-epochs", type=click.IntRange(min=1), default=None,
+              help="--prior clusters: training epochs (default: the preset's)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @with_options(method_option_flags)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
 def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
-                     burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file, device,
-                     json_out, md_out, overwrite, **method_opts):
+                     burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file,
+                     prior_source, prior_work, prior_epochs, device, json_out, md_out, overwrite, **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
     from unmix.evaluation.benchmark import (
@@ -152,6 +161,8 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)
     data = insight_dir()
     names = _csv(methods)
+    if real and prior_source == "clusters":
+        raise ConfigError("--prior clusters is for the synthetic cases; --real takes its prior from --prior-file")
     if real:
         raw = raw or data / "raw" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
         reference = reference or data / "reference" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_deglitched_UCLA_v4.mseed"
@@ -178,6 +189,7 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
                                "prior_count": prior_count, "prior_length": prior_length},
                 quake_options={"span": burst_span, "count": count, "glitch_amplitude": amplitude,
                                "prior_count": prior_count, "prior_length": prior_length},
+                prior=prior_source, prior_work=prior_work, prior_epochs=prior_epochs, say=click.echo,
                 progress=progress, token=token)
     click.echo(markdown_tables(results))
     for p in write(results, json_out, md_out, overwrite=overwrite):

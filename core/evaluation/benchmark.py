@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from unmix.evaluation.cases import (
     prior_snippets,
     quake_case,
 )
+from unmix.evaluation.cluster_prior import build_cluster_prior
 from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
@@ -36,6 +39,8 @@ DEFAULT_METHODS = tuple(BUILTIN)
 """The built-in methods of the registry, in its order."""
 CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake")
 """glitches; wind bursts; a marsquake with glitches in its coda; a wind burst over a marsquake."""
+PRIOR_SOURCES = ("file", "clusters")
+"""Where scatcov/hybrid's prior comes from: snippets of the background file, or a cluster of a model trained on it."""
 
 
 def insight_dir() -> Path:
@@ -56,9 +61,10 @@ def _by_id(stream: Stream) -> dict[str, np.ndarray]:
     return {tr.id: np.asarray(tr.data, dtype=np.float64) for tr in stream}
 
 
-def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken
-                ) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
-    """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails."""
+def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken,
+                info: dict | None = None) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
+    """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails; the
+    result's info is copied into ``info`` when given."""
     from unmix.separation import get_method
 
     try:
@@ -72,6 +78,8 @@ def _run_method(name: str, options: dict, stream: Stream, progress: Progress, to
         raise
     except Exception as exc:
         return None, time.perf_counter() - t0, f"failed: {type(exc).__name__}: {exc}"
+    if info is not None:
+        info.update(result.info)
     return _by_id(result.background), time.perf_counter() - t0, None
 
 
@@ -102,8 +110,9 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
     for k, name in enumerate(methods):
         token.check()
         sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
+        info: dict = {}
         background, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
-                                                   sub, token)
+                                                   sub, token, info)
         if background is None:
             out["methods"][name] = {"skipped": problem, "seconds": seconds}
             continue
@@ -115,6 +124,8 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
             if case.quake is not None:
                 comps[tid[-1]]["quake_removed"] = quake_removed(mixture[c] - est, case.quake[c], fs)
         out["methods"][name] = {"seconds": seconds, "components": comps}
+        if isinstance(info.get("prior"), dict):  # which snippets a prior-using method took (e.g. cluster windows)
+            out["methods"][name]["prior"] = info["prior"]
     return out
 
 
@@ -175,6 +186,10 @@ def run_synthetic_benchmark(
     glitch_options: dict | None = None,
     burst_options: dict | None = None,
     quake_options: dict | None = None,
+    prior: str = "file",
+    prior_work: str | Path | None = None,
+    prior_epochs: int | None = None,
+    say: Callable[[str], None] = lambda line: None,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
 ) -> dict:
@@ -182,25 +197,61 @@ def run_synthetic_benchmark(
 
     ``quake_options`` go to :func:`~unmix.evaluation.cases.quake_case` (its ``amplitude`` and ``duration`` also to
     the quake under a burst); cases with a quake report the share of it each method removed (``quake_removed``).
+    ``prior``: ``'file'``, snippets cut from the background away from the target; ``'clusters'``, the quietest
+    cluster of a model trained on the background record (:mod:`unmix.evaluation.cluster_prior`; models and tables
+    kept in ``prior_work``, default a temporary folder; ``prior_epochs``: None keeps the preset's). ``say`` gets
+    the lines that tell which cluster was chosen and why.
     """
     unknown = set(kinds) - set(CASE_KINDS)
     if unknown:
         raise ConfigError(f"unknown case kind(s) {sorted(unknown)}; choose from {', '.join(CASE_KINDS)}")
+    if prior not in PRIOR_SOURCES:
+        raise ConfigError(f"unknown prior source {prior!r}; choose from {', '.join(PRIOR_SOURCES)}")
     if not backgrounds:
         raise ConfigError("no background file given")
     jobs = [(kind, bg, seed) for kind in kinds for bg in backgrounds for seed in seeds]
     loaded: dict[str, object] = {}
+    priors: dict[str, object] = {}
     cases = []
-    for k, (kind, path, seed) in enumerate(jobs):
-        token.check()
-        bg = loaded.get(str(path)) or load_background(path)
-        loaded[str(path)] = bg
-        case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {})
-        case.name = f"{kind}, {Path(path).name}, seed {seed}"
-        cases.append(run_case(case, methods, method_options, sub_progress(progress, k / len(jobs),
-                                                                          (k + 1) / len(jobs)), token))
+    with ExitStack() as stack:
+        if prior == "clusters" and prior_work is None:
+            prior_work = stack.enter_context(tempfile.TemporaryDirectory(prefix="unmix-bench-prior-"))
+        for k, (kind, path, seed) in enumerate(jobs):
+            token.check()
+            step = sub_progress(progress, k / len(jobs), (k + 1) / len(jobs))
+            bg = loaded.get(str(path)) or load_background(path)
+            loaded[str(path)] = bg
+            options = method_options
+            if prior == "clusters":
+                if str(path) not in priors:
+                    priors[str(path)] = build_cluster_prior(bg, prior_work, prior_epochs, _device(method_options),
+                                                            say, sub_progress(step, 0.0, 0.5), token)
+                options = _cluster_options(methods, method_options, priors[str(path)])
+                step = sub_progress(step, 0.5, 1.0)
+            case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {})
+            case.name = f"{kind}, {Path(path).name}, seed {seed}"
+            if prior == "clusters":
+                case.info["prior"] = priors[str(path)].info
+            cases.append(run_case(case, methods, options, step, token))
     return {"mode": "synthetic", "date": datetime.now(UTC).isoformat(timespec="seconds"), "version": __version__,
-            "machine": machine(), "methods": list(methods), "cases": cases, "summary": summarise(cases)}
+            "machine": machine(), "methods": list(methods), "prior": prior, "cases": cases,
+            "summary": summarise(cases)}
+
+
+def _device(method_options: dict | None) -> str:
+    """The device the methods were given (the prior's model runs on it too), else 'auto'."""
+    return next((o["device"] for o in (method_options or {}).values() if "device" in o), "auto")
+
+
+def _cluster_options(methods: Sequence[str], method_options: dict | None, cluster_prior) -> dict:
+    """``method_options`` with the cluster prior's table, cluster and scale for every method that takes a prior (as
+    ``unmix separate --table T --background-cluster K --scale S``), unless it was given a prior or table itself."""
+    out = {name: dict(opts) for name, opts in (method_options or {}).items()}
+    for name in methods:
+        opts = out.setdefault(name, {})
+        if "prior" in _uses(name) and "prior" not in opts and "table" not in opts:
+            opts.update(cluster_prior.prior().options())
+    return out
 
 
 def run_real_benchmark(

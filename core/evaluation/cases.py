@@ -109,6 +109,11 @@ def _stream(bg: Background, s0: int, data: np.ndarray) -> Stream:
     return Stream(traces)
 
 
+def background_stream(bg: Background) -> Stream:
+    """The whole standardised background as an ObsPy Stream (its ids, start and rate)."""
+    return _stream(bg, 0, bg.data)
+
+
 def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0, amplitude: float = 4.0,
                 amplitude_sigma: float = 0.6, single_axis_fraction: float = 0.2, prior_count: int = 20,
                 prior_length: int = 2048, guard_seconds: float = 60.0) -> BenchCase:

@@ -1,0 +1,147 @@
+"""``unmix bench separation --prior clusters``: the scattering-covariance prior of the published protocol.
+
+Instead of snippets cut from a clean file, the prior is a cluster of a model trained on the benchmark's own
+background record: the record's features (default settings, or the largest window and scales that fit a short
+record), the default model, its cluster table, and the quietest cluster at the finest scale (lowest median RMS of its
+windows) handed to scatcov/hybrid as :meth:`unmix.prior.Prior.from_clusters` does for ``unmix separate --table T
+--background-cluster K --scale S``. The record is written standardised (σ units, as the benchmark's mixtures are) so
+that the snippets read back from the table share the mixture's units and time base. Everything is kept in a work
+folder keyed by the record's content, so a rerun reuses the store, the model and the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from unmix.errors import ConfigError, DataError
+from unmix.evaluation.cases import Background, background_stream
+from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
+
+#: Fewest windows a record must give for a model to be trained on it (the window shrinks until it gives that many).
+MIN_WINDOWS = 16
+
+
+@dataclass
+class ClusterPrior:
+    """A trained record's table and the background cluster chosen on it (``info``: what was done and why)."""
+
+    table: object  # unmix.clusters.ClusterTable
+    cluster: int
+    scale: int
+    info: dict = field(default_factory=dict)
+
+    def prior(self, n_prior: int | None = None, near_lmst: bool | None = None):
+        """The :class:`unmix.prior.Prior` of the chosen cluster (None options: the separator's protocol decides)."""
+        from unmix.prior import Prior
+
+        return Prior.from_clusters(self.table, self.cluster, self.scale, n_prior=n_prior, near_lmst=near_lmst)
+
+
+def fitting_features(n_samples: int):
+    """The default feature settings, or (record too short for :data:`MIN_WINDOWS` default windows) the largest
+    window ``1024·2^k`` that gives them, with the default scales that fit; and a note saying which (None: default)."""
+    from unmix.pipeline import default_features
+
+    config = default_features()
+    hop = config.hop
+
+    def count(window: int) -> int:
+        return (n_samples - window) // hop + 1 if n_samples >= window else 0
+
+    if count(config.window) >= MIN_WINDOWS:
+        return config, None
+    window = config.scales[0]
+    while window * 2 <= config.window and count(window * 2) >= MIN_WINDOWS:
+        window *= 2
+    if count(window) < MIN_WINDOWS:
+        raise DataError(f"a background of {n_samples} samples gives fewer than {MIN_WINDOWS} windows of "
+                        f"{window} samples; a cluster prior needs a longer record")
+    scales = tuple(s for s in config.scales if s <= window)
+    note = (f"the background ({n_samples} samples) is too short for the default {config.window}-sample window "
+            f"({count(config.window)} window(s)); features use window {window}, scales {scales}")
+    return default_features(window=window, scales=scales), note
+
+
+def _record_folder(bg: Background, work: Path) -> Path:
+    digest = hashlib.sha256(np.ascontiguousarray(bg.data).tobytes()).hexdigest()[:12]
+    return work / f"{Path(bg.path).stem}-{digest}"
+
+
+def _write_record(bg: Background, folder: Path) -> Path:
+    """The standardised background as a float64 miniSEED file (written once)."""
+    from unmix.atomic import atomic_path, write_stream
+
+    path = folder / "background.mseed"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            write_stream(background_stream(bg), tmp, "MSEED")
+    return path
+
+
+def cluster_rms(table, scale: int, components: str, token: CancelToken = NO_CANCEL) -> dict[int, dict]:
+    """Per cluster at ``scale``: its window count and the median RMS (all components) of its windows' sub-windows."""
+    from unmix.snippets import read_snippets
+
+    s = table.scale_index(scale)
+    idx = np.arange(table.n_windows)
+    snip = read_snippets(table, idx, scale, components=components, token=token)
+    rms = np.sqrt(np.mean(np.asarray(snip.data, dtype=np.float64) ** 2, axis=(1, 2)))
+    labels = table.cluster[idx, s]
+    return {int(k): {"windows": int((labels == k).sum()), "median_rms": float(np.median(rms[labels == k]))}
+            for k in np.unique(labels)}
+
+
+def quietest_cluster(stats: dict[int, dict], min_windows: int = 2) -> int:
+    """The cluster of lowest median RMS among those with at least ``min_windows`` windows."""
+    eligible = {k: v for k, v in stats.items() if v["windows"] >= min_windows}
+    if not eligible:
+        raise DataError(f"no cluster holds {min_windows} windows or more; a prior needs at least {min_windows}")
+    return min(eligible, key=lambda k: (eligible[k]["median_rms"], k))
+
+
+def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = None, device: str = "auto",
+                        say: Callable[[str], None] = lambda line: None, progress: Progress = no_progress,
+                        token: CancelToken = NO_CANCEL) -> ClusterPrior:
+    """Features, default model (``epochs``: None keeps the preset's) and cluster table of ``bg`` in ``work``
+    (reused when there), and the quietest cluster at the finest scale as the background prior."""
+    from unmix import pipeline
+
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"the prior model's epochs must be >= 1, got {epochs}")
+    folder = _record_folder(bg, Path(work))
+    record = _write_record(bg, folder)
+    config, note = fitting_features(bg.data.shape[1])
+    if note:
+        say(f"prior: {Path(bg.path).name}: {note}")
+    store = folder / "features.h5"
+    report = pipeline.features([record], store, config, device=device, progress=sub_progress(progress, 0.0, 0.3),
+                               token=token)
+    if report.get("failed"):
+        raise DataError(f"features of the background failed: {report['failed']}", record)
+    model_config = pipeline.default_model(epochs=epochs)
+    trained = pipeline.train(store, folder / f"model-e{model_config.epochs}.pt", model_config, device=device,
+                             progress=sub_progress(progress, 0.3, 0.85), token=token)
+    clustered = pipeline.cluster(store, trained.path, folder / f"clusters-e{model_config.epochs}.h5", device=device,
+                                 progress=sub_progress(progress, 0.85, 0.95), token=token)
+    table = clustered.table
+    scale = min(table.scales)
+    stats = cluster_rms(table, scale, config.components, token)
+    chosen = quietest_cluster(stats)
+    ranked = sorted(stats, key=lambda k: stats[k]["median_rms"])
+    listing = ", ".join(f"{k}: {stats[k]['windows']} windows, {stats[k]['median_rms']:.3f} σ" for k in ranked)
+    say(f"prior: {Path(bg.path).name}: model {trained.path} ({'reused' if trained.reused else 'trained'}, "
+        f"{model_config.epochs} epochs), table {clustered.path} ({table.n_windows} windows); background cluster "
+        f"{chosen} at scale {scale}: the lowest median RMS of the clusters with >= 2 windows (cluster: windows, "
+        f"median RMS at scale {scale}: {listing})")
+    progress(1.0, "cluster prior ready")
+    info = {"source": "clusters", "work": str(folder), "model": str(trained.path), "table": str(clustered.path),
+            "model_reused": trained.reused, "epochs": model_config.epochs, "window": config.window,
+            "scales": list(config.scales), "features_note": note, "cluster": chosen, "scale": scale,
+            "clusters": {str(k): v for k, v in stats.items()}}
+    return ClusterPrior(table, chosen, scale, info)

@@ -1,0 +1,100 @@
+"""``bench separation --prior clusters``: the prior comes from the quietest cluster of a model trained on the record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from obspy import Stream, Trace, UTCDateTime
+
+from unmix.clusters import ClusterTable
+from unmix.evaluation.benchmark import run_synthetic_benchmark
+from unmix.evaluation.cases import load_background
+from unmix.evaluation.cluster_prior import MIN_WINDOWS, build_cluster_prior, fitting_features
+
+N = 24576
+FS = 20.0
+START = UTCDateTime("2019-03-14T20:00:00")
+
+
+def _background(path) -> None:
+    """Three components of coloured noise whose level changes every 1024 samples (some loud, some quiet blocks)."""
+    rng = np.random.default_rng(3)
+    level = np.repeat(rng.choice([0.2, 1.0, 5.0], N // 1024), 1024)
+    traces = []
+    for comp in "UVW":
+        x = np.convolve(rng.standard_normal(N + 7), np.ones(8) / 8, mode="valid")[:N] * level
+        traces.append(Trace(x.astype(np.float64), header={"network": "XB", "station": "ELYSE", "location": "02",
+                                                          "channel": f"BH{comp}", "sampling_rate": FS,
+                                                          "starttime": START}))
+    Stream(traces).write(str(path), format="MSEED")
+
+
+def test_fitting_features_shrinks_the_window_only_when_needed():
+    config, note = fitting_features(10**6)
+    assert note is None and config.window == 65536
+    config, note = fitting_features(N)
+    assert config.window == 8192 and config.scales == (1024, 4096) and "8192" in note
+    assert (N - config.window) // config.hop + 1 >= MIN_WINDOWS
+    assert (N - 2 * config.window) // config.hop + 1 < MIN_WINDOWS  # the largest that gives enough windows
+
+
+def test_cluster_prior_snippets_come_from_the_quietest_cluster(tmp_path):
+    path = tmp_path / "XB.ELYSE.02.BH_test_background.mseed"
+    _background(path)
+    lines: list[str] = []
+    res = run_synthetic_benchmark(
+        [path], kinds=("glitches",), seeds=(0,), methods=("scatcov",), method_options={"scatcov": {"max_iter": 2}},
+        glitch_options={"span": 2048, "count": 2, "prior_count": 2, "prior_length": 1024}, prior="clusters",
+        prior_work=tmp_path / "work", prior_epochs=1, say=lines.append)
+    case = res["cases"][0]
+    info = case["info"]["prior"]
+    assert any("too short" in line for line in lines) and any(f"background cluster {info['cluster']}" in line
+                                                              for line in lines)
+    method = case["methods"]["scatcov"]
+    assert "skipped" not in method, method
+    used = method["prior"]
+    assert used["source"] == "clusters" and used["clusters"] == [info["cluster"]] and used["scale"] == info["scale"]
+    windows = np.asarray(used["windows"])
+    assert windows.size >= 2
+
+    table = ClusterTable.load(info["table"])
+    s = table.scale_index(info["scale"])
+    assert info["scale"] == min(table.scales) == 1024
+    assert np.all(table.cluster[windows, s] == info["cluster"])
+    members = np.flatnonzero(table.cluster[:, s] == info["cluster"])
+    assert set(windows.tolist()) <= set(members.tolist())
+    assert abs(UTCDateTime(used["first_start"]).timestamp - table.intervals[windows[0], s, 0]) < 1 / FS
+    # no snippet overlaps the separated span
+    t0 = UTCDateTime(case["info"]["span_start"]).timestamp
+    t1 = t0 + case["info"]["span_samples"] / FS
+    iv = table.intervals[windows, s]
+    assert np.all((iv[:, 1] <= t0) | (iv[:, 0] >= t1))
+
+    # the chosen cluster is the quietest at the finest scale, recomputed here from the standardised samples
+    bg = load_background(path)
+    first = (table.intervals[:, s, 0] - bg.starttime.timestamp) * FS
+    i0 = np.round(first).astype(int)
+    rms = np.array([np.sqrt(np.mean(bg.data[:, a:a + 1024] ** 2)) for a in i0])
+    medians = {k: np.median(rms[table.cluster[:, s] == k]) for k in np.unique(table.cluster[:, s])
+               if np.sum(table.cluster[:, s] == k) >= 2}
+    assert info["cluster"] == min(medians, key=medians.get)
+    assert medians[info["cluster"]] < np.median(rms)  # quieter than the record's typical window
+
+    again = build_cluster_prior(bg, tmp_path / "work", epochs=1)
+    assert again.info["model_reused"] and again.cluster == info["cluster"]
+
+
+def test_prior_clusters_is_refused_with_real():
+    from click.testing import CliRunner
+
+    from unmix.cli import main
+
+    out = CliRunner().invoke(main, ["bench", "separation", "--real", "--prior", "clusters"])
+    assert out.exit_code != 0 and "--prior clusters" in out.output
+
+
+def test_unknown_prior_source_is_refused(tmp_path):
+    from unmix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prior source"):
+        run_synthetic_benchmark([tmp_path / "x.mseed"], prior="elsewhere")
