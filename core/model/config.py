@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 
 from unmix.errors import ConfigError
 
-PREPROCESSING = ("paper", "log", "shape")
+PREPROCESSING = ("paper", "log", "shape", "log-spars")
 #: Seed distance between ensemble members (far from the neighbouring seeds a user tries: 29, 30, 31…).
 MEMBER_SEED_STEP = 7919
 
@@ -23,7 +23,9 @@ class ModelConfig:
     seed 29, 90/10 split. ``preprocessing='paper'`` z-scores the features; ``'log'`` first takes the logarithm of
     every feature column that is positive in all training windows (moduli, energies), which tames the heavy tails
     that glitches produce; ``'shape'`` divides every coefficient by its own sub-window's first-layer RMS (each_ps per
-    sub-window: scale-free shape such as the sparsity E|Wx|/σ) and keeps the level as the log power spectrum.
+    sub-window: scale-free shape such as the sparsity E|Wx|/σ) and keeps the level as the log power spectrum;
+    ``'log-spars'`` is ``'log'`` with the standardised sparsity columns passed on beside the principal axes (glitches
+    apart from wind bursts: glitch F1 up, ARI down on the synthetic benchmark, docs/performance.md).
     ``pca > 0`` projects each scale's standardised inputs (all components together) onto that many principal axes.
     The loss weights apply to sums over input columns, so with fewer columns (``pca``) ``w_rec`` must grow to keep
     the reconstruction's share of the loss. ``ensemble > 1`` trains that many networks (member ``i`` seeded with
