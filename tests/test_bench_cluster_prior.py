@@ -48,8 +48,9 @@ def test_cluster_prior_snippets_come_from_the_quietest_cluster(tmp_path):
         prior_work=tmp_path / "work", prior_epochs=1, say=lines.append)
     case = res["cases"][0]
     info = case["info"]["prior"]
-    assert any("too short" in line for line in lines) and any(f"background cluster {info['cluster']}" in line
-                                                              for line in lines)
+    assert any("too short" in line for line in lines)
+    assert any(f"background cluster {info['cluster']} at scale 1024, the quietest with >= 2 windows outside" in line
+               for line in lines)
     method = case["methods"]["scatcov"]
     assert "skipped" not in method, method
     used = method["prior"]
@@ -70,18 +71,35 @@ def test_cluster_prior_snippets_come_from_the_quietest_cluster(tmp_path):
     iv = table.intervals[windows, s]
     assert np.all((iv[:, 1] <= t0) | (iv[:, 0] >= t1))
 
-    # the chosen cluster is the quietest at the finest scale, recomputed here from the standardised samples
+    # the chosen cluster is the quietest at the finest scale (among clusters keeping >= 2 windows outside the
+    # target; record-wide for the record's choice), recomputed here from the standardised samples
     bg = load_background(path)
     first = (table.intervals[:, s, 0] - bg.starttime.timestamp) * FS
     i0 = np.round(first).astype(int)
     rms = np.array([np.sqrt(np.mean(bg.data[:, a:a + 1024] ** 2)) for a in i0])
-    medians = {k: np.median(rms[table.cluster[:, s] == k]) for k in np.unique(table.cluster[:, s])
-               if np.sum(table.cluster[:, s] == k) >= 2}
-    assert info["cluster"] == min(medians, key=medians.get)
-    assert medians[info["cluster"]] < np.median(rms)  # quieter than the record's typical window
+    labels = table.cluster[:, s]
+    free = (table.intervals[:, s, 1] <= t0) | (table.intervals[:, s, 0] >= t1 + 1 / FS)
+
+    def quietest(keep):
+        medians = {k: np.median(rms[(labels == k) & keep]) for k in np.unique(labels)
+                   if np.sum((labels == k) & keep) >= 2}
+        return min(medians, key=medians.get), medians
+
+    chosen, medians = quietest(free)
+    assert info["cluster"] == chosen
+    assert medians[chosen] < np.median(rms)  # quieter than the record's typical window
+    assert info["record_cluster"] == quietest(np.ones_like(free))[0]
 
     again = build_cluster_prior(bg, tmp_path / "work", epochs=1)
-    assert again.info["model_reused"] and again.cluster == info["cluster"]
+    assert again.info["model_reused"] and again.cluster == info["record_cluster"]
+
+    # a target over every window of the record's choice: another cluster, the quietest of those left
+    own = table.intervals[labels == again.cluster, s]
+    a, b = float(own[:, 0].min()), float(own[:, 1].max())
+    left = (table.intervals[:, s, 1] <= a) | (table.intervals[:, s, 0] >= b)
+    expected, _ = quietest(left)
+    moved = again.for_target(a, b)
+    assert moved.cluster == expected != again.cluster and moved.info["record_cluster"] == again.cluster
 
 
 def test_prior_clusters_is_refused_with_real():

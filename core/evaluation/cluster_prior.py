@@ -34,6 +34,19 @@ class ClusterPrior:
     cluster: int
     scale: int
     info: dict = field(default_factory=dict)
+    rms: np.ndarray | None = None  # (N,) RMS of every window's sub-window at ``scale``
+
+    def for_target(self, t0: float, t1: float) -> ClusterPrior:
+        """The quietest cluster counting only windows whose sub-windows at ``scale`` lie outside ``[t0, t1]`` (POSIX
+        s; the separated span, which the separator's prior never overlaps); DataError when no cluster keeps 2."""
+        s = self.table.scale_index(self.scale)
+        iv = self.table.intervals[:, s]
+        free = (iv[:, 1] <= t0) | (iv[:, 0] >= t1)
+        stats = cluster_stats(self.rms, self.table.cluster[:, s], free)
+        chosen = quietest_cluster(stats)
+        return ClusterPrior(self.table, chosen, self.scale, {**self.info, "cluster": chosen, "record_cluster":
+                                                                 self.cluster, "target_clusters": _keyed(stats)},
+                            self.rms)
 
     def prior(self, n_prior: int | None = None, near_lmst: bool | None = None):
         """The :class:`unmix.prior.Prior` of the chosen cluster (None options: the separator's protocol decides)."""
@@ -84,17 +97,31 @@ def _write_record(bg: Background, folder: Path) -> Path:
     return path
 
 
-def cluster_rms(table, scale: int, components: str, token: CancelToken = NO_CANCEL) -> dict[int, dict]:
-    """Per cluster at ``scale``: its window count and the median RMS (all components) of its windows' sub-windows."""
+def window_rms(table, scale: int, components: str, token: CancelToken = NO_CANCEL) -> np.ndarray:
+    """(N,) RMS (all components) of every window's sub-window at ``scale``, read from the table's input files."""
     from unmix.snippets import read_snippets
 
-    s = table.scale_index(scale)
-    idx = np.arange(table.n_windows)
-    snip = read_snippets(table, idx, scale, components=components, token=token)
-    rms = np.sqrt(np.mean(np.asarray(snip.data, dtype=np.float64) ** 2, axis=(1, 2)))
-    labels = table.cluster[idx, s]
-    return {int(k): {"windows": int((labels == k).sum()), "median_rms": float(np.median(rms[labels == k]))}
-            for k in np.unique(labels)}
+    snip = read_snippets(table, np.arange(table.n_windows), scale, components=components, token=token)
+    return np.sqrt(np.mean(np.asarray(snip.data, dtype=np.float64) ** 2, axis=(1, 2)))
+
+
+def cluster_stats(rms: np.ndarray, labels: np.ndarray, keep: np.ndarray | None = None) -> dict[int, dict]:
+    """Per cluster: its window count and the median RMS of its windows (only those in ``keep`` when given)."""
+    keep = np.ones(len(labels), bool) if keep is None else np.asarray(keep, bool)
+    return {int(k): {"windows": int(((labels == k) & keep).sum()),
+                     "median_rms": float(np.median(rms[(labels == k) & keep])) if ((labels == k) & keep).any()
+                     else float("inf")} for k in np.unique(labels)}
+
+
+def _keyed(stats: dict[int, dict]) -> dict[str, dict]:
+    return {str(k): v for k, v in stats.items()}
+
+
+def describe(stats: dict[int, dict], scale: int) -> str:
+    """'cluster: windows, median RMS' for every cluster, quietest first."""
+    ranked = sorted(stats, key=lambda k: stats[k]["median_rms"])
+    return (f"cluster: windows, median RMS at scale {scale}: "
+            + ", ".join(f"{k}: {stats[k]['windows']}, {stats[k]['median_rms']:.3f} σ" for k in ranked))
 
 
 def quietest_cluster(stats: dict[int, dict], min_windows: int = 2) -> int:
@@ -131,17 +158,16 @@ def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = N
                                  progress=sub_progress(progress, 0.85, 0.95), token=token)
     table = clustered.table
     scale = min(table.scales)
-    stats = cluster_rms(table, scale, config.components, token)
+    rms = window_rms(table, scale, config.components, token)
+    stats = cluster_stats(rms, table.cluster[:, table.scale_index(scale)])
     chosen = quietest_cluster(stats)
-    ranked = sorted(stats, key=lambda k: stats[k]["median_rms"])
-    listing = ", ".join(f"{k}: {stats[k]['windows']} windows, {stats[k]['median_rms']:.3f} σ" for k in ranked)
     say(f"prior: {Path(bg.path).name}: model {trained.path} ({'reused' if trained.reused else 'trained'}, "
         f"{model_config.epochs} epochs), table {clustered.path} ({table.n_windows} windows); background cluster "
-        f"{chosen} at scale {scale}: the lowest median RMS of the clusters with >= 2 windows (cluster: windows, "
-        f"median RMS at scale {scale}: {listing})")
+        f"{chosen} at scale {scale}: the lowest median RMS of the clusters with >= 2 windows "
+        f"({describe(stats, scale)})")
     progress(1.0, "cluster prior ready")
     info = {"source": "clusters", "work": str(folder), "model": str(trained.path), "table": str(clustered.path),
             "model_reused": trained.reused, "epochs": model_config.epochs, "window": config.window,
             "scales": list(config.scales), "features_note": note, "cluster": chosen, "scale": scale,
-            "clusters": {str(k): v for k, v in stats.items()}}
-    return ClusterPrior(table, chosen, scale, info)
+            "clusters": _keyed(stats)}
+    return ClusterPrior(table, chosen, scale, info, rms)
