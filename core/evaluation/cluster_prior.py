@@ -3,10 +3,11 @@
 Instead of snippets cut from a clean file, the prior is a cluster of a model trained on the benchmark's own
 background record: the record's features (default settings, or the largest window and scales that fit a short
 record), the default model, its cluster table, and the quietest cluster at the finest scale (lowest median RMS of its
-windows) handed to scatcov/hybrid as :meth:`unmix.prior.Prior.from_clusters` does for ``unmix separate --table T
---background-cluster K --scale S``. The record is written standardised (σ units, as the benchmark's mixtures are) so
-that the snippets read back from the table share the mixture's units and time base. Everything is kept in a work
-folder keyed by the record's content, so a rerun reuses the store, the model and the table.
+windows; per target, of its windows outside the target, which the separator never takes) handed to scatcov/hybrid
+as :meth:`unmix.prior.Prior.from_clusters` does for ``unmix separate --table T --background-cluster K --scale S``.
+The record is written standardised (σ units, as the benchmark's mixtures are) so that the snippets read back from
+the table share the mixture's units and time base. Everything is kept in a work folder keyed by the record's
+content, so a rerun reuses the store, the model and the table.
 """
 
 from __future__ import annotations
