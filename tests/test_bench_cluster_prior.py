@@ -116,3 +116,15 @@ def test_unknown_prior_source_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="prior source"):
         run_synthetic_benchmark([tmp_path / "x.mseed"], prior="elsewhere")
+
+
+def test_table_says_when_a_method_ran_on_fewer_cases():
+    from unmix.evaluation.benchmark import markdown_tables, summarise
+
+    metrics = {"snr_in_db": 0.0, "snr_out_db": 3.0, "gain_db": 3.0, "corr_removed": 0.9}
+    cases = [{"info": {"kind": "glitches"}, "methods": {"scatcov": {"seconds": 1.0, "components": {"U": metrics}}}},
+             {"info": {"kind": "glitches"}, "methods": {"scatcov": {"skipped": "failed: DataError: too few windows",
+                                                                    "seconds": 0.1}}}]
+    text = markdown_tables({"mode": "synthetic", "prior": "clusters", "summary": summarise(cases)})
+    assert "scatcov: mean over 1 case(s), 1 not run (last: failed: DataError: too few windows)" in text
+    assert "`--prior clusters`" in text

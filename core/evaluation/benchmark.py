@@ -154,9 +154,11 @@ def summarise(cases: list[dict]) -> dict:
     for case in cases:
         kind = case["info"]["kind"]
         for name, res in case["methods"].items():
-            slot = summary.setdefault(kind, {}).setdefault(name, {"_rows": {}, "_seconds": [], "skipped": None})
+            slot = summary.setdefault(kind, {}).setdefault(name, {"_rows": {}, "_seconds": [], "skipped": None,
+                                                                  "not_run": 0})
             if "skipped" in res:
                 slot["skipped"] = res["skipped"]
+                slot["not_run"] += 1
                 continue
             slot["_seconds"].append(res["seconds"])
             for comp, m in res["components"].items():
@@ -173,7 +175,7 @@ def summarise(cases: list[dict]) -> dict:
             order = sorted(rows, key=lambda c: (c == "all", c))
             slot["components"] = {comp: {metric: _mean(v) for metric, v in rows[comp].items()} for comp in order}
             if slot["skipped"] is None:
-                del slot["skipped"]
+                del slot["skipped"], slot["not_run"]
     return summary
 
 
@@ -335,6 +337,9 @@ def markdown_tables(results: dict) -> str:
     """Markdown tables of a synthetic or real benchmark result."""
     lines: list[str] = []
     if results["mode"] == "synthetic":
+        if results.get("prior") == "clusters":
+            lines += ["Prior of scatcov/hybrid: the quietest cluster (finest scale, outside the target) of the default "
+                      "model trained on each background record (`--prior clusters`).", ""]
         for kind, methods in results["summary"].items():
             quake = any("quake_removed" in m for slot in methods.values() for m in slot["components"].values())
             lines += [f"**Case: {kind}** (mean over {max(m.get('cases', 0) for m in methods.values())} case(s))", "",
@@ -350,6 +355,9 @@ def markdown_tables(results: dict) -> str:
                     lines.append(f"| {name} | {comp} | {_fmt(m['snr_in_db'])} | {_fmt(m['snr_out_db'])} | "
                                  f"{_fmt(m['gain_db'])} | {_fmt(m['corr_removed'], 3)} | {q}"
                                  f"{_fmt(slot['seconds_mean'], 1)} |")
+            partial = [f"{name}: mean over {slot['cases']} case(s), {slot['not_run']} not run (last: "
+                       f"{slot['skipped']})" for name, slot in methods.items() if slot.get("not_run") and slot["cases"]]
+            lines += [""] + partial if partial else []
             lines.append("")
     else:
         lines += [f"**Real record** `{Path(results['raw']).name}` vs `{Path(results['reference']).name}`", "",
