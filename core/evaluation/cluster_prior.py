@@ -119,8 +119,8 @@ def _keyed(stats: dict[int, dict]) -> dict[str, dict]:
 
 
 def describe(stats: dict[int, dict], scale: int) -> str:
-    """'cluster: windows, median RMS' for every cluster, quietest first."""
-    ranked = sorted(stats, key=lambda k: stats[k]["median_rms"])
+    """'cluster: windows, median RMS' for every cluster with windows, quietest first."""
+    ranked = sorted((k for k in stats if stats[k]["windows"]), key=lambda k: stats[k]["median_rms"])
     return (f"cluster: windows, median RMS at scale {scale}: "
             + ", ".join(f"{k}: {stats[k]['windows']}, {stats[k]['median_rms']:.3f} σ" for k in ranked))
 
