@@ -36,6 +36,12 @@ def test_fitting_features_shrinks_the_window_only_when_needed():
     assert config.window == 8192 and config.scales == (1024, 4096) and "8192" in note
     assert (N - config.window) // config.hop + 1 >= MIN_WINDOWS
     assert (N - 2 * config.window) // config.hop + 1 < MIN_WINDOWS  # the largest that gives enough windows
+    config, note = fitting_features(N, window=4096)
+    assert config.window == 4096 and config.scales == (1024, 4096) and "asked for" in note
+    from unmix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prior window"):
+        fitting_features(N, window=16384)  # 8 windows only
 
 
 def test_cluster_prior_snippets_come_from_the_quietest_cluster(tmp_path):

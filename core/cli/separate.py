@@ -137,6 +137,9 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
                    "temporary folder)")
 @click.option("--prior-epochs", type=click.IntRange(min=1), default=None,
               help="--prior clusters: training epochs (default: the preset's)")
+@click.option("--prior-window", type=click.IntRange(min=1024), default=None,
+              help="--prior clusters: feature window in samples (default: the default features' 65536, or the "
+                   "largest that gives 16 windows of a short record)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @with_options(method_option_flags)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -144,7 +147,8 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
 def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
                      burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file,
-                     prior_source, prior_work, prior_epochs, device, json_out, md_out, overwrite, **method_opts):
+                     prior_source, prior_work, prior_epochs, prior_window, device, json_out, md_out, overwrite,
+                     **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
     from unmix.evaluation.benchmark import (
@@ -189,7 +193,8 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
                                "prior_count": prior_count, "prior_length": prior_length},
                 quake_options={"span": burst_span, "count": count, "glitch_amplitude": amplitude,
                                "prior_count": prior_count, "prior_length": prior_length},
-                prior=prior_source, prior_work=prior_work, prior_epochs=prior_epochs, say=click.echo,
+                prior=prior_source, prior_work=prior_work, prior_epochs=prior_epochs, prior_window=prior_window,
+                say=click.echo,
                 progress=progress, token=token)
     click.echo(markdown_tables(results))
     for p in write(results, json_out, md_out, overwrite=overwrite):

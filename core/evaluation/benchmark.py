@@ -191,6 +191,7 @@ def run_synthetic_benchmark(
     prior: str = "file",
     prior_work: str | Path | None = None,
     prior_epochs: int | None = None,
+    prior_window: int | None = None,
     say: Callable[[str], None] = lambda line: None,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
@@ -201,7 +202,8 @@ def run_synthetic_benchmark(
     the quake under a burst); cases with a quake report the share of it each method removed (``quake_removed``).
     ``prior``: ``'file'``, snippets cut from the background away from the target; ``'clusters'``, the quietest
     cluster of a model trained on the background record (:mod:`unmix.evaluation.cluster_prior`; models and tables
-    kept in ``prior_work``, default a temporary folder; ``prior_epochs``: None keeps the preset's). ``say`` gets
+    kept in ``prior_work``, default a temporary folder; ``prior_epochs``: None keeps the preset's; ``prior_window``:
+    the feature window, None: the default, shrunk to fit a short record). ``say`` gets
     the lines that tell which cluster was chosen and why.
     """
     unknown = set(kinds) - set(CASE_KINDS)
@@ -225,7 +227,7 @@ def run_synthetic_benchmark(
             loaded[str(path)] = bg
             if prior == "clusters" and str(path) not in priors:
                 priors[str(path)] = build_cluster_prior(bg, prior_work, prior_epochs, _device(method_options), say,
-                                                        sub_progress(step, 0.0, 0.5), token)
+                                                        prior_window, sub_progress(step, 0.0, 0.5), token)
                 step = sub_progress(step, 0.5, 1.0)
             case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {})
             case.name = f"{kind}, {Path(path).name}, seed {seed}"

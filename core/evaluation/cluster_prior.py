@@ -56,9 +56,10 @@ class ClusterPrior:
         return Prior.from_clusters(self.table, self.cluster, self.scale, n_prior=n_prior, near_lmst=near_lmst)
 
 
-def fitting_features(n_samples: int):
+def fitting_features(n_samples: int, window: int | None = None):
     """The default feature settings, or (record too short for :data:`MIN_WINDOWS` default windows) the largest
-    window ``1024·2^k`` that gives them, with the default scales that fit; and a note saying which (None: default)."""
+    window ``1024·2^k`` that gives them, with the default scales that fit; and a note saying which (None: default).
+    ``window``: this window (samples) instead, with the default scales that fit."""
     from unmix.pipeline import default_features
 
     config = default_features()
@@ -67,6 +68,13 @@ def fitting_features(n_samples: int):
     def count(window: int) -> int:
         return (n_samples - window) // hop + 1 if n_samples >= window else 0
 
+    if window is not None:
+        scales = tuple(s for s in config.scales if s <= window)
+        if not scales or window % scales[0] or count(window) < MIN_WINDOWS:
+            raise ConfigError(f"a prior window of {window} samples must be a multiple of {config.scales[0]} giving "
+                              f">= {MIN_WINDOWS} windows of the {n_samples}-sample background")
+        return default_features(window=window, scales=scales), (f"features use the window asked for, {window} "
+                                                                f"samples, scales {scales}")
     if count(config.window) >= MIN_WINDOWS:
         return config, None
     window = config.scales[0]
@@ -134,28 +142,30 @@ def quietest_cluster(stats: dict[int, dict], min_windows: int = 2) -> int:
 
 
 def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = None, device: str = "auto",
-                        say: Callable[[str], None] = lambda line: None, progress: Progress = no_progress,
-                        token: CancelToken = NO_CANCEL) -> ClusterPrior:
-    """Features, default model (``epochs``: None keeps the preset's) and cluster table of ``bg`` in ``work``
-    (reused when there), and the quietest cluster at the finest scale as the background prior."""
+                        say: Callable[[str], None] = lambda line: None, window: int | None = None,
+                        progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> ClusterPrior:
+    """Features (``window``: see :func:`fitting_features`), default model (``epochs``: None keeps the preset's) and
+    cluster table of ``bg`` in ``work`` (reused when there), and the quietest cluster at the finest scale as the
+    background prior."""
     from unmix import pipeline
 
     if epochs is not None and epochs < 1:
         raise ConfigError(f"the prior model's epochs must be >= 1, got {epochs}")
     folder = _record_folder(bg, Path(work))
     record = _write_record(bg, folder)
-    config, note = fitting_features(bg.data.shape[1])
+    config, note = fitting_features(bg.data.shape[1], window)
     if note:
         say(f"prior: {Path(bg.path).name}: {note}")
-    store = folder / "features.h5"
+    store = folder / ("features.h5" if config.window == 65536 else f"features-w{config.window}.h5")
     report = pipeline.features([record], store, config, device=device, progress=sub_progress(progress, 0.0, 0.3),
                                token=token)
     if report.get("failed"):
         raise DataError(f"features of the background failed: {report['failed']}", record)
     model_config = pipeline.default_model(epochs=epochs)
-    trained = pipeline.train(store, folder / f"model-e{model_config.epochs}.pt", model_config, device=device,
+    stem = store.stem.replace("features", "") + f"-e{model_config.epochs}"
+    trained = pipeline.train(store, folder / f"model{stem}.pt", model_config, device=device,
                              progress=sub_progress(progress, 0.3, 0.85), token=token)
-    clustered = pipeline.cluster(store, trained.path, folder / f"clusters-e{model_config.epochs}.h5", device=device,
+    clustered = pipeline.cluster(store, trained.path, folder / f"clusters{stem}.h5", device=device,
                                  progress=sub_progress(progress, 0.85, 0.95), token=token)
     table = clustered.table
     scale = min(table.scales)
