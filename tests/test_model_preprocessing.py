@@ -62,3 +62,10 @@ def test_a_log_spars_model_trains_saves_and_clusters_the_same_after_loading(stor
 def test_unknown_preprocessing_is_refused():
     with pytest.raises(ConfigError, match="log-spars"):
         preset("small", preprocessing="spars")
+
+
+def test_the_cli_offers_every_preprocessing_of_the_model():
+    from unmix.cli.model import PREPROCESSINGS
+    from unmix.model.config import PREPROCESSING
+
+    assert PREPROCESSINGS == PREPROCESSING

@@ -13,6 +13,10 @@ from unmix.cli.bench import bench
 from unmix.cli.common import ByteSize, job
 from unmix.pipeline import DEFAULT_PRESET
 
+#: ``unmix.model.config.PREPROCESSING``, repeated here so that the CLI starts without importing torch (a test checks
+#: that the two agree).
+PREPROCESSINGS = ("paper", "log", "shape", "log-spars")
+
 
 def _list_presets(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
@@ -54,7 +58,7 @@ def _echo_log(line: str) -> None:
               help="override the preset's clusters per scale (`unmix train --list-presets` shows the presets)")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="override the hidden width")
 @click.option("--latent", type=click.IntRange(min=1), default=None, help="override the latent dimension")
-@click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None,
+@click.option("--preprocessing", type=click.Choice(PREPROCESSINGS), default=None,
               help="z-score only (published), log of positive columns first (small preset), or each sub-window's "
                    "own shape plus log level")
 @click.option("--seed", type=int, default=None,
@@ -324,7 +328,7 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
               help="comma-separated training seeds (one model each, same features)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the small preset's epochs")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
-@click.option("--preprocessing", type=click.Choice(["paper", "log", "shape"]), default=None)
+@click.option("--preprocessing", type=click.Choice(PREPROCESSINGS), default=None)
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="override the default preset's ensemble size (models per training seed, clustered by consensus)")
 @click.option("--real/--no-real", default=True, show_default=True,
