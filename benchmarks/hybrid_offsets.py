@@ -1,10 +1,11 @@
 """Hybrid residual offsets (#18): 20-minute stretches of real deglitched InSight background plus a wind-gust train,
 separated with a clean record of another event as the prior (``--prior``), as the issue reported them.
 
-The gust model is written here on purpose unlike the project's synthetic wind: each gust is band-limited noise
-(0.05–1 Hz, fourth-order Butterworth) under a skewed envelope ``t² exp(-t/τ)`` (τ 8–25 s), amplitudes 2–6 times
-the component's standard deviation, 10 gusts in 20 minutes, independent carriers per component. It has no mean and
-no long-period part, so whatever a method leaves below 1/200 Hz in ``background − truth`` is its own doing.
+The gust model (:func:`unmix.evaluation.cases.gust_train`, also the ``gusts`` case of ``unmix bench separation``) is
+unlike the project's synthetic wind on purpose: each gust is band-limited noise (0.05–1 Hz, fourth-order
+Butterworth) under a skewed envelope ``t² exp(-t/τ)`` (τ 8–25 s), amplitudes 2–6 times the component's standard
+deviation, here 10 gusts in 20 minutes, independent carriers per component. It has no mean and no long-period part,
+so whatever a method leaves below 1/200 Hz in ``background − truth`` is its own doing.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.hybrid_offsets [--methods hybrid scatcov] [--out F.json]``
 """
@@ -20,29 +21,12 @@ from obspy import Stream, Trace
 from scipy.signal import butter, sosfiltfilt
 
 from unmix.evaluation.benchmark import insight_dir
-from unmix.evaluation.cases import prior_snippets
+from unmix.evaluation.cases import gust_train, prior_snippets
 from unmix.evaluation.metrics import snr_db
 from unmix.io import read_records
 
 SPAN = 24000  # 20 min at 20 sps
 CASES = (("S0185a", "S0484b"), ("S0484b", "S0185a"))  # (target event, prior event)
-
-
-def gust_train(n: int, fs: float, std: np.ndarray, rng: np.random.Generator, count: int = 10) -> np.ndarray:
-    """``(C, n)`` gusts: skewed envelopes over band-limited noise (see the module docstring)."""
-    C = std.size
-    out = np.zeros((C, n))
-    sos = butter(4, [0.05, 1.0], btype="band", fs=fs, output="sos")
-    t = np.arange(n) / fs
-    for _ in range(count):
-        t0, tau = rng.uniform(0, n / fs - 60), rng.uniform(8, 25)
-        u = np.clip(t - t0, 0, None)
-        env = (u / (2 * tau)) ** 2 * np.exp(2 - u / tau)  # peak 1 at u = 2 tau
-        for c in range(C):
-            carrier = sosfiltfilt(sos, rng.standard_normal(n))
-            carrier /= carrier.std()
-            out[c] += rng.uniform(2, 6) * std[c] * env * carrier
-    return out
 
 
 def lowpass(x: np.ndarray, fs: float, f: float = 1 / 200) -> np.ndarray:

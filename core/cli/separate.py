@@ -98,14 +98,55 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
     return options
 
 
+CASE_GROUPS = {"both": ("glitches", "bursts"), "hard": ("hard-glitches", "gusts", "dust-devils")}
+"""``--case`` names that stand for several kinds (``all``: every kind)."""
+
+
+class CaseChoice(click.Choice):
+    """``--case``: one or more comma-separated case kinds or groups, returned as a tuple of kinds."""
+
+    name = "case"
+
+    def convert(self, value, param, ctx) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        every = tuple(c for c in self.choices if c not in CASE_GROUPS and c != "all")
+        kinds: list[str] = []
+        for part in (p.strip() for p in str(value).split(",")):
+            name = super().convert(part, param, ctx)
+            kinds += {**CASE_GROUPS, "all": every}.get(name, (name,))
+        return tuple(dict.fromkeys(kinds))
+
+
+def _range(text: str, what: str) -> tuple[float, float]:
+    """``MIN,MAX`` seconds (0 ≤ MIN ≤ MAX)."""
+    values = _csv(text, float)
+    if len(values) != 2 or not 0 <= values[0] <= values[1]:
+        raise ConfigError(f"{what} takes MIN,MAX with 0 <= MIN <= MAX, not {text!r}")
+    return values[0], values[1]
+
+
 @bench.command("separation")
 @click.option("--real", is_flag=True, help="compare with the UCLA deglitching of the raw S0235b record instead")
 @click.option("--background", "backgrounds", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="glitch-free background file(s) (default: shared background/*UCLA*)")
-@click.option("--case", "cases", type=click.Choice(["glitches", "bursts", "both", "quake", "bursts+quake", "all"]),
+@click.option("--case", "cases", type=CaseChoice(["glitches", "bursts", "both", "quake", "bursts+quake",
+                                                  "hard-glitches", "gusts", "dust-devils", "hard", "all"]),
               default="both", show_default=True,
-              help="both: glitches and bursts; quake: a marsquake with --count glitches in its coda; bursts+quake: a "
-                   "wind burst over a marsquake (quake cases report the share of the quake removed); all: every kind")
+              help="case kind(s), comma-separated. both: glitches and bursts; quake: a marsquake with --count "
+                   "glitches in its coda; bursts+quake: a wind burst over a marsquake (quake cases report the share "
+                   "of the quake removed); hard-glitches: --count glitch events with rise times (--rise-time), "
+                   "overlapping pairs and spikes; gusts: a train of short band-limited wind gusts; dust-devils: "
+                   "--dust-devil-count tilt pulses (gusts and dust devils on --burst-span targets); hard: the last "
+                   "three; all: every kind")
+@click.option("--components", default=None,
+              help="keep only these components of every case, comma-separated (e.g. V: single-component records)")
+@click.option("--rise-time", default="0.2,3", show_default=True,
+              help="hard-glitches: MIN,MAX rise time of the acceleration step (s)")
+@click.option("--gust-count", type=click.IntRange(min=1), default=None,
+              help="gusts: gusts per target (default: 5-15 at random)")
+@click.option("--dust-devil-count", type=click.IntRange(min=1), default=3, show_default=True,
+              help="dust-devils: dust devils per target (median amplitude --burst-amplitude)")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds")
 @click.option("--count", type=click.IntRange(min=0), default=4, show_default=True, help="glitches per target")
 @click.option("--span", type=click.IntRange(min=64), default=8192, show_default=True,
@@ -145,14 +186,15 @@ def _method_options(opts: dict, names, inventory=None, device=None) -> dict:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--markdown files")
-def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, burst_count, burst_span,
+def bench_separation(real, backgrounds, cases, components, rise_time, gust_count, dust_devil_count, seeds, count,
+                     span, amplitude, burst_count, burst_span,
                      burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file,
                      prior_source, prior_work, prior_epochs, prior_window, device, json_out, md_out, overwrite,
                      **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
-    bursts (known truth), or (--real) agreement with the UCLA deglitching of S0235b."""
+    bursts / gusts / dust devils (known truth; --components: on some components only), or (--real) agreement with
+    the UCLA deglitching of S0235b."""
     from unmix.evaluation.benchmark import (
-        CASE_KINDS,
         insight_dir,
         markdown_tables,
         run_real_benchmark,
@@ -167,6 +209,9 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
     names = _csv(methods)
     if real and prior_source == "clusters":
         raise ConfigError("--prior clusters is for the synthetic cases; --real takes its prior from --prior-file")
+    if real and components:
+        raise ConfigError("--components is for the synthetic cases")
+    rises = _range(rise_time, "--rise-time")
     if real:
         raw = raw or data / "raw" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_raw.mseed"
         reference = reference or data / "reference" / "XB.ELYSE.02.BH_2019-07-26T1149_S0235b_deglitched_UCLA_v4.mseed"
@@ -183,16 +228,22 @@ def bench_separation(real, backgrounds, cases, seeds, count, span, amplitude, bu
             if not backgrounds:
                 raise ConfigError(f"no background/*UCLA* files under {data}; give --background")
         options = _method_options(method_opts, names, inventory, device)
-        kinds = {"both": ("glitches", "bursts"), "all": CASE_KINDS}.get(cases, (cases,))
+        prior_opts = {"prior_count": prior_count, "prior_length": prior_length}
+        hard = {"hard-glitches": {"span": span, "count": count, "amplitude": amplitude, "rise_time": rises,
+                                  **prior_opts},
+                "gusts": {"span": burst_span, "count": gust_count, **prior_opts},
+                "dust-devils": {"span": burst_span, "count": dust_devil_count, "amplitude": burst_amplitude,
+                                **prior_opts}}
         with job("separation benchmark") as (progress, token):
             results = run_synthetic_benchmark(
-                backgrounds, kinds, _csv(seeds, int), names, options,
+                backgrounds, cases, _csv(seeds, int), names, options,
                 glitch_options={"span": span, "count": count, "amplitude": amplitude, "prior_count": prior_count,
                                 "prior_length": prior_length},
                 burst_options={"span": burst_span, "count": burst_count, "amplitude": burst_amplitude,
                                "prior_count": prior_count, "prior_length": prior_length},
                 quake_options={"span": burst_span, "count": count, "glitch_amplitude": amplitude,
                                "prior_count": prior_count, "prior_length": prior_length},
+                hard_options=hard, components=_csv(components) if components else None,
                 prior=prior_source, prior_work=prior_work, prior_epochs=prior_epochs, prior_window=prior_window,
                 say=click.echo,
                 progress=progress, token=token)

@@ -23,10 +23,14 @@ from unmix.evaluation.cases import (
     BenchCase,
     add_quake,
     burst_case,
+    dust_devil_case,
     glitch_case,
+    gust_case,
+    hard_glitch_case,
     load_background,
     prior_snippets,
     quake_case,
+    select_components,
 )
 from unmix.evaluation.cluster_prior import build_cluster_prior
 from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
@@ -37,8 +41,11 @@ from unmix.separation.registry import methods as registry_methods
 
 DEFAULT_METHODS = tuple(BUILTIN)
 """The built-in methods of the registry, in its order."""
-CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake")
-"""glitches; wind bursts; a marsquake with glitches in its coda; a wind burst over a marsquake."""
+CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake", "hard-glitches", "gusts", "dust-devils")
+"""glitches; wind bursts; a marsquake with glitches in its coda; a wind burst over a marsquake; glitches with rise
+times, overlapping pairs and spikes; a train of short wind gusts; dust-devil tilt pulses."""
+HARD_KINDS = {"hard-glitches": hard_glitch_case, "gusts": gust_case, "dust-devils": dust_devil_case}
+"""The case kinds whose sources the methods' models do not match exactly, and the function that builds each."""
 PRIOR_SOURCES = ("file", "clusters")
 """Where scatcov/hybrid's prior comes from: snippets of the background file, or a cluster of a model trained on it."""
 
@@ -129,7 +136,11 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
     return out
 
 
-def _make_case(kind: str, bg, seed: int, glitch: dict, burst: dict, quake: dict) -> BenchCase:
+def _make_case(kind: str, bg, seed: int, glitch: dict, burst: dict, quake: dict,
+               hard: dict | None = None) -> BenchCase:
+    """One case of ``kind``; ``hard`` maps each of :data:`HARD_KINDS` to its function's options."""
+    if kind in HARD_KINDS:
+        return HARD_KINDS[kind](bg, seed=seed, **(hard or {}).get(kind, {}))
     if kind == "glitches":
         return glitch_case(bg, seed=seed, **glitch)
     if kind == "quake":
@@ -188,6 +199,8 @@ def run_synthetic_benchmark(
     glitch_options: dict | None = None,
     burst_options: dict | None = None,
     quake_options: dict | None = None,
+    hard_options: dict | None = None,
+    components: Sequence[str] | None = None,
     prior: str = "file",
     prior_work: str | Path | None = None,
     prior_epochs: int | None = None,
@@ -200,6 +213,9 @@ def run_synthetic_benchmark(
 
     ``quake_options`` go to :func:`~unmix.evaluation.cases.quake_case` (its ``amplitude`` and ``duration`` also to
     the quake under a burst); cases with a quake report the share of it each method removed (``quake_removed``).
+    ``hard_options`` maps ``'hard-glitches'``, ``'gusts'`` and ``'dust-devils'`` to the options of their case
+    functions (:data:`HARD_KINDS`). ``components`` (e.g. ``['V']``): every case keeps only these components
+    (:func:`~unmix.evaluation.cases.select_components`), so the methods run on records of those components only.
     ``prior``: ``'file'``, snippets cut from the background away from the target; ``'clusters'``, the quietest
     cluster of a model trained on the background record (:mod:`unmix.evaluation.cluster_prior`; models and tables
     kept in ``prior_work``, default a temporary folder; ``prior_epochs``: None keeps the preset's; ``prior_window``:
@@ -213,6 +229,8 @@ def run_synthetic_benchmark(
         raise ConfigError(f"unknown prior source {prior!r}; choose from {', '.join(PRIOR_SOURCES)}")
     if not backgrounds:
         raise ConfigError("no background file given")
+    if components is not None and not components:
+        raise ConfigError("no component given (e.g. components=['V'])")
     jobs = [(kind, bg, seed) for kind in kinds for bg in backgrounds for seed in seeds]
     loaded: dict[str, object] = {}
     priors: dict[str, object] = {}
@@ -229,7 +247,10 @@ def run_synthetic_benchmark(
                 priors[str(path)] = build_cluster_prior(bg, prior_work, prior_epochs, _device(method_options), say,
                                                         prior_window, sub_progress(step, 0.0, 0.5), token)
                 step = sub_progress(step, 0.5, 1.0)
-            case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {})
+            case = _make_case(kind, bg, seed, glitch_options or {}, burst_options or {}, quake_options or {},
+                              hard_options)
+            if components:
+                case = select_components(case, components)
             case.name = f"{kind}, {Path(path).name}, seed {seed}"
             options = method_options
             if prior == "clusters":
@@ -238,7 +259,8 @@ def run_synthetic_benchmark(
                 options = _cluster_options(methods, method_options, chosen)
             cases.append(run_case(case, methods, options, step, token))
     return {"mode": "synthetic", "date": datetime.now(UTC).isoformat(timespec="seconds"), "version": __version__,
-            "machine": machine(), "methods": list(methods), "prior": prior, "cases": cases,
+            "machine": machine(), "methods": list(methods), "prior": prior,
+            "components": None if components is None else list(components), "cases": cases,
             "summary": summarise(cases)}
 
 
@@ -339,6 +361,9 @@ def markdown_tables(results: dict) -> str:
     """Markdown tables of a synthetic or real benchmark result."""
     lines: list[str] = []
     if results["mode"] == "synthetic":
+        if results.get("components"):
+            lines += [f"Single-component records: every case keeps only {', '.join(results['components'])} "
+                      "(`--components`).", ""]
         if results.get("prior") == "clusters":
             lines += ["Prior of scatcov/hybrid: the quietest cluster (finest scale, outside the target) of the default "
                       "model trained on each background record (`--prior clusters`).", ""]
