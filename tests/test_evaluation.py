@@ -193,3 +193,17 @@ def test_cli_quake_case_reports_the_share_of_the_quake_removed(tmp_path, insight
     data = json.loads(out.read_text())
     m = data["summary"]["quake"]["template"]["components"]["all"]
     assert m["quake_removed"] is not None and abs(m["quake_removed"]) < 0.1
+
+
+def test_hard_case_kinds_build_on_any_background():
+    from unmix.evaluation.benchmark import HARD_KINDS, _make_case
+
+    bg = _background(n=72000)
+    hard = {"hard-glitches": {"prior_count": 5}, "gusts": {"span": 24000, "prior_count": 5},
+            "dust-devils": {"span": 24000, "count": 2, "prior_count": 5}}
+    for kind in HARD_KINDS:
+        case = _make_case(kind, bg, 1, {}, {}, {}, hard)
+        mixture = np.stack([tr.data for tr in case.mixture])
+        np.testing.assert_allclose(mixture, case.truth_background + case.truth_removed)
+        assert case.info["kind"] == kind and case.prior.shape == (5, 3, 2048)
+        assert np.abs(case.truth_removed).max() > 1.0
