@@ -172,19 +172,13 @@ class ClusterTable:
         return path
 
     def _write_h5(self, f: h5py.File) -> None:
-        f.attrs["format"] = TABLE_FORMAT
-        f.attrs["scales"] = np.asarray(self.scales, np.int64)
-        f.attrs["inputs"] = json.dumps(self.inputs)
-        f.attrs["meta"] = json.dumps(self.meta, default=str)
-        f.attrs["names"] = json.dumps({str(s): {str(k): v for k, v in d.items()} for s, d in self.names.items()})
-        f.attrs["suggestions"] = json.dumps({str(s): {str(k): v for k, v in d.items()}
-                                             for s, d in self.suggestions.items()})
-        for name in ("intervals", "lmst", "cluster", "confidence", "probabilities", "latent", "input_index",
-                     "record_index"):
+        _write_attrs(f, self.scales, self.inputs, self.meta, self.names, self.suggestions)
+        for name in _TABLE_DATASETS:
             value = getattr(self, name)
             if value is not None:
                 if value.ndim > 1:
-                    f.create_dataset(name, data=value, compression="lzf", chunks=_row_chunks(value))
+                    f.create_dataset(name, data=value, compression="lzf", chunks=_row_chunks(value.shape,
+                                                                                              value.itemsize))
                 else:
                     f.create_dataset(name, data=value)
 
@@ -231,11 +225,64 @@ class ClusterTable:
 CHUNK_BYTES = 1 << 22
 
 
-def _row_chunks(value: np.ndarray) -> tuple[int, ...]:
+def _row_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """Chunks of whole rows, ~4 MiB: a table is read whole, and HDF5's own choice for (N, S, K) arrays (one column
     per chunk) makes reading a mission's table about twice as slow."""
-    rows = CHUNK_BYTES // max(int(np.prod(value.shape[1:])) * value.itemsize, 1)
-    return (max(1, min(value.shape[0], rows)), *value.shape[1:])
+    rows = CHUNK_BYTES // max(int(np.prod(shape[1:])) * itemsize, 1)
+    return (max(1, min(shape[0], rows)), *shape[1:])
+
+
+def _write_attrs(f: h5py.File, scales, inputs: list, meta: dict, names: dict, suggestions: dict) -> None:
+    f.attrs["format"] = TABLE_FORMAT
+    f.attrs["scales"] = np.asarray(scales, np.int64)
+    f.attrs["inputs"] = json.dumps(inputs)
+    f.attrs["meta"] = json.dumps(meta, default=str)
+    f.attrs["names"] = json.dumps({str(s): {str(k): v for k, v in d.items()} for s, d in names.items()})
+    f.attrs["suggestions"] = json.dumps({str(s): {str(k): v for k, v in d.items()} for s, d in suggestions.items()})
+
+
+class TableWriter:
+    """A cluster table written to an open HDF5 file block of rows by block of rows, in :meth:`ClusterTable.save`'s
+    layout, so that clustering a store larger than memory never holds its (N, S, K) posteriors and latents.
+
+    The times and indices come whole (they are small); :meth:`write` takes each block's posteriors and latents and
+    derives the clusters and confidences; :meth:`occupancy` counts as it goes."""
+
+    def __init__(self, f: h5py.File, scales, n_windows: int, clusters: int, latent: int, inputs: list,
+                 meta: dict) -> None:
+        self.f, self.scales, self.n, self.k = f, tuple(int(s) for s in scales), int(n_windows), int(clusters)
+        S = len(self.scales)
+        _write_attrs(f, self.scales, inputs, meta, {}, {})
+        shapes = {"intervals": ((self.n, S, 2), np.float64), "lmst": ((self.n, S, 2), np.float64),
+                  "cluster": ((self.n, S), np.int16), "confidence": ((self.n, S), np.float32),
+                  "probabilities": ((self.n, S, self.k), np.float32), "latent": ((self.n, S, int(latent)), np.float32)}
+        for name, (shape, dtype) in shapes.items():
+            chunks = _row_chunks(shape, np.dtype(dtype).itemsize) if self.n else None
+            f.create_dataset(name, shape=shape, dtype=dtype, compression="lzf" if self.n else None, chunks=chunks)
+        self.counts = np.zeros((S, self.k), np.int64)
+
+    def write_times(self, scale_index: int, intervals: np.ndarray, lmst: np.ndarray) -> None:
+        self.f["intervals"][:, scale_index] = intervals
+        self.f["lmst"][:, scale_index] = lmst
+
+    def write_index(self, input_index: np.ndarray, record_index: np.ndarray) -> None:
+        self.f.create_dataset("input_index", data=np.asarray(input_index, np.int32))
+        self.f.create_dataset("record_index", data=np.asarray(record_index, np.int32))
+
+    def write(self, start: int, prob: np.ndarray, latent: np.ndarray) -> None:
+        """Rows ``start:start + len(prob)``: posteriors (n, S, K) and latents (n, S, Z)."""
+        stop = start + len(prob)
+        cluster = prob.argmax(-1).astype(np.int16)
+        self.f["probabilities"][start:stop] = prob
+        self.f["latent"][start:stop] = latent
+        self.f["cluster"][start:stop] = cluster
+        self.f["confidence"][start:stop] = prob.max(-1).astype(np.float32)
+        for j in range(len(self.scales)):
+            self.counts[j] += np.bincount(cluster[:, j], minlength=self.k)
+
+    def occupancy(self) -> dict[int, np.ndarray]:
+        """Windows per cluster at each scale, of the rows written."""
+        return {s: self.counts[j].copy() for j, s in enumerate(self.scales)}
 
 
 def _optional(package: str, method: str):

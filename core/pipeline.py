@@ -190,11 +190,26 @@ TABLE_SUFFIXES = (".h5", ".hdf5", ".csv")
 
 @dataclass
 class Clustered:
-    """What :func:`cluster` did: the table, where it is, and whether the one on disk was reused."""
+    """What :func:`cluster` did: where the table is, whether the one on disk was reused, and each scale's occupancy.
 
-    table: ClusterTable
+    ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table)."""
+
     path: Path
+    occupancy: dict[int, list[int]]
     reused: bool = False
+    _table: ClusterTable | None = None
+
+    @property
+    def table(self) -> ClusterTable:
+        if self._table is None:
+            from unmix.clusters import ClusterTable
+
+            self._table = ClusterTable.load(self.path)
+        return self._table
+
+    @classmethod
+    def of(cls, table: ClusterTable, path: Path, reused: bool = False) -> Clustered:
+        return cls(path, {s: table.occupancy(s).tolist() for s in table.scales}, reused, table)
 
 
 def _same_inputs(table: ClusterTable, store) -> bool:
@@ -205,12 +220,12 @@ def _same_inputs(table: ClusterTable, store) -> bool:
 def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite: bool = False,
             device: str = "auto", progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
             memory_budget: int | None = None) -> Clustered:
-    """Cluster every window of ``store`` with ``model`` and save the table at ``out`` (.h5 keeps everything; .csv the
-    times, clusters and confidences); an up-to-date HDF5 table on disk is reused (policy: module docstring).
-    ``memory_budget``: as for :func:`train`."""
+    """Cluster every window of ``store`` with ``model`` and save the table at ``out`` (.h5 keeps everything, written
+    batch by batch; .csv the times, clusters and confidences); an up-to-date HDF5 table on disk is reused (policy:
+    module docstring). ``memory_budget``: as for :func:`train`."""
     from unmix.clusters import ClusterTable
     from unmix.features import FeatureStore
-    from unmix.model import load_model, predict
+    from unmix.model import load_model, predict, predict_to_file
 
     path = Path(out)
     if path.suffix.lower() not in TABLE_SUFFIXES:
@@ -225,13 +240,17 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
             raise OutputExistsError("holds clusters of another model or store; replace it (--overwrite, or "
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
-        return Clustered(table, path, reused=True)
+        return Clustered.of(table, path, reused=True)
+    if path.suffix.lower() != ".csv":
+        occupancy = predict_to_file(fs, trained, path, overwrite=True, device=device, progress=progress,
+                                    token=token, memory_budget=memory_budget)
+        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()})
     table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token,
                     memory_budget=memory_budget)
     token.check()
     table.save(path, overwrite=True)
     progress(1.0, "saved")
-    return Clustered(table, path)
+    return Clustered.of(table, path)
 
 
 # --- separate -------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import torch
 from click.testing import CliRunner
 
 from unmix.cli import main
+from unmix.clusters import ClusterTable
 from unmix.errors import DataError
 from unmix.features import FeatureConfig, FeatureStore, build_store
 from unmix.featureset import FeatureSet
@@ -29,6 +30,7 @@ from unmix.model import (
     adjusted_rand_index,
     load_model,
     predict,
+    predict_to_file,
     preset,
     stream,
     train,
@@ -191,6 +193,56 @@ def test_predict_streaming_gives_the_in_memory_table(mixture, tmp_path):
     assert np.allclose(held.probabilities, streamed.probabilities, atol=1e-6)
     assert np.allclose(held.latent, streamed.latent, atol=1e-5)
     assert np.array_equal(held.intervals, streamed.intervals) and held.meta == streamed.meta
+
+
+def test_predict_to_file_writes_the_table_predict_gives(mixture, tmp_path):
+    path, _ = mixture
+    model = train(path, tmp_path / "m.pt", TINY.replace(ensemble=2, epochs=1), device="cpu")
+    held = predict(path, model, device="cpu")
+    occupancy = predict_to_file(path, model, tmp_path / "t.h5", device="cpu", memory_budget=TINY_BUDGET,
+                                batch_size=50)
+    written = ClusterTable.load(tmp_path / "t.h5")
+    for name in ("intervals", "lmst", "cluster", "confidence", "input_index", "record_index"):
+        assert np.array_equal(getattr(written, name), getattr(held, name)), name
+    assert np.allclose(written.probabilities, held.probabilities, atol=1e-6)
+    assert np.allclose(written.latent, held.latent, atol=1e-5)
+    assert written.meta == held.meta and written.inputs == held.inputs and written.scales == held.scales
+    assert {s: c.tolist() for s, c in occupancy.items()} == {s: held.occupancy(s).tolist() for s in held.scales}
+
+
+def test_predict_to_file_cancelled_writes_nothing(mixture, tmp_path):
+    path, _ = mixture
+    model = train(path, tmp_path / "m.pt", TINY.replace(ensemble=1, epochs=1), device="cpu")
+    token = CancelToken()
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction > 0.3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        predict_to_file(path, model, tmp_path / "t.h5", device="cpu", batch_size=50, progress=progress, token=token)
+    assert list(tmp_path.glob("t.h5*")) == []
+
+
+def test_predict_to_file_does_not_hold_every_window_posteriors(base, tmp_path, monkeypatch):
+    monkeypatch.setattr(FeatureStore, "chunk_windows", 64)
+    path = tmp_path / "big.h5"
+    mixture_store(base, path, 2000)
+    cfg = TINY.replace(pca=0, epochs=1, batch_size=128, clusters=32, latent=64)  # posteriors + latents ≈ 1.5 MB
+    model = train(path, tmp_path / "m.pt", cfg, device="cpu", memory_budget=TINY_BUDGET)
+    predict_to_file(path, model, tmp_path / "warm.h5", device="cpu", memory_budget=TINY_BUDGET)  # first-use imports
+    tracemalloc.start()
+    try:
+        predict(path, model, device="cpu", memory_budget=TINY_BUDGET, batch_size=64)
+        _, held = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        predict_to_file(path, model, tmp_path / "t.h5", device="cpu", memory_budget=TINY_BUDGET, batch_size=64)
+        _, written = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    arrays = 2000 * 2 * (32 + 64) * 4
+    assert held > arrays  # the measure sees the table held whole
+    assert written < held - 0.6 * arrays, (written, held, arrays)
 
 
 def test_streaming_clusters_about_as_well_as_in_memory(mixture, tmp_path):

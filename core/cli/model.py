@@ -114,11 +114,12 @@ def cluster(store, model, out, device, memory_budget, overwrite):
     with job("clustering") as (progress, token):
         done = pipeline.cluster(store, model, out, overwrite=overwrite, device=device, progress=progress,
                                 token=token, memory_budget=memory_budget)
-    table = done.table
-    click.echo(f"{out}: {'reused, ' if done.reused else ''}{table.n_windows} windows × {len(table.scales)} scales")
-    for s in table.scales:
-        click.echo(f"  scale {s}: occupancy {table.occupancy(s).tolist()}")
-        named = [table.label(s, k) for k in sorted(table.names.get(s, {}))]
+    n = sum(next(iter(done.occupancy.values()), []))
+    click.echo(f"{out}: {'reused, ' if done.reused else ''}{n} windows × {len(done.occupancy)} scales")
+    table = done.table if done.reused else None  # a new table has no names yet
+    for s, counts in done.occupancy.items():
+        click.echo(f"  scale {s}: occupancy {counts}")
+        named = [table.label(s, k) for k in sorted(table.names.get(s, {}))] if table is not None else []
         if named:
             click.echo(f"    named: {', '.join(named)}")
 

@@ -14,7 +14,7 @@ from unmix.model.config import PRESETS, ModelConfig, preset
 from unmix.model.data import ScalePrep
 from unmix.model.metrics import adjusted_rand_index, dominated_clusters, precision_recall
 from unmix.model.network import FactorialVAE, build_network, count_parameters
-from unmix.model.predict import predict
+from unmix.model.predict import predict, predict_to_file
 from unmix.model.stream import DEFAULT_MEMORY_BUDGET
 from unmix.model.train import Training, format_log, train
 from unmix.model.trained import TrainedModel, load_model
@@ -35,6 +35,7 @@ __all__ = [
     "load_model",
     "precision_recall",
     "predict",
+    "predict_to_file",
     "preset",
     "train",
 ]

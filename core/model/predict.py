@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from unmix.clusters import ClusterTable
+from unmix.clusters import ClusterTable, TableWriter
 from unmix.devices import resolve_device
 from unmix.errors import DataError
 from unmix.features import FeatureStore
+from unmix.h5safe import h5_atomic_writer
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 from unmix.model import stream
 from unmix.model.trained import TrainedModel, load_model
@@ -31,30 +33,15 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
 
     A store whose inputs need more than ``memory_budget`` bytes (None:
     :data:`unmix.model.stream.DEFAULT_MEMORY_BUDGET`) is read one store chunk at a time (the next one read in the
-    background); the table's (N, S, K) probabilities and (N, S, latent) latents stay in memory either way: they are
-    small next to the features (e.g. 2.3 M windows × 4 scales × 16 clusters: 0.6 GB in float32).
+    background); the returned table holds every window's (S, K) probabilities and (S, latent) latents (about 0.9 KB
+    per window with the small preset). :func:`predict_to_file` writes them to disk as they come instead.
     """
-    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    dev = resolve_device(device)
-    model = model if isinstance(model, TrainedModel) else load_model(model, dev)
-    model.check_store(store)
-    model.to(dev)
-    budget = stream.memory_budget(memory_budget)
-    need = stream.in_memory_bytes(store, model.config.pca, fitting=False)
-    log.info("%s: %s (%s)", store.path, "streaming from the store" if need > budget else "clustering in memory",
-             stream.describe(need, budget))
-    n, S, K, Z = store.n_windows, len(model.scales), model.config.clusters, model.config.latent
-    prob = np.zeros((n, S, K), np.float32)
-    latent = np.zeros((n, S, Z), np.float32)
-    if need > budget:
-        pieces = stream.store_pieces(store, model, token)
-    else:
-        x = model.inputs({s: store.features(s) for s in model.scales})
-        pieces = iter([(0, x)])
-    for a, x in pieces:
-        _infer(model, x, a, batch_size, dev, prob, latent, progress, token)
-    if not (np.isfinite(prob).all() and np.isfinite(latent).all()):
-        raise DataError("the model gives NaN or infinite posteriors for this store; it cannot cluster it", store.path)
+    store, model, dev = _setup(store, model, device)
+    n, S = store.n_windows, len(model.scales)
+    prob = np.zeros((n, S, model.config.clusters), np.float32)
+    latent = np.zeros((n, S, model.config.latent), np.float32)
+    for a, p, z in _batches(store, model, dev, batch_size, memory_budget, progress, token):
+        prob[a:a + len(p)], latent[a:a + len(p)] = p, z
     windows = store.windows()
     table = ClusterTable(
         scales=model.scales,
@@ -67,28 +54,79 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
         input_index=windows["input"].astype(np.int32),
         record_index=windows["record"].astype(np.int32),
         inputs=list(store.inputs),
-        meta={"model_digest": model.digest(), "model": str(model.path) if model.path else "",
-              "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
-              "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
-              "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
-              "sampling_rate": _sampling_rate(store)},
+        meta=_meta(store, model),
     )
     progress(1.0, "done")
     return table
 
 
-def _infer(model: TrainedModel, x: dict[int, torch.Tensor], start: int, batch_size: int, dev: torch.device,
-           prob: np.ndarray, latent: np.ndarray, progress: Progress, token: CancelToken) -> None:
-    """Posteriors and latents of inputs ``x`` (windows from ``start``) into ``prob`` and ``latent``, in batches."""
-    stop = start + len(next(iter(x.values())))
-    for b in range(start, stop, batch_size):
-        token.check()
-        e = min(b + batch_size, stop)
-        out = model.infer({s: v[b - start:e - start].to(dev) for s, v in x.items()})
+def predict_to_file(store: FeatureStore | str | Path, model: TrainedModel | str | Path, out: str | Path,
+                    overwrite: bool = False, device: str = "auto", batch_size: int = PREDICT_BATCH,
+                    progress: Progress = no_progress, token: CancelToken = NO_CANCEL,
+                    memory_budget: int | None = None) -> dict[int, np.ndarray]:
+    """What :func:`predict` computes, written to the HDF5 cluster table ``out`` batch by batch (atomically: the
+    file appears only when complete), so memory does not grow with the store; returns each scale's occupancy."""
+    store, model, dev = _setup(store, model, device)
+    with h5_atomic_writer(out, "cluster table", overwrite=overwrite) as f:
+        writer = TableWriter(f, model.scales, store.n_windows, model.config.clusters, model.config.latent,
+                             list(store.inputs), _meta(store, model))
         for j, s in enumerate(model.scales):
-            prob[b:e, j] = out[s]["prob"].cpu().numpy()
-            latent[b:e, j] = out[s]["latent"].cpu().numpy()
-        progress(e / len(prob), "clustering")
+            writer.write_times(j, store.intervals(s), store.lmst(s))
+        windows = store.windows()
+        writer.write_index(windows["input"], windows["record"])
+        for a, p, z in _batches(store, model, dev, batch_size, memory_budget, progress, token):
+            writer.write(a, p, z)
+        token.check()
+    progress(1.0, "done")
+    return writer.occupancy()
+
+
+def _setup(store: FeatureStore | str | Path, model: TrainedModel | str | Path, device: str
+           ) -> tuple[FeatureStore, TrainedModel, torch.device]:
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    dev = resolve_device(device)
+    model = model if isinstance(model, TrainedModel) else load_model(model, dev)
+    model.check_store(store)
+    model.to(dev)
+    return store, model, dev
+
+
+def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_size: int,
+             memory_budget: int | None, progress: Progress, token: CancelToken
+             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first window, posteriors (n, S, K), latents (n, S, Z)) of every window, in batches, in store order; a store
+    over the budget is read one chunk at a time. Non-finite outputs are refused."""
+    budget = stream.memory_budget(memory_budget)
+    need = stream.in_memory_bytes(store, model.config.pca, fitting=False)
+    log.info("%s: %s (%s)", store.path, "streaming from the store" if need > budget else "clustering in memory",
+             stream.describe(need, budget))
+    if need > budget:
+        pieces = stream.store_pieces(store, model, token)
+    else:
+        pieces = iter([(0, model.inputs({s: store.features(s) for s in model.scales}))])
+    n = max(store.n_windows, 1)
+    for start, x in pieces:
+        stop = start + len(next(iter(x.values())))
+        for b in range(start, stop, batch_size):
+            token.check()
+            e = min(b + batch_size, stop)
+            out = model.infer({s: v[b - start:e - start].to(dev) for s, v in x.items()})
+            prob = np.stack([out[s]["prob"].cpu().numpy() for s in model.scales], axis=1)
+            latent = np.stack([out[s]["latent"].cpu().numpy() for s in model.scales], axis=1)
+            if not (np.isfinite(prob).all() and np.isfinite(latent).all()):
+                raise DataError("the model gives NaN or infinite posteriors for this store; it cannot cluster it",
+                                store.path)
+            yield b, prob, latent
+            progress(e / n, "clustering")
+
+
+def _meta(store: FeatureStore, model: TrainedModel) -> dict:
+    K = model.config.clusters
+    return {"model_digest": model.digest(), "model": str(model.path) if model.path else "",
+            "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
+            "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
+            "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
+            "sampling_rate": _sampling_rate(store)}
 
 
 def _sampling_rate(store: FeatureStore) -> float | None:
