@@ -84,14 +84,17 @@ def _train(store: str, out: str, memory_budget: int | None = None) -> dict:
             "streaming": bool(training.streaming)}
 
 
-def _predict(store: str, model: str, memory_budget: int | None = None) -> dict:
+def _predict(store: str, model: str, out: str, memory_budget: int | None = None) -> dict:
+    """What ``unmix cluster STORE MODEL OUT.h5`` does: the table written batch by batch."""
+    from unmix import pipeline
     from unmix.features import FeatureStore
-    from unmix.model import load_model, predict, stream
+    from unmix.model import load_model, stream
 
-    fs, trained = FeatureStore(store), load_model(model)
-    table = predict(fs, trained, device="cpu", memory_budget=memory_budget)
-    need = stream.in_memory_bytes(fs, trained.config.pca, fitting=False)
-    return {"windows": int(len(table.cluster)), "streaming": need > stream.memory_budget(memory_budget)}
+    fs = FeatureStore(store)
+    done = pipeline.cluster(fs.path, model, out, overwrite=True, device="cpu", memory_budget=memory_budget)
+    need = stream.in_memory_bytes(fs, load_model(model).config.pca, fitting=False)
+    return {"windows": int(sum(next(iter(done.occupancy.values())))),
+            "streaming": need > stream.memory_budget(memory_budget)}
 
 
 _STEP_FUNCTIONS: dict[str, Callable[..., dict]] = {"extract": _extract, "train": _train, "predict": _predict}
@@ -196,7 +199,7 @@ def run_scale_benchmark(work: str | Path, sols: Sequence[int] = DEFAULT_SOLS, st
         if "predict" in steps:
             step(0.6, f"{n} sols: clustering")
             row["predict"] = measure("predict", {"store": str(store), "model": str(work / f"model-{n}.pt"),
-                                                 **budget}, token)
+                                                 "out": str(work / f"clusters-{n}.h5"), **budget}, token)
         if "append" in steps:
             step(0.8, f"{n} sols: appending one sol")
             _remove_store(fresh)  # the same sol alone just before, so both see the same load on a shared machine

@@ -177,6 +177,31 @@ def test_a_resumed_streaming_run_continues_exactly(mixture, tmp_path):
     assert resumed.digest() == model.digest()
 
 
+def test_kept_inputs_live_on_disk_and_go_with_the_run(mixture, tmp_path, monkeypatch):
+    path, _ = mixture
+    run = Training(path, None, TINY.replace(epochs=2), device="cpu", memory_budget=CACHING_BUDGET)
+    model = run.run()
+    reader = run.stream.reader
+    folder = reader._folder
+    kept = list(reader._cache.values())
+    assert kept and all(isinstance(f, Path) and f.is_file() for files in kept for f in files.values())
+    assert sum(f.stat().st_size for files in kept for f in files.values()) >= reader._cached
+    del run, reader
+    import gc
+
+    gc.collect()
+    assert not folder.exists()
+    import errno
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    again = Training(path, None, TINY.replace(epochs=2), device="cpu", memory_budget=CACHING_BUDGET)
+    assert again.run().digest() == model.digest()  # the store is read again each epoch instead
+    assert again.stream.reader._cache == {} and list(again.stream.reader._folder.iterdir()) == []
+
+
 def test_streaming_without_a_validation_split_counts_occupancy_on_training_windows(base, tmp_path):
     mixture_store(base, tmp_path / "few.h5", 300)
     cfg = TINY.replace(val_fraction=0.0, epochs=1, pca=4)

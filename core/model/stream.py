@@ -5,17 +5,22 @@ Training and prediction hold every window's features in memory when the store fi
 (:class:`unmix.model.data.StreamingFit`), each epoch reads the training windows in store chunks
 (:attr:`unmix.features.FeatureStore.chunk_windows` windows) in a shuffled order, several chunks at a time (a shuffle
 buffer, as many as the budget allows), the next buffer read by a background thread while the network trains on the
-current one. Inputs of chunks are kept for later epochs while they fit half of the budget (after a projection they
-are far smaller than the store's features); what they leave sizes the shuffle buffer.
+current one; half of the budget sizes the shuffle buffer. The inputs of each chunk are computed once and kept on disk
+for later epochs (:class:`InputReader`; after a projection they are far smaller than the store's features), so that
+memory does not grow with the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -39,6 +44,8 @@ DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 POLL_S = 0.1
 #: Most windows evaluated in one forward pass.
 PIECE = 4096
+#: Rows of a store chunk that the preprocessing fit takes at a time.
+FIT_ROWS = 1024
 
 
 def memory_budget(value: int | None) -> int:
@@ -131,13 +138,26 @@ class SplitChunks:
 
 
 class InputReader:
-    """Network inputs of a split's chunks, read from the store; kept for later while they fit ``cache_bytes``."""
+    """Network inputs of a split's chunks, read from the store once: each chunk's inputs are then kept in a scratch
+    folder (while they fit ``cache_bytes`` of disk) and read back from there in later epochs.
+
+    The scratch files are plain ``.npy`` files read with ordinary reads, so the operating system's page cache keeps
+    them in memory when it has room without counting against this process (in-memory tensors here made a streaming
+    run's memory grow with the store). The folder (under ``TMPDIR``) goes when the reader is garbage collected or the
+    interpreter exits."""
 
     def __init__(self, store: FeatureStore, model: TrainedModel, cache_bytes: int) -> None:
         self.store, self.model, self.cache_bytes = store, model, cache_bytes
-        self._cache: dict[tuple[str, int], dict[int, torch.Tensor]] = {}
+        self._cache: dict[tuple[str, int], dict[int, Path]] = {}
         self._cached = 0
         self._lock = threading.Lock()
+        self._folder: Path | None = None
+
+    def _scratch(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="unmix-inputs-"))
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
+        return self._folder
 
     def load(self, split: str, i: int, rows: np.ndarray, stop: threading.Event | None = None
              ) -> dict[int, torch.Tensor]:
@@ -145,17 +165,33 @@ class InputReader:
         with self._lock:
             hit = self._cache.get((split, i))
         if hit is not None:
-            return hit
+            return {s: torch.from_numpy(np.load(f, allow_pickle=False)) for s, f in hit.items()}
         raw = read_raw(self.store, rows, stop)
         if not raw:
             return {}
         x = self.model.inputs(raw)
         size = sum(v.element_size() * v.nelement() for v in x.values())
         with self._lock:
-            if self._cached + size <= self.cache_bytes:
-                self._cache[(split, i)] = x
+            keep = self._cached + size <= self.cache_bytes
+            if keep:
                 self._cached += size
+        if keep:
+            self._keep(split, i, x)
         return x
+
+    def _keep(self, split: str, i: int, x: dict[int, torch.Tensor]) -> None:
+        files = {s: self._scratch() / f"{split}-{i}-{s}.npy" for s in x}
+        try:
+            for s, f in files.items():
+                np.save(f, x[s].numpy(), allow_pickle=False)
+        except OSError as exc:  # e.g. a full disk: read the store again instead
+            log.warning("cannot keep model inputs in %s (%s); later epochs read the store again", self._folder, exc)
+            for f in files.values():
+                f.unlink(missing_ok=True)
+            self.cache_bytes = 0
+            return
+        with self._lock:
+            self._cache[(split, i)] = files
 
 
 def _buffer(reader: InputReader, chunks: SplitChunks, group: np.ndarray, stop: threading.Event
@@ -197,12 +233,14 @@ class StreamedInputs:
         per_input = sum(4 * p.channels * p.n_features for p in model.preps.values())
         per = window_bytes(store)
         transient = W * (sum(per.values()) + 6 * max(per.values()))
-        cache = min(budget // 2, per_input * (len(train_idx) + len(val_idx)))
-        self.buffer_chunks = int(np.clip((budget - cache - transient) // (3 * W * per_input), 1,
+        self.buffer_chunks = int(np.clip((budget // 2 - transient) // (3 * W * per_input), 1,
                                          max(len(self.splits["train"]), 1)))
+        inputs = per_input * (len(train_idx) + len(val_idx))
+        cache = min(inputs, shutil.disk_usage(tempfile.gettempdir()).free // 2)
         self.reader = InputReader(store, model, cache)
         log.info("streaming %d training windows in chunks of %d, %d chunk(s) per shuffle buffer; inputs of ≈%d "
-                 "windows kept in memory", len(train_idx), W, self.buffer_chunks, cache // max(per_input, 1))
+                 "windows kept on disk (%s) for later epochs", len(train_idx), W, self.buffer_chunks,
+                 cache // max(per_input, 1), tempfile.gettempdir())
 
     def epoch(self, seed: int, token: CancelToken) -> Iterator[dict[int, torch.Tensor]]:
         """One epoch's batches (CPU): chunks in a seeded random order, rows permuted within each buffer."""
@@ -271,8 +309,9 @@ def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pc
         with contextlib.closing(prefetched(jobs, token)) as loaded:
             for i, raw in enumerate(loaded):
                 for s, a in raw.items():
-                    token.check()
-                    (fits[s].add if p == 0 else fits[s].add_gram)(a)
+                    for b in range(0, len(a), FIT_ROWS):  # float64 working copies of FIT_ROWS rows at a time
+                        token.check()
+                        (fits[s].add if p == 0 else fits[s].add_gram)(a[b:b + FIT_ROWS])
                 progress(0.0, f"fitting the preprocessing: pass {p + 1}/{passes}, chunk {i + 1}/{len(jobs)}")
     return {s: f.finish() for s, f in fits.items()}
 
