@@ -397,3 +397,16 @@ def test_each_problem_stops_at_the_published_tolerance():
     outs, rep = separate_signals([quiet, loud], [0, 0], prior, tol=1e6, **kw)
     assert rep.n_iter == 0 and rep.stopped == "tolerance reached"
     np.testing.assert_array_equal(outs[1], loud)
+
+
+def test_scatcov_warns_when_the_prior_has_few_snippets(caplog):
+    from unmix.separation.scatcov import FEW_SNIPPETS
+
+    rng = np.random.default_rng(3)
+    st = _stream(rng.standard_normal((1, 512)), comps="V")
+    for count, warned in ((3, True), (FEW_SNIPPETS, False)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="unmix.separation.scatcov"):
+            ScatCovSeparator(prior=rng.standard_normal((count, 1, 256)), piece=256, max_iter=1, J=4,
+                             device="cpu").separate(st)
+        assert any("only 3 prior snippets" in r.getMessage() for r in caplog.records) is warned

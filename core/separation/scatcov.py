@@ -3,6 +3,7 @@ protocols: ``'fast'`` (Unmix's default, few snippets and iterations) and ``'pape
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -17,7 +18,12 @@ from unmix.separation.base import BaseSeparator, PieceExtent
 from unmix.separation.result import SeparationResult, checked_signals, component_letter
 from unmix.separation.solver import DETRENDS, OPTIMIZERS, SPLINE_SPACING, STANDARDIZE, separate_signals
 
+log = logging.getLogger(__name__)
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: Fewer prior snippets than this draw a warning: the per-time-index whitening estimates each standard deviation from
+#: R snippets (≈ 1/√(2R) relative error), and with 2–3 snippets the solver diverged on the cluster-prior benchmark
+#: (losses of 1e24 and more, docs/performance.md).
+FEW_SNIPPETS = 10
 PROTOCOLS = ("fast", "paper")
 #: the values an option left at None takes under each protocol. 'paper' is the published srcsep/fVAE separation
 #: (shared/docs/reference/facvae-pipeline.md §4): R = 300 snippets per prior cluster within ±2 h LMST of the target,
@@ -224,6 +230,10 @@ class ScatCovSeparator(BaseSeparator):
         letters = [component_letter(tr) for tr in stream]
         comps = c.components or "".join(sorted(set(letters)))
         prior, prior_info = self._prior_for(stream, comps, sub_progress(progress, 0.0, 0.05), token, c)
+        if prior.shape[0] < FEW_SNIPPETS:
+            log.warning("scatcov: only %d prior snippets (fewer than %d): the background statistics are poorly "
+                        "estimated and the separation may diverge; give more windows (a larger or longer cluster, "
+                        "a finer scale, n_prior)", prior.shape[0], FEW_SNIPPETS)
         if prior.shape[1] == 1:
             groups = [0] * len(signals)
         else:
