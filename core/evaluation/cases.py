@@ -111,6 +111,15 @@ def _span_and_prior(bg: Background, span: int, rng: np.random.Generator, prior_c
     return s0, prior, chosen
 
 
+def _target(bg: Background, span: int, rng: np.random.Generator, prior_count: int, prior_length: int,
+            guard_seconds: float) -> tuple[int, np.ndarray, list[int], np.ndarray]:
+    """A seeded target span (its offset), prior snippets away from it (and their offsets), and its (C, span) clean
+    background: what every case starts from."""
+    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length,
+                                       int(guard_seconds * bg.sampling_rate))
+    return s0, prior, tiles, bg.data[:, s0:s0 + span].copy()
+
+
 def _stream(bg: Background, s0: int, data: np.ndarray) -> Stream:
     traces = []
     for c, tid in enumerate(bg.ids):
@@ -134,8 +143,7 @@ def glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int = 0,
         raise ConfigError("the glitch count must be ≥ 0")
     rng = np.random.default_rng(seed)
     fs = bg.sampling_rate
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     lo, hi = 2.0, max(span / fs - 15.0, 2.5)
     onsets = np.sort(rng.uniform(lo, hi, count))
     removed, per = _render_glitches(rng, bg, span, onsets, amplitude, amplitude_sigma, single_axis_fraction)
@@ -233,8 +241,7 @@ def burst_case(bg: Background, span: int = 36000, count: int = 1, seed: int = 0,
         raise ConfigError("the burst count must be ≥ 1")
     rng = np.random.default_rng(seed)
     fs = bg.sampling_rate
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     seconds = span / fs
     if duration[0] > seconds:
         raise ConfigError(f"bursts of ≥ {duration[0]:g} s do not fit in a {seconds:g}-s target span")
@@ -309,8 +316,7 @@ def quake_case(bg: Background, span: int = 36000, count: int = 4, seed: int = 0,
         raise ConfigError("the glitch count must be ≥ 0")
     rng = np.random.default_rng(seed)
     fs = bg.sampling_rate
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     quake, qinfo = _quake(bg, s0, span, seed, amplitude, duration, None)
     lo, hi = qinfo["s_arrival_s"], min(qinfo["end_s"], span / fs - 15.0)
     onsets = np.sort(rng.uniform(lo, max(hi, lo + 1.0), count))
@@ -348,8 +354,7 @@ def hard_glitch_case(bg: Background, span: int = 8192, count: int = 4, seed: int
                           "(min, max) with 0 < min ≤ max")
     rng = np.random.default_rng(seed)
     fs = bg.sampling_rate
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     first = rng.uniform(2.0, max(span / fs - 15.0 - overlap_gap[1], 2.5), count)
     paired = rng.uniform(size=count) < overlap_fraction
     second = first[paired] + rng.uniform(*overlap_gap, int(paired.sum()))
@@ -450,8 +455,7 @@ def gust_case(bg: Background, span: int = 36000, count: int | None = None, seed:
     fs = bg.sampling_rate
     if span / fs <= 60.0:
         raise ConfigError(f"a gust train needs a target span over 60 s ({span} samples at {fs:g} Hz)")
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     count = int(rng.integers(5, 16)) if count is None else count
     if count < 1:
         raise ConfigError("the gust count must be ≥ 1")
@@ -473,8 +477,7 @@ def dust_devil_case(bg: Background, span: int = 36000, count: int = 3, seed: int
         raise ConfigError("the dust-devil count must be ≥ 1")
     rng = np.random.default_rng(seed)
     fs = bg.sampling_rate
-    s0, prior, tiles = _span_and_prior(bg, span, rng, prior_count, prior_length, int(guard_seconds * fs))
-    truth = bg.data[:, s0:s0 + span].copy()
+    s0, prior, tiles, truth = _target(bg, span, rng, prior_count, prior_length, guard_seconds)
     seconds = span / fs
     if seconds < 300.0:
         raise ConfigError(f"dust devils last up to 300 s and do not fit in a {seconds:g}-s target span")
