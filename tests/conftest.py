@@ -34,3 +34,15 @@ def make_trace(channel: str = "BHU", npts: int = 2000, rate: float = 20.0, start
 
 def make_stream(components: str = "UVW", **kw) -> Stream:
     return Stream([make_trace(channel="BH" + c, seed=i, **kw) for i, c in enumerate(components)])
+
+
+def synthetic_store(folder: Path, hours: float, seed: int, name: str = "features.h5") -> Path:
+    """A small feature store of a synthetic record (windows 4096, scales 1024 and 4096, no normalisation): the store
+    the model tests train on."""
+    from unmix.features import FeatureConfig, build_store
+    from unmix.synthetic import SyntheticConfig, generate
+
+    generate(SyntheticConfig(hours=hours, seed=seed)).write(folder / "synth")
+    build_store([folder / "synth" / "mixture.mseed"], folder / name,
+                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
+    return folder / name

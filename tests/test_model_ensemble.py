@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import synthetic_store
 from unmix.errors import InputFileError
-from unmix.features import FeatureConfig, build_store
 from unmix.model import adjusted_rand_index, load_model, predict, preset, train
 from unmix.model.consensus import combine, fit, is_profile_table
-from unmix.synthetic import SyntheticConfig, generate
 
 TINY3 = preset("small", hidden=16, latent=4, clusters=4, epochs=3, batch_size=64, checkpoint_every=1, ensemble=3)
 
@@ -20,10 +19,7 @@ TINY3 = preset("small", hidden=16, latent=4, clusters=4, epochs=3, batch_size=64
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("ensemble")
-    generate(SyntheticConfig(hours=3.0, seed=5)).write(d / "synth")
-    build_store([d / "synth" / "mixture.mseed"], d / "features.h5",
-                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
-    return d / "features.h5"
+    return synthetic_store(d, 3.0, 5)
 
 
 def _onehot(labels: np.ndarray, k: int, noise: float, rng) -> np.ndarray:

@@ -7,20 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import synthetic_store
 from unmix.errors import ConfigError
-from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.features import FeatureStore
 from unmix.model import load_model, predict, preset, train
 from unmix.model.data import fit_scale, fit_scale_pieces
-from unmix.synthetic import SyntheticConfig, generate
 
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("prep")
-    generate(SyntheticConfig(hours=1.0, seed=5)).write(d / "synth")
-    build_store([d / "synth" / "mixture.mseed"], d / "features.h5",
-                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
-    return d / "features.h5"
+    return synthetic_store(d, 1.0, 5)
 
 
 def test_log_spars_is_the_log_projection_followed_by_the_standardised_sparsities(store_path):

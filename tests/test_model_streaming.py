@@ -18,10 +18,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.conftest import synthetic_store
 from unmix.cli import main
 from unmix.clusters import ClusterTable
 from unmix.errors import DataError
-from unmix.features import FeatureConfig, FeatureStore, build_store
+from unmix.features import FeatureStore
 from unmix.featureset import FeatureSet
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken
 from unmix.model import (
@@ -36,7 +37,6 @@ from unmix.model import (
     train,
 )
 from unmix.model.data import fit_scale, fit_scale_pieces
-from unmix.synthetic import SyntheticConfig, generate
 
 TINY = preset("small", hidden=16, latent=4, clusters=4, epochs=3, batch_size=64, checkpoint_every=1, ensemble=1)
 TINY_BUDGET = 64 * 1024  # far below any store here: always streams, one chunk per shuffle buffer, nothing kept
@@ -48,9 +48,7 @@ CHUNK = 128  # store chunk (windows) in these tests, so that a small store has s
 def base(tmp_path_factory) -> FeatureSet:
     """A small real store (one synthetic hour) whose configuration, description and a window seed the mixtures."""
     d = tmp_path_factory.mktemp("streaming")
-    generate(SyntheticConfig(hours=1.0, seed=3)).write(d / "synth")
-    build_store([d / "synth" / "mixture.mseed"], d / "base.h5",
-                FeatureConfig(window=4096, hop=1024, scales=(1024, 4096), normalize=None), device="cpu")
+    synthetic_store(d, 1.0, 3, "base.h5")
     return FeatureSet.load(d / "base.h5")
 
 
