@@ -125,6 +125,22 @@ def test_dust_devils_on_real_background(real_bg):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("base", ["gusts", "dust-devils"])
+def test_a_quake_under_gusts_and_dust_devils(real_bg, base):
+    from unmix.evaluation.benchmark import QUAKE_UNDER, _make_case
+
+    hard = {"gusts": {"span": 24000, "prior_count": 4}, "dust-devils": {"span": 24000, "prior_count": 4}}
+    case = _make_case(f"{base}+quake", real_bg, 2, {}, {}, {"duration": (300.0, 600.0)}, hard)
+    plain = _make_case(base, real_bg, 2, {}, {}, {}, hard)
+    _check_shapes(case, 24000, 4)
+    np.testing.assert_array_equal(case.truth_removed, plain.truth_removed)  # the same sources, the quake added
+    np.testing.assert_allclose(case.truth_background, plain.truth_background + case.quake)
+    (a, b), q = QUAKE_UNDER[base](case.info), case.info["quake"]
+    assert q["start_s"] < b and q["end_s"] > a and 300.0 <= q["end_s"] - q["start_s"] <= 600.5
+    assert case.info["kind"] == f"{base}+quake" and np.abs(case.quake).max() > 1.0
+
+
+@pytest.mark.realdata
 def test_single_component_cases_run_template_and_highpass(real_bg):
     full = hard_glitch_case(real_bg, seed=0, prior_count=4)
     v = full.truth_removed[1].copy()
@@ -149,6 +165,7 @@ def test_case_choices_cover_every_kind():
     assert param.type.convert("all", param, None) == CASE_KINDS
     assert param.type.convert("both,hard,gusts", param, None) == (
         "glitches", "bursts", "hard-glitches", "gusts", "dust-devils")
+    assert param.type.convert("gusts+quake,dust-devils+quake", param, None) == ("gusts+quake", "dust-devils+quake")
 
 
 @pytest.mark.realdata

@@ -131,14 +131,16 @@ def _range(text: str, what: str) -> tuple[float, float]:
 @click.option("--background", "backgrounds", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="glitch-free background file(s) (default: shared background/*UCLA*)")
 @click.option("--case", "cases", type=CaseChoice(["glitches", "bursts", "both", "quake", "bursts+quake",
-                                                  "hard-glitches", "gusts", "dust-devils", "hard", "all"]),
+                                                  "hard-glitches", "gusts", "gusts+quake", "dust-devils",
+                                                  "dust-devils+quake", "hard", "all"]),
               default="both", show_default=True,
               help="case kind(s), comma-separated. both: glitches and bursts; quake: a marsquake with --count "
                    "glitches in its coda; bursts+quake: a wind burst over a marsquake (quake cases report the share "
                    "of the quake removed); hard-glitches: --count glitch events with rise times (--rise-time), "
                    "overlapping pairs and spikes; gusts: a train of short band-limited wind gusts; dust-devils: "
                    "--dust-devil-count tilt pulses (gusts and dust devils on --burst-span targets); hard: the last "
-                   "three; all: every kind")
+                   "three; gusts+quake, dust-devils+quake: a marsquake under the first gust / dust devil; all: "
+                   "every kind")
 @click.option("--components", default=None,
               help="keep only these components of every case, comma-separated (e.g. V: single-component records)")
 @click.option("--rise-time", default="0.2,3", show_default=True,

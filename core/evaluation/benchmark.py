@@ -41,11 +41,19 @@ from unmix.separation.registry import methods as registry_methods
 
 DEFAULT_METHODS = tuple(BUILTIN)
 """The built-in methods of the registry, in its order."""
-CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake", "hard-glitches", "gusts", "dust-devils")
-"""glitches; wind bursts; a marsquake with glitches in its coda; a wind burst over a marsquake; glitches with rise
-times, overlapping pairs and spikes; a train of short wind gusts; dust-devil tilt pulses."""
+CASE_KINDS = ("glitches", "bursts", "quake", "bursts+quake", "hard-glitches", "gusts", "gusts+quake", "dust-devils",
+              "dust-devils+quake")
+"""glitches; wind bursts; a marsquake with glitches in its coda; glitches with rise times, overlapping pairs and
+spikes; a train of short wind gusts; dust-devil tilt pulses; ``KIND+quake``: a marsquake under the first source of
+``KIND`` (:data:`QUAKE_UNDER`)."""
 HARD_KINDS = {"hard-glitches": hard_glitch_case, "gusts": gust_case, "dust-devils": dust_devil_case}
 """The case kinds whose sources the methods' models do not match exactly, and the function that builds each."""
+QUAKE_UNDER: dict[str, Callable[[dict], tuple[float, float]]] = {
+    "bursts": lambda info: (info["bursts"][0]["start_s"], info["bursts"][0]["end_s"]),
+    "gusts": lambda info: (info["gusts"][0]["onset_s"], info["gusts"][0]["peak_s"] + 4 * info["gusts"][0]["tau_s"]),
+    "dust-devils": lambda info: (info["dust_devils"][0]["start_s"], info["dust_devils"][0]["end_s"]),
+}
+"""The kinds that take a marsquake underneath (``KIND+quake``), and the span (s) of their first source it overlaps."""
 PRIOR_SOURCES = ("file", "clusters")
 """Where scatcov/hybrid's prior comes from: snippets of the background file, or a cluster of a model trained on it."""
 
@@ -138,20 +146,23 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
 
 def _make_case(kind: str, bg, seed: int, glitch: dict, burst: dict, quake: dict,
                hard: dict | None = None) -> BenchCase:
-    """One case of ``kind``; ``hard`` maps each of :data:`HARD_KINDS` to its function's options."""
+    """One case of ``kind``; ``hard`` maps each of :data:`HARD_KINDS` to its function's options. ``KIND+quake``:
+    the case of ``KIND`` with a marsquake (``quake``'s ``amplitude`` and ``duration``) overlapping its first
+    source."""
+    base, _, under = kind.partition("+")
+    if under:
+        case = _make_case(base, bg, seed, glitch, burst, quake, hard)
+        extra = {k: v for k, v in quake.items() if k in ("amplitude", "duration")}
+        case = add_quake(case, bg, seed=seed, overlap=QUAKE_UNDER[base](case.info), **extra)
+        case.info["kind"] = kind
+        return case
     if kind in HARD_KINDS:
         return HARD_KINDS[kind](bg, seed=seed, **(hard or {}).get(kind, {}))
     if kind == "glitches":
         return glitch_case(bg, seed=seed, **glitch)
     if kind == "quake":
         return quake_case(bg, seed=seed, **quake)
-    case = burst_case(bg, seed=seed, **burst)
-    if kind == "bursts+quake":
-        b = case.info["bursts"][0]
-        extra = {k: v for k, v in quake.items() if k in ("amplitude", "duration")}
-        case = add_quake(case, bg, seed=seed, overlap=(b["start_s"], b["end_s"]), **extra)
-        case.info["kind"] = kind
-    return case
+    return burst_case(bg, seed=seed, **burst)
 
 
 def _mean(values: list) -> float | None:
