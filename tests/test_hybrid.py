@@ -109,15 +109,19 @@ def test_fallback_to_scatcov_when_no_template_is_accepted():
     prior = rng.standard_normal((4, 1, 256))
     st = make_stream("U", npts=512)
     kw = dict(piece=256, max_iter=2, J=4)
-    hyb = HybridSeparator.from_options(prior=prior, use_template_detector=False, **kw).separate(st)
+    hyb = HybridSeparator.from_options(prior=prior, use_template_detector=False, residual="auto", **kw).separate(st)
     assert hyb.info["mode"].startswith("scatcov fallback")
     # the scattering separation of the hybrid never separates offsets and drifts (#18)
     sc = get_method("scatcov", prior=prior, removed_name="residual", detrend="linear", hold_mean=True,
                     **kw).separate(st)
     np.testing.assert_allclose(hyb.removed["residual"][0].data, sc.removed["residual"][0].data, atol=1e-10)
     np.testing.assert_allclose(hyb.background[0].data + _removed_sum(hyb, 0), st[0].data, atol=1e-12)
-    off = HybridSeparator.from_options(prior=prior, use_template_detector=False, fallback="none", **kw).separate(st)
+    off = HybridSeparator.from_options(prior=prior, use_template_detector=False, fallback="none", residual="auto",
+                                       **kw).separate(st)
     assert not np.any(_removed_sum(off, 0))
+    # residual='none' is templates only: no fallback either (a record with a marsquake and no glitch is untouched)
+    only = HybridSeparator.from_options(prior=prior, use_template_detector=False, residual="none", **kw).separate(st)
+    assert only.info["mode"] == "templates" and not np.any(_removed_sum(only, 0))
 
 
 def test_bad_options_and_input():
@@ -141,7 +145,7 @@ def test_auto_residual_only_where_the_record_departs_from_the_prior():
     prior = rng.standard_normal((6, 1, 512))
     st = make_stream("U", npts=2048)
     st[0].data[1024:1280] *= 8.0  # a loud burst the templates do not explain
-    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
+    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none", residual="auto")
     res = HybridSeparator.from_options(prior=prior, **kw).separate(st)
     assert res.info["mode"].endswith("(auto)")
     r = res.removed["residual"][0].data
@@ -173,7 +177,7 @@ def test_record_share_hands_a_mostly_unlike_record_to_scatcov():
     prior = rng.standard_normal((6, 1, 512))
     st = make_stream("U", npts=4096)
     st[0].data[1280:2816] *= 8.0  # a third of the record is unlike the prior
-    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none")
+    kw = dict(piece=256, max_iter=2, J=4, use_template_detector=False, fallback="none", residual="auto")
     whole = HybridSeparator.from_options(prior=prior, record_share=0.3, **kw).separate(st)
     sc = get_method("scatcov", prior=prior, piece=256, max_iter=2, J=4, removed_name="residual", detrend="linear",
                     hold_mean=True).separate(st)
@@ -275,3 +279,60 @@ def test_no_function_over_80_lines_in_separation():
                 long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} "
                             f"({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+def _flag_run(**residual):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(residual=ResidualConfig(**residual).checked(),
+                           solver=SolverConfig(piece=512, J=6).checked())
+
+
+def test_auto_keeps_templates_where_they_explain_the_departure():
+    """'auto': a flagged span that the templates made much more like the prior is theirs (kept, the separation
+    takes what they leave); a span they barely changed (a burst) fades them out; explained_factor=0 fades all."""
+    from unmix.jobs import NO_CANCEL
+    from unmix.separation.hybrid.separator import _flagged
+
+    rng = np.random.default_rng(3)
+    snippets = rng.standard_normal((6, 2048))
+    noise = rng.standard_normal(4096)
+    glitch = np.zeros(4096)
+    glitch[1460:1460 + 1240] = 40.0 * glitch_template(FS, 60.0)  # 2 s before the onset, 60 s after
+    fade, keep, chk = _flagged(_flag_run(), noise + glitch, noise + 0.05 * glitch, True, snippets, NO_CANCEL)
+    assert keep and not fade and chk["template_spans"] == len(keep) and chk["flagged_pieces"] >= 1
+    assert keep[0][0] <= 1460 and keep[-1][1] >= 1500
+    fade, keep, _ = _flagged(_flag_run(explained_factor=0), noise + glitch, noise + 0.05 * glitch, True, snippets,
+                             NO_CANCEL)
+    assert fade and not keep
+    burst = noise.copy()
+    burst[2560:3072] *= 8.0
+    spurious = 0.01 * glitch
+    fade, keep, chk = _flagged(_flag_run(), burst + spurious, burst, True, snippets, NO_CANCEL)
+    assert fade and not keep and chk["template_spans"] == 0
+    assert fade[0][0] <= 2560 and fade[-1][1] >= 3072
+    fade, keep, _ = _flagged(_flag_run(), noise, noise, False, snippets, NO_CANCEL)
+    assert not fade and not keep
+
+
+def test_misfit_residual_acts_only_where_templates_explain_the_departure():
+    """'misfit': a slow tilt fitted with instant steps leaves a residue the separation takes (templates kept); a
+    burst no template explains, and a record with no template at all, are left alone (no fallback)."""
+    rng = np.random.default_rng(4)
+    prior = rng.standard_normal((6, 1, 1024))
+    st = make_stream("U", npts=6000)
+    onset = 100.0
+    shifts = np.linspace(-3.0, 3.0, 121)
+    wave = np.mean([glitch_template(FS, 60.0, 0.3 + s) for s in shifts], axis=0)
+    a = int(onset * FS) - int(2.0 * FS)
+    st[0].data[a:a + wave.size] += 60.0 * wave / np.abs(wave).max()
+    st[0].data[4600:5100] *= 8.0  # a burst
+    kw = dict(piece=512, max_iter=3, J=6, use_template_detector=False, rise_times=[0.0], residual="misfit")
+    res = HybridSeparator.from_options(prior=prior, **kw).separate(st)
+    r = res.removed["residual"][0].data
+    assert res.info["catalogue"] and np.any(res.removed["glitches"][0].data)
+    assert res.info["residual"]["outliers"][0]["template_spans"] >= 1
+    assert np.any(r[a:a + wave.size]) and not np.any(r[4400:])
+    np.testing.assert_allclose(res.background[0].data + _removed_sum(res, 0), st[0].data, atol=1e-12)
+    quiet = HybridSeparator.from_options(prior=prior, **kw).separate(make_stream("U", npts=2048))
+    assert quiet.info["mode"] == "templates" and not np.any(_removed_sum(quiet, 0))

@@ -42,7 +42,8 @@ def separated():
     prior = np.stack([_noise(rng, 1024, std) - 3000.0 for _ in range(8)])[:, None]  # another day's level
     tr = Trace(truth + _gusts(rng, N, std), header={"station": "ELYSE", "channel": "BHU", "sampling_rate": FS,
                                                    "starttime": UTCDateTime(2019, 7, 26)})
-    sep = HybridSeparator.from_options(prior=prior, piece=PIECE, J=5, max_iter=20, use_template_detector=False)
+    sep = HybridSeparator.from_options(prior=prior, piece=PIECE, J=5, max_iter=20, use_template_detector=False,
+                                      residual="auto")
     return truth, std, sep.separate(Stream([tr]))
 
 

@@ -341,6 +341,14 @@ def test_prior_from_a_cluster_table_never_overlaps_the_target(insight, ucla):
         assert b <= t0 + 1e-6 or a >= t1 - 1e-6
         assert abs(table.lmst[w, 0, 0] % 1 - sol_float(np.array([t0]))[0] % 1) * 24 < 2.1
     assert [tr.id for tr in res.background] == [tr.id for tr in target]
+    from unmix.separation.hybrid import HybridSeparator  # the hybrid reports the cluster windows it took too
+
+    hyb = HybridSeparator(table=table, clusters=[0, 1], scale=scale, n_prior=4, device="cpu").separate(target)
+    info = hyb.info["prior"]
+    assert info["source"] == "clusters" and len(info["windows"]) == 4 and info["scale"] == scale
+    for w in info["windows"]:
+        a, b = table.intervals[w, 0]
+        assert b <= t0 + 1e-6 or a >= t1 - 1e-6
 
 
 # ---------------------------------------------------------------- benchmark command

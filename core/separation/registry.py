@@ -199,7 +199,8 @@ BUILTIN: dict[str, MethodSpec] = {spec.name: spec for spec in (
                      ("max_iter", "L-BFGS iterations at most (None: the protocol's, fast 100, paper 1000)"),
                      ("tol", "early stop at sqrt(loss) <= tol"))),
     MethodSpec("hybrid", "unmix.separation.hybrid.separator:HybridSeparator",
-               "glitch/spike templates plus a scattering-covariance residual where the record is unlike the prior",
+               "glitch/spike templates plus a scattering-covariance residual of what they leave (residual=auto: also "
+               "where the record is unlike the prior for another reason)",
                uses=("prior", "inventory", "device"), config_fields="unmix.separation.hybrid.config:CONFIGS"),
 )}
 """The built-in methods, in the order the CLI, GUI and benchmarks show them."""

@@ -24,15 +24,20 @@ What makes it better than the classical template fit, module by module:
    (:mod:`.spikes`); :mod:`.fit` chains these for one sensor.
 4. **Scattering-covariance residual** (:mod:`.residual`). With prior snippets, the template-cleaned record is
    compared with the prior piece by piece (the background term of the published loss: whitened distance of its
-   scattering covariances to the snippets'); where it departs from them by more than ``outlier_factor`` × the
-   snippets' own largest value (e.g. an atmospheric burst that no template explains), that span is separated by the
-   published scattering-covariance loss (:func:`~unmix.separation.solver.separate_signals`) and the residual ``r``
-   is what it removes, shrunk by ``residual_weight`` λ (an L2 penalty on r in closed form, ``r = r̂ / (1 + λ)``) and
-   faded in and out at the span edges (``residual='auto'``); templates fade out over such spans (a record that the
-   templates leave unlike the prior is one where their model is not trusted either). ``residual='glitches'`` instead
-   separates the neighbourhood of every accepted glitch (to take what the templates miss; measured to remove
-   background too on exact instrument steps, so not the default); ``'none'`` keeps templates only. Where no template
-   is accepted at all the record is handed to the scattering separation unchanged (``fallback='scatcov'``).
+   scattering covariances to the snippets'); runs of pieces departing by more than ``outlier_factor`` × the
+   snippets' own largest value are flagged. A flagged run whose departure the templates divide by
+   ``explained_factor`` or more is theirs (glitches their model fits only roughly: rise times, pairs, spikes). The
+   default ``residual='misfit'`` separates only those runs, by the published scattering-covariance loss
+   (:func:`~unmix.separation.solver.separate_signals`), from the template-cleaned record: the residual ``r`` is what
+   the templates left, shrunk by ``residual_weight`` λ (an L2 penalty on r in closed form, ``r = r̂ / (1 + λ)``) and
+   faded in and out at the span edges. Anything no template explains (wind, bursts, a marsquake, a background
+   louder than the prior) is left alone. ``residual='auto'`` also separates those other runs: templates fade out
+   there (their model is not trusted where the record is unlike the prior for another reason) and the separation
+   takes the raw record. It removes wind gusts and bursts, and marsquakes with them (measured in
+   ``docs/performance.md``): use it on records without events. ``residual='glitches'`` instead separates the
+   neighbourhood of every accepted glitch (measured to remove background too on exact instrument steps);
+   ``'none'`` keeps templates only. With ``'auto'`` or ``'glitches'``, a record where no template is accepted at all
+   is handed to the scattering separation unchanged (``fallback='scatcov'``).
 
 Configuration (:mod:`.config`): one frozen dataclass per stage; :class:`HybridSeparator` takes them as
 ``templates=``, ``detection=``, ``onsets=``, ``rise=``, ``spikes=``, ``residual=``, ``solver=``, and

@@ -13,8 +13,8 @@ from typing import Any
 from unmix.errors import ConfigError
 
 FALLBACKS = ("scatcov", "none")
-RESIDUALS = ("auto", "glitches", "none")
-#: rise times (s) tried per glitch with ``rise_times='auto'`` and ``residual='none'``
+RESIDUALS = ("auto", "misfit", "glitches", "none")
+#: rise times (s) tried per glitch with ``rise_times='auto'``
 RISE_TIMES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 #: seconds of template before the onset
 PRE = 2.0
@@ -95,19 +95,18 @@ class OnsetConfig:
 @dataclass(frozen=True)
 class RiseTimeConfig:
     """Glitch rise times (s; a tilt spread over τ), chosen per glitch when that lowers χ² by ``rise_threshold``;
-    ``'auto'``: :data:`RISE_TIMES` with ``residual='none'``, instantaneous steps otherwise."""
+    ``'auto'``: :data:`RISE_TIMES`."""
 
     rise_times: str | tuple[float, ...] | None = "auto"
     rise_threshold: float = 150.0
 
-    def checked(self, residual: str) -> RiseTimeConfig:
-        """Validated copy whose ``rise_times`` is a sorted tuple holding 0 (``residual``: the resolved mode)."""
+    def checked(self) -> RiseTimeConfig:
+        """Validated copy whose ``rise_times`` is a sorted tuple holding 0."""
         rise_times = self.rise_times
         if isinstance(rise_times, str):
             if rise_times != "auto":
                 raise ConfigError(f"rise_times must be 'auto' or a list of seconds, got {rise_times!r}")
-            # with a scattering residual, a slow 'glitch' competes with it for smooth transients (wind gusts)
-            rise_times = RISE_TIMES if residual == "none" else None
+            rise_times = RISE_TIMES
         rt = (0.0,) if not rise_times else tuple(sorted({0.0, *(float(t) for t in rise_times)}))
         if min(rt) < 0 or self.rise_threshold < 0:
             raise ConfigError("rise times and rise_threshold must be >= 0")
@@ -133,21 +132,29 @@ class SpikeConfig:
 
 @dataclass(frozen=True)
 class ResidualConfig:
-    """The scattering-covariance residual: ``residual`` ``'auto'``, ``'glitches'`` or ``'none'`` (True/False:
-    'glitches'/'none'), ``outlier_factor``, ``record_share`` (with 'auto': when at least this share of a trace's
-    pieces is flagged the whole trace goes to the scattering separation), ``residual_weight`` λ,
-    ``residual_margin`` (s), and ``fallback`` (``'scatcov'`` or ``'none'``) for a record without any template."""
+    """The scattering-covariance residual: ``residual`` ``'auto'``, ``'misfit'``, ``'glitches'`` or ``'none'``
+    (True/False: 'glitches'/'none'), ``outlier_factor``, ``record_share`` (with 'auto': when at least this share of a
+    trace's pieces is flagged the whole trace goes to the scattering separation), ``explained_factor`` (with 'auto'
+    and 'misfit': a flagged span whose departure from the prior the templates divide by at least this factor is
+    theirs: they are kept there and the separation takes the template-cleaned record; with 'auto', elsewhere they
+    fade out and it takes the raw record; 0: they fade out over every flagged span), ``residual_weight`` λ,
+    ``residual_margin`` (s), and
+    ``fallback`` (``'scatcov'`` or ``'none'``) for a record without any template."""
 
-    residual: str | bool = field(default="auto", metadata={"help": (
-        "'auto': the scattering separation also acts where the record is unlike the prior (wind, bursts); "
+    residual: str | bool = field(default="misfit", metadata={"help": (
+        "'auto': the scattering separation also acts where the record is unlike the prior (wind, bursts, and "
+        "marsquakes too: it removes them); 'misfit': only where the templates explain a departure from the prior "
+        "(it takes what they leave; wind, marsquakes and long periods untouched); "
         "'glitches': only around fitted glitches; 'none': templates only, marsquakes and long periods untouched "
         "(use it for records with events)")})
     outlier_factor: float = 2.0
     record_share: float = 1.0
+    explained_factor: float = 1.5
     residual_weight: float = 0.0
     residual_margin: float = 20.0
     fallback: str = field(default="scatcov", metadata={"help": (
-        "'scatcov' or 'none': what a trace without any fitted template gets")})
+        "'scatcov' or 'none': what a trace without any fitted template gets (with residual 'auto' or "
+        "'glitches')")})
 
     def checked(self) -> ResidualConfig:
         """Validated copy with ``residual`` as one of :data:`RESIDUALS`."""
@@ -156,12 +163,13 @@ class ResidualConfig:
             raise ConfigError(f"residual must be one of {', '.join(RESIDUALS)}, got {self.residual!r}")
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}")
-        if self.residual_weight < 0 or self.residual_margin < 0:
-            raise ConfigError("residual_weight and residual_margin must be >= 0")
+        if self.residual_weight < 0 or self.residual_margin < 0 or self.explained_factor < 0:
+            raise ConfigError("residual_weight, residual_margin and explained_factor must be >= 0")
         if not 0.0 < self.record_share <= 1.0:
             raise ConfigError(f"record_share must be in (0, 1], got {self.record_share}")
         return replace(self, residual=mode, outlier_factor=float(self.outlier_factor),
-                       record_share=float(self.record_share), residual_weight=float(self.residual_weight),
+                       record_share=float(self.record_share), explained_factor=float(self.explained_factor),
+                       residual_weight=float(self.residual_weight),
                        residual_margin=float(self.residual_margin))
 
 

@@ -38,18 +38,19 @@ def glitch_spans(catalogue: list[dict], fs: float, margin: float, template_durat
     return iv
 
 
-def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc: SolverConfig,
-                  token: CancelToken = NO_CANCEL) -> tuple[Spans, dict]:
-    """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics: pieces whose
-    background term of the separation loss (mean whitened distance of their scattering covariances to the
-    snippets') exceeds ``outlier_factor`` × the largest value of the snippets themselves; one piece of margin."""
+def departures(x: np.ndarray, snippets: np.ndarray, sc: SolverConfig, token: CancelToken = NO_CANCEL
+               ) -> tuple[list[int], np.ndarray]:
+    """Start and departure from the prior of every piece of ``x``: the background term of the separation loss (mean
+    whitened distance of the piece's scattering covariances to the snippets', each piece's own mean off) over the
+    largest value of the snippets themselves (above 1: less like the prior than any snippet). No pieces when ``x``
+    or the prior is too short."""
     from unmix.separation.loss import SeparationLoss
     from unmix.separation.solver import _snippets_of_length
 
     L = int(min(sc.piece, snippets.shape[-1], x.size))
     snip = _snippets_of_length(snippets[:, None], L)[:, 0]
     if L < 64 or snip.shape[0] < 2:
-        return [], {}
+        return [], np.zeros(0)
     snip = snip - snip.mean(-1, keepdims=True)  # offsets are no departure from the prior: each piece's own mean off
     sd = float(snip.std()) or 1.0
     starts = sorted(set(list(range(0, x.size - L + 1, L)) + [x.size - L]))
@@ -66,13 +67,43 @@ def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc
         for i in range(0, len(pieces), 64):
             token.check()
             scores.append(score(loss.phi(torch.as_tensor(pieces[i : i + 64]))))
-        sp = np.concatenate(scores)
-        limit = outlier_factor * float(score(loss.phi_prior[0]).max())  # the snippets' own statistics
-    iv: Spans = []
-    for a, v in zip(starts, sp, strict=True):
-        if v > limit:
-            _merge(iv, a - L, a + 2 * L)
-    return iv, {"limit": limit, "flagged_pieces": int((sp > limit).sum()), "pieces": len(sp)}
+        own = float(score(loss.phi_prior[0]).max())
+    return starts, np.concatenate(scores) / (own or 1.0)
+
+
+def flagged_runs(starts: list[int], departure: np.ndarray, outlier_factor: float, L: int
+                 ) -> list[tuple[Spans, list[int]]]:
+    """Runs of consecutive pieces departing more than ``outlier_factor``: each as its sample span (one piece of
+    margin either side; the spans of two runs one piece apart touch) and the indices of its pieces."""
+    runs: list[tuple[Spans, list[int]]] = []
+    for k in np.flatnonzero(departure > outlier_factor):
+        a = starts[k]
+        if runs and runs[-1][1][-1] == k - 1:
+            runs[-1][0][0][1] = a + 2 * L
+            runs[-1][1].append(int(k))
+        else:
+            runs.append(([[a - L, a + 2 * L]], [int(k)]))
+    return runs
+
+
+def merged(spans: Spans) -> Spans:
+    """The union of ``spans`` as sorted, disjoint spans."""
+    out: Spans = []
+    for lo, hi in sorted(spans):
+        _merge(out, lo, hi)
+    return out
+
+
+def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc: SolverConfig,
+                  token: CancelToken = NO_CANCEL) -> tuple[Spans, dict]:
+    """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics
+    (:func:`departures` over ``outlier_factor``), one piece of margin either side, merged; and the check's report."""
+    starts, dep = departures(x, snippets, sc, token)
+    if not starts:
+        return [], {}
+    L = int(min(sc.piece, snippets.shape[-1], x.size))
+    iv = merged([run[0][0] for run in flagged_runs(starts, dep, outlier_factor, L)])
+    return iv, {"limit": outlier_factor, "flagged_pieces": int((dep > outlier_factor).sum()), "pieces": len(dep)}
 
 
 def span_mask(spans: Spans, n: int, ramp: int) -> np.ndarray:

@@ -174,7 +174,7 @@ class HybridSeparator(BaseSeparator):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         residual = self._config("residual").checked()
         fit = FitSettings(self._config("templates").checked(), self._config("detection").checked(),
-                          self._config("onsets").checked(), self._config("rise").checked(residual.residual),
+                          self._config("onsets").checked(), self._config("rise").checked(),
                           self._config("spikes").checked())
         inventory, label = self.inventory, "inventory" if self.inventory is not None else \
             "InSight VBB poles/zeros (default)"
@@ -207,13 +207,13 @@ class HybridSeparator(BaseSeparator):
         return ScatCovSeparator(**opts)
 
     def _prior_array(self, run: _Run, stream: Stream, comps: str, progress: Progress, token: CancelToken
-                     ) -> np.ndarray | None:
+                     ) -> tuple[np.ndarray | None, dict | None]:
+        """The prior snippets (None without prior) and where they come from (cluster windows, as scatcov's)."""
         if run.prior is not None:
-            return run.prior
+            return run.prior, {"source": "array", "n": int(run.prior.shape[0])}
         if self.table is None or self.clusters is None or self.scale is None:
-            return None
-        prior, _ = self._scatcov(run, removed_name="residual")._prior_for(stream, comps, progress, token)
-        return prior
+            return None, None
+        return self._scatcov(run, removed_name="residual")._prior_for(stream, comps, progress, token)
 
     def _paz(self, run: _Run, tr: Trace) -> Paz:
         if run.inventory is None:
@@ -242,7 +242,7 @@ class HybridSeparator(BaseSeparator):
         """Background, glitches, spikes and residual of every trace of ``stream`` (input untouched)."""
         run = self._resolve()
         data = checked_signals(stream)
-        prior, comp_idx = self._prior_and_components(run, stream, progress, token)
+        prior, comp_idx, prior_info = self._prior_and_components(run, stream, progress, token)
         t_fit = time.perf_counter()
         glitches, spikes, catalogues = self._fit_templates(run, stream, data, prior, comp_idx, progress, token)
         fit_s = time.perf_counter() - t_fit
@@ -253,15 +253,16 @@ class HybridSeparator(BaseSeparator):
         background, removed = _assemble(stream, data, {"glitches": glitches, "spikes": spikes, "residual": residual},
                                         note)
         progress(1.0, "done")
-        info = {"mode": mode, "catalogue": sum(catalogues, []), "fit_s": round(fit_s, 4), "residual": res_info}
+        info = {"mode": mode, "catalogue": sum(catalogues, []), "fit_s": round(fit_s, 4), "residual": res_info,
+                "prior": prior_info}
         return SeparationResult(background, removed, info)
 
     def _prior_and_components(self, run: _Run, stream: Stream, progress: Progress, token: CancelToken
-                              ) -> tuple[np.ndarray | None, list[int]]:
-        """The prior snippets (or None) and, per trace, its component's index in them."""
+                              ) -> tuple[np.ndarray | None, list[int], dict | None]:
+        """The prior snippets (or None), per trace its component's index in them, and the prior's report."""
         letters = [component_letter(tr) for tr in stream]
         comps = self.components or "".join(sorted(set(letters)))
-        prior = self._prior_array(run, stream, comps, sub_progress(progress, 0.0, 0.05), token)
+        prior, prior_info = self._prior_array(run, stream, comps, sub_progress(progress, 0.0, 0.05), token)
         if prior is not None and prior.shape[1] not in (1, len(comps)):
             raise DataError(f"prior snippets have {prior.shape[1]} components, the record {len(comps)} ({comps}); "
                             "give `components` in the prior's order")
@@ -269,7 +270,7 @@ class HybridSeparator(BaseSeparator):
                     for c in letters]
         if prior is not None and min(comp_idx) < 0:
             raise DataError(f"no prior snippets for some component of {''.join(letters)} (prior has {comps})")
-        return prior, comp_idx
+        return prior, comp_idx, prior_info
 
     def _candidate_windows(self, run: _Run, stream: Stream, members: list[int], fs: float, token: CancelToken
                            ) -> list[Window]:
@@ -324,14 +325,16 @@ class HybridSeparator(BaseSeparator):
         residual = [np.zeros_like(x) for x in data]
         res_info: dict = {}
         mode = "templates"
-        if prior is not None and sum(len(c) for c in catalogues) == 0 and rc.fallback == "scatcov":
+        if prior is None or rc.residual == "none":  # templates only: no separation, marsquakes untouched
+            return residual, res_info, mode
+        if sum(len(c) for c in catalogues) == 0 and rc.fallback == "scatcov" and rc.residual != "misfit":
             mode = "scatcov fallback (no template accepted)"
             sc = self._scatcov(run, prior=prior, table=None, removed_name="residual", detrend=res.DETREND,
                                hold_mean=True)  # offsets and drifts are not separated (see the residual module)
             out = sc.separate(stream, sub_progress(progress, 0.35, 1.0), token)
             residual = [np.asarray(tr.data, dtype=np.float64) for tr in out.removed["residual"]]
             res_info = {"scatcov": {k: v for k, v in out.info.items() if k in ("n_iter", "n_problems", "solve_s")}}
-        elif prior is not None and rc.residual != "none":
+        else:
             cleaned = [x - g - s for x, g, s in zip(data, glitches, spikes, strict=True)]
             rates = [float(tr.stats.sampling_rate) for tr in stream]
             if rc.residual == "glitches":
@@ -351,29 +354,51 @@ class HybridSeparator(BaseSeparator):
 def _auto_spans(run: _Run, data: list[np.ndarray], cleaned: list[np.ndarray], glitches: list[np.ndarray],
                 spikes: list[np.ndarray], catalogues: list[list[dict]], prior: np.ndarray, comp_idx: list[int],
                 token: CancelToken) -> tuple[list[res.Spans], list[dict]]:
-    """``residual='auto'``: per trace the spans unlike the prior (all of it past ``record_share``) and the checks.
-    Where the cleaned record does not look like the prior the template model is not trusted either: templates fade
-    out there (over one piece; ``glitches``, ``spikes``, ``cleaned`` and ``catalogues`` updated in place) and the
-    scattering separation takes the raw record."""
-    rc = run.residual
-    spans, checks = [], []
-    for x, ci in zip(cleaned, comp_idx, strict=True):
-        iv, chk = res.outlier_spans(x, prior[:, ci if prior.shape[1] > 1 else 0], rc.outlier_factor, run.solver,
-                                    token)
-        if iv and chk["flagged_pieces"] >= rc.record_share * chk["pieces"]:
-            iv = [[0, x.size]]  # mostly unlike the prior: the scattering separation takes it all
-        spans.append(iv)
-        checks.append(chk)
+    """``residual='auto'`` and ``'misfit'``: per trace the spans unlike the prior (all of it past ``record_share``)
+    and the checks.
+    A span whose departure the templates explain (they divide it by ``explained_factor`` or more: glitches the
+    template model fits only roughly) keeps them, and the separation takes what they leave. Elsewhere (wind, bursts)
+    the template model is not trusted either: templates fade out there (over one piece; ``glitches``, ``spikes``,
+    ``cleaned`` and ``catalogues`` updated in place) and the separation takes the raw record; ``'misfit'`` leaves
+    those spans alone."""
     L = int(min(run.solver.piece, prior.shape[2]))
-    for i, iv in enumerate(spans):
-        if not iv:
+    spans, checks = [], []
+    for i, (x, ci) in enumerate(zip(cleaned, comp_idx, strict=True)):
+        snip = prior[:, ci if prior.shape[1] > 1 else 0]
+        fade, keep, chk = _flagged(run, data[i], x, glitches[i].any() or spikes[i].any(), snip, token)
+        checks.append(chk)
+        if run.residual.residual == "misfit":  # only what the templates leave of the departures they explain
+            spans.append(keep)
             continue
-        mask = res.span_mask(iv, data[i].size, L)
-        glitches[i] *= 1.0 - mask
-        spikes[i] *= 1.0 - mask
-        cleaned[i] = data[i] - glitches[i] - spikes[i]
-        catalogues[i] = [e for e in catalogues[i] if mask[min(int(e["onset_sample"]), mask.size - 1)] <= 0.5]
+        spans.append(res.merged(fade + keep))
+        if fade:
+            mask = res.span_mask(fade, data[i].size, L)
+            glitches[i] *= 1.0 - mask
+            spikes[i] *= 1.0 - mask
+            cleaned[i] = data[i] - glitches[i] - spikes[i]
+            catalogues[i] = [e for e in catalogues[i] if mask[min(int(e["onset_sample"]), mask.size - 1)] <= 0.5]
     return spans, checks
+
+
+def _flagged(run: _Run, raw: np.ndarray, cleaned: np.ndarray, fitted: bool, snippets: np.ndarray,
+             token: CancelToken) -> tuple[res.Spans, res.Spans, dict]:
+    """One trace's flagged spans where templates fade out, those where they are kept, and the check's report."""
+    rc = run.residual
+    starts, dep = res.departures(cleaned, snippets, run.solver, token)
+    runs = res.flagged_runs(starts, dep, rc.outlier_factor, int(min(run.solver.piece, snippets.shape[-1], raw.size)))
+    flagged = int((dep > rc.outlier_factor).sum())
+    chk = {"limit": rc.outlier_factor, "flagged_pieces": flagged, "pieces": len(dep)}
+    fade: res.Spans = []
+    keep: res.Spans = []
+    if runs and flagged >= rc.record_share * len(dep):
+        fade = [[0, raw.size]]  # mostly unlike the prior: the scattering separation takes it all
+    elif runs:
+        before = res.departures(raw, snippets, run.solver, token)[1] if fitted and rc.explained_factor > 0 else dep
+        for iv, ks in runs:
+            explained = rc.explained_factor > 0 and before[ks].sum() >= rc.explained_factor * dep[ks].sum()
+            (keep if explained else fade).extend(iv)
+    chk["template_spans"] = len(keep)
+    return fade, keep, chk
 
 
 def _channel_catalogue(tr: Trace, cat: list[dict], j: int, members: int, fs: float) -> list[dict]:
@@ -409,4 +434,4 @@ _FLAT_ORDER = ("threshold", "component_threshold", "cluster_threshold", "fit_spi
                "rise_threshold", "subsample", "refine_iter", "use_template_detector", "whiten_segment", "noise_block",
                "noise_span", "spectrum", "max_frequency", "min_variance_reduction", "vr_window", "vr_excess",
                "residual", "outlier_factor", "record_share", "residual_weight", "residual_margin", "fallback",
-               "piece", "max_iter", "tol", "J", "dtype")
+               "piece", "max_iter", "tol", "J", "dtype", "explained_factor")
