@@ -390,7 +390,7 @@ def _flagged(run: _Run, raw: np.ndarray, cleaned: np.ndarray, fitted: bool, snip
     chk = {"limit": rc.outlier_factor, "flagged_pieces": flagged, "pieces": len(dep)}
     fade: res.Spans = []
     keep: res.Spans = []
-    if runs and flagged >= rc.record_share * len(dep):
+    if runs and rc.residual == "auto" and flagged >= rc.record_share * len(dep):
         fade = [[0, raw.size]]  # mostly unlike the prior: the scattering separation takes it all
     elif runs:
         before = res.departures(raw, snippets, run.solver, token)[1] if fitted and rc.explained_factor > 0 else dep
