@@ -138,8 +138,7 @@ class ResidualConfig:
     and 'misfit': a flagged span whose departure from the prior the templates divide by at least this factor is
     theirs: they are kept there and the separation takes the template-cleaned record; with 'auto', elsewhere they
     fade out and it takes the raw record; 0: they fade out over every flagged span), ``residual_weight`` λ,
-    ``residual_margin`` (s), and
-    ``fallback`` (``'scatcov'`` or ``'none'``) for a record without any template."""
+    ``residual_margin`` (s), and ``fallback`` (``'scatcov'`` or ``'none'``) for a record without any template."""
 
     residual: str | bool = field(default="misfit", metadata={"help": (
         "'auto': the scattering separation also acts where the record is unlike the prior (wind, bursts, and "

@@ -39,18 +39,18 @@ def glitch_spans(catalogue: list[dict], fs: float, margin: float, template_durat
 
 
 def departures(x: np.ndarray, snippets: np.ndarray, sc: SolverConfig, token: CancelToken = NO_CANCEL
-               ) -> tuple[list[int], np.ndarray]:
-    """Start and departure from the prior of every piece of ``x``: the background term of the separation loss (mean
-    whitened distance of the piece's scattering covariances to the snippets', each piece's own mean off) over the
-    largest value of the snippets themselves (above 1: less like the prior than any snippet). No pieces when ``x``
-    or the prior is too short."""
+               ) -> tuple[list[int], np.ndarray, int]:
+    """Start and departure from the prior of every piece of ``x``, and the piece length. The departure is the
+    background term of the separation loss (mean whitened distance of the piece's scattering covariances to the
+    snippets', each piece's own mean off) over the largest value of the snippets themselves (above 1: less like the
+    prior than any snippet). No pieces when ``x`` or the prior is too short."""
     from unmix.separation.loss import SeparationLoss
     from unmix.separation.solver import _snippets_of_length
 
     L = int(min(sc.piece, snippets.shape[-1], x.size))
     snip = _snippets_of_length(snippets[:, None], L)[:, 0]
     if L < 64 or snip.shape[0] < 2:
-        return [], np.zeros(0)
+        return [], np.zeros(0), L
     snip = snip - snip.mean(-1, keepdims=True)  # offsets are no departure from the prior: each piece's own mean off
     sd = float(snip.std()) or 1.0
     starts = sorted(set(list(range(0, x.size - L + 1, L)) + [x.size - L]))
@@ -68,7 +68,7 @@ def departures(x: np.ndarray, snippets: np.ndarray, sc: SolverConfig, token: Can
             token.check()
             scores.append(score(loss.phi(torch.as_tensor(pieces[i : i + 64]))))
         own = float(score(loss.phi_prior[0]).max())
-    return starts, np.concatenate(scores) / (own or 1.0)
+    return starts, np.concatenate(scores) / (own or 1.0), L
 
 
 def flagged_runs(starts: list[int], departure: np.ndarray, outlier_factor: float, L: int
@@ -98,10 +98,9 @@ def outlier_spans(x: np.ndarray, snippets: np.ndarray, outlier_factor: float, sc
                   token: CancelToken = NO_CANCEL) -> tuple[Spans, dict]:
     """Sample spans where the template-cleaned record ``x`` departs from the prior's statistics
     (:func:`departures` over ``outlier_factor``), one piece of margin either side, merged; and the check's report."""
-    starts, dep = departures(x, snippets, sc, token)
+    starts, dep, L = departures(x, snippets, sc, token)
     if not starts:
         return [], {}
-    L = int(min(sc.piece, snippets.shape[-1], x.size))
     iv = merged([run[0][0] for run in flagged_runs(starts, dep, outlier_factor, L)])
     return iv, {"limit": outlier_factor, "flagged_pieces": int((dep > outlier_factor).sum()), "pieces": len(dep)}
 

@@ -384,8 +384,8 @@ def _flagged(run: _Run, raw: np.ndarray, cleaned: np.ndarray, fitted: bool, snip
              token: CancelToken) -> tuple[res.Spans, res.Spans, dict]:
     """One trace's flagged spans where templates fade out, those where they are kept, and the check's report."""
     rc = run.residual
-    starts, dep = res.departures(cleaned, snippets, run.solver, token)
-    runs = res.flagged_runs(starts, dep, rc.outlier_factor, int(min(run.solver.piece, snippets.shape[-1], raw.size)))
+    starts, dep, L = res.departures(cleaned, snippets, run.solver, token)
+    runs = res.flagged_runs(starts, dep, rc.outlier_factor, L)
     flagged = int((dep > rc.outlier_factor).sum())
     chk = {"limit": rc.outlier_factor, "flagged_pieces": flagged, "pieces": len(dep)}
     fade: res.Spans = []
