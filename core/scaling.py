@@ -30,7 +30,11 @@ STEPS = ("append", "train", "predict")
 
 
 def _child_entry(step: str, args: dict) -> dict:
-    """Run one step in this (fresh) process and return its figures."""
+    """Run one step in this (fresh) process and return its figures (allocator tuned as the ``unmix`` command
+    tunes it, so the memory is what a user's run takes)."""
+    from unmix.allocator import tune_allocator
+
+    tune_allocator()
     t0 = time.perf_counter()
     figures = _STEP_FUNCTIONS[step](**args) or {}
     wall = time.perf_counter() - t0

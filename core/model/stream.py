@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import torch
 
+from unmix.allocator import release_memory
 from unmix.errors import ConfigError
 from unmix.features import FeatureStore
 from unmix.jobs import CancelToken, Progress
@@ -110,14 +111,24 @@ def prefetched(jobs: list[Callable[[threading.Event], T]], token: CancelToken) -
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def read_raw(store: FeatureStore, rows: np.ndarray, stop: threading.Event | None = None) -> dict[int, np.ndarray]:
-    """Store features (n, C, K, 2) of ``rows`` at every scale (empty when stopped)."""
+def chunk_inputs(store: FeatureStore, model: TrainedModel, rows: np.ndarray | slice,
+                 stop: threading.Event | None = None) -> dict[int, torch.Tensor]:
+    """Network inputs (CPU float32) of the store windows ``rows`` (indices, or a slice of windows), every scale; empty
+    when stopped. One scale's features are read at a time and converted :data:`FIT_ROWS` rows at a time, so a
+    chunk's raw features at every scale (and their float64 copies) are never held together."""
     out = {}
-    for s in store.scales:
+    for s in model.scales:
         if stop is not None and stop.is_set():
             return {}
-        out[s] = store.read_rows(s, rows)
+        raw = store.read_features(s, rows.start, rows.stop) if isinstance(rows, slice) else store.read_rows(s, rows)
+        out[s] = model.scale_inputs(s, raw, FIT_ROWS)
+        del raw
+    release_memory()  # the freed reads go back to the system, so they do not pile up in one thread's arena
     return out
+
+
+def _read_scale(store: FeatureStore, scale: int, rows: np.ndarray, stop: threading.Event) -> np.ndarray:
+    return store.read_rows(scale, rows)
 
 
 class SplitChunks:
@@ -166,10 +177,9 @@ class InputReader:
             hit = self._cache.get((split, i))
         if hit is not None:
             return {s: torch.from_numpy(np.load(f, allow_pickle=False)) for s, f in hit.items()}
-        raw = read_raw(self.store, rows, stop)
-        if not raw:
+        x = chunk_inputs(self.store, self.model, rows, stop)
+        if not x:
             return {}
-        x = self.model.inputs(raw)
         size = sum(v.element_size() * v.nelement() for v in x.values())
         with self._lock:
             keep = self._cached + size <= self.cache_bytes
@@ -232,7 +242,7 @@ class StreamedInputs:
         self.splits = {"train": SplitChunks(train_idx, W), "val": SplitChunks(val_idx, W)}
         per_input = sum(4 * p.channels * p.n_features for p in model.preps.values())
         per = window_bytes(store)
-        transient = W * (sum(per.values()) + 6 * max(per.values()))
+        transient = (W + 9 * min(W, FIT_ROWS)) * max(per.values())  # one scale of a chunk read, float64 working copies
         self.buffer_chunks = int(np.clip((budget // 2 - transient) // (3 * W * per_input), 1,
                                          max(len(self.splits["train"]), 1)))
         inputs = per_input * (len(train_idx) + len(val_idx))
@@ -304,26 +314,19 @@ def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pc
     chunks = SplitChunks(train_idx, store.chunk_windows)
     fits = {s: StreamingFit(store.description, len(store.description), preprocessing, pca) for s in store.scales}
     passes = 2 if pca > 0 else 1
+    parts = [(i, s, rows) for i, rows in enumerate(chunks.rows) for s in store.scales]
     for p in range(passes):
-        jobs = [partial(read_raw, store, rows) for rows in chunks.rows]
+        jobs = [partial(_read_scale, store, s, rows) for _, s, rows in parts]
         with contextlib.closing(prefetched(jobs, token)) as loaded:
-            for i, raw in enumerate(loaded):
-                for s, a in raw.items():
-                    for b in range(0, len(a), FIT_ROWS):  # float64 working copies of FIT_ROWS rows at a time
-                        token.check()
-                        (fits[s].add if p == 0 else fits[s].add_gram)(a[b:b + FIT_ROWS])
-                progress(0.0, f"fitting the preprocessing: pass {p + 1}/{passes}, chunk {i + 1}/{len(jobs)}")
+            for (i, s, _), a in zip(parts, loaded, strict=True):
+                for b in range(0, len(a), FIT_ROWS):  # float64 working copies of FIT_ROWS rows at a time
+                    token.check()
+                    (fits[s].add if p == 0 else fits[s].add_gram)(a[b:b + FIT_ROWS])
+                del a
+                if s == store.scales[-1]:
+                    release_memory()
+                progress(0.0, f"fitting the preprocessing: pass {p + 1}/{passes}, chunk {i + 1}/{len(chunks)}")
     return {s: f.finish() for s, f in fits.items()}
-
-
-def _window_inputs(store: FeatureStore, model: TrainedModel, start: int, stop_at: int, stop: threading.Event
-                   ) -> dict[int, torch.Tensor]:
-    raw = {}
-    for s in model.scales:
-        if stop.is_set():
-            return {}
-        raw[s] = store.read_features(s, start, stop_at)
-    return model.inputs(raw)
 
 
 def store_pieces(store: FeatureStore, model: TrainedModel, token: CancelToken
@@ -331,6 +334,6 @@ def store_pieces(store: FeatureStore, model: TrainedModel, token: CancelToken
     """Every window's inputs (CPU) in store order, one chunk at a time: (first window, inputs)."""
     n, W = store.n_windows, store.chunk_windows
     starts = list(range(0, n, W))
-    jobs = [partial(_window_inputs, store, model, a, min(a + W, n)) for a in starts]
+    jobs = [partial(chunk_inputs, store, model, slice(a, min(a + W, n))) for a in starts]
     with contextlib.closing(prefetched(jobs, token)) as loaded:
         yield from zip(starts, loaded, strict=True)

@@ -101,15 +101,20 @@ class TrainedModel:
 
         Refuses features that become non-finite (far outside anything the model was fitted on).
         """
-        out = {}
-        for s in self.scales:
-            x = self.preps[s].apply(arrays[s])
-            if not np.isfinite(x).all():
-                bad = int((~np.isfinite(x.reshape(len(x), -1)).all(axis=1)).sum())
-                raise DataError(f"{bad} window(s) at scale {s} give non-finite model inputs (features far outside "
-                                "the model's range)")
-            out[s] = torch.from_numpy(x)
-        return out
+        return {s: self.scale_inputs(s, arrays[s]) for s in self.scales}
+
+    def scale_inputs(self, scale: int, a: np.ndarray, rows: int | None = None) -> torch.Tensor:
+        """One scale's store array (N, C, K, 2) → network inputs (N, C, F) (CPU float32), ``rows`` rows at a time
+        when given (the float64 working copies then stay that small); refuses non-finite inputs."""
+        prep = self.preps[scale]
+        step = len(a) if rows is None else max(int(rows), 1)
+        parts = [prep.apply(a[b:b + step]) for b in range(0, len(a), step)] or [prep.apply(a)]
+        x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x.reshape(len(x), -1)).all(axis=1)).sum())
+            raise DataError(f"{bad} window(s) at scale {scale} give non-finite model inputs (features far outside "
+                            "the model's range)")
+        return torch.from_numpy(x)
 
     def check_store(self, store: FeatureStore) -> None:
         """Refuse a store whose features were made differently from the training features."""
