@@ -107,7 +107,7 @@ class TrainedModel:
         """One scale's store array (N, C, K, 2) → network inputs (N, C, F) (CPU float32), ``rows`` rows at a time
         when given (the float64 working copies then stay that small); refuses non-finite inputs."""
         prep = self.preps[scale]
-        step = len(a) if rows is None else max(int(rows), 1)
+        step = max(len(a) if rows is None else int(rows), 1)
         parts = [prep.apply(a[b:b + step]) for b in range(0, len(a), step)] or [prep.apply(a)]
         x = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if not np.isfinite(x).all():
