@@ -30,5 +30,13 @@ def test_pieces_and_rows_match_the_whole(store, monkeypatch):
         rows = np.random.default_rng(0).integers(0, n, 50)
         assert np.array_equal(store.read_rows(s, rows), whole[rows])
         assert store.read_rows(s, np.zeros(0, int)).shape == (0,) + whole.shape[1:]
+        run = np.arange(7, 37)  # a run of windows across blocks: one plain read
+        assert np.array_equal(store.read_rows(s, run), whole[run])
+        sparse = np.array([17, 18, 20, 31, 33])  # sorted, one block, read from its first to its last row only
+        assert np.array_equal(store.read_rows(s, sparse), whole[sparse])
     with pytest.raises(IndexError):
         store.read_rows(store.scales[0], [n])
+    with pytest.raises(IndexError):
+        store.read_rows(store.scales[0], [n - 1, n])
+    with pytest.raises(IndexError):
+        store.read_rows(store.scales[0], [-1, 0])

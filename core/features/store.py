@@ -335,10 +335,12 @@ class FeatureStore:
     def read_rows(self, scale: int, rows: np.ndarray) -> np.ndarray:
         """Windows ``rows`` (any order, repeats allowed) of ``scale`` as (n, C, K, 2) float32.
 
-        Reads the span the rows cover piece by piece (:attr:`chunk_windows` at a time), so memory follows the
-        number of rows asked for, not the span.
+        Reads the span the rows cover piece by piece (at most :attr:`chunk_windows` at a time, from the first to the
+        last row asked for in each block), so memory follows the number of rows asked for, not the span.
         """
         rows = np.asarray(rows, np.int64)
+        if len(rows) and 0 <= rows[0] and rows[-1] < self.n_windows and (np.diff(rows) == 1).all():  # a run: one read
+            return self.read_features(scale, int(rows[0]), int(rows[-1]) + 1)
         C, K = len(self.config.components), len(self.description)
         out = np.empty((len(rows), C, K, 2), np.float32)
         if not len(rows):
@@ -350,9 +352,10 @@ class FeatureStore:
         for a in range(int(srt[0]) // self.chunk_windows * self.chunk_windows, int(srt[-1]) + 1,
                        self.chunk_windows):
             lo, hi = np.searchsorted(srt, [a, a + self.chunk_windows])
-            if hi > lo:
-                piece = self.read_features(scale, a, min(a + self.chunk_windows, self.n_windows))
-                out[order[lo:hi]] = piece[srt[lo:hi] - a]
+            if hi > lo:  # only the span the rows cover, at most one chunk_windows block
+                first = int(srt[lo])
+                piece = self.read_features(scale, first, int(srt[hi - 1]) + 1)
+                out[order[lo:hi]] = piece[srt[lo:hi] - first]
         return out
 
     def _finite(self, a: np.ndarray, scale: int, start: int) -> np.ndarray:

@@ -47,6 +47,8 @@ POLL_S = 0.1
 PIECE = 4096
 #: Rows of a store chunk that the preprocessing fit takes at a time.
 FIT_ROWS = 1024
+#: Rows converted to network inputs at a time (their float64 working copies stay a few MB; no slower than more).
+CONVERT_ROWS = 256
 
 
 def memory_budget(value: int | None) -> int:
@@ -113,17 +115,19 @@ def prefetched(jobs: list[Callable[[threading.Event], T]], token: CancelToken) -
 
 def chunk_inputs(store: FeatureStore, model: TrainedModel, rows: np.ndarray | slice,
                  stop: threading.Event | None = None) -> dict[int, torch.Tensor]:
-    """Network inputs (CPU float32) of the store windows ``rows`` (indices, or a slice of windows), every scale; empty
-    when stopped. One scale's features are read at a time and converted :data:`FIT_ROWS` rows at a time, so a
-    chunk's raw features at every scale (and their float64 copies) are never held together."""
+    """Network inputs (CPU float32) of the store windows ``rows`` (sorted indices, or a slice of windows), every
+    scale; empty when stopped. Features are read :data:`FIT_ROWS` windows of one scale at a time and converted
+    :data:`CONVERT_ROWS` rows at a time, so a chunk's raw features (and their float64 copies) are never held whole."""
+    rows = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows, np.int64)
     out = {}
     for s in model.scales:
-        if stop is not None and stop.is_set():
-            return {}
-        raw = store.read_features(s, rows.start, rows.stop) if isinstance(rows, slice) else store.read_rows(s, rows)
-        out[s] = model.scale_inputs(s, raw, FIT_ROWS)
-        del raw
-    release_memory()  # the freed reads go back to the system, so they do not pile up in one thread's arena
+        parts = []
+        for b in range(0, len(rows), FIT_ROWS):
+            if stop is not None and stop.is_set():
+                return {}
+            parts.append(model.scale_inputs(s, store.read_rows(s, rows[b:b + FIT_ROWS]), CONVERT_ROWS))
+        out[s] = torch.cat(parts) if len(parts) != 1 else parts[0]
+    release_memory()  # the freed reads go back to the system, so they do not pile up in the arena
     return out
 
 
@@ -211,7 +215,10 @@ def _buffer(reader: InputReader, chunks: SplitChunks, group: np.ndarray, stop: t
         parts.append(reader.load("train", int(i), chunks.rows[i], stop))
         if stop.is_set():
             return {}
-    return {s: torch.cat([p[s] for p in parts]) if len(parts) > 1 else parts[0][s] for s in parts[0]}
+    out = {s: torch.cat([p[s] for p in parts]) if len(parts) > 1 else parts[0][s] for s in parts[0]}
+    del parts
+    release_memory()  # chunks read back from the scratch files are freed here, not in chunk_inputs
+    return out
 
 
 def _batches(buffers: Iterator[dict[int, torch.Tensor]], perms: list[torch.Tensor], batch: int
@@ -242,7 +249,7 @@ class StreamedInputs:
         self.splits = {"train": SplitChunks(train_idx, W), "val": SplitChunks(val_idx, W)}
         per_input = sum(4 * p.channels * p.n_features for p in model.preps.values())
         per = window_bytes(store)
-        transient = (W + 9 * min(W, FIT_ROWS)) * max(per.values())  # one scale of a chunk read, float64 working copies
+        transient = 12 * min(W, FIT_ROWS) * max(per.values())  # one read and its float64 working copies
         self.buffer_chunks = int(np.clip((budget // 2 - transient) // (3 * W * per_input), 1,
                                          max(len(self.splits["train"]), 1)))
         inputs = per_input * (len(train_idx) + len(val_idx))

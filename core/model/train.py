@@ -100,11 +100,10 @@ class Training:
         self.config = self._resumed_config(ck, config) if ck is not None else config or PRESETS["small"]
         n = self.store.n_windows
         self.streaming = self._choose_mode()
-        arrays = None if self.streaming else {s: self.store.features(s) for s in self.store.scales}
         if n < 4:
             raise ConfigError(f"only {n} windows in the store; training needs at least 4", self.store.path)
-        self.model = self._resumed_model(ck) if ck is not None else self._new_model(arrays)
-        self.x = None if self.streaming else self._in_memory_inputs(arrays)
+        self.model = self._resumed_model(ck) if ck is not None else self._new_model()
+        self.x = None if self.streaming else self._in_memory_inputs()
         self.optimizers = [torch.optim.Adam(net.parameters(), lr=self.config.lr) for net in self.model.networks]
         if ck is not None:
             self._restore_state(ck)
@@ -123,10 +122,12 @@ class Training:
                  stream.describe(need, self.memory_budget))
         return streaming
 
-    def _in_memory_inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
-        """Every window's network inputs, each scale's features dropped once converted (in pieces of rows)."""
-        x = {s: self.model.scale_inputs(s, arrays.pop(s), stream.FIT_ROWS) for s in self.model.scales}
-        release_memory()
+    def _in_memory_inputs(self) -> dict[int, torch.Tensor]:
+        """Every window's network inputs, read and converted one scale at a time (in pieces of rows)."""
+        x = {}
+        for s in self.model.scales:
+            x[s] = self.model.scale_inputs(s, self.store.features(s), stream.CONVERT_ROWS)
+            release_memory()
         return x
 
     def _resumed_config(self, ck: dict, config: ModelConfig | None) -> ModelConfig:
@@ -150,16 +151,17 @@ class Training:
             net.config = self.config
         return model
 
-    def _new_model(self, arrays: dict[int, np.ndarray] | None) -> TrainedModel:
-        """A fresh model: split, preprocessing fitted on the training windows (in passes when streaming), networks."""
+    def _new_model(self) -> TrainedModel:
+        """A fresh model: split, preprocessing fitted on the training windows (in passes when streaming, else one
+        scale's training windows at a time), networks."""
         cfg = self.config
         self.train_idx, self.val_idx = split_indices(self.store.n_windows, cfg.val_fraction, cfg.seed)
-        if arrays is None:
+        if self.streaming:
             preps = stream.fit_preps(self.store, self.train_idx, cfg.preprocessing, cfg.pca, self.progress,
                                      self.token)
         else:
-            preps = {s: fit_scale(arrays[s][self.train_idx], self.store.description, cfg.preprocessing, cfg.pca)
-                     for s in self.store.scales}
+            preps = {s: fit_scale(self.store.read_rows(s, self.train_idx), self.store.description,
+                                  cfg.preprocessing, cfg.pca) for s in self.store.scales}
         C = preps[self.store.scales[0]].channels
         nets = []
         for i in range(cfg.ensemble):
@@ -198,14 +200,18 @@ class Training:
         idx = self.train_idx
         if len(idx) > CONSENSUS_WINDOWS:
             idx = idx[np.linspace(0, len(idx) - 1, CONSENSUS_WINDOWS).round().astype(np.int64)]
-        probs: dict[int, list[list[np.ndarray]]] = {s: [[] for _ in m.networks] for s in m.scales}
+        K = self.config.clusters
+        probs = {s: [np.empty((len(idx), K), np.float32) for _ in m.networks] for s in m.scales}
         for net in m.networks:
             net.eval()
+        a = 0
         for xb in self._rows(idx):
+            b = a + len(next(iter(xb.values())))
             for i, net in enumerate(m.networks):
                 for s, r in net.infer(xb).items():
-                    probs[s][i].append(r["prob"].cpu().numpy())
-        m.consensus = {s: cons.fit([np.concatenate(p) for p in probs[s]]) for s in m.scales}
+                    probs[s][i][a:b] = r["prob"].cpu().numpy()
+            a = b
+        m.consensus = {s: cons.fit(probs[s]) for s in m.scales}
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def checkpoint(self, partial: bool = False) -> Path | None:
