@@ -339,7 +339,7 @@ class FeatureStore:
         last row asked for in each block), so memory follows the number of rows asked for, not the span.
         """
         rows = np.asarray(rows, np.int64)
-        if len(rows) and 0 <= rows[0] and rows[-1] < self.n_windows and (np.diff(rows) == 1).all():  # a run: one read
+        if len(rows) and rows[0] >= 0 and rows[-1] < self.n_windows and (np.diff(rows) == 1).all():  # a run: one read
             return self.read_features(scale, int(rows[0]), int(rows[-1]) + 1)
         C, K = len(self.config.components), len(self.description)
         out = np.empty((len(rows), C, K, 2), np.float32)
