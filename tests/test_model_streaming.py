@@ -175,6 +175,16 @@ def test_a_resumed_streaming_run_continues_exactly(mixture, tmp_path):
     assert resumed.digest() == model.digest()
 
 
+def test_the_shuffle_buffer_is_capped_whatever_the_budget(mixture, tmp_path, monkeypatch):
+    path, _ = mixture
+    free = Training(path, None, TINY.replace(epochs=1), device="cpu", memory_budget=CACHING_BUDGET)
+    assert free.stream.buffer_chunks > 2
+    monkeypatch.setattr(stream, "MAX_BUFFER_CHUNKS", 2)
+    capped = Training(path, None, TINY.replace(epochs=1), device="cpu", memory_budget=CACHING_BUDGET)
+    assert capped.streaming and capped.stream.buffer_chunks == 2
+    assert capped.run().epoch == 1
+
+
 def test_kept_inputs_live_on_disk_and_go_with_the_run(mixture, tmp_path, monkeypatch):
     path, _ = mixture
     run = Training(path, None, TINY.replace(epochs=2), device="cpu", memory_budget=CACHING_BUDGET)
@@ -355,4 +365,4 @@ def test_cli_memory_budget(mixture, tmp_path, caplog):
                                  "--memory-budget", bad])
         assert r.exit_code == 2 and "--memory-budget" in r.output and "Traceback" not in r.output
     help_text = " ".join(runner.invoke(main, ["train", "--help"]).output.split())
-    assert f"default {DEFAULT_MEMORY_BUDGET / 2**30:g} GiB" in help_text
+    assert f"default {DEFAULT_MEMORY_BUDGET // 2**20} MiB" in help_text

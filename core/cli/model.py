@@ -34,7 +34,7 @@ DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), de
 
 MEMORY_BUDGET = click.option(
     "--memory-budget", type=ByteSize(), default=None,
-    help="memory for the model's inputs (e.g. 2GB, 512MiB; default 2 GiB, unmix.model.DEFAULT_MEMORY_BUDGET); a "
+    help="memory for the model's inputs (e.g. 2GB, 512MiB; default 512 MiB, unmix.model.DEFAULT_MEMORY_BUDGET); a "
          "store needing more is read from disk in pieces")
 
 

@@ -4,7 +4,7 @@ Training and prediction hold every window's features in memory when the store fi
 (or the budget given); otherwise they *stream*: the preprocessing is fitted in passes over the training windows
 (:class:`unmix.model.data.StreamingFit`), each epoch reads the training windows in store chunks
 (:attr:`unmix.features.FeatureStore.chunk_windows` windows) in a shuffled order, several chunks at a time (a shuffle
-buffer, as many as the budget allows), the next buffer read by a background thread while the network trains on the
+buffer, as many as the budget allows up to :data:`MAX_BUFFER_CHUNKS`), the next buffer read by a background thread while the network trains on the
 current one; half of the budget sizes the shuffle buffer. The inputs of each chunk are computed once and kept on disk
 for later epochs (:class:`InputReader`; after a projection they are far smaller than the store's features), so that
 memory does not grow with the store.
@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Bytes of memory that model inputs may take before training and prediction stream from the store.
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+#: Memory for the model inputs of an in-memory run (512 MiB): a 2-sol store (≈ 3 400 windows) is held, larger ones
+#: stream. Streamed epochs read back from scratch files run as fast as in-memory ones and the run takes half the
+#: memory (8 sols: 0.46 against 0.86 GB peak; docs/performance.md, "Mission scale, fifth pass").
+DEFAULT_MEMORY_BUDGET = 512 * 1024**2
+#: Most store chunks in one shuffle buffer (about 65 000 windows from 16 places in the store), whatever the budget.
+MAX_BUFFER_CHUNKS = 16
 #: How often (s) a wait for the background reader checks the cancel token.
 POLL_S = 0.1
 #: Most windows evaluated in one forward pass.
@@ -251,7 +255,7 @@ class StreamedInputs:
         per = window_bytes(store)
         transient = 12 * min(W, FIT_ROWS) * max(per.values())  # one read and its float64 working copies
         self.buffer_chunks = int(np.clip((budget // 2 - transient) // (3 * W * per_input), 1,
-                                         max(len(self.splits["train"]), 1)))
+                                         min(max(len(self.splits["train"]), 1), MAX_BUFFER_CHUNKS)))
         inputs = per_input * (len(train_idx) + len(val_idx))
         cache = min(inputs, shutil.disk_usage(tempfile.gettempdir()).free // 2)
         self.reader = InputReader(store, model, cache)
