@@ -4,8 +4,8 @@ Training and prediction hold every window's features in memory when the store fi
 (or the budget given); otherwise they *stream*: the preprocessing is fitted in passes over the training windows
 (:class:`unmix.model.data.StreamingFit`), each epoch reads the training windows in store chunks
 (:attr:`unmix.features.FeatureStore.chunk_windows` windows) in a shuffled order, several chunks at a time (a shuffle
-buffer, as many as the budget allows up to :data:`MAX_BUFFER_CHUNKS`), the next buffer read by a background thread while the network trains on the
-current one; half of the budget sizes the shuffle buffer. The inputs of each chunk are computed once and kept on disk
+buffer, as many as half the budget allows, at most :data:`MAX_BUFFER_CHUNKS`), the next buffer read by a background
+thread while the network trains on the current one. The inputs of each chunk are computed once and kept on disk
 for later epochs (:class:`InputReader`; after a projection they are far smaller than the store's features), so that
 memory does not grow with the store.
 """
