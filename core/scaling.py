@@ -25,8 +25,10 @@ from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress
 DEFAULT_SOLS = (2, 8, 32, 128)
 #: Mission size the table is extrapolated to.
 MISSION_SOLS = 1400
-#: Steps measured per store size.
-STEPS = ("append", "train", "predict")
+#: Steps measured: per store size (append, train, predict), and separate on files of :data:`SEPARATE_SOLS`.
+STEPS = ("append", "train", "predict", "separate")
+#: Lengths (sols in one miniSEED file) that ``separate`` is measured on.
+SEPARATE_SOLS = (1, 4, 16)
 
 
 def _child_entry(step: str, args: dict) -> dict:
@@ -101,7 +103,19 @@ def _predict(store: str, model: str, out: str, memory_budget: int | None = None)
             "streaming": need > stream.memory_budget(memory_budget)}
 
 
-_STEP_FUNCTIONS: dict[str, Callable[..., dict]] = {"extract": _extract, "train": _train, "predict": _predict}
+def _separate(input: str, out: str) -> dict:
+    """What ``unmix separate FILE --out DIR`` does with the default method (a long file is read day by day)."""
+    from unmix.export import export_separation
+    from unmix.pipeline import DEFAULT_SEPARATION_METHOD
+
+    report = export_separation([input], out, DEFAULT_SEPARATION_METHOD, {}, overwrite=True)
+    if report.failed:
+        raise UnmixError(f"separating {input} failed: {report.failed[0][1]}")
+    return {"method": DEFAULT_SEPARATION_METHOD}
+
+
+_STEP_FUNCTIONS: dict[str, Callable[..., dict]] = {"extract": _extract, "train": _train, "predict": _predict,
+                                                   "separate": _separate}
 
 
 def rate(figures: dict) -> float | None:
@@ -114,6 +128,25 @@ def synthetic_sol(folder: Path, seed: int, start_sol: int = 200) -> Path:
     from unmix.pipeline import write_synthetic_input
 
     return write_synthetic_input({"sols": 1.0, "seed": seed, "start_sol": start_sol}, folder)
+
+
+def tiled_record(sol: str | Path, out: str | Path, sols: int) -> Path:
+    """One miniSEED file of ``sols`` copies of the one-sol record ``sol``, each following the last without a gap."""
+    from obspy import Stream, read
+
+    from unmix.atomic import atomic_path, write_stream
+
+    one = read(str(sol))
+    st = Stream()
+    for k in range(sols):
+        for tr in one:
+            c = tr.copy()
+            c.stats.starttime += k * tr.stats.npts * tr.stats.delta
+            st += c
+    st.merge(method=1)
+    with atomic_path(out, overwrite=True) as tmp:
+        write_stream(st, tmp, "MSEED")
+    return Path(out)
 
 
 def tiled_store(base: str | Path, out: str | Path, sols: int, token: CancelToken = NO_CANCEL) -> int:
@@ -176,8 +209,9 @@ def run_scale_benchmark(work: str | Path, sols: Sequence[int] = DEFAULT_SOLS, st
     """Build the synthetic sols and tiled stores in ``work`` and measure every step at every size.
 
     ``alone``: extracting one new sol into a fresh store. Per size: ``append`` (the same sol added to the store),
-    ``train`` (one epoch of the default model), ``predict`` (the cluster table of every window). Stores and
-    checkpoints stay in ``work`` (a later run reuses the sols and the base store).
+    ``train`` (one epoch of the default model), ``predict`` (the cluster table of every window). ``separate``: the
+    default separation of one file of each length in :data:`SEPARATE_SOLS` (the base sol tiled). Stores, checkpoints
+    and tiled files stay in ``work`` (a later run reuses the sols, the base store and the tiled files).
     """
     from unmix.jobs import sub_progress
 
@@ -189,7 +223,7 @@ def run_scale_benchmark(work: str | Path, sols: Sequence[int] = DEFAULT_SOLS, st
     fresh = work / "alone.h5"
     _remove_store(fresh)
     results = {"alone": measure("extract", {"inputs": [str(new_sol)], "store": str(fresh)}, token), "sizes": []}
-    for i, n in enumerate(sols):
+    for i, n in enumerate(sols if set(steps) - {"separate"} else ()):
         step = sub_progress(progress, i / len(sols), (i + 1) / len(sols))
         step(0.0, f"{n} sols: building the store")
         store = work / f"tiled-{n}.h5"
@@ -212,6 +246,15 @@ def run_scale_benchmark(work: str | Path, sols: Sequence[int] = DEFAULT_SOLS, st
         results["sizes"].append(row)
         _remove_store(store)
         step(1.0, f"{n} sols done")
+    if "separate" in steps:
+        results["separate"] = []
+        for n in SEPARATE_SOLS:
+            progress(1.0, f"separating a file of {n} sol(s)")
+            record = work / "sols" / f"tiled-{n}.mseed"
+            _ensure_store(record, lambda n=n, record=record: tiled_record(base_sol, record, n))
+            out = work / f"separated-{n}"
+            results["separate"].append({"sols": n, **measure("separate", {"input": str(record), "out": str(out)},
+                                                               token)})
     return results
 
 
@@ -266,6 +309,11 @@ def format_table(results: dict) -> str:
                     f", {f['members']} members" if f.get("members", 1) > 1 else "")
             lines.append(f"| {row['sols']} | {row['windows']} | {step} | {f['wall_s']:.1f} | "
                          f"{'–' if r is None else f'{r:.0f}'} | {f['peak_rss_bytes'] / gb:.2f} | {note} |")
+    if results.get("separate"):
+        lines += ["", "| separate: sols in one file | wall (s) | s per sol | peak RSS (GB) | method |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['sols']} | {r['wall_s']:.1f} | {r['wall_s'] / r['sols']:.1f} | "
+                  f"{r['peak_rss_bytes'] / gb:.2f} | {r.get('method', '')} |" for r in results["separate"]]
     lines += ["", f"| extrapolated to {MISSION_SOLS} sols (one machine) | windows | wall | peak RSS (GB) |",
               "|---|---|---|---|"]
     for step in ("append", "train", "predict"):

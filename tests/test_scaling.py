@@ -8,7 +8,7 @@ import pytest
 
 from unmix.features import FeatureConfig, FeatureStore, build_store
 from unmix.mars_time import SECONDS_PER_SOL
-from unmix.scaling import extrapolate, format_table, measure, tiled_store
+from unmix.scaling import extrapolate, format_table, measure, tiled_record, tiled_store
 from unmix.synthetic import SyntheticConfig, generate
 
 SMALL = dict(window=4096, hop=1024, scales=(1024, 4096), normalize=None)
@@ -60,3 +60,21 @@ def test_extrapolation_is_the_least_squares_line():
     assert extrapolate(results, "predict") is None
     text = format_table(results)
     assert "| 32 | 3200 | train | 42.0 |" in text and "streamed" in text and "in memory" in text
+
+
+def test_separate_step_on_a_tiled_record(base, tmp_path):
+    from obspy import read
+
+    one = read(str(base.parent / "synth" / "mixture.mseed"))
+    path = tiled_record(base.parent / "synth" / "mixture.mseed", tmp_path / "two.mseed", 2)
+    two = read(str(path))
+    assert len(two) == len(one)  # one gap-free trace per channel
+    for a, b in zip(sorted(one, key=lambda t: t.id), sorted(two, key=lambda t: t.id), strict=True):
+        assert b.stats.npts == 2 * a.stats.npts and b.stats.starttime == a.stats.starttime
+        assert np.array_equal(b.data[a.stats.npts:], a.data)
+    out = measure("separate", {"input": str(path), "out": str(tmp_path / "sep")})
+    assert out["step"] == "separate" and out["method"] == "template" and 50e6 < out["peak_rss_bytes"] < 20e9
+    assert list((tmp_path / "sep").rglob("*.mseed"))
+    results = {"alone": {"wall_s": 10.0, "windows": 100, "peak_rss_bytes": 5e8}, "sizes": [],
+               "separate": [{"sols": 2, **out}]}
+    assert "| separate: sols in one file |" in format_table(results)

@@ -86,16 +86,17 @@ def bench_separation_speed(device, R, T, J, dtype, repeats, threads, json_out):
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="folder for the synthetic sols, stores and checkpoints (several GB at 128 sols)")
 @click.option("--sols", default="2,8,32,128", show_default=True, help="comma-separated store sizes in sols")
-@click.option("--steps", default="append,train,predict", show_default=True,
-              help="comma-separated steps to measure at each size")
+@click.option("--steps", default="append,train,predict,separate", show_default=True,
+              help="comma-separated steps: append, train and predict at each size; separate on files of 1, 4 and "
+                   "16 sols")
 @click.option("--memory-budget", type=ByteSize(), default=None,
               help="model inputs held in memory before streaming (e.g. 2GB; default: the model's default)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
 def bench_scale(work, sols, steps, memory_budget, json_out):
     """Wall time, windows/s and peak RSS of feature appending, one training epoch and clustering on stores of
-    growing size (tiled from one synthetic sol), each step in a fresh process, with the extrapolation to the
-    mission."""
+    growing size (tiled from one synthetic sol), and of separating ever longer files, each step in a fresh process,
+    with the extrapolation to the mission."""
     import os
     import platform
 
