@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _done: bool | None = None
 
@@ -26,14 +26,8 @@ def _libc() -> ctypes.CDLL:
 
 
 def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30, top_pad: int = 64 << 20,
-                   arena_max: int = 1, not_the_users: Mapping[str, str] | None = None) -> bool:
-    """Raise glibc's mmap and trim thresholds for this process and cap its arenas; True when applied.
-
-    With raised thresholds every thread's arena keeps what it freed, so each reader or worker thread would hold its
-    own reserve; one arena for all threads keeps a streamed training's peak flat as the store grows (measured in
-    docs/performance.md, "Mission scale, fifth pass"), as ``GLIBC_TUNABLES=glibc.malloc.arena_max=1`` does for Dask
-    workers (an arena cap the user set, ``MALLOC_ARENA_MAX`` or in ``GLIBC_TUNABLES``, wins). Threads created
-    before the call keep the arenas they have.
+                   not_the_users: Mapping[str, str] | None = None) -> bool:
+    """Raise glibc's mmap and trim thresholds for this process; True when applied.
 
     A no-op (False) on other platforms and C libraries, when the user set any ``MALLOC_*_`` variable (theirs wins),
     or when ``UNMIX_NO_MALLOC_TUNING`` is set. ``not_the_users``: variable values a tool set, not the user (Dask
@@ -55,10 +49,8 @@ def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 3
     except (OSError, AttributeError):  # not glibc (e.g. musl)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    settings = [(_M_MMAP_THRESHOLD, mmap_threshold), (_M_TRIM_THRESHOLD, trim_threshold), (_M_TOP_PAD, top_pad)]
-    if "arena_max" not in os.environ.get("GLIBC_TUNABLES", "") and "MALLOC_ARENA_MAX" not in os.environ:
-        settings.append((_M_ARENA_MAX, arena_max))
-    _done = all(mallopt(p, v) == 1 for p, v in settings)
+    _done = all(mallopt(p, v) == 1 for p, v in ((_M_MMAP_THRESHOLD, mmap_threshold),
+                                                  (_M_TRIM_THRESHOLD, trim_threshold), (_M_TOP_PAD, top_pad)))
     return _done
 
 

@@ -312,7 +312,9 @@ def test_cancel_mid_epoch_while_streaming_leaves_a_usable_checkpoint(mixture, tm
     model = train(path, tmp_path / "m.pt", cfg.replace(epochs=3), device="cpu", resume=True,
                   memory_budget=TINY_BUDGET)
     assert model.finished and model.epoch == 3
-    assert not [t for t in threading.enumerate() if t.name.startswith("unmix-read") and t.is_alive()]
+    readers = [t for t in threading.enumerate() if t.name.startswith("unmix-read") and t.is_alive()]
+    assert len(readers) <= 1  # one reader thread for the process, however many passes and runs
+    assert stream._reader().submit(lambda: "idle").result(timeout=5) == "idle"  # nothing left running on it
 
 
 def test_a_cancelled_wait_for_the_background_reader_stops_it():
@@ -344,6 +346,16 @@ def test_errors_in_the_background_reader_reach_the_caller(tmp_path):
 
     with pytest.raises(DataError, match="broken piece"):
         list(stream.prefetched([lambda stop: 1, bad], NO_CANCEL))
+    assert list(stream.prefetched([lambda stop: 2, lambda stop: 3], NO_CANCEL)) == [2, 3]  # the reader goes on
+
+
+def test_an_abandoned_pass_does_not_hold_up_the_next():
+    first = stream.prefetched([lambda stop, i=i: i for i in range(5)], NO_CANCEL)
+    assert next(first) == 0
+    first.close()  # the job read ahead is dropped
+    t0 = time.perf_counter()
+    assert list(stream.prefetched([lambda stop: "a", lambda stop: "b"], NO_CANCEL)) == ["a", "b"]
+    assert time.perf_counter() - t0 < 5.0
 
 
 def test_cli_memory_budget(mixture, tmp_path, caplog):

@@ -89,16 +89,33 @@ def describe(need: int, budget: int) -> str:
 
 
 # -- reading in the background -----------------------------------------------------------------------------------------
+_READER = None
+_READER_LOCK = threading.Lock()
+
+
+def _reader():
+    """The process's one background reader thread, shared by every run: glibc gives each new thread a malloc arena
+    of its own, which keeps what it freed, so a thread per pass made a streamed training's memory grow with the
+    number of passes (measured in docs/performance.md, "Mission scale, fifth pass")."""
+    global _READER
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _READER_LOCK:
+        if _READER is None:
+            _READER = ThreadPoolExecutor(1, thread_name_prefix="unmix-read")
+        return _READER
+
+
 def prefetched(jobs: list[Callable[[threading.Event], T]], token: CancelToken) -> Iterator[T]:
-    """Results of ``jobs`` in order, each next one computed by a background thread while the caller uses the current.
+    """Results of ``jobs`` in order, each next one computed by the background reader while the caller uses the
+    current.
 
     A job gets a stop event to check between its pieces; closing the iterator (or a cancelled ``token`` while
     waiting, checked every :data:`POLL_S`) sets it and drops the jobs not started.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     stop = threading.Event()
-    pool = ThreadPoolExecutor(1, thread_name_prefix="unmix-read")
+    pool = _reader()
+    ahead = None
     try:
         ahead = pool.submit(jobs[0], stop) if jobs else None
         for i in range(len(jobs)):
@@ -114,7 +131,8 @@ def prefetched(jobs: list[Callable[[threading.Event], T]], token: CancelToken) -
             yield result
     finally:
         stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        if ahead is not None:
+            ahead.cancel()
 
 
 def chunk_inputs(store: FeatureStore, model: TrainedModel, rows: np.ndarray | slice,
