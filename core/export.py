@@ -319,6 +319,7 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
     """Separate every record of ``path``, long ones in pieces (:mod:`unmix.separation.pieces`) and long files
     window by window (:mod:`unmix.io.windows`); ``sink`` gets the products of every piece in time order,
     ``{'background': ..., <removed>: ...}``. Returns each record's info and the time the (first) reading ended."""
+    from unmix.allocator import release_memory
     from unmix.separation import get_method
     from unmix.separation.pieces import separate_in_pieces
 
@@ -339,6 +340,8 @@ def _separate_records(path: Path, plan: ExportPlan, progress: Progress, token: C
                 parts.append((part.info, _kept_span(part.background)))
                 del part
             infos.add(record, parts, keep)
+        del records
+        release_memory()  # a window's samples and products go back to the system before the next window is read
     return infos.entries(), t_read
 
 
