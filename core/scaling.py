@@ -103,14 +103,14 @@ def _predict(store: str, model: str, out: str, memory_budget: int | None = None)
             "streaming": need > stream.memory_budget(memory_budget)}
 
 
-def _separate(input: str, out: str) -> dict:
+def _separate(record: str, out: str) -> dict:
     """What ``unmix separate FILE --out DIR`` does with the default method (a long file is read day by day)."""
     from unmix.export import export_separation
     from unmix.pipeline import DEFAULT_SEPARATION_METHOD
 
-    report = export_separation([input], out, DEFAULT_SEPARATION_METHOD, {}, overwrite=True)
+    report = export_separation([record], out, DEFAULT_SEPARATION_METHOD, {}, overwrite=True)
     if report.failed:
-        raise UnmixError(f"separating {input} failed: {report.failed[0][1]}")
+        raise UnmixError(f"separating {record} failed: {report.failed[0][1]}")
     return {"method": DEFAULT_SEPARATION_METHOD}
 
 
@@ -253,7 +253,7 @@ def run_scale_benchmark(work: str | Path, sols: Sequence[int] = DEFAULT_SOLS, st
             record = work / "sols" / f"tiled-{n}.mseed"
             _ensure_store(record, lambda n=n, record=record: tiled_record(base_sol, record, n))
             out = work / f"separated-{n}"
-            results["separate"].append({"sols": n, **measure("separate", {"input": str(record), "out": str(out)},
+            results["separate"].append({"sols": n, **measure("separate", {"record": str(record), "out": str(out)},
                                                                token)})
     return results
 

@@ -72,7 +72,7 @@ def test_separate_step_on_a_tiled_record(base, tmp_path):
     for a, b in zip(sorted(one, key=lambda t: t.id), sorted(two, key=lambda t: t.id), strict=True):
         assert b.stats.npts == 2 * a.stats.npts and b.stats.starttime == a.stats.starttime
         assert np.array_equal(b.data[a.stats.npts:], a.data)
-    out = measure("separate", {"input": str(path), "out": str(tmp_path / "sep")})
+    out = measure("separate", {"record": str(path), "out": str(tmp_path / "sep")})
     assert out["step"] == "separate" and out["method"] == "template" and 50e6 < out["peak_rss_bytes"] < 20e9
     assert list((tmp_path / "sep").rglob("*.mseed"))
     results = {"alone": {"wall_s": 10.0, "windows": 100, "peak_rss_bytes": 5e8}, "sizes": [],

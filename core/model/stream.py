@@ -19,6 +19,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -89,17 +90,15 @@ def describe(need: int, budget: int) -> str:
 
 
 # -- reading in the background -----------------------------------------------------------------------------------------
-_READER = None
+_READER: ThreadPoolExecutor | None = None
 _READER_LOCK = threading.Lock()
 
 
-def _reader():
+def _reader() -> ThreadPoolExecutor:
     """The process's one background reader thread, shared by every run: glibc gives each new thread a malloc arena
     of its own, which keeps what it freed, so a thread per pass made a streamed training's memory grow with the
     number of passes (measured in docs/performance.md, "Mission scale, fifth pass")."""
     global _READER
-    from concurrent.futures import ThreadPoolExecutor
-
     with _READER_LOCK:
         if _READER is None:
             _READER = ThreadPoolExecutor(1, thread_name_prefix="unmix-read")
