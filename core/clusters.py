@@ -222,6 +222,58 @@ class ClusterTable:
             raise damaged(exc, path, "cluster table") from None
 
 
+@dataclass
+class TableSummary:
+    """What a saved table says about itself without its per-window arrays: enough to decide whether it can be
+    reused and to report it (:func:`read_summary`; a mission's table holds ≈ 1.8 GB of posteriors and latents)."""
+
+    path: Path
+    scales: tuple[int, ...]
+    inputs: list[dict]
+    meta: dict
+    names: dict[int, dict[int, str]]
+    n_windows: int
+    n_clusters: int
+    counts: np.ndarray  # (S, K) windows per cluster at each scale
+
+    def occupancy(self, scale: int) -> np.ndarray:
+        return self.counts[self.scales.index(int(scale))].copy()
+
+    def label(self, scale: int, cluster: int) -> str:
+        """``'3'`` or ``'3 (quiet night)'``, as :meth:`ClusterTable.label`."""
+        name = self.names.get(int(scale), {}).get(int(cluster), "")
+        return f"{cluster} ({name})" if name else str(cluster)
+
+
+def read_summary(path: str | Path, rows: int = 1 << 18) -> TableSummary:
+    """The :class:`TableSummary` of a table written by :meth:`ClusterTable.save`, its cluster column read ``rows``
+    windows at a time (validated as :meth:`ClusterTable.load` validates it); one line for a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError("no such cluster table", path)
+    if not h5py.is_hdf5(path):
+        raise InputFileError("not an Unmix cluster table (not HDF5; expected one written by 'unmix cluster')", path)
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != TABLE_FORMAT:
+                raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
+            scales, inputs, meta, dims = _read_header(f, path)
+            n, K = dims["N"], dims["K"]
+            counts = np.zeros((len(scales), K), np.int64)
+            for a in range(0, n, rows):
+                block = f["cluster"][a:a + rows]
+                if block.min() < 0 or block.max() >= max(K, 1):
+                    raise InputFileError("damaged cluster table: cluster numbers outside the table's clusters", path)
+                for j in range(len(scales)):
+                    counts[j] += np.bincount(block[:, j], minlength=K)
+            return TableSummary(path, tuple(int(s) for s in scales), inputs, meta, _names_of(f, scales, K, path), n,
+                                K, counts)
+    except (InputFileError, ConfigError):
+        raise
+    except H5_ERRORS as exc:
+        raise damaged(exc, path, "cluster table") from None
+
+
 CHUNK_BYTES = 1 << 22
 
 
@@ -305,8 +357,8 @@ _TABLE_DATASETS = {
 }
 
 
-def _read_table(f: h5py.File, path: Path) -> dict:
-    """Validated arrays and attributes of a saved table, as keyword arguments of :class:`ClusterTable`."""
+def _read_header(f: h5py.File, path: Path) -> tuple[np.ndarray, list, dict, dict]:
+    """Validated scales, inputs, meta and dimensions (N, S, K) of a saved table, without reading its arrays."""
     what = "cluster table"
     scales = np.asarray(f.attrs.get("scales", []))
     if scales.ndim != 1 or not len(scales) or scales.dtype.kind not in "iu" or (scales <= 0).any():
@@ -321,6 +373,18 @@ def _read_table(f: h5py.File, path: Path) -> dict:
     n = check_dataset(f, "cluster", (None, len(scales)), "iu", path, what).shape[0]
     dims = {"N": n, "S": len(scales), "K": check_dataset(f, "probabilities", (n, len(scales), None), "f", path,
                                                          what).shape[2], "Z": None}
+    return scales, inputs, meta, dims
+
+
+def _names_of(f: h5py.File, scales: np.ndarray, K: int, path: Path) -> dict:
+    return _read_names(f, "names", scales, K, path, lambda v: isinstance(v, str) and bool(_valid_name(v)))
+
+
+def _read_table(f: h5py.File, path: Path) -> dict:
+    """Validated arrays and attributes of a saved table, as keyword arguments of :class:`ClusterTable`."""
+    what = "cluster table"
+    scales, inputs, meta, dims = _read_header(f, path)
+    n = dims["N"]
     arrays = {}
     for name, (shape, kind, required) in _TABLE_DATASETS.items():
         if name in f or required:
@@ -335,7 +399,7 @@ def _read_table(f: h5py.File, path: Path) -> dict:
     index = arrays.get("input_index")
     if index is not None and n and (index.min() < 0 or index.max() >= len(inputs)):
         raise InputFileError("damaged cluster table: window inputs point outside its input list", path)
-    names = _read_names(f, "names", scales, K, path, lambda v: isinstance(v, str) and bool(_valid_name(v)))
+    names = _names_of(f, scales, K, path)
     suggestions = _read_names(f, "suggestions", scales, K, path,
                               lambda v: isinstance(v, dict) and isinstance(v.get("name"), str)
                               and _valid_name(v["name"]) and isinstance(v.get("evidence", ""), str))

@@ -31,7 +31,7 @@ from unmix.features.config import FeatureConfig
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
 
 if TYPE_CHECKING:
-    from unmix.clusters import ClusterTable
+    from unmix.clusters import ClusterTable, TableSummary
 
 #: The model preset every entry point starts from (``unmix train``, the GUI's Train form, the demo).
 DEFAULT_PRESET = "small"
@@ -192,12 +192,14 @@ TABLE_SUFFIXES = (".h5", ".hdf5", ".csv")
 class Clustered:
     """What :func:`cluster` did: where the table is, whether the one on disk was reused, and each scale's occupancy.
 
-    ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table)."""
+    ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table) or reused it;
+    ``summary`` is what a reused table says about itself (names included), read without its per-window arrays."""
 
     path: Path
     occupancy: dict[int, list[int]]
     reused: bool = False
     _table: ClusterTable | None = None
+    summary: TableSummary | None = None
 
     @property
     def table(self) -> ClusterTable:
@@ -212,7 +214,7 @@ class Clustered:
         return cls(path, {s: table.occupancy(s).tolist() for s in table.scales}, reused, table)
 
 
-def _same_inputs(table: ClusterTable, store) -> bool:
+def _same_inputs(table: ClusterTable | TableSummary, store) -> bool:
     digests = [str(i.get("sha256", "")) for i in table.inputs if isinstance(i, dict)]
     return digests == [str(i.get("sha256", "")) for i in store.inputs] and table.n_windows == store.n_windows
 
@@ -223,7 +225,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
     """Cluster every window of ``store`` with ``model`` and save the table at ``out`` (.h5 keeps everything, written
     batch by batch; .csv the times, clusters and confidences); an up-to-date HDF5 table on disk is reused (policy:
     module docstring). ``memory_budget``: as for :func:`train`."""
-    from unmix.clusters import ClusterTable
+    from unmix.clusters import read_summary
     from unmix.features import FeatureStore
     from unmix.model import load_model, predict, predict_to_file
 
@@ -235,12 +237,12 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
     if path.exists() and not overwrite:
         if path.suffix.lower() == ".csv":
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)
-        table = ClusterTable.load(path)
-        if table.meta.get("model_digest") != trained.digest() or not _same_inputs(table, fs):
+        summary = read_summary(path)  # not the whole table: a mission's is ≈ 1.8 GB
+        if summary.meta.get("model_digest") != trained.digest() or not _same_inputs(summary, fs):
             raise OutputExistsError("holds clusters of another model or store; replace it (--overwrite, or "
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
-        return Clustered.of(table, path, reused=True)
+        return Clustered(path, {s: summary.occupancy(s).tolist() for s in summary.scales}, True, summary=summary)
     if path.suffix.lower() != ".csv":
         occupancy = predict_to_file(fs, trained, path, overwrite=True, device=device, progress=progress,
                                     token=token, memory_budget=memory_budget)

@@ -1,7 +1,8 @@
+import h5py
 import numpy as np
 import pytest
 
-from unmix.clusters import ClusterTable
+from unmix.clusters import ClusterTable, read_summary
 from unmix.errors import ConfigError, InputFileError, OutputExistsError
 
 
@@ -42,3 +43,22 @@ def test_csv_and_errors(tmp_path):
     with pytest.raises(InputFileError, match="not an Unmix cluster table|unreadable"):
         (tmp_path / "bad.h5").write_text("nope")
         ClusterTable.load(tmp_path / "bad.h5")
+
+
+def test_summary_reads_a_table_without_its_arrays(tmp_path):
+    t = table(n=50, k=4)
+    t.set_name(4096, int(t.cluster[0, 1]), "wind")
+    t.save(tmp_path / "c.h5")
+    s = read_summary(tmp_path / "c.h5", rows=7)  # the cluster column in blocks of 7 windows
+    assert s.scales == t.scales and s.inputs == t.inputs and s.meta == t.meta and s.names == t.names
+    assert (s.n_windows, s.n_clusters) == (50, 4)
+    for sc in t.scales:
+        np.testing.assert_array_equal(s.occupancy(sc), t.occupancy(sc))
+    assert s.label(4096, int(t.cluster[0, 1])) == t.label(4096, int(t.cluster[0, 1]))
+    with h5py.File(tmp_path / "c.h5", "r+") as f:
+        f["cluster"][45, 0] = 9  # past the 4 clusters
+    with pytest.raises(InputFileError, match="cluster numbers outside"):
+        read_summary(tmp_path / "c.h5", rows=7)
+    (tmp_path / "bad.h5").write_text("nope")
+    with pytest.raises(InputFileError, match="not an Unmix cluster table"):
+        read_summary(tmp_path / "bad.h5")

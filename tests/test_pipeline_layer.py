@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from unmix import pipeline
 from unmix.cli import main
+from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, OutputExistsError
 from unmix.features import FeatureConfig, build_store
 from unmix.jobs import Cancelled, CancelToken
@@ -75,15 +76,23 @@ def test_a_model_of_a_smaller_store_is_not_reused(data, tmp_path):
         pipeline.train(store, out, pipeline.default_model(**TINY), device="cpu")
 
 
-def test_cluster_reuses_only_its_own_table(data, tmp_path):
+def test_cluster_reuses_only_its_own_table(data, tmp_path, monkeypatch):
     m1 = pipeline.train(data["store"], tmp_path / "m1.pt", pipeline.default_model(**TINY), device="cpu").path
     m2 = pipeline.train(data["store"], tmp_path / "m2.pt", pipeline.default_model(**{**TINY, "seed": 3}),
                         device="cpu").path
     out = tmp_path / "t.h5"
     first = pipeline.cluster(data["store"], m1, out, device="cpu")
     assert not first.reused
-    again = pipeline.cluster(data["store"], m1, out, device="cpu")
-    assert again.reused and (again.table.cluster == first.table.cluster).all()
+    with monkeypatch.context() as mp:  # reusing reads what the table says about itself, not its arrays
+        mp.setattr(ClusterTable, "load", classmethod(lambda cls, path: pytest.fail("the whole table was read")))
+        again = pipeline.cluster(data["store"], m1, out, device="cpu")
+    assert again.reused and again.occupancy == first.occupancy
+    assert (again.table.cluster == first.table.cluster).all()
+    named = first.table
+    named.set_name(named.scales[0], int(named.cluster[0, 0]), "quiet night")
+    named.save(out, overwrite=True)
+    assert pipeline.cluster(data["store"], m1, out, device="cpu").summary.label(
+        named.scales[0], int(named.cluster[0, 0])).endswith("(quiet night)")
     with pytest.raises(OutputExistsError, match="another model"):
         pipeline.cluster(data["store"], m2, out, device="cpu")
     assert not pipeline.cluster(data["store"], m2, out, overwrite=True, device="cpu").reused

@@ -116,7 +116,7 @@ def cluster(store, model, out, device, memory_budget, overwrite):
                                 token=token, memory_budget=memory_budget)
     n = sum(next(iter(done.occupancy.values()), []))
     click.echo(f"{out}: {'reused, ' if done.reused else ''}{n} windows × {len(done.occupancy)} scales")
-    table = done.table if done.reused else None  # a new table has no names yet
+    table = done.summary if done.reused else None  # a new table has no names yet
     for s, counts in done.occupancy.items():
         click.echo(f"  scale {s}: occupancy {counts}")
         named = [table.label(s, k) for k in sorted(table.names.get(s, {}))] if table is not None else []
