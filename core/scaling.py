@@ -136,7 +136,7 @@ def tiled_record(sol: str | Path, out: str | Path, sols: int) -> Path:
 
     from unmix.atomic import atomic_path, write_stream
 
-    one = read(str(sol))
+    one = read(str(sol), format="MSEED")
     st = Stream()
     for k in range(sols):
         for tr in one:
