@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -22,6 +24,7 @@ from unmix.errors import ConfigError, InputFileError
 from unmix.h5safe import H5_ERRORS, check_dataset, damaged, h5_atomic_writer, json_attr
 
 TABLE_FORMAT = "unmix-clusters-1"
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,8 +77,7 @@ class ClusterTable:
 
     def label(self, scale: int, cluster: int) -> str:
         """``'3'`` or ``'3 (quiet night)'``."""
-        name = self.name_of(scale, cluster)
-        return f"{cluster} ({name})" if name else str(cluster)
+        return _label(cluster, self.name_of(scale, cluster))
 
     def resolve(self, spec: str | int | list, scale: int) -> list[int]:
         """Cluster numbers of ``spec`` at ``scale``: numbers and names, comma-separated (``'3,5'``, ``'quiet'``,
@@ -205,21 +207,7 @@ class ClusterTable:
     @classmethod
     def load(cls, path: str | Path) -> ClusterTable:
         """Read a table written by :meth:`save` (HDF5), validating shapes, dtypes and values; one line otherwise."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputFileError("no such cluster table", path)
-        if not h5py.is_hdf5(path):
-            raise InputFileError("not an Unmix cluster table (not HDF5; expected one written by 'unmix cluster')",
-                                 path)
-        try:
-            with h5py.File(path, "r") as f:
-                if f.attrs.get("format") != TABLE_FORMAT:
-                    raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
-                return cls(**_read_table(f, path))
-        except (InputFileError, ConfigError):
-            raise
-        except H5_ERRORS as exc:
-            raise damaged(exc, path, "cluster table") from None
+        return cls(**_read_saved(path, _read_table))
 
 
 @dataclass
@@ -241,13 +229,31 @@ class TableSummary:
 
     def label(self, scale: int, cluster: int) -> str:
         """``'3'`` or ``'3 (quiet night)'``, as :meth:`ClusterTable.label`."""
-        name = self.names.get(int(scale), {}).get(int(cluster), "")
-        return f"{cluster} ({name})" if name else str(cluster)
+        return _label(cluster, self.names.get(int(scale), {}).get(int(cluster), ""))
 
 
 def read_summary(path: str | Path, rows: int = 1 << 18) -> TableSummary:
     """The :class:`TableSummary` of a table written by :meth:`ClusterTable.save`, its cluster column read ``rows``
     windows at a time (validated as :meth:`ClusterTable.load` validates it); one line for a bad file."""
+    return _read_saved(path, lambda f, p: _read_summary(f, p, rows))
+
+
+def _read_summary(f: h5py.File, path: Path, rows: int) -> TableSummary:
+    scales, inputs, meta, dims = _read_header(f, path)
+    n, K = dims["N"], dims["K"]
+    counts = np.zeros((len(scales), K), np.int64)
+    for a in range(0, n, rows):
+        block = f["cluster"][a:a + rows]
+        if block.min() < 0 or block.max() >= max(K, 1):
+            raise InputFileError("damaged cluster table: cluster numbers outside the table's clusters", path)
+        for j in range(len(scales)):
+            counts[j] += np.bincount(block[:, j], minlength=K)
+    return TableSummary(path, tuple(int(s) for s in scales), inputs, meta, _names_of(f, scales, K, path), n, K,
+                        counts)
+
+
+def _read_saved(path: str | Path, read: Callable[[h5py.File, Path], T]) -> T:
+    """``read(f, path)`` on the open table at ``path``, after checking it is one; one line for a bad file."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError("no such cluster table", path)
@@ -257,21 +263,15 @@ def read_summary(path: str | Path, rows: int = 1 << 18) -> TableSummary:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != TABLE_FORMAT:
                 raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
-            scales, inputs, meta, dims = _read_header(f, path)
-            n, K = dims["N"], dims["K"]
-            counts = np.zeros((len(scales), K), np.int64)
-            for a in range(0, n, rows):
-                block = f["cluster"][a:a + rows]
-                if block.min() < 0 or block.max() >= max(K, 1):
-                    raise InputFileError("damaged cluster table: cluster numbers outside the table's clusters", path)
-                for j in range(len(scales)):
-                    counts[j] += np.bincount(block[:, j], minlength=K)
-            return TableSummary(path, tuple(int(s) for s in scales), inputs, meta, _names_of(f, scales, K, path), n,
-                                K, counts)
+            return read(f, path)
     except (InputFileError, ConfigError):
         raise
     except H5_ERRORS as exc:
         raise damaged(exc, path, "cluster table") from None
+
+
+def _label(cluster: int, name: str) -> str:
+    return f"{cluster} ({name})" if name else str(cluster)
 
 
 CHUNK_BYTES = 1 << 22

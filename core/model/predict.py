@@ -103,7 +103,7 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
     if need > budget:
         pieces = stream.store_pieces(store, model, token)
     else:
-        pieces = iter([(0, {s: model.scale_inputs(s, store.features(s), stream.CONVERT_ROWS) for s in model.scales})])
+        pieces = iter([(0, stream.held_inputs(store, model))])
     n = max(store.n_windows, 1)
     for start, x in pieces:
         stop = start + len(next(iter(x.values())))

@@ -152,6 +152,16 @@ def chunk_inputs(store: FeatureStore, model: TrainedModel, rows: np.ndarray | sl
     return out
 
 
+def held_inputs(store: FeatureStore, model: TrainedModel) -> dict[int, torch.Tensor]:
+    """Every window's network inputs (CPU float32), for a store that fits the budget: one scale's features read and
+    converted at a time (:data:`CONVERT_ROWS` rows at a time), each freed before the next is read."""
+    x = {}
+    for s in model.scales:
+        x[s] = model.scale_inputs(s, store.features(s), CONVERT_ROWS)
+        release_memory()
+    return x
+
+
 def _read_scale(store: FeatureStore, scale: int, rows: np.ndarray, stop: threading.Event) -> np.ndarray:
     return store.read_rows(scale, rows)
 

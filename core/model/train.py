@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unmix.allocator import release_memory
 from unmix.atomic import atomic_path
 from unmix.devices import resolve_device
 from unmix.errors import ConfigError, InputFileError, OutputExistsError
@@ -103,7 +102,7 @@ class Training:
         if n < 4:
             raise ConfigError(f"only {n} windows in the store; training needs at least 4", self.store.path)
         self.model = self._resumed_model(ck) if ck is not None else self._new_model()
-        self.x = None if self.streaming else self._in_memory_inputs()
+        self.x = None if self.streaming else stream.held_inputs(self.store, self.model)
         self.optimizers = [torch.optim.Adam(net.parameters(), lr=self.config.lr) for net in self.model.networks]
         if ck is not None:
             self._restore_state(ck)
@@ -121,14 +120,6 @@ class Training:
         log.info("%s: %s (%s)", self.store.path, "streaming from the store" if streaming else "training in memory",
                  stream.describe(need, self.memory_budget))
         return streaming
-
-    def _in_memory_inputs(self) -> dict[int, torch.Tensor]:
-        """Every window's network inputs, read and converted one scale at a time (in pieces of rows)."""
-        x = {}
-        for s in self.model.scales:
-            x[s] = self.model.scale_inputs(s, self.store.features(s), stream.CONVERT_ROWS)
-            release_memory()
-        return x
 
     def _resumed_config(self, ck: dict, config: ModelConfig | None) -> ModelConfig:
         try:
