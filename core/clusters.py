@@ -252,8 +252,8 @@ def _read_summary(f: h5py.File, path: Path, rows: int) -> TableSummary:
                         counts)
 
 
-def _read_saved(path: str | Path, read: Callable[[h5py.File, Path], T]) -> T:
-    """``read(f, path)`` on the open table at ``path``, after checking it is one; one line for a bad file."""
+def _read_saved(path: str | Path, reader: Callable[[h5py.File, Path], T]) -> T:
+    """``reader(f, path)`` on the open table at ``path``, after checking it is one; one line for a bad file."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError("no such cluster table", path)
@@ -263,7 +263,7 @@ def _read_saved(path: str | Path, read: Callable[[h5py.File, Path], T]) -> T:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != TABLE_FORMAT:
                 raise InputFileError(f"not an Unmix cluster table (format {f.attrs.get('format')!r})", path)
-            return read(f, path)
+            return reader(f, path)
     except (InputFileError, ConfigError):
         raise
     except H5_ERRORS as exc:
