@@ -138,10 +138,7 @@ def _invert_prep(prep: Any, out: np.ndarray) -> tuple[np.ndarray, list[str]]:
         if prep.projection.shape[1] < prep.projection.shape[0]:
             notes.append(f"PCA: {prep.projection.shape[1]} of {prep.projection.shape[0]} directions; the values lie "
                          "in the principal subspace")
-    x = x.reshape(n, C, F)
-    x = x * prep.std + prep.mean  # std 0 (constant column of a component) gives its mean, as training saw it
-    if prep.log.any():
-        x[..., prep.log] = np.exp(np.minimum(x[..., prep.log], 700.0))
+    x = prep.unstandardise(x.reshape(n, C, F))
     if prep.ps_index is not None and prep.norm_pair is not None:
         x, ok = _undo_shape(x, prep)
         if not ok:

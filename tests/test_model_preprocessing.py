@@ -56,6 +56,40 @@ def test_a_log_spars_model_trains_saves_and_clusters_the_same_after_loading(stor
     assert np.array_equal(a.cluster, b.cluster)
 
 
+def test_the_log_offset_adds_kappa_times_the_column_median_before_the_log(store_path):
+    store = FeatureStore(store_path)
+    a, d = store.features(1024), store.description
+    plain, soft = fit_scale(a, d, "log"), fit_scale(a, d, "log", log_offset=3.0)
+    assert plain.offset is None and np.array_equal(soft.log, plain.log) and soft.log.any()
+    x = a[:, :, soft.columns[:, 0], soft.columns[:, 1]].astype(np.float64)
+    np.testing.assert_allclose(soft.offset[:, soft.log], 3.0 * np.median(x[..., soft.log], axis=0), rtol=1e-12)
+    assert (soft.offset[:, ~soft.log] == 0).all()
+    expected = np.log(x[..., soft.log] + soft.offset[:, soft.log])
+    z = soft.standardise(a)[..., soft.log]
+    np.testing.assert_allclose(z, (expected - soft.mean[:, soft.log]) / soft.std[:, soft.log], atol=1e-9)
+    np.testing.assert_allclose(soft.unstandardise(soft.standardise(a)), x, rtol=1e-9,
+                               atol=1e-12 * np.abs(x).max())
+    # the lower tail is compressed: the lowest window sits closer to the mean than under a plain log
+    low = plain.standardise(a)[..., plain.log].min(axis=0)
+    assert (soft.standardise(a)[..., soft.log].min(axis=0) > low).mean() > 0.9
+
+
+def test_a_negative_log_offset_is_refused():
+    with pytest.raises(ConfigError, match="log_offset"):
+        preset("small", log_offset=-1.0)
+
+
+def test_a_model_with_a_log_offset_saves_it_and_clusters_the_same_after_loading(store_path, tmp_path):
+    config = preset("small", pca=4, hidden=16, latent=4, clusters=4, epochs=2, batch_size=64, ensemble=1,
+                    log_offset=3.0)
+    model = train(store_path, tmp_path / "m.pt", config, device="cpu")
+    loaded = load_model(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.preps[1024].offset, model.preps[1024].offset)
+    assert loaded.digest() == model.digest()
+    a, b = predict(store_path, model, device="cpu"), predict(store_path, loaded, device="cpu")
+    assert np.array_equal(a.cluster, b.cluster)
+
+
 def test_unknown_preprocessing_is_refused():
     with pytest.raises(ConfigError, match="log-spars"):
         preset("small", preprocessing="spars")

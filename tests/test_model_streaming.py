@@ -87,14 +87,20 @@ def store_bytes(path: Path) -> int:
     return store.n_windows * sum(stream.window_bytes(store).values())
 
 
-@pytest.mark.parametrize(("preprocessing", "pca"), [("paper", 0), ("log", 0), ("shape", 0), ("log", 8), ("paper", 5)])
-def test_streaming_fit_equals_the_in_memory_fit(base, preprocessing, pca):
+@pytest.mark.parametrize(("preprocessing", "pca", "log_offset"),
+                         [("paper", 0, 0), ("log", 0, 0), ("shape", 0, 0), ("log", 8, 0), ("paper", 5, 0),
+                          ("log", 8, 3), ("log-spars", 4, 0.5)])
+def test_streaming_fit_equals_the_in_memory_fit(base, preprocessing, pca, log_offset):
     a = base.features(1024).copy()
     a[:, :, 5, 0] = 7.0  # a constant column must go in both (not under 'shape': divided by each window's RMS)
     sizes = [7, 1, 20, 3, 40]  # uneven pieces
     cuts = np.cumsum(sizes)[:-1]
-    whole = fit_scale(a, base.description, preprocessing, pca)
-    piecewise = fit_scale_pieces(lambda: np.split(a, cuts), base.description, a.shape[2], preprocessing, pca)
+    whole = fit_scale(a, base.description, preprocessing, pca, log_offset)
+    piecewise = fit_scale_pieces(lambda: np.split(a, cuts), base.description, a.shape[2], preprocessing, pca,
+                                 log_offset)
+    assert (whole.offset is None) == (piecewise.offset is None) == (log_offset == 0 or not whole.log.any())
+    if whole.offset is not None:
+        np.testing.assert_array_equal(piecewise.offset, whole.offset)
     assert any((c == [5, 0]).all() for c in piecewise.columns) == (preprocessing == "shape")
     assert np.array_equal(whole.columns, piecewise.columns) and np.array_equal(whole.log, piecewise.log)
     assert (preprocessing == "paper") != whole.log.any()
@@ -102,20 +108,26 @@ def test_streaming_fit_equals_the_in_memory_fit(base, preprocessing, pca):
     np.testing.assert_allclose(piecewise.std, whole.std, rtol=1e-9, atol=0)
     if pca:
         sign = np.sign((whole.projection * piecewise.projection).sum(0))
-        assert piecewise.projection.shape == whole.projection.shape == (a.shape[1] * len(whole.columns), pca)
+        assert piecewise.projection.shape == whole.projection.shape
+        assert whole.projection.shape[0] == a.shape[1] * len(whole.columns)
+        assert (whole.projection.shape[1] > pca) == (preprocessing == "log-spars")
         np.testing.assert_allclose(piecewise.projection * sign, whole.projection, rtol=1e-6,
                                    atol=1e-9 * np.abs(whole.projection).max())
     else:
         assert piecewise.projection is None
+    np.testing.assert_allclose(piecewise.apply(a)[:, 0] * (sign if pca else 1), whole.apply(a)[:, 0], rtol=1e-4,
+                               atol=1e-4)
 
 
 def test_fit_preps_reads_the_training_rows_of_the_store(mixture):
     path, _ = mixture
     store = FeatureStore(path)
     rows = np.sort(np.random.default_rng(1).choice(store.n_windows, 400, replace=False))
-    preps = stream.fit_preps(store, rows, "log", 6, lambda f, m="": None, NO_CANCEL)
+    preps = stream.fit_preps(store, rows, "log", 6, lambda f, m="": None, NO_CANCEL, log_offset=2.0)
     for s in store.scales:
-        whole = fit_scale(store.features(s)[rows], store.description, "log", 6)
+        whole = fit_scale(store.features(s)[rows], store.description, "log", 6, log_offset=2.0)
+        assert whole.offset is not None and (whole.offset[:, whole.log] > 0).all()
+        np.testing.assert_array_equal(preps[s].offset, whole.offset)
         np.testing.assert_allclose(preps[s].mean, whole.mean, rtol=1e-9, atol=1e-12)
         sign = np.sign((whole.projection * preps[s].projection).sum(0))
         np.testing.assert_allclose(preps[s].projection * sign, whole.projection, rtol=1e-6, atol=1e-9)

@@ -30,6 +30,11 @@ class ModelConfig:
     The loss weights apply to sums over input columns, so with fewer columns (``pca``) ``w_rec`` must grow to keep
     the reconstruction's share of the loss. ``ensemble > 1`` trains that many networks (member ``i`` seeded with
     ``seed + i·MEMBER_SEED_STEP``) on the same inputs and clusters by their consensus (:mod:`unmix.model.consensus`).
+    ``log_offset`` κ > 0 takes log(x + κ·m) instead of log(x) on the log columns, m the column's median over (up to
+    4 096 evenly spaced) training windows: values far above the median (glitches) keep the log's compression, values
+    below it are no longer stretched. A plain log turns the long lower tail of short-window energy estimates (a
+    quiet night's long-period bands at 51 s) into modes of their own, which the clustering split into "level bands"
+    (docs/performance.md, Clustering: the log offset).
     """
 
     hidden: int = 64
@@ -54,6 +59,7 @@ class ModelConfig:
     checkpoint_every: int = 5
     negative_slope: float = 0.2
     ensemble: int = 1
+    log_offset: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "latent", "batch_size", "epochs", "checkpoint_every", "ensemble"):
@@ -71,6 +77,8 @@ class ModelConfig:
             raise ConfigError(f"pca must be ≥ 0 (0: no projection), got {self.pca}")
         if self.lr <= 0 or self.clip <= 0 or self.temp_half_life <= 0:
             raise ConfigError("lr, clip and temp_half_life must be > 0")
+        if not 0.0 <= self.log_offset < math.inf:
+            raise ConfigError(f"log_offset must be a finite number ≥ 0, got {self.log_offset}")
 
     def member_seed(self, member: int) -> int:
         """Seed of ensemble member ``member`` (member 0: ``seed`` itself, so ``ensemble=1`` is one ordinary model)."""

@@ -18,6 +18,8 @@ import torch
 from unmix.errors import DataError
 
 CONSTANT_RTOL = 1e-5
+#: Training windows (evenly spaced) on which the log offset's column medians are taken.
+OFFSET_WINDOWS = 4096
 
 #: Per preprocessing, coefficient types (``c_type``) whose standardised columns are passed on as they are, next to
 #: the principal axes (with ``pca > 0``). ``'log-spars'``: the sparsities E|Wx|/√E|Wx|², scale-free, where glitches
@@ -37,6 +39,7 @@ class ScalePrep:
     projection: np.ndarray | None = None  # (C·F, P) float64: principal axes of the standardised inputs, or None
     ps_index: np.ndarray | None = None  # ('shape') (J+1,) coefficient indices of the ps family, by jl1
     norm_pair: np.ndarray | None = None  # ('shape') (F, 2) positions in ps_index of σ_left, σ_right (-1: none)
+    offset: np.ndarray | None = None  # (C, F) float64 added before the log (``log_offset``), 0 on other columns
 
     @property
     def n_features(self) -> int:
@@ -60,7 +63,7 @@ class ScalePrep:
         x = _shape(a, self.columns, self.ps_index, self.norm_pair) if self.ps_index is not None else \
             a[:, :, self.columns[:, 0], self.columns[:, 1]].astype(np.float64)
         if self.log.any():
-            x[..., self.log] = np.log(np.maximum(x[..., self.log], np.finfo(np.float64).tiny))
+            _log(x, self.log, self.offset)
         scale = np.divide(1.0, self.std, out=np.zeros_like(self.std), where=self.std > 0)
         x -= self.mean  # in place: x is a fresh array, and one copy less of a large input
         x *= scale
@@ -69,7 +72,7 @@ class ScalePrep:
     def to_state(self) -> dict:
         state = {"columns": torch.from_numpy(self.columns), "log": torch.from_numpy(self.log),
                  "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std)}
-        for name in ("projection", "ps_index", "norm_pair"):
+        for name in ("projection", "ps_index", "norm_pair", "offset"):
             if getattr(self, name) is not None:
                 state[name] = torch.from_numpy(getattr(self, name))
         return state
@@ -81,7 +84,23 @@ class ScalePrep:
 
         return cls(d["columns"].numpy().astype(np.int64), d["log"].numpy().astype(bool),
                    d["mean"].numpy().astype(np.float64), d["std"].numpy().astype(np.float64),
-                   opt("projection", np.float64), opt("ps_index", np.int64), opt("norm_pair", np.int64))
+                   opt("projection", np.float64), opt("ps_index", np.int64), opt("norm_pair", np.int64),
+                   opt("offset", np.float64))
+
+    def unstandardise(self, x: np.ndarray) -> np.ndarray:
+        """(n, C, F) standardised columns → column values (the inverse of :meth:`standardise` up to the column
+        selection; a column constant for a component gives its mean)."""
+        x = x * self.std + self.mean
+        if self.log.any():
+            off = 0.0 if self.offset is None else self.offset[:, self.log]
+            x[..., self.log] = np.exp(np.minimum(x[..., self.log], 700.0)) - off
+        return x
+
+
+def _log(x: np.ndarray, log: np.ndarray, offset: np.ndarray | None) -> None:
+    """In place: the log columns of ``x`` (n, C, F) → log(x + offset) (offset None: plain log)."""
+    v = x[..., log] if offset is None else x[..., log] + offset[:, log]
+    x[..., log] = np.log(np.maximum(v, np.finfo(np.float64).tiny))
 
 
 def _shape(a: np.ndarray, columns: np.ndarray, ps_index: np.ndarray, norm_pair: np.ndarray) -> np.ndarray:
@@ -110,12 +129,14 @@ def candidate_columns(description: np.ndarray, n_coefficients: int) -> np.ndarra
     return cols[np.lexsort((cols[:, 1], cols[:, 0]))].astype(np.int64)
 
 
-def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: int = 0) -> ScalePrep:
+def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: int = 0, log_offset: float = 0.0
+              ) -> ScalePrep:
     """Fit the transform of one scale on training windows ``a`` (N, C, K, 2).
 
     ``pca > 0`` then projects the standardised inputs of all components onto their ``pca`` leading principal axes,
     scaled so that the projected inputs have unit mean variance (the relative variances, i.e. which directions carry
-    most of the signal, are kept: no whitening).
+    most of the signal, are kept: no whitening). ``log_offset`` κ > 0 takes log(x + κ·m) instead of log(x), m the
+    column's median over the windows :func:`offset_rows` picks (see :class:`unmix.model.ModelConfig`).
     """
     if a.shape[0] < 2:
         raise DataError(f"need at least 2 training windows to standardise features, got {a.shape[0]}")
@@ -123,6 +144,7 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
     x = _columns(a, cols, ps_index, norm_pair)  # (N, C, F) float64
     if not np.all(np.isfinite(x)):
         raise DataError("features contain NaN or infinite values")
+    offset = _medians(x[offset_rows(len(x))], log_offset)
     std0 = x.std(axis=0)
     scale0 = np.maximum(np.abs(x.mean(axis=0)), np.abs(x).max(axis=0))
     varying, keep = _varying(std0, scale0)
@@ -130,10 +152,11 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
     if norm_pair is not None:
         norm_pair = norm_pair[keep]
     log = _log_columns(preprocessing, cols, ps_index, (x > 0).all(axis=(0, 1)))
-    x[..., log] = np.log(x[..., log])
+    offset = _on_log(offset, keep, log)
+    _log(x, log, offset)
     mean = x.mean(axis=0)
     std = np.where(varying, x.std(axis=0), 0.0)
-    prep = ScalePrep(cols, log, mean, std, None, ps_index, norm_pair)
+    prep = ScalePrep(cols, log, mean, std, None, ps_index, norm_pair, offset)
     if pca > 0:
         flat = ((x - mean) * np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)).reshape(len(x), -1)
         _, sv, vt = np.linalg.svd(flat, full_matrices=False)
@@ -142,6 +165,22 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
         axes = vt[:p].T / np.sqrt(max(var.mean(), np.finfo(np.float64).tiny))
         prep.projection = _with_extra(axes, preprocessing, description, cols, x.shape[1])
     return prep
+
+
+def offset_rows(n: int) -> np.ndarray:
+    """Positions (sorted) among ``n`` training windows of the :data:`OFFSET_WINDOWS` evenly spaced ones whose column
+    medians set the log offset (the same in memory and streamed, so both fit the same transform)."""
+    return np.unique(np.linspace(0, n - 1, min(n, OFFSET_WINDOWS)).round().astype(np.int64))
+
+
+def _medians(sample: np.ndarray, log_offset: float) -> np.ndarray | None:
+    """κ × the candidate columns' medians (C, F) over ``sample`` (n, C, F) float64; None when κ = 0."""
+    return None if log_offset <= 0 else log_offset * np.median(sample, axis=0)
+
+
+def _on_log(offset: np.ndarray | None, keep: np.ndarray, log: np.ndarray) -> np.ndarray | None:
+    """The offsets of the kept columns, zero on the columns that take no log."""
+    return None if offset is None or not log.any() else np.where(log, offset[:, keep], 0.0)
 
 
 def _with_extra(axes: np.ndarray, preprocessing: str, description: np.ndarray, cols: np.ndarray, channels: int
@@ -200,9 +239,14 @@ class StreamingFit:
     eigenvectors, scaled like :func:`fit_scale`'s SVD (each axis up to its sign).
     """
 
-    def __init__(self, description: np.ndarray, n_coefficients: int, preprocessing: str, pca: int = 0) -> None:
+    def __init__(self, description: np.ndarray, n_coefficients: int, preprocessing: str, pca: int = 0,
+                 log_offset: float = 0.0, offset_sample: np.ndarray | None = None) -> None:
         self.cols, self.ps_index, self.norm_pair = _candidates(description, n_coefficients, preprocessing)
         self.preprocessing, self.pca, self.description = preprocessing, pca, description
+        if log_offset > 0 and offset_sample is None:
+            raise ValueError("a log offset needs the training windows that offset_rows picks (offset_sample)")
+        self.offset = None if offset_sample is None else _medians(
+            _columns(offset_sample, self.cols, self.ps_index, self.norm_pair), log_offset)
         self.raw, self.logs = Moments(), Moments()
         self.absmax: np.ndarray | None = None
         self.min: np.ndarray | None = None
@@ -222,7 +266,8 @@ class StreamingFit:
         self.absmax = amax if self.absmax is None else np.maximum(self.absmax, amax)
         self.min = lo if self.min is None else np.minimum(self.min, lo)
         if self.preprocessing != "paper":
-            self.logs.add(np.log(np.maximum(x, np.finfo(np.float64).tiny)))
+            shifted = x if self.offset is None else x + self.offset
+            self.logs.add(np.log(np.maximum(shifted, np.finfo(np.float64).tiny)))
 
     def prep(self) -> ScalePrep:
         """The transform decided by pass 1 (without projection)."""
@@ -237,7 +282,8 @@ class StreamingFit:
         if log.any():
             mean[:, log], std[:, log] = self.logs.mean[:, keep][:, log], self.logs.std[:, keep][:, log]
         norm_pair = None if self.norm_pair is None else self.norm_pair[keep]
-        self._prep = ScalePrep(cols, log, mean, np.where(varying, std, 0.0), None, self.ps_index, norm_pair)
+        self._prep = ScalePrep(cols, log, mean, np.where(varying, std, 0.0), None, self.ps_index, norm_pair,
+                               _on_log(self.offset, keep, log))
         return self._prep
 
     def add_gram(self, a: np.ndarray) -> None:
@@ -266,10 +312,20 @@ def _gram_projection(gram: np.ndarray, n: int, pca: int) -> np.ndarray:
 
 
 def fit_scale_pieces(pieces: Callable[[], Iterable[np.ndarray]], description: np.ndarray, n_coefficients: int,
-                     preprocessing: str, pca: int = 0) -> ScalePrep:
+                     preprocessing: str, pca: int = 0, log_offset: float = 0.0) -> ScalePrep:
     """:func:`fit_scale` on training windows given in pieces: ``pieces()`` yields (n, C, K, 2) arrays (called once,
-    or twice with ``pca > 0``)."""
-    fit = StreamingFit(description, n_coefficients, preprocessing, pca)
+    or twice with ``pca > 0``, and twice more with a log offset: to count the windows, then to pick
+    :func:`offset_rows`)."""
+    sample = None
+    if log_offset > 0:
+        n = sum(len(a) for a in pieces())
+        rows, parts, start = offset_rows(n), [], 0
+        for a in pieces():
+            inside = rows[(rows >= start) & (rows < start + len(a))] - start
+            parts.append(a[inside])
+            start += len(a)
+        sample = np.concatenate(parts)
+    fit = StreamingFit(description, n_coefficients, preprocessing, pca, log_offset, sample)
     for a in pieces():
         fit.add(a)
     if pca > 0:

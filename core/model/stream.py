@@ -31,7 +31,7 @@ from unmix.allocator import release_memory
 from unmix.errors import ConfigError
 from unmix.features import FeatureStore
 from unmix.jobs import CancelToken, Progress
-from unmix.model.data import ScalePrep, StreamingFit
+from unmix.model.data import ScalePrep, StreamingFit, offset_rows
 
 if TYPE_CHECKING:
     from unmix.model.network import FactorialVAE
@@ -347,10 +347,18 @@ class StreamedInputs:
 
 
 def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pca: int, progress: Progress,
-              token: CancelToken) -> dict[int, ScalePrep]:
-    """Every scale's preprocessing fitted in passes over the training windows, one store chunk at a time."""
+              token: CancelToken, log_offset: float = 0.0) -> dict[int, ScalePrep]:
+    """Every scale's preprocessing fitted in passes over the training windows, one store chunk at a time (with a
+    log offset, first a read of the :func:`~unmix.model.data.offset_rows` windows whose medians set it)."""
     chunks = SplitChunks(train_idx, store.chunk_windows)
-    fits = {s: StreamingFit(store.description, len(store.description), preprocessing, pca) for s in store.scales}
+    sample_rows = train_idx[offset_rows(len(train_idx))]
+
+    def sample(s: int) -> np.ndarray | None:
+        token.check()
+        return store.read_rows(s, sample_rows) if log_offset > 0 else None
+
+    fits = {s: StreamingFit(store.description, len(store.description), preprocessing, pca, log_offset, sample(s))
+            for s in store.scales}
     passes = 2 if pca > 0 else 1
     parts = [(i, s, rows) for i, rows in enumerate(chunks.rows) for s in store.scales]
     for p in range(passes):

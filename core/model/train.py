@@ -149,10 +149,10 @@ class Training:
         self.train_idx, self.val_idx = split_indices(self.store.n_windows, cfg.val_fraction, cfg.seed)
         if self.streaming:
             preps = stream.fit_preps(self.store, self.train_idx, cfg.preprocessing, cfg.pca, self.progress,
-                                     self.token)
+                                     self.token, cfg.log_offset)
         else:
             preps = {s: fit_scale(self.store.read_rows(s, self.train_idx), self.store.description,
-                                  cfg.preprocessing, cfg.pca) for s in self.store.scales}
+                                  cfg.preprocessing, cfg.pca, cfg.log_offset) for s in self.store.scales}
         C = preps[self.store.scales[0]].channels
         nets = []
         for i in range(cfg.ensemble):

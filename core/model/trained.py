@@ -86,7 +86,7 @@ class TrainedModel:
         h.update(self.feature_digest.encode())
         for s in self.scales:
             p = self.preps[s]
-            for a in (p.columns, p.log, p.mean, p.std) + (() if p.projection is None else (p.projection,)):
+            for a in (p.columns, p.log, p.mean, p.std) + tuple(a for a in (p.projection, p.offset) if a is not None):
                 h.update(np.ascontiguousarray(a).tobytes())
         for net in self.networks:
             for k, v in sorted(net.state_dict().items()):
@@ -177,8 +177,9 @@ def _check_preps(preps: dict[int, ScalePrep], ck: dict, path: Path | None) -> No
         ok = (p.columns.shape == (F, 2) and p.log.shape == (F,) and p.mean.shape == (n_comp, F)
               and p.std.shape == (n_comp, F) and F > 0 and (p.projection is None or p.projection.shape[0] == n_comp * F)
               and p.columns[:, 0].min() >= 0 and p.columns[:, 0].max() < n_coef and set(np.unique(p.columns[:, 1]))
-              <= {0, 1} and (p.std >= 0).all())
-        arrays = (p.mean, p.std) + (() if p.projection is None else (p.projection,))
+              <= {0, 1} and (p.std >= 0).all() and (p.offset is None or (p.offset.shape == (n_comp, F)
+                                                                       and (p.offset >= 0).all())))
+        arrays = (p.mean, p.std) + tuple(a for a in (p.projection, p.offset) if a is not None)
         if not ok or not all(np.isfinite(a).all() for a in arrays):
             raise damaged(path, f"preprocessing of scale {s} is inconsistent or not finite")
         if p.channels != int(ck["channels"]):
