@@ -149,8 +149,10 @@ def test_checkpoint_holds_standardisation_and_configuration(store_path, tmp_path
     cols = p["columns"].numpy()
     v = x[:, :, cols[:, 0], cols[:, 1]].astype(np.float64)
     log = p["log"].numpy()
-    assert log.any()  # the small preset takes the log of positive columns
-    v[..., log] = np.log(v[..., log])
+    assert log.any()  # the small preset takes the log of positive columns, after its offset κ·median
+    offset = p["offset"].numpy()
+    np.testing.assert_allclose(offset[:, log], TINY.log_offset * np.median(v[..., log], axis=0), rtol=1e-12)
+    v[..., log] = np.log(v[..., log] + offset[:, log])
     assert np.allclose(p["mean"].numpy(), v.mean(0))
 
 
@@ -256,10 +258,15 @@ def test_clustering_quality_on_synthetic_sources(tmp_path):
     # 0.42 at best. Floors sit below, to catch regressions; fewer glitch windows (the default rate: 27 at 51 s) give
     # no glitch cluster at the finest scale (docs/performance.md). With the ensemble of 3 (2026-12-04, seed 29 only):
     # ARI 0.73 / 0.59 / 0.56, glitch share 0.50 / 0.93 / 0.55; floors unchanged (one seed is no evidence to raise them).
-    assert scores[1024].ari >= 0.55
-    assert scores[4096].ari >= 0.45
-    assert scores[16384].ari >= 0.35
-    assert max(v.glitch_share for v in scores.values()) >= 0.5
+    # With the log offset κ = 10, w_rec 8 and the consensus threshold 0.7 (2026-12-05, seeds 29 / 30 / 31): ARI 0.71 /
+    # 0.79 / 0.78 at 1024, 0.76 / 0.70 / 0.77 at 4096, 0.60 / 0.58 / 0.63 at 16384; the best scale's glitch share
+    # 0.48 / 0.52 / 0.83 and glitch F1 0.62 / 0.68 / 0.81 (glitch clusters purer, fewer glitch windows in them: on
+    # this high glitch rate recall fell, docs/performance.md). ARI floors raised, the share floor lowered below them.
+    assert scores[1024].ari >= 0.6
+    assert scores[4096].ari >= 0.55
+    assert scores[16384].ari >= 0.45
+    assert max(v.glitch_share for v in scores.values()) >= 0.35
+    assert max(v.glitch_f1 for v in scores.values()) >= 0.5
 
 
 def test_cli_report_runs_predict_then_the_analysis_report(store_path, tmp_path):

@@ -27,23 +27,38 @@ def _onehot(labels: np.ndarray, k: int, noise: float, rng) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-def test_consensus_keeps_a_rare_group_that_most_members_find():
-    rng = np.random.default_rng(0)
+def _rare_group_members(rng):
     truth = np.repeat([0, 1, 2, 3], [400, 300, 30, 70])  # group 2 is rare (≈ 4 %), like glitch windows
     member0 = truth.copy()
     member1 = np.array([3, 0, 1, 2])[truth]  # the same groups, other numbers
     member1[truth == 2] = np.where(np.arange(30) < 15, 1, 4)  # ... and the rare group split in two clusters
     member2 = np.array([1, 2, 0, 0])[truth]  # misses the rare group: merged with group 3
-    probs = [_onehot(lab, 5, 0.1, rng) for lab in (member0, member1, member2)]
-    profile = fit(probs)
+    return truth, [_onehot(lab, 5, 0.1, rng) for lab in (member0, member1, member2)]
+
+
+def test_consensus_keeps_a_rare_group_apart_that_one_member_merges_with_another():
+    rng = np.random.default_rng(0)
+    truth, probs = _rare_group_members(rng)
+    profile = fit(probs)  # default threshold 0.7: merging needs (almost) every member
     assert is_profile_table(profile, 3, 5)
     got = combine(probs, profile)
     assert np.allclose(got.sum(1), 1.0, atol=1e-5)
-    assert np.array_equal(got.argmax(1), truth)  # numbered like member 0, the rare group kept whole
+    labels = got.argmax(1)
+    assert np.array_equal(labels[truth != 2], truth[truth != 2])  # the large groups numbered like member 0
+    rare = np.unique(labels[truth == 2])
+    assert not np.isin(rare, labels[truth != 2]).any()  # the rare group shares no cluster with the others ...
+    assert len(rare) == 2  # ... and stays split where one member splits it (co-association 2/3 < 0.7)
     assert np.array_equal(fit(probs), profile)  # same posteriors, same consensus
+
+
+def test_consensus_at_a_lower_threshold_also_joins_what_one_member_splits():
+    rng = np.random.default_rng(0)
+    truth, probs = _rare_group_members(rng)
+    profile = fit(probs, threshold=0.6)
+    assert np.array_equal(combine(probs, profile).argmax(1), truth)  # numbered like member 0, the rare group whole
     member0_renumbered = np.array([2, 0, 4, 1])[truth]
     probs_b = [_onehot(member0_renumbered, 5, 0.1, rng), probs[1], probs[2]]
-    assert adjusted_rand_index(combine(probs_b, fit(probs_b)).argmax(1), truth) == pytest.approx(1.0)
+    assert adjusted_rand_index(combine(probs_b, fit(probs_b, threshold=0.6)).argmax(1), truth) == pytest.approx(1.0)
 
 
 def test_profile_table_check():

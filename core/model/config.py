@@ -31,7 +31,7 @@ class ModelConfig:
     the reconstruction's share of the loss. ``ensemble > 1`` trains that many networks (member ``i`` seeded with
     ``seed + i·MEMBER_SEED_STEP``) on the same inputs and clusters by their consensus (:mod:`unmix.model.consensus`).
     ``log_offset`` κ > 0 takes log(x + κ·m) instead of log(x) on the log columns, m the column's median over (up to
-    4 096 evenly spaced) training windows: values far above the median (glitches) keep the log's compression, values
+    512 evenly spaced) training windows: values far above the median (glitches) keep the log's compression, values
     below it are no longer stretched. A plain log turns the long lower tail of short-window energy estimates (a
     quiet night's long-period bands at 51 s) into modes of their own, which the clustering split into "level bands"
     (docs/performance.md, Clustering: the log offset).
@@ -112,15 +112,16 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # CPU-sized: trains on a few sols of features in minutes on 2 cores. Chosen so that glitches get clusters of their
-    # own (docs/performance.md, Clustering): log features, 32 principal axes per scale, w_rec 4 (≈ 0.15 × the ~880
-    # columns the published weight saw per scale, spread over 32), a weaker pull of q(y|x) to uniform (w_cat 0.2,
-    # else the posteriors stay near 1/K and rare sources never win a cluster), 16 clusters and 60 epochs. An ensemble
-    # of 3 clustered by co-association consensus: on the default path (2 synthetic sols, 3 synthetic × 3 training
-    # seeds) glitch-cluster F1 at 1024 rises from 0.31 (4 of 9 runs without a glitch cluster) to 0.60 (min 0.41), seed
-    # agreement ARI from 0.87/0.84/0.73/0.72 to 0.78/0.91/0.90/0.80 per scale, ARI 0.66/0.64/0.62/0.53 → 0.64/0.68/
-    # 0.67/0.57; training takes ≈ 3× longer (≈ 70 s instead of ≈ 25 s on 2 sols, 2 shared cores).
-    "small": ModelConfig(clusters=16, preprocessing="log", pca=32, w_rec=4.0, w_cat=0.2, epochs=60, ensemble=3),
+    # CPU-sized: trains on a few sols of features in minutes on 2 cores. Chosen by measurement on the default path
+    # (docs/performance.md, Clustering): log features with the log offset κ = 10 (log(x + 10·median): the lower tail
+    # of short-window energy estimates no longer splits quiet nights into level bands), 32 principal axes per scale,
+    # w_rec 8 (the reconstruction's share of the loss, ≈ 0.3 × the ~880 columns the published weight saw per scale,
+    # spread over 32), a weaker pull of q(y|x) to uniform (w_cat 0.2, else the posteriors stay near 1/K and rare
+    # sources never win a cluster), 16 clusters, 60 epochs, and an ensemble of 3 clustered by co-association
+    # consensus (seed agreement). On 2 synthetic sols (3 synthetic × 3 training seeds) and the real 3-h record, see
+    # docs/performance.md for the figures.
+    "small": ModelConfig(clusters=16, preprocessing="log", pca=32, w_rec=8.0, w_cat=0.2, epochs=60, ensemble=3,
+                         log_offset=10.0),
     # The published network and training settings (≈196 M parameters with the published 4 × (3, 420) inputs).
     "paper": ModelConfig(hidden=1024, layers=4, latent=32, clusters=9, w_rec=0.15, w_cat=1.0, batch_size=16384,
                          epochs=1000, temp_half_life=50.0, preprocessing="paper", pca=0, checkpoint_every=50),

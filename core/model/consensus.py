@@ -3,9 +3,10 @@
 Models trained with different seeds find much the same groups under arbitrary numbers, and each also splits or
 merges a few groups its own way, or misses a rare one (glitches: 1–2 % of the windows). Two windows are
 *co-associated* by the fraction of members that put them in the same cluster. The consensus groups windows whose
-average co-association exceeds :data:`THRESHOLD` (more than half of the members agree), by weighted average linkage
-over the distinct tuples of member clusters (each tuple weighted by its number of windows), so a group that two of
-three members find survives even when the third member splits it or misses it.
+average co-association exceeds :data:`THRESHOLD`, by weighted average linkage over the distinct tuples of member
+clusters (each tuple weighted by its number of windows). With 3 members and a threshold of 0.7, two groups merge
+only where all members mostly put them together, so a group that one member keeps apart (glitches that the others
+mix with wind bursts) survives, and a group that one member splits may stay split.
 
 Each consensus cluster ``c`` is then described by ``profile[c, m, k]``: the share of its training windows that member
 ``m`` puts in its cluster ``k``. Any window, of the training data or not, gets the score ``mean_m Σ_k p_m(k)
@@ -20,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-#: Merge groups while their average co-association is above this (measured 0.5–0.7 alike, docs/performance.md).
-THRESHOLD = 0.6
+#: Merge groups while their average co-association is above this. With the log offset, 0.7 keeps glitch groups that
+#: two of three members merge with wind bursts (glitch F1 up, ARI level; docs/performance.md, Clustering).
+THRESHOLD = 0.7
 #: The most frequent distinct member-cluster tuples that enter the linkage; rarer ones join by their scores.
 MAX_TUPLES = 500
 

@@ -19,7 +19,9 @@ from unmix.errors import DataError
 
 CONSTANT_RTOL = 1e-5
 #: Training windows (evenly spaced) on which the log offset's column medians are taken.
-OFFSET_WINDOWS = 4096
+OFFSET_WINDOWS = 512
+#: Columns converted at a time when those medians are taken from a store sample.
+MEDIAN_COLUMNS = 32
 
 #: Per preprocessing, coefficient types (``c_type``) whose standardised columns are passed on as they are, next to
 #: the principal axes (with ``pca > 0``). ``'log-spars'``: the sparsities E|Wx|/√E|Wx|², scale-free, where glitches
@@ -178,6 +180,20 @@ def _medians(sample: np.ndarray, log_offset: float) -> np.ndarray | None:
     return None if log_offset <= 0 else log_offset * np.median(sample, axis=0)
 
 
+def _sample_medians(sample: np.ndarray, cols: np.ndarray, ps_index: np.ndarray | None, norm_pair: np.ndarray | None,
+                    log_offset: float) -> np.ndarray | None:
+    """:func:`_medians` of the candidate columns of a store array ``sample`` (n, C, K, 2), a block of columns at a
+    time, so that beside the sample only one block's float64 copy is held (the same values as all at once)."""
+    if log_offset <= 0:
+        return None
+    out = np.empty((sample.shape[1], len(cols)))
+    for b in range(0, len(cols), MEDIAN_COLUMNS):
+        block = slice(b, b + MEDIAN_COLUMNS)
+        pairs = None if norm_pair is None else norm_pair[block]
+        out[:, block] = np.median(_columns(sample, cols[block], ps_index, pairs), axis=0)
+    return log_offset * out
+
+
 def _on_log(offset: np.ndarray | None, keep: np.ndarray, log: np.ndarray) -> np.ndarray | None:
     """The offsets of the kept columns, zero on the columns that take no log."""
     return None if offset is None or not log.any() else np.where(log, offset[:, keep], 0.0)
@@ -245,8 +261,8 @@ class StreamingFit:
         self.preprocessing, self.pca, self.description = preprocessing, pca, description
         if log_offset > 0 and offset_sample is None:
             raise ValueError("a log offset needs the training windows that offset_rows picks (offset_sample)")
-        self.offset = None if offset_sample is None else _medians(
-            _columns(offset_sample, self.cols, self.ps_index, self.norm_pair), log_offset)
+        self.offset = None if offset_sample is None else _sample_medians(
+            offset_sample, self.cols, self.ps_index, self.norm_pair, log_offset)
         self.raw, self.logs = Moments(), Moments()
         self.absmax: np.ndarray | None = None
         self.min: np.ndarray | None = None
