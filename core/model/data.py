@@ -146,7 +146,7 @@ def fit_scale(a: np.ndarray, description: np.ndarray, preprocessing: str, pca: i
     x = _columns(a, cols, ps_index, norm_pair)  # (N, C, F) float64
     if not np.all(np.isfinite(x)):
         raise DataError("features contain NaN or infinite values")
-    offset = _medians(x[offset_rows(len(x))], log_offset)
+    offset = _medians(a[offset_rows(len(a))], cols, ps_index, norm_pair, log_offset)
     std0 = x.std(axis=0)
     scale0 = np.maximum(np.abs(x.mean(axis=0)), np.abs(x).max(axis=0))
     varying, keep = _varying(std0, scale0)
@@ -175,15 +175,10 @@ def offset_rows(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, OFFSET_WINDOWS)).round().astype(np.int64))
 
 
-def _medians(sample: np.ndarray, log_offset: float) -> np.ndarray | None:
-    """κ × the candidate columns' medians (C, F) over ``sample`` (n, C, F) float64; None when κ = 0."""
-    return None if log_offset <= 0 else log_offset * np.median(sample, axis=0)
-
-
-def _sample_medians(sample: np.ndarray, cols: np.ndarray, ps_index: np.ndarray | None, norm_pair: np.ndarray | None,
-                    log_offset: float) -> np.ndarray | None:
-    """:func:`_medians` of the candidate columns of a store array ``sample`` (n, C, K, 2), a block of columns at a
-    time, so that beside the sample only one block's float64 copy is held (the same values as all at once)."""
+def _medians(sample: np.ndarray, cols: np.ndarray, ps_index: np.ndarray | None, norm_pair: np.ndarray | None,
+             log_offset: float) -> np.ndarray | None:
+    """κ × the medians (C, F) of the candidate columns ``cols`` over a store array ``sample`` (n, C, K, 2); None when
+    κ = 0. A block of columns at a time, so that beside the sample only one block's float64 copy is held."""
     if log_offset <= 0:
         return None
     out = np.empty((sample.shape[1], len(cols)))
@@ -261,7 +256,7 @@ class StreamingFit:
         self.preprocessing, self.pca, self.description = preprocessing, pca, description
         if log_offset > 0 and offset_sample is None:
             raise ValueError("a log offset needs the training windows that offset_rows picks (offset_sample)")
-        self.offset = None if offset_sample is None else _sample_medians(
+        self.offset = None if offset_sample is None else _medians(
             offset_sample, self.cols, self.ps_index, self.norm_pair, log_offset)
         self.raw, self.logs = Moments(), Moments()
         self.absmax: np.ndarray | None = None
