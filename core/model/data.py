@@ -101,8 +101,14 @@ class ScalePrep:
 
 def _log(x: np.ndarray, log: np.ndarray, offset: np.ndarray | None) -> None:
     """In place: the log columns of ``x`` (n, C, F) → log(x + offset) (offset None: plain log)."""
-    v = x[..., log] if offset is None else x[..., log] + offset[:, log]
-    x[..., log] = np.log(np.maximum(v, np.finfo(np.float64).tiny))
+    v = x[..., log] if offset is None else x[..., log] + offset[:, log]  # a fresh array either way
+    x[..., log] = _safe_log(v)
+
+
+def _safe_log(v: np.ndarray) -> np.ndarray:
+    """log(max(v, tiny)) computed in place in ``v`` (a fresh float64 array), which is returned."""
+    np.maximum(v, np.finfo(np.float64).tiny, out=v)
+    return np.log(v, out=v)
 
 
 def _shape(a: np.ndarray, columns: np.ndarray, ps_index: np.ndarray, norm_pair: np.ndarray) -> np.ndarray:
@@ -277,8 +283,7 @@ class StreamingFit:
         self.absmax = amax if self.absmax is None else np.maximum(self.absmax, amax)
         self.min = lo if self.min is None else np.minimum(self.min, lo)
         if self.preprocessing != "paper":
-            shifted = x if self.offset is None else x + self.offset
-            self.logs.add(np.log(np.maximum(shifted, np.finfo(np.float64).tiny)))
+            self.logs.add(_safe_log(x if self.offset is None else x + self.offset))  # x: last use
 
     def prep(self) -> ScalePrep:
         """The transform decided by pass 1 (without projection)."""
