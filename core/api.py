@@ -43,7 +43,8 @@ class FactorialGMVAE(ParamsMixin):
     """The factorial Gaussian-mixture VAE as a scikit-learn style estimator: it clusters every window at every scale.
 
     ``preset`` (``'small'`` for CPU, ``'paper'`` for the published size) gives the configuration; ``clusters``,
-    ``epochs``, ``latent``, ``hidden``, ``pca`` and ``seed``, when given, replace the preset's values.
+    ``epochs``, ``latent``, ``hidden``, ``pca``, ``preprocessing``, ``log_offset``, ``outlier_split`` and ``seed``,
+    when given, replace the preset's values (:class:`~unmix.model.ModelConfig` says what each does).
     ``checkpoint``: a path where :meth:`fit` writes the checkpoint (atomically; ``overwrite`` to replace one), as
     ``unmix train`` does; None keeps the model in memory only. Fitted attributes: ``model_`` (the
     :class:`~unmix.model.TrainedModel`), ``config_``, ``history_`` (one log per epoch), ``scales_``.
@@ -51,14 +52,18 @@ class FactorialGMVAE(ParamsMixin):
 
     def __init__(self, preset: str = "small", clusters: int | None = None, epochs: int | None = None,
                  latent: int | None = None, hidden: int | None = None, pca: int | None = None,
-                 seed: int | None = None, device: str = "auto", checkpoint: str | Path | None = None,
-                 overwrite: bool = False) -> None:
+                 preprocessing: str | None = None, log_offset: float | None = None,
+                 outlier_split: float | None = None, seed: int | None = None, device: str = "auto",
+                 checkpoint: str | Path | None = None, overwrite: bool = False) -> None:
         self.preset = preset
         self.clusters = clusters
         self.epochs = epochs
         self.latent = latent
         self.hidden = hidden
         self.pca = pca
+        self.preprocessing = preprocessing
+        self.log_offset = log_offset
+        self.outlier_split = outlier_split
         self.seed = seed
         self.device = device
         self.checkpoint = checkpoint
@@ -68,7 +73,8 @@ class FactorialGMVAE(ParamsMixin):
         from unmix.model import preset
 
         return preset(self.preset, clusters=self.clusters, epochs=self.epochs, latent=self.latent,
-                      hidden=self.hidden, pca=self.pca, seed=self.seed)
+                      hidden=self.hidden, pca=self.pca, preprocessing=self.preprocessing,
+                      log_offset=self.log_offset, outlier_split=self.outlier_split, seed=self.seed)
 
     def fit(self, features: FeatureStore | str | Path) -> FactorialGMVAE:
         """Train on ``features`` (a :class:`~unmix.FeatureSet`, a store or a store path); returns ``self``."""
@@ -107,7 +113,8 @@ class FactorialGMVAE(ParamsMixin):
 
         model = load_model(checkpoint, resolve_device(device))
         c = model.config
-        est = cls(clusters=c.clusters, epochs=c.epochs, latent=c.latent, hidden=c.hidden, pca=c.pca, seed=c.seed,
+        est = cls(clusters=c.clusters, epochs=c.epochs, latent=c.latent, hidden=c.hidden, pca=c.pca,
+                  preprocessing=c.preprocessing, log_offset=c.log_offset, outlier_split=c.outlier_split, seed=c.seed,
                   device=device, checkpoint=checkpoint)
         est._set_model(model)
         return est

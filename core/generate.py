@@ -94,6 +94,11 @@ def decode_cluster(model: Any, cluster: int, scale: int, n: int = 16, seed: int 
     if scale not in trained.scales:
         raise ConfigError(f"scale {scale} not in this model (scales {', '.join(map(str, trained.scales))})")
     K = int(trained.config.clusters)
+    split = (trained.outliers or {}).get(scale)
+    if split is not None and int(cluster) in split.target:
+        source = int(split.source[list(split.target).index(int(cluster))])
+        raise ConfigError(f"cluster {cluster} at scale {scale} holds the outliers of cluster {source} and has no "
+                          "latent Gaussian to decode; synthesise waveforms from its windows instead")
     if not 0 <= int(cluster) < K:
         raise ConfigError(f"no cluster {cluster}: this model has clusters 0–{K - 1}")
     head = trained.network.heads[_key(scale)]

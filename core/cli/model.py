@@ -47,6 +47,10 @@ def _echo_log(line: str) -> None:
 LOG_OFFSET = click.option(
     "--log-offset", type=click.FloatRange(min=0), default=None,
     help="override the preset's log offset κ: log(x + κ·median) on the log columns (0: plain log)")
+OUTLIER_SPLIT = click.option(
+    "--outlier-split", type=float, default=None,
+    help="override the preset's outlier clusters: windows farther than this many times their cluster's median "
+         "squared distance get a cluster of their own (0: off; needs principal axes)")
 
 
 @click.command()
@@ -67,6 +71,7 @@ LOG_OFFSET = click.option(
               help="z-score only (published), log of positive columns first (small preset), or each sub-window's "
                    "own shape plus log level")
 @LOG_OFFSET
+@OUTLIER_SPLIT
 @click.option("--seed", type=int, default=None,
               help="override the preset's seed")
 @DEVICE
@@ -77,14 +82,14 @@ LOG_OFFSET = click.option(
 @click.option("-q", "--quiet", is_flag=True, help="no per-epoch log lines")
 @click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=_list_presets,
               help="print every preset's settings and exit")
-def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, log_offset, seed,
-          device, memory_budget, resume, overwrite, quiet):
+def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, log_offset,
+          outlier_split, seed, device, memory_budget, resume, overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
     from unmix import pipeline
     from unmix.model import format_log
 
     changes = {"batch_size": batch_size, "clusters": clusters, "hidden": hidden, "latent": latent,
-               "preprocessing": preprocessing, "log_offset": log_offset, "seed": seed}
+               "preprocessing": preprocessing, "log_offset": log_offset, "outlier_split": outlier_split, "seed": seed}
     if resume and any(v is not None for v in changes.values()):
         raise click.UsageError("--resume continues with the checkpoint's settings; only --epochs may change")
     config = pipeline.default_model(preset_name, epochs=epochs, **changes)
@@ -337,6 +342,7 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="clusters per scale")
 @click.option("--preprocessing", type=click.Choice(PREPROCESSINGS), default=None)
 @LOG_OFFSET
+@OUTLIER_SPLIT
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="override the default preset's ensemble size (models per training seed, clustered by consensus)")
 @click.option("--real/--no-real", default=True, show_default=True,
@@ -346,8 +352,8 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @DEVICE
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
-def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, log_offset, ensemble, real, data_dir,
-                     device, json_out):
+def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, log_offset, outlier_split, ensemble,
+                     real, data_dir, device, json_out):
     """Clustering quality of the default path (the settings of `unmix features` and `unmix train`): per-scale ARI
     against known synthetic sources, glitch-cluster precision/recall/F1, agreement between training seeds, and
     glitch-cluster precision/recall on a real record with a catalogue (feature settings for a 3-h record, see docs)."""
@@ -366,7 +372,7 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
     except ValueError:
         raise ConfigError(f"--train-seeds must be comma-separated integers, got {train_seeds!r}") from None
     config = default_model(epochs=epochs, clusters=clusters, preprocessing=preprocessing, ensemble=ensemble,
-                           log_offset=log_offset)
+                           log_offset=log_offset, outlier_split=outlier_split)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
     data = data_dir or _default_data()
@@ -381,7 +387,8 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
     click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
                f"{config.epochs} epochs, ensemble {config.ensemble}, preprocessing {config.preprocessing}, log "
-               f"offset {config.log_offset:g}, pca {config.pca}; features {r['times']['features_s']:.1f} s")
+               f"offset {config.log_offset:g}, outlier split {config.outlier_split:g}, pca {config.pca}; features "
+               f"{r['times']['features_s']:.1f} s")
     click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
     for run in r["runs"]:
         parts = [f"{s.scale}: ARI {s.ari:.3f}, glitch P/R/F1 {s.glitch_precision:.2f}/{s.glitch_share:.2f}/"

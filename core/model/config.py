@@ -12,6 +12,8 @@ from unmix.errors import ConfigError
 PREPROCESSING = ("paper", "log", "shape", "log-spars")
 #: Seed distance between ensemble members (far from the neighbouring seeds a user tries: 29, 30, 31…).
 MEMBER_SEED_STEP = 7919
+#: Most input columns an outlier split's covariance may span: wider scales (no ``pca``) get no outlier clusters.
+MAX_OUTLIER_DIMS = 256
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class ModelConfig:
     below it are no longer stretched. A plain log turns the long lower tail of short-window energy estimates (a
     quiet night's long-period bands at 51 s) into modes of their own, which the clustering split into "level bands"
     (docs/performance.md, Clustering: the log offset).
+    ``outlier_split`` r > 1 gives each large cluster an *outlier cluster*: its windows whose squared Mahalanobis
+    distance from the cluster's (robust) Gaussian in the model inputs exceeds r times the cluster's median move there
+    (:mod:`unmix.model.outliers`; rare sources such as glitches that the mixture left in a large cluster). Only
+    scales whose inputs have at most :data:`MAX_OUTLIER_DIMS` columns get them (``pca``); 0 turns it off.
     """
 
     hidden: int = 64
@@ -60,6 +66,7 @@ class ModelConfig:
     negative_slope: float = 0.2
     ensemble: int = 1
     log_offset: float = 0.0
+    outlier_split: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "latent", "batch_size", "epochs", "checkpoint_every", "ensemble"):
@@ -79,6 +86,8 @@ class ModelConfig:
             raise ConfigError("lr, clip and temp_half_life must be > 0")
         if not 0.0 <= self.log_offset < math.inf:
             raise ConfigError(f"log_offset must be a finite number ≥ 0, got {self.log_offset}")
+        if not (self.outlier_split == 0.0 or 1.0 < self.outlier_split < math.inf):
+            raise ConfigError(f"outlier_split must be 0 (off) or a finite ratio > 1, got {self.outlier_split}")
 
     def member_seed(self, member: int) -> int:
         """Seed of ensemble member ``member`` (member 0: ``seed`` itself, so ``ensemble=1`` is one ordinary model)."""
@@ -117,11 +126,12 @@ PRESETS: dict[str, ModelConfig] = {
     # of short-window energy estimates no longer splits quiet nights into level bands), 32 principal axes per scale,
     # w_rec 8 (the reconstruction's share of the loss, ≈ 0.3 × the ~880 columns the published weight saw per scale,
     # spread over 32), a weaker pull of q(y|x) to uniform (w_cat 0.2, else the posteriors stay near 1/K and rare
-    # sources never win a cluster), 16 clusters, 60 epochs, and an ensemble of 3 clustered by co-association
-    # consensus (seed agreement). On 2 synthetic sols (3 synthetic × 3 training seeds) and the real 3-h record, see
-    # docs/performance.md for the figures.
+    # sources never win a cluster), 16 clusters, 60 epochs, an ensemble of 3 clustered by co-association
+    # consensus (seed agreement), and outlier clusters at 64 × the median squared distance (glitches the mixture
+    # left in the quiet-night cluster; the ratio chosen from the flat range 48–96). On 2 synthetic sols (3 synthetic
+    # × 3 training seeds) and the real 3-h record, see docs/performance.md for the figures.
     "small": ModelConfig(clusters=16, preprocessing="log", pca=32, w_rec=8.0, w_cat=0.2, epochs=60, ensemble=3,
-                         log_offset=10.0),
+                         log_offset=10.0, outlier_split=64.0),
     # The published network and training settings (≈196 M parameters with the published 4 × (3, 420) inputs).
     "paper": ModelConfig(hidden=1024, layers=4, latent=32, clusters=9, w_rec=0.15, w_cat=1.0, batch_size=16384,
                          epochs=1000, temp_half_life=50.0, preprocessing="paper", pca=0, checkpoint_every=50),

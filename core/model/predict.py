@@ -38,7 +38,7 @@ def predict(store: FeatureStore | str | Path, model: TrainedModel | str | Path, 
     """
     store, model, dev = _setup(store, model, device)
     n, S = store.n_windows, len(model.scales)
-    prob = np.zeros((n, S, model.config.clusters), np.float32)
+    prob = np.zeros((n, S, model.n_clusters), np.float32)
     latent = np.zeros((n, S, model.config.latent), np.float32)
     for a, p, z in _batches(store, model, dev, batch_size, memory_budget, progress, token):
         prob[a:a + len(p)], latent[a:a + len(p)] = p, z
@@ -68,7 +68,7 @@ def predict_to_file(store: FeatureStore | str | Path, model: TrainedModel | str 
     file appears only when complete), so memory does not grow with the store; returns each scale's occupancy."""
     store, model, dev = _setup(store, model, device)
     with h5_atomic_writer(out, "cluster table", overwrite=overwrite) as f:
-        writer = TableWriter(f, model.scales, store.n_windows, model.config.clusters, model.config.latent,
+        writer = TableWriter(f, model.scales, store.n_windows, model.n_clusters, model.config.latent,
                              list(store.inputs), _meta(store, model))
         for j, s in enumerate(model.scales):
             writer.write_times(j, store.intervals(s), store.lmst(s))
@@ -121,7 +121,7 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
 
 
 def _meta(store: FeatureStore, model: TrainedModel) -> dict:
-    K = model.config.clusters
+    K = model.n_clusters
     return {"model_digest": model.digest(), "model": str(model.path) if model.path else "",
             "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
             "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),

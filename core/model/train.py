@@ -9,7 +9,8 @@ run is cancelled (then with the weights reached so far; resuming repeats the int
 An ensemble (``ModelConfig.ensemble > 1``) stores member 0 where a single model's weights go (``model``,
 ``optimizer``), the other members under ``members`` and ``member_optimizers``, and the consensus profiles
 (``consensus``: per scale a (K, M, K) table, :mod:`unmix.model.consensus`, fitted on the training windows at every
-save).
+save). A model with ``outlier_split`` also stores its outlier clusters (``outliers``: per scale the arrays of
+:class:`unmix.model.outliers.OutlierSplit`), fitted at the same time, after the consensus.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from unmix.errors import ConfigError, InputFileError, OutputExistsError
 from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
 from unmix.model import consensus as cons
+from unmix.model import outliers as outl
 from unmix.model import stream
-from unmix.model.config import PRESETS, ModelConfig
+from unmix.model.config import MAX_OUTLIER_DIMS, PRESETS, ModelConfig
 from unmix.model.data import fit_scale, split_indices
 from unmix.model.network import FactorialVAE, build_network
 from unmix.model.trained import (
@@ -180,29 +182,46 @@ class Training:
         """Member 0's optimiser (the only one of a single model)."""
         return self.optimizers[0]
 
-    # -- ensemble consensus -----------------------------------------------------------------------------------------
+    # -- cluster stages fitted on the training windows ---------------------------------------------------------------
     @torch.no_grad()
-    def fit_consensus(self) -> None:
-        """Fit the ensemble's consensus profiles on (up to CONSENSUS_WINDOWS, evenly spaced) training windows;
-        nothing to do for a single model."""
-        m = self.model
-        if not m.members:
+    def fit_clusters(self, token: CancelToken | None = None) -> None:
+        """Fit what turns the networks' posteriors into clusters, on (up to CONSENSUS_WINDOWS, evenly spaced)
+        training windows: an ensemble's consensus profiles, then the outlier clusters (``outlier_split``); nothing
+        to do for a single model without outlier clusters. ``token`` (default: the run's) stops it; the checkpoint
+        of a cancelled run passes :data:`NO_CANCEL`, so that what it saves can be used."""
+        m, cfg = self.model, self.config
+        if not m.members and not cfg.outlier_split:
             return
         idx = self.train_idx
         if len(idx) > CONSENSUS_WINDOWS:
             idx = idx[np.linspace(0, len(idx) - 1, CONSENSUS_WINDOWS).round().astype(np.int64)]
-        K = self.config.clusters
-        probs = {s: [np.empty((len(idx), K), np.float32) for _ in m.networks] for s in m.scales}
+        probs = {s: [np.empty((len(idx), cfg.clusters), np.float32) for _ in m.networks] for s in m.scales}
+        xs = {s: [] for s in m.scales if m.preps[s].channels * m.preps[s].n_features <= MAX_OUTLIER_DIMS}
+        if cfg.outlier_split and len(xs) < len(m.scales):
+            log.info("no outlier clusters at scale(s) %s: more than %d input columns (use pca)",
+                     ", ".join(str(s) for s in m.scales if s not in xs), MAX_OUTLIER_DIMS)
         for net in m.networks:
             net.eval()
         a = 0
-        for xb in self._rows(idx):
+        for xb in self._rows(idx, self.token if token is None else token):
             b = a + len(next(iter(xb.values())))
             for i, net in enumerate(m.networks):
                 for s, r in net.infer(xb).items():
                     probs[s][i][a:b] = r["prob"].cpu().numpy()
+            if cfg.outlier_split:
+                for s in xs:
+                    xs[s].append(xb[s].reshape(b - a, -1).cpu().numpy())
             a = b
-        m.consensus = {s: cons.fit(probs[s]) for s in m.scales}
+        if m.members:
+            m.consensus = {s: cons.fit(probs[s]) for s in m.scales}
+        if cfg.outlier_split:
+            hop = int(m.feature_config.get("hop", min(m.scales)))
+            m.outliers = {s: outl.fit(np.concatenate(xs[s]), self._clustered(probs[s], m.consensus, s),
+                                      cfg.outlier_split, s / hop) for s in xs}
+
+    @staticmethod
+    def _clustered(probs: list[np.ndarray], consensus: dict[int, np.ndarray] | None, scale: int) -> np.ndarray:
+        return probs[0] if consensus is None else cons.combine(probs, consensus[scale])
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def checkpoint(self, partial: bool = False) -> Path | None:
@@ -211,7 +230,7 @@ class Training:
         if self.out is None:
             return None
         was_training = m.network.training
-        self.fit_consensus()
+        self.fit_clusters(NO_CANCEL if partial else None)
         for net in m.networks:
             net.train(was_training)
         rng = {"torch": torch.get_rng_state(),
@@ -232,6 +251,8 @@ class Training:
             state["members"] = [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in m.members]
             state["member_optimizers"] = [_to_cpu(opt.state_dict()) for opt in self.optimizers[1:]]
             state["consensus"] = {str(s): torch.from_numpy(a) for s, a in m.consensus.items()}
+        if m.outliers is not None:
+            state["outliers"] = {str(s): split.to_state() for s, split in m.outliers.items()}
         with atomic_path(self.out, overwrite=True) as tmp:
             torch.save(state, tmp)
         m.path = self.out
@@ -241,15 +262,15 @@ class Training:
     def _batch(self, idx: torch.Tensor) -> dict[int, torch.Tensor]:
         return {s: v[idx].to(self.device, non_blocking=True) for s, v in self.x.items()}
 
-    def _rows(self, idx: np.ndarray) -> Iterator[dict[int, torch.Tensor]]:
+    def _rows(self, idx: np.ndarray, token: CancelToken) -> Iterator[dict[int, torch.Tensor]]:
         """Inputs (on the device) of the training windows ``idx`` (sorted), in pieces of at most INFER_BATCH."""
         if not self.streaming:
             for a in range(0, len(idx), INFER_BATCH):
                 yield self._batch(torch.from_numpy(np.asarray(idx[a:a + INFER_BATCH])))
             return
-        with contextlib.closing(self.stream.pieces("train", self.token, np.isin(self.train_idx, idx))) as pieces:
+        with contextlib.closing(self.stream.pieces("train", token, np.isin(self.train_idx, idx))) as pieces:
             for _, x in pieces:
-                self.token.check()
+                token.check()
                 yield {s: v.to(self.device, non_blocking=True) for s, v in x.items()}
 
     def _batches(self, seed: int) -> Iterator[dict[int, torch.Tensor]]:
@@ -333,7 +354,7 @@ class Training:
                 m.logs.append(log)
                 m.finished = m.epoch >= cfg.epochs
                 if m.finished and self.out is None:
-                    self.fit_consensus()  # in memory only (a checkpoint fits the consensus when it is written)
+                    self.fit_clusters()  # in memory only (a checkpoint fits them when it is written)
                 if m.finished or m.epoch % cfg.checkpoint_every == 0:
                     self.checkpoint()
                 self.progress(m.epoch / cfg.epochs, format_log(log))
@@ -344,8 +365,9 @@ class Training:
     def run(self) -> TrainedModel:
         for _ in self:
             pass
-        if self.model.members and self.model.consensus is None:  # in memory only: no checkpoint fitted it
-            self.fit_consensus()
+        m = self.model
+        if (m.members and m.consensus is None) or (self.config.outlier_split and m.outliers is None):
+            self.fit_clusters()  # in memory only: no checkpoint fitted them
         if not self.model.finished or (self.model.path is None and self.out is not None):
             self.model.finished = self.model.epoch >= self.config.epochs
             self.checkpoint()

@@ -19,6 +19,7 @@ from unmix.devices import resolve_device
 from unmix.errors import ConfigError, DataError, InputFileError
 from unmix.features import FeatureStore
 from unmix.model import consensus as cons
+from unmix.model import outliers as outl
 from unmix.model.config import ModelConfig
 from unmix.model.data import ScalePrep
 from unmix.model.network import FactorialVAE, build_network
@@ -42,6 +43,7 @@ class TrainedModel:
     path: Path | None = None
     members: list[FactorialVAE] = field(default_factory=list)  # ensemble members 1..M-1 (member 0 is ``network``)
     consensus: dict[int, np.ndarray] | None = None  # per scale (K, M, K) profiles, :mod:`unmix.model.consensus`
+    outliers: dict[int, outl.OutlierSplit] | None = None  # per scale, :mod:`unmix.model.outliers`
 
     @property
     def networks(self) -> list[FactorialVAE]:
@@ -55,13 +57,35 @@ class TrainedModel:
 
     @torch.no_grad()
     def infer(self, x: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
-        """Posterior probabilities and latent means of a batch (an ensemble: the consensus posteriors, see
-        :mod:`unmix.model.consensus`, numbered like member 0's clusters; the latent is member 0's mean of q(z|x, y)
-        given them)."""
+        """Posterior probabilities and latent means of a batch.
+
+        An ensemble gives the consensus posteriors (:mod:`unmix.model.consensus`), numbered like member 0's clusters,
+        and member 0's mean of q(z|x, y) given them. A model with outlier clusters (:mod:`unmix.model.outliers`)
+        then moves each split cluster's outliers to its outlier cluster (posteriors :attr:`n_clusters` wide); their
+        latent stays the one given the cluster they came from (an outlier cluster has no latent Gaussian of its
+        own)."""
         if not self.members:
-            return self.network.infer(x)
-        if self.consensus is None:
+            prob = {s: r["prob"] for s, r in self.network.infer(x).items()} if self.outliers else None
+        elif self.consensus is None:
             raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
+        else:
+            prob = self._consensus(x)
+        out = self.network.infer(x, prob)
+        if self.outliers:
+            width = self.n_clusters
+            for s in self.scales:
+                split = self.outliers.get(s)
+                p = out[s]["prob"]
+                out[s]["prob"] = (split.apply(p, x[s], width) if split is not None
+                                  else torch.nn.functional.pad(p, (0, width - p.shape[1])))
+        return out
+
+    @property
+    def n_clusters(self) -> int:
+        """Cluster numbers in this model's tables: the network's, then the outlier clusters of the scale with most."""
+        return self.config.clusters + max((len(sp.source) for sp in (self.outliers or {}).values()), default=0)
+
+    def _consensus(self, x: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         outs = [net.infer(x) for net in self.networks]
         prob = {}
         for s in self.scales:
@@ -70,7 +94,7 @@ class TrainedModel:
             total = score.sum(1, keepdim=True)
             prob[s] = torch.where(total > 0, score / total.clamp_min(torch.finfo(score.dtype).tiny),
                                   torch.full_like(score, 1.0 / score.shape[1]))
-        return self.network.infer(x, prob)
+        return prob
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -94,6 +118,9 @@ class TrainedModel:
                 h.update(v.detach().cpu().contiguous().numpy().tobytes())
         for s in sorted(self.consensus or {}):
             h.update(np.ascontiguousarray(self.consensus[s], np.float64).tobytes())
+        for s in sorted(self.outliers or {}):
+            for a in self.outliers[s].to_state().values():
+                h.update(a.contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
     def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
@@ -225,8 +252,9 @@ def model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.devic
         member.load_state_dict(state)
         members.append(member)
     profiles = _read_consensus(ck.get("consensus"), config, net.scales, path) if members else None
+    splits = _read_outliers(ck.get("outliers"), config, preps, path) if config.outlier_split else None
     model = TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
-                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles)
+                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles, splits)
     return model.to(resolve_device(device))
 
 
@@ -240,6 +268,22 @@ def _read_consensus(raw, config: ModelConfig, scales: tuple[int, ...], path: Pat
         if not isinstance(a, torch.Tensor) or not cons.is_profile_table(a.numpy(), config.ensemble, config.clusters):
             raise damaged(path, f"the ensemble's consensus at scale {s} is not a table of cluster profiles")
         out[s] = a.numpy().astype(np.float64)
+    return out
+
+
+def _read_outliers(raw, config: ModelConfig, preps: dict[int, ScalePrep], path: Path | None
+                   ) -> dict[int, outl.OutlierSplit]:
+    """The outlier clusters of every scale, checked (shapes, distinct cluster numbers, finite values)."""
+    if not isinstance(raw, dict) or not set(raw) <= {str(s) for s in preps}:
+        raise damaged(path, "the outlier clusters are missing or name scales the model does not have")
+    out = {}
+    for s, p in preps.items():
+        if str(s) not in raw:
+            continue
+        try:
+            out[s] = outl.OutlierSplit.from_state(raw[str(s)], config.clusters, p.channels * p.n_features)
+        except ValueError as exc:
+            raise damaged(path, f"the outlier clusters at scale {s} are not valid ({exc})") from None
     return out
 
 
