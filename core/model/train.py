@@ -184,11 +184,11 @@ class Training:
 
     # -- cluster stages fitted on the training windows ---------------------------------------------------------------
     @torch.no_grad()
-    def fit_clusters(self, token: CancelToken | None = None) -> None:
+    def fit_clusters(self, cancellable: bool = True) -> None:
         """Fit what turns the networks' posteriors into clusters, on (up to CONSENSUS_WINDOWS, evenly spaced)
         training windows: an ensemble's consensus profiles, then the outlier clusters (``outlier_split``); nothing
-        to do for a single model without outlier clusters. ``token`` (default: the run's) stops it; the checkpoint
-        of a cancelled run passes :data:`NO_CANCEL`, so that what it saves can be used."""
+        to do for a single model without outlier clusters. The run's token stops it unless ``cancellable`` is False
+        (the checkpoint of a cancelled run, so that what it saves can be used)."""
         m, cfg = self.model, self.config
         if not m.members and not cfg.outlier_split:
             return
@@ -203,7 +203,7 @@ class Training:
         for net in m.networks:
             net.eval()
         a = 0
-        for xb in self._rows(idx, self.token if token is None else token):
+        for xb in self._rows(idx, self.token if cancellable else NO_CANCEL):
             b = a + len(next(iter(xb.values())))
             for i, net in enumerate(m.networks):
                 for s, r in net.infer(xb).items():
@@ -230,7 +230,7 @@ class Training:
         if self.out is None:
             return None
         was_training = m.network.training
-        self.fit_clusters(NO_CANCEL if partial else None)
+        self.fit_clusters(cancellable=not partial)
         for net in m.networks:
             net.train(was_training)
         rng = {"torch": torch.get_rng_state(),
