@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,13 +193,16 @@ class Clustered:
     """What :func:`cluster` did: where the table is, whether the one on disk was reused, and each scale's occupancy.
 
     ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table) or reused it;
-    ``summary`` is what a reused table says about itself (names included), read without its per-window arrays."""
+    ``summary`` is what a reused table says about itself (names included), read without its per-window arrays.
+    ``outliers``: per scale, each outlier cluster's number → the cluster it was split from
+    (:mod:`unmix.model.outliers`)."""
 
     path: Path
     occupancy: dict[int, list[int]]
     reused: bool = False
     _table: ClusterTable | None = None
     summary: TableSummary | None = None
+    outliers: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @property
     def table(self) -> ClusterTable:
@@ -242,17 +245,20 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
             raise OutputExistsError("holds clusters of another model or store; replace it (--overwrite, or "
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
-        return Clustered(path, {s: summary.occupancy(s).tolist() for s in summary.scales}, True, summary=summary)
+        return Clustered(path, {s: summary.occupancy(s).tolist() for s in summary.scales}, True, summary=summary,
+                         outliers=trained.outlier_clusters())
     if path.suffix.lower() != ".csv":
         occupancy = predict_to_file(fs, trained, path, overwrite=True, device=device, progress=progress,
                                     token=token, memory_budget=memory_budget)
-        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()})
+        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()}, outliers=trained.outlier_clusters())
     table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token,
                     memory_budget=memory_budget)
     token.check()
     table.save(path, overwrite=True)
     progress(1.0, "saved")
-    return Clustered.of(table, path)
+    done = Clustered.of(table, path)
+    done.outliers = trained.outlier_clusters()
+    return done
 
 
 # --- separate -------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_store
+from unmix.clusters import ClusterTable
 from unmix.errors import ConfigError, InputFileError
 from unmix.generate import decode_cluster
 from unmix.model import load_model, predict, preset, train
@@ -74,6 +75,23 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     store = synthetic_store(d, 3.0, 5)
     train(store, d / "m.pt", TINY, device="cpu")
     return store, d / "m.pt"
+
+
+def test_cluster_table_and_cli_name_the_outlier_clusters(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from unmix.cli import main
+
+    store, path = trained
+    model = load_model(path)
+    pairs = model.outlier_clusters()
+    assert pairs and all(t >= 6 and 0 <= c < 6 for m in pairs.values() for t, c in m.items())
+    r = CliRunner().invoke(main, ["cluster", str(store), str(path), "--out", str(tmp_path / "t.h5")])
+    assert r.exit_code == 0, r.output
+    s, m = next(iter(pairs.items()))
+    assert "outlier clusters: " + ", ".join(f"{t} (of {c})" for t, c in sorted(m.items())) in r.output
+    meta = ClusterTable.load(tmp_path / "t.h5").meta["outlier_clusters"]
+    assert meta == {str(s): {str(t): c for t, c in m.items()} for s, m in pairs.items()}
 
 
 def test_inputs_without_principal_axes_get_no_outlier_clusters(trained, tmp_path):

@@ -133,6 +133,9 @@ def cluster(store, model, out, device, memory_budget, overwrite):
         named = [table.label(s, k) for k in sorted(table.names.get(s, {}))] if table is not None else []
         if named:
             click.echo(f"    named: {', '.join(named)}")
+        if done.outliers.get(s):
+            pairs = ", ".join(f"{t} (of {c})" for t, c in sorted(done.outliers[s].items()))
+            click.echo(f"    outlier clusters: {pairs}")
 
 
 @click.command()

@@ -122,10 +122,12 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
 
 def _meta(store: FeatureStore, model: TrainedModel) -> dict:
     K = model.n_clusters
+    outliers = {str(s): {str(t): c for t, c in m.items()} for s, m in model.outlier_clusters().items()}
     return {"model_digest": model.digest(), "model": str(model.path) if model.path else "",
             "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
             "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
             "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
+            "outlier_clusters": outliers,
             "sampling_rate": _sampling_rate(store)}
 
 

@@ -80,6 +80,11 @@ class TrainedModel:
                                   else torch.nn.functional.pad(p, (0, width - p.shape[1])))
         return out
 
+    def outlier_clusters(self) -> dict[int, dict[int, int]]:
+        """Per scale with outlier clusters: each outlier cluster's number → the cluster it was split from."""
+        return {s: {int(t): int(c) for t, c in zip(sp.target, sp.source, strict=True)}
+                for s, sp in (self.outliers or {}).items() if len(sp.source)}
+
     @property
     def n_clusters(self) -> int:
         """Cluster numbers in this model's tables: the network's, then the outlier clusters of the scale with most."""
