@@ -76,8 +76,8 @@ class ClusterTable:
         return self.names.get(int(scale), {}).get(int(cluster), "")
 
     def label(self, scale: int, cluster: int) -> str:
-        """``'3'`` or ``'3 (quiet night)'``."""
-        return _label(cluster, self.name_of(scale, cluster))
+        """``'3'`` or ``'3 (quiet night)'``; an unnamed outlier cluster ``'16 (outliers of 3)'``."""
+        return _label(cluster, self.name_of(scale, cluster) or _outlier_name(self.meta, scale, cluster))
 
     def resolve(self, spec: str | int | list, scale: int) -> list[int]:
         """Cluster numbers of ``spec`` at ``scale``: numbers and names, comma-separated (``'3,5'``, ``'quiet'``,
@@ -229,7 +229,8 @@ class TableSummary:
 
     def label(self, scale: int, cluster: int) -> str:
         """``'3'`` or ``'3 (quiet night)'``, as :meth:`ClusterTable.label`."""
-        return _label(cluster, self.names.get(int(scale), {}).get(int(cluster), ""))
+        return _label(cluster, self.names.get(int(scale), {}).get(int(cluster), "")
+                      or _outlier_name(self.meta, scale, cluster))
 
 
 def read_summary(path: str | Path, rows: int = 1 << 18) -> TableSummary:
@@ -272,6 +273,13 @@ def _read_saved(path: str | Path, reader: Callable[[h5py.File, Path], T]) -> T:
 
 def _label(cluster: int, name: str) -> str:
     return f"{cluster} ({name})" if name else str(cluster)
+
+
+def _outlier_name(meta: dict, scale: int, cluster: int) -> str:
+    """'outliers of 3' when the table's model split ``cluster`` off cluster 3 at ``scale`` (unmix.model.outliers)."""
+    pairs = meta.get("outlier_clusters") if isinstance(meta, dict) else None
+    source = pairs.get(str(int(scale)), {}).get(str(int(cluster))) if isinstance(pairs, dict) else None
+    return f"outliers of {source}" if isinstance(source, int) and not isinstance(source, bool) else ""
 
 
 CHUNK_BYTES = 1 << 22

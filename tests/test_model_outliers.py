@@ -90,8 +90,12 @@ def test_cluster_table_and_cli_name_the_outlier_clusters(trained, tmp_path):
     assert r.exit_code == 0, r.output
     s, m = next(iter(pairs.items()))
     assert "outlier clusters: " + ", ".join(f"{t} (of {c})" for t, c in sorted(m.items())) in r.output
-    meta = ClusterTable.load(tmp_path / "t.h5").meta["outlier_clusters"]
-    assert meta == {str(s): {str(t): c for t, c in m.items()} for s, m in pairs.items()}
+    table = ClusterTable.load(tmp_path / "t.h5")
+    assert table.meta["outlier_clusters"] == {str(s): {str(t): c for t, c in m.items()} for s, m in pairs.items()}
+    t, c = next(iter(m.items()))
+    assert table.label(s, t) == f"{t} (outliers of {c})" and table.label(s, c) == str(c)
+    table.names = {s: {t: "glitch"}}
+    assert table.label(s, t) == f"{t} (glitch)"  # a user's name wins
 
 
 def test_inputs_without_principal_axes_get_no_outlier_clusters(trained, tmp_path):
