@@ -65,12 +65,11 @@ class TrainedModel:
         latent stays the one given the cluster they came from (an outlier cluster has no latent Gaussian of its
         own)."""
         if not self.members:
-            prob = {s: r["prob"] for s, r in self.network.infer(x).items()} if self.outliers else None
+            out = self.network.infer(x)
         elif self.consensus is None:
             raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
         else:
-            prob = self._consensus(x)
-        out = self.network.infer(x, prob)
+            out = self.network.infer(x, self._consensus(x))
         if self.outliers:
             width = self.n_clusters
             for s in self.scales:
