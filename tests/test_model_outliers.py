@@ -43,10 +43,12 @@ def test_far_windows_of_a_large_cluster_move_to_an_unused_number():
     assert np.array_equal(outl.fit(x, prob, ratio=20.0).threshold, split.threshold)  # deterministic
 
 
-def test_no_split_without_enough_independent_windows():
+def test_no_split_without_enough_independent_windows_or_outliers():
     x, _, prob = _blobs(np.random.default_rng(1))
     assert len(outl.fit(x, prob, ratio=20.0, overlap=8.0).source) == 0  # 612 windows ≈ 77 independent ones
     assert outl.fit(x, prob, ratio=20.0, overlap=8.0).mean.shape == (0, x.shape[1])
+    plain = np.r_[0:600, 612:len(x)]  # without the far windows: nothing to split off, no cluster that stays empty
+    assert len(outl.fit(x[plain], prob[plain], ratio=20.0).source) == 0
 
 
 def test_split_state_round_trip_and_validation():
@@ -77,25 +79,35 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return store, d / "m.pt"
 
 
+def _every_window_of(model, store, tmp_path: Path, path: Path) -> tuple[Path, int, int]:
+    """A copy of the checkpoint whose finest scale sends every window of its largest cluster to cluster K."""
+    before = predict(store, model, device="cpu")
+    src, new = int(np.bincount(before.cluster[:, 0]).argmax()), model.config.clusters
+    dims = model.preps[model.scales[0]].n_features
+    state = {"source": torch.tensor([src]), "target": torch.tensor([new]),
+             "mean": torch.zeros(1, dims, dtype=torch.float64),
+             "whiten": torch.eye(dims, dtype=torch.float64)[None],
+             "threshold": torch.tensor([1e-9], dtype=torch.float64)}
+    return _with_split(path, tmp_path / "e.pt", model.scales[0], state), src, new
+
+
 def test_cluster_table_and_cli_name_the_outlier_clusters(trained, tmp_path):
     from click.testing import CliRunner
 
     from unmix.cli import main
 
     store, path = trained
-    model = load_model(path)
-    pairs = model.outlier_clusters()
-    assert pairs and all(t >= 6 and 0 <= c < 6 for m in pairs.values() for t, c in m.items())
-    r = CliRunner().invoke(main, ["cluster", str(store), str(path), "--out", str(tmp_path / "t.h5")])
+    edited, src, new = _every_window_of(load_model(path), store, tmp_path, path)
+    s = load_model(edited).scales[0]
+    assert load_model(edited).outlier_clusters()[s] == {new: src}
+    r = CliRunner().invoke(main, ["cluster", str(store), str(edited), "--out", str(tmp_path / "t.h5")])
     assert r.exit_code == 0, r.output
-    s, m = next(iter(pairs.items()))
-    assert "outlier clusters: " + ", ".join(f"{t} (of {c})" for t, c in sorted(m.items())) in r.output
+    assert f"outlier clusters: {new} (of {src})" in r.output
     table = ClusterTable.load(tmp_path / "t.h5")
-    assert table.meta["outlier_clusters"] == {str(s): {str(t): c for t, c in m.items()} for s, m in pairs.items()}
-    t, c = next(iter(m.items()))
-    assert table.label(s, t) == f"{t} (outliers of {c})" and table.label(s, c) == str(c)
-    table.names = {s: {t: "glitch"}}
-    assert table.label(s, t) == f"{t} (glitch)"  # a user's name wins
+    assert table.meta["outlier_clusters"][str(s)] == {str(new): src}
+    assert table.label(s, new) == f"{new} (outliers of {src})" and table.label(s, src) == str(src)
+    table.names = {s: {new: "glitch"}}
+    assert table.label(s, new) == f"{new} (glitch)"  # a user's name wins
 
 
 def test_inputs_without_principal_axes_get_no_outlier_clusters(trained, tmp_path):
@@ -116,16 +128,11 @@ def _with_split(ck_path: Path, out: Path, scale: int, state: dict) -> Path:
 def test_a_saved_split_is_used_when_clustering_and_checked_on_load(trained, tmp_path):
     store, path = trained
     model = load_model(path)
-    assert set(model.outliers) == set(model.scales)
+    assert set(model.outliers) <= set(model.scales)
     before = predict(store, model, device="cpu")
     assert before.probabilities.shape[-1] == model.n_clusters >= 6
-    src, new = int(np.bincount(before.cluster[:, 0]).argmax()), 6  # the first number after the network's six
-    dims = model.preps[model.scales[0]].n_features
-    state = {"source": torch.tensor([src]), "target": torch.tensor([new]),
-             "mean": torch.zeros(1, dims, dtype=torch.float64),
-             "whiten": torch.eye(dims, dtype=torch.float64)[None],
-             "threshold": torch.tensor([1e-9], dtype=torch.float64)}  # every window of ``src`` is an outlier
-    edited = load_model(_with_split(path, tmp_path / "e.pt", model.scales[0], state))
+    edited_path, src, new = _every_window_of(model, store, tmp_path, path)
+    edited = load_model(edited_path)
     after = predict(store, edited, device="cpu")
     moved = before.cluster[:, 0] == src
     assert edited.n_clusters == max(model.n_clusters, 7) == after.probabilities.shape[-1]
@@ -135,7 +142,8 @@ def test_a_saved_split_is_used_when_clustering_and_checked_on_load(trained, tmp_
     assert np.allclose(after.latent, before.latent)  # the latent stays the one of the cluster it came from
     with pytest.raises(ConfigError, match="outliers of cluster"):
         decode_cluster(edited, new, model.scales[0])
-    bad = dict(state, target=torch.tensor([src]))
+    state = torch.load(edited_path, weights_only=True)["outliers"][str(model.scales[0])]
+    bad = dict(state, target=torch.tensor([src]))  # outliers onto their own cluster
     with pytest.raises(InputFileError, match="outlier clusters at scale"):
         load_model(_with_split(path, tmp_path / "b.pt", model.scales[0], bad))
     ck = torch.load(path, weights_only=True)

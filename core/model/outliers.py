@@ -29,6 +29,8 @@ TRIM = 0.9
 ITERATIONS = 2
 #: Ridge added to the covariance, relative to its mean variance.
 RIDGE = 1e-6
+#: Training outliers a cluster needs for an outlier cluster of its own (fewer: no cluster that stays empty).
+MIN_OUTLIERS = 2
 
 
 def min_windows(dims: int) -> int:
@@ -118,7 +120,7 @@ def fit(x: np.ndarray, prob: np.ndarray, ratio: float, overlap: float = 1.0) -> 
     """The outlier clusters of one scale from training inputs ``x`` (N, …) and posteriors ``prob`` (N, K).
 
     ``overlap``: how many windows make one independent window (the scale over the hop, at least 1). Split clusters
-    are taken largest first; deterministic.
+    are taken largest first, those with at least :data:`MIN_OUTLIERS` training outliers; deterministic.
     """
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     labels = np.asarray(prob).argmax(1)
@@ -127,13 +129,16 @@ def fit(x: np.ndarray, prob: np.ndarray, ratio: float, overlap: float = 1.0) -> 
     need = min_windows(x.shape[1]) * max(float(overlap), 1.0)
     big = [int(c) for c in np.argsort(-counts, kind="stable") if counts[c] >= need]
     src, tgt, means, whitens, thresholds = [], [], [], [], []
-    for j, c in enumerate(big):
+    for c in big:
         mean, whiten, d2 = _robust_gaussian(x[labels == c])
+        threshold = float(ratio) * float(np.median(d2))
+        if np.count_nonzero(d2 > threshold) < MIN_OUTLIERS:
+            continue
         src.append(c)
-        tgt.append(k + j)
+        tgt.append(k + len(tgt))
         means.append(mean)
         whitens.append(whiten)
-        thresholds.append(float(ratio) * float(np.median(d2)))
+        thresholds.append(threshold)
     D = x.shape[1]
     return OutlierSplit(np.asarray(src, np.int64), np.asarray(tgt, np.int64),
                         np.asarray(means, np.float64).reshape(-1, D), np.asarray(whitens, np.float64).reshape(-1, D, D),
