@@ -94,9 +94,8 @@ def decode_cluster(model: Any, cluster: int, scale: int, n: int = 16, seed: int 
     if scale not in trained.scales:
         raise ConfigError(f"scale {scale} not in this model (scales {', '.join(map(str, trained.scales))})")
     K = int(trained.config.clusters)
-    split = (trained.outliers or {}).get(scale)
-    if split is not None and int(cluster) in split.target:
-        source = int(split.source[list(split.target).index(int(cluster))])
+    source = trained.outlier_clusters().get(scale, {}).get(int(cluster))
+    if source is not None:
         raise ConfigError(f"cluster {cluster} at scale {scale} holds the outliers of cluster {source} and has no "
                           "latent Gaussian to decode; synthesise waveforms from its windows instead")
     if not 0 <= int(cluster) < K:

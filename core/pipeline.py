@@ -237,6 +237,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
         raise ConfigError(f"a cluster table must end in {', '.join(TABLE_SUFFIXES)}", path)
     fs = FeatureStore(store)
     trained = load_model(model)
+    outliers = trained.outlier_clusters()
     if path.exists() and not overwrite:
         if path.suffix.lower() == ".csv":
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)
@@ -246,18 +247,18 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
         return Clustered(path, {s: summary.occupancy(s).tolist() for s in summary.scales}, True, summary=summary,
-                         outliers=trained.outlier_clusters())
+                         outliers=outliers)
     if path.suffix.lower() != ".csv":
         occupancy = predict_to_file(fs, trained, path, overwrite=True, device=device, progress=progress,
                                     token=token, memory_budget=memory_budget)
-        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()}, outliers=trained.outlier_clusters())
+        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()}, outliers=outliers)
     table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token,
                     memory_budget=memory_budget)
     token.check()
     table.save(path, overwrite=True)
     progress(1.0, "saved")
     done = Clustered.of(table, path)
-    done.outliers = trained.outlier_clusters()
+    done.outliers = outliers
     return done
 
 

@@ -52,10 +52,6 @@ class OutlierSplit:
     whiten: np.ndarray
     threshold: np.ndarray
 
-    @property
-    def dims(self) -> int:
-        return int(self.mean.shape[1])
-
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         """Squared distance (N, J) of every flattened input row from every split cluster's Gaussian."""
         xf = x.reshape(len(x), -1).to(torch.float64)
