@@ -43,8 +43,9 @@ class FactorialGMVAE(ParamsMixin):
     """The factorial Gaussian-mixture VAE as a scikit-learn style estimator: it clusters every window at every scale.
 
     ``preset`` (``'small'`` for CPU, ``'paper'`` for the published size) gives the configuration; ``clusters``,
-    ``epochs``, ``latent``, ``hidden``, ``pca``, ``preprocessing``, ``log_offset``, ``outlier_split`` and ``seed``,
-    when given, replace the preset's values (:class:`~unmix.model.ModelConfig` says what each does).
+    ``epochs``, ``latent``, ``hidden``, ``pca``, ``preprocessing``, ``log_offset``, ``outlier_split``,
+    ``sparsity_split`` and ``seed``, when given, replace the preset's values (:class:`~unmix.model.ModelConfig` says
+    what each does).
     ``checkpoint``: a path where :meth:`fit` writes the checkpoint (atomically; ``overwrite`` to replace one), as
     ``unmix train`` does; None keeps the model in memory only. Fitted attributes: ``model_`` (the
     :class:`~unmix.model.TrainedModel`), ``config_``, ``history_`` (one log per epoch), ``scales_``.
@@ -53,7 +54,8 @@ class FactorialGMVAE(ParamsMixin):
     def __init__(self, preset: str = "small", clusters: int | None = None, epochs: int | None = None,
                  latent: int | None = None, hidden: int | None = None, pca: int | None = None,
                  preprocessing: str | None = None, log_offset: float | None = None,
-                 outlier_split: float | None = None, seed: int | None = None, device: str = "auto",
+                 outlier_split: float | None = None, sparsity_split: float | None = None, seed: int | None = None,
+                 device: str = "auto",
                  checkpoint: str | Path | None = None, overwrite: bool = False) -> None:
         self.preset = preset
         self.clusters = clusters
@@ -64,6 +66,7 @@ class FactorialGMVAE(ParamsMixin):
         self.preprocessing = preprocessing
         self.log_offset = log_offset
         self.outlier_split = outlier_split
+        self.sparsity_split = sparsity_split
         self.seed = seed
         self.device = device
         self.checkpoint = checkpoint
@@ -74,7 +77,8 @@ class FactorialGMVAE(ParamsMixin):
 
         return preset(self.preset, clusters=self.clusters, epochs=self.epochs, latent=self.latent,
                       hidden=self.hidden, pca=self.pca, preprocessing=self.preprocessing,
-                      log_offset=self.log_offset, outlier_split=self.outlier_split, seed=self.seed)
+                      log_offset=self.log_offset, outlier_split=self.outlier_split,
+                      sparsity_split=self.sparsity_split, seed=self.seed)
 
     def fit(self, features: FeatureStore | str | Path) -> FactorialGMVAE:
         """Train on ``features`` (a :class:`~unmix.FeatureSet`, a store or a store path); returns ``self``."""
@@ -114,8 +118,8 @@ class FactorialGMVAE(ParamsMixin):
         model = load_model(checkpoint, resolve_device(device))
         c = model.config
         est = cls(clusters=c.clusters, epochs=c.epochs, latent=c.latent, hidden=c.hidden, pca=c.pca,
-                  preprocessing=c.preprocessing, log_offset=c.log_offset, outlier_split=c.outlier_split, seed=c.seed,
-                  device=device, checkpoint=checkpoint)
+                  preprocessing=c.preprocessing, log_offset=c.log_offset, outlier_split=c.outlier_split,
+                  sparsity_split=c.sparsity_split, seed=c.seed, device=device, checkpoint=checkpoint)
         est._set_model(model)
         return est
 

@@ -76,7 +76,8 @@ class ClusterTable:
         return self.names.get(int(scale), {}).get(int(cluster), "")
 
     def label(self, scale: int, cluster: int) -> str:
-        """``'3'`` or ``'3 (quiet night)'``; an unnamed outlier cluster ``'16 (outliers of 3)'``."""
+        """``'3'`` or ``'3 (quiet night)'``; an unnamed outlier cluster ``'16 (outliers of 3)'``, an unnamed sparsity
+        split ``'17 (split from 2)'``."""
         return _label(cluster, self.name_of(scale, cluster) or _outlier_name(self.meta, scale, cluster))
 
     def resolve(self, spec: str | int | list, scale: int) -> list[int]:
@@ -276,10 +277,15 @@ def _label(cluster: int, name: str) -> str:
 
 
 def _outlier_name(meta: dict, scale: int, cluster: int) -> str:
-    """'outliers of 3' when the table's model split ``cluster`` off cluster 3 at ``scale`` (unmix.model.outliers)."""
-    pairs = meta.get("outlier_clusters") if isinstance(meta, dict) else None
-    source = pairs.get(str(int(scale)), {}).get(str(int(cluster))) if isinstance(pairs, dict) else None
-    return f"outliers of {source}" if isinstance(source, int) and not isinstance(source, bool) else ""
+    """'outliers of 3' when the table's model split ``cluster`` off cluster 3 at ``scale`` (unmix.model.outliers),
+    'split from 2' when it is cluster 2's sparsity split (unmix.model.sparsity_split)."""
+    for key, words in (("outlier_clusters", "outliers of"), ("split_clusters", "split from")):
+        pairs = meta.get(key) if isinstance(meta, dict) else None
+        per_scale = pairs.get(str(int(scale))) if isinstance(pairs, dict) else None
+        source = per_scale.get(str(int(cluster))) if isinstance(per_scale, dict) else None
+        if isinstance(source, int) and not isinstance(source, bool):
+            return f"{words} {source}"
+    return ""
 
 
 CHUNK_BYTES = 1 << 22

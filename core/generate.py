@@ -94,9 +94,10 @@ def decode_cluster(model: Any, cluster: int, scale: int, n: int = 16, seed: int 
     if scale not in trained.scales:
         raise ConfigError(f"scale {scale} not in this model (scales {', '.join(map(str, trained.scales))})")
     K = int(trained.config.clusters)
-    source = trained.outlier_clusters().get(scale, {}).get(int(cluster))
-    if source is not None:
-        raise ConfigError(f"cluster {cluster} at scale {scale} holds the outliers of cluster {source} and has no "
+    derived = trained.derived_from(scale, int(cluster))
+    if derived is not None:
+        what = "the outliers" if derived[0] == "outliers" else "a sparsity split"
+        raise ConfigError(f"cluster {cluster} at scale {scale} holds {what} of cluster {derived[1]} and has no "
                           "latent Gaussian to decode; synthesise waveforms from its windows instead")
     if not 0 <= int(cluster) < K:
         raise ConfigError(f"no cluster {cluster}: this model has clusters 0–{K - 1}")

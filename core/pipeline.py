@@ -195,7 +195,7 @@ class Clustered:
     ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table) or reused it;
     ``summary`` is what a reused table says about itself (names included), read without its per-window arrays.
     ``outliers``: per scale, each outlier cluster's number → the cluster it was split from
-    (:mod:`unmix.model.outliers`)."""
+    (:mod:`unmix.model.outliers`); ``splits`` the same for sparsity splits (:mod:`unmix.model.sparsity_split`)."""
 
     path: Path
     occupancy: dict[int, list[int]]
@@ -203,6 +203,7 @@ class Clustered:
     _table: ClusterTable | None = None
     summary: TableSummary | None = None
     outliers: dict[int, dict[int, int]] = field(default_factory=dict)
+    splits: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @property
     def table(self) -> ClusterTable:
@@ -237,7 +238,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
         raise ConfigError(f"a cluster table must end in {', '.join(TABLE_SUFFIXES)}", path)
     fs = FeatureStore(store)
     trained = load_model(model)
-    outliers = trained.outlier_clusters()
+    derived = {"outliers": trained.outlier_clusters(), "splits": trained.split_clusters()}
     if path.exists() and not overwrite:
         if path.suffix.lower() == ".csv":
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)
@@ -247,18 +248,18 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
                                     "'recompute' in the GUI) or choose another path", path)
         progress(1.0, "reusing the cluster table on disk")
         return Clustered(path, {s: summary.occupancy(s).tolist() for s in summary.scales}, True, summary=summary,
-                         outliers=outliers)
+                         **derived)
     if path.suffix.lower() != ".csv":
         occupancy = predict_to_file(fs, trained, path, overwrite=True, device=device, progress=progress,
                                     token=token, memory_budget=memory_budget)
-        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()}, outliers=outliers)
+        return Clustered(path, {s: c.tolist() for s, c in occupancy.items()}, **derived)
     table = predict(fs, trained, device=device, progress=sub_progress(progress, 0.0, 0.95), token=token,
                     memory_budget=memory_budget)
     token.check()
     table.save(path, overwrite=True)
     progress(1.0, "saved")
     done = Clustered.of(table, path)
-    done.outliers = outliers
+    done.outliers, done.splits = derived["outliers"], derived["splits"]
     return done
 
 

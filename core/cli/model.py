@@ -51,6 +51,10 @@ OUTLIER_SPLIT = click.option(
     "--outlier-split", type=float, default=None,
     help="override the preset's outlier clusters: windows farther than this many times their cluster's median "
          "squared distance get a cluster of their own (0: off; needs principal axes)")
+SPARSITY_SPLIT = click.option(
+    "--sparsity-split", type=click.FloatRange(min=0), default=None,
+    help="override the preset's sparsity splits: a cluster whose windows form two groups at least this far apart "
+         "(RMS, in standard deviations) in the sparsity coefficients is split in two (0: off)")
 
 
 @click.command()
@@ -72,6 +76,7 @@ OUTLIER_SPLIT = click.option(
                    "own shape plus log level")
 @LOG_OFFSET
 @OUTLIER_SPLIT
+@SPARSITY_SPLIT
 @click.option("--seed", type=int, default=None,
               help="override the preset's seed")
 @DEVICE
@@ -83,13 +88,14 @@ OUTLIER_SPLIT = click.option(
 @click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=_list_presets,
               help="print every preset's settings and exit")
 def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, log_offset,
-          outlier_split, seed, device, memory_budget, resume, overwrite, quiet):
+          outlier_split, sparsity_split, seed, device, memory_budget, resume, overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
     from unmix import pipeline
     from unmix.model import format_log
 
     changes = {"batch_size": batch_size, "clusters": clusters, "hidden": hidden, "latent": latent,
-               "preprocessing": preprocessing, "log_offset": log_offset, "outlier_split": outlier_split, "seed": seed}
+               "preprocessing": preprocessing, "log_offset": log_offset, "outlier_split": outlier_split,
+               "sparsity_split": sparsity_split, "seed": seed}
     if resume and any(v is not None for v in changes.values()):
         raise click.UsageError("--resume continues with the checkpoint's settings; only --epochs may change")
     config = pipeline.default_model(preset_name, epochs=epochs, **changes)
@@ -133,9 +139,10 @@ def cluster(store, model, out, device, memory_budget, overwrite):
         named = [table.label(s, k) for k in sorted(table.names.get(s, {}))] if table is not None else []
         if named:
             click.echo(f"    named: {', '.join(named)}")
-        if done.outliers.get(s):
-            pairs = ", ".join(f"{t} (of {c})" for t, c in sorted(done.outliers[s].items()))
-            click.echo(f"    outlier clusters: {pairs}")
+        for what, derived in (("outlier clusters", done.outliers), ("sparsity splits", done.splits)):
+            if derived.get(s):
+                pairs = ", ".join(f"{t} (of {c})" for t, c in sorted(derived[s].items()))
+                click.echo(f"    {what}: {pairs}")
 
 
 @click.command()
@@ -346,6 +353,7 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @click.option("--preprocessing", type=click.Choice(PREPROCESSINGS), default=None)
 @LOG_OFFSET
 @OUTLIER_SPLIT
+@SPARSITY_SPLIT
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="override the default preset's ensemble size (models per training seed, clustered by consensus)")
 @click.option("--real/--no-real", default=True, show_default=True,
@@ -355,8 +363,8 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @DEVICE
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
-def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, log_offset, outlier_split, ensemble,
-                     real, data_dir, device, json_out):
+def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, log_offset, outlier_split,
+                     sparsity_split, ensemble, real, data_dir, device, json_out):
     """Clustering quality of the default path (the settings of `unmix features` and `unmix train`): per-scale ARI
     against known synthetic sources, glitch-cluster precision/recall/F1, agreement between training seeds, and
     glitch-cluster precision/recall on a real record with a catalogue (feature settings for a 3-h record, see docs)."""
@@ -375,7 +383,7 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
     except ValueError:
         raise ConfigError(f"--train-seeds must be comma-separated integers, got {train_seeds!r}") from None
     config = default_model(epochs=epochs, clusters=clusters, preprocessing=preprocessing, ensemble=ensemble,
-                           log_offset=log_offset, outlier_split=outlier_split)
+                           log_offset=log_offset, outlier_split=outlier_split, sparsity_split=sparsity_split)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
     data = data_dir or _default_data()
@@ -390,7 +398,8 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
     click.echo(f"synthetic: {sols} sol(s), seed {seed}, {r['windows']} windows; features window {f['window']}, hop "
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
                f"{config.epochs} epochs, ensemble {config.ensemble}, preprocessing {config.preprocessing}, log "
-               f"offset {config.log_offset:g}, outlier split {config.outlier_split:g}, pca {config.pca}; features "
+               f"offset {config.log_offset:g}, outlier split {config.outlier_split:g}, sparsity split "
+               f"{config.sparsity_split:g}, pca {config.pca}; features "
                f"{r['times']['features_s']:.1f} s")
     click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
     for run in r["runs"]:

@@ -41,6 +41,9 @@ class ModelConfig:
     distance from the cluster's (robust) Gaussian in the model inputs exceeds r times the cluster's median move there
     (:mod:`unmix.model.outliers`; rare sources such as glitches that the mixture left in a large cluster). Only
     scales whose inputs have at most :data:`MAX_OUTLIER_DIMS` columns get them (``pca``); 0 turns it off.
+    ``sparsity_split`` t > 0 splits a cluster in two where its windows form two groups at least t apart in the
+    standardised sparsity columns (:mod:`unmix.model.sparsity_split`; glitches and wind bursts the mixture put in one
+    cluster); 0 turns it off. Features without sparsity coefficients get no splits.
     """
 
     hidden: int = 64
@@ -67,6 +70,7 @@ class ModelConfig:
     ensemble: int = 1
     log_offset: float = 0.0
     outlier_split: float = 0.0
+    sparsity_split: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "latent", "batch_size", "epochs", "checkpoint_every", "ensemble"):
@@ -88,6 +92,8 @@ class ModelConfig:
             raise ConfigError(f"log_offset must be a finite number ≥ 0, got {self.log_offset}")
         if not (self.outlier_split == 0.0 or 1.0 < self.outlier_split < math.inf):
             raise ConfigError(f"outlier_split must be 0 (off) or a finite ratio > 1, got {self.outlier_split}")
+        if not 0.0 <= self.sparsity_split < math.inf:
+            raise ConfigError(f"sparsity_split must be 0 (off) or a finite separation > 0, got {self.sparsity_split}")
 
     def member_seed(self, member: int) -> int:
         """Seed of ensemble member ``member`` (member 0: ``seed`` itself, so ``ensemble=1`` is one ordinary model)."""
@@ -128,10 +134,12 @@ PRESETS: dict[str, ModelConfig] = {
     # spread over 32), a weaker pull of q(y|x) to uniform (w_cat 0.2, else the posteriors stay near 1/K and rare
     # sources never win a cluster), 16 clusters, 60 epochs, an ensemble of 3 clustered by co-association
     # consensus (seed agreement), and outlier clusters at 64 × the median squared distance (glitches the mixture
-    # left in the quiet-night cluster; the ratio chosen from the flat range 48–96). On 2 synthetic sols (3 synthetic
-    # × 3 training seeds) and the real 3-h record, see docs/performance.md for the figures.
+    # left in the quiet-night cluster; the ratio chosen from the flat range 48–96), and sparsity splits at a
+    # separation of 3.3 (glitches and wind bursts in one cluster; between the 3.1 of the largest continuous cluster
+    # and the 3.6 of the smallest glitch group measured). On 2 synthetic sols (3 synthetic × 3 training seeds) and
+    # the real 3-h record, see docs/performance.md for the figures.
     "small": ModelConfig(clusters=16, preprocessing="log", pca=32, w_rec=8.0, w_cat=0.2, epochs=60, ensemble=3,
-                         log_offset=10.0, outlier_split=64.0),
+                         log_offset=10.0, outlier_split=64.0, sparsity_split=3.3),
     # The published network and training settings (≈196 M parameters with the published 4 × (3, 420) inputs).
     "paper": ModelConfig(hidden=1024, layers=4, latent=32, clusters=9, w_rec=0.15, w_cat=1.0, batch_size=16384,
                          epochs=1000, temp_half_life=50.0, preprocessing="paper", pca=0, checkpoint_every=50),

@@ -33,6 +33,35 @@ RIDGE = 1e-6
 MIN_OUTLIERS = 2
 
 
+FIELDS = ("source", "target", "mean", "whiten", "threshold")
+
+
+def to_tensors(split, fields: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """A split's arrays as a checkpoint holds them: cluster numbers int64, the rest as they are (float64)."""
+    return {k: torch.from_numpy(getattr(split, k).astype(np.int64) if k in ("source", "target")
+                                else getattr(split, k)) for k in fields}
+
+
+def state_arrays(state, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays of a saved split, exactly ``fields`` (raises ValueError when fields are missing or not arrays)."""
+    if not isinstance(state, dict) or set(state) != set(fields):
+        raise ValueError("fields missing")
+    if not all(isinstance(state[k], torch.Tensor) for k in fields):
+        raise ValueError("fields are not arrays")
+    return {k: state[k].numpy() for k in fields}
+
+
+def move_share(prob: torch.Tensor, source: np.ndarray, target: np.ndarray, mask: torch.Tensor) -> torch.Tensor:
+    """``prob`` (N, width) with, for each split ``j``, cluster ``source[j]``'s share of the rows ``mask[:, j]`` marks
+    moved to ``target[j]`` (in place; returned)."""
+    src = torch.from_numpy(source).to(prob.device)
+    tgt = torch.from_numpy(target).to(prob.device)
+    moved = prob[:, src] * mask.to(prob.device, prob.dtype)
+    prob[:, src] -= moved
+    prob[:, tgt] += moved
+    return prob
+
+
 def min_windows(dims: int) -> int:
     """Independent windows a cluster needs for its Gaussian in ``dims`` dimensions."""
     return max(100, 3 * int(dims))
@@ -65,29 +94,18 @@ class OutlierSplit:
         out = torch.nn.functional.pad(prob, (0, width - prob.shape[1]))
         if not len(self.source):
             return out
-        src = torch.from_numpy(self.source).to(prob.device)
-        tgt = torch.from_numpy(self.target).to(prob.device)
-        far = (self.distances(x) > torch.from_numpy(self.threshold).to(x.device)).to(out.dtype)
-        moved = out[:, src] * far
-        out[:, src] -= moved
-        out[:, tgt] += moved
-        return out
+        far = self.distances(x) > torch.from_numpy(self.threshold).to(x.device)
+        return move_share(out, self.source, self.target, far)
 
     def to_state(self) -> dict[str, torch.Tensor]:
-        return {"source": torch.from_numpy(self.source.astype(np.int64)),
-                "target": torch.from_numpy(self.target.astype(np.int64)),
-                "mean": torch.from_numpy(self.mean), "whiten": torch.from_numpy(self.whiten),
-                "threshold": torch.from_numpy(self.threshold)}
+        return to_tensors(self, FIELDS)
 
     @classmethod
     def from_state(cls, state: dict, clusters: int, dims: int) -> OutlierSplit:
         """Read back and check a saved split (raises ValueError on anything inconsistent)."""
-        if not isinstance(state, dict) or set(state) != {"source", "target", "mean", "whiten", "threshold"}:
-            raise ValueError("fields missing")
-        if not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ValueError("fields are not arrays")
-        src, tgt = state["source"].numpy(), state["target"].numpy()
-        mean, whiten, thr = (state[k].numpy().astype(np.float64) for k in ("mean", "whiten", "threshold"))
+        a = state_arrays(state, FIELDS)
+        src, tgt = a["source"], a["target"]
+        mean, whiten, thr = (a[k].astype(np.float64) for k in ("mean", "whiten", "threshold"))
         J = len(src)
         ok = (src.dtype == np.int64 and tgt.dtype == np.int64 and src.shape == tgt.shape == (J,)
               and mean.shape == (J, dims) and whiten.shape == (J, dims, dims) and thr.shape == (J,)

@@ -103,14 +103,15 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
     if need > budget:
         pieces = stream.store_pieces(store, model, token)
     else:
-        pieces = iter([(0, stream.held_inputs(store, model))])
+        pieces = iter([(0, *stream.held_views(store, model))])
     n = max(store.n_windows, 1)
-    for start, x in pieces:
+    for start, x, side in pieces:
         stop = start + len(next(iter(x.values())))
         for b in range(start, stop, batch_size):
             token.check()
             e = min(b + batch_size, stop)
-            out = model.infer({s: v[b - start:e - start].to(dev) for s, v in x.items()})
+            out = model.infer({s: v[b - start:e - start].to(dev) for s, v in x.items()},
+                              {s: v[b - start:e - start].to(dev) for s, v in side.items()})
             prob = np.stack([out[s]["prob"].cpu().numpy() for s in model.scales], axis=1)
             latent = np.stack([out[s]["latent"].cpu().numpy() for s in model.scales], axis=1)
             if not (np.isfinite(prob).all() and np.isfinite(latent).all()):
@@ -123,11 +124,12 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
 def _meta(store: FeatureStore, model: TrainedModel) -> dict:
     K = model.n_clusters
     outliers = {str(s): {str(t): c for t, c in m.items()} for s, m in model.outlier_clusters().items()}
+    splits = {str(s): {str(t): c for t, c in m.items()} for s, m in model.split_clusters().items()}
     return {"model_digest": model.digest(), "model": str(model.path) if model.path else "",
             "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
             "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
             "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
-            "outlier_clusters": outliers,
+            "outlier_clusters": outliers, "split_clusters": splits,
             "sampling_rate": _sampling_rate(store)}
 
 

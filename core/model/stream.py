@@ -139,27 +139,50 @@ def chunk_inputs(store: FeatureStore, model: TrainedModel, rows: np.ndarray | sl
     """Network inputs (CPU float32) of the store windows ``rows`` (sorted indices, or a slice of windows), every
     scale; empty when stopped. Features are read :data:`FIT_ROWS` windows of one scale at a time and converted
     :data:`CONVERT_ROWS` rows at a time, so a chunk's raw features (and their float64 copies) are never held whole."""
+    return chunk_views(store, model, rows, stop, side=False)[0]
+
+
+def chunk_views(store: FeatureStore, model: TrainedModel, rows: np.ndarray | slice,
+                stop: threading.Event | None = None, side: bool = True
+                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """:func:`chunk_inputs` and, from the same reads, the windows' sparsity columns (:meth:`TrainedModel.scale_side`)
+    at the scales where ``side`` and the model's sparsity splits need them; both empty when stopped."""
     rows = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows, np.int64)
-    out = {}
+    out, sides = {}, {}
     for s in model.scales:
-        parts = []
+        parts, side_parts = [], []
         for b in range(0, len(rows), FIT_ROWS):
             if stop is not None and stop.is_set():
-                return {}
-            parts.append(model.scale_inputs(s, store.read_rows(s, rows[b:b + FIT_ROWS]), CONVERT_ROWS))
+                return {}, {}
+            a = store.read_rows(s, rows[b:b + FIT_ROWS])
+            parts.append(model.scale_inputs(s, a, CONVERT_ROWS))
+            if side and s in model.side_scales():
+                side_parts.append(model.scale_side(s, a))
         out[s] = torch.cat(parts) if len(parts) != 1 else parts[0]
+        if side_parts:
+            sides[s] = torch.cat(side_parts)
     release_memory()  # the freed reads go back to the system, so they do not pile up in the arena
-    return out
+    return out, sides
 
 
 def held_inputs(store: FeatureStore, model: TrainedModel) -> dict[int, torch.Tensor]:
     """Every window's network inputs (CPU float32), for a store that fits the budget: one scale's features read and
     converted at a time (:data:`CONVERT_ROWS` rows at a time), each freed before the next is read."""
-    x = {}
+    return held_views(store, model, side=False)[0]
+
+
+def held_views(store: FeatureStore, model: TrainedModel, side: bool = True
+               ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """:func:`held_inputs` and, from the same reads, the sparsity columns the model's sparsity splits need."""
+    x, sides = {}, {}
     for s in model.scales:
-        x[s] = model.scale_inputs(s, store.features(s), CONVERT_ROWS)
+        a = store.features(s)
+        x[s] = model.scale_inputs(s, a, CONVERT_ROWS)
+        if side and s in model.side_scales():
+            sides[s] = model.scale_side(s, a)
+        del a
         release_memory()
-    return x
+    return x, sides
 
 
 def _read_scale(store: FeatureStore, scale: int, rows: np.ndarray, stop: threading.Event) -> np.ndarray:
@@ -376,10 +399,12 @@ def fit_preps(store: FeatureStore, train_idx: np.ndarray, preprocessing: str, pc
 
 
 def store_pieces(store: FeatureStore, model: TrainedModel, token: CancelToken
-                 ) -> Iterator[tuple[int, dict[int, torch.Tensor]]]:
-    """Every window's inputs (CPU) in store order, one chunk at a time: (first window, inputs)."""
+                 ) -> Iterator[tuple[int, dict[int, torch.Tensor], dict[int, torch.Tensor]]]:
+    """Every window's inputs and the sparsity columns the model needs (CPU) in store order, one chunk at a time:
+    (first window, inputs, sparsity columns)."""
     n, W = store.n_windows, store.chunk_windows
     starts = list(range(0, n, W))
-    jobs = [partial(chunk_inputs, store, model, slice(a, min(a + W, n))) for a in starts]
+    jobs = [partial(chunk_views, store, model, slice(a, min(a + W, n))) for a in starts]
     with contextlib.closing(prefetched(jobs, token)) as loaded:
-        yield from zip(starts, loaded, strict=True)
+        for a, (x, side) in zip(starts, loaded, strict=True):
+            yield a, x, side

@@ -10,7 +10,9 @@ An ensemble (``ModelConfig.ensemble > 1``) stores member 0 where a single model'
 ``optimizer``), the other members under ``members`` and ``member_optimizers``, and the consensus profiles
 (``consensus``: per scale a (K, M, K) table, :mod:`unmix.model.consensus`, fitted on the training windows at every
 save). A model with ``outlier_split`` also stores its outlier clusters (``outliers``: per scale the arrays of
-:class:`unmix.model.outliers.OutlierSplit`), fitted at the same time, after the consensus.
+:class:`unmix.model.outliers.OutlierSplit`), fitted at the same time, after the consensus, and one with
+``sparsity_split`` its sparsity splits (``sparsity_splits``: per scale the arrays of
+:class:`unmix.model.sparsity_split.SparsitySplit`), fitted after the outlier clusters.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from unmix.features import FeatureStore
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress
 from unmix.model import consensus as cons
 from unmix.model import outliers as outl
+from unmix.model import sparsity_split as spl
 from unmix.model import stream
 from unmix.model.config import MAX_OUTLIER_DIMS, PRESETS, ModelConfig
 from unmix.model.data import fit_scale, split_indices
@@ -186,11 +189,11 @@ class Training:
     @torch.no_grad()
     def fit_clusters(self, cancellable: bool = True) -> None:
         """Fit what turns the networks' posteriors into clusters, on (up to CONSENSUS_WINDOWS, evenly spaced)
-        training windows: an ensemble's consensus profiles, then the outlier clusters (``outlier_split``); nothing
-        to do for a single model without outlier clusters. The run's token stops it unless ``cancellable`` is False
-        (the checkpoint of a cancelled run, so that what it saves can be used)."""
+        training windows: an ensemble's consensus profiles, then the outlier clusters (``outlier_split``), then the
+        sparsity splits (``sparsity_split``); nothing to do for a single model without either. The run's token stops
+        it unless ``cancellable`` is False (the checkpoint of a cancelled run, so that what it saves can be used)."""
         m, cfg = self.model, self.config
-        if not m.members and not cfg.outlier_split:
+        if not m.members and not cfg.outlier_split and not cfg.sparsity_split:
             return
         idx = self.train_idx
         if len(idx) > CONSENSUS_WINDOWS:
@@ -203,7 +206,8 @@ class Training:
         for net in m.networks:
             net.eval()
         a = 0
-        for xb in self._rows(idx, self.token if cancellable else NO_CANCEL):
+        token = self.token if cancellable else NO_CANCEL
+        for xb in self._rows(idx, token):
             b = a + len(next(iter(xb.values())))
             for i, net in enumerate(m.networks):
                 for s, r in net.infer(xb).items():
@@ -218,6 +222,32 @@ class Training:
             hop = int(m.feature_config.get("hop", min(m.scales)))
             m.outliers = {s: outl.fit(np.concatenate(xs[s]), self._clustered(probs[s], m.consensus, s),
                                       cfg.outlier_split, s / hop) for s in xs}
+        if cfg.sparsity_split:
+            m.splits = self._fit_splits(idx, probs, xs, token)
+
+    def _fit_splits(self, idx: np.ndarray, probs: dict[int, list[np.ndarray]], xs: dict[int, list[np.ndarray]],
+                    token: CancelToken) -> dict[int, spl.SparsitySplit]:
+        """The sparsity splits of every scale with sparsity columns, on the training windows ``idx`` (their members'
+        posteriors ``probs`` and inputs ``xs``) clustered as the model clusters them up to this stage."""
+        m, cfg = self.model, self.config
+        hop = int(m.feature_config.get("hop", min(m.scales)))
+        step = max(min(stream.FIT_ROWS, self.store.chunk_windows), 1)  # reads no larger than a streamed chunk's
+        out = {}
+        for s in m.scales:
+            if m.side_columns(s) is None:
+                log.info("no sparsity splits at scale %d: the features have no sparsity coefficients", s)
+                continue
+            side = []
+            for b in range(0, len(idx), step):
+                token.check()
+                side.append(m.scale_side(s, self.store.read_rows(s, idx[b:b + step])).numpy())
+            prob = torch.from_numpy(np.asarray(self._clustered(probs[s], m.consensus, s), np.float32))
+            outliers = (m.outliers or {}).get(s)
+            if outliers is not None:
+                prob = outliers.apply(prob, torch.from_numpy(np.concatenate(xs[s])), m.first_split(s))
+            out[s] = spl.fit(np.concatenate(side), prob.argmax(1).numpy(), m.first_split(s), cfg.sparsity_split,
+                             s / hop)
+        return out
 
     @staticmethod
     def _clustered(probs: list[np.ndarray], consensus: dict[int, np.ndarray] | None, scale: int) -> np.ndarray:
@@ -253,6 +283,8 @@ class Training:
             state["consensus"] = {str(s): torch.from_numpy(a) for s, a in m.consensus.items()}
         if m.outliers is not None:
             state["outliers"] = {str(s): split.to_state() for s, split in m.outliers.items()}
+        if m.splits is not None:
+            state["sparsity_splits"] = {str(s): split.to_state() for s, split in m.splits.items()}
         with atomic_path(self.out, overwrite=True) as tmp:
             torch.save(state, tmp)
         m.path = self.out
@@ -366,7 +398,8 @@ class Training:
         for _ in self:
             pass
         m = self.model
-        if (m.members and m.consensus is None) or (self.config.outlier_split and m.outliers is None):
+        if ((m.members and m.consensus is None) or (self.config.outlier_split and m.outliers is None)
+                or (self.config.sparsity_split and m.splits is None)):
             self.fit_clusters()  # in memory only: no checkpoint fitted them
         if not self.model.finished or (self.model.path is None and self.out is not None):
             self.model.finished = self.model.epoch >= self.config.epochs

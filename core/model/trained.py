@@ -20,6 +20,7 @@ from unmix.errors import ConfigError, DataError, InputFileError
 from unmix.features import FeatureStore
 from unmix.model import consensus as cons
 from unmix.model import outliers as outl
+from unmix.model import sparsity_split as spl
 from unmix.model.config import ModelConfig
 from unmix.model.data import ScalePrep
 from unmix.model.network import FactorialVAE, build_network
@@ -44,6 +45,7 @@ class TrainedModel:
     members: list[FactorialVAE] = field(default_factory=list)  # ensemble members 1..M-1 (member 0 is ``network``)
     consensus: dict[int, np.ndarray] | None = None  # per scale (K, M, K) profiles, :mod:`unmix.model.consensus`
     outliers: dict[int, outl.OutlierSplit] | None = None  # per scale, :mod:`unmix.model.outliers`
+    splits: dict[int, spl.SparsitySplit] | None = None  # per scale, :mod:`unmix.model.sparsity_split`
 
     @property
     def networks(self) -> list[FactorialVAE]:
@@ -56,38 +58,104 @@ class TrainedModel:
         return self
 
     @torch.no_grad()
-    def infer(self, x: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    def infer(self, x: dict[int, torch.Tensor], side: dict[int, torch.Tensor] | None = None
+              ) -> dict[int, dict[str, torch.Tensor]]:
         """Posterior probabilities and latent means of a batch.
 
         An ensemble gives the consensus posteriors (:mod:`unmix.model.consensus`), numbered like member 0's clusters,
         and member 0's mean of q(z|x, y) given them. A model with outlier clusters (:mod:`unmix.model.outliers`)
-        then moves each split cluster's outliers to its outlier cluster (posteriors :attr:`n_clusters` wide); their
-        latent stays the one given the cluster they came from (an outlier cluster has no latent Gaussian of its
-        own)."""
+        then moves each split cluster's outliers to its outlier cluster, and one with sparsity splits
+        (:mod:`unmix.model.sparsity_split`, which need the batch's sparsity columns ``side``, :meth:`scale_side`)
+        moves the smaller group of each split cluster to its new number (posteriors :attr:`n_clusters` wide).
+        Their latent stays the one given the cluster they came from (a derived cluster has no latent Gaussian of
+        its own)."""
         if not self.members:
             out = self.network.infer(x)
         elif self.consensus is None:
             raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
         else:
             out = self.network.infer(x, self._consensus(x))
-        if self.outliers:
+        if self.outliers or self.splits:
             width = self.n_clusters
             for s in self.scales:
-                split = self.outliers.get(s)
-                p = out[s]["prob"]
-                out[s]["prob"] = (split.apply(p, x[s], width) if split is not None
-                                  else torch.nn.functional.pad(p, (0, width - p.shape[1])))
+                out[s]["prob"] = self._derived(s, out[s]["prob"], x[s], side, width)
         return out
+
+    def _derived(self, scale: int, prob: torch.Tensor, x: torch.Tensor, side: dict[int, torch.Tensor] | None,
+                 width: int) -> torch.Tensor:
+        """One scale's posteriors widened to ``width`` with its outlier clusters and sparsity splits applied."""
+        outliers = (self.outliers or {}).get(scale)
+        prob = (outliers.apply(prob, x, width) if outliers is not None
+                else torch.nn.functional.pad(prob, (0, width - prob.shape[1])))
+        split = (self.splits or {}).get(scale)
+        if split is None or not len(split.source):
+            return prob
+        if side is None or scale not in side:
+            raise DataError(f"this model's sparsity splits at scale {scale} need the windows' sparsity columns")
+        return split.apply(prob, side[scale])
 
     def outlier_clusters(self) -> dict[int, dict[int, int]]:
         """Per scale with outlier clusters: each outlier cluster's number → the cluster it was split from."""
         return {s: {int(t): int(c) for t, c in zip(sp.target, sp.source, strict=True)}
                 for s, sp in (self.outliers or {}).items() if len(sp.source)}
 
+    def split_clusters(self) -> dict[int, dict[int, int]]:
+        """Per scale with sparsity splits: each new cluster's number → the cluster it was split from."""
+        return {s: {int(t): int(c) for t, c in zip(sp.target, sp.source, strict=True)}
+                for s, sp in (self.splits or {}).items() if len(sp.source)}
+
+    def derived_from(self, scale: int, cluster: int) -> tuple[str, int] | None:
+        """('outliers' or 'split', source cluster) when ``cluster`` at ``scale`` was derived after the network."""
+        for kind, pairs in (("outliers", self.outlier_clusters()), ("split", self.split_clusters())):
+            source = pairs.get(scale, {}).get(int(cluster))
+            if source is not None:
+                return kind, source
+        return None
+
+    def first_split(self, scale: int) -> int:
+        """The first sparsity-split number at ``scale``: after the network's clusters and the scale's outlier ones."""
+        outliers = (self.outliers or {}).get(scale)
+        return self.config.clusters + (0 if outliers is None else len(outliers.source))
+
     @property
     def n_clusters(self) -> int:
-        """Cluster numbers in this model's tables: the network's, then the outlier clusters of the scale with most."""
-        return self.config.clusters + max((len(sp.source) for sp in (self.outliers or {}).values()), default=0)
+        """Cluster numbers in this model's tables: the network's, then per scale its outlier clusters and its
+        sparsity splits, as many as the scale with most needs."""
+        ends = [self.config.clusters + len(sp.source) for sp in (self.outliers or {}).values()]
+        ends += [self.first_split(s) + len(sp.source) for s, sp in (self.splits or {}).items()]
+        return max(ends, default=self.config.clusters)
+
+    def side_scales(self) -> tuple[int, ...]:
+        """Scales whose sparsity splits need the windows' sparsity columns at inference (:meth:`scale_side`)."""
+        return tuple(s for s, sp in (self.splits or {}).items() if len(sp.source))
+
+    def side_columns(self, scale: int) -> np.ndarray | None:
+        """Positions among ``scale``'s prepared columns of the sparsity coefficients, or None (no description of
+        coefficient types, or no sparsity coefficients)."""
+        ctype = self.description.get("c_type") if isinstance(self.description, dict) else None
+        if ctype is None:
+            return None
+        cols = self.preps[scale].columns[:, 0]
+        names = np.asarray(ctype).astype(str)
+        if cols.size and cols.max() >= len(names):
+            return None
+        picked = np.flatnonzero(names[cols] == "spars")
+        return picked if len(picked) else None
+
+    def scale_side(self, scale: int, a: np.ndarray) -> torch.Tensor:
+        """One scale's store array (N, C, K, 2) → its standardised sparsity columns (N, C·E) (CPU float32)."""
+        picked = self.side_columns(scale)
+        if picked is None:
+            raise DataError(f"the features at scale {scale} have no sparsity coefficients")
+        p = self.preps[scale]
+        sub = ScalePrep(p.columns[picked], p.log[picked], p.mean[:, picked], p.std[:, picked], None, p.ps_index,
+                        None if p.norm_pair is None else p.norm_pair[picked],
+                        None if p.offset is None else p.offset[:, picked])
+        x = sub.standardise(a).reshape(len(a), -1).astype(np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"windows at scale {scale} give non-finite sparsity columns (features far outside the "
+                            "model's range)")
+        return torch.from_numpy(x)
 
     def _consensus(self, x: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         outs = [net.infer(x) for net in self.networks]
@@ -122,9 +190,10 @@ class TrainedModel:
                 h.update(v.detach().cpu().contiguous().numpy().tobytes())
         for s in sorted(self.consensus or {}):
             h.update(np.ascontiguousarray(self.consensus[s], np.float64).tobytes())
-        for s in sorted(self.outliers or {}):
-            for a in self.outliers[s].to_state().values():
-                h.update(a.contiguous().numpy().tobytes())
+        for derived in (self.outliers, self.splits):
+            for s in sorted(derived or {}):
+                for a in derived[s].to_state().values():
+                    h.update(a.contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
     def inputs(self, arrays: dict[int, np.ndarray]) -> dict[int, torch.Tensor]:
@@ -256,9 +325,11 @@ def model_from_checkpoint(ck: dict, path: Path | None, device: str | torch.devic
         member.load_state_dict(state)
         members.append(member)
     profiles = _read_consensus(ck.get("consensus"), config, net.scales, path) if members else None
-    splits = _read_outliers(ck.get("outliers"), config, preps, path) if config.outlier_split else None
+    outliers = _read_outliers(ck.get("outliers"), config, preps, path) if config.outlier_split else None
     model = TrainedModel(config, net, preps, ck["feature_config"], ck["feature_digest"], ck["description"],
-                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles, splits)
+                         int(ck["epoch"]), list(ck["logs"]), bool(ck["finished"]), path, members, profiles, outliers)
+    if config.sparsity_split:
+        model.splits = _read_splits(ck.get("sparsity_splits"), model, path)
     return model.to(resolve_device(device))
 
 
@@ -288,6 +359,23 @@ def _read_outliers(raw, config: ModelConfig, preps: dict[int, ScalePrep], path: 
             out[s] = outl.OutlierSplit.from_state(raw[str(s)], config.clusters, p.channels * p.n_features)
         except ValueError as exc:
             raise damaged(path, f"the outlier clusters at scale {s} are not valid ({exc})") from None
+    return out
+
+
+def _read_splits(raw, model: TrainedModel, path: Path | None) -> dict[int, spl.SparsitySplit]:
+    """The sparsity splits of every scale, checked (shapes, numbers after the outlier clusters, finite values)."""
+    if not isinstance(raw, dict) or not set(raw) <= {str(s) for s in model.scales}:
+        raise damaged(path, "the sparsity splits are missing or name scales the model does not have")
+    out = {}
+    for s in model.scales:
+        if str(s) not in raw:
+            continue
+        picked = model.side_columns(s)
+        dims = 0 if picked is None else len(picked) * int(model.preps[s].mean.shape[0])
+        try:
+            out[s] = spl.SparsitySplit.from_state(raw[str(s)], model.first_split(s), model.config.clusters, dims)
+        except ValueError as exc:
+            raise damaged(path, f"the sparsity splits at scale {s} are not valid ({exc})") from None
     return out
 
 
