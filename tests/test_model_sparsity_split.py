@@ -85,6 +85,9 @@ def test_split_state_round_trip_and_validation():
     for s in bad:
         with pytest.raises(ValueError):
             spl.SparsitySplit.from_state(s, 7, 6, x.shape[1])
+    empty = {k: v[:, :, :0] if k in ("mean", "var") else v for k, v in state.items()}
+    with pytest.raises(ValueError):  # a split at a scale whose features have no sparsity columns
+        spl.SparsitySplit.from_state(empty, 7, 6, 0)
 
 
 def test_config_refuses_a_negative_separation():

@@ -81,7 +81,7 @@ class SparsitySplit:
         ok = (src.dtype == np.int64 and tgt.dtype == np.int64 and src.shape == tgt.shape == (J,)
               and mean.shape == var.shape == (J, 2, dims) and lw.shape == (J, 2)
               and all(np.isfinite(a).all() for a in (mean, var, lw)) and (var > 0).all()
-              and len(set(src.tolist())) == J and (J == 0 or (src.min() >= 0 and src.max() < first))
+              and len(set(src.tolist())) == J and (J == 0 or (dims > 0 and src.min() >= 0 and src.max() < first))
               and first >= clusters and np.array_equal(tgt, first + np.arange(J)))
         if not ok:
             raise ValueError("inconsistent shapes, numbers or values")
