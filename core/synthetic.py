@@ -180,7 +180,7 @@ class Event:
 
 @dataclass
 class WindowLabels:
-    """Per-window energy of each source (summed over components) and the dominant source.
+    """Per-window energy of each source (summed over the components asked for) and the dominant source.
 
     ``starts`` are POSIX timestamps of window starts; ``share`` rows sum to 1; ``valid`` is False where a window
     overlaps a gap (its energies are still those of the gap-free truth).
@@ -208,8 +208,11 @@ class SyntheticRecord:
     _truth: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def labels(self, window: float = 600.0, hop: float | None = None,
-               sources: Iterable[str] | None = None) -> WindowLabels:
-        """Energy share of each source in windows of ``window`` s every ``hop`` s (default: ``window``)."""
+               sources: Iterable[str] | None = None, components: str | None = None) -> WindowLabels:
+        """Energy share of each source in windows of ``window`` s every ``hop`` s (default: ``window``), over the
+        components whose channel code ends in one of the letters ``components`` (default: all), so that a source
+        is labelled where it dominates the data a model sees (a glitch invisible on V is no glitch for V alone)."""
+        rows = self._component_rows(components)
         fs = self.config.sampling_rate
         names = tuple(sources) if sources is not None else SOURCES
         n = int(round(window * fs))
@@ -220,7 +223,7 @@ class SyntheticRecord:
         starts = np.arange(0, npts - n + 1, h)
         energy = np.empty((starts.size, len(names)))
         for j, name in enumerate(names):
-            power = np.sum(self._truth[name].astype(np.float64) ** 2, axis=0)
+            power = np.sum(self._truth[name][rows].astype(np.float64) ** 2, axis=0)
             cum = np.concatenate(([0.0], np.cumsum(power)))
             energy[:, j] = cum[starts + n] - cum[starts]
         total = energy.sum(axis=1, keepdims=True)
@@ -232,6 +235,14 @@ class SyntheticRecord:
             i0, i1 = round((g0 - t0) * fs), round((g1 - t0) * fs)
             valid &= ~((starts < i1) & (starts + n > i0))
         return WindowLabels(t0.timestamp + starts / fs, window, names, energy, share, dominant, valid)
+
+    def _component_rows(self, components: str | None) -> np.ndarray:
+        """Rows of the truth arrays (ordered as ``config.channels``) of the components ``components``."""
+        letters = [ch[-1] for ch in self.config.channels]
+        rows = np.flatnonzero([components is None or c in components for c in letters])
+        if not len(rows):
+            raise ConfigError(f"none of the components {components!r} is in this record ({''.join(letters)})")
+        return rows
 
     def write(self, directory: str | Path, format: str = "MSEED") -> dict[str, Path]:
         """Write ``mixture`` and each source (``<name>.<ext>``) plus ``truth.json``; each file atomically."""

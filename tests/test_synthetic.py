@@ -211,6 +211,19 @@ def test_labels_are_sane(one_sol: SyntheticRecord) -> None:
     assert lab.share[j, SOURCES.index("quakes")] > 0
 
 
+def test_labels_of_one_component_count_its_energy_only(one_sol: SyntheticRecord) -> None:
+    lab = one_sol.labels(window=600.0, hop=300.0, components="V")
+    fs, k = 20.0, 7
+    i0 = int(round((lab.starts[k] - one_sol.config.starttime.timestamp) * fs))
+    v = one_sol.sources["glitches"].select(channel="BHV")[0].data
+    assert lab.energy[k, SOURCES.index("glitches")] == pytest.approx(np.sum(v[i0 : i0 + 12000] ** 2), rel=1e-9)
+    every = one_sol.labels(window=600.0, hop=300.0)
+    np.testing.assert_array_equal(one_sol.labels(window=600.0, hop=300.0, components="UVW").energy, every.energy)
+    assert (lab.energy <= every.energy * (1 + 1e-12)).all() and (lab.energy < every.energy).any()
+    with pytest.raises(ConfigError, match="components"):
+        one_sol.labels(window=600.0, components="Z")
+
+
 def test_progress_and_cancel() -> None:
     seen: list[float] = []
     generate(SyntheticConfig(hours=1.0), progress=lambda f, m="": seen.append(f))

@@ -48,10 +48,11 @@ class ScaleScore:
     glitch_f1: float = float("nan")
 
 
-def synthetic_labels(record, table: ClusterTable, scale: int) -> np.ndarray:
-    """Label (index into :data:`LABELS`) of every window's sub-window at ``scale``, from the record's truth."""
+def synthetic_labels(record, table: ClusterTable, scale: int, components: str | None = None) -> np.ndarray:
+    """Label (index into :data:`LABELS`) of every window's sub-window at ``scale``, from the record's truth in the
+    components ``components`` (the letters the features were made from; default: all)."""
     fs = record.config.sampling_rate
-    lab = record.labels(window=scale / fs, hop=min(table.scales) / fs)
+    lab = record.labels(window=scale / fs, hop=min(table.scales) / fs, components=components)
     j = table.scale_index(scale)
     return label_windows(lab, table.intervals[:, j, 0], table.lmst[:, j].mean(axis=1), fs)
 
@@ -122,7 +123,8 @@ def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = 
     ``features`` and ``model`` default to what ``unmix features`` and ``unmix train`` use
     (:func:`unmix.pipeline.default_features`, :func:`unmix.pipeline.default_model`), so the figures are those of
     the default path. ``runs[i]['scores']`` holds a :class:`ScaleScore` per scale; ``agreement`` the ARI and matched
-    agreement between every two training seeds' clusterings, per scale.
+    agreement between every two training seeds' clusterings, per scale. Labels come from the truth in the features'
+    components (V only: the energies on V).
     """
     from unmix.pipeline import default_features, default_model
     from unmix.synthetic import SyntheticConfig, generate
@@ -152,7 +154,7 @@ def synthetic_benchmark(sols: float = 2.0, seed: int = 0, hours: float | None = 
             table = predict(store, trained, device=device, token=token)
             tables[s] = table
             if labels is None:
-                labels = {sc: synthetic_labels(rec, table, sc) for sc in table.scales}
+                labels = {sc: synthetic_labels(rec, table, sc, features.components) for sc in table.scales}
             runs.append({"seed": s, "training_s": t_train,
                          "scores": [score_scale(table, labels[sc], sc) for sc in table.scales],
                          "occupancy": {sc: table.occupancy(sc).tolist() for sc in table.scales}})
