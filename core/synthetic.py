@@ -236,13 +236,14 @@ class SyntheticRecord:
             valid &= ~((starts < i1) & (starts + n > i0))
         return WindowLabels(t0.timestamp + starts / fs, window, names, energy, share, dominant, valid)
 
-    def _component_rows(self, components: str | None) -> np.ndarray:
-        """Rows of the truth arrays (ordered as ``config.channels``) of the components ``components``."""
+    def _component_rows(self, components: str | None) -> np.ndarray | slice:
+        """Rows of the truth arrays (ordered as ``config.channels``) of the components ``components`` (a slice when
+        all: no copy of the truth)."""
         letters = [ch[-1] for ch in self.config.channels]
         rows = np.flatnonzero([components is None or c in components for c in letters])
         if not len(rows):
             raise ConfigError(f"none of the components {components!r} is in this record ({''.join(letters)})")
-        return rows
+        return slice(None) if len(rows) == len(letters) else rows
 
     def write(self, directory: str | Path, format: str = "MSEED") -> dict[str, Path]:
         """Write ``mixture`` and each source (``<name>.<ext>``) plus ``truth.json``; each file atomically."""

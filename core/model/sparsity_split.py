@@ -55,10 +55,7 @@ class SparsitySplit:
 
     def minor(self, side: torch.Tensor) -> torch.Tensor:
         """(N, J) True where mixture ``j`` gives a row of sparsity columns to its smaller group."""
-        s = side.reshape(len(side), -1).to(torch.float64)
-        mean, var, lw = (torch.from_numpy(a).to(s) for a in (self.mean, self.var, self.log_weight))
-        ll = -0.5 * ((s[:, None, None, :] - mean[None]).square() / var[None] + var.log()[None]).sum(-1) + lw[None]
-        return ll[..., 1] > ll[..., 0]
+        return smaller_group(side, self.mean, self.var, self.log_weight)
 
     def apply(self, prob: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         """Posteriors (N, width) with each split cluster's share of the windows of its smaller group moved to the
@@ -86,6 +83,15 @@ class SparsitySplit:
         if not ok:
             raise ValueError("inconsistent shapes, numbers or values")
         return cls(src, tgt, mean, var, lw)
+
+
+def smaller_group(side: torch.Tensor, mean: np.ndarray, var: np.ndarray, log_weight: np.ndarray) -> torch.Tensor:
+    """(N, J) True where mixture ``j`` (``mean``, ``var`` (J, 2, E), ``log_weight`` (J, 2)) explains a row of
+    ``side`` better by its component 1 (the smaller group) than by its component 0."""
+    s = side.reshape(len(side), -1).to(torch.float64)
+    mean_t, var_t, lw = (torch.from_numpy(a).to(s) for a in (mean, var, log_weight))
+    ll = -0.5 * ((s[:, None, None, :] - mean_t[None]).square() / var_t[None] + var_t.log()[None]).sum(-1) + lw[None]
+    return ll[..., 1] > ll[..., 0]
 
 
 def _em(x: np.ndarray, resp: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -156,9 +162,8 @@ def fit(side: np.ndarray, labels: np.ndarray, first: int, threshold: float, over
         sample = rows[np.linspace(0, len(rows) - 1, FIT_ROWS).round().astype(np.int64)] if len(rows) > FIT_ROWS \
             else rows
         mean, var, log_w, sep, group = two_groups(sample)
-        if len(sample) < len(rows):
-            one = SparsitySplit(np.zeros(1, np.int64), np.ones(1, np.int64), mean[None], var[None], log_w[None])
-            group = one.minor(torch.from_numpy(rows)).numpy()[:, 0].astype(np.int64)
+        if len(sample) < len(rows):  # every row of the cluster, by the mixture fitted on the sample
+            group = smaller_group(torch.from_numpy(rows), mean[None], var[None], log_w[None]).numpy()[:, 0]
         if sep >= threshold and np.count_nonzero(group == 1) / overlap >= MIN_PART:
             parts.append((int(c), mean, var, log_w))
     E = side.shape[1]
