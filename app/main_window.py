@@ -19,7 +19,7 @@ from unmix.gui.export_figure import install_export_menu
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
-from unmix.gui.tasks import Loaded
+from unmix.gui.tasks import Loaded, free_key
 from unmix.gui.units import Conversion, build_view
 from unmix.gui.views.annotations import AnnotationController
 from unmix.gui.views.catalog_overlay import CatalogController
@@ -257,15 +257,14 @@ class MainWindow(QMainWindow):
         self.loaded.append(loaded)
         if loaded.inputs:
             self.project.inputs += [i for i in loaded.inputs if i not in self.project.inputs]
+            if not loaded.restored:
+                self.project.loads.append(list(loaded.inputs))
         if loaded.synthetic is not None and loaded.synthetic not in self.project.synthetic:
             self.project.synthetic.append(loaded.synthetic)
         new_keys = []
         for key, display in loaded.displays.items():
             if key in self.displays:
-                suffix = 2
-                while f"{key}#{suffix}" in self.displays:
-                    suffix += 1
-                display.key = f"{key}#{suffix}"
+                display.key = free_key(key, self.displays)
                 for rec in loaded.records:
                     if rec.key == key:
                         rec.key = display.key
@@ -504,7 +503,7 @@ class MainWindow(QMainWindow):
         self.waveform.set_stacked(bool(params.get("stacked", False)))
         self.annotations.restore(project.annotations)
         if project.inputs:
-            self.jobs.start(load_request(project.inputs))
+            self.jobs.start(load_request(project.inputs, project.loads))
         for synth in project.synthetic:
             self.jobs.start(synthetic_request(**synth))
         self.results.restore(project)

@@ -21,6 +21,7 @@ class Project:
     """What is needed to reopen an analysis: inputs, synthetic records, parameters and paths of results."""
 
     inputs: list[str] = field(default_factory=list)
+    loads: list[list[str]] = field(default_factory=list)  # the inputs opened together, one list per load, in order
     synthetic: list[dict[str, Any]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
@@ -59,7 +60,8 @@ class Project:
             validate(data)
         except ProjectFieldError as exc:
             raise InputFileError(f"field {exc.field!r}: {exc.problem}", path) from None
-        project = cls(inputs=list(data.get("inputs", [])), synthetic=[dict(s) for s in data.get("synthetic", [])],
+        project = cls(inputs=list(data.get("inputs", [])), loads=[list(g) for g in data.get("loads", [])],
+                      synthetic=[dict(s) for s in data.get("synthetic", [])],
                       parameters=dict(data.get("parameters", {})), results=dict(data.get("results", {})),
                       annotations=[a.to_json() for a in parse_annotations(data.get("annotations", []))])
         project.path = path
@@ -80,7 +82,7 @@ SYNTHETIC_KEYS = {"sols": (0.0, 1000.0), "hours": (0.0, 24_000.0), "seed": (0, 2
 PARAMETER_KEYS = {"axis_mode", "filter", "selected", "pipeline", "catalogs", "catalog_hidden", "units", "response",
                   "rotate", "stacked"}
 MAX_CATALOGS = 100
-TOP_KEYS = {"format", "version", "inputs", "synthetic", "parameters", "results", "annotations"}
+TOP_KEYS = {"format", "version", "inputs", "loads", "synthetic", "parameters", "results", "annotations"}
 
 
 class ProjectFieldError(ValueError):
@@ -185,6 +187,22 @@ def _parameters(params: Any) -> None:
                 _form_value(value, f"parameters.pipeline.{form}.{name}")
 
 
+def _loads(loads: Any, inputs: list[str]) -> None:
+    """Each load: a non-empty list of paths that the project's inputs hold (older files have no loads)."""
+    known = set(inputs)
+    total = 0
+    for i, group in enumerate(_list(loads, "loads", MAX_INPUTS)):
+        total += len(_list(group, f"loads[{i}]", MAX_INPUTS))
+        if not group:
+            raise ProjectFieldError(f"loads[{i}]", "must list at least one input")
+        if total > MAX_INPUTS:
+            raise ProjectFieldError("loads", f"lists more than {MAX_INPUTS} paths in all")
+        for j, path in enumerate(group):
+            _text(path, f"loads[{i}][{j}]", MAX_PATH)
+            if path not in known:
+                raise ProjectFieldError(f"loads[{i}][{j}]", "is not among the project's inputs")
+
+
 def validate(data: dict[str, Any]) -> None:
     """Check a project file's content against its schema; raise :class:`ProjectFieldError` naming the first bad
     field: every field's type, the element types, sizes (at most ``MAX_INPUTS`` inputs, paths of at most
@@ -196,6 +214,7 @@ def validate(data: dict[str, Any]) -> None:
         raise ProjectFieldError("version", f"written by a newer Unmix (project version {version})")
     for i, item in enumerate(_list(data.get("inputs", []), "inputs", MAX_INPUTS)):
         _text(item, f"inputs[{i}]", MAX_PATH)
+    _loads(data.get("loads", []), data.get("inputs", []))
     for i, entry in enumerate(_list(data.get("synthetic", []), "synthetic", MAX_SYNTHETIC)):
         _synthetic(entry, f"synthetic[{i}]")
     _parameters(data.get("parameters", {}))

@@ -26,6 +26,8 @@ class Loaded:
     displays: dict[str, Display]
     inputs: list[str] = field(default_factory=list)
     synthetic: dict | None = None
+    groups: list[list[str]] = field(default_factory=list)  # the inputs opened together, per load (empty: one load)
+    restored: bool = False  # reloaded from a project, whose file already lists the loads
 
 
 def _displays(records: list[Record], progress: Progress, token: CancelToken) -> dict[str, Display]:
@@ -38,12 +40,42 @@ def _displays(records: list[Record], progress: Progress, token: CancelToken) -> 
     return out
 
 
-def load_files(paths: list[str], progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> Loaded:
-    """Read files/folders into records (``unmix.io.read_records``) and prepare their display."""
-    records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
-    displays = _displays(records, sub_progress(progress, 0.7, 1.0), token)
-    label = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} inputs"
-    return Loaded(label, records, displays, inputs=[str(p) for p in paths])
+def load_files(paths: list[str], groups: list[list[str]] | None = None, progress: Progress = no_progress,
+               token: CancelToken = NO_CANCEL) -> Loaded:
+    """Read files/folders into records (``unmix.io.read_records``) and prepare their display.
+
+    ``groups`` (a project's loads) reads each group on its own, in order, as it was opened: records of one
+    instrument from two loads stay two displays (the second keyed ``KEY#2``), as they were when the project was
+    saved, instead of being merged into one."""
+    if not groups:
+        records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
+        displays = _displays(records, sub_progress(progress, 0.7, 1.0), token)
+        label = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} inputs"
+        return Loaded(label, records, displays, inputs=[str(p) for p in paths])
+    records, displays = [], {}
+    for i, group in enumerate(groups):
+        step = sub_progress(progress, i / len(groups), (i + 1) / len(groups))
+        recs = read_records(group, progress=sub_progress(step, 0.0, 0.7), token=token)
+        for key, display in _displays(recs, sub_progress(step, 0.7, 1.0), token).items():
+            display.key = free_key(key, displays)
+            for rec in recs:
+                if rec.key == key:
+                    rec.key = display.key
+            displays[display.key] = display
+        records += recs
+    return Loaded(f"{len(paths)} inputs", records, displays, inputs=[str(p) for p in paths],
+                  groups=[list(g) for g in groups], restored=True)
+
+
+def free_key(key: str, taken) -> str:
+    """``key``, or ``KEY#2``, ``KEY#3``… when ``key`` is taken: how the records of a second load of an instrument
+    are told apart."""
+    if key not in taken:
+        return key
+    suffix = 2
+    while f"{key}#{suffix}" in taken:
+        suffix += 1
+    return f"{key}#{suffix}"
 
 
 def generate_synthetic(sols: float = 1.0, hours: float | None = None, seed: int = 0, gaps: int = 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -122,3 +123,19 @@ def test_oversized_project_file_is_not_read(tmp_path):
         f.truncate(17 * 2**20)
     with pytest.raises(InputFileError, match="too large"):
         Project.load(path)
+
+
+def test_project_loads_must_name_its_inputs(tmp_path):
+    good = Project(inputs=["/d/a.mseed", "/d/b.mseed"], loads=[["/d/a.mseed"], ["/d/b.mseed"]])
+    path = good.save(tmp_path / "p.unmix.json")
+    assert Project.load(path).loads == [["/d/a.mseed"], ["/d/b.mseed"]]
+    for loads, field in (([["/d/c.mseed"]], "loads[0][0]"), ([[]], "loads[0]"), (["/d/a.mseed"], "loads[0]"),
+                         ([[3]], "loads[0][0]")):
+        data = good.to_dict() | {"loads": loads}
+        path.write_text(json.dumps(data))
+        with pytest.raises(InputFileError, match=re.escape(f"field '{field}'")):
+            Project.load(path)
+    data = good.to_dict()
+    data.pop("loads")  # a project written before loads were kept: one load of every input
+    path.write_text(json.dumps(data))
+    assert Project.load(path).loads == []

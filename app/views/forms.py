@@ -63,8 +63,10 @@ class LoadForm(QWidget):
         return load_request(paths)
 
 
-def load_request(paths: list[str]) -> JobRequest:
-    return JobRequest("Load files", load_files, {"paths": list(paths)}, _apply_loaded)
+def load_request(paths: list[str], groups: list[list[str]] | None = None) -> JobRequest:
+    """Read ``paths``; with ``groups`` (a project's loads), each group as its own load (:func:`load_files`)."""
+    kwargs = {"paths": list(paths)} | ({"groups": [list(g) for g in groups]} if groups else {})
+    return JobRequest("Load files", load_files, kwargs, _apply_loaded)
 
 
 class SyntheticForm(QWidget):

@@ -201,3 +201,60 @@ def test_settings_dialog_stores_device(window, prefs, monkeypatch):
     window.open_settings()
     assert prefs.device == "cpu"
     assert window.device_label.text() == "Device: cpu"
+
+
+def _two_days_of_one_instrument(tmp_path):
+    """Two miniSEED files of the same channels, a day apart (as two separate downloads would be)."""
+    import numpy as np
+    from obspy import Stream, Trace, UTCDateTime
+
+    paths = []
+    for day in range(2):
+        rng = np.random.default_rng(day)
+        st = Stream([Trace(rng.normal(size=2000).astype(np.float32),
+                           {"network": "XB", "station": "ELYSE", "location": "02", "channel": f"BH{c}",
+                            "sampling_rate": 20.0, "starttime": UTCDateTime(2019, 7, 26 + day)})
+                     for c in "UVW"])
+        path = tmp_path / f"day{day}.mseed"
+        st.write(str(path), format="MSEED")
+        paths.append(str(path))
+    return paths
+
+
+def test_reopened_project_keeps_separate_loads_apart(window, load, qtbot, tmp_path, prefs):
+    """Files of one instrument opened one at a time are two records; reopening the project must not merge them
+    (and files opened together stay one record)."""
+    from unmix.gui.main_window import MainWindow
+
+    a, b = _two_days_of_one_instrument(tmp_path)
+    load(window, [a])
+    load(window, [b])
+    assert window.record_list.keys() == ["XB.ELYSE.02.BH", "XB.ELYSE.02.BH#2"]
+    path = window._write_project(tmp_path / "two.unmix.json")
+    assert json.loads(path.read_text())["loads"] == [[a], [b]]
+
+    other = MainWindow(prefs)
+    qtbot.addWidget(other)
+    other.show()
+    with qtbot.waitSignal(other.jobs.job_finished, timeout=30000):
+        other.open_paths([str(path)])
+    keys = other.record_list.keys()
+    assert keys == ["XB.ELYSE.02.BH", "XB.ELYSE.02.BH#2"]
+    starts = [other.displays[k].t_ref for k in keys]
+    assert starts[1] - starts[0] == pytest.approx(86400.0, abs=1.0)
+    assert other.project.loads == [[a], [b]]  # reloading does not list the loads twice
+    saved = other._write_project(tmp_path / "again.unmix.json")
+    assert json.loads(saved.read_text())["loads"] == [[a], [b]]
+
+    together = MainWindow(prefs)
+    qtbot.addWidget(together)
+    together.show()
+    load(together, [a, b])
+    assert together.record_list.keys() == ["XB.ELYSE.02.BH"]
+    path = together._write_project(tmp_path / "one.unmix.json")
+    third = MainWindow(prefs)
+    qtbot.addWidget(third)
+    third.show()
+    with qtbot.waitSignal(third.jobs.job_finished, timeout=30000):
+        third.open_paths([str(path)])
+    assert third.record_list.keys() == ["XB.ELYSE.02.BH"]
