@@ -76,6 +76,17 @@ def sub_progress(progress: Progress | None, start: float, stop: float) -> Progre
     return child
 
 
+def labelled(progress: Progress, label: str) -> Progress:
+    """``progress`` whose messages start with ``label`` (e.g. which case and method a line is about);
+    reports ``label`` at once, at the fraction 0."""
+    progress(0.0, label)
+
+    def child(fraction: float, message: str = "") -> None:
+        progress(fraction, f"{label} – {message}" if message else label)
+
+    return child
+
+
 def iterate(
     items: Iterable[T],
     total: int,

@@ -112,10 +112,14 @@ def format_duration(seconds: float) -> str:
 class ProgressLog:
     """``progress(fraction, message)`` sink that logs ``desc: 42% – message – elapsed 1m02s, ETA 1m20s`` at INFO
     on ``unmix.progress``, at most once every ``every`` seconds and every ``step`` of progress (whichever comes
-    later), and once at the end of a run that printed anything."""
+    later), and once at the end of a run that printed anything. A job whose progress moves slowly (one case of a
+    benchmark taking many minutes) still gets a line every ``heartbeat`` seconds (default: 6 × ``every``, at least a
+    minute), with its latest message, so that a batch log shows it is alive and where it is."""
 
-    def __init__(self, desc: str, every: float = 10.0, step: float = 0.10, clock=time.monotonic) -> None:
+    def __init__(self, desc: str, every: float = 10.0, step: float = 0.10, clock=time.monotonic,
+                 heartbeat: float | None = None) -> None:
         self.desc, self.every, self.step, self.clock = desc, every, step, clock
+        self.heartbeat = max(6.0 * every, 60.0) if heartbeat is None else float(heartbeat)
         self.logger = logging.getLogger(PROGRESS)
         self.start = self._last_time = clock()
         self._last_fraction = 0.0
@@ -126,7 +130,8 @@ class ProgressLog:
         self._fraction = max(self._fraction, fraction)
         self._message = message or self._message
         now = self.clock()
-        if now - self._last_time >= self.every and self._fraction - self._last_fraction >= self.step:
+        waited = now - self._last_time
+        if (waited >= self.every and self._fraction - self._last_fraction >= self.step) or waited >= self.heartbeat:
             self._emit(now)
 
     def _emit(self, now: float) -> None:

@@ -72,3 +72,14 @@ def test_progress_and_token_default_to_the_null_objects():
     paths = [*ROOT.glob("core/**/*.py"), *ROOT.glob("app/**/*.py")]
     found = [hit for p in paths for hit in _none_defaults(p)]
     assert not found, "default to unmix.jobs.no_progress / NO_CANCEL instead:\n" + "\n".join(found)
+
+
+def test_labelled_progress_prefixes_messages_within_its_range():
+    from unmix.jobs import labelled, sub_progress
+
+    seen = []
+    step = labelled(sub_progress(lambda f, m="": seen.append((round(f, 3), m)), 0.5, 1.0), "gusts, seed 0: hybrid")
+    step(0.5, "iteration 3")
+    step(1.0)
+    assert seen == [(0.5, "gusts, seed 0: hybrid"), (0.75, "gusts, seed 0: hybrid – iteration 3"),
+                    (1.0, "gusts, seed 0: hybrid")]

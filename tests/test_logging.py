@@ -53,6 +53,28 @@ def test_progress_log_every_seconds_and_step_whichever_later():
     assert format_duration(80) == "1m20s" and format_duration(3725) == "1h02m"
 
 
+def test_progress_log_heartbeat_while_progress_is_slow():
+    """A long step that moves the fraction little still logs a line a minute, with its latest message."""
+    now = [0.0]
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("unmix.progress")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        p = ProgressLog("bench", every=10, step=0.1, clock=lambda: now[0])
+        for t, f, msg in [(30, 0.01, "case 1 of 6"), (59, 0.02, "case 1 of 6"), (61, 0.03, "case 1 of 6: scatcov"),
+                          (100, 0.04, ""), (122, 0.05, "")]:
+            now[0] = t
+            p(f, msg)
+    finally:
+        logger.removeHandler(handler)
+    lines = [r.getMessage() for r in records]
+    assert lines == ["bench: 3% – case 1 of 6: scatcov – elapsed 1m01s, ETA 32m52s",
+                     "bench: 5% – case 1 of 6: scatcov – elapsed 2m02s, ETA 38m38s"]
+
+
 def test_progress_lines_when_stderr_is_a_pipe(record, tmp_path):
     """A batch run (stderr a pipe) prints plain progress lines as it goes, ending at 100 %."""
     proc = subprocess.run([*UNMIX, "--progress-every", "0", "separate", str(record), "--out", str(tmp_path / "o")],

@@ -83,7 +83,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="append the full debug log to this file, written as it goes")
 @click.option("--progress-every", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="when stderr is not a terminal: seconds between progress lines (also at least 10 % apart)")
+              help="when stderr is not a terminal: seconds between progress lines (also at least 10 % apart; "
+                   "a line at least every 6× this, ≥ 1 min, while a step runs)")
 @click.pass_context
 def main(ctx: click.Context, self_test: bool, self_test_out: str | None, verbose: int, quiet: bool,
          log_file: Path | None, progress_every: float) -> None:

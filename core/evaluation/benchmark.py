@@ -35,7 +35,7 @@ from unmix.evaluation.cases import (
 from unmix.evaluation.cluster_prior import build_cluster_prior
 from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
-from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, no_progress, sub_progress
+from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, labelled, no_progress, sub_progress
 from unmix.separation.registry import BUILTIN
 from unmix.separation.registry import methods as registry_methods
 
@@ -124,7 +124,7 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
     out: dict = {"case": case.name, "info": case.info, "methods": {}}
     for k, name in enumerate(methods):
         token.check()
-        sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
+        sub = labelled(sub_progress(progress, k / len(methods), (k + 1) / len(methods)), f"{case.name}: {name}")
         info: dict = {}
         background, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
                                                    sub, token, info)
@@ -331,7 +331,7 @@ def run_real_benchmark(
     results: dict = {}
     for k, name in enumerate(methods):
         token.check()
-        sub = sub_progress(progress, k / len(methods), (k + 1) / len(methods))
+        sub = labelled(sub_progress(progress, k / len(methods), (k + 1) / len(methods)), name)
         background, seconds, problem = _run_method(name, _options(name, method_options, prior), record.stream,
                                                    sub, token)
         if background is None:
