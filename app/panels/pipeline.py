@@ -394,6 +394,10 @@ class SeparateForm(PipelineForm):
         self.target_clusters = QLineEdit("1")
         self.target_clusters.setToolTip("for 'every window of the clusters': which clusters (numbers or names), "
                                         "e.g. 2, 2,5 or glitch")
+        self.protect = QCheckBox("keep catalogue events")
+        self.protect.setToolTip("inside every catalogue entry shown on the browser (File > Open catalogues…, kinds "
+                                "ticked in its bar), e.g. the MQS marsquakes, only glitch and spike templates are "
+                                "removed, whatever the method (unmix separate --protect)")
         self.form.addRow("Method", self.method)
         self.form.addRow("Background cluster(s)", self.background)
         self.form.addRow("Scale", self.scale)
@@ -401,6 +405,7 @@ class SeparateForm(PipelineForm):
         self.form.addRow("Other options", self.extra)
         self.form.addRow("Target", self.target)
         self.form.addRow("Target cluster(s)", self.target_clusters)
+        self.form.addRow("Events", self.protect)
         self._label_width = max(self.fontMetrics().horizontalAdvance(text)
                                 for text in ("Background cluster(s)", "Other options"))
         for key in self.specs:
@@ -439,7 +444,7 @@ class SeparateForm(PipelineForm):
     def values(self) -> dict:
         return {"method": self.method.currentData(), "background": self.background.text(),
                 "scale": self.scale.currentData(), "target": self.target.currentData(),
-                "target_clusters": self.target_clusters.text(),
+                "target_clusters": self.target_clusters.text(), "protect": self.protect.isChecked(),
                 "extra": self.extra.text(),
                 **{f"{key}.{name}": value for key, form in self.options.items()
                    for name, value in form.changed().items()}}
@@ -451,7 +456,7 @@ class SeparateForm(PipelineForm):
         (:attr:`LEGACY`, in older project files) set it for every method that has it, as those fields did."""
         scale = values.pop("scale", None)
         loose = {k: values.pop(k) for k in list(values) if k not in ("method", "background", "target",
-                                                                       "target_clusters", "extra")}
+                                                                       "target_clusters", "extra", "protect")}
         super().set_values(**values)
         if "method" in values:
             for form in self.options.values():
@@ -497,6 +502,16 @@ class SeparateForm(PipelineForm):
         self.specs[method].check_options(options, "Other options")
         return options
 
+    @staticmethod
+    def _protected(window: Any) -> list[tuple[float, float]]:
+        """The spans of the catalogue entries the browser shows (the events to keep)."""
+        catalogs = getattr(window, "catalogs", None)
+        entries = catalogs.selection.shown() if catalogs is not None else []
+        if not entries:
+            raise ConfigError("no catalogue events to keep: open a catalogue (File > Open catalogues…) and tick the "
+                              "kinds to keep in its bar, or untick 'keep catalogue events'")
+        return [(float(e.start.timestamp), float(e.end.timestamp)) for e in entries]
+
     def _clusters(self, edit: QLineEdit, what: str, table, scale: int) -> list[int]:
         """Cluster numbers and/or names ('2', 'quiet night', 'quiet night,2') at ``scale`` of ``table``."""
         try:
@@ -526,6 +541,8 @@ class SeparateForm(PipelineForm):
             options.update(results.scatcov_options(background, scale))
         options.update(self.method_options(method).changed())  # only what differs from the registry's defaults
         options.update(self._extra(method))
+        if self.protect.isChecked():
+            options["protect"] = self._protected(window)
         stream = _stream(window.records[key])
         spans = None
         text = f"{key}, whole record"

@@ -183,6 +183,9 @@ def _range(text: str, what: str) -> tuple[float, float]:
 @click.option("--prior-window", type=click.IntRange(min=1024), default=None,
               help="--prior clusters: feature window in samples (default: the default features' 65536, or the "
                    "largest that gives 16 windows of a short record)")
+@click.option("--protect-quake", is_flag=True,
+              help="quake cases: also score each method's run with the marsquake's span kept (rows 'METHOD "
+                   "+protect': what `separate --protect` does with a catalogue listing the quake)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @with_options(method_option_flags)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -191,8 +194,8 @@ def _range(text: str, what: str) -> tuple[float, float]:
 def bench_separation(real, backgrounds, cases, components, rise_time, gust_count, dust_devil_count, seeds, count,
                      span, amplitude, burst_count, burst_span,
                      burst_amplitude, prior_count, prior_length, methods, raw, reference, inventory, prior_file,
-                     prior_source, prior_work, prior_epochs, prior_window, device, json_out, md_out, overwrite,
-                     **method_opts):
+                     prior_source, prior_work, prior_epochs, prior_window, protect_quake, device, json_out, md_out,
+                     overwrite, **method_opts):
     """Separation quality of every method: SNR gain on real background with synthetic glitches / atmospheric
     bursts / gusts / dust devils (known truth; --components: on some components only), or (--real) agreement with
     the UCLA deglitching of S0235b."""
@@ -247,7 +250,7 @@ def bench_separation(real, backgrounds, cases, components, rise_time, gust_count
                                "prior_count": prior_count, "prior_length": prior_length},
                 hard_options=hard, components=_csv(components) if components else None,
                 prior=prior_source, prior_work=prior_work, prior_epochs=prior_epochs, prior_window=prior_window,
-                say=click.echo,
+                protect_quake=protect_quake, say=click.echo,
                 progress=progress, token=token)
     click.echo(markdown_tables(results))
     for p in write(results, json_out, md_out, overwrite=overwrite):
@@ -328,6 +331,9 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
 @click.option("--detections", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="glitch list (SEISglitch/MPS list, QuakeML or Snuffler markers, e.g. from `unmix glitches`): the "
                    "template method fits and removes only these glitches instead of detecting its own")
+@click.option("--protect", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="catalogue of events to keep (QuakeML, e.g. the MQS marsquakes; MPS list; Snuffler markers): inside "
+                   "each entry's span only glitch/spike templates are removed, whatever the method")
 @click.option("--overwrite", is_flag=True, help="replace existing outputs in --out (inputs are never replaced)")
 @with_options(gap_options)
 @with_options(method_option_flags)
@@ -336,7 +342,7 @@ def _replay(ctx: click.Context, value: Path | None) -> Path | None:
               help="re-run the configuration recorded in this provenance JSON (on its recorded input unless INPUTS "
                    "are given; options given here win)")
 def separate(inputs, out_dir, method, model, store, table, background_cluster, scale, target_cluster, count,
-             prior_file, fmt, workers, scheduler, inventory, device, locations, dtype, detections, overwrite,
+             prior_file, fmt, workers, scheduler, inventory, device, locations, dtype, detections, protect, overwrite,
              gap_policy, max_fill, resample_to, allow_damaged, replay, **method_opts):
     """Separate records into a background and the removed sources, and export them (MSEED or SAC).
 
@@ -370,6 +376,11 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
     options = _method_options(method_opts, (method,), inventory, device)[method]
     if detections is not None:
         options["detections"] = _detections(detections, method)
+    if protect is not None:
+        from unmix.catalogs import read_catalog
+
+        read_catalog(protect)  # a bad catalogue is one line now, not one per input
+        options["protect"] = str(protect.resolve())
     model_info, cluster_table = None, None
     if uses_clusters and target_cluster is None and (background_cluster is None or scale is None):
         raise ConfigError("--model/--table need --background-cluster K and --scale S")

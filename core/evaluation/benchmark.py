@@ -36,8 +36,10 @@ from unmix.evaluation.cluster_prior import build_cluster_prior
 from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, labelled, no_progress, sub_progress
+from unmix.separation.protect import protect_result
 from unmix.separation.registry import BUILTIN
 from unmix.separation.registry import methods as registry_methods
+from unmix.separation.result import SeparationResult
 
 DEFAULT_METHODS = tuple(BUILTIN)
 """The built-in methods of the registry, in its order."""
@@ -77,9 +79,9 @@ def _by_id(stream: Stream) -> dict[str, np.ndarray]:
 
 
 def _run_method(name: str, options: dict, stream: Stream, progress: Progress, token: CancelToken,
-                info: dict | None = None) -> tuple[dict[str, np.ndarray] | None, float, str | None]:
-    """Background per trace id and run time, or (None, 0, reason) when the method is unavailable or fails; the
-    result's info is copied into ``info`` when given."""
+                info: dict | None = None) -> tuple[SeparationResult | None, float, str | None]:
+    """The result and run time, or (None, 0, reason) when the method is unavailable or fails; the result's info is
+    copied into ``info`` when given."""
     from unmix.separation import get_method
 
     try:
@@ -95,7 +97,7 @@ def _run_method(name: str, options: dict, stream: Stream, progress: Progress, to
         return None, time.perf_counter() - t0, f"failed: {type(exc).__name__}: {exc}"
     if info is not None:
         info.update(result.info)
-    return _by_id(result.background), time.perf_counter() - t0, None
+    return result, time.perf_counter() - t0, None
 
 
 def _uses(name: str) -> tuple[str, ...]:
@@ -116,6 +118,15 @@ def _options(name: str, method_options: dict | None, prior: np.ndarray | None) -
     return opts
 
 
+def quake_span(case: BenchCase) -> tuple[float, float]:
+    """The span (POSIX seconds) of a case's synthetic marsquake, as a catalogue would list it: its first to its last
+    non-zero sample on any component."""
+    where = np.flatnonzero(np.any(case.quake != 0, axis=0))
+    tr = case.mixture[0]
+    t0, fs = float(tr.stats.starttime.timestamp), float(tr.stats.sampling_rate)
+    return t0 + where[0] / fs, t0 + where[-1] / fs
+
+
 def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_options: dict | None = None,
              progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
     """Every method on one case: per component SNR in/out, gain and correlation of the removed part."""
@@ -126,22 +137,33 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
         token.check()
         sub = labelled(sub_progress(progress, k / len(methods), (k + 1) / len(methods)), f"{case.name}: {name}")
         info: dict = {}
-        background, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
-                                                   sub, token, info)
-        if background is None:
+        result, seconds, problem = _run_method(name, _options(name, method_options, case.prior), case.mixture,
+                                               sub, token, info)
+        if result is None:
             out["methods"][name] = {"skipped": problem, "seconds": seconds}
             continue
-        comps = {}
-        fs = case.mixture[0].stats.sampling_rate
-        for c, tid in enumerate(ids):
-            est = background[tid][:mixture.shape[1]]
-            comps[tid[-1]] = separation_metrics(mixture[c], case.truth_background[c], est)
-            if case.quake is not None:
-                comps[tid[-1]]["quake_removed"] = quake_removed(mixture[c] - est, case.quake[c], fs)
-        out["methods"][name] = {"seconds": seconds, "components": comps}
-        if isinstance(info.get("prior"), dict):  # which snippets a prior-using method took (e.g. cluster windows)
-            out["methods"][name]["prior"] = info["prior"]
+        variants = {name: result}
+        if case.info.get("protected"):  # the same run with the quake's span kept, as `separate --protect` does
+            copy = SeparationResult(result.background.copy(), {k: v.copy() for k, v in result.removed.items()})
+            variants[f"{name} +protect"] = protect_result(copy, case.info["protected"])
+        for label, res in variants.items():
+            out["methods"][label] = {"seconds": seconds, "components": _scores(case, ids, mixture, res)}
+            if isinstance(info.get("prior"), dict):  # which snippets a prior-using method took (cluster windows)
+                out["methods"][label]["prior"] = info["prior"]
     return out
+
+
+def _scores(case: BenchCase, ids: list[str], mixture: np.ndarray, result: SeparationResult) -> dict:
+    """Per component: SNR in/out, gain, correlation of the removed part and, with a quake, the share removed."""
+    background = _by_id(result.background)
+    fs = case.mixture[0].stats.sampling_rate
+    comps = {}
+    for c, tid in enumerate(ids):
+        est = background[tid][:mixture.shape[1]]
+        comps[tid[-1]] = separation_metrics(mixture[c], case.truth_background[c], est)
+        if case.quake is not None:
+            comps[tid[-1]]["quake_removed"] = quake_removed(mixture[c] - est, case.quake[c], fs)
+    return comps
 
 
 def _make_case(kind: str, bg, seed: int, glitch: dict, burst: dict, quake: dict,
@@ -216,6 +238,7 @@ def run_synthetic_benchmark(
     prior_work: str | Path | None = None,
     prior_epochs: int | None = None,
     prior_window: int | None = None,
+    protect_quake: bool = False,
     say: Callable[[str], None] = lambda line: None,
     progress: Progress = no_progress,
     token: CancelToken = NO_CANCEL,
@@ -268,6 +291,8 @@ def run_synthetic_benchmark(
                 chosen = _target_prior(priors[str(path)], case, say)
                 case.info["prior"] = chosen.info
                 options = _cluster_options(methods, method_options, chosen)
+            if protect_quake and case.quake is not None:
+                case.info["protected"] = [quake_span(case)]
             cases.append(run_case(case, methods, options, step, token))
     return {"mode": "synthetic", "date": datetime.now(UTC).isoformat(timespec="seconds"), "version": __version__,
             "machine": machine(), "methods": list(methods), "prior": prior,
@@ -332,11 +357,11 @@ def run_real_benchmark(
     for k, name in enumerate(methods):
         token.check()
         sub = labelled(sub_progress(progress, k / len(methods), (k + 1) / len(methods)), name)
-        background, seconds, problem = _run_method(name, _options(name, method_options, prior), record.stream,
-                                                   sub, token)
-        if background is None:
+        result, seconds, problem = _run_method(name, _options(name, method_options, prior), record.stream, sub, token)
+        if result is None:
             results[name] = {"skipped": problem, "seconds": seconds}
             continue
+        background = _by_id(result.background)
         comps = {}
         for tr in record.stream:
             rtr = ref_by_id.get(tr.id)

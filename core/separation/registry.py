@@ -52,6 +52,14 @@ class OptionSpec:
         return f"{self.name} ({self.type}, {default})" + (f": {self.help}" if self.help else "")
 
 
+COMMON_OPTIONS = (
+    OptionSpec("protect", "str | list | None", None,
+               "catalogue file (QuakeML, MPS list, Snuffler markers) or (start, end) pairs: events kept whole, only "
+               "glitch/spike templates are removed inside them (unmix.separation.protect)"),
+)
+"""Options every method takes: :func:`get_method` applies them around the method itself."""
+
+
 def _load(target: str) -> Any:
     module, _, attr = target.partition(":")
     obj = importlib.import_module(module)
@@ -178,7 +186,7 @@ class MethodSpec:
         """A :class:`ConfigError` (one line listing the valid keys) for an option the method does not take."""
         if self._options[1]:
             return
-        unknown = sorted(set(options) - set(self.option_names()))
+        unknown = sorted(set(options) - set(self.option_names()) - {o.name for o in COMMON_OPTIONS})
         if unknown:
             raise ConfigError(f"{what or 'method ' + repr(self.name)}: unknown option(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(self.option_names())}")
@@ -262,6 +270,7 @@ def get_method(name: str, **options: Any) -> Any:
     :class:`ConfigError`."""
     spec = method_spec(name)
     spec.check_options(options)
+    protect = options.pop("protect", None)
     factory = spec.load()
     separator = getattr(factory, "from_options", factory)(**options)
     if not hasattr(separator, "name"):
@@ -269,6 +278,10 @@ def get_method(name: str, **options: Any) -> Any:
     check = getattr(separator, "check_params", None)  # BaseSeparator: constructors only store, so check here
     if callable(check):
         check()
+    if protect:
+        from unmix.separation.protect import ProtectedSeparator
+
+        separator = ProtectedSeparator(separator, protect)
     return separator
 
 
@@ -292,4 +305,5 @@ def describe(name: str) -> str:
     spec = method_spec(name)
     uses = ", ".join(spec.uses) or "nothing else"
     head = f"{name}: {spec.summary()} (uses {uses}{'; needs a prior' if spec.requires_prior else ''})"
-    return "\n".join([head, *(f"    {o.line()}" for o in spec.options())])
+    common = [f"    {o.line()} (every method)" for o in COMMON_OPTIONS]
+    return "\n".join([head, *(f"    {o.line()}" for o in spec.options()), *common])

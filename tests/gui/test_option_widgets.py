@@ -184,3 +184,33 @@ def test_hybrid_form_fits_the_pipeline_dock(qtbot):
     assert form.minimumSizeHint().width() <= 300
     assert closed < 400 and form.sizeHint().height() < 620  # the dock also holds the Run bar, progress and log
     assert options.advanced.isVisibleTo(form)
+
+
+def test_keep_events_passes_the_shown_catalogue_spans(qtbot, tmp_path):
+    """'keep the events': the separation gets the spans of the catalogue entries the browser shows."""
+    from types import SimpleNamespace
+
+    from obspy import UTCDateTime
+
+    from unmix.catalogs import Catalog, CatalogEntry
+    from unmix.errors import ConfigError
+    from unmix.gui.catalog_layers import CatalogLayer, CatalogSelection
+    from unmix.gui.panels.pipeline import SeparateForm
+
+    t = UTCDateTime("2019-05-23T01:00:00")
+    sel = CatalogSelection()
+    sel.add([CatalogLayer("events.xml", Catalog([CatalogEntry(t, t + 600, "quake"),
+                                                 CatalogEntry(t + 3600, t + 3625, "glitch")]))])
+    sel.visible = True
+    sel.hidden_kinds = {"glitch"}
+    window = SimpleNamespace(catalogs=SimpleNamespace(selection=sel))
+    form = SeparateForm()
+    qtbot.addWidget(form)
+    form.set_values(method="highpass", protect=True)
+    assert form.values()["protect"] is True
+    assert form._protected(window) == [(t.timestamp, (t + 600).timestamp)]
+    sel.hidden_kinds = {"glitch", "quake"}
+    with pytest.raises(ConfigError, match="no catalogue events to keep"):
+        form._protected(window)
+    form.set_values(protect=False)
+    assert form.values()["protect"] is False
