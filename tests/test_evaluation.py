@@ -207,3 +207,32 @@ def test_hard_case_kinds_build_on_any_background():
         np.testing.assert_allclose(mixture, case.truth_background + case.truth_removed)
         assert case.info["kind"] == kind and case.prior.shape == (5, 3, 2048)
         assert np.abs(case.truth_removed).max() > 1.0
+
+
+def test_protect_rows_keep_the_quake_a_method_takes(monkeypatch):
+    """A case with its quake's span protected scores each method twice from one run: as it is, and with the span
+    kept (rows 'METHOD +protect'); a method that takes the whole record removes the quake, protected it keeps it."""
+    from obspy import Stream
+
+    from unmix.evaluation import quake_case
+    from unmix.evaluation.benchmark import quake_span
+    from unmix.separation import registry
+    from unmix.separation.result import SeparationResult
+
+    class TakeAll:
+        def separate(self, stream, progress=None, token=None):
+            zero = Stream([tr.copy() for tr in stream])
+            for tr in zero:
+                tr.data = tr.data * 0.0
+            return SeparationResult(zero, {"removed": Stream([tr.copy() for tr in stream])}, {})
+
+    monkeypatch.setattr(registry, "METHODS", {})
+    registry.register_method("take-all")(TakeAll)
+    case = quake_case(_background(n=72000), span=24000, count=0, seed=4, duration=(300.0, 600.0), prior_count=5)
+    case.info["protected"] = [quake_span(case)]
+    out = run_case(case, ("take-all",))
+    plain, kept = out["methods"]["take-all"], out["methods"]["take-all +protect"]
+    for comp in "UVW":
+        assert plain["components"][comp]["quake_removed"] == pytest.approx(1.0, abs=0.1)  # with the noise
+        assert abs(kept["components"][comp]["quake_removed"]) < 1e-3
+    assert set(summarise([out])["quake"]) == {"take-all", "take-all +protect"}
