@@ -29,23 +29,27 @@ def record(tmp_path_factory) -> Path:
     return out / "mixture.mseed"
 
 
-def test_progress_log_every_seconds_and_step_whichever_later():
-    now = [0.0]
-    records = []
+@pytest.fixture
+def progress_lines():
+    """The messages logged on ``unmix.progress`` during the test."""
+    lines: list[str] = []
     handler = logging.Handler()
-    handler.emit = records.append
+    handler.emit = lambda record: lines.append(record.getMessage())
     logger = logging.getLogger("unmix.progress")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    try:
-        p = ProgressLog("features", every=10, step=0.1, clock=lambda: now[0])
-        for t, f in [(5, 0.5), (11, 0.55), (12, 0.7), (25, 0.72), (30, 1.0)]:
-            now[0] = t
-            p(f, "file 3 of 7")
-        p.close()
-    finally:
-        logger.removeHandler(handler)
-    lines = [r.getMessage() for r in records]
+    yield lines
+    logger.removeHandler(handler)
+
+
+def test_progress_log_every_seconds_and_step_whichever_later(progress_lines):
+    now = [0.0]
+    p = ProgressLog("features", every=10, step=0.1, clock=lambda: now[0])
+    for t, f in [(5, 0.5), (11, 0.55), (12, 0.7), (25, 0.72), (30, 1.0)]:
+        now[0] = t
+        p(f, "file 3 of 7")
+    p.close()
+    lines = progress_lines
     # 5 s: too early; 11 s: 55 % (first line); 12 s: 15 % more but 1 s later; 25 s: both passed
     assert lines[0] == "features: 55% – file 3 of 7 – elapsed 11s, ETA 9s"
     assert lines[1].startswith("features: 72% – ") and len(lines) == 3
@@ -53,25 +57,15 @@ def test_progress_log_every_seconds_and_step_whichever_later():
     assert format_duration(80) == "1m20s" and format_duration(3725) == "1h02m"
 
 
-def test_progress_log_heartbeat_while_progress_is_slow():
+def test_progress_log_heartbeat_while_progress_is_slow(progress_lines):
     """A long step that moves the fraction little still logs a line a minute, with its latest message."""
     now = [0.0]
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("unmix.progress")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        p = ProgressLog("bench", every=10, step=0.1, clock=lambda: now[0])
-        for t, f, msg in [(30, 0.01, "case 1 of 6"), (59, 0.02, "case 1 of 6"), (61, 0.03, "case 1 of 6: scatcov"),
-                          (100, 0.04, ""), (122, 0.05, "")]:
-            now[0] = t
-            p(f, msg)
-    finally:
-        logger.removeHandler(handler)
-    lines = [r.getMessage() for r in records]
-    assert lines == ["bench: 3% – case 1 of 6: scatcov – elapsed 1m01s, ETA 32m52s",
+    p = ProgressLog("bench", every=10, step=0.1, clock=lambda: now[0])
+    for t, f, msg in [(30, 0.01, "case 1 of 6"), (59, 0.02, "case 1 of 6"), (61, 0.03, "case 1 of 6: scatcov"),
+                      (100, 0.04, ""), (122, 0.05, "")]:
+        now[0] = t
+        p(f, msg)
+    assert progress_lines == ["bench: 3% – case 1 of 6: scatcov – elapsed 1m01s, ETA 32m52s",
                      "bench: 5% – case 1 of 6: scatcov – elapsed 2m02s, ETA 38m38s"]
 
 
