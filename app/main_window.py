@@ -19,7 +19,7 @@ from unmix.gui.export_figure import install_export_menu
 from unmix.gui.panels.results import PIPELINE_KEYS, ResultsController
 from unmix.gui.project import SUFFIX, Project
 from unmix.gui.settings import Preferences
-from unmix.gui.tasks import Loaded, free_key
+from unmix.gui.tasks import Loaded, claim_key
 from unmix.gui.units import Conversion, build_view
 from unmix.gui.views.annotations import AnnotationController
 from unmix.gui.views.catalog_overlay import CatalogController
@@ -262,12 +262,8 @@ class MainWindow(QMainWindow):
         if loaded.synthetic is not None and loaded.synthetic not in self.project.synthetic:
             self.project.synthetic.append(loaded.synthetic)
         new_keys = []
-        for key, display in loaded.displays.items():
-            if key in self.displays:
-                display.key = free_key(key, self.displays)
-                for rec in loaded.records:
-                    if rec.key == key:
-                        rec.key = display.key
+        for display in loaded.displays.values():
+            claim_key(display, loaded.records, self.displays)
             self.displays[display.key] = display
             self.records[display.key] = [r for r in loaded.records if r.key == display.key]
             new_keys.append(display.key)

@@ -26,7 +26,6 @@ class Loaded:
     displays: dict[str, Display]
     inputs: list[str] = field(default_factory=list)
     synthetic: dict | None = None
-    groups: list[list[str]] = field(default_factory=list)  # the inputs opened together, per load (empty: one load)
     restored: bool = False  # reloaded from a project, whose file already lists the loads
 
 
@@ -47,24 +46,27 @@ def load_files(paths: list[str], groups: list[list[str]] | None = None, progress
     ``groups`` (a project's loads) reads each group on its own, in order, as it was opened: records of one
     instrument from two loads stay two displays (the second keyed ``KEY#2``), as they were when the project was
     saved, instead of being merged into one."""
-    if not groups:
-        records = read_records(paths, progress=sub_progress(progress, 0.0, 0.7), token=token)
-        displays = _displays(records, sub_progress(progress, 0.7, 1.0), token)
-        label = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} inputs"
-        return Loaded(label, records, displays, inputs=[str(p) for p in paths])
-    records, displays = [], {}
-    for i, group in enumerate(groups):
-        step = sub_progress(progress, i / len(groups), (i + 1) / len(groups))
+    records: list[Record] = []
+    displays: dict[str, Display] = {}
+    loads = groups or [list(paths)]
+    for i, group in enumerate(loads):
+        step = sub_progress(progress, i / len(loads), (i + 1) / len(loads))
         recs = read_records(group, progress=sub_progress(step, 0.0, 0.7), token=token)
-        for key, display in _displays(recs, sub_progress(step, 0.7, 1.0), token).items():
-            display.key = free_key(key, displays)
-            for rec in recs:
-                if rec.key == key:
-                    rec.key = display.key
+        for display in _displays(recs, sub_progress(step, 0.7, 1.0), token).values():
+            claim_key(display, recs, displays)
             displays[display.key] = display
         records += recs
-    return Loaded(f"{len(paths)} inputs", records, displays, inputs=[str(p) for p in paths],
-                  groups=[list(g) for g in groups], restored=True)
+    label = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} inputs"
+    return Loaded(label, records, displays, inputs=[str(p) for p in paths], restored=bool(groups))
+
+
+def claim_key(display: Display, records: list[Record], taken) -> None:
+    """Give ``display`` (and its ``records``) a key not in ``taken``: its own, or ``KEY#2``, ``KEY#3``…"""
+    key = display.key
+    display.key = free_key(key, taken)
+    for rec in records:
+        if rec.key == key:
+            rec.key = display.key
 
 
 def free_key(key: str, taken) -> str:

@@ -40,13 +40,14 @@ def _time(value: Any, what: str) -> float:
         raise ConfigError(f"protect: {what} is not a time ({value!r})") from exc
 
 
-def protected_spans(protect: str | Path | Sequence, seed_id: str = "") -> list[tuple[float, float]]:
-    """The spans (POSIX seconds, sorted) of ``protect``: a catalogue file's entries for the instrument of
-    ``seed_id`` (or naming none), or the given ``(start, end)`` pairs."""
-    if isinstance(protect, str | Path):
-        from unmix.catalogs import Catalog, matches_seed, read_catalog
+def protected_spans(protect: Any, seed_id: str = "") -> list[tuple[float, float]]:
+    """The spans (POSIX seconds, sorted) of ``protect``: a catalogue (a file, or a read
+    :class:`~unmix.catalogs.Catalog`) entries for the instrument of ``seed_id`` (or naming none), or the given
+    ``(start, end)`` pairs."""
+    from unmix.catalogs import Catalog, matches_seed, read_catalog
 
-        entries = read_catalog(protect).entries
+    if isinstance(protect, str | Path | Catalog):
+        entries = (read_catalog(protect) if isinstance(protect, str | Path) else protect).entries
         return sorted((float(e.start.timestamp), float(e.end.timestamp)) for e in entries
                       if not seed_id or matches_seed(Catalog([e]), seed_id))
     spans = []
@@ -75,14 +76,14 @@ def protect_mask(tr: Trace, spans: list[tuple[float, float]], taper: float = TAP
     return mask
 
 
-def protect_result(result: SeparationResult, protect: str | Path | Sequence, taper: float = TAPER_S
+def protect_result(result: SeparationResult, spans: dict[str, list] | list, taper: float = TAPER_S
                    ) -> SeparationResult:
     """``result`` (changed in place and returned) with its non-template removed parts put back into the background
-    inside the protected spans; ``info['protected']``: the longest span of a trace wholly protected (s) and the RMS
-    over each trace of what was put back, per part."""
+    inside ``spans`` (POSIX seconds; per trace id, or the same for every trace); ``info['protected']``: the longest
+    span of a trace wholly protected (s) and the RMS over each trace of what was put back, per part."""
     restored, covered = {}, 0.0
     for i, bg in enumerate(result.background):
-        mask = protect_mask(bg, protected_spans(protect, bg.id), taper)
+        mask = protect_mask(bg, spans.get(bg.id, []) if isinstance(spans, dict) else spans, taper)
         if not mask.any():
             continue
         covered = max(covered, float((mask >= 1.0).sum()) / float(bg.stats.sampling_rate))
@@ -136,15 +137,17 @@ class ProtectedSeparator:
 
     def separate(self, stream: Stream, progress: Progress = no_progress,
                  token: CancelToken = NO_CANCEL) -> SeparationResult:
-        if isinstance(self.protect, str | Path):  # a catalogue for another instrument would protect nothing
-            from unmix.catalogs import Catalog, matches_seed, read_catalog
+        spans: dict[str, list] | list = self.protect
+        if isinstance(self.protect, str | Path):  # read once; each trace keeps the entries for its instrument
+            from unmix.catalogs import read_catalog
 
             catalog = read_catalog(self.protect)
-            ids = sorted({tr.id[:-1] + "?" for tr in stream})
-            if catalog.entries and not any(matches_seed(Catalog([e]), i) for e in catalog.entries for i in ids):
+            spans = {tr.id: protected_spans(catalog, tr.id) for tr in stream}
+            if catalog.entries and not any(spans.values()):  # a catalogue for another instrument protects nothing
+                ids = sorted({tr.id[:-1] + "?" for tr in stream})
                 raise ConfigError(f"protect: the catalogue is for {', '.join(catalog.seed_ids)}, not for the "
                                   f"data's {', '.join(ids)}", Path(self.protect))
-        result = protect_result(self.inner.separate(stream, progress, token), self.protect, self.taper)
+        result = protect_result(self.inner.separate(stream, progress, token), spans, self.taper)
         result.info = {**result.info, "params": {**result.info.get("params", {}), "protect": self._described()}}
         result.info["protected"].update(self._source())
         return result
