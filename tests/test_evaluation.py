@@ -236,3 +236,39 @@ def test_protect_rows_keep_the_quake_a_method_takes(monkeypatch):
         assert plain["components"][comp]["quake_removed"] == pytest.approx(1.0, abs=0.1)  # with the noise
         assert abs(kept["components"][comp]["quake_removed"]) < 1e-3
     assert set(summarise([out])["quake"]) == {"take-all", "take-all +protect"}
+
+
+def test_a_method_that_separates_differently_under_protection_gets_a_run_of_its_own(monkeypatch):
+    """The hybrid keeps its templates inside protected spans, so its '+protect' row cannot be the plain run with the
+    span put back: it is a run with ``protect`` given, as `separate --protect` makes it."""
+    from obspy import Stream
+
+    from unmix.evaluation import quake_case
+    from unmix.evaluation.benchmark import quake_span
+    from unmix.separation import registry
+    from unmix.separation.result import SeparationResult
+
+    runs = []
+
+    class Aware:
+        def __init__(self, kept=None):
+            self.kept = kept
+
+        def protecting(self, spans):
+            return Aware(spans)
+
+        def separate(self, stream, progress=None, token=None):
+            runs.append(self.kept)
+            zero = Stream([tr.copy() for tr in stream])
+            for tr in zero:
+                tr.data = tr.data * 0.0
+            return SeparationResult(zero, {"glitches": Stream([tr.copy() for tr in stream])}, {})
+
+    monkeypatch.setattr(registry, "METHODS", {})
+    registry.register_method("aware")(Aware)
+    case = quake_case(_background(n=72000), span=24000, count=0, seed=4, duration=(300.0, 600.0), prior_count=5)
+    case.info["protected"] = [quake_span(case)]
+    out = run_case(case, ("aware",))
+    assert runs == [None, [quake_span(case)]]  # the plain run, then one told of the protected span
+    kept = out["methods"]["aware +protect"]["components"]
+    assert all(kept[c]["quake_removed"] == pytest.approx(1.0, abs=0.1) for c in "UVW")  # templates stay removed

@@ -143,3 +143,29 @@ def test_bench_quake_span_is_where_the_quake_is():
     case = BenchCase("q", st, np.zeros((3, 2000)), np.zeros((3, 2000)), None, {}, quake)
     a, b = quake_span(case)
     assert a == pytest.approx(T0.timestamp + 25.0) and b == pytest.approx(T0.timestamp + 899 / FS)
+
+
+def test_hybrid_auto_keeps_its_templates_inside_a_protected_event():
+    """``residual='auto'`` fades its templates over spans unlike the prior (a marsquake is one) and lets the
+    residual take them; protected, the residual goes back, so the templates must stay for the glitches to go."""
+    from tests.conftest import make_stream
+    from tests.test_hybrid import FS as HFS
+    from tests.test_hybrid import _add
+
+    prior = np.random.default_rng(1).standard_normal((6, 1, 512))
+    st = make_stream("U", npts=6000)
+    st[0].data[2048:4096] *= 6.0  # the event, unlike the prior
+    _add(st, "glitch", 150.0, [40.0])  # a glitch inside it
+    t0 = st[0].stats.starttime
+    event = slice(2048, 4096)
+    kw = dict(piece=256, max_iter=2, J=4, fallback="none", residual="auto", explained_factor=0)
+    plain = get_method("hybrid", prior=prior, **kw).separate(st)
+    assert not np.any(plain.removed["glitches"][0].data[event])  # faded: the residual took the glitch
+    sep = get_method("hybrid", prior=prior, protect=[(t0 + 2048 / HFS, t0 + 4096 / HFS)], **kw)
+    kept = sep.separate(st)
+    glitch = kept.removed["glitches"][0].data[event]
+    assert np.abs(glitch).max() > 30.0 and kept.info["catalogue"]
+    assert not np.any(kept.removed["residual"][0].data[event])
+    np.testing.assert_allclose(kept.background[0].data[event], st[0].data[event] - glitch
+                               - kept.removed["spikes"][0].data[event], atol=1e-9)
+    assert not hasattr(sep.inner, "_protected")  # the configured separator is not changed by a run

@@ -142,15 +142,36 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
         if result is None:
             out["methods"][name] = {"skipped": problem, "seconds": seconds}
             continue
-        variants = {name: result}
-        if case.info.get("protected"):  # the same run with the quake's span kept, as `separate --protect` does
-            copy = SeparationResult(result.background.copy(), {k: v.copy() for k, v in result.removed.items()})
-            variants[f"{name} +protect"] = protect_result(copy, case.info["protected"])
-        for label, res in variants.items():
-            out["methods"][label] = {"seconds": seconds, "components": _scores(case, ids, mixture, res)}
+        variants = {name: (result, seconds, None)}
+        if case.info.get("protected"):
+            variants[f"{name} +protect"] = _protected_run(name, method_options, case, result, seconds, sub, token)
+        for label, (res, secs, why) in variants.items():
+            if res is None:
+                out["methods"][label] = {"skipped": why, "seconds": secs}
+                continue
+            out["methods"][label] = {"seconds": secs, "components": _scores(case, ids, mixture, res)}
             if isinstance(info.get("prior"), dict):  # which snippets a prior-using method took (cluster windows)
                 out["methods"][label]["prior"] = info["prior"]
     return out
+
+
+def _protected_run(name: str, method_options: dict | None, case: BenchCase, result: SeparationResult,
+                   seconds: float, progress: Progress, token: CancelToken
+                   ) -> tuple[SeparationResult | None, float, str | None]:
+    """The method's result with the quake's span kept, as `separate --protect` gives it: the plain run's result with
+    its non-template parts put back there, or, for a method that separates differently when spans are protected
+    (the hybrid keeps its templates inside them), a run of its own."""
+    from unmix.separation import get_method
+
+    spans = case.info["protected"]
+    options = _options(name, method_options, case.prior)
+    separator = get_method(name, **options)
+    protecting = getattr(separator, "protecting", None)
+    if callable(protecting) and protecting(spans) is not separator:
+        return _run_method(name, {**options, "protect": spans}, case.mixture,
+                           labelled(progress, "with the quake's span kept"), token)
+    copy = SeparationResult(result.background.copy(), {k: v.copy() for k, v in result.removed.items()})
+    return protect_result(copy, spans), seconds, None
 
 
 def _scores(case: BenchCase, ids: list[str], mixture: np.ndarray, result: SeparationResult) -> dict:

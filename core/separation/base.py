@@ -76,6 +76,13 @@ class BaseSeparator(ParamsMixin):
         """The method itself; ``info`` of the result holds only what is particular to the method."""
         raise NotImplementedError
 
+    def protecting(self, spans: dict[str, list] | list) -> BaseSeparator:
+        """This separator for a run whose ``spans`` (POSIX seconds; per trace id, or the same for every trace) the
+        analyst protects (:mod:`unmix.separation.protect` puts its non-template parts back there afterwards).
+        Default: itself; a method that would otherwise give up its templates inside such spans returns a copy that
+        keeps them."""
+        return self
+
     def check_params(self) -> None:
         """Raise :class:`~unmix.errors.ConfigError` for an invalid configuration; :func:`unmix.separation.registry.
         get_method` calls it, so that the CLI, GUI and batch exports refuse a bad option before any work."""

@@ -147,7 +147,9 @@ class ProtectedSeparator:
                 ids = sorted({tr.id[:-1] + "?" for tr in stream})
                 raise ConfigError(f"protect: the catalogue is for {', '.join(catalog.seed_ids)}, not for the "
                                   f"data's {', '.join(ids)}", Path(self.protect))
-        result = protect_result(self.inner.separate(stream, progress, token), spans, self.taper)
+        protecting = getattr(self.inner, "protecting", None)
+        inner = protecting(spans) if callable(protecting) else self.inner
+        result = protect_result(inner.separate(stream, progress, token), spans, self.taper)
         result.info = {**result.info, "params": {**result.info.get("params", {}), "protect": self._described()}}
         result.info["protected"].update(self._source())
         return result

@@ -3,6 +3,7 @@ result."""
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -145,6 +146,23 @@ class HybridSeparator(BaseSeparator):
 
             margin = max(margin, TemplateDeglitcher().piece_margin(self.piece_seconds))
         return PieceExtent.of(self.piece_seconds, margin, fs)
+
+    def protecting(self, spans: dict[str, list] | list) -> HybridSeparator:
+        """A copy that keeps its templates inside the protected ``spans``: ``residual='auto'`` fades them out over
+        spans unlike the prior (a marsquake is one), and the protection then puts the residual back, glitches
+        included; kept, the glitches inside a protected event are removed as with ``'misfit'``."""
+        clone = copy.copy(self)
+        clone._protected = spans
+        return clone
+
+    def _kept_masks(self, stream: Stream) -> list[np.ndarray | None]:
+        """Per trace, where the templates stay whatever the residual's check says (1 inside protected spans)."""
+        spans = getattr(self, "_protected", None)
+        if not spans:
+            return [None] * len(stream)
+        from unmix.separation.protect import protect_mask
+
+        return [protect_mask(tr, spans.get(tr.id, []) if isinstance(spans, dict) else spans) for tr in stream]
 
     # ------------------------------------------------------------------ configuration
 
@@ -342,7 +360,7 @@ class HybridSeparator(BaseSeparator):
                          for cat, fs in zip(catalogues, rates, strict=True)]
             else:
                 spans, res_info["outliers"] = _auto_spans(run, data, cleaned, glitches, spikes, catalogues, prior,
-                                                          comp_idx, token)
+                                                          comp_idx, self._kept_masks(stream), token)
             if any(spans):
                 mode = f"templates + scattering residual ({rc.residual})"
                 residual, info_r = res.residual(cleaned, comp_idx, spans, prior, rates, rc, run.solver, self.device,
@@ -353,14 +371,14 @@ class HybridSeparator(BaseSeparator):
 
 def _auto_spans(run: _Run, data: list[np.ndarray], cleaned: list[np.ndarray], glitches: list[np.ndarray],
                 spikes: list[np.ndarray], catalogues: list[list[dict]], prior: np.ndarray, comp_idx: list[int],
-                token: CancelToken) -> tuple[list[res.Spans], list[dict]]:
+                kept: list[np.ndarray | None], token: CancelToken) -> tuple[list[res.Spans], list[dict]]:
     """``residual='auto'`` and ``'misfit'``: per trace the spans unlike the prior (all of it past ``record_share``)
     and the checks.
     A span whose departure the templates explain (they divide it by ``explained_factor`` or more: glitches the
     template model fits only roughly) keeps them, and the separation takes what they leave. Elsewhere (wind, bursts)
     the template model is not trusted either: templates fade out there (over one piece; ``glitches``, ``spikes``,
     ``cleaned`` and ``catalogues`` updated in place) and the separation takes the raw record; ``'misfit'`` leaves
-    those spans alone."""
+    those spans alone. ``kept`` (per trace, or None): where templates stay all the same (protected events)."""
     L = int(min(run.solver.piece, prior.shape[2]))
     spans, checks = [], []
     for i, (x, ci) in enumerate(zip(cleaned, comp_idx, strict=True)):
@@ -373,6 +391,8 @@ def _auto_spans(run: _Run, data: list[np.ndarray], cleaned: list[np.ndarray], gl
         spans.append(res.merged(fade + keep))
         if fade:
             mask = res.span_mask(fade, data[i].size, L)
+            if kept[i] is not None:
+                mask *= 1.0 - kept[i]
             glitches[i] *= 1.0 - mask
             spikes[i] *= 1.0 - mask
             cleaned[i] = data[i] - glitches[i] - spikes[i]
