@@ -104,7 +104,7 @@ def _runs_toy(tmp_path: Path, prelude: str, pythonpath: list[Path]) -> None:
     bad = _unmix(["separate", str(record), "--out", str(tmp_path / "bad"), "--method", "toy", "--toy-opt",
                   "scael=2"], prelude, pythonpath)
     assert bad.returncode == 2 and bad.stderr.strip() == (
-        "error: --toy-opt: unknown option(s) scael; valid: removed_name, scale")
+        "error: --toy-opt: unknown option(s) scael; valid: removed_name, scale; every method also takes protect")
 
 
 def test_a_toy_method_is_one_file_plus_one_registry_entry(tmp_path):

@@ -189,7 +189,8 @@ class MethodSpec:
         unknown = sorted(set(options) - set(self.option_names()) - {o.name for o in COMMON_OPTIONS})
         if unknown:
             raise ConfigError(f"{what or 'method ' + repr(self.name)}: unknown option(s) {', '.join(unknown)}; "
-                              f"valid: {', '.join(self.option_names())}")
+                              f"valid: {', '.join(self.option_names())}; every method also takes "
+                              f"{', '.join(o.name for o in COMMON_OPTIONS)}")
 
 
 BUILTIN: dict[str, MethodSpec] = {spec.name: spec for spec in (
