@@ -77,7 +77,7 @@ class ClusterTable:
 
     def label(self, scale: int, cluster: int) -> str:
         """``'3'`` or ``'3 (quiet night)'``; an unnamed outlier cluster ``'16 (outliers of 3)'``, an unnamed sparsity
-        split ``'17 (split from 2)'``."""
+        split ``'17 (split from 2)'``, the unnamed glitch class ``'20 (template glitches)'``."""
         return _label(cluster, self.name_of(scale, cluster) or _outlier_name(self.meta, scale, cluster))
 
     def resolve(self, spec: str | int | list, scale: int) -> list[int]:
@@ -276,9 +276,19 @@ def _label(cluster: int, name: str) -> str:
     return f"{cluster} ({name})" if name else str(cluster)
 
 
+def glitch_class(meta: dict) -> int | None:
+    """The glitch class's number a table's ``meta`` records (``ModelConfig.glitch_share``), or None."""
+    glitch = meta.get("glitch_class") if isinstance(meta, dict) else None
+    k = glitch.get("cluster") if isinstance(glitch, dict) else None
+    return k if isinstance(k, int) and not isinstance(k, bool) else None
+
+
 def _outlier_name(meta: dict, scale: int, cluster: int) -> str:
     """'outliers of 3' when the table's model split ``cluster`` off cluster 3 at ``scale`` (unmix.model.outliers),
-    'split from 2' when it is cluster 2's sparsity split (unmix.model.sparsity_split)."""
+    'split from 2' when it is cluster 2's sparsity split (unmix.model.sparsity_split), 'template glitches' for the
+    glitch class (``ModelConfig.glitch_share``)."""
+    if glitch_class(meta) == int(cluster):
+        return "template glitches"
     for key, words in (("outlier_clusters", "outliers of"), ("split_clusters", "split from")):
         pairs = meta.get(key) if isinstance(meta, dict) else None
         per_scale = pairs.get(str(int(scale))) if isinstance(pairs, dict) else None

@@ -64,10 +64,11 @@ class FeatureSet(FeatureStore):
         """Read a feature store (written by :meth:`save` or ``unmix features``) into memory, validated."""
         store = FeatureStore(path)
         names = ["windows/input", "windows/record"] + [f"{kind}/{s}" for s in store.scales
-                                                      for kind in ("features", "intervals", "lmst")]
+                                                      for kind in store.config.scale_datasets()]
         arrays = {n: store._read(n) for n in names}
         for s in store.scales:
             store.features(s)  # refuses NaN or infinite features, naming the file
+            store.glitch_energy(s)  # and negative or non-finite glitch evidence
         return cls(store.config, list(store.inputs), arrays, store.path)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -93,7 +94,9 @@ class FeatureSet(FeatureStore):
         return FileFeatures(entry["path"], entry["sha256"], entry["size"],
                             {s: [self.features(s, complex_values=True)[mine]] for s in self.scales},
                             {s: [self.intervals(s)[mine]] for s in self.scales}, entry["records"], entry["notes"],
-                            [self._arrays["windows/record"][mine]])
+                            [self._arrays["windows/record"][mine]],
+                            {s: [self.glitch_energy(s)[mine]] for s in self.scales} if self.config.glitch_evidence
+                            else {})
 
 
 def _records_result(records: list[Record], config: FeatureConfig, device: str) -> FileFeatures:
@@ -127,6 +130,8 @@ def _assemble(results: list[FileFeatures], config: FeatureConfig) -> FeatureSet:
         arrays[f"features/{s}"] = np.stack([feats.real, feats.imag], axis=-1).astype(np.float32)
         arrays[f"intervals/{s}"] = np.concatenate([x for r in results for x in r.intervals[s]])
         arrays[f"lmst/{s}"] = sol_float(arrays[f"intervals/{s}"])
+        if config.glitch_evidence:
+            arrays[f"glitch/{s}"] = np.concatenate([x for r in results for x in r.glitch[s]]).astype(np.float32)
     return FeatureSet(config, [r.entry() for r in results], arrays)
 
 

@@ -94,6 +94,9 @@ def decode_cluster(model: Any, cluster: int, scale: int, n: int = 16, seed: int 
     if scale not in trained.scales:
         raise ConfigError(f"scale {scale} not in this model (scales {', '.join(map(str, trained.scales))})")
     K = int(trained.config.clusters)
+    if trained.glitch_cluster is not None and int(cluster) == trained.glitch_cluster:
+        raise ConfigError(f"cluster {cluster} is the glitch class (windows the template deglitcher explains) and has "
+                          "no latent Gaussian to decode; synthesise waveforms from its windows instead")
     derived = trained.derived_from(scale, int(cluster))
     if derived is not None:
         what = "the outliers" if derived[0] == "outliers" else "a sparsity split"

@@ -195,7 +195,9 @@ class Clustered:
     ``table`` is read from ``path`` on first use when the run wrote it batch by batch (an HDF5 table) or reused it;
     ``summary`` is what a reused table says about itself (names included), read without its per-window arrays.
     ``outliers``: per scale, each outlier cluster's number → the cluster it was split from
-    (:mod:`unmix.model.outliers`); ``splits`` the same for sparsity splits (:mod:`unmix.model.sparsity_split`)."""
+    (:mod:`unmix.model.outliers`); ``splits`` the same for sparsity splits (:mod:`unmix.model.sparsity_split`);
+    ``glitch_class``: the glitch class's ``cluster``, ``share`` and whether the store had ``evidence`` (None: the
+    model has none)."""
 
     path: Path
     occupancy: dict[int, list[int]]
@@ -204,6 +206,7 @@ class Clustered:
     summary: TableSummary | None = None
     outliers: dict[int, dict[int, int]] = field(default_factory=dict)
     splits: dict[int, dict[int, int]] = field(default_factory=dict)
+    glitch_class: dict | None = None
 
     @property
     def table(self) -> ClusterTable:
@@ -238,7 +241,10 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
         raise ConfigError(f"a cluster table must end in {', '.join(TABLE_SUFFIXES)}", path)
     fs = FeatureStore(store)
     trained = load_model(model)
-    derived = {"outliers": trained.outlier_clusters(), "splits": trained.split_clusters()}
+    derived = {"outliers": trained.outlier_clusters(), "splits": trained.split_clusters(),
+               "glitch_class": None if trained.glitch_cluster is None else
+               {"cluster": trained.glitch_cluster, "share": trained.config.glitch_share,
+                "evidence": bool(fs.config.glitch_evidence)}}
     if path.exists() and not overwrite:
         if path.suffix.lower() == ".csv":
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)
@@ -259,7 +265,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
     table.save(path, overwrite=True)
     progress(1.0, "saved")
     done = Clustered.of(table, path)
-    done.outliers, done.splits = derived["outliers"], derived["splits"]
+    done.outliers, done.splits, done.glitch_class = derived["outliers"], derived["splits"], derived["glitch_class"]
     return done
 
 

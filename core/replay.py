@@ -148,7 +148,7 @@ def check_recorded_input(path: str | Path, input_file: str) -> None:
 _FEATURE_OPTIONS = {"window": "window", "hop": "hop", "J": "J", "Q": "Q", "wavelet": "wavelet", "model": "model",
                     "keep": "keep", "edge": "edge", "components": "components", "response": "response",
                     "response_output": "response_output", "rotate": "rotate", "sampling_rate": "sampling_rate",
-                    "gap_policy": "gap_policy", "max_fill": "max_fill"}
+                    "gap_policy": "gap_policy", "max_fill": "max_fill", "glitch_evidence": "glitch_evidence"}
 
 
 def features_options(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:

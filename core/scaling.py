@@ -170,6 +170,7 @@ def tiled_store(base: str | Path, out: str | Path, sols: int, token: CancelToken
     out = Path(out)
     config, entry = src.config, src.inputs[0]
     feats = {s: src.features(s, complex_values=True).astype(np.complex64) for s in src.scales}
+    glitch = {s: src.glitch_energy(s) for s in src.scales} if config.glitch_evidence else {}
     intervals = {s: src.intervals(s) for s in src.scales}
     rec_index = src.windows()["record"].astype(np.int32)
     folder = segments_dir(out)
@@ -183,7 +184,7 @@ def tiled_store(base: str | Path, out: str | Path, sols: int, token: CancelToken
                    for r in entry["records"]]
         tile = FileFeatures(f"tile-{k:04d}-of-{Path(entry['path']).name}", digest, int(entry["size"]),
                             {s: [feats[s]] for s in src.scales}, {s: [intervals[s] + shift] for s in src.scales},
-                            records, [], [rec_index])
+                            records, [], [rec_index], {s: [g] for s, g in glitch.items()})
         name = segment_name(digest, config)
         ident = write_segment(tile, config, folder / name)
         table.append({"name": name, "n_windows": tile.n_windows, "first_input": k, "id": ident})

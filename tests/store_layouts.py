@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -26,8 +27,9 @@ def write_v1(store: FeatureStore, path: Path) -> Path:
     """The single file earlier versions wrote (format 1) holding what ``store`` holds."""
     with h5py.File(path, "w") as g:
         g.attrs["format"] = FEATURE_FORMAT_V1
-        g.attrs["config"] = json.dumps(store.config.to_dict())
-        g.attrs["config_hash"] = store.config.digest()
+        config = replace(store.config, glitch_evidence=False)  # format 1 predates glitch evidence
+        g.attrs["config"] = json.dumps({k: v for k, v in config.to_dict().items() if k != "glitch_evidence"})
+        g.attrs["config_hash"] = config.digest()
         g.attrs["unmix_version"] = "0.9"
         g.attrs["inputs"] = json.dumps(store.inputs)
         d = store.description

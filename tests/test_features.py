@@ -81,8 +81,10 @@ def test_store_build_resume_and_refuse_mixing(synth_dir, tmp_path):
     assert np.all(np.diff(store.lmst(1024)[:n1, 0]) > 0)
     rep = build_store(inputs, out, cfg, device="cpu")
     assert rep["computed"] == 0
-    with pytest.raises(ConfigError, match="different feature configuration"):
+    with pytest.raises(ConfigError, match="different feature configuration .hop 4096, now 2048.; use"):
         build_store(inputs, out, FeatureConfig(window=16384, hop=2048, scales=(1024, 4096, 16384)), device="cpu")
+    with pytest.raises(ConfigError, match="glitch_evidence True, now False.*--no-glitch-evidence grows"):
+        build_store(inputs, out, FeatureConfig(**SMALL, glitch_evidence=False), device="cpu")
 
 
 def test_interrupted_run_leaves_store_intact(synth_dir, tmp_path):
@@ -93,9 +95,10 @@ def test_interrupted_run_leaves_store_intact(synth_dir, tmp_path):
     token = CancelToken()
     calls = []
 
-    def progress(fraction, message=""):
+    def progress(fraction, message=""):  # cancelled once the input's segment is written (the step naming it)
         calls.append(fraction)
-        token.cancel()
+        if message == "mixture.mseed":
+            token.cancel()
 
     with pytest.raises(Cancelled):
         build_store([synth_dir / "s2" / "mixture.mseed"], out, cfg, device="cpu", progress=progress, token=token)

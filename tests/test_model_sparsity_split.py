@@ -17,7 +17,7 @@ from unmix.model import load_model, predict, preset, train
 from unmix.model import sparsity_split as spl
 
 TINY = preset("small", hidden=16, latent=4, clusters=6, epochs=2, batch_size=64, ensemble=1, pca=4,
-              outlier_split=0.0, sparsity_split=3.3)
+              outlier_split=0.0, sparsity_split=3.3, glitch_share=0.0)
 
 
 def _mixed(rng, dims=8):

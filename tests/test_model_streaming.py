@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ from unmix.model import (
 )
 from unmix.model.data import fit_scale, fit_scale_pieces
 
-TINY = preset("small", hidden=16, latent=4, clusters=4, epochs=3, batch_size=64, checkpoint_every=1, ensemble=1)
+TINY = preset("small", hidden=16, latent=4, clusters=4, epochs=3, batch_size=64, checkpoint_every=1, ensemble=1,
+              glitch_share=0.0)
 TINY_BUDGET = 64 * 1024  # far below any store here: always streams, one chunk per shuffle buffer, nothing kept
 CACHING_BUDGET = 16 * 1024**2  # streams the 600-window mixture (≈33 MB in memory), keeps its projected inputs
 CHUNK = 128  # store chunk (windows) in these tests, so that a small store has several chunks
@@ -67,7 +69,7 @@ def mixture_store(base: FeatureSet, path: Path, n: int, seed: int = 0, noise: fl
         arrays[f"intervals/{s}"] = np.column_stack([start, start + (t1 - t0)])
         arrays[f"lmst/{s}"] = base.lmst(s)[np.zeros(n, int)]
     inputs = [{**base.inputs[0], "records": [{**base.inputs[0]["records"][0], "n_windows": n}]}]
-    FeatureSet(base.config, inputs, arrays).save(path)
+    FeatureSet(replace(base.config, glitch_evidence=False), inputs, arrays).save(path)  # made-up windows
     return labels
 
 

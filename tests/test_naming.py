@@ -52,6 +52,10 @@ def test_suggestions_follow_the_evidence():
     assert "100% hold a catalogued glitch" in found[2].evidence and "(record: " in found[2].evidence
     without = {sg.cluster: sg.name for sg in suggest(table, 1024)}
     assert without[2] in ("rare", "")  # no catalogue: nothing says glitch
+    table.meta["glitch_class"] = {"cluster": 3, "share": 0.5, "evidence": True}  # the model's glitch class
+    found = {sg.cluster: sg for sg in suggest(table, 1024)}
+    assert found[3].name == "glitch" and "the template deglitcher explains at least 50%" in found[3].evidence
+    assert table.label(1024, 3) == "3 (template glitches)"
 
 
 def test_names_round_trip_resolve_and_accept(tmp_path):

@@ -32,6 +32,8 @@ def test_tiled_store_repeats_the_windows_a_sol_apart(base, tmp_path):
         a, b = src.features(s), tiled.features(s)
         for k in range(3):
             assert np.array_equal(b[k * src.n_windows:(k + 1) * src.n_windows], a)
+            assert np.array_equal(tiled.glitch_energy(s)[k * src.n_windows:(k + 1) * src.n_windows],
+                                  src.glitch_energy(s))
         iv = tiled.intervals(s)
         np.testing.assert_allclose(iv[2 * src.n_windows:] - src.intervals(s), 2 * SECONDS_PER_SOL)
     assert list(np.unique(tiled.windows()["input"])) == [0, 1, 2]

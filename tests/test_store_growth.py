@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -30,6 +31,7 @@ from unmix.lock import StoreBusyError, store_lock
 from unmix.synthetic import SyntheticConfig, generate
 
 CONFIG = FeatureConfig(window=4096, hop=1024, scales=(1024, 4096))
+V1 = replace(CONFIG, glitch_evidence=False)
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +159,8 @@ def test_segments_of_other_inputs_left_by_an_interrupted_run_are_removed_by_the_
 # -- format-1 stores ---------------------------------------------------------------------------------------------------
 
 def test_single_file_store_is_read_and_converted_by_a_hard_link(data, together, tmp_path, caplog):
-    one = tmp_path / "one.h5"
-    build_store([data["a"]], one, CONFIG, device="cpu")
+    one = tmp_path / "one.h5"  # format 1 predates glitch evidence
+    build_store([data["a"]], one, V1, device="cpu")
     out = write_v1(FeatureStore(one), tmp_path / "old.h5")
     old = FeatureStore(out)
     assert old.is_single_file and old.files() == [out]
@@ -166,8 +168,8 @@ def test_single_file_store_is_read_and_converted_by_a_hard_link(data, together, 
     inode, _, digest = _identity(out)
 
     with caplog.at_level(logging.INFO):
-        build_store([data["b"]], out, CONFIG, device="cpu")
-        build_store([data["c"]], out, CONFIG, device="cpu")
+        build_store([data["b"]], out, V1, device="cpu")
+        build_store([data["c"]], out, V1, device="cpu")
     assert sum("converted" in r.getMessage() for r in caplog.records) == 1
     new = FeatureStore(out)
     assert not new.is_single_file and len(new.inputs) == 3
@@ -175,7 +177,7 @@ def test_single_file_store_is_read_and_converted_by_a_hard_link(data, together, 
     assert first.stat().st_ino == inode and hashlib.sha256(first.read_bytes()).hexdigest() == digest
     assert FeatureStore(first).is_single_file  # the old file, still whole, now the first segment
     _assert_same(old, FeatureStore(first))
-    s = CONFIG.scales[0]
+    s = V1.scales[0]
     assert np.array_equal(old.features(s), new.features(s)[:old.n_windows])  # opened before: still reads it
     both = tmp_path / "both.h5"
     shutil.copy(out, both)

@@ -39,7 +39,8 @@ from unmix.separation.registry import MethodSpec, method_spec, methods
 
 _F = default_features()
 FEATURE_DEFAULTS = {"window": _F.window, "hop": _F.hop, "scales": ",".join(map(str, _F.scales)), "J": _F.J, "Q": _F.Q,
-                    "model": _F.model, "components": _F.components, "normalize": _F.normalize}
+                    "model": _F.model, "components": _F.components, "normalize": _F.normalize,
+                    "glitch_evidence": _F.glitch_evidence}
 """The Features form's initial values: the pipeline layer's defaults (those of ``unmix features``)."""
 PRESET_LABELS = {"small": "small (CPU, minutes)", "paper": "paper (published, GPU)"}
 """How the Train form names each preset of ``unmix.model.PRESETS``."""
@@ -194,6 +195,10 @@ class FeaturesForm(PipelineForm):
         self.normalize.setCurrentIndex(self.normalize.findData(FEATURE_DEFAULTS["normalize"]))
         self.normalize.setToolTip("none: keep each window's level (quiet nights and windy days stay apart); "
                                   "each_ps: divide each channel by its RMS over the window, as the published code")
+        self.glitch_evidence = QCheckBox("keep glitch evidence")
+        self.glitch_evidence.setChecked(FEATURE_DEFAULTS["glitch_evidence"])
+        self.glitch_evidence.setToolTip("also store per window the share of its energy the template deglitcher "
+                                        "explains: the model's glitch class reads it (one template run per input)")
         self.J = _spin(1, 16, FEATURE_DEFAULTS["J"])
         self.Q = _spin(1, 8, FEATURE_DEFAULTS["Q"])
         self.model = QComboBox()
@@ -209,6 +214,7 @@ class FeaturesForm(PipelineForm):
         self.form.addRow("Scales", self.scales)
         self.form.addRow("", self.scales_seconds)
         self.form.addRow("Normalise", self.normalize)
+        self.form.addRow("Glitches", self.glitch_evidence)
         self.form.addRow("J / Q", _pair(self.J, self.Q))
         self.form.addRow("Model", self.model)
         self.form.addRow("Components", self.components)
@@ -218,7 +224,8 @@ class FeaturesForm(PipelineForm):
         return {"store": self.store.text(), "window": self.window_size.value(), "hop": self.hop.value(),
                 "scales": self.scales.text(), "J": self.J.value(), "Q": self.Q.value(),
                 "model": self.model.currentText(), "components": self.components.text(),
-                "normalize": self.normalize.currentText(), **self.response_fields.values()}
+                "normalize": self.normalize.currentText(), "glitch_evidence": self.glitch_evidence.isChecked(),
+                **self.response_fields.values()}
 
     def set_values(self, **values: Any) -> None:
         if "window" in values:
@@ -245,7 +252,9 @@ class FeaturesForm(PipelineForm):
         return default_features(window=self.window_size.value(), hop=self.hop.value(), scales=scales,
                                 J=self.J.value(), Q=self.Q.value(), model=self.model.currentText(),
                                 components=self.components.text().strip().upper(),
-                                normalize=self.normalize.currentData(), **self.response_fields.options()).to_dict()
+                                normalize=self.normalize.currentData(),
+                                glitch_evidence=self.glitch_evidence.isChecked(),
+                                **self.response_fields.options()).to_dict()
 
     def request(self) -> JobRequest:
         _results(self.window)

@@ -6,6 +6,8 @@ user accepts them (``unmix name --accept``): the evidence is statistical, the an
 
 Rules, in order (the first that holds names the cluster):
 
+0. the model's glitch class (windows the template deglitcher explains for at least the model's share of their
+   energy, ``ModelConfig.glitch_share``) → ``glitch``;
 1. a catalogue kind (glitch, quake, …) present in at least half of the cluster's windows and at least twice as
    often as in the record → that kind;
 2. at least 75 % of the windows at night (18–06 LMST, when the Martian wind is weak), and at least 20 points more
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unmix.catalogs import Catalog
-from unmix.clusters import ClusterTable
+from unmix.clusters import ClusterTable, glitch_class
 
 NIGHT = (18.0, 6.0)
 DAY = (8.0, 17.0)
@@ -79,6 +81,7 @@ def suggest(table: ClusterTable, scale: int, catalog: Catalog | None = None) -> 
     hours = _hours(table, s)
     night, day = _within(hours, NIGHT), _within(hours, DAY)
     flags = _kind_flags(table, catalog, scale)
+    glitches = glitch_class(table.meta)
     out = []
     for k in np.unique(clusters):
         members = clusters == k
@@ -88,6 +91,10 @@ def suggest(table: ClusterTable, scale: int, catalog: Catalog | None = None) -> 
         facts = [f"{share:.0%} of the windows", f"{at_night:.0%} at night (18–06 LMST; record {night.mean():.0%})",
                  f"{by_day:.0%} in 08–17 LMST (record {day.mean():.0%})"]
         name = ""
+        if k == glitches:
+            name = "glitch"
+            facts.append(f"the glitch class: the template deglitcher explains at least "
+                         f"{table.meta['glitch_class'].get('share', 0.5):.0%} of each window's energy")
         for kind, f in flags.items():
             inside, base = float(f[members].mean()), float(f.mean())
             facts.append(f"{inside:.0%} hold a catalogued {kind} (record: {base:.0%})")

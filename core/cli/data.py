@@ -126,6 +126,9 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
 @click.option("--output", "response_output", type=click.Choice(["VEL", "ACC", "DISP"]), default=_F.response_output,
               show_default=True)
 @click.option("--rotate", is_flag=True, help="rotate to Z/N/E (needs --response); use --components ZNE")
+@click.option("--glitch-evidence/--no-glitch-evidence", default=_F.glitch_evidence, show_default=True,
+              help="also store per window the share of its energy the template deglitcher explains (the model's "
+                   "glitch class reads it; costs about one template run per input)")
 @click.option("--sampling-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="resample every input to this rate")
 @with_options(gap_options[:2])
@@ -139,8 +142,8 @@ def _replay_store(ctx: click.Context, value: Path | None) -> Path | None:
               help="recompute with the configuration recorded in this feature store (on its recorded inputs unless "
                    "INPUTS are given; options given here win)")
 def features(inputs, out, window, hop, scales, J, Q, wavelet, model, normalize, keep, edge, components, response,
-             response_output, rotate, sampling_rate, gap_policy, max_fill, allow_damaged, device, workers, scheduler,
-             replay):
+             response_output, rotate, glitch_evidence, sampling_rate, gap_policy, max_fill, allow_damaged, device,
+             workers, scheduler, replay):
     """Compute multi-scale scattering-covariance features of INPUTS into a feature store (resumable)."""
     from unmix import pipeline
     from unmix.errors import ConfigError
@@ -160,7 +163,7 @@ def features(inputs, out, window, hop, scales, J, Q, wavelet, model, normalize, 
                                        normalize=None if normalize == "none" else normalize,
                                        response=str(Path(response).resolve()) if response else None,
                                        response_output=response_output, rotate=rotate, sampling_rate=sampling_rate,
-                                       gap_policy=gap_policy, max_fill=max_fill)
+                                       gap_policy=gap_policy, max_fill=max_fill, glitch_evidence=glitch_evidence)
     from unmix.features.store import NoFeaturesError
 
     with job("features") as (progress, token):

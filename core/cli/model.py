@@ -56,6 +56,11 @@ SPARSITY_SPLIT = click.option(
     help="override the preset's sparsity splits: a cluster whose windows form two groups at least this far apart "
          "(RMS, in standard deviations) in the sparsity coefficients is split in two (0: off)")
 
+GLITCH_SHARE = click.option(
+    "--glitch-share", type=click.FloatRange(min=0, max=1), default=None,
+    help="override the preset's glitch class: windows of which the template deglitcher explains at least this share "
+         "of the energy (the store's glitch evidence) form a cluster of their own at every scale (0: off)")
+
 
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
@@ -77,6 +82,7 @@ SPARSITY_SPLIT = click.option(
 @LOG_OFFSET
 @OUTLIER_SPLIT
 @SPARSITY_SPLIT
+@GLITCH_SHARE
 @click.option("--seed", type=int, default=None,
               help="override the preset's seed")
 @DEVICE
@@ -88,14 +94,14 @@ SPARSITY_SPLIT = click.option(
 @click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=_list_presets,
               help="print every preset's settings and exit")
 def train(store, out, preset_name, epochs, batch_size, clusters, hidden, latent, preprocessing, log_offset,
-          outlier_split, sparsity_split, seed, device, memory_budget, resume, overwrite, quiet):
+          outlier_split, sparsity_split, glitch_share, seed, device, memory_budget, resume, overwrite, quiet):
     """Train the factorial GMVAE on a feature STORE; the checkpoint at --out is usable at every save."""
     from unmix import pipeline
     from unmix.model import format_log
 
     changes = {"batch_size": batch_size, "clusters": clusters, "hidden": hidden, "latent": latent,
                "preprocessing": preprocessing, "log_offset": log_offset, "outlier_split": outlier_split,
-               "sparsity_split": sparsity_split, "seed": seed}
+               "sparsity_split": sparsity_split, "glitch_share": glitch_share, "seed": seed}
     if resume and any(v is not None for v in changes.values()):
         raise click.UsageError("--resume continues with the checkpoint's settings; only --epochs may change")
     config = pipeline.default_model(preset_name, epochs=epochs, **changes)
@@ -143,6 +149,11 @@ def cluster(store, model, out, device, memory_budget, overwrite):
             if derived.get(s):
                 pairs = ", ".join(f"{t} (of {c})" for t, c in sorted(derived[s].items()))
                 click.echo(f"    {what}: {pairs}")
+        if done.glitch_class:
+            k = done.glitch_class["cluster"]
+            evidence = "" if done.glitch_class["evidence"] else "; empty: the store has no glitch evidence"
+            click.echo(f"    glitch class: {k} (template share ≥ {done.glitch_class['share']:g}), "
+                       f"{counts[k] if k < len(counts) else 0} windows{evidence}")
 
 
 @click.command()
@@ -354,6 +365,7 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @LOG_OFFSET
 @OUTLIER_SPLIT
 @SPARSITY_SPLIT
+@GLITCH_SHARE
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="override the default preset's ensemble size (models per training seed, clustered by consensus)")
 @click.option("--real/--no-real", default=True, show_default=True,
@@ -364,7 +376,7 @@ def bench_training(preset_name, batch_size, steps, device, json_out):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the results as JSON")
 def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, log_offset, outlier_split,
-                     sparsity_split, ensemble, real, data_dir, device, json_out):
+                     sparsity_split, glitch_share, ensemble, real, data_dir, device, json_out):
     """Clustering quality of the default path (the settings of `unmix features` and `unmix train`): per-scale ARI
     against known synthetic sources, glitch-cluster precision/recall/F1, agreement between training seeds, and
     glitch-cluster precision/recall on a real record with a catalogue (feature settings for a 3-h record, see docs)."""
@@ -383,7 +395,8 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
     except ValueError:
         raise ConfigError(f"--train-seeds must be comma-separated integers, got {train_seeds!r}") from None
     config = default_model(epochs=epochs, clusters=clusters, preprocessing=preprocessing, ensemble=ensemble,
-                           log_offset=log_offset, outlier_split=outlier_split, sparsity_split=sparsity_split)
+                           log_offset=log_offset, outlier_split=outlier_split, sparsity_split=sparsity_split,
+                           glitch_share=glitch_share)
     click.echo(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}")
     data = data_dir or _default_data()
@@ -399,7 +412,7 @@ def bench_clustering(sols, seed, train_seeds, epochs, clusters, preprocessing, l
                f"{f['hop']}, scales {f['scales']}, normalize {f['normalize']}; {config.clusters} clusters, "
                f"{config.epochs} epochs, ensemble {config.ensemble}, preprocessing {config.preprocessing}, log "
                f"offset {config.log_offset:g}, outlier split {config.outlier_split:g}, sparsity split "
-               f"{config.sparsity_split:g}, pca {config.pca}; features "
+               f"{config.sparsity_split:g}, glitch share {config.glitch_share:g}, pca {config.pca}; features "
                f"{r['times']['features_s']:.1f} s")
     click.echo(f"  labels per scale: {[vars(s)['label_counts'] for s in r['runs'][0]['scores']]}")
     for run in r["runs"]:

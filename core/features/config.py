@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from unmix.errors import ConfigError
 
@@ -33,6 +33,9 @@ class FeatureConfig:
     by its RMS over the window, as the published code does. The default is chosen by measurement: with ``each_ps`` a
     quiet night and a windy afternoon look alike at scales finer than the window, and the clusters of the default
     path mix them (ARI 0.07–0.22 against the synthetic truth, against 0.53–0.66 without; ``docs/performance.md``).
+    ``glitch_evidence``: also store, per window, scale and component, the power of what the instrument's glitch
+    model explains and of the record (:mod:`unmix.features.glitch_evidence`: the template deglitcher on the record
+    as read, before any response removal); the model's glitch class reads it (``ModelConfig.glitch_share``).
     """
 
     window: int = 65536
@@ -53,6 +56,7 @@ class FeatureConfig:
     response: str | None = None
     response_output: str = "VEL"
     rotate: bool = False
+    glitch_evidence: bool = True
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,8 +80,14 @@ class FeatureConfig:
             raise ConfigError("normalize must be None or 'each_ps' for feature stores")
         if block * 8 < 2 ** self.J:
             raise ConfigError(f"J={self.J} wavelets are too long for {block}-sample blocks")
+        if not isinstance(self.glitch_evidence, bool):
+            raise ConfigError("glitch_evidence must be true or false")
         if self.rotate and self.response is None:
             raise ConfigError("rotation to ZNE needs the response/orientation metadata (--response)")
+
+    def scale_datasets(self) -> tuple[str, ...]:
+        """The per-scale datasets of a store made with this configuration (``NAME/SCALE``), in writing order."""
+        return ("features", "intervals", "lmst") + (("glitch",) if self.glitch_evidence else ())
 
     @property
     def block(self) -> int:
@@ -91,11 +101,20 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
         d = dict(d)
+        d.setdefault("glitch_evidence", False)  # stores made before it hold none
         d["scales"] = tuple(d["scales"])
         return cls(**d)
+
+    def features_digest(self) -> str:
+        """:meth:`digest` of the settings that change the features themselves (not whether glitch evidence is kept
+        beside them): a model trained on either kind of store clusters the other."""
+        return replace(self, glitch_evidence=False).digest()
 
     def digest(self) -> str:
         """Stable hash of everything that changes the features (the response path is hashed by name)."""
         # format 1 named here on purpose: format 2 changed the files, not the numbers, so old stores keep their hash
-        payload = json.dumps({"format": FEATURE_FORMAT_V1, **self.to_dict()}, sort_keys=True)
+        d = self.to_dict()
+        if not d["glitch_evidence"]:  # added later: stores made without it keep their hash
+            del d["glitch_evidence"]
+        payload = json.dumps({"format": FEATURE_FORMAT_V1, **d}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

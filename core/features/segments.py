@@ -135,6 +135,8 @@ def check_body(f: h5py.File, n: int | None, n_inputs: int, config: FeatureConfig
         shapes[f"features/{s}"] = ((n, len(config.components), K, 2), "f")
         shapes[f"intervals/{s}"] = ((n, 2), "f")
         shapes[f"lmst/{s}"] = ((n, 2), "f")
+        if config.glitch_evidence:
+            shapes[f"glitch/{s}"] = ((n, len(config.components), 2), "f")
     for name, (shape, kind) in shapes.items():
         check_dataset(f, name, shape, kind, store, what, size_of)
     win_in, win_rec = f["windows/input"][()], f["windows/record"][()]
@@ -202,6 +204,9 @@ def write_segment(result: FileFeatures, config: FeatureConfig, path: Path) -> st
             intervals = np.concatenate(result.intervals[s]) if n else np.zeros((0, 2))
             f.create_dataset(f"intervals/{s}", data=intervals, chunks=(chunk, 2))
             f.create_dataset(f"lmst/{s}", data=sol_float(intervals) if n else np.zeros((0, 2)), chunks=(chunk, 2))
+            if config.glitch_evidence:
+                energy = np.concatenate(result.glitch[s]) if n else np.zeros((0, C, 2))
+                f.create_dataset(f"glitch/{s}", data=energy.astype(np.float32), chunks=(chunk, C, 2))
     return ident
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from obspy import Stream
 
 from unmix.errors import ConfigError, DataError, InputFileError, UnmixError
 from unmix.features.config import FEATURE_FORMAT, FEATURE_FORMAT_V1, SEGMENT_FORMAT, FeatureConfig
@@ -72,12 +73,14 @@ class FileFeatures:
     records: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     record_index: list[np.ndarray] = field(default_factory=list)
+    glitch: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per scale (n, C, 2) glitch and record power
 
     @classmethod
     def empty(cls, path: str | Path, config: FeatureConfig) -> FileFeatures:
         """No windows yet (:func:`add_records` fills it); the digest and size of ``path`` when it is a file."""
         return cls(str(path), file_sha256(path) if path else "", os.path.getsize(path) if path else 0,
-                   {s: [] for s in config.scales}, {s: [] for s in config.scales})
+                   {s: [] for s in config.scales}, {s: [] for s in config.scales},
+                   glitch={s: [] for s in config.scales} if config.glitch_evidence else {})
 
     @property
     def n_windows(self) -> int:
@@ -140,6 +143,7 @@ def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine,
 
     reasons: list[str] = []
     for rec in records:
+        raw = rec
         if config.response:
             rec = remove_response(rec, config.response, output=config.response_output)
             if config.rotate:
@@ -152,7 +156,8 @@ def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine,
             continue
         rec = rec.copy()
         rec.stream.traces = [next(tr for tr in rec.stream if tr.stats.channel[-1] == c) for c in config.components]
-        wf = record_features(rec, config, engine=engine, token=token, progress=progress)
+        scattering = sub_progress(progress, 0.0, 0.8) if config.glitch_evidence else progress
+        wf = record_features(rec, config, engine=engine, token=token, progress=scattering)
         if wf.n_windows == 0:
             out.notes.append(f"{rec.key} {rec.starttime}–{rec.endtime}: {rec.npts} samples, shorter than one "
                                 f"window of {config.window}; skipped")
@@ -168,8 +173,27 @@ def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine,
         for s in config.scales:
             out.features[s].append(wf.features[s])
             out.intervals[s].append(wf.intervals[s])
+        if config.glitch_evidence:
+            energies = _glitch_energies(raw, config, wf.intervals, token)
+            for s in config.scales:
+                out.glitch[s].append(energies[s])
+            progress(1.0, "glitch evidence")
         out.record_index.append(np.full(wf.n_windows, len(out.records) - 1, np.int32))
     return reasons
+
+
+def _glitch_energies(raw, config: FeatureConfig, intervals: dict[int, np.ndarray], token: CancelToken
+                   ) -> dict[int, np.ndarray]:
+    """The glitch evidence of one record's windows (:mod:`unmix.features.glitch_evidence`), from the record as read:
+    its traces of the features' components, or (rotated features) its own components in order."""
+    from unmix.features.glitch_evidence import record_energies
+
+    letters = config.components if set(config.components) <= set(raw.components) else sorted(raw.components)
+    traces = [next(tr for tr in raw.stream if tr.stats.channel[-1] == c) for c in letters]
+    if len(traces) != len(config.components):
+        raise DataError(f"{raw.key}: glitch evidence needs {len(config.components)} components as read, got "
+                        f"{raw.components}", raw.sources_label)
+    return record_energies(Stream(traces), intervals, config.block, token)
 
 
 def _component_reason(have: str, want: str) -> str:
@@ -307,6 +331,8 @@ class FeatureStore:
     def _empty(self, name: str, n: int) -> np.ndarray:
         if name.startswith("features/"):
             return np.empty((n, len(self.config.components), len(self.description), 2), np.float32)
+        if name.startswith("glitch/"):
+            return np.empty((n, len(self.config.components), 2), np.float32)
         return np.empty(n, np.int32) if name.startswith("windows/") else np.empty((n, 2))
 
     def _read(self, name: str) -> np.ndarray:
@@ -373,6 +399,18 @@ class FeatureStore:
     def lmst(self, scale: int) -> np.ndarray:
         return self._read(f"lmst/{int(scale)}")
 
+    def glitch_energy(self, scale: int, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """(n, C, 2) mean power at ``scale`` of what the instrument's glitch model explains and of the record, per
+        window ``start:stop`` and component (:mod:`unmix.features.glitch_evidence`, whose ``share`` makes the share);
+        None for a store made without glitch evidence. Negative or non-finite values are refused, naming the store."""
+        if not self.config.glitch_evidence:
+            return None
+        a = self._read_span(f"glitch/{int(scale)}", start, self.n_windows if stop is None else stop)
+        if not np.all((a >= 0.0) & np.isfinite(a)):
+            raise InputFileError(f"damaged feature store: negative or non-finite glitch evidence at scale {scale}",
+                                 self.path)
+        return a
+
     def windows(self) -> dict[str, np.ndarray]:
         return {k: self._read(f"windows/{k}") for k in ("input", "record")}
 
@@ -395,9 +433,12 @@ def _read_existing(path: Path, config: FeatureConfig) -> FeatureStore | None:
         return None
     store = FeatureStore(path)
     if store.config_hash != config.digest():
-        raise ConfigError(
-            f"was made with a different feature configuration (hash {store.config_hash}, now {config.digest()}); "
-            "use another output path or the same options", path)
+        mine, asked = store.config.to_dict(), config.to_dict()
+        differ = [f"{k} {mine[k]!r}, now {asked[k]!r}" for k in mine if mine[k] != asked.get(k)]
+        hint = (" (--no-glitch-evidence grows a store made without it)"
+                if store.config.glitch_evidence != config.glitch_evidence else "")
+        raise ConfigError(f"was made with a different feature configuration ({'; '.join(differ) or 'hash'}); use "
+                          f"another output path or the same options{hint}", path)
     return store
 
 
@@ -647,7 +688,7 @@ def _write_merged(store: FeatureStore, target: Path, ident: str, progress: Progr
     C, K = len(config.components), len(store.description)
     chunk = max(1, min(N, 512))
     names = ["windows/input", "windows/record"] + [f"{kind}/{s}" for s in config.scales
-                                                  for kind in ("features", "intervals", "lmst")]
+                                                  for kind in config.scale_datasets()]
     with h5_atomic_writer(target, "feature store segment") as g:
         g.attrs["format"] = SEGMENT_FORMAT
         g.attrs["segment_id"] = ident
@@ -657,6 +698,8 @@ def _write_merged(store: FeatureStore, target: Path, ident: str, progress: Progr
             g.create_dataset(f"features/{s}", (N, C, K, 2), np.float32, chunks=(chunk, C, K, 2), compression="lzf")
             g.create_dataset(f"intervals/{s}", (N, 2), np.float64, chunks=(chunk, 2))
             g.create_dataset(f"lmst/{s}", (N, 2), np.float64, chunks=(chunk, 2))
+            if config.glitch_evidence:
+                g.create_dataset(f"glitch/{s}", (N, C, 2), np.float32, chunks=(chunk, C, 2))
         g.create_dataset("windows/input", (N,), np.int32)
         g.create_dataset("windows/record", (N,), np.int32)
         step = store.chunk_windows

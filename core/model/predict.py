@@ -100,6 +100,7 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
     need = stream.in_memory_bytes(store, model.config.pca, fitting=False)
     log.info("%s: %s (%s)", store.path, "streaming from the store" if need > budget else "clustering in memory",
              stream.describe(need, budget))
+    shares = _glitch_shares(store, model, token)
     if need > budget:
         pieces = stream.store_pieces(store, model, token)
     else:
@@ -110,8 +111,9 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
         for b in range(start, stop, batch_size):
             token.check()
             e = min(b + batch_size, stop)
+            glitch = None if shares is None else {s: torch.from_numpy(v[b:e]).to(dev) for s, v in shares.items()}
             out = model.infer({s: v[b - start:e - start].to(dev) for s, v in x.items()},
-                              {s: v[b - start:e - start].to(dev) for s, v in side.items()})
+                              {s: v[b - start:e - start].to(dev) for s, v in side.items()}, glitch)
             prob = np.stack([out[s]["prob"].cpu().numpy() for s in model.scales], axis=1)
             latent = np.stack([out[s]["latent"].cpu().numpy() for s in model.scales], axis=1)
             if not (np.isfinite(prob).all() and np.isfinite(latent).all()):
@@ -119,6 +121,20 @@ def _batches(store: FeatureStore, model: TrainedModel, dev: torch.device, batch_
                                 store.path)
             yield b, prob, latent
             progress(e / n, "clustering")
+
+
+def _glitch_shares(store: FeatureStore, model: TrainedModel, token: CancelToken) -> dict[int, np.ndarray] | None:
+    """Per scale, every window's glitch share (float32, read a store chunk at a time) when the model has a glitch
+    class and the store glitch evidence; None otherwise (the class stays empty, said once in the log)."""
+    if model.glitch_cluster is None:
+        return None
+    if not store.config.glitch_evidence:
+        log.warning("%s: made without glitch evidence (unmix features --glitch-evidence): the model's glitch class "
+                    "%d stays empty", store.path, model.glitch_cluster)
+        return None
+    from unmix.features.glitch_evidence import store_shares
+
+    return {s: store_shares(store, s, token) for s in model.scales}
 
 
 def _meta(store: FeatureStore, model: TrainedModel) -> dict:
@@ -129,8 +145,16 @@ def _meta(store: FeatureStore, model: TrainedModel) -> dict:
             "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
             "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
             "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
-            "outlier_clusters": outliers, "split_clusters": splits,
+            "outlier_clusters": outliers, "split_clusters": splits, "glitch_class": _glitch_class(store, model),
             "sampling_rate": _sampling_rate(store)}
+
+
+def _glitch_class(store: FeatureStore, model: TrainedModel) -> dict | None:
+    """The table's record of the glitch class: its number, the share it takes and whether the store had evidence."""
+    if model.glitch_cluster is None:
+        return None
+    return {"cluster": model.glitch_cluster, "share": model.config.glitch_share,
+            "evidence": bool(store.config.glitch_evidence)}
 
 
 def _sampling_rate(store: FeatureStore) -> float | None:

@@ -58,8 +58,8 @@ class TrainedModel:
         return self
 
     @torch.no_grad()
-    def infer(self, x: dict[int, torch.Tensor], side: dict[int, torch.Tensor] | None = None
-              ) -> dict[int, dict[str, torch.Tensor]]:
+    def infer(self, x: dict[int, torch.Tensor], side: dict[int, torch.Tensor] | None = None,
+              glitch: dict[int, torch.Tensor] | None = None) -> dict[int, dict[str, torch.Tensor]]:
         """Posterior probabilities and latent means of a batch.
 
         An ensemble gives the consensus posteriors (:mod:`unmix.model.consensus`), numbered like member 0's clusters,
@@ -67,18 +67,23 @@ class TrainedModel:
         then moves each split cluster's outliers to its outlier cluster, and one with sparsity splits
         (:mod:`unmix.model.sparsity_split`, which need the batch's sparsity columns ``side``, :meth:`scale_side`)
         moves the smaller group of each split cluster to its new number (posteriors :attr:`n_clusters` wide).
-        Their latent stays the one given the cluster they came from (a derived cluster has no latent Gaussian of
-        its own)."""
+        Last, with a glitch class (``config.glitch_share``), the windows whose glitch share (``glitch``: per scale,
+        the batch's shares, :func:`unmix.features.glitch_evidence.share`; None: no evidence) reaches it go to
+        :attr:`glitch_cluster`. Their latent stays the one given the cluster they came from (a derived cluster has
+        no latent Gaussian of its own)."""
         if not self.members:
             out = self.network.infer(x)
         elif self.consensus is None:
             raise DataError("this ensemble has no consensus of its members yet (unfinished training)")
         else:
             out = self.network.infer(x, self._consensus(x))
-        if self.outliers or self.splits:
-            width = self.n_clusters
+        width = self.n_clusters
+        if width > self.config.clusters:
             for s in self.scales:
                 out[s]["prob"] = self._derived(s, out[s]["prob"], x[s], side, width)
+                if glitch is not None and self.glitch_cluster is not None:
+                    out[s]["prob"] = _to_class(out[s]["prob"], glitch[s] >= self.config.glitch_share,
+                                               self.glitch_cluster)
         return out
 
     def _derived(self, scale: int, prob: torch.Tensor, x: torch.Tensor, side: dict[int, torch.Tensor] | None,
@@ -120,7 +125,15 @@ class TrainedModel:
     @property
     def n_clusters(self) -> int:
         """Cluster numbers in this model's tables: the network's, then per scale its outlier clusters and its
-        sparsity splits, as many as the scale with most needs."""
+        sparsity splits, as many as the scale with most needs, then the glitch class (:attr:`glitch_cluster`)."""
+        return self._derived_end() + (self.glitch_cluster is not None)
+
+    @property
+    def glitch_cluster(self) -> int | None:
+        """The glitch class's number (the same at every scale, after every other cluster); None without one."""
+        return self._derived_end() if self.config.glitch_share > 0 else None
+
+    def _derived_end(self) -> int:
         ends = [self.config.clusters + len(sp.source) for sp in (self.outliers or {}).values()]
         ends += [self.first_split(s) + len(sp.source) for s, sp in (self.splits or {}).items()]
         return max(ends, default=self.config.clusters)
@@ -178,7 +191,7 @@ class TrainedModel:
 
     def digest(self) -> str:
         """Hash of what determines the outputs: configuration, preprocessing and weights."""
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps(self.config.hashed(), sort_keys=True).encode())
         h.update(self.feature_digest.encode())
         for s in self.scales:
             p = self.preps[s]
@@ -216,15 +229,35 @@ class TrainedModel:
                             "the model's range)")
         return torch.from_numpy(x)
 
+    def _same_features(self, store: FeatureStore) -> bool:
+        from unmix.features import FeatureConfig
+
+        try:
+            mine = FeatureConfig.from_dict(self.feature_config)
+        except (ConfigError, TypeError, KeyError, ValueError):
+            return False
+        return mine.features_digest() == store.config.features_digest()
+
     def check_store(self, store: FeatureStore) -> None:
-        """Refuse a store whose features were made differently from the training features."""
-        if store.config_hash != self.feature_digest:
+        """Refuse a store whose features were made differently from the training features (with or without glitch
+        evidence, which changes no feature)."""
+        if store.config_hash != self.feature_digest and not self._same_features(store):
             raise ConfigError(f"features were made with another configuration (hash {store.config_hash}) than the "
                               f"model's training features ({self.feature_digest}); rebuild them with the model's "
                               "feature settings", store.path)
         if len(next(iter(self.description.values()), [])) != len(store.description):
             raise InputFileError("damaged model checkpoint: its feature description does not match the store's",
                                  self.path)
+
+
+def _to_class(prob: torch.Tensor, moved: torch.Tensor, cluster: int) -> torch.Tensor:
+    """``prob`` with the rows where ``moved`` all on ``cluster``."""
+    if not bool(moved.any()):
+        return prob
+    prob = prob.clone()
+    prob[moved] = 0.0
+    prob[moved, cluster] = 1.0
+    return prob
 
 
 def description_dict(description: np.ndarray) -> dict:

@@ -127,3 +127,21 @@ def test_features_form_passes_response_and_rotation(qtbot, tmp_path, response_fi
     qtbot.addWidget(again)
     again.set_values(**form.values())  # the project file keeps them
     assert again.config() == form.config()
+
+
+def test_features_form_keeps_glitch_evidence_as_the_cli_does(qtbot, tmp_path):
+    from unmix.gui.panels.pipeline import FeaturesForm
+
+    results = SimpleNamespace(default_path=lambda name: tmp_path / name)
+    window = SimpleNamespace(results=results, project=SimpleNamespace(inputs=["a.mseed"], synthetic=[]),
+                             preferences=SimpleNamespace(device="cpu"), records={}, current_key=None)
+    form = FeaturesForm(window)
+    qtbot.addWidget(form)
+    assert form.glitch_evidence.isChecked() is _cli_option("glitch_evidence").default is True
+    assert form.config()["glitch_evidence"] is True
+    form.glitch_evidence.setChecked(False)
+    assert form.request().kwargs["config"]["glitch_evidence"] is False
+    again = FeaturesForm(window)
+    qtbot.addWidget(again)
+    again.set_values(**form.values())  # the project file keeps it
+    assert again.config()["glitch_evidence"] is False

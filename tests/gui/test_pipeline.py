@@ -87,7 +87,7 @@ def test_pipeline_through_the_gui(window, qtbot, tmp_path, screenshot, errors, p
         _run(qtbot, window, "cluster", table=str(tmp_path / "clusters.h5"))
     table = results.table
     assert window.project.results["table"] == str(tmp_path / "clusters.h5")
-    assert table.n_clusters == 4 and table.scales == (1024, 4096)
+    assert table.n_clusters == 5 and table.scales == (1024, 4096)  # 4 and the glitch class
     assert len(_cluster_spans(results.overlay)) == 3  # one per trace row
     panel = results.panel
     assert len(panel.histograms.plots) == np.count_nonzero(table.occupancy(1024))
