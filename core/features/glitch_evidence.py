@@ -4,8 +4,9 @@ explains.
 The clusters of the default model hold most glitch windows, but those that fall inside wind bursts or weak ones in
 quiet nights share clusters with them (docs/performance.md, issue #16), while the template deglitcher, which fits the
 instrument's response to acceleration steps, finds them window by window. So the features can carry that evidence:
-the template deglitcher (:class:`unmix.baselines.template.TemplateDeglitcher`, default settings and response) runs
-on the record as it is read, before any response removal, and for every block of the smallest scale the energy of
+the template deglitcher (:class:`unmix.baselines.template.TemplateDeglitcher`, default settings; the features'
+response file when they have one, else the InSight VBB poles and zeros) runs on the record as it is read, before any
+response removal, and for every block of the smallest scale the energy of
 what it removes (glitches and spikes) and of the record, each about the block's own mean (so offsets and drifts
 longer than a block do not count), is averaged over each window's sub-window at each scale and stored per component
 (``glitch/SCALE`` in a feature store: (N, C, 2), glitch and record power). The share of a window (:func:`share`) is
@@ -21,11 +22,12 @@ from obspy import Stream
 from unmix.jobs import NO_CANCEL, CancelToken
 
 
-def glitch_parts(stream: Stream, token: CancelToken = NO_CANCEL) -> np.ndarray:
-    """(C, L) what the template deglitcher removes from each trace of ``stream`` (glitches plus spikes)."""
+def glitch_parts(stream: Stream, inventory: str | None = None, token: CancelToken = NO_CANCEL) -> np.ndarray:
+    """(C, L) what the template deglitcher removes from each trace of ``stream`` (glitches plus spikes), with the
+    response file ``inventory`` (None: the InSight VBB poles and zeros)."""
     from unmix.baselines.template import TemplateDeglitcher
 
-    result = TemplateDeglitcher().separate(stream, token=token)
+    result = TemplateDeglitcher(inventory=inventory).separate(stream, token=token)
     n = min(tr.stats.npts for tr in stream)
     return np.stack([sum(np.asarray(part[i].data, dtype=np.float64)[:n] for part in result.removed.values())
                      for i in range(len(stream))])
@@ -55,12 +57,13 @@ def share(energies: np.ndarray) -> np.ndarray:
     return np.clip(np.divide(g, e, out=np.zeros_like(g), where=e > 0), 0.0, 1.0)
 
 
-def record_energies(stream: Stream, intervals: dict[int, np.ndarray], block: int, token: CancelToken = NO_CANCEL
-                    ) -> dict[int, np.ndarray]:
+def record_energies(stream: Stream, intervals: dict[int, np.ndarray], block: int, inventory: str | None = None,
+                    token: CancelToken = NO_CANCEL) -> dict[int, np.ndarray]:
     """Per scale, (n, C, 2) glitch and record power of the windows whose sub-windows span ``intervals[scale]``
-    (POSIX s) in the contiguous record ``stream`` (one trace per component, in the features' order)."""
+    (POSIX s) in the contiguous record ``stream`` (one trace per component, in the features' order; ``inventory``:
+    as :func:`glitch_parts`)."""
     x = np.stack([np.asarray(tr.data, dtype=np.float64) for tr in stream])
-    g = glitch_parts(stream, token)
+    g = glitch_parts(stream, inventory, token)
     x = x[:, :g.shape[1]]
     t0, fs = float(stream[0].stats.starttime.timestamp), float(stream[0].stats.sampling_rate)
     out = {}

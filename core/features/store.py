@@ -183,7 +183,7 @@ def add_records(out: FileFeatures, records: list, config: FeatureConfig, engine,
 
 
 def _glitch_energies(raw, config: FeatureConfig, intervals: dict[int, np.ndarray], token: CancelToken
-                   ) -> dict[int, np.ndarray]:
+                     ) -> dict[int, np.ndarray]:
     """The glitch evidence of one record's windows (:mod:`unmix.features.glitch_evidence`), from the record as read:
     its traces of the features' components, or (rotated features) its own components in order."""
     from unmix.features.glitch_evidence import record_energies
@@ -193,7 +193,7 @@ def _glitch_energies(raw, config: FeatureConfig, intervals: dict[int, np.ndarray
     if len(traces) != len(config.components):
         raise DataError(f"{raw.key}: glitch evidence needs {len(config.components)} components as read, got "
                         f"{raw.components}", raw.sources_label)
-    return record_energies(Stream(traces), intervals, config.block, token)
+    return record_energies(Stream(traces), intervals, config.block, config.response, token)
 
 
 def _component_reason(have: str, want: str) -> str:
