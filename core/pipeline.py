@@ -235,6 +235,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
     from unmix.clusters import read_summary
     from unmix.features import FeatureStore
     from unmix.model import load_model, predict, predict_to_file
+    from unmix.model.predict import glitch_class_record
 
     path = Path(out)
     if path.suffix.lower() not in TABLE_SUFFIXES:
@@ -242,9 +243,7 @@ def cluster(store: str | Path, model: str | Path, out: str | Path, *, overwrite:
     fs = FeatureStore(store)
     trained = load_model(model)
     derived = {"outliers": trained.outlier_clusters(), "splits": trained.split_clusters(),
-               "glitch_class": None if trained.glitch_cluster is None else
-               {"cluster": trained.glitch_cluster, "share": trained.config.glitch_share,
-                "evidence": bool(fs.config.glitch_evidence)}}
+               "glitch_class": glitch_class_record(fs, trained)}
     if path.exists() and not overwrite:
         if path.suffix.lower() == ".csv":
             raise OutputExistsError("already exists; pass --overwrite to replace it", path)

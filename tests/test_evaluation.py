@@ -209,22 +209,29 @@ def test_hard_case_kinds_build_on_any_background():
         assert np.abs(case.truth_removed).max() > 1.0
 
 
+def _take_all(stream, part: str):
+    """A separation that removes the whole record as ``part`` (the background is zero)."""
+    from obspy import Stream
+
+    from unmix.separation.result import SeparationResult
+
+    zero = Stream([tr.copy() for tr in stream])
+    for tr in zero:
+        tr.data = tr.data * 0.0
+    return SeparationResult(zero, {part: Stream([tr.copy() for tr in stream])}, {})
+
+
 def test_protect_rows_keep_the_quake_a_method_takes(monkeypatch):
     """A case with its quake's span protected scores each method twice from one run: as it is, and with the span
     kept (rows 'METHOD +protect'); a method that takes the whole record removes the quake, protected it keeps it."""
-    from obspy import Stream
 
     from unmix.evaluation import quake_case
     from unmix.evaluation.benchmark import quake_span
     from unmix.separation import registry
-    from unmix.separation.result import SeparationResult
 
     class TakeAll:
         def separate(self, stream, progress=None, token=None):
-            zero = Stream([tr.copy() for tr in stream])
-            for tr in zero:
-                tr.data = tr.data * 0.0
-            return SeparationResult(zero, {"removed": Stream([tr.copy() for tr in stream])}, {})
+            return _take_all(stream, "removed")
 
     monkeypatch.setattr(registry, "METHODS", {})
     registry.register_method("take-all")(TakeAll)
@@ -241,12 +248,10 @@ def test_protect_rows_keep_the_quake_a_method_takes(monkeypatch):
 def test_a_method_that_separates_differently_under_protection_gets_a_run_of_its_own(monkeypatch):
     """The hybrid keeps its templates inside protected spans, so its '+protect' row cannot be the plain run with the
     span put back: it is a run with ``protect`` given, as `separate --protect` makes it."""
-    from obspy import Stream
 
     from unmix.evaluation import quake_case
     from unmix.evaluation.benchmark import quake_span
     from unmix.separation import registry
-    from unmix.separation.result import SeparationResult
 
     runs = []
 
@@ -259,10 +264,7 @@ def test_a_method_that_separates_differently_under_protection_gets_a_run_of_its_
 
         def separate(self, stream, progress=None, token=None):
             runs.append(self.kept)
-            zero = Stream([tr.copy() for tr in stream])
-            for tr in zero:
-                tr.data = tr.data * 0.0
-            return SeparationResult(zero, {"glitches": Stream([tr.copy() for tr in stream])}, {})
+            return _take_all(stream, "glitches")
 
     monkeypatch.setattr(registry, "METHODS", {})
     registry.register_method("aware")(Aware)

@@ -36,7 +36,7 @@ from unmix.evaluation.cluster_prior import build_cluster_prior
 from unmix.evaluation.metrics import quake_removed, reference_metrics, separation_metrics
 from unmix.io import read_record, read_records
 from unmix.jobs import NO_CANCEL, Cancelled, CancelToken, Progress, labelled, no_progress, sub_progress
-from unmix.separation.protect import protect_result
+from unmix.separation.protect import protect_result, protecting
 from unmix.separation.registry import BUILTIN
 from unmix.separation.registry import methods as registry_methods
 from unmix.separation.result import SeparationResult
@@ -166,8 +166,7 @@ def _protected_run(name: str, method_options: dict | None, case: BenchCase, resu
     spans = case.info["protected"]
     options = _options(name, method_options, case.prior)
     separator = get_method(name, **options)
-    protecting = getattr(separator, "protecting", None)
-    if callable(protecting) and protecting(spans) is not separator:
+    if protecting(separator, spans) is not separator:
         return _run_method(name, {**options, "protect": spans}, case.mixture,
                            labelled(progress, "with the quake's span kept"), token)
     copy = SeparationResult(result.background.copy(), {k: v.copy() for k, v in result.removed.items()})

@@ -145,11 +145,11 @@ def _meta(store: FeatureStore, model: TrainedModel) -> dict:
             "store": str(store.path.resolve()) if store.path else "", "store_config_hash": store.config_hash,
             "feature_config": store.config.to_dict(), "model_config": model.config.to_dict(),
             "epochs_trained": model.epoch, "finished": model.finished, "n_clusters": K,
-            "outlier_clusters": outliers, "split_clusters": splits, "glitch_class": _glitch_class(store, model),
+            "outlier_clusters": outliers, "split_clusters": splits, "glitch_class": glitch_class_record(store, model),
             "sampling_rate": _sampling_rate(store)}
 
 
-def _glitch_class(store: FeatureStore, model: TrainedModel) -> dict | None:
+def glitch_class_record(store: FeatureStore, model: TrainedModel) -> dict | None:
     """The table's record of the glitch class: its number, the share it takes and whether the store had evidence."""
     if model.glitch_cluster is None:
         return None

@@ -101,6 +101,13 @@ def protect_result(result: SeparationResult, spans: dict[str, list] | list, tape
     return result
 
 
+def protecting(separator: Any, spans: dict[str, list] | list) -> Any:
+    """``separator`` for a run with ``spans`` protected: its own ``protecting`` (a method that would give up its
+    templates there returns a copy that keeps them), or itself (plain registered callables have none)."""
+    hook = getattr(separator, "protecting", None)
+    return hook(spans) if callable(hook) else separator
+
+
 class ProtectedSeparator:
     """``inner`` whose non-template removed parts are put back into the background inside protected spans."""
 
@@ -147,9 +154,7 @@ class ProtectedSeparator:
                 ids = sorted({tr.id[:-1] + "?" for tr in stream})
                 raise ConfigError(f"protect: the catalogue is for {', '.join(catalog.seed_ids)}, not for the "
                                   f"data's {', '.join(ids)}", Path(self.protect))
-        protecting = getattr(self.inner, "protecting", None)
-        inner = protecting(spans) if callable(protecting) else self.inner
-        result = protect_result(inner.separate(stream, progress, token), spans, self.taper)
+        result = protect_result(protecting(self.inner, spans).separate(stream, progress, token), spans, self.taper)
         result.info = {**result.info, "params": {**result.info.get("params", {}), "protect": self._described()}}
         result.info["protected"].update(self._source())
         return result
@@ -163,4 +168,5 @@ class ProtectedSeparator:
         return {"catalogue_sha256": file_sha256(Path(self.protect))}
 
 
-__all__ = ["MODELLED", "TAPER_S", "ProtectedSeparator", "protect_mask", "protect_result", "protected_spans"]
+__all__ = ["MODELLED", "TAPER_S", "ProtectedSeparator", "protect_mask", "protect_result", "protected_spans",
+           "protecting"]
