@@ -27,12 +27,15 @@ def test_the_paper_protocol_resolves_to_the_published_values():
                                                                                                   1000, 0.1)
     assert (paper.standardize, paper.detrend, paper.per_cluster, paper.piece, paper.J, paper.Q) == (
         "time", "spline", True, 1024, 8, 1)
+    assert paper.overlap == 0  # published: the target cut into pieces without overlap
     fast = ScatCovSeparator(table=table, clusters=[0], scale=1024)._checked()
     assert (fast.n_prior, fast.near_lmst, fast.max_iter, fast.detrend, fast.per_cluster) == (20, False, 100, "none",
                                                                                                False)
+    assert fast.overlap == 256
     # options given explicitly win over the protocol's values, whichever they are
     mine = ScatCovSeparator(table=table, clusters=[0], scale=1024, protocol="paper", n_prior=20, near_lmst=False,
-                            max_iter=5, detrend="none")._checked()
+                            max_iter=5, detrend="none", overlap=128)._checked()
+    assert mine.overlap == 128
     assert (mine.n_prior, mine.near_lmst, mine.max_iter, mine.detrend, mine.per_cluster) == (20, False, 5, "none", True)
     assert ScatCovSeparator(prior=PRIOR, max_iter=100)._checked().max_iter == 100
     # the provenance of a 'fast' run is what it was before protocols existed; a paper run names its protocol

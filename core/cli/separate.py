@@ -173,8 +173,9 @@ def _range(text: str, what: str) -> tuple[float, float]:
               help="--real: deglitched record of another event for scatcov's prior (default: S0185a UCLA)")
 @click.option("--prior", "prior_source", type=click.Choice(["file", "clusters"]), default="file", show_default=True,
               help="scatcov/hybrid prior: file, snippets of the background away from the target (--real: of "
-                   "--prior-file); clusters, the quietest cluster (finest scale) of the default model trained on the "
-                   "background record, as separate --table --background-cluster --scale (the published protocol)")
+                   "--prior-file); clusters, the quietest clusters (finest scale, together >= 10 windows) of the "
+                   "default model trained on the background record, as separate --table --background-cluster "
+                   "--scale (the published workflow)")
 @click.option("--prior-work", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="--prior clusters: folder keeping the features, model and table (reused by reruns; default: a "
                    "temporary folder)")

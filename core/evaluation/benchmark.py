@@ -127,6 +127,10 @@ def quake_span(case: BenchCase) -> tuple[float, float]:
     return t0 + where[0] / fs, t0 + where[-1] / fs
 
 
+#: what an optimising method reports of its solve, kept with its scores (e.g. whether a run stopped early)
+SOLVER_KEYS = ("n_iter", "n_eval", "n_prior", "n_problems")
+
+
 def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_options: dict | None = None,
              progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> dict:
     """Every method on one case: per component SNR in/out, gain and correlation of the removed part."""
@@ -152,6 +156,7 @@ def run_case(case: BenchCase, methods: Sequence[str] = DEFAULT_METHODS, method_o
             out["methods"][label] = {"seconds": secs, "components": _scores(case, ids, mixture, res)}
             if isinstance(info.get("prior"), dict):  # which snippets a prior-using method took (cluster windows)
                 out["methods"][label]["prior"] = info["prior"]
+            out["methods"][label].update({k: info[k] for k in SOLVER_KEYS if k in info})
     return out
 
 
@@ -271,10 +276,11 @@ def run_synthetic_benchmark(
     functions (:data:`HARD_KINDS`). ``components`` (e.g. ``['V']``): every case keeps only these components
     (:func:`~unmix.evaluation.cases.select_components`), so the methods run on records of those components only.
     ``prior``: ``'file'``, snippets cut from the background away from the target; ``'clusters'``, the quietest
-    cluster of a model trained on the background record (:mod:`unmix.evaluation.cluster_prior`; models and tables
-    kept in ``prior_work``, default a temporary folder; ``prior_epochs``: None keeps the preset's; ``prior_window``:
-    the feature window, None: the default, shrunk to fit a short record). ``say`` gets
-    the lines that tell which cluster was chosen and why.
+    clusters (together >= 10 windows) of a model trained on the background record
+    (:mod:`unmix.evaluation.cluster_prior`; models and tables kept in ``prior_work``, default a temporary folder;
+    ``prior_epochs``: None keeps the preset's; ``prior_window``: the feature window, None: the default, shrunk to fit
+    a short record). ``say`` gets
+    the lines that tell which clusters were chosen and why.
     """
     unknown = set(kinds) - set(CASE_KINDS)
     if unknown:
@@ -321,20 +327,20 @@ def run_synthetic_benchmark(
 
 
 def _target_prior(record_prior, case: BenchCase, say: Callable[[str], None]):
-    """The record's quietest cluster among those keeping >= 2 windows outside this case's target (the record-wide
-    choice when none does: the prior-using methods then report that they had too few windows)."""
-    from unmix.evaluation.cluster_prior import describe
+    """The record's quietest clusters counting only windows outside this case's target (the record-wide choice when
+    fewer than 2 are left: the prior-using methods then report that they had too few windows)."""
+    from unmix.evaluation.cluster_prior import QUIETEST, _named, describe
 
     t0 = min(tr.stats.starttime for tr in case.mixture).timestamp
     t1 = max(tr.stats.endtime for tr in case.mixture).timestamp + case.mixture[0].stats.delta
     try:
         chosen = record_prior.for_target(t0, t1)
     except DataError:
-        say(f"prior: {case.name}: no cluster keeps 2 windows outside the target; cluster {record_prior.cluster} kept")
+        say(f"prior: {case.name}: fewer than 2 windows outside the target; {_named(record_prior.clusters)} kept")
         return record_prior
     stats = {int(k): v for k, v in chosen.info["target_clusters"].items()}
-    say(f"prior: {case.name}: background cluster {chosen.cluster} at scale {chosen.scale}, the quietest with >= 2 "
-        f"windows outside the target ({describe(stats, chosen.scale)})")
+    say(f"prior: {case.name}: background {_named(chosen.clusters)} at scale {chosen.scale}, {QUIETEST} outside "
+        f"the target ({describe(stats, chosen.scale)})")
     return chosen
 
 
@@ -421,8 +427,9 @@ def markdown_tables(results: dict) -> str:
             lines += [f"Single-component records: every case keeps only {', '.join(results['components'])} "
                       "(`--components`).", ""]
         if results.get("prior") == "clusters":
-            lines += ["Prior of scatcov/hybrid: the quietest cluster (finest scale, outside the target) of the default "
-                      "model trained on each background record (`--prior clusters`).", ""]
+            lines += ["Prior of scatcov/hybrid: the quietest clusters (finest scale, outside the target, together "
+                      ">= 10 windows) of the default model trained on each background record (`--prior clusters`).",
+                      ""]
         for kind, methods in results["summary"].items():
             quake = any("quake_removed" in m for slot in methods.values() for m in slot["components"].values())
             lines += [f"**Case: {kind}** (mean over {max(m.get('cases', 0) for m in methods.values())} case(s))", "",

@@ -2,9 +2,12 @@
 
 Instead of snippets cut from a clean file, the prior is a cluster of a model trained on the benchmark's own
 background record: the record's features (default settings, or the largest window and scales that fit a short
-record), the default model, its cluster table, and the quietest cluster at the finest scale (lowest median RMS of its
-windows; per target, of its windows outside the target, which the separator never takes) handed to scatcov/hybrid
-as :meth:`unmix.prior.Prior.from_clusters` does for ``unmix separate --table T --background-cluster K --scale S``.
+record), the default model, its cluster table, and its quietest clusters at the finest scale (ranked by the median RMS
+of their windows; per target, of their windows outside the target, which the separator never takes), as many as it
+takes to hold :data:`PRIOR_WINDOWS` windows, handed to scatcov/hybrid as :meth:`unmix.prior.Prior.from_clusters`
+does for ``unmix separate --table T --background-cluster K [--background-cluster K2 ...] --scale S``. The published
+configurations likewise draw one prior from one or two clusters the analysts chose; a single small cluster (2–5
+windows of a 75-min record) gave scatcov too few snippets to estimate the statistics from.
 The record is written standardised (σ units, as the benchmark's mixtures are) so that the snippets read back from
 the table share the mixture's units and time base. Everything is kept in a work folder keyed by the record's
 content, so a rerun reuses the store, the model and the table.
@@ -22,38 +25,42 @@ import numpy as np
 from unmix.errors import ConfigError, DataError
 from unmix.evaluation.cases import Background, background_stream
 from unmix.jobs import NO_CANCEL, CancelToken, Progress, no_progress, sub_progress
+from unmix.separation.scatcov import FEW_SNIPPETS
 
 #: Fewest windows a record must give for a model to be trained on it (the window shrinks until it gives that many).
 MIN_WINDOWS = 16
+#: Windows the chosen clusters must hold together (the quietest clusters are added until they do): scatcov's own
+#: threshold below which it warns that the statistics are poorly estimated.
+PRIOR_WINDOWS = FEW_SNIPPETS
 
 
 @dataclass
 class ClusterPrior:
-    """A trained record's table and the background cluster chosen on it (``info``: what was done and why)."""
+    """A trained record's table and the background clusters chosen on it (``info``: what was done and why)."""
 
     table: object  # unmix.clusters.ClusterTable
-    cluster: int
+    clusters: tuple[int, ...]
     scale: int
     info: dict = field(default_factory=dict)
     rms: np.ndarray | None = None  # (N,) RMS of every window's sub-window at ``scale``
 
     def for_target(self, t0: float, t1: float) -> ClusterPrior:
-        """The quietest cluster counting only windows whose sub-windows at ``scale`` lie outside ``[t0, t1]`` (POSIX
-        s; the separated span, which the separator's prior never overlaps); DataError when no cluster keeps 2."""
+        """The quietest clusters counting only windows whose sub-windows at ``scale`` lie outside ``[t0, t1]`` (POSIX
+        s; the separated span, which the separator's prior never overlaps); DataError when fewer than 2 are left."""
         s = self.table.scale_index(self.scale)
         iv = self.table.intervals[:, s]
         free = (iv[:, 1] <= t0) | (iv[:, 0] >= t1)
         stats = cluster_stats(self.rms, self.table.cluster[:, s], free)
-        chosen = quietest_cluster(stats)
-        return ClusterPrior(self.table, chosen, self.scale, {**self.info, "cluster": chosen, "record_cluster":
-                                                                 self.cluster, "target_clusters": _keyed(stats)},
-                            self.rms)
+        chosen = quietest_clusters(stats)
+        return ClusterPrior(self.table, chosen, self.scale,
+                            {**self.info, "clusters": list(chosen), "record_clusters": list(self.clusters),
+                             "target_clusters": _keyed(stats)}, self.rms)
 
     def prior(self, n_prior: int | None = None, near_lmst: bool | None = None):
-        """The :class:`unmix.prior.Prior` of the chosen cluster (None options: the separator's protocol decides)."""
+        """The :class:`unmix.prior.Prior` of the chosen clusters (None options: the separator's protocol decides)."""
         from unmix.prior import Prior
 
-        return Prior.from_clusters(self.table, self.cluster, self.scale, n_prior=n_prior, near_lmst=near_lmst)
+        return Prior.from_clusters(self.table, list(self.clusters), self.scale, n_prior=n_prior, near_lmst=near_lmst)
 
 
 def fitting_features(n_samples: int, window: int | None = None):
@@ -122,6 +129,14 @@ def cluster_stats(rms: np.ndarray, labels: np.ndarray, keep: np.ndarray | None =
                      else float("inf")} for k in np.unique(labels)}
 
 
+#: how the benchmark's log states the choice
+QUIETEST = f"the quietest clusters, as many as hold >= {PRIOR_WINDOWS} windows together"
+
+
+def _named(clusters: tuple[int, ...]) -> str:
+    return ("cluster " if len(clusters) == 1 else "clusters ") + ", ".join(str(k) for k in clusters)
+
+
 def _keyed(stats: dict[int, dict]) -> dict[str, dict]:
     return {str(k): v for k, v in stats.items()}
 
@@ -133,20 +148,26 @@ def describe(stats: dict[int, dict], scale: int) -> str:
             + ", ".join(f"{k}: {stats[k]['windows']}, {stats[k]['median_rms']:.3f} σ" for k in ranked))
 
 
-def quietest_cluster(stats: dict[int, dict], min_windows: int = 2) -> int:
-    """The cluster of lowest median RMS among those with at least ``min_windows`` windows."""
-    eligible = {k: v for k, v in stats.items() if v["windows"] >= min_windows}
-    if not eligible:
-        raise DataError(f"no cluster holds {min_windows} windows or more; a prior needs at least {min_windows}")
-    return min(eligible, key=lambda k: (eligible[k]["median_rms"], k))
+def quietest_clusters(stats: dict[int, dict], windows: int = PRIOR_WINDOWS) -> tuple[int, ...]:
+    """The clusters of lowest median RMS, quietest first, as many as it takes to hold ``windows`` windows together
+    (all of them when they hold fewer); DataError when they hold fewer than 2, the least a prior needs."""
+    ranked = sorted((k for k, v in stats.items() if v["windows"]), key=lambda k: (stats[k]["median_rms"], k))
+    if sum(stats[k]["windows"] for k in ranked) < 2:
+        raise DataError("the clusters hold fewer than 2 windows; a prior needs at least 2")
+    chosen: list[int] = []
+    for k in ranked:
+        chosen.append(k)
+        if sum(stats[j]["windows"] for j in chosen) >= windows:
+            break
+    return tuple(chosen)
 
 
 def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = None, device: str = "auto",
                         say: Callable[[str], None] = lambda line: None, window: int | None = None,
                         progress: Progress = no_progress, token: CancelToken = NO_CANCEL) -> ClusterPrior:
     """Features (``window``: see :func:`fitting_features`), default model (``epochs``: None keeps the preset's) and
-    cluster table of ``bg`` in ``work`` (reused when there), and the quietest cluster at the finest scale as the
-    background prior."""
+    cluster table of ``bg`` in ``work`` (reused when there), and the quietest clusters at the finest scale (see
+    :func:`quietest_clusters`) as the background prior."""
     from unmix import pipeline
 
     if epochs is not None and epochs < 1:
@@ -171,14 +192,13 @@ def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = N
     scale = min(table.scales)
     rms = window_rms(table, scale, config.components, token)
     stats = cluster_stats(rms, table.cluster[:, table.scale_index(scale)])
-    chosen = quietest_cluster(stats)
+    chosen = quietest_clusters(stats)
     say(f"prior: {Path(bg.path).name}: model {trained.path} ({'reused' if trained.reused else 'trained'}, "
-        f"{model_config.epochs} epochs), table {clustered.path} ({table.n_windows} windows); background cluster "
-        f"{chosen} at scale {scale}: the lowest median RMS of the clusters with >= 2 windows "
-        f"({describe(stats, scale)})")
+        f"{model_config.epochs} epochs), table {clustered.path} ({table.n_windows} windows); background "
+        f"{_named(chosen)} at scale {scale}: {QUIETEST} ({describe(stats, scale)})")
     progress(1.0, "cluster prior ready")
     info = {"source": "clusters", "work": str(folder), "model": str(trained.path), "table": str(clustered.path),
             "model_reused": trained.reused, "epochs": model_config.epochs, "window": config.window,
-            "scales": list(config.scales), "features_note": note, "cluster": chosen, "scale": scale,
-            "clusters": _keyed(stats)}
+            "scales": list(config.scales), "features_note": note, "clusters": list(chosen), "scale": scale,
+            "cluster_stats": _keyed(stats)}
     return ClusterPrior(table, chosen, scale, info, rms)

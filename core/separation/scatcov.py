@@ -28,10 +28,13 @@ PROTOCOLS = ("fast", "paper")
 #: the values an option left at None takes under each protocol. 'paper' is the published srcsep/fVAE separation
 #: (shared/docs/reference/facvae-pipeline.md §4): R = 300 snippets per prior cluster within ±2 h LMST of the target,
 #: spline detrend (order 2, knots every 2000 samples) of target and snippets, per-time-index whitening, L-BFGS up to
-#: 1000 iterations with the stop at sqrt(loss) <= 0.1. 'fast' is Unmix's own quick setting (not published).
+#: 1000 iterations with the stop at sqrt(loss) <= 0.1, the target cut into pieces without overlap. 'fast' is Unmix's
+#: own quick setting (not published). ``overlap`` is in pieces (a quarter piece with 'fast').
 PROTOCOL_VALUES: dict[str, dict[str, Any]] = {
-    "fast": {"n_prior": 20, "near_lmst": False, "max_iter": 100, "detrend": "none", "per_cluster": False},
-    "paper": {"n_prior": 300, "near_lmst": True, "max_iter": 1000, "detrend": "spline", "per_cluster": True},
+    "fast": {"n_prior": 20, "near_lmst": False, "max_iter": 100, "detrend": "none", "per_cluster": False,
+             "overlap": 0.25},
+    "paper": {"n_prior": 300, "near_lmst": True, "max_iter": 1000, "detrend": "spline", "per_cluster": True,
+              "overlap": 0.0},
 }
 
 
@@ -47,7 +50,8 @@ class ScatCovSeparator(BaseSeparator):
     on with 'paper')) are read with :func:`unmix.snippets.read_snippets`.
 
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
-    overlap-add over ``overlap`` samples: default a quarter piece, at most half), at most ``max_iter`` (L-BFGS
+    overlap-add over ``overlap`` samples; None: the protocol's, a quarter piece with 'fast', none with 'paper'), at
+    most ``max_iter`` (L-BFGS
     iterations at most; None: the protocol's, 100 with 'fast', 1000 with 'paper') iterations, early stop at
     ``sqrt(loss) <= tol`` (0.1 as published), ``standardize`` ``'time'`` (per-time-index whitening, as published)
     / ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component, evaluated together) or
@@ -57,9 +61,10 @@ class ScatCovSeparator(BaseSeparator):
     piece's mean in the background. ``removed_name`` names the removed part in the result.
 
     ``protocol`` (``'fast'``: 20 snippets over the union of the prior clusters, no LMST filter, no detrend, 100
-    iterations; ``'paper'``: the published separation, 300 snippets per prior cluster within ±2 h LMST of the target,
-    spline detrend, 1000 iterations) gives the value of every option left at None (``n_prior``, ``near_lmst``,
-    ``max_iter``, ``detrend``); an option given explicitly wins over the protocol's value.
+    iterations, pieces overlapping by a quarter; ``'paper'``: the published separation, 300 snippets per prior cluster
+    within ±2 h LMST of the target, spline detrend, 1000 iterations, pieces without overlap) gives the value of every
+    option left at None (``n_prior``, ``near_lmst``, ``max_iter``, ``detrend``, ``overlap``); an option given
+    explicitly wins over the protocol's value.
 
     The constructor only stores its arguments (``ScatCovSeparator(**s.get_params())`` is an equal separator); they
     are checked when :meth:`separate` runs.
@@ -141,7 +146,7 @@ class ScatCovSeparator(BaseSeparator):
         if n_prior < 2:
             raise ConfigError(f"n_prior must be >= 2, got {n_prior}")
         piece = self.piece
-        overlap = piece // 4 if self.overlap is None else self.overlap
+        overlap = int(piece * proto["overlap"]) if self.overlap is None else self.overlap
         if piece < 64 or overlap < 0 or overlap >= piece:
             raise ConfigError(f"need piece >= 64 and 0 <= overlap < piece, got piece={piece}, overlap={overlap}")
         if max_iter < 0 or self.tol < 0:
