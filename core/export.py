@@ -79,7 +79,8 @@ class ExportPlan:
 
     def configuration(self) -> dict:
         """JSON-ready configuration; arrays and tables are summarised by shape and digest."""
-        config = {"method": self.method, "options": {k: _summary(v) for k, v in sorted(self.options.items())},
+        options = {**_unrecorded_now(self.method, self.options), **self.options}
+        config = {"method": self.method, "options": {k: _summary(v) for k, v in sorted(options.items())},
                   "format": self.fmt, "gap_policy": self.gap_policy, "max_fill": self.max_fill,
                   "resample_to": self.resample_to, "model": self.model, "locations": dict(sorted(
                       self.locations.items())), "dtype": self.dtype, "dataquality": DATAQUALITY,
@@ -101,6 +102,19 @@ class ExportReport:
         own = f", {len(self.ignored)} own output(s) ignored" if self.ignored else ""
         return (f"{len(self.done)} separated, {len(self.skipped)} already done, {len(self.failed)} failed{own} "
                 f"({len(self.outputs)} file(s) written)")
+
+
+def _unrecorded_now(method: str, options: dict) -> dict:
+    """The current values of the options ``method`` lists in ``unrecorded`` (provenance from before they were
+    recorded lacks them, and its replay takes the values of that time), so that every provenance now holds them."""
+    from unmix.separation.registry import get_method, methods
+
+    spec = methods().get(method)
+    keys = getattr(spec.load(), "unrecorded", {}) if spec is not None else {}
+    if not keys:
+        return {}
+    params = get_method(method, **options).provenance_params()
+    return {k: params[k] for k in keys if k in params}
 
 
 def _summary(value):

@@ -101,6 +101,19 @@ def _prior_values(method: str, options: dict, model: dict | None, path: Path) ->
     return out
 
 
+def _unrecorded(method: str) -> dict[str, Any]:
+    """The values of options that a provenance of ``method`` written before they were recorded ran with
+    (:attr:`unmix.separation.base.BaseSeparator.unrecorded`); nothing for a method that cannot be loaded (the
+    replay then fails on the method itself, with its own message)."""
+    from unmix.separation.registry import methods
+
+    spec = methods().get(method)
+    try:
+        return dict(getattr(spec.load(), "unrecorded", {})) if spec is not None else {}
+    except ConfigError:
+        return {}
+
+
 def separate_options(path: str | Path) -> dict[str, Any]:
     """The ``separate`` command's option values (Click parameter names) that re-run the recorded configuration;
     ``method_options`` holds the ``KEY=VALUE`` pairs of the method's ``--METHOD-opt``."""
@@ -111,7 +124,7 @@ def separate_options(path: str | Path) -> dict[str, Any]:
                     prov.get("version", "?"), __version__)
     config = _field(prov, "configuration", dict, path)
     method = _field(config, "method", str, path, "configuration.method")
-    options = _field(config, "options", dict, path, "configuration.options")
+    options = {**_unrecorded(method), **_field(config, "options", dict, path, "configuration.options")}
     model = config.get("model")
     if model is not None and not isinstance(model, dict):
         raise InputFileError("damaged provenance: configuration.model is not an object", path)

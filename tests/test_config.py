@@ -103,6 +103,33 @@ def test_replay_of_other_methods(record, tmp_path, method_args):
     assert configuration(tmp_path / "a") == configuration(tmp_path / "b")
 
 
+def test_replay_of_a_provenance_from_before_the_detrend_was_recorded(record, tmp_path):
+    """scatcov's 'fast' protocol took the spline detrend after provenance files without the key were written: their
+    replay runs without it, as they did (the method's ``unrecorded`` values)."""
+    prior = tmp_path / "prior"
+    run("synth", "--hours", 1, "--out", prior, "--seed", 9)
+    base = ["--method", "scatcov", "--prior", prior / "background.mseed", "--scatcov-opt", "n_prior=4",
+            "--scatcov-opt", "max_iter=2", "--device", "cpu"]
+    run("separate", record, "--out", tmp_path / "none", *base, "--scatcov-opt", "detrend=none")
+    run("separate", record, "--out", tmp_path / "now", *base)
+    (prov,) = (tmp_path / "none").glob("*.provenance.json")
+    data = json.loads(prov.read_text())
+    options = data["configuration"]["options"]
+    assert options["detrend"] == "none" and options["protocol"] == "fast"
+    for key in ("protocol", "detrend", "hold_mean"):
+        del options[key]
+    old = tmp_path / "old.provenance.json"
+    old.write_text(json.dumps(data))
+    run("separate", "--replay", old, "--out", tmp_path / "replayed")
+
+    def products(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.suffix != ".json"}
+
+    assert products(tmp_path / "replayed") == products(tmp_path / "none")
+    assert products(tmp_path / "now") != products(tmp_path / "none")  # the default does detrend now
+    assert configuration(tmp_path / "now")["options"]["detrend"] == "spline"
+
+
 def test_replay_on_new_inputs_and_options_given_win(separated, record, tmp_path):
     (prov,) = separated.glob("*.provenance.json")
     other = tmp_path / "other.mseed"

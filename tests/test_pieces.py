@@ -163,9 +163,13 @@ def test_scatcov_in_pieces_tiles_the_record_and_its_parts_add_up():
     rng = np.random.default_rng(4)
     x = _record(1.0)[:1]
     x[0].data = x[0].data[:4096].copy()
-    sep = ScatCovSeparator(prior=rng.standard_normal((8, 1, 256)), piece=256, max_iter=2, device="cpu")
+    sep = ScatCovSeparator(prior=rng.standard_normal((8, 1, 256)), piece=256, max_iter=2, device="cpu",
+                           detrend="none")
     sep.piece_problems = 4
     assert sep.piece_extent(20.0) == PieceExtent(kept=1024, margin=512)
+    spline = ScatCovSeparator(prior=rng.standard_normal((8, 1, 256)), piece=256)  # the default: two knot spacings more
+    spline.piece_problems = 4
+    assert spline.piece_extent(20.0) == PieceExtent(kept=1024, margin=512 + 2 * 2000)
     parts = list(separate_in_pieces(x, sep))
     assert len(parts) == 4 and [p.info["piece"]["index"] for p in parts] == [0, 1, 2, 3]
     background, removed = _joined(parts, "background")[0], _joined(parts, "removed")[0]

@@ -29,8 +29,8 @@ def test_the_paper_protocol_resolves_to_the_published_values():
         "time", "spline", True, 1024, 8, 1)
     assert paper.overlap == 0  # published: the target cut into pieces without overlap
     fast = ScatCovSeparator(table=table, clusters=[0], scale=1024)._checked()
-    assert (fast.n_prior, fast.near_lmst, fast.max_iter, fast.detrend, fast.per_cluster) == (20, False, 100, "none",
-                                                                                               False)
+    assert (fast.n_prior, fast.near_lmst, fast.max_iter, fast.detrend, fast.per_cluster) == (20, False, 100,
+                                                                                               "spline", False)
     assert fast.overlap == 256
     # options given explicitly win over the protocol's values, whichever they are
     mine = ScatCovSeparator(table=table, clusters=[0], scale=1024, protocol="paper", n_prior=20, near_lmst=False,
@@ -38,8 +38,9 @@ def test_the_paper_protocol_resolves_to_the_published_values():
     assert mine.overlap == 128
     assert (mine.n_prior, mine.near_lmst, mine.max_iter, mine.detrend, mine.per_cluster) == (20, False, 5, "none", True)
     assert ScatCovSeparator(prior=PRIOR, max_iter=100)._checked().max_iter == 100
-    # the provenance of a 'fast' run is what it was before protocols existed; a paper run names its protocol
-    assert "protocol" not in ScatCovSeparator(prior=PRIOR).provenance_params()
+    # every run records its protocol and detrend (a replay of a file from before fills them in as they were)
+    assert ScatCovSeparator(prior=PRIOR).provenance_params()["detrend"] == "spline"
+    assert ScatCovSeparator.unrecorded == {"protocol": "fast", "detrend": "none", "hold_mean": False}
     prov = ScatCovSeparator(prior=PRIOR, protocol="paper").provenance_params()
     assert prov["protocol"] == "paper" and prov["detrend"] == "spline" and prov["max_iter"] == 1000
     assert prov["n_prior"] == PRIOR.shape[0]  # a given array is the prior as it is

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from obspy import Stream
 
@@ -52,6 +52,9 @@ class BaseSeparator(ParamsMixin):
     """
 
     name: str
+    #: options a provenance written before they were recorded does not hold, with the values such a run had; a
+    #: replay fills them in (:mod:`unmix.replay`), so that a changed default does not change what it re-runs
+    unrecorded: ClassVar[dict[str, Any]] = {}
 
     def piece_extent(self, sampling_rate: float) -> PieceExtent | None:
         """Kept and margin samples of the pieces a long record may be separated in (:mod:`unmix.separation.pieces`);

@@ -231,7 +231,7 @@ class HybridSeparator(BaseSeparator):
             return run.prior, {"source": "array", "n": int(run.prior.shape[0])}
         if self.table is None or self.clusters is None or self.scale is None:
             return None, None
-        return self._scatcov(run, removed_name="residual")._prior_for(stream, comps, progress, token)
+        return self._scatcov(run, removed_name="residual", detrend="none")._prior_for(stream, comps, progress, token)
 
     def _paz(self, run: _Run, tr: Trace) -> Paz:
         if run.inventory is None:
