@@ -110,7 +110,7 @@ def _unrecorded_now(method: str, options: dict) -> dict:
     from unmix.separation.registry import get_method, methods
 
     spec = methods().get(method)
-    keys = getattr(spec.load(), "unrecorded", {}) if spec is not None else {}
+    keys = spec.unrecorded() if spec is not None else {}
     if not keys:
         return {}
     params = get_method(method, **options).provenance_params()

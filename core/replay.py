@@ -109,7 +109,7 @@ def _unrecorded(method: str) -> dict[str, Any]:
 
     spec = methods().get(method)
     try:
-        return dict(getattr(spec.load(), "unrecorded", {})) if spec is not None else {}
+        return spec.unrecorded() if spec is not None else {}
     except ConfigError:
         return {}
 

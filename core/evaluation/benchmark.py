@@ -329,17 +329,17 @@ def run_synthetic_benchmark(
 def _target_prior(record_prior, case: BenchCase, say: Callable[[str], None]):
     """The record's quietest clusters counting only windows outside this case's target (the record-wide choice when
     fewer than 2 are left: the prior-using methods then report that they had too few windows)."""
-    from unmix.evaluation.cluster_prior import QUIETEST, _named, describe
+    from unmix.evaluation.cluster_prior import QUIETEST, describe, named
 
     t0 = min(tr.stats.starttime for tr in case.mixture).timestamp
     t1 = max(tr.stats.endtime for tr in case.mixture).timestamp + case.mixture[0].stats.delta
     try:
         chosen = record_prior.for_target(t0, t1)
     except DataError:
-        say(f"prior: {case.name}: fewer than 2 windows outside the target; {_named(record_prior.clusters)} kept")
+        say(f"prior: {case.name}: fewer than 2 windows outside the target; {named(record_prior.clusters)} kept")
         return record_prior
     stats = {int(k): v for k, v in chosen.info["target_clusters"].items()}
-    say(f"prior: {case.name}: background {_named(chosen.clusters)} at scale {chosen.scale}, {QUIETEST} outside "
+    say(f"prior: {case.name}: background {named(chosen.clusters)} at scale {chosen.scale}, {QUIETEST} outside "
         f"the target ({describe(stats, chosen.scale)})")
     return chosen
 

@@ -133,7 +133,8 @@ def cluster_stats(rms: np.ndarray, labels: np.ndarray, keep: np.ndarray | None =
 QUIETEST = f"the quietest clusters, as many as hold >= {PRIOR_WINDOWS} windows together"
 
 
-def _named(clusters: tuple[int, ...]) -> str:
+def named(clusters: tuple[int, ...]) -> str:
+    """'cluster 4' or 'clusters 4, 10, 12'."""
     return ("cluster " if len(clusters) == 1 else "clusters ") + ", ".join(str(k) for k in clusters)
 
 
@@ -195,7 +196,7 @@ def build_cluster_prior(bg: Background, work: str | Path, epochs: int | None = N
     chosen = quietest_clusters(stats)
     say(f"prior: {Path(bg.path).name}: model {trained.path} ({'reused' if trained.reused else 'trained'}, "
         f"{model_config.epochs} epochs), table {clustered.path} ({table.n_windows} windows); background "
-        f"{_named(chosen)} at scale {scale}: {QUIETEST} ({describe(stats, scale)})")
+        f"{named(chosen)} at scale {scale}: {QUIETEST} ({describe(stats, scale)})")
     progress(1.0, "cluster prior ready")
     info = {"source": "clusters", "work": str(folder), "model": str(trained.path), "table": str(clustered.path),
             "model_reused": trained.reused, "epochs": model_config.epochs, "window": config.window,

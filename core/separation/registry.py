@@ -148,6 +148,11 @@ class MethodSpec:
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"separation method {self.name!r} cannot be loaded from {self.target}: {exc}") from exc
 
+    def unrecorded(self) -> dict[str, Any]:
+        """The options a provenance written before they were recorded lacks, with the values such a run had
+        (:attr:`unmix.separation.base.BaseSeparator.unrecorded`; nothing for other factories)."""
+        return dict(getattr(self.load(), "unrecorded", None) or {})
+
     @property
     def title(self) -> str:
         """The label shown in the GUI."""

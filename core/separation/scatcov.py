@@ -53,14 +53,13 @@ class ScatCovSeparator(BaseSeparator):
 
     Solver: ``piece`` samples per problem (all pieces and components solved as one batch, stitched with tapered
     overlap-add over ``overlap`` samples; None: the protocol's, a quarter piece with 'fast', none with 'paper'), at
-    most ``max_iter`` (L-BFGS
-    iterations at most; None: the protocol's, 100 with 'fast', 1000 with 'paper') iterations, early stop at
-    ``sqrt(loss) <= tol`` (0.1 as published), ``standardize`` ``'time'`` (per-time-index whitening, as published)
-    / ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component, evaluated together) or
-    ``'scipy'`` (L-BFGS-B on the summed loss). ``detrend`` (``'none'``, ``'mean'``, ``'linear'`` or ``'spline'``:
-    order 2, knots every 2000 samples; None: the protocol's, 'spline') is removed
-    from the record and the snippets before separating and put back into the background; ``hold_mean`` keeps each
-    piece's mean in the background. ``removed_name`` names the removed part in the result.
+    most ``max_iter`` (L-BFGS iterations at most; None: the protocol's, 100 with 'fast', 1000 with 'paper')
+    iterations, early stop at ``sqrt(loss) <= tol`` (0.1 as published), ``standardize`` ``'time'`` (per-time-index
+    whitening, as published) / ``'global'`` / None; ``optimizer`` ``'batched'`` (one L-BFGS per piece and component,
+    evaluated together) or ``'scipy'`` (L-BFGS-B on the summed loss). ``detrend`` (``'none'``, ``'mean'``,
+    ``'linear'`` or ``'spline'``: order 2, knots every 2000 samples; None: the protocol's, 'spline' with both) is
+    removed from the record and the snippets before separating and put back into the background; ``hold_mean`` keeps
+    each piece's mean in the background. ``removed_name`` names the removed part in the result.
 
     ``protocol`` (``'fast'``: 20 snippets over the union of the prior clusters, no LMST filter, the spline detrend,
     100 iterations, pieces overlapping by a quarter; ``'paper'``: the published separation, 300 snippets per prior
