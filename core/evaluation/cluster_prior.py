@@ -5,7 +5,7 @@ background record: the record's features (default settings, or the largest windo
 record), the default model, its cluster table, and its quietest clusters at the finest scale (ranked by the median RMS
 of their windows; per target, of their windows outside the target, which the separator never takes), as many as it
 takes to hold :data:`PRIOR_WINDOWS` windows, handed to scatcov/hybrid as :meth:`unmix.prior.Prior.from_clusters`
-does for ``unmix separate --table T --background-cluster K [--background-cluster K2 ...] --scale S``. The published
+does for ``unmix separate --table T --background-cluster K[,K2,...] --scale S``. The published
 configurations likewise draw one prior from one or two clusters the analysts chose; a single small cluster (2–5
 windows of a 75-min record) gave scatcov too few snippets to estimate the statistics from.
 The record is written standardised (σ units, as the benchmark's mixtures are) so that the snippets read back from
