@@ -127,3 +127,18 @@ def test_paper_prior_from_a_cluster_table_per_cluster_near_the_target_and_detren
     assert res.info["params"]["protocol"] == "paper" and res.info["params"]["detrend"] == "spline"
     # the record's level is kept: the spline trend goes back into the background
     assert abs(res.background[0].data.mean() - target[0].data.mean()) < 0.2 * target[0].data.std()
+
+
+def test_a_one_component_record_takes_its_component_of_a_prior_file(tmp_path):
+    """A V-only record with a 3-component prior file: the prior's V row serves it (the file's component letters are
+    handed to the method; without them the run stopped with "prior snippets have 3 components, the record 1")."""
+    record, prior = tmp_path / "record.mseed", tmp_path / "prior.mseed"
+    make_stream("V", npts=2048).write(str(record), format="MSEED")
+    make_stream("UVW", npts=12000, start="2019-05-20T00:00:00").write(str(prior), format="MSEED")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["separate", str(record), "--out", str(out), "--method", "scatcov", "--prior",
+                                  str(prior), "--device", "cpu", "--scatcov-opt", "max_iter=1", "--scatcov-opt",
+                                  "J=6"])
+    assert r.exit_code == 0, r.output
+    (prov,) = out.glob("*.provenance.json")
+    assert json.loads(prov.read_text())["configuration"]["options"]["components"] == "UVW"

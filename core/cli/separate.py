@@ -397,12 +397,15 @@ def separate(inputs, out_dir, method, model, store, table, background_cluster, s
                 model_info["background_cluster"] = {"given": background_cluster, "clusters": clusters}
             options.update(table=cluster_table, clusters=clusters, scale=scale)
         elif prior_file is not None:
-            from unmix.evaluation.cases import prior_snippets
+            from unmix.evaluation.cases import labelled_prior_snippets
             from unmix.separation.scatcov import PROTOCOL_VALUES
 
             protocol = PROTOCOL_VALUES.get(str(options.get("protocol", "fast")), PROTOCOL_VALUES["fast"])
             n_prior = options.pop("n_prior", None) or protocol["n_prior"]  # fast: 20; paper: 300
-            options["prior"] = prior_snippets(prior_file, int(n_prior), int(options.get("piece", 1024)))
+            options["prior"], letters = labelled_prior_snippets(prior_file, int(n_prior),
+                                                                int(options.get("piece", 1024)))
+            if "components" in {o.name for o in spec.options()}:  # the file's order, whatever the record's
+                options.setdefault("components", letters)
             model_info = {"prior_file": str(prior_file.resolve()), "prior_sha256": file_sha256(prior_file)}
         else:
             raise ConfigError(f"--method {method} needs a prior: --model/--store or --table with --background-cluster "

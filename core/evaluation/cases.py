@@ -515,9 +515,18 @@ def select_components(case: BenchCase, components: Sequence[str]) -> BenchCase:
 def prior_snippets(path: str | Path, count: int = 20, length: int = 2048, seed: int = 0,
                    standardise: bool = False) -> np.ndarray:
     """(R, C, T) snippets of clean background from a file (counts unless ``standardise``), non-overlapping."""
+    return labelled_prior_snippets(path, count, length, seed, standardise)[0]
+
+
+def labelled_prior_snippets(path: str | Path, count: int = 20, length: int = 2048, seed: int = 0,
+                            standardise: bool = False) -> tuple[np.ndarray, str]:
+    """:func:`prior_snippets` and their component letters, in the order of the array's second axis."""
     records = read_records(path)
     rec = max(records, key=lambda r: r.npts)
-    x = rec.to_array()
+    return _snippets(rec.to_array(), path, count, length, seed, standardise), rec.components
+
+
+def _snippets(x: np.ndarray, path: str | Path, count: int, length: int, seed: int, standardise: bool) -> np.ndarray:
     if standardise:
         x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
     n = x.shape[1] // length
