@@ -523,10 +523,7 @@ def labelled_prior_snippets(path: str | Path, count: int = 20, length: int = 204
     """:func:`prior_snippets` and their component letters, in the order of the array's second axis."""
     records = read_records(path)
     rec = max(records, key=lambda r: r.npts)
-    return _snippets(rec.to_array(), path, count, length, seed, standardise), rec.components
-
-
-def _snippets(x: np.ndarray, path: str | Path, count: int, length: int, seed: int, standardise: bool) -> np.ndarray:
+    x = rec.to_array()
     if standardise:
         x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
     n = x.shape[1] // length
@@ -534,4 +531,4 @@ def _snippets(x: np.ndarray, path: str | Path, count: int, length: int, seed: in
         raise DataError(f"shorter than one prior snippet ({length} samples)", path)
     rng = np.random.default_rng(seed)
     starts = sorted(rng.choice(n, size=min(count, n), replace=False).tolist())
-    return np.stack([x[:, s * length:(s + 1) * length] for s in starts])
+    return np.stack([x[:, s * length:(s + 1) * length] for s in starts]), rec.components

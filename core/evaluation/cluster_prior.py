@@ -155,10 +155,11 @@ def quietest_clusters(stats: dict[int, dict], windows: int = PRIOR_WINDOWS) -> t
     ranked = sorted((k for k, v in stats.items() if v["windows"]), key=lambda k: (stats[k]["median_rms"], k))
     if sum(stats[k]["windows"] for k in ranked) < 2:
         raise DataError("the clusters hold fewer than 2 windows; a prior needs at least 2")
-    chosen: list[int] = []
+    chosen, held = [], 0
     for k in ranked:
         chosen.append(k)
-        if sum(stats[j]["windows"] for j in chosen) >= windows:
+        held += stats[k]["windows"]
+        if held >= windows:
             break
     return tuple(chosen)
 
